@@ -1,0 +1,1 @@
+"""Installer tooling and the root of the ``simrotor`` command line."""
