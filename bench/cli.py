@@ -1,0 +1,29 @@
+"""``simrotor bench …``: benchmarks print JSON; each lives in its own module."""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+#: name -> "module:attribute" of a click command.
+BENCHMARKS: dict[str, str] = {
+    "at": "bench.at:at",
+    "audio": "bench.audio:audio",
+}
+
+
+class _LazyBench(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(BENCHMARKS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = BENCHMARKS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=_LazyBench)
+def bench() -> None:
+    """Benchmarks (not tests): each prints one JSON document with its figures."""
