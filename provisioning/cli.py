@@ -6,6 +6,7 @@ part (say, audio without numpy) cannot take the modem tools down with it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
@@ -19,9 +20,17 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+def _importable(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+        # Only list what is installed, so ``--help`` never fails on a missing part.
+        return sorted(n for n, t in SUBCOMMANDS.items() if _importable(t.split(":")[0]))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = SUBCOMMANDS.get(cmd_name)
