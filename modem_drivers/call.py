@@ -1,0 +1,234 @@
+"""A voice call on one modem, as a small state machine driven by call-progress URCs.
+
+Rules of the machine (a table, as h11 keeps its states):
+
+* a call starts DIALING when ``ATD`` is written;
+* it moves forward only: DIALING → ALERTING → ACTIVE → RELEASED, and may skip states
+  (busy and unassigned numbers never alert; some modems report ACTIVE without ALERTING);
+* a report of a state the call already passed is a duplicate (SIMCom repeats ``+CLCC``,
+  a ``NO CARRIER`` follows ``+CLCC: …,6``) and is ignored; a report of an earlier state is
+  a protocol error: logged, ignored, never fatal;
+* RELEASED is final and carries the Q.850 cause when the modem told it.
+
+The dialect decides which URCs carry the reports; the parsers below turn each vendor's
+line into ``(state, cause)``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+from .q850 import CallOutcome, outcome_for
+
+logger = logging.getLogger(__name__)
+
+
+class CallState(enum.Enum):
+    DIALING = "dialing"
+    ALERTING = "alerting"
+    ACTIVE = "active"
+    RELEASED = "released"
+
+
+#: state -> states it may move to.
+TRANSITIONS: Final[dict[CallState, frozenset[CallState]]] = {
+    CallState.DIALING: frozenset({CallState.ALERTING, CallState.ACTIVE, CallState.RELEASED}),
+    CallState.ALERTING: frozenset({CallState.ACTIVE, CallState.RELEASED}),
+    CallState.ACTIVE: frozenset({CallState.RELEASED}),
+    CallState.RELEASED: frozenset(),
+}
+_ORDER: Final = {s: i for i, s in enumerate(CallState)}
+
+#: +CLCC / ^DSCI <stat> (27.007 §7.18) -> call state. 6 = "released" is a SIMCom/Quectel
+#: extension (SIM7600 manual, AT+CLCC; EC25 manual, ^DSCI). 1 held, 4 incoming and
+#: 5 waiting do not happen on an outbound call we own.
+CLCC_STAT: Final[dict[int, CallState]] = {
+    0: CallState.ACTIVE,
+    2: CallState.DIALING,
+    3: CallState.ALERTING,
+    6: CallState.RELEASED,
+}
+
+#: Final result codes that end a call, with the cause they imply when +CEER says nothing.
+RELEASE_FINALS: Final[dict[str, int | None]] = {
+    "NO CARRIER": None,
+    "BUSY": 17,  # Q.850 user busy
+    "NO ANSWER": 19,  # Q.850 no answer from user (user alerted)
+    "NO DIALTONE": 31,  # no network: normal, unspecified
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallEvent:
+    state: CallState
+    at: float  # time.monotonic()
+    cause: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallReport:
+    """What a finished call looked like: timestamps (UTC, ISO) and its cause."""
+
+    number: str
+    outcome: CallOutcome
+    cause: int | None
+    dialed_at: float
+    alerting_at: float | None
+    answered_at: float | None
+    ended_at: float | None
+    talk_seconds: float
+    local_release: bool
+
+
+class Call:
+    """One outbound call. Created by ``Modem.dial``; fed by the modem's URC handling."""
+
+    def __init__(self, number: str, *, on_change: Callable[["Call", CallEvent], None] | None = None):
+        self.number = number
+        self.state = CallState.DIALING
+        self.cause: int | None = None
+        self.local_release = False
+        now = time.monotonic()
+        self.times: dict[CallState, float] = {CallState.DIALING: now}
+        self.wall_dialed = time.time()
+        self._changed = asyncio.Event()
+        self._released = asyncio.Event()
+        self._on_change = on_change
+        self.hangup_cb: Callable[[], "asyncio.Future[None] | object"] | None = None
+
+    # -- driven by the modem -------------------------------------------------------
+    def advance(self, state: CallState, cause: int | None = None) -> bool:
+        """Apply a reported state; returns True when it changed the call."""
+        if state is self.state or _ORDER[state] < _ORDER[self.state]:
+            if _ORDER[state] < _ORDER[self.state]:
+                logger.debug("call %s: ignoring %s after %s", _mask(self.number), state.value, self.state.value)
+            if state is CallState.RELEASED and cause is not None and self.cause is None:
+                self.cause = cause
+            return False
+        if state not in TRANSITIONS[self.state]:
+            logger.warning("call %s: %s -> %s is not a valid move", _mask(self.number), self.state.value, state.value)
+            return False
+        # Fill skipped states' timestamps only for those the call really passed.
+        self.state = state
+        self.times[state] = time.monotonic()
+        if cause is not None:
+            self.cause = cause
+        event = CallEvent(state, self.times[state], self.cause)
+        if state is CallState.RELEASED:
+            self._released.set()
+        self._changed.set()
+        self._changed = asyncio.Event()
+        if self._on_change is not None:
+            try:
+                self._on_change(self, event)
+            except Exception:  # a listener must never break the call
+                logger.exception("call listener failed")
+        return True
+
+    # -- for the caller --------------------------------------------------------------
+    @property
+    def released(self) -> bool:
+        return self.state is CallState.RELEASED
+
+    async def wait_for(self, *states: CallState, timeout: float | None = None) -> CallState:
+        """Wait until the call reaches one of ``states`` or is released."""
+        wanted = set(states) | {CallState.RELEASED}
+        async with asyncio.timeout(timeout):
+            while self.state not in wanted:
+                await self._changed.wait()
+        return self.state
+
+    async def wait_released(self, timeout: float | None = None) -> None:
+        async with asyncio.timeout(timeout):
+            await self._released.wait()
+
+    def report(self) -> CallReport:
+        answered = CallState.ACTIVE in self.times
+        alerted = CallState.ALERTING in self.times or answered
+        ended = self.times.get(CallState.RELEASED)
+        ans = self.times.get(CallState.ACTIVE)
+        talk = (ended - ans) if (ended is not None and ans is not None) else 0.0
+        return CallReport(
+            number=self.number,
+            outcome=outcome_for(self.cause, answered=answered, alerted=alerted),
+            cause=self.cause,
+            dialed_at=0.0,
+            alerting_at=_rel(self.times, CallState.ALERTING),
+            answered_at=_rel(self.times, CallState.ACTIVE),
+            ended_at=_rel(self.times, CallState.RELEASED),
+            talk_seconds=round(talk, 3),
+            local_release=self.local_release,
+        )
+
+
+def _rel(times: dict[CallState, float], state: CallState) -> float | None:
+    t = times.get(state)
+    return None if t is None else round(t - times[CallState.DIALING], 3)
+
+
+def _mask(number: str) -> str:
+    """Phone numbers in logs show only their last 3 digits (DESIGN.md conventions)."""
+    return "*" * max(0, len(number) - 3) + number[-3:]
+
+
+mask_number = _mask
+
+
+# -- vendor line parsers: line -> (state, cause) or None ----------------------------------
+def _fields(text: str) -> list[str]:
+    body = text.split(":", 1)[1] if ":" in text else ""
+    return [f.strip().strip('"') for f in body.split(",")]
+
+
+def parse_clcc(text: str) -> tuple[CallState, int | None] | None:
+    """``+CLCC: <idx>,<dir>,<stat>,<mode>,<mpty>[,"<number>",<type>]`` (27.007 §7.18)."""
+    f = _fields(text)
+    if len(f) < 3 or not f[2].isdigit():
+        return None
+    if f[1] != "0":  # only mobile-originated calls are ours
+        return None
+    state = CLCC_STAT.get(int(f[2]))
+    return None if state is None else (state, None)
+
+
+def parse_dsci(text: str) -> tuple[CallState, int | None] | None:
+    """Quectel ``^DSCI: <id>,<dir>,<stat>,<type>,<number>,<num_type>`` (EC25 manual)."""
+    return parse_clcc(text)
+
+
+def parse_huawei(text: str) -> tuple[CallState, int | None] | None:
+    """Huawei ``^ORIG``/``^CONF``/``^CONN``/``^CEND`` (chan_dongle; E1550 voice)."""
+    name = text.split(":", 1)[0].strip()
+    if name == "^ORIG":
+        return CallState.DIALING, None
+    if name == "^CONF":
+        return CallState.ALERTING, None
+    if name == "^CONN":
+        return CallState.ACTIVE, None
+    if name == "^CEND":
+        f = _fields(text)  # call_x, duration, end_status, cc_cause
+        cause = int(f[3]) if len(f) > 3 and f[3].isdigit() else None
+        return CallState.RELEASED, cause
+    return None
+
+
+def parse_voice_call(text: str) -> tuple[CallState, int | None] | None:
+    """SIM7600 ``VOICE CALL: BEGIN`` / ``VOICE CALL: END: <duration>``."""
+    body = text.split(":", 1)[1].strip().upper() if ":" in text else ""
+    if body.startswith("BEGIN"):
+        return CallState.ACTIVE, None
+    if body.startswith("END"):
+        return CallState.RELEASED, None
+    return None
+
+
+def parse_release_final(text: str) -> tuple[CallState, int | None] | None:
+    key = text.strip().upper()
+    if key in RELEASE_FINALS:
+        return CallState.RELEASED, RELEASE_FINALS[key]
+    return None

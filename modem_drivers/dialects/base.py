@@ -1,0 +1,106 @@
+"""What differs between modem vendors, declared as data (zigpy-znp's habit: commands are
+table rows with their manual's words beside them, not ``if vendor == …`` branches).
+
+A ``Dialect`` lists the commands a Modem sends for each feature and the URC parsers that
+turn the vendor's unsolicited lines into call states and DTMF digits. ``docs/dialects.md``
+is the human-readable contract these tables implement.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Callable
+from typing import Final
+
+from ..call import CallState
+from ..ussd import UssdForm
+
+
+class CallProgress(enum.Enum):
+    """How the modem tells us what an outbound call is doing."""
+
+    URC = "urc"  # the dialect's URCs report every change
+    POLL = "poll"  # no auto-report: paced AT+CLCC queries while a call is up
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cmd:
+    """One command row: what to send, which prefix answers it, and why we send it."""
+
+    command: str
+    expect: str | None = None
+    optional: bool = False  # an ERROR is logged and tolerated
+    doc: str = ""
+
+
+CallParser = Callable[[str], "tuple[CallState, int | None] | None"]
+DtmfParser = Callable[[str], "str | None"]
+CauseParser = Callable[[str], "int | None"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallUrc:
+    """A URC that reports call progress, its parser, and whether its cause is final."""
+
+    prefix: str
+    parse: CallParser
+    cause_is_final: bool = False  # True: no +CEER needed (Huawei ^CEND carries Q.850)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    #: (manufacturer regex, model regex) pairs that select this dialect, searched in +CGMI/+CGMM.
+    matches: tuple[tuple[str, str], ...]
+    #: Sent after identification, once the SIM is ready (order matters).
+    init: tuple[Cmd, ...]
+    #: Read the ICCID; ``iccid_swapped`` when the answer is EF_ICCID's nibble-swapped BCD.
+    iccid: Cmd
+    iccid_swapped: bool
+    #: Turn on call-progress reports; when it fails the modem is polled with AT+CLCC.
+    call_progress_on: Cmd | None
+    call_urcs: tuple[CallUrc, ...]
+    hangup: str
+    #: ``{digit}`` and ``{call}`` are filled in.
+    dtmf_send: str
+    dtmf_urcs: tuple[tuple[str, DtmfParser], ...]
+    dtmf_receive_on: Cmd | None
+    ceer: Cmd | None
+    ceer_parse: CauseParser
+    ussd_form: UssdForm
+    #: ``{slot}`` is filled in; None when the modem has one SIM slot.
+    slot_switch: str | None
+    slot_query: Cmd | None
+    reset: str
+    #: URC prefixes beyond the AT layer's table, and those whose PDU is on the next line.
+    extra_urcs: tuple[str, ...] = ()
+    #: Interval of AT+CLCC polling when the modem has no auto-report: frequent enough to
+    #: stamp answer within half a second, rare enough to leave the port for SMS work.
+    poll_interval: float = 0.5
+
+    def urc_prefixes(self) -> tuple[str, ...]:
+        return tuple(u.prefix for u in self.call_urcs) + tuple(p for p, _ in self.dtmf_urcs) + self.extra_urcs
+
+    def selected_by(self, manufacturer: str, model: str) -> bool:
+        return any(
+            re.search(mre, manufacturer, re.I) and re.search(dre, model, re.I) for mre, dre in self.matches
+        )
+
+
+def parse_dtmf_digit(text: str) -> str | None:
+    """``+DTMF: 5`` / ``+RXDTMF: 5`` / ``^DDTMF: 5`` -> "5"."""
+    body = text.split(":", 1)[1].strip().strip('"') if ":" in text else ""
+    return body[:1].upper() if body[:1] and body[:1].upper() in DTMF_DIGITS else None
+
+
+def parse_dtmf_ascii(text: str) -> str | None:
+    """Quectel ``+QTONEDET: 49`` carries the ASCII code of the digit."""
+    body = text.split(":", 1)[1].strip() if ":" in text else ""
+    if not body.isdigit():
+        return None
+    ch = chr(int(body)) if int(body) < 128 else ""
+    return ch.upper() if ch and ch.upper() in DTMF_DIGITS else None
+
+
+DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")

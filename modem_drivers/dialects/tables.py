@@ -1,0 +1,134 @@
+"""The four dialects as table rows. Sources per row: 3GPP TS 27.007/27.005; SIMCom SIM800
+Series AT Command Manual V1.09 and SIM7500/SIM7600 Series AT Command Manual V3.00; Quectel
+EC2x and M35 AT Commands Manuals; Huawei E1550/E173 voice behaviour as documented by
+chan_dongle. See docs/dialects.md for the full exchange of each feature.
+"""
+from __future__ import annotations
+
+from typing import Final
+
+from .. import call as c
+from ..q850 import cause_from_text
+from ..ussd import UssdForm
+from .base import CallUrc, Cmd, Dialect, parse_dtmf_ascii, parse_dtmf_digit
+
+
+def _ceer_text(text: str) -> int | None:
+    body = text.split(":", 1)[1] if ":" in text else text
+    return cause_from_text(body)
+
+
+def _ceer_quectel(text: str) -> int | None:
+    """``+CEER: <locationID>,<cause>`` (Quectel M35 manual): the cause is the last field."""
+    body = text.split(":", 1)[1] if ":" in text else text
+    parts = [p.strip().strip('"') for p in body.split(",")]
+    if parts and parts[-1].isdigit():
+        return int(parts[-1])
+    return cause_from_text(body)
+
+
+# Release finals are reported by every dialect (after ATD returned OK).
+_RELEASE_FINALS: Final = tuple(CallUrc(p, c.parse_release_final) for p in ("NO CARRIER", "BUSY", "NO ANSWER"))
+
+#: Commands every dialect sends once the SIM is ready (27.005/27.007).
+_COMMON_INIT: Final = (
+    Cmd("AT+CMGF=0", doc="PDU mode (27.005 §3.2.3): the only mode that carries UCS2, UDH and status reports"),
+    Cmd('AT+CSCS="GSM"', optional=True, doc="USSD strings as text (27.007 §5.5)"),
+    Cmd("AT+CLIP=1", optional=True, doc="caller number with RING (27.007 §7.6) for callbacks"),
+    Cmd("AT+CREG=2", optional=True, doc="registration URCs with LAC/CI (27.007 §7.2)"),
+)
+
+GENERIC: Final = Dialect(
+    name="generic",
+    matches=((".*", ".*"),),
+    init=_COMMON_INIT,
+    iccid=Cmd("AT+CRSM=176,12258,0,0,10", expect="+CRSM", doc="READ BINARY of EF_ICCID 2FE2 (27.007 §8.18, 51.011 §10.1.1)"),
+    iccid_swapped=True,
+    call_progress_on=Cmd("AT+CLCC=1", optional=True, doc="auto-report call list; not in 27.007, widespread"),
+    call_urcs=(CallUrc("+CLCC", c.parse_clcc),) + _RELEASE_FINALS,
+    hangup="ATH",
+    dtmf_send='AT+VTS="{digit}"',
+    dtmf_urcs=(),
+    dtmf_receive_on=None,
+    ceer=Cmd("AT+CEER", expect="+CEER", optional=True, doc="extended error report (27.007 §6.10)"),
+    ceer_parse=_ceer_text,
+    ussd_form=UssdForm.GSM,
+    slot_switch="AT+CSUS={slot}",
+    slot_query=Cmd("AT+CSUS?", expect="+CSUS", optional=True, doc="27.007 §8.66"),
+    reset="AT+CFUN=1,1",
+)
+
+SIMCOM: Final = Dialect(
+    name="simcom",
+    matches=(("simcom", ".*"), (".*", r"^SIM(800|900|5[0-9]{3}|7[0-9]{3})")),
+    init=_COMMON_INIT,
+    iccid=Cmd("AT+CCID", doc="SIM800 manual AT+CCID: bare digits; SIM7600 adds +CCID:"),
+    iccid_swapped=False,
+    call_progress_on=Cmd("AT+CLCC=1", doc="SIM800/SIM7600 manual: +CLCC URC at each call change"),
+    call_urcs=(
+        CallUrc("+CLCC", c.parse_clcc),
+        CallUrc("VOICE CALL", c.parse_voice_call),
+    )
+    + _RELEASE_FINALS,
+    hangup="ATH",
+    dtmf_send='AT+VTS="{digit}"',
+    dtmf_urcs=(("+DTMF", parse_dtmf_digit), ("+RXDTMF", parse_dtmf_digit)),
+    dtmf_receive_on=Cmd("AT+DDET=1", optional=True, doc="SIM800 manual: DTMF detection, +DTMF URC"),
+    ceer=Cmd("AT+CEER", expect="+CEER", optional=True, doc="SIM800 manual: +CEER: <text>"),
+    ceer_parse=_ceer_text,
+    ussd_form=UssdForm.GSM,
+    slot_switch="AT+CSUS={slot}",
+    slot_query=Cmd("AT+CSUS?", expect="+CSUS", optional=True),
+    reset="AT+CFUN=1,1",
+)
+
+QUECTEL: Final = Dialect(
+    name="quectel",
+    matches=(("quectel", ".*"), (".*", r"^(EC2\d|EG\d\d|M35|M95|UC15|UC20|BG\d\d)")),
+    init=_COMMON_INIT,
+    iccid=Cmd("AT+QCCID", expect="+QCCID", doc="EC25 manual AT+QCCID"),
+    iccid_swapped=False,
+    call_progress_on=Cmd("AT^DSCI=1", doc="EC25 manual: ^DSCI call status indication"),
+    call_urcs=(CallUrc("^DSCI", c.parse_dsci),) + _RELEASE_FINALS,
+    hangup="ATH",
+    dtmf_send='AT+VTS="{digit}"',
+    dtmf_urcs=(("+QTONEDET", parse_dtmf_ascii),),
+    dtmf_receive_on=Cmd("AT+QTONEDET=1", optional=True, doc="EC25 manual: DTMF detection"),
+    ceer=Cmd("AT+CEER", expect="+CEER", optional=True, doc="M35 manual: +CEER: <locationID>,<cause>"),
+    ceer_parse=_ceer_quectel,
+    ussd_form=UssdForm.GSM,
+    slot_switch="AT+QDSIM={slot}",
+    slot_query=Cmd("AT+QDSIM?", expect="+QDSIM", optional=True, doc="EC2x dual SIM single standby"),
+    reset="AT+CFUN=1,1",
+)
+
+HUAWEI: Final = Dialect(
+    name="huawei",
+    matches=(("huawei", ".*"), (".*", r"^(E1550|E173|E1752|E169|E155X|K3715)")),
+    init=(Cmd("AT^CVOICE=0", optional=True, doc="voice on the audio port (chan_dongle)"),) + _COMMON_INIT,
+    iccid=Cmd("AT^ICCID?", expect="^ICCID", doc="Huawei ^ICCID: nibble-swapped like EF_ICCID"),
+    iccid_swapped=True,
+    call_progress_on=None,  # ^ORIG/^CONF/^CONN/^CEND are always on
+    call_urcs=(
+        CallUrc("^ORIG", c.parse_huawei),
+        CallUrc("^CONF", c.parse_huawei),
+        CallUrc("^CONN", c.parse_huawei),
+        CallUrc("^CEND", c.parse_huawei, cause_is_final=True),
+    )
+    + _RELEASE_FINALS,
+    hangup="AT+CHUP",
+    dtmf_send="AT^DTMF={call},{digit}",
+    dtmf_urcs=(("^DDTMF", parse_dtmf_digit),),
+    dtmf_receive_on=None,
+    ceer=None,  # ^CEND carries the cause
+    ceer_parse=_ceer_text,
+    ussd_form=UssdForm.PACKED,
+    slot_switch=None,
+    slot_query=None,
+    reset="AT+CFUN=1,1",
+    extra_urcs=("^RSSI", "^BOOT", "^MODE", "^SRVST", "^SIMST", "^CVOICE"),
+)
+
+#: Detection order: the first dialect whose pattern matches wins; generic is the fallback.
+DIALECTS: Final[tuple[Dialect, ...]] = (SIMCOM, QUECTEL, HUAWEI, GENERIC)
+BY_NAME: Final[dict[str, Dialect]] = {d.name: d for d in DIALECTS}

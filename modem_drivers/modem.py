@@ -1,0 +1,759 @@
+"""One async Modem API over every dialect.
+
+``Modem.open(url)`` opens the AT port, brings the modem to a known state (echo off,
+numeric errors), identifies it, picks its dialect from ``+CGMI``/``+CGMM``, and — when
+the SIM is ready — configures PDU mode, message indications and call progress. Unsolicited
+lines become typed events (``subscribe``) and drive the current ``Call``.
+
+Rules that keep an SMS from ever being lost and a modem from ever going offline on a bad
+line: every URC handler runs inside try/except and logs; a message PDU that cannot be
+decoded is reported raw; a malformed index (``+CMTI: "SM",-1``) is logged and dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Final
+
+from .at import (
+    AtError,
+    AtPort,
+    CmeError,
+    CmsError,
+    CommandFailed,
+    FinalKind,
+    PortState,
+    Response,
+    TimeoutClass,
+    Urc,
+)
+from .call import Call, CallState, mask_number
+from .dialects import GENERIC, Cmd, Dialect, detect
+from .errors import (
+    CME_ERRORS,
+    CMS_ERRORS,
+    CallBusy,
+    ModemError,
+    NotRegistered,
+    SimPinRequired,
+    SimPukRequired,
+    SmsFailed,
+    Unsupported,
+    UssdFailed,
+)
+from . import sms as smsmod
+from .types import (
+    ACCESS_TECHNOLOGY,
+    DtmfReceived,
+    Identity,
+    IncomingCall,
+    ModemEvent,
+    PinState,
+    PortLost,
+    PortRestored,
+    RegStat,
+    Registration,
+    RegistrationChanged,
+    Signal,
+    SimInfo,
+    SmsReceived,
+    SmsSubmission,
+    SmsUndecodable,
+    StatusReportReceived,
+    UssdReply,
+    rssi_to_dbm,
+)
+from .ussd import decode_reply, encode_request
+
+logger = logging.getLogger(__name__)
+
+#: New-message indication settings, best first (27.005 §3.4.1): mt=2 would route SMS
+#: directly, but a direct +CMT must be acknowledged in some modes; mt=1 stores it and
+#: sends +CMTI (nothing lost if we are slow). ds=1 sends status reports directly (+CDS),
+#: ds=2 stores them (+CDSI). Some modems refuse some combinations with +CMS ERROR.
+CNMI_CHOICES: Final = ("AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,0,0", "AT+CNMI=1,1,0,1,0")
+#: After ATH the modem normally reports the release at once; if it does not, the call is
+#: closed locally after this long (our own release, cause 16).
+HANGUP_GRACE: Final = 1.0
+#: A USSD reply arrives as a +CUSD URC after OK; networks answer within seconds, the
+#: 27.007 session timer is network-defined; 30 s matches common modem defaults.
+USSD_REPLY_TIMEOUT: Final = 30.0
+
+_CMTI = re.compile(r'^\+CMTI:\s*"?([A-Za-z]{2})"?\s*,\s*(-?\d+)\s*$')
+_CDSI = re.compile(r'^\+CDSI:\s*"?([A-Za-z]{2})"?\s*,\s*(-?\d+)\s*$')
+_CLIP = re.compile(r'^\+CLIP:\s*"([^"]*)"')
+_CUSD = re.compile(r'^\+CUSD:\s*(\d+)(?:\s*,\s*"(.*)"\s*(?:,\s*(\d+))?)?\s*$', re.S)
+_CMGS = re.compile(r"^\+CMGS:\s*(\d+)")
+
+
+def _body(line: str) -> str:
+    return line.split(":", 1)[1].strip() if ":" in line else line.strip()
+
+
+def _fields(line: str) -> list[str]:
+    return [f.strip().strip('"') for f in _body(line).split(",")]
+
+
+def translate(exc: Exception) -> Exception:
+    """A protocol error as the modem-layer error a person understands (or itself)."""
+    if isinstance(exc, CmeError) and exc.code in CME_ERRORS:
+        cls, text = CME_ERRORS[exc.code]
+        return cls(text)
+    if isinstance(exc, CmsError) and exc.code in CMS_ERRORS:
+        cls, text = CMS_ERRORS[exc.code]
+        return cls(text)
+    return exc
+
+
+class Modem:
+    """A modem behind one AT port. Create with ``await Modem.open(url)``."""
+
+    def __init__(self, port: AtPort, *, name: str | None = None, dialect: Dialect | None = None) -> None:
+        self.port = port
+        self.name = name or port.name
+        self.dialect: Dialect = dialect or GENERIC
+        self._forced_dialect = dialect
+        self.identity: Identity | None = None
+        self.pin_state = PinState.UNKNOWN
+        self.call: Call | None = None
+        self.call_progress_polled = False
+        self.capabilities: dict[str, bool] = {}
+        self._listeners: list[Callable[[ModemEvent], None]] = []
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._storage_lock = asyncio.Lock()
+        self._ussd_waiter: asyncio.Future[UssdReply] | None = None
+        self._reassembler = smsmod.Reassembler()
+        self._release_hint: int | None = None
+        self._pin: str | None = None
+        self.registration: Registration | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        pin: str | None = None,
+        name: str | None = None,
+        dialect: Dialect | None = None,
+        reconnect: bool = True,
+    ) -> "Modem":
+        port = await AtPort.open(url, name=name, reconnect=reconnect)
+        modem = cls(port, name=name, dialect=dialect)
+        try:
+            await modem.initialize(pin=pin)
+        except BaseException:
+            await port.close()
+            raise
+        return modem
+
+    async def initialize(self, *, pin: str | None = None) -> None:
+        self._pin = pin if pin is not None else self._pin
+        await self._sync()
+        for cmd in ("ATE0", "ATV1"):
+            await self._cmd(cmd)
+        await self._try("AT+CMEE=1")
+        await self.identify()
+        if not self._unsubscribe:
+            self._wire_urcs()
+        state = await self.sim_status()
+        if state is PinState.SIM_PIN and self._pin:
+            await self.unlock(self._pin)
+        elif state is PinState.READY:
+            await self._configure()
+
+    async def close(self) -> None:
+        for unsub in self._unsubscribe:
+            unsub()
+        self._unsubscribe.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        await self.port.close()
+
+    async def __aenter__(self) -> "Modem":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _sync(self) -> None:
+        """Get the modem's attention: a stray prompt or half-typed line is cleared by ESC."""
+        for attempt in range(3):
+            try:
+                await self.port.command("AT", timeout=2.0)
+                return
+            except (CommandFailed, asyncio.TimeoutError, AtError):
+                if attempt == 2:
+                    raise
+                with contextlib.suppress(AtError):
+                    await self.port.write_raw(b"\x1b\r")
+
+    async def _configure(self) -> None:
+        d = self.dialect
+        for cmd in d.init:
+            await self._run(cmd)
+        await self._choose_cnmi()
+        self.call_progress_polled = False
+        if d.call_progress_on is not None:
+            ok = await self._run(d.call_progress_on, optional=True)
+            self.call_progress_polled = not ok
+        if d.dtmf_receive_on is not None:
+            await self._run(d.dtmf_receive_on, optional=True)
+
+    async def _choose_cnmi(self) -> None:
+        for cmd in CNMI_CHOICES:
+            try:
+                await self._cmd(cmd)
+                self.capabilities["cnmi"] = True
+                self.cnmi = cmd
+                return
+            except CommandFailed:
+                continue
+        self.capabilities["cnmi"] = False
+        self.cnmi = None
+        logger.warning("%s: modem accepts no AT+CNMI setting; incoming SMS need polling", self.name)
+
+    # -- low-level helpers ------------------------------------------------------------
+    async def _cmd(self, command: str, *, expect: str | None = None, timeout_class: TimeoutClass = TimeoutClass.DEFAULT, timeout: float | None = None) -> Response:
+        try:
+            return await self.port.command(command, expect=expect, timeout_class=timeout_class, timeout=timeout)
+        except (CmeError, CmsError) as exc:
+            new = translate(exc)
+            if new is exc:
+                raise
+            raise new from exc
+
+    async def _try(self, command: str, **kw: object) -> Response | None:
+        try:
+            return await self._cmd(command, **kw)  # type: ignore[arg-type]
+        except (CommandFailed, ModemError) as exc:
+            logger.debug("%s: optional %s failed: %s", self.name, command, exc)
+            return None
+
+    async def _run(self, cmd: Cmd, *, optional: bool | None = None) -> bool:
+        opt = cmd.optional if optional is None else optional
+        try:
+            await self._cmd(cmd.command, expect=cmd.expect)
+            self.capabilities[cmd.command] = True
+            return True
+        except (CommandFailed, ModemError):
+            self.capabilities[cmd.command] = False
+            if not opt:
+                raise
+            logger.info("%s: %s not supported (%s)", self.name, cmd.command, cmd.doc or "optional")
+            return False
+
+    def _spawn(self, coro: "asyncio.coroutines._CoroutineLike[None]", what: str) -> None:  # type: ignore[name-defined]
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s: %s failed", self.name, what)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- identity, SIM, network ----------------------------------------------------------
+    async def identify(self) -> Identity:
+        manufacturer = _plain((await self._cmd("AT+CGMI")).lines)
+        model = _plain((await self._cmd("AT+CGMM")).lines)
+        self.dialect = self._forced_dialect or detect(manufacturer, model)
+        self.port.add_urc_prefixes(self.dialect.urc_prefixes())
+        revision = _plain(((await self._try("AT+CGMR")) or _EMPTY).lines)
+        imei = _plain(((await self._try("AT+CGSN")) or _EMPTY).lines)
+        imei_digits = re.sub(r"\D", "", imei)
+        self.identity = Identity(manufacturer, model, revision, imei_digits or imei, self.dialect.name)
+        return self.identity
+
+    async def sim_status(self) -> PinState:
+        try:
+            r = await self._cmd("AT+CPIN?", expect="+CPIN", timeout_class=TimeoutClass.SIM)
+        except ModemError as exc:
+            from .errors import SimNotInserted
+
+            if isinstance(exc, SimNotInserted):
+                self.pin_state = PinState.NOT_INSERTED
+                return self.pin_state
+            raise
+        value = (r.value("+CPIN") or "").strip().strip('"').upper()
+        self.pin_state = next((s for s in PinState if s.value == value), PinState.UNKNOWN)
+        return self.pin_state
+
+    async def unlock(self, pin: str, *, puk: str | None = None) -> PinState:
+        """Enter the PIN (or the PUK and a new PIN); configures the modem once READY."""
+        if not re.fullmatch(r"\d{4,8}", pin):
+            raise ValueError("a PIN is 4 to 8 digits")
+        state = await self.sim_status()
+        if state is PinState.READY:
+            await self._configure()
+            return state
+        if state is PinState.SIM_PUK:
+            if not puk:
+                raise SimPukRequired("the SIM is PIN-locked after wrong PINs: it needs its PUK (--puk)")
+            await self._cmd(f'AT+CPIN="{puk}","{pin}"', timeout_class=TimeoutClass.SIM)
+        else:
+            await self._cmd(f'AT+CPIN="{pin}"', timeout_class=TimeoutClass.SIM)
+        self._pin = pin
+        state = await self.sim_status()
+        if state is PinState.READY:
+            await self._configure()
+        return state
+
+    def _require_sim(self) -> None:
+        if self.pin_state is PinState.SIM_PIN:
+            raise SimPinRequired("the SIM needs its PIN (use --pin)")
+        if self.pin_state is PinState.SIM_PUK:
+            raise SimPukRequired("the SIM is PIN-locked: it needs its PUK")
+
+    async def sim_info(self) -> SimInfo:
+        state = await self.sim_status()
+        if state is not PinState.READY:
+            return SimInfo(pin_state=state)
+        iccid = await self._iccid()
+        imsi = _plain(((await self._try("AT+CIMI", timeout_class=TimeoutClass.SIM)) or _EMPTY).lines)
+        imsi = re.sub(r"\D", "", imsi) or None
+        mcc_mnc = name = None
+        if await self._try("AT+COPS=3,2"):
+            r = await self._try("AT+COPS?", expect="+COPS", timeout_class=TimeoutClass.NETWORK)
+            f = _fields(r.value("+COPS") or "") if r else []
+            mcc_mnc = f[2] if len(f) > 2 and f[2] else None
+        if await self._try("AT+COPS=3,0"):
+            r = await self._try("AT+COPS?", expect="+COPS", timeout_class=TimeoutClass.NETWORK)
+            f = _fields(r.value("+COPS") or "") if r else []
+            name = f[2] if len(f) > 2 and f[2] else None
+        msisdn = None
+        r = await self._try("AT+CNUM", expect="+CNUM", timeout_class=TimeoutClass.SIM)
+        if r is not None:
+            for line in r.values("+CNUM"):
+                f = [x.strip().strip('"') for x in line.split(",")]
+                if len(f) > 1 and f[1]:
+                    msisdn = f[1]
+                    break
+        return SimInfo(PinState.READY, iccid, imsi, mcc_mnc, name, msisdn)
+
+    async def _iccid(self) -> str | None:
+        cmd = self.dialect.iccid
+        r = await self._try(cmd.command, expect=cmd.expect, timeout_class=TimeoutClass.SIM)
+        if r is None:
+            return None
+        raw = ""
+        for line in r.lines:
+            body = _body(line) if ":" in line else line
+            f = [x.strip().strip('"') for x in body.split(",")]
+            raw = f[-1]
+            if raw:
+                break
+        if cmd.command.startswith("AT+CRSM"):
+            f = [x.strip().strip('"') for x in _body(r.lines[0]).split(",")] if r.lines else []
+            if len(f) < 3 or f[0] not in ("144", "145"):
+                return None
+            raw = f[2]
+        if self.dialect.iccid_swapped:
+            raw = "".join(raw[i + 1 : i + 2] + raw[i : i + 1] for i in range(0, len(raw), 2))
+        return raw.rstrip("Ff") or None
+
+    async def signal(self) -> Signal:
+        r = await self._cmd("AT+CSQ", expect="+CSQ")
+        f = _fields(r.value("+CSQ") and "+CSQ: " + (r.value("+CSQ") or "") or "")
+        rssi = int(f[0]) if f and f[0].isdigit() else 99
+        ber = int(f[1]) if len(f) > 1 and f[1].isdigit() else 99
+        return Signal(rssi, rssi_to_dbm(rssi), ber)
+
+    async def registration_status(self) -> Registration:
+        r = await self._cmd("AT+CREG?", expect="+CREG")
+        reg = _parse_creg(r.value("+CREG") or "", query=True)
+        self.registration = reg
+        return reg
+
+    async def require_registered(self) -> Registration:
+        self._require_sim()
+        reg = await self.registration_status()
+        if reg.stat is RegStat.DENIED:
+            raise NotRegistered("registration denied by the network (SIM blocked or not allowed here)")
+        if not reg.registered:
+            raise NotRegistered(f"not registered on a network ({reg.stat.name.lower().replace('_', ' ')})")
+        return reg
+
+    # -- calls ----------------------------------------------------------------------------
+    async def dial(self, number: str) -> Call:
+        """Start a voice call. Returns at once; follow the ``Call`` for its progress."""
+        if not re.fullmatch(r"\+?[0-9*#]{3,20}", number):
+            raise ValueError(f"not a dialable number: {number!r} (digits, optional leading +)")
+        self._require_sim()
+        if self.call is not None and not self.call.released:
+            raise CallBusy("a call is already up on this modem")
+        call = Call(number)
+        call.hangup_cb = self.hangup
+        self.call = call
+        self._release_hint = None
+        try:
+            await self._cmd(f"ATD{number};", timeout_class=TimeoutClass.DIAL)
+        except CommandFailed as exc:
+            kind = exc.final.kind
+            if kind is FinalKind.NO_DIALTONE:
+                self.call = None
+                raise NotRegistered("no dial tone: the modem is not registered on a network") from None
+            if kind in (FinalKind.BUSY, FinalKind.NO_CARRIER, FinalKind.NO_ANSWER):
+                hint = {FinalKind.BUSY: 17, FinalKind.NO_ANSWER: 19}.get(kind)
+                await self._finish_release(call, hint)
+                return call
+            self.call = None
+            raise
+        except ModemError:
+            self.call = None
+            raise
+        logger.info("%s: dialing %s", self.name, mask_number(number))
+        if self.call_progress_polled:
+            self._spawn(self._poll_call(call), "call polling")
+        return call
+
+    async def hangup(self) -> None:
+        call = self.call
+        try:
+            await self._cmd(self.dialect.hangup)
+        except CommandFailed:
+            pass
+        if call is not None and not call.released:
+            try:
+                await call.wait_released(HANGUP_GRACE)
+            except TimeoutError:
+                call.local_release = True
+                call.advance(CallState.RELEASED, 16)
+            else:
+                if call.cause is None:
+                    call.cause = 16
+            call.local_release = True
+
+    async def send_dtmf(self, digits: str) -> None:
+        if self.call is None or self.call.state is not CallState.ACTIVE:
+            raise ModemError("DTMF needs an answered call")
+        for digit in digits:
+            if digit.upper() not in "0123456789*#ABCD":
+                raise ValueError(f"not a DTMF digit: {digit!r}")
+            await self._cmd(self.dialect.dtmf_send.format(digit=digit.upper(), call=1))
+
+    async def _poll_call(self, call: Call) -> None:
+        """Generic modems without call auto-report: paced AT+CLCC while the call is up."""
+        from .call import parse_clcc
+
+        interval = self.dialect.poll_interval
+        seen_call = False
+        while not call.released:
+            try:
+                r = await self._cmd("AT+CLCC", expect="+CLCC")
+            except (AtError, ModemError):
+                await asyncio.sleep(interval)
+                continue
+            states = [parse_clcc("+CLCC: " + v) for v in r.values("+CLCC")]
+            states = [s for s in states if s is not None]
+            if states:
+                seen_call = True
+                call.advance(states[0][0])
+            elif seen_call or call.state is not CallState.DIALING:
+                await self._finish_release(call, self._release_hint)
+                return
+            if call.released:
+                return
+            try:
+                await call.wait_released(interval)
+            except TimeoutError:
+                pass
+
+    async def _finish_release(self, call: Call, hint: int | None) -> None:
+        """Release without a cause in the URC: ask +CEER, fall back to the hint."""
+        if call.released:
+            return
+        cause = None
+        if self.dialect.ceer is not None:
+            r = await self._try(self.dialect.ceer.command, expect=self.dialect.ceer.expect)
+            if r is not None and r.lines:
+                cause = self.dialect.ceer_parse(r.lines[0])
+        if cause is None or (cause in (16, 31) and hint is not None):
+            cause = hint if hint is not None else cause
+        call.advance(CallState.RELEASED, cause)
+
+    # -- SMS ------------------------------------------------------------------------------
+    async def send_sms(self, to: str, text: str, *, report: bool = False, pid: int = 0, reference: int = 0) -> SmsSubmission:
+        self._require_sim()
+        parts = smsmod.encode_submit(to, text, report=report, reference=reference, pid=pid)
+        refs: list[int] = []
+        for part in parts:
+            try:
+                r = await self.port.command_with_prompt(
+                    f"AT+CMGS={part.tpdu_length}", part.pdu, expect="+CMGS", timeout_class=TimeoutClass.SMS
+                )
+            except CmsError as exc:
+                new = translate(exc)
+                if new is exc:
+                    raise SmsFailed(f"the modem refused part {part.part}/{part.parts}: {exc}") from exc
+                raise new from exc
+            m = _CMGS.match(next((ln for ln in r.lines if ln.startswith("+CMGS")), ""))
+            refs.append(int(m.group(1)) if m else -1)
+        logger.info("%s: SMS to %s sent in %d part(s)", self.name, mask_number(to), len(parts))
+        return SmsSubmission(to, len(parts), tuple(refs))
+
+    async def _read_stored(self, mem: str, index: int, *, report: bool) -> None:
+        async with self._storage_lock:
+            switched = False
+            try:
+                if mem.upper() != "SM" or report:
+                    await self._cmd(f'AT+CPMS="{mem}"')
+                    switched = True
+                r = await self._cmd(f"AT+CMGR={index}", expect="+CMGR")
+                pdu = next((ln for ln in r.lines if not ln.startswith("+CMGR")), "")
+                if pdu:
+                    self._deliver_pdu(pdu)
+                else:
+                    logger.warning("%s: %s slot %d was empty", self.name, mem, index)
+                await self._try(f"AT+CMGD={index}")
+            finally:
+                if switched:
+                    await self._try('AT+CPMS="SM"')
+
+    def _deliver_pdu(self, pdu: str) -> None:
+        decoded = smsmod.decode(pdu)
+        if isinstance(decoded, smsmod.StatusReport):
+            self._emit(StatusReportReceived(decoded))
+        elif isinstance(decoded, smsmod.IncomingSms):
+            whole = self._reassembler.add(decoded, time.monotonic())
+            if whole is not None:
+                self._emit(SmsReceived(whole))
+        else:
+            self._emit(SmsUndecodable(decoded))
+
+    # -- USSD ---------------------------------------------------------------------------
+    async def ussd(self, code: str, *, timeout: float = USSD_REPLY_TIMEOUT) -> UssdReply:
+        self._require_sim()
+        if not re.fullmatch(r"[0-9*#]{1,160}", code):
+            raise ValueError(f"not a USSD code: {code!r} (digits, * and #)")
+        loop = asyncio.get_running_loop()
+        if self._ussd_waiter is not None and not self._ussd_waiter.done():
+            raise UssdFailed("a USSD session is already open on this modem")
+        self._ussd_waiter = loop.create_future()
+        form = self.dialect.ussd_form
+        try:
+            await self._cmd(f'AT+CUSD=1,"{encode_request(code, form)}",15', timeout_class=TimeoutClass.USSD)
+            async with asyncio.timeout(timeout):
+                reply = await self._ussd_waiter
+        except TimeoutError:
+            raise UssdFailed(f"no USSD reply within {timeout:g} s") from None
+        except CommandFailed as exc:
+            raise UssdFailed(f"the modem refused the USSD request: {exc}") from exc
+        finally:
+            self._ussd_waiter = None
+        if reply.status == 4:
+            raise UssdFailed("the network does not support this USSD code")
+        return reply
+
+    # -- SIM slots -----------------------------------------------------------------------
+    async def switch_slot(self, slot: int) -> None:
+        if self.dialect.slot_switch is None:
+            raise Unsupported(f"{self.dialect.name} modems have one SIM slot")
+        if self.call is not None and not self.call.released:
+            raise CallBusy("cannot switch SIM during a call")
+        try:
+            await self._cmd(self.dialect.slot_switch.format(slot=slot), timeout_class=TimeoutClass.SIM)
+        except CommandFailed as exc:
+            raise Unsupported(f"the modem refused SIM slot {slot}: {exc}") from exc
+        self.pin_state = PinState.UNKNOWN
+
+    async def reset(self) -> None:
+        with contextlib.suppress(AtError, ModemError):
+            await self._cmd(self.dialect.reset, timeout_class=TimeoutClass.SIM)
+
+    # -- events ---------------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[ModemEvent], None]) -> Callable[[], None]:
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    async def next_event(self, kind: type | tuple[type, ...], *, timeout: float | None = None, where: Callable[[ModemEvent], bool] | None = None) -> ModemEvent:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[ModemEvent] = loop.create_future()
+
+        def cb(ev: ModemEvent) -> None:
+            if not fut.done() and isinstance(ev, kind) and (where is None or where(ev)):
+                fut.set_result(ev)
+
+        unsub = self.subscribe(cb)
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        finally:
+            unsub()
+
+    def _emit(self, event: ModemEvent) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb(event)
+            except Exception:
+                logger.exception("%s: event listener failed on %s", self.name, type(event).__name__)
+
+    def _wire_urcs(self) -> None:
+        self._unsubscribe.append(self.port.subscribe(self._on_urc))
+        self._unsubscribe.append(self.port.on_state(self._on_port_state))
+
+    def _on_port_state(self, state: PortState) -> None:
+        if state is PortState.LOST:
+            if self.call is not None and not self.call.released:
+                self.call.advance(CallState.RELEASED, None)
+            self._emit(PortLost("device lost"))
+        elif state is PortState.OPEN:
+            self._spawn(self._reinit(), "re-initialisation after reopen")
+
+    async def _reinit(self) -> None:
+        await self.initialize()
+        self._emit(PortRestored())
+
+    def _on_urc(self, urc: Urc) -> None:
+        try:
+            self._handle_urc(urc)
+        except Exception:
+            logger.exception("%s: URC %r dropped after an error", self.name, urc.text[:80])
+
+    def _handle_urc(self, urc: Urc) -> None:
+        name, text = urc.name, urc.text
+        for cu in self.dialect.call_urcs:
+            if name == cu.prefix:
+                self._on_call_urc(cu, text)
+                return
+        for prefix, parse in self.dialect.dtmf_urcs:
+            if name == prefix:
+                digit = parse(text)
+                if digit:
+                    self._emit(DtmfReceived(digit))
+                return
+        handler = _URC_HANDLERS.get(name)
+        if handler is not None:
+            handler(self, urc)
+        else:
+            logger.debug("%s: unhandled URC %s", self.name, text[:80])
+
+    def _on_call_urc(self, cu: "object", text: str) -> None:
+        from .dialects import CallUrc
+
+        assert isinstance(cu, CallUrc)
+        call = self.call
+        parsed = cu.parse(text)
+        if parsed is None:
+            return
+        state, cause = parsed
+        if call is None or call.released:
+            return
+        if state is CallState.RELEASED and not cu.cause_is_final:
+            if cause is not None:
+                self._release_hint = cause
+            if not getattr(call, "_releasing", False):
+                call._releasing = True  # type: ignore[attr-defined]
+                hint = cause if cause is not None else self._release_hint
+                self._spawn(self._finish_release(call, hint), "call release")
+            return
+        call.advance(state, cause)
+
+    def _urc_cmti(self, urc: Urc) -> None:
+        m = _CMTI.match(urc.text)
+        if not m or int(m.group(2)) < 0:
+            logger.warning("%s: malformed URC dropped: %r", self.name, urc.text[:80])
+            return
+        self._spawn(self._read_stored(m.group(1), int(m.group(2)), report=False), "reading stored SMS")
+
+    def _urc_cdsi(self, urc: Urc) -> None:
+        m = _CDSI.match(urc.text)
+        if not m or int(m.group(2)) < 0:
+            logger.warning("%s: malformed URC dropped: %r", self.name, urc.text[:80])
+            return
+        self._spawn(self._read_stored(m.group(1), int(m.group(2)), report=True), "reading status report")
+
+    def _urc_pdu(self, urc: Urc) -> None:
+        if not urc.pdu:
+            logger.warning("%s: %s without its PDU line dropped", self.name, urc.name)
+            return
+        self._deliver_pdu(urc.pdu)
+
+    def _urc_ring(self, urc: Urc) -> None:
+        if urc.name == "+CLIP":
+            m = _CLIP.match(urc.text)
+            self._emit(IncomingCall(m.group(1) if m else None))
+
+    def _urc_cusd(self, urc: Urc) -> None:
+        m = _CUSD.match(urc.text)
+        if not m:
+            logger.warning("%s: malformed +CUSD dropped: %r", self.name, urc.text[:80])
+            return
+        status = int(m.group(1))
+        dcs = int(m.group(3)) if m.group(3) else None
+        text = decode_reply(m.group(2) or "", dcs, self.dialect.ussd_form)
+        reply = UssdReply(status, text, dcs)
+        if self._ussd_waiter is not None and not self._ussd_waiter.done():
+            self._ussd_waiter.set_result(reply)
+        else:
+            logger.info("%s: unsolicited USSD: %s", self.name, text[:80])
+
+    def _urc_creg(self, urc: Urc) -> None:
+        reg = _parse_creg(_body(urc.text), query=False)
+        self.registration = reg
+        self._emit(RegistrationChanged(reg))
+
+
+_URC_HANDLERS: Final[dict[str, Callable[[Modem, Urc], None]]] = {
+    "+CMTI": Modem._urc_cmti,
+    "+CDSI": Modem._urc_cdsi,
+    "+CMT": Modem._urc_pdu,
+    "+CDS": Modem._urc_pdu,
+    "+CLIP": Modem._urc_ring,
+    "+CUSD": Modem._urc_cusd,
+    "+CREG": Modem._urc_creg,
+}
+
+
+class _Empty:
+    lines: tuple[str, ...] = ()
+
+
+_EMPTY = _Empty()
+
+
+def _plain(lines: tuple[str, ...]) -> str:
+    """The first answer line, without an optional ``+CGMI:``-style prefix."""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        m = re.match(r"^\+?[A-Z]+:\s*(.*)$", line)
+        if m and line[0] == "+":
+            return m.group(1).strip().strip('"')
+        if line.lower().startswith("revision:"):
+            return line.split(":", 1)[1].strip()
+        return line.strip('"')
+    return ""
+
+
+def _parse_creg(body: str, *, query: bool) -> Registration:
+    f = [x.strip().strip('"') for x in body.split(",") if x.strip() != ""]
+    if query and f:
+        f = f[1:]  # the read form starts with <n>
+    if not f or not f[0].isdigit():
+        return Registration(RegStat.UNKNOWN)
+    try:
+        stat = RegStat(int(f[0]))
+    except ValueError:
+        stat = RegStat.UNKNOWN
+    lac = f[1] if len(f) > 1 else None
+    ci = f[2] if len(f) > 2 else None
+    tech = ACCESS_TECHNOLOGY.get(int(f[3])) if len(f) > 3 and f[3].isdigit() else None
+    return Registration(stat, lac, ci, tech)
