@@ -26,4 +26,9 @@ class _LazyBench(click.Group):
 
 @click.group(cls=_LazyBench)
 def bench() -> None:
-    """Benchmarks (not tests): each prints one JSON document with its figures."""
+    """Benchmarks (not tests): each prints one JSON document with its figures.
+
+    \b
+    Example:
+      simrotor bench at --modems 256 --timing fast --json
+    """
