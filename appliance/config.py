@@ -1,0 +1,263 @@
+"""The appliance's TOML configuration, validated at start with errors that name the key
+and the fix.
+
+Shape (every table optional except where noted; defaults beside each field)::
+
+    [appliance]
+    id = "box-01"                       # required: this appliance's name in logs and results
+    store = "/var/lib/simrotor/appliance.db"
+    listen = "127.0.0.1:8470"           # local JSON API and the technician page
+    token = "change-me"                 # bearer token of the local API (required to listen)
+    timezone = "Europe/Warsaw"          # for per-SIM time-of-day windows
+
+    emulator_state = "/tmp/bank.json"   # optional: take [[modem]] entries from `simrotor emulate`
+
+    [[modem]]                           # one per modem (or from emulator_state)
+    id = "m01"
+    port = "/dev/serial/by-id/usb-SimTech…-if02"
+    slots = 2
+    pin = "1234"                        # optional
+    pools = ["creditor-a"]              # optional: tags for job hints
+
+    [limits]                            # per-SIM traffic profile (see docs/rotation.md)
+    [operator_limits."26001"]           # per-operator caps
+    [lock]                              # SIM-bank lock rules
+    [quarantine]                        # causes that look like a blocked SIM
+    [calls] / [retry] / [ussd] / [supervision]
+"""
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the file, the key and the fix in the message."""
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class ApplianceSection(_Base):
+    id: str
+    store: str = "appliance.db"
+    listen: str | None = "127.0.0.1:8470"
+    token: str | None = None
+    timezone: str = "UTC"
+
+
+class ModemEntry(_Base):
+    id: str
+    port: str
+    slots: int = 1
+    pin: str | None = None
+    vendor: str | None = None  # force a dialect; default: detected from +CGMI/+CGMM
+    pools: tuple[str, ...] = ()
+
+
+class WindowCapEntry(_Base):
+    start: str
+    end: str
+    max_calls: int
+
+
+class LimitsSection(_Base):
+    # Defaults follow the cautious end of what Polish operators tolerate on a consumer SIM
+    # before flagging it as a dialer (field practice of SIM-bank operators; no public norm).
+    calls_per_hour: int | None = 30
+    calls_per_day: int | None = 150
+    sms_per_hour: int | None = 30
+    sms_per_day: int | None = 200
+    min_pause_seconds: float = 10.0
+    pause_after_call: tuple[float, float] = (5.0, 20.0)
+    max_call_seconds_per_day: float | None = 4 * 3600.0
+    windows: tuple[WindowCapEntry, ...] = ()
+
+
+class OperatorLimitsEntry(_Base):
+    calls_per_hour: int | None = None
+    calls_per_day: int | None = None
+    sms_per_hour: int | None = None
+    sms_per_day: int | None = None
+
+
+class LockSection(_Base):
+    # GoIP/Dinstar-style lock rules; None switches a rule off.
+    consecutive_failed: int | None = 5
+    consecutive_not_alerting: int | None = 5
+    consecutive_unanswered: int | None = None
+    consecutive_short: int | None = None
+    short_call_seconds: float = 5.0
+    lock_seconds: float | None = 3600.0
+    min_balance: float | None = None
+
+
+class QuarantineSection(_Base):
+    # Q.850 causes with which operators refuse calls of a blocked SIM: 8 operator
+    # determined barring, 21 call rejected, 50 facility not subscribed, 57 bearer
+    # capability not authorised — counted only when the call never alerted.
+    causes: tuple[int, ...] = (8, 21, 50, 57)
+    consecutive: int = 3
+
+
+class CallsSection(_Base):
+    max_ring_seconds: float = 30.0  # Asterisk Dial() practice for outbound dialers: 25-30 s
+    max_talk_seconds: float = 60.0
+    on_answer: str = "hangup"  # hangup | hold (play a message: later issues)
+
+
+class RetrySection(_Base):
+    max_attempts: int = 3
+    backoff_seconds: float = 300.0
+    backoff_factor: float = 2.0
+    retry_outcomes: tuple[str, ...] = ("busy", "no_answer", "network_error", "channel_error")
+    retry_interrupted: bool = False
+
+
+class UssdSection(_Base):
+    balance_code: str | None = "*100#"
+    interval_seconds: float = 6 * 3600.0
+    balance_pattern: str = r"(\d+[.,]\d{1,2})"
+
+
+class SupervisionSection(_Base):
+    # Signal and registration come from URCs; this is the pace of the fallback check.
+    check_interval_seconds: float = 60.0
+    stuck_timeout_seconds: float = 10.0
+    reopen_backoff: tuple[float, float] = (1.0, 60.0)
+
+
+class ApplianceConfig(_Base):
+    appliance: ApplianceSection
+    emulator_state: str | None = None
+    modem: tuple[ModemEntry, ...] = ()
+    limits: LimitsSection = LimitsSection()
+    operator_limits: dict[str, OperatorLimitsEntry] = {}
+    lock: LockSection = LockSection()
+    quarantine: QuarantineSection = QuarantineSection()
+    calls: CallsSection = CallsSection()
+    retry: RetrySection = RetrySection()
+    ussd: UssdSection = UssdSection()
+    supervision: SupervisionSection = SupervisionSection()
+
+
+_FIXES: dict[str, str] = {
+    "appliance": 'add an [appliance] table with at least id = "box-01"',
+    "appliance.id": 'set id = "box-01" (any name)',
+    "modem.port": 'port = "/dev/ttyUSB2" (any pyserial URL)',
+    "modem.slots": "slots = 1 (SIM slots of this modem, 1 to 8)",
+    "limits.pause_after_call": "pause_after_call = [5.0, 20.0] (min and max seconds)",
+    "appliance.listen": 'listen = "127.0.0.1:8470"',
+}
+
+
+def _where(path: str) -> tuple[str, str]:
+    """msgspec's ``$.limits.calls_per_hour`` -> ("[limits] calls_per_hour", "limits.calls_per_hour")."""
+    parts = [p for p in re.split(r"\.|\[\d+\]", path.removeprefix("$")) if p]
+    key = ".".join(parts)
+    if len(parts) >= 2:
+        return f"[{'.'.join(parts[:-1])}] {parts[-1]}", key
+    return (f"[{parts[0]}]" if parts else "the top level"), key
+
+
+def _explain(exc: msgspec.ValidationError, source: str) -> ConfigError:
+    msg = str(exc)
+    m = re.search(r" - at `([^`]*)`$", msg)
+    where, key = _where(m.group(1)) if m else ("the top level", "")
+    what = msg[: m.start()] if m else msg
+    m2 = re.match(r"Object missing required field `(\w+)`", what)
+    if m2:
+        key = f"{key}.{m2.group(1)}".strip(".")
+        where = f"{where}: {m2.group(1)}" if where != "the top level" else f"[{m2.group(1)}]"
+        what = "missing"
+    m3 = re.match(r"Object contains unknown field `(\w+)`", what)
+    if m3:
+        what = f"unknown key {m3.group(1)!r} (a typo?)"
+    fix = _FIXES.get(re.sub(r"\.\d+", "", key))
+    return ConfigError(f"{source}: {where}: {what}" + (f"; fix: {fix}" if fix else ""))
+
+
+def parse_config(data: dict[str, Any], *, source: str = "config", base_dir: Path | None = None) -> ApplianceConfig:
+    try:
+        cfg = msgspec.convert(data, ApplianceConfig)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, source) from None
+    _check(cfg, source)
+    if cfg.emulator_state:
+        path = Path(cfg.emulator_state)
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        cfg = msgspec.structs.replace(cfg, modem=cfg.modem + tuple(modems_from_emulator_state(path, source)))
+    if not cfg.modem:
+        raise ConfigError(f"{source}: no modems: add [[modem]] tables or emulator_state = \"bank.json\"")
+    ids = [m.id for m in cfg.modem]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"{source}: [[modem]] id {dup[0]!r} appears twice; fix: give each modem its own id")
+    return cfg
+
+
+def _check(cfg: ApplianceConfig, source: str) -> None:
+    def bad(where: str, what: str, fix: str) -> ConfigError:
+        return ConfigError(f"{source}: {where}: {what}; fix: {fix}")
+
+    if cfg.appliance.listen:
+        if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", cfg.appliance.listen):
+            raise bad("[appliance] listen", f"{cfg.appliance.listen!r} is not host:port", 'listen = "127.0.0.1:8470"')
+        if not cfg.appliance.token:
+            raise bad("[appliance] token", "the local API needs a bearer token", 'token = "a long random string", or listen = "" to switch the API off')
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(cfg.appliance.timezone)
+    except Exception:
+        raise bad("[appliance] timezone", f"unknown time zone {cfg.appliance.timezone!r}", 'timezone = "Europe/Warsaw"') from None
+    for i, m in enumerate(cfg.modem):
+        if not 1 <= m.slots <= 8:
+            raise bad(f"[[modem]] #{i + 1} ({m.id}) slots", f"{m.slots} is out of range", "slots = 1 … 8")
+        if m.pin is not None and not re.fullmatch(r"\d{4,8}", m.pin):
+            raise bad(f"[[modem]] #{i + 1} ({m.id}) pin", "a PIN is 4 to 8 digits", 'pin = "1234"')
+    lo, hi = cfg.limits.pause_after_call
+    if lo < 0 or hi < lo:
+        raise bad("[limits] pause_after_call", f"[{lo}, {hi}] is not [min, max]", "pause_after_call = [5.0, 20.0]")
+    for w in cfg.limits.windows:
+        for t in (w.start, w.end):
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t):
+                raise bad("[[limits.windows]]", f"{t!r} is not HH:MM", 'start = "08:00"')
+    for name in cfg.operator_limits:
+        if not re.fullmatch(r"\d{5,6}", name):
+            raise bad(f"[operator_limits.{name}]", "an operator is its MCC+MNC", '[operator_limits."26001"]')
+    if cfg.calls.on_answer not in ("hangup", "hold"):
+        raise bad("[calls] on_answer", f"{cfg.calls.on_answer!r} is not known", 'on_answer = "hangup"')
+
+
+def modems_from_emulator_state(path: Path, source: str = "config") -> list[ModemEntry]:
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: emulator_state {str(path)!r} does not exist; fix: start `simrotor emulate --state-file {path}` first") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: emulator_state {str(path)!r} is not JSON ({exc})") from None
+    out = []
+    for m in state.get("modems", []):
+        out.append(ModemEntry(id=str(m["id"]), port=str(m["port"]), slots=max(1, len(m.get("sims", [])) or 1)))
+    return out
+
+
+def load_config(path: str | Path) -> ApplianceConfig:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file; fix: write one (see `simrotor appliance run --help`)") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(p), base_dir=p.parent)

@@ -1,0 +1,290 @@
+"""The appliance's crash-safe store (SQLite in WAL mode through sqlite-utils).
+
+The rule: write before acting. A job is stored before it is acknowledged; an attempt is
+stored (state ``started``, with the SIM and number it will show) before ``ATD`` is
+written; its result goes to the outbox in the same transaction that closes the attempt.
+After ``kill -9``, ``recover()`` finds attempts still ``started``: they are closed as
+``interrupted`` with what was known, and their jobs are not redialed unless the retry
+policy says so — so no job is lost and none is dialed twice.
+
+Durability: ``synchronous=NORMAL`` in WAL mode survives a killed process (the case the
+tests torture); ``full`` (the ``durability`` argument) also survives power loss at the
+cost of an fsync per transaction (SQLite docs, "PRAGMA synchronous").
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    callee TEXT NOT NULL,
+    spec TEXT NOT NULL,              -- the job as submitted (JSON)
+    priority INTEGER NOT NULL DEFAULT 0,
+    not_before REAL,
+    deadline REAL,
+    state TEXT NOT NULL,             -- queued | running | waiting_retry | done | cancelled | expired
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_open ON jobs(state) WHERE state IN ('queued', 'running', 'waiting_retry');
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    n INTEGER NOT NULL,
+    sim_id TEXT,
+    msisdn TEXT,
+    channel_id TEXT,
+    state TEXT NOT NULL,             -- started | finished | interrupted
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_open ON attempts(state) WHERE state = 'started';
+CREATE INDEX IF NOT EXISTS attempts_job ON attempts(job_id);
+CREATE TABLE IF NOT EXISTS results (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    attempt_id INTEGER,
+    final INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS shown (
+    callee TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    shown_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shown_callee ON shown(callee, shown_at);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+OPEN_STATES = ("queued", "running", "waiting_retry")
+
+
+class Store:
+    def __init__(self, path: str | Path, *, durability: str = "normal") -> None:
+        self.path = str(path)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self.set_kv("schema_version", SCHEMA_VERSION)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions ---------------------------------------------------------------
+    def _tx(self):  # type: ignore[no-untyped-def]
+        return _Tx(self.conn)
+
+    # -- key/value (rotation snapshot, cursors) ------------------------------------------
+    def set_kv(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_kv(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- jobs ---------------------------------------------------------------------------
+    def add_jobs(self, jobs: Iterable[dict[str, Any]], now: float | None = None) -> list[tuple[str, bool]]:
+        """Insert jobs; an id already stored is left as it is (idempotent resubmit)."""
+        now = time.time() if now is None else now
+        out = []
+        with self._tx():
+            for job in jobs:
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO jobs(id, kind, callee, spec, priority, not_before, deadline, state,"
+                    " attempts, next_attempt_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'queued',0,?,?,?)",
+                    (
+                        job["id"], job["kind"], job["callee"], json.dumps(job), int(job.get("priority", 0)),
+                        job.get("not_before"), job.get("deadline"), job.get("not_before"), now, now,
+                    ),
+                )
+                out.append((job["id"], cur.rowcount == 1))
+        return out
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        cols = [d[0] for d in self.conn.execute("SELECT * FROM jobs LIMIT 0").description]
+        job = dict(zip(cols, row))
+        job["spec"] = json.loads(job["spec"])
+        job["attempt_list"] = [
+            {**dict(zip(("id", "n", "sim_id", "msisdn", "channel_id", "state", "started_at", "ended_at"), a)),
+             "result": json.loads(a[8]) if a[8] else None}
+            for a in self.conn.execute(
+                "SELECT id, n, sim_id, msisdn, channel_id, state, started_at, ended_at, result FROM attempts"
+                " WHERE job_id = ? ORDER BY n", (job_id,)
+            )
+        ]
+        return job
+
+    def open_jobs(self) -> Iterator[dict[str, Any]]:
+        for row in self.conn.execute(
+            "SELECT spec, state, attempts, next_attempt_at FROM jobs WHERE state IN ('queued','waiting_retry')"
+            " ORDER BY created_at"
+        ):
+            spec = json.loads(row[0])
+            yield {"spec": spec, "state": row[1], "attempts": row[2], "next_attempt_at": row[3]}
+
+    def cancel_job(self, job_id: str, now: float | None = None) -> str:
+        """Cancel a job that has not started; returns its state after the call."""
+        now = time.time() if now is None else now
+        with self._tx():
+            row = self.conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return "unknown"
+            if row[0] in ("queued", "waiting_retry"):
+                self.conn.execute("UPDATE jobs SET state='cancelled', updated_at=? WHERE id=?", (now, job_id))
+                body = {"job_id": job_id, "outcome": "cancelled", "final": True, "at": now}
+                self.conn.execute(
+                    "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,1,?,?)",
+                    (job_id, None, json.dumps(body), now),
+                )
+                return "cancelled"
+            return row[0]
+
+    def finish_job_without_attempt(self, job_id: str, state: str, body: dict[str, Any], now: float) -> None:
+        """A job ended before any attempt (deadline passed, refused): outbox + state together."""
+        with self._tx():
+            self.conn.execute("UPDATE jobs SET state=?, updated_at=? WHERE id=?", (state, now, job_id))
+            self.conn.execute(
+                "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,1,?,?)",
+                (job_id, None, json.dumps(body), now),
+            )
+
+    # -- attempts -------------------------------------------------------------------------
+    def start_attempt(
+        self, job_id: str, *, sim_id: str, msisdn: str, channel_id: str, callee: str, now: float,
+        rotation: dict[str, Any] | None = None,
+    ) -> tuple[int, int]:
+        """Record an attempt before it is placed; returns (attempt id, attempt number)."""
+        with self._tx():
+            n = self.conn.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] + 1
+            cur = self.conn.execute(
+                "INSERT INTO attempts(job_id, n, sim_id, msisdn, channel_id, state, started_at)"
+                " VALUES (?,?,?,?,?,'started',?)",
+                (job_id, n, sim_id, msisdn, channel_id, now),
+            )
+            self.conn.execute(
+                "UPDATE jobs SET state='running', attempts=?, updated_at=? WHERE id=?", (n, now, job_id)
+            )
+            self.conn.execute("INSERT INTO shown(callee, msisdn, shown_at) VALUES (?,?,?)", (callee, msisdn, now))
+            if rotation is not None:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO kv(key, value) VALUES ('rotation', ?)", (json.dumps(rotation),)
+                )
+            return int(cur.lastrowid or 0), n
+
+    def finish_attempt(
+        self, attempt_id: int, job_id: str, *, result: dict[str, Any], job_state: str,
+        next_attempt_at: float | None, final: bool, now: float, attempt_state: str = "finished",
+        rotation: dict[str, Any] | None = None,
+    ) -> int:
+        """Close an attempt, queue its result in the outbox, move the job; one transaction."""
+        with self._tx():
+            self.conn.execute(
+                "UPDATE attempts SET state=?, ended_at=?, result=? WHERE id=?",
+                (attempt_state, now, json.dumps(result), attempt_id),
+            )
+            self.conn.execute(
+                "UPDATE jobs SET state=?, next_attempt_at=?, updated_at=? WHERE id=?",
+                (job_state, next_attempt_at, now, job_id),
+            )
+            cur = self.conn.execute(
+                "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,?,?,?)",
+                (job_id, attempt_id, 1 if final else 0, json.dumps(result), now),
+            )
+            if rotation is not None:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO kv(key, value) VALUES ('rotation', ?)", (json.dumps(rotation),)
+                )
+            return int(cur.lastrowid or 0)
+
+    def interrupted_attempts(self) -> list[dict[str, Any]]:
+        """Attempts left ``started`` by a process that died."""
+        rows = self.conn.execute(
+            "SELECT a.id, a.job_id, a.n, a.sim_id, a.msisdn, a.channel_id, a.started_at, j.spec"
+            " FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.state = 'started'"
+        ).fetchall()
+        return [
+            {"attempt_id": r[0], "job_id": r[1], "n": r[2], "sim_id": r[3], "msisdn": r[4],
+             "channel_id": r[5], "started_at": r[6], "spec": json.loads(r[7])}
+            for r in rows
+        ]
+
+    def shown_numbers(self, callee: str, limit: int = 50) -> tuple[str, ...]:
+        rows = self.conn.execute(
+            "SELECT msisdn FROM shown WHERE callee = ? ORDER BY shown_at DESC, rowid DESC LIMIT ?", (callee, limit)
+        ).fetchall()
+        return tuple(r[0] for r in reversed(rows))
+
+    # -- results outbox ----------------------------------------------------------------
+    def results_after(self, cursor: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+        rows = self.conn.execute(
+            "SELECT seq, body FROM results WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, limit)
+        ).fetchall()
+        items = [{"seq": r[0], **json.loads(r[1])} for r in rows]
+        return items, (rows[-1][0] if rows else cursor)
+
+    def ack_results(self, upto: int) -> None:
+        self.conn.execute("UPDATE results SET acked = 1 WHERE seq <= ? AND acked = 0", (upto,))
+
+    # -- events ---------------------------------------------------------------------------
+    def log_event(self, kind: str, subject: str, detail: dict[str, Any], now: float | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO events(at, kind, subject, detail) VALUES (?,?,?,?)",
+            (time.time() if now is None else now, kind, subject, json.dumps(detail)),
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            state: n for state, n in self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+        }
+
+
+class _Tx:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on error (autocommit connection)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
