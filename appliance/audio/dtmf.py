@@ -1,0 +1,258 @@
+"""In-band DTMF receiver: Goertzel-style correlations on 5 ms blocks, Q.24 rules.
+
+How it decides (ITU-T Q.24 Annex A as commonly implemented — spandsp ``dtmf.c`` and
+Asterisk ``dsp.c`` use the same figures):
+
+* Each frame is split into four 5 ms blocks; for each block the front end's one matrix
+  product gives the complex correlation with the eight DTMF frequencies (a Goertzel
+  filter's output, computed as a dot product). Three consecutive blocks sum to a 15 ms
+  analysis window sliding by 5 ms: 15 ms puts the nulls of neighbouring row tones
+  (73–89 Hz apart) at −14 … −21 dB while losing under 2 dB at a 1.5 % offset.
+* A window *hits* a key when its best row and best column tone hold ``min_tone_ratio`` of
+  the window's energy, each neighbour in its group is ``relative_peak_db`` below the best,
+  and each tone is above ``min_level_dbfs``.
+* The frequency of each tone is measured from the phase advance between consecutive
+  windows (5 ms apart), averaged over the tone: a tone more than ``max_freq_error``
+  (2.5 %, between Q.24's 1.5 % accept and 3.5 % reject) from nominal is rejected.
+* Twist is checked on the offset-corrected levels: the low group may be up to 8 dB
+  louder ("normal", after line loss of the high group) and the high group up to 4 dB
+  louder ("reverse") — spandsp/Asterisk ``DTMF_NORMAL_TWIST``/``DTMF_REVERSE_TWIST``.
+* Duration is measured on block energy at 5 ms resolution: tones of ≥ 40 ms pass, ≤ 23 ms
+  fail (threshold ``min_duration_ms`` = 30 ms between them); drop-outs up to 10 ms are
+  bridged, so a key is reported once.
+
+A digit is reported when its tone has ended (≤ ~30 ms later), with measured start, end,
+frequencies and twist.
+"""
+from __future__ import annotations
+
+import cmath
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .events import DTMF_KEYS, DtmfDigit
+from .features import FrameClock, FrameFeatures
+from .goertzel import BLOCK, BLOCKS_PER_FRAME, FREQS
+from .pcm import FRAME_SAMPLES, FULL_SCALE, SAMPLE_RATE, Frame
+
+WINDOW_BLOCKS: Final = 3  # 15 ms analysis window
+WINDOW: Final = WINDOW_BLOCKS * BLOCK
+BLOCK_MS: Final = 1000 * BLOCK // SAMPLE_RATE
+_PHASE_TO_HZ: Final = SAMPLE_RATE / (2 * math.pi * BLOCK)  # phase advance per block → Hz
+_FS2: Final = FULL_SCALE * FULL_SCALE
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfConfig:
+    """Receiver parameters; defaults are ITU-T Q.24 / spandsp figures (see module doc)."""
+
+    min_duration_ms: int = 30  # between Q.24's 23 ms must-reject and 40 ms must-accept
+    bridge_ms: int = 10  # Q.24: interruptions ≤ 10 ms do not split a digit
+    max_freq_error: float = 0.025  # between ±1.5 % accept and ±3.5 % reject
+    normal_twist_db: float = 8.0  # low group louder (spandsp DTMF_NORMAL_TWIST)
+    reverse_twist_db: float = 4.0  # high group louder (spandsp DTMF_REVERSE_TWIST)
+    relative_peak_db: float = 8.0  # spandsp DTMF_RELATIVE_PEAK_ROW/COL
+    min_tone_ratio: float = 0.5  # both tones' share of the window energy (talk-off guard)
+    min_level_dbfs: float = -50.0  # each tone; Q.24 receivers work to about −36 dBm0 + margin
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_freq_error < 0.1:
+            raise ValueError("dtmf.max_freq_error: expected a fraction in (0, 0.1)")
+        if not 0 < self.min_tone_ratio <= 1:
+            raise ValueError("dtmf.min_tone_ratio: expected a fraction in (0, 1]")
+        if self.min_duration_ms < 10 or self.bridge_ms < 0:
+            raise ValueError("dtmf.min_duration_ms must be ≥ 10 and bridge_ms ≥ 0")
+
+
+_HALF: Final = BLOCKS_PER_FRAME * len(FREQS)
+# e^{-jω·160·m}: the DTMF frequencies are whole hertz and a frame is 1/50 s, so the phase
+# of frame m at each frequency repeats every 50 frames — exact, no drift over long calls.
+_PERIOD: Final = 50
+_ROTATION: Final = np.exp(
+    -2j * np.pi * np.outer(np.arange(_PERIOD), FREQS) * FRAME_SAMPLES / SAMPLE_RATE
+)
+_GATE_ROW: Final = slice(int(650 / 50) - 2, int(1000 / 50) - 2 + 1)  # spectrum indices
+_GATE_COL: Final = slice(int(1150 / 50) - 2, int(1700 / 50) - 2 + 1)
+#: Front-end gate: a frame is looked at closely when its two strongest bins, one per
+#: group, hold this share of its power (a DTMF tone holds ~0.5–0.7; most speech far less).
+_GATE_RATIO: Final = 0.25
+_GATE_LEVEL_DB: Final = -60.0
+
+
+class _Run:
+    """One key being received: accumulated evidence until its tone ends."""
+
+    __slots__ = ("key", "first_block", "last_hit", "hits", "misses", "prod", "pow", "ref")
+
+    def __init__(self, key: int, block: int) -> None:
+        self.key = key
+        self.first_block = block
+        self.last_hit = block
+        self.hits = 0
+        self.misses = 0
+        self.prod = [0j, 0j]
+        self.pow = [0.0, 0.0]
+        self.ref = 0.0
+
+
+class DtmfDetector:
+    """Streaming DTMF receiver: ``feed(frame) -> list[DtmfDigit]``, then ``finish()``."""
+
+    def __init__(self, config: DtmfConfig | None = None) -> None:
+        self.config = cfg = config or DtmfConfig()
+        self._clock = FrameClock()
+        self._ratio = cfg.min_tone_ratio
+        self._peak = 10 ** (-cfg.relative_peak_db / 10)
+        # tone power (A²/2) floor on the s16 scale
+        self._min_pow = _FS2 * 10 ** (cfg.min_level_dbfs / 10)
+        self._max_misses = max(2, (cfg.bridge_ms + 2 * BLOCK_MS) // BLOCK_MS + 1)
+        self._min_blocks = math.ceil(cfg.min_duration_ms / BLOCK_MS)
+        self._prev: FrameFeatures | None = None
+        self._prev_done = False
+        self._tail_s: npt.NDArray[np.complex128] = np.zeros((WINDOW_BLOCKS - 1, 8), complex)
+        self._tail_e: npt.NDArray[np.float64] = np.zeros(WINDOW_BLOCKS - 1)
+        self._last_w: npt.NDArray[np.complex128] | None = None
+        self._last_key = -1
+        self._energy: dict[int, float] = {}
+        self._run: _Run | None = None
+
+    # -- streaming interface -------------------------------------------------------
+    def feed(self, frame: Frame) -> list[DtmfDigit]:
+        return self.feed_features(self._clock.features(frame))
+
+    def finish(self) -> list[DtmfDigit]:
+        """End of audio: report a key still sounding (if it already qualifies)."""
+        out: list[DtmfDigit] = []
+        if self._run is not None:
+            self._finalize(out)
+        return out
+
+    def feed_features(self, ft: FrameFeatures) -> list[DtmfDigit]:
+        out: list[DtmfDigit] = []
+        if self._run is None and not self._gate(ft):
+            self._prev, self._prev_done = ft, False
+            return out
+        if self._prev is not None and not self._prev_done:
+            self._analyse(self._prev, out)  # the tone may have begun in the previous frame
+        self._analyse(ft, out)
+        self._prev, self._prev_done = ft, True
+        return out
+
+    # -- internals -----------------------------------------------------------------
+    @staticmethod
+    def _gate(ft: FrameFeatures) -> bool:
+        if ft.level_db < _GATE_LEVEL_DB:
+            return False
+        spec = ft.spectrum
+        total = float(spec.sum())
+        return float(spec[_GATE_ROW].max() + spec[_GATE_COL].max()) >= _GATE_RATIO * total
+
+    def _analyse(self, ft: FrameFeatures, out: list[DtmfDigit]) -> None:
+        y = ft.dtmf
+        s = ((y[:_HALF] - 1j * y[_HALF:]).reshape(BLOCKS_PER_FRAME, 8)) * _ROTATION[ft.index % _PERIOD]
+        x = ft.samples
+        e = (x * x).reshape(BLOCKS_PER_FRAME, BLOCK).sum(axis=1).astype(np.float64)
+        blocks = np.concatenate([self._tail_s, s])
+        energies = np.concatenate([self._tail_e, e])
+        self._tail_s, self._tail_e = blocks[-(WINDOW_BLOCKS - 1) :], energies[-(WINDOW_BLOCKS - 1) :]
+        w = blocks[0:4] + blocks[1:5] + blocks[2:6]
+        we = energies[0:4] + energies[1:5] + energies[2:6]
+        p = (w.real * w.real + w.imag * w.imag) * (2.0 / (WINDOW * WINDOW))  # tone power A²/2
+        pr, pc = p[:, :4], p[:, 4:]
+        r = pr.argmax(axis=1)
+        c = pc.argmax(axis=1)
+        idx = np.arange(4)
+        br, bc = pr[idx, r], pc[idx, c]
+        pr2 = pr.copy()
+        pr2[idx, r] = 0
+        pc2 = pc.copy()
+        pc2[idx, c] = 0
+        hit = (
+            (br >= self._min_pow) & (bc >= self._min_pow)
+            & ((br + bc) * WINDOW >= self._ratio * we)
+            & (pr2.max(axis=1) <= br * self._peak) & (pc2.max(axis=1) <= bc * self._peak)
+        )
+        first_block = ft.index * BLOCKS_PER_FRAME
+        for b, eb in enumerate(e.tolist()):
+            self._energy[first_block + b] = eb
+        if self._run is None and not hit.any():
+            self._last_w, self._last_key = w[3], -1
+            self._trim(first_block)
+            return
+        keys = (r * 4 + c).tolist()
+        hits = hit.tolist()
+        for i in range(4):
+            block = first_block + i
+            key = keys[i] if hits[i] else -1
+            run = self._run
+            if run is not None and key != run.key:
+                run.misses += 1
+                if run.misses >= self._max_misses or key >= 0:
+                    self._finalize(out)
+                    run = None
+            if key >= 0:
+                if run is None:
+                    run = self._run = _Run(key, block)
+                    run.ref = float(we[i]) / WINDOW_BLOCKS
+                run.hits += 1
+                run.misses = 0
+                run.last_hit = block
+                rk, ck = key // 4, 4 + key % 4
+                wi = w[i]
+                run.pow[0] += float(p[i, rk])
+                run.pow[1] += float(p[i, ck])
+                run.ref = max(run.ref, float(we[i]) / WINDOW_BLOCKS)
+                if self._last_key == key and self._last_w is not None:
+                    run.prod[0] += complex(wi[rk] * self._last_w[rk].conjugate())
+                    run.prod[1] += complex(wi[ck] * self._last_w[ck].conjugate())
+            self._last_w, self._last_key = w[i], key
+        self._trim(first_block)
+
+    def _trim(self, first_block: int) -> None:
+        keep_from = (self._run.first_block if self._run else first_block) - 3 * BLOCKS_PER_FRAME
+        if len(self._energy) > 64:
+            for k in [k for k in self._energy if k < keep_from]:
+                del self._energy[k]
+
+    def _finalize(self, out: list[DtmfDigit]) -> None:
+        run, self._run = self._run, None
+        assert run is not None
+        cfg = self.config
+        if run.hits < 2:
+            return
+        thr = run.ref * 0.25  # −6 dB of the steady tone's block energy
+        energy = self._energy
+        start = run.first_block - (WINDOW_BLOCKS - 1)
+        while energy.get(start - 1, 0.0) >= thr and start > run.first_block - 8:
+            start -= 1
+        while energy.get(start, 0.0) < thr and start < run.last_hit:
+            start += 1
+        end = run.last_hit
+        while energy.get(end + 1, 0.0) >= thr and end < run.last_hit + 3:
+            end += 1
+        while energy.get(end, 0.0) < thr and end > start:
+            end -= 1
+        if end - start + 1 < self._min_blocks:
+            return
+        rk, ck = run.key // 4, 4 + run.key % 4
+        if run.prod[0] == 0 or run.prod[1] == 0:
+            return
+        d_row = cmath.phase(run.prod[0]) * _PHASE_TO_HZ
+        d_col = cmath.phase(run.prod[1]) * _PHASE_TO_HZ
+        if abs(d_row) > cfg.max_freq_error * FREQS[rk] or abs(d_col) > cfg.max_freq_error * FREQS[ck]:
+            return
+        # undo the window's loss at the measured offset before judging twist
+        g_row = float(np.sinc(d_row * WINDOW / SAMPLE_RATE)) ** 2
+        g_col = float(np.sinc(d_col * WINDOW / SAMPLE_RATE)) ** 2
+        twist = 10 * math.log10((run.pow[0] / g_row) / (run.pow[1] / g_col))
+        if twist > cfg.normal_twist_db or twist < -cfg.reverse_twist_db:
+            return
+        out.append(DtmfDigit(
+            digit=DTMF_KEYS[run.key], start_ms=start * BLOCK_MS, end_ms=(end + 1) * BLOCK_MS,
+            row_hz=round(FREQS[rk] + d_row, 1), col_hz=round(FREQS[ck] + d_col, 1),
+            twist_db=round(twist, 2),
+        ))
