@@ -1,0 +1,29 @@
+"""Virtual modem bank on pseudo-terminals plus a simulated GSM network.
+
+Public surface (the rest of the package is private)::
+
+    async with Emulator(EmulatorConfig(modems=4)) as emu:
+        emu.modems[0].port          # stable symlink → /dev/pts/N, open it with pyserial
+        await emu.inject("emu000", Fault.STUCK, seconds=2)
+        emu.network.calls           # what the network saw
+
+See docs/emulator.md for the number plan and the fault catalogue, docs/dialects.md for
+what each vendor dialect answers.
+"""
+from __future__ import annotations
+
+from ._calls import CallRecord, CallState, Outcome
+from ._dialects import DIALECTS, VENDOR_MODELS, Dialect
+from ._emulator import Emulator, EmulatorConfig, EmulatorError, Fault
+from ._modem import VirtualModem
+from ._network import Network, SmsRecord, SmsStatus
+from ._plan import Behaviour, ReportStatus, plan_behaviour, plan_operator
+from ._sim import PinState, VirtualSim
+from ._timing import Timing
+
+__all__ = [
+    "Behaviour", "CallRecord", "CallState", "DIALECTS", "Dialect", "Emulator", "EmulatorConfig",
+    "EmulatorError", "Fault", "Network", "Outcome", "PinState", "ReportStatus", "SmsRecord",
+    "SmsStatus", "Timing", "VENDOR_MODELS", "VirtualModem", "VirtualSim", "plan_behaviour",
+    "plan_operator",
+]

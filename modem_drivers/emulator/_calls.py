@@ -1,0 +1,163 @@
+"""Voice calls: the call state machine and how each dialect reports its progress.
+
+Rules of the machine (a table, h11-style): an outgoing call starts DIALING, may go to
+ALERTING, then ACTIVE, and always ends RELEASED; an incoming call starts INCOMING. A
+missing transition is a bug in the network script and raises ``CallStateError``. Busy,
+absent and unassigned callees go DIALING → RELEASED without alerting.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Final
+
+from ._dialects import CallReport
+
+
+class CallState(enum.Enum):
+    DIALING = "dialing"
+    ALERTING = "alerting"
+    INCOMING = "incoming"
+    ACTIVE = "active"
+    RELEASED = "released"
+
+
+class CallStateError(RuntimeError):
+    pass
+
+
+TRANSITIONS: Final[dict[CallState, frozenset[CallState]]] = {
+    CallState.DIALING: frozenset({CallState.ALERTING, CallState.ACTIVE, CallState.RELEASED}),
+    CallState.ALERTING: frozenset({CallState.ACTIVE, CallState.RELEASED}),
+    CallState.INCOMING: frozenset({CallState.ACTIVE, CallState.RELEASED}),
+    CallState.ACTIVE: frozenset({CallState.RELEASED}),
+    CallState.RELEASED: frozenset(),
+}
+
+#: +CLCC / ^DSCI <stat> (27.007 §7.18): 0 active, 2 dialing, 3 alerting, 4 incoming;
+#: 6 "released" is the SIMCom/Quectel extension docs/dialects.md lists.
+CLCC_STAT: Final[dict[CallState, int]] = {
+    CallState.ACTIVE: 0, CallState.DIALING: 2, CallState.ALERTING: 3,
+    CallState.INCOMING: 4, CallState.RELEASED: 6,
+}
+
+#: Final result code a remote release produces (V.250 §5.7.1, docs/dialects.md).
+RELEASE_RESULT: Final[dict[int, str]] = {17: "BUSY", 19: "NO ANSWER"}
+DEFAULT_RELEASE_RESULT: Final = "NO CARRIER"
+
+
+class Outcome(enum.Enum):
+    """DESIGN.md vocabulary of call outcomes (the subset the network can produce)."""
+
+    ANSWERED_HUMAN = "answered_human"
+    ANSWERED_MACHINE = "answered_machine"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    REJECTED = "rejected"
+    UNREACHABLE = "unreachable"
+    INVALID_NUMBER = "invalid_number"
+    NETWORK_ERROR = "network_error"
+    CHANNEL_ERROR = "channel_error"
+    CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One call as the network saw it (``Network.calls``)."""
+
+    caller_msisdn: str
+    callee: str
+    started: datetime
+    outcome: Outcome | None = None
+    cause: int | None = None
+    answered: bool = False
+    direction: str = "out"  # "out" = from a virtual SIM, "in" = towards one
+    modem_id: str = ""
+    slot: int = 0
+    behaviour: int | None = None
+    duration: float = 0.0  # seconds ACTIVE
+    dtmf: str = ""  # digits the callee keyed
+
+
+def toa(number: str) -> int:
+    """Type of address (24.008 §10.5.4.7): 145 international, 129 unknown."""
+    return 145 if number.startswith("+") else 129
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    number: str
+    direction: int  # 0 mobile-originated, 1 mobile-terminated (27.007 <dir>)
+    record: CallRecord
+    state: CallState
+    index: int = 1  # <idx>/<call_x>: one call at a time per modem
+    started: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None
+    cause: int | None = None
+    task: asyncio.Task[None] | None = None
+    answered_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def advance(self, new: CallState) -> CallState:
+        if new not in TRANSITIONS[self.state]:
+            raise CallStateError(f"call {self.state.value} → {new.value} is not allowed") from None
+        old, self.state = self.state, new
+        if new is CallState.ACTIVE:
+            self.answered_at = time.monotonic()
+            self.answered_event.set()
+        return old
+
+    @property
+    def duration(self) -> float:
+        return 0.0 if self.answered_at is None else time.monotonic() - self.answered_at
+
+
+def _hhmmss(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}{s % 3600 // 60:02d}{s % 60:02d}"
+
+
+def _clcc(call: Call, state: CallState) -> str:
+    return f'+CLCC: {call.index},{call.direction},{CLCC_STAT[state]},0,0,"{call.number}",{toa(call.number)}'
+
+
+def _dsci(call: Call, state: CallState) -> str:
+    return f"^DSCI: {call.index},{call.direction},{CLCC_STAT[state]},0,{call.number},{toa(call.number)}"
+
+
+def _huawei(call: Call, state: CallState) -> str | None:
+    # chan_dongle: ^ORIG dialing, ^CONF alerting, ^CONN answered, ^CEND released.
+    # <end_status> is not interpreted by chan_dongle or our driver; we send 0.
+    return {
+        CallState.DIALING: f"^ORIG: {call.index},0",
+        CallState.ALERTING: f"^CONF: {call.index}",
+        CallState.ACTIVE: f"^CONN: {call.index},0",
+        CallState.RELEASED: f"^CEND: {call.index},{int(call.duration)},0,{call.cause or 16}",
+    }.get(state)
+
+
+#: Call-progress renderer per report style; the bool says whether the host enabled it.
+_RENDERERS: Final[dict[CallReport, Callable[[Call, CallState], str | None]]] = {
+    CallReport.CLCC: _clcc,
+    CallReport.DSCI: _dsci,
+    CallReport.HUAWEI: _huawei,
+    CallReport.NONE: lambda call, state: None,
+}
+
+
+def progress_urcs(style: CallReport, enabled: bool, voice_call_urcs: bool, call: Call, state: CallState) -> list[str]:
+    """URC lines a modem of this style emits when ``call`` enters ``state``."""
+    lines: list[str] = []
+    if enabled or style is CallReport.HUAWEI:
+        line = _RENDERERS[style](call, state)
+        if line:
+            lines.append(line)
+    if voice_call_urcs:  # SIM7600 manual: VOICE CALL: BEGIN / VOICE CALL: END: <hhmmss>
+        if state is CallState.ACTIVE:
+            lines.append("VOICE CALL: BEGIN")
+        elif state is CallState.RELEASED:
+            lines.append(f"VOICE CALL: END: {_hhmmss(call.duration)}")
+    return lines

@@ -1,0 +1,202 @@
+"""The emulator: N virtual modems on pseudo-terminals plus the network, in one event loop.
+
+``Emulator.start`` opens every pty (both ends), points the stable symlinks at them,
+attaches the SIMs to the network and, unless disabled, starts the HTTP control API.
+Faults are injected per modem (``inject``); inbound traffic through the network.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._dialects import dialect_for
+from ._modem import VirtualModem
+from ._network import Network
+from ._sim import luhn_digit, make_sim
+from ._state import STATE_VERSION, appliance_config, modem_entry
+from ._timing import PROFILES, Timing
+
+
+class Fault(enum.Enum):
+    VANISH = "vanish"  # port disappears; returns after ``seconds`` (None: stays away)
+    GARBAGE = "garbage"  # ``bytes`` (or ``count`` random bytes) written to the host
+    STUCK = "stuck"  # swallows commands for ``seconds`` or until AT+CFUN=1,1
+    LOSE_URC = "lose_urc"  # the next URC starting with ``prefix`` is dropped
+    BLOCK_SIM = "block_sim"  # the operator blocks the SIM in ``slot`` (default: active)
+
+
+class EmulatorError(Exception):
+    """Bad input to the emulator API; the message names the field."""
+
+
+@dataclass(slots=True)
+class EmulatorConfig:
+    modems: int = 4
+    sims_per_modem: int = 1
+    vendors: tuple[str, ...] = ("simcom", "quectel", "huawei", "generic")  # round-robin
+    timing: Timing = Timing.FAST
+    seed: int = 0
+    state_dir: Path | None = None  # where the port symlinks live (temp dir if None)
+    pin_locked: bool = False  # every SIM starts with +CPIN: SIM PIN (pin "1234")
+    block_after_calls: int | None = None  # operator blocks a SIM after this many calls
+    control_port: int | None = 0  # HTTP control API on 127.0.0.1 (0: any free port; None: off)
+    balances: dict[str, float] = field(default_factory=dict)  # msisdn → credit (0 = no credit)
+
+    def validate(self) -> None:
+        if self.modems < 1:
+            raise EmulatorError("modems: expected a positive number of modems")
+        if not 1 <= self.sims_per_modem <= 8:
+            raise EmulatorError("sims_per_modem: expected 1 to 8 SIM slots per modem")
+        if not self.vendors:
+            raise EmulatorError("vendors: expected at least one vendor")
+        for vendor in self.vendors:
+            try:
+                dialect_for(vendor, 0)
+            except ValueError as exc:
+                raise EmulatorError(f"vendors: {exc}") from None
+        if self.block_after_calls is not None and self.block_after_calls < 0:
+            raise EmulatorError("block_after_calls: expected a number ≥ 0 or None")
+
+
+def make_imei(tac: str, serial: int) -> str:
+    body = f"{tac}{serial % 1_000_000:06d}"  # TS 23.003 §6.2.1: TAC(8) SNR(6) CD(1)
+    return body + luhn_digit(body)
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig) -> None:
+        config.validate()
+        self.config = config
+        self.profile = PROFILES[config.timing]
+        self.network = Network(self.profile, config.seed, config.block_after_calls)
+        self.modems: list[VirtualModem] = []
+        self._by_id: dict[str, VirtualModem] = {}
+        self._own_state_dir = config.state_dir is None
+        self.state_dir = Path(config.state_dir) if config.state_dir else Path(tempfile.mkdtemp(prefix="simrotor-emu-"))
+        self.control_url: str | None = None
+        self._control: Any = None
+        self.started = False
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        per_vendor: dict[str, int] = {}
+        width = max(3, len(str(cfg.modems - 1)))
+        try:
+            for i in range(cfg.modems):
+                vendor = cfg.vendors[i % len(cfg.vendors)]
+                nth = per_vendor.get(vendor, 0)
+                per_vendor[vendor] = nth + 1
+                dialect = dialect_for(vendor, nth)
+                sims = [make_sim(i * cfg.sims_per_modem + s, s, cfg.seed, cfg.pin_locked)
+                        for s in range(cfg.sims_per_modem)]
+                for sim in sims:
+                    if sim.msisdn in cfg.balances:
+                        sim.balance = cfg.balances[sim.msisdn]
+                modem_id = f"emu{i:0{width}d}"
+                modem = VirtualModem(
+                    modem_id, dialect, make_imei(dialect.tac, cfg.seed * 100_003 + i), sims,
+                    self.network, self.profile, random.Random(f"modem:{cfg.seed}:{i}"),
+                    self.state_dir / f"tty{modem_id.upper()}",
+                )
+                modem.start(loop)
+                self.modems.append(modem)
+                self._by_id[modem_id] = modem
+                self.network.attach(modem)
+            if cfg.control_port is not None:
+                from ._control import ControlServer
+
+                self._control = ControlServer(self)
+                self.control_url = await self._control.start(cfg.control_port)
+        except BaseException:
+            await self.stop()
+            raise
+        self.started = True
+
+    async def stop(self) -> None:
+        if self._control is not None:
+            await self._control.stop()
+            self._control = None
+        await self.network.close()
+        await asyncio.gather(*(m.stop() for m in self.modems), return_exceptions=True)
+        self.started = False
+        if self._own_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def modem(self, modem_id: str) -> VirtualModem:
+        try:
+            return self._by_id[modem_id]
+        except KeyError:
+            raise EmulatorError(f"modem: no modem {modem_id!r} (expected one of emu000…)") from None
+
+    async def inject(self, modem_id: str, fault: Fault | str, **params: Any) -> None:
+        modem = self.modem(modem_id)
+        try:
+            fault = Fault(fault)
+        except ValueError:
+            raise EmulatorError(f"fault: {fault!r} is not one of {[f.value for f in Fault]}") from None
+        if fault is Fault.VANISH:
+            seconds = params.get("seconds", 1.0)
+            modem.vanish(None if seconds is None else float(seconds))
+        elif fault is Fault.GARBAGE:
+            data = params.get("bytes")
+            if data is None:
+                count = int(params.get("count", 32))
+                data = bytes(random.Random(f"garbage:{modem_id}").randrange(256) for _ in range(count))
+            elif isinstance(data, str):
+                data = data.encode("latin-1")
+            modem.write_raw(bytes(data))
+        elif fault is Fault.STUCK:
+            seconds = params.get("seconds")
+            modem.set_stuck(None if seconds is None else float(seconds))
+        elif fault is Fault.LOSE_URC:
+            prefix = params.get("prefix")
+            if not prefix:
+                raise EmulatorError("prefix: expected the start of the URC to lose, e.g. '+CDS'")
+            modem.lost_prefixes.append(str(prefix))
+        elif fault is Fault.BLOCK_SIM:
+            slot = params.get("slot")
+            slot = modem.active_slot if slot is None else int(slot)
+            if not 0 <= slot < len(modem.sims):
+                raise EmulatorError(f"slot: expected 0…{len(modem.sims) - 1}")
+            modem.sims[slot].blocked = True
+
+    async def inbound_sms(self, sender: str, to_msisdn: str, text: str) -> None:
+        self._need_subscriber(to_msisdn)
+        self.network.inbound_sms(sender, to_msisdn, text)
+
+    async def inbound_call(self, caller: str, to_msisdn: str, ring_seconds: float = 5) -> None:
+        self._need_subscriber(to_msisdn)
+        self.network.inbound_call(caller, to_msisdn, ring_seconds)
+
+    def _need_subscriber(self, msisdn: str) -> None:
+        if self.network.subscriber(msisdn) is None:
+            raise EmulatorError(f"to: {msisdn!r} is not a virtual SIM of this emulator")
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "status": "running" if self.started else "stopped",
+            "pid": os.getpid(),
+            "control": self.control_url,
+            "timing": self.config.timing.value,
+            "seed": self.config.seed,
+            "state_dir": str(self.state_dir),
+            "modems": [modem_entry(m) for m in self.modems],
+            "appliance_config": appliance_config(self.modems),
+        }

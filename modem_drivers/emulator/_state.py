@@ -1,0 +1,58 @@
+"""The state file other processes read: ports, SIMs, control URL, appliance config.
+
+Written atomically (temp file + rename in the same directory), so a reader polling for it
+never sees half a document.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._modem import VirtualModem
+
+STATE_VERSION = 1
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid TOML basic string
+
+
+def appliance_config(modems: list[VirtualModem]) -> str:
+    """One ``[[modem]]`` table per modem: id, port, vendor, slots (the number of SIM slots)."""
+    blocks = ["# simrotor appliance: modems served by `simrotor emulate`\n"]
+    for m in modems:
+        blocks.append(
+            "[[modem]]\n"
+            f"id = {_toml_str(m.id)}\n"
+            f"port = {_toml_str(m.port)}\n"
+            f"vendor = {_toml_str(m.vendor)}\n"
+            f"slots = {len(m.sims)}\n"
+        )
+    return "\n".join(blocks)
+
+
+def modem_entry(m: VirtualModem) -> dict[str, Any]:
+    return {
+        "id": m.id, "port": m.port, "vendor": m.vendor, "model": m.model, "imei": m.imei,
+        "active_slot": m.active_slot, "sims": [s.public() for s in m.sims],
+    }
+
+
+def write_atomic(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, ensure_ascii=False, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
