@@ -1,0 +1,212 @@
+"""Answering-machine detection: is a person on the line, or a recording?
+
+The signal a dialer has is *turn-taking*: a person answers with a short greeting
+("Halo?", "Yes?") and then waits for the caller; a machine talks on. So the detector
+segments speech with a noise-adaptive voice detector and runs this state machine
+(``_TRANSITIONS`` below is the table; one step per 20 ms frame):
+
+* ``waiting``  — no speech yet. Speech ≥ ``min_speech_ms`` → ``speaking``;
+  nothing by ``initial_silence_ms`` → **silence**.
+* ``speaking`` — the greeting runs from its first speech. Greeting ≥ ``machine_greeting_ms``
+  → **machine** (rule ``long_greeting``); a pause → ``pausing``.
+* ``pausing``  — speech again → ``speaking`` (the greeting, pauses included, keeps
+  growing); quiet for ``human_silence_ms`` → **human** (rule ``greeting_then_silence``).
+* any state: a voicemail beep or SIT → **machine**; fax CNG/CED → **fax**; the analysis
+  ends at ``total_analysis_ms`` → **unsure** (callers treat it as human).
+
+The voice detector compares each frame's level with a noise floor that follows the
+quietest frames at once and rises slowly (``floor_rise_db_per_s``), so it works at any
+gain and under steady noise, where a fixed threshold (Asterisk's 256) fails both ways.
+Tonal frames (a beep, a fax tone) are not speech.
+
+Bias to human: every threshold errs so that a doubtful call ends up human or unsure —
+a machine verdict needs a long uninterrupted greeting, a beep or SIT; a person who
+says something short and waits is never a machine.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import Final
+
+from .events import (AmdDecision, AmdEvidence, AmdResult, Beep, FaxTone, Segment, Sit,
+                     ToneEvent)
+from .features import FrameClock, FrameFeatures
+from .pcm import FRAME_MS, Frame
+from .tones import ToneDetector
+
+
+@dataclass(frozen=True, slots=True)
+class AmdConfig:
+    """AMD parameters (ms unless named otherwise), defaults measured on the corpus
+    (docs/audio.md) and kept on the human side of each trade-off."""
+
+    initial_silence_ms: int = 4000  # nothing said this long → silence (Asterisk: 2500 → MACHINE)
+    min_speech_ms: int = 80  # shorter bursts are clicks, not words (Asterisk min word: 100)
+    human_silence_ms: int = 520  # waits longer than machines' sentence pauses (≤ ~480 ms)
+    machine_greeting_ms: int = 1900  # longer than people's hellos, shorter than greetings
+    total_analysis_ms: int = 5000  # Asterisk total_analysis_time
+    speech_on_db: float = 9.0  # above the noise floor to start speech
+    speech_off_db: float = 5.0  # … and to keep it going (hysteresis)
+    speech_min_dbfs: float = -62.0  # absolute floor: below this nothing is speech
+    floor_rise_db_per_s: float = 3.0
+    tonal_not_speech: float = 0.9  # frames this tonal are tones, not voice
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name.endswith("_ms") and not 0 < v <= 60000:
+                raise ValueError(f"amd.{f.name}: expected milliseconds in 1–60000, got {v!r}")
+        if self.speech_off_db > self.speech_on_db:
+            raise ValueError("amd.speech_off_db must not exceed amd.speech_on_db")
+
+
+class _State(enum.Enum):
+    WAITING = "waiting"
+    SPEAKING = "speaking"
+    PAUSING = "pausing"
+    DONE = "done"
+
+
+class _Ev(enum.Enum):
+    SPEECH = "speech"
+    QUIET = "quiet"
+
+
+#: {state: {frame kind: next state}} — the decisions themselves are timers, checked after.
+_TRANSITIONS: Final = {
+    _State.WAITING: {_Ev.SPEECH: _State.SPEAKING, _Ev.QUIET: _State.WAITING},
+    _State.SPEAKING: {_Ev.SPEECH: _State.SPEAKING, _Ev.QUIET: _State.PAUSING},
+    _State.PAUSING: {_Ev.SPEECH: _State.SPEAKING, _Ev.QUIET: _State.PAUSING},
+}
+#: Tone evidence → verdict and rule name.
+_TONE_RULES: Final = {Beep: (AmdResult.MACHINE, "beep"), Sit: (AmdResult.MACHINE, "sit"),
+                      FaxTone: (AmdResult.FAX, "fax_tone")}
+
+
+class AmdDetector:
+    """Streaming AMD: ``feed(frame)`` returns ``[AmdDecision]`` once, then nothing."""
+
+    def __init__(self, config: AmdConfig | None = None, *, own_tones: bool = True) -> None:
+        self.config = cfg = config or AmdConfig()
+        self._clock = FrameClock()
+        self._tones = ToneDetector() if own_tones else None
+        self.state = _State.WAITING
+        self.decision: AmdDecision | None = None
+        self._floor: float | None = None
+        self._rise = cfg.floor_rise_db_per_s * FRAME_MS / 1000
+        self._voiced = False
+        self._run_start = -1  # frame index where the current voiced run began
+        self._run_len = 0
+        self._greeting_start = -1
+        self._pause_start = -1
+        self._speech: list[Segment] = []
+        self._silences: list[Segment] = []
+        self._tone_events: list[ToneEvent] = []
+        self._min_run = max(1, cfg.min_speech_ms // FRAME_MS)
+
+    @property
+    def done(self) -> bool:
+        return self.decision is not None
+
+    def feed(self, frame: Frame) -> list[AmdDecision]:
+        return self.feed_features(self._clock.features(frame))
+
+    def finish(self) -> list[AmdDecision]:
+        """Audio ended before a verdict: silence if nothing was said, else unsure."""
+        if self.done:
+            return []
+        end = self._clock.index * FRAME_MS if self._tones is not None else self._last_ms
+        if self._tones is not None:
+            for ev in self._tones.finish():
+                d = self._on_tone(ev, end)
+                if d:
+                    return [d]
+        if self.state is _State.WAITING:
+            return [self._decide(AmdResult.SILENCE, end, "ended_in_silence")]
+        return [self._decide(AmdResult.UNSURE, end, "ended_undecided")]
+
+    _last_ms = 0
+
+    def feed_features(self, ft: FrameFeatures, tone_events: list[ToneEvent] | None = None) -> list[AmdDecision]:
+        if self.decision is not None:
+            return []
+        cfg = self.config
+        now = ft.end_ms
+        self._last_ms = now
+        if tone_events is None and self._tones is not None:
+            tone_events = self._tones.feed_features(ft)
+        for ev in tone_events or ():
+            d = self._on_tone(ev, now)
+            if d:
+                return [d]
+        voiced = self._voice(ft)
+        if voiced:
+            if self._run_len == 0:
+                self._run_start = ft.index
+            self._run_len += 1
+        else:
+            self._run_len = 0
+        kind = _Ev.SPEECH if self._run_len >= (self._min_run if self.state is _State.WAITING else 2) else _Ev.QUIET
+        prev = self.state
+        self.state = _TRANSITIONS[prev][kind]
+        if prev is _State.WAITING and self.state is _State.SPEAKING:
+            self._greeting_start = self._run_start
+            if self._run_start > 0:
+                self._silences.append(Segment(0, self._run_start * FRAME_MS))
+        elif prev is _State.SPEAKING and self.state is _State.PAUSING:
+            self._pause_start = ft.index
+            self._speech.append(Segment(self._seg_start, ft.index * FRAME_MS))
+        elif prev is _State.PAUSING and self.state is _State.SPEAKING:
+            self._silences.append(Segment(self._pause_start * FRAME_MS, self._run_start * FRAME_MS))
+        if self.state is _State.SPEAKING and prev is not _State.SPEAKING:
+            self._seg_start = self._run_start * FRAME_MS
+        # timers
+        if self.state is _State.WAITING and now >= cfg.initial_silence_ms:
+            return [self._decide(AmdResult.SILENCE, now, "initial_silence")]
+        if self.state is _State.SPEAKING and now - self._greeting_start * FRAME_MS >= cfg.machine_greeting_ms:
+            self._speech.append(Segment(self._seg_start, now))
+            return [self._decide(AmdResult.MACHINE, now, "long_greeting")]
+        if self.state is _State.PAUSING and now - self._pause_start * FRAME_MS >= cfg.human_silence_ms:
+            self._silences.append(Segment(self._pause_start * FRAME_MS, now))
+            return [self._decide(AmdResult.HUMAN, now, "greeting_then_silence")]
+        if now >= cfg.total_analysis_ms:
+            return [self._decide(AmdResult.UNSURE, now, "too_long")]
+        return []
+
+    _seg_start = 0
+
+    def _voice(self, ft: FrameFeatures) -> bool:
+        cfg = self.config
+        level = max(ft.level_db, -90.0)
+        floor = self._floor
+        if floor is None or level < floor:
+            floor = level
+        else:
+            floor += self._rise
+        self._floor = floor
+        threshold = cfg.speech_off_db if self._voiced else cfg.speech_on_db
+        self._voiced = (level >= floor + threshold and level >= cfg.speech_min_dbfs
+                        and ft.tonality < cfg.tonal_not_speech)
+        return self._voiced
+
+    def _on_tone(self, ev: ToneEvent, now: int) -> AmdDecision | None:
+        self._tone_events.append(ev)
+        rule = _TONE_RULES.get(type(ev))
+        if rule is None:
+            return None
+        result, name = rule
+        if result is AmdResult.FAX and self._speech and self.state is not _State.WAITING:
+            return None  # a 1100 Hz tone after someone spoke is a beep-like tone, not a fax
+        return self._decide(result, now, name)
+
+    def _decide(self, result: AmdResult, now: int, rule: str) -> AmdDecision:
+        self.state = _State.DONE
+        evidence = AmdEvidence(
+            speech=tuple(self._speech), silences=tuple(self._silences),
+            tones=tuple(self._tone_events),
+            noise_floor_dbfs=None if self._floor is None else round(self._floor, 1),
+            detail={"greeting_ms": float(max(0, now - self._greeting_start * FRAME_MS)) if self._greeting_start >= 0 else 0.0},
+        )
+        self.decision = AmdDecision(result, now, rule, evidence)
+        return self.decision

@@ -1,0 +1,325 @@
+"""A labelled corpus of answered calls, synthesised with espeak-ng and sox.
+
+Every recording is built the same way whatever its class, so the classes differ only
+in what a real call would differ in — what is said and how turns are taken:
+
+* speech from espeak-ng in Polish or English, voice variant, speed (130–210 wpm) and
+  pitch drawn from the **same** pools for people, machines and announcements;
+* the first sound starts 0.1–1.0 s after answer for every speaking class;
+* recordings end 0.5–3 s after their last event, so length says nothing about class;
+* channel: optional noise (white/pink/brown, SNR 12–35 dB or none), overall gain
+  −18…+6 dB (with clipping), and for 70 % of files telephone band-limiting 300–3400 Hz
+  (ITU-T G.712) by ``sox sinc``.
+
+Classes: ``human`` (a short greeting, then silence or a short reply after 0.8–2.5 s),
+``machine`` (a greeting of one to three sentences, 60 % ending with a beep of 400–2000 Hz
+and 150–1000 ms), ``silence`` (line noise only), ``fax`` (CED + V.21 flags, or CNG
+cadence), ``sit`` (a Bellcore or ITU SIT, then an announcement) and ``dtmf`` (all 16 keys
+shuffled: 40–60 ms tones, 50–80 ms gaps, twist within ±rules, ±1.2 % offsets, noise).
+Labels go to ``labels.csv`` beside the files.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .events import DTMF_KEYS
+from .goertzel import COLS, ROWS
+from .pcm import SAMPLE_RATE
+
+LABELS_FILE: Final = "labels.csv"
+CLASSES: Final = ("human", "machine", "silence", "fax", "sit", "dtmf")
+#: Share of each class; AMD classes dominate because that is what the bench measures.
+MIX: Final = (0.36, 0.36, 0.07, 0.07, 0.07, 0.07)
+VOICES: Final = {"en": ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp"), "pl": ("pl",)}
+VARIANTS: Final = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3",
+                   "+f4", "+f5", "+klatt", "+klatt2", "+klatt3")
+NAMES: Final = {"en": ("John", "Anna Smith", "Mark", "Sarah Jones", "David", "Emily"),
+                "pl": ("Jan Kowalski", "Anna", "Piotr Nowak", "Kasia", "Marek", "Zofia Wiśniewska")}
+HUMAN: Final = {
+    "en": ("Hello?", "Yes?", "Hello, who's this?", "Hi!", "Yeah, hello?", "Hello, speaking.",
+           "Good morning.", "Yes, hello?", "Hi, who is it?", "Hello, this is {name}."),
+    "pl": ("Halo?", "Tak, słucham.", "Słucham?", "Tak?", "Halo, kto mówi?", "Dzień dobry.",
+           "No, słucham?", "Tak, halo?", "Halo, tu {name}.", "Słucham, kto dzwoni?"),
+}
+REPLY: Final = {
+    "en": ("Hello? Anyone there?", "Who is calling?", "Yes, go ahead.", "Hello?"),
+    "pl": ("Halo, jest tam ktoś?", "Kto mówi?", "Proszę mówić.", "Halo?"),
+}
+MACHINE: Final = {
+    "en": ("Hi, you've reached {name}. I can't take your call right now. Please leave a message after the tone.",
+           "Hello. This is {name}. Leave a message and I'll call you back.",
+           "The person you are calling is not available. Please leave a message after the beep.",
+           "Hello, you have reached the voicemail of {name}. Please leave your name and number.",
+           "{name} here. Sorry I missed you. Leave a message.",
+           "Thank you for calling. Nobody is available to take your call. Please leave a message."),
+    "pl": ("Dzień dobry, dodzwoniłeś się do {name}. Nie mogę teraz odebrać. Zostaw wiadomość po sygnale.",
+           "Cześć, tu {name}. Oddzwonię najszybciej jak to możliwe.",
+           "Abonent jest czasowo niedostępny. Proszę zostawić wiadomość po sygnale.",
+           "Witaj, tu poczta głosowa {name}. Nagraj wiadomość po sygnale.",
+           "Halo. Tu {name}. Nie ma mnie teraz, zostaw wiadomość.",
+           "Dzień dobry. Nie możemy odebrać telefonu. Prosimy o pozostawienie wiadomości."),
+}
+ANNOUNCEMENT: Final = {
+    "en": ("The number you have dialed is not in service. Please check the number and dial again.",
+           "We're sorry, your call cannot be completed as dialed."),
+    "pl": ("Wybrany numer nie istnieje. Sprawdź numer i spróbuj ponownie.",
+           "Abonent o podanym numerze nie istnieje."),
+}
+#: SIT segment plans (frequency, ms): Bellcore codes and the plain ITU sequence.
+SIT_PLANS: Final = {
+    "intercept": ((913.8, 274), (1370.6, 274), (1776.7, 380)),
+    "vacant_code": ((985.2, 380), (1370.6, 274), (1776.7, 380)),
+    "no_circuit": ((985.2, 380), (1428.5, 380), (1776.7, 380)),
+    "reorder": ((913.8, 274), (1428.5, 380), (1776.7, 380)),
+    "itu": ((950.0, 330), (1400.0, 330), (1800.0, 330)),
+}
+
+
+class CorpusError(RuntimeError):
+    """The corpus cannot be made (missing espeak-ng/sox, bad arguments)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusItem:
+    """One recording's recipe and its labels (one CSV row)."""
+
+    file: str
+    label: str
+    seed: int
+    lang: str = ""
+    voice: str = ""
+    speed: int = 0
+    pitch: int = 0
+    text: str = ""
+    reply: str = ""
+    onset_ms: int = 0
+    snr_db: float = -1.0  # -1: no added noise
+    noise: str = ""
+    gain_db: float = 0.0
+    band_limited: bool = False
+    beep_hz: float = 0.0
+    beep_ms: int = 0
+    beep_end_ms: int = -1  # filled in when rendered
+    sit_kind: str = ""
+    sit_end_ms: int = -1
+    fax_kind: str = ""
+    digits: str = ""
+    duration_ms: int = 0
+
+
+def _plan(i: int, label: str, rng: np.random.Generator) -> CorpusItem:
+    lang = str(rng.choice(["en", "pl"]))
+    voice = str(rng.choice(VOICES[lang])) + str(rng.choice(VARIANTS))
+    name = str(rng.choice(NAMES[lang]))
+    text = reply = ""
+    beep_hz, beep_ms, sit_kind, fax_kind, digits = 0.0, 0, "", "", ""
+    if label == "human":
+        text = str(rng.choice(HUMAN[lang])).format(name=name)
+        if rng.random() < 0.5:
+            reply = str(rng.choice(REPLY[lang]))
+    elif label == "machine":
+        text = str(rng.choice(MACHINE[lang])).format(name=name)
+        if rng.random() < 0.6:
+            beep_hz, beep_ms = float(rng.uniform(400, 2000)), int(rng.uniform(150, 1000))
+    elif label == "sit":
+        sit_kind = str(rng.choice(list(SIT_PLANS)))
+        text = str(rng.choice(ANNOUNCEMENT[lang]))
+    elif label == "fax":
+        fax_kind = str(rng.choice(["ced", "cng"]))
+    elif label == "dtmf":
+        digits = "".join(rng.permutation(list(DTMF_KEYS)))
+    noisy = rng.random() < 0.75 or label == "silence"
+    return CorpusItem(
+        file=f"{i:04d}_{label}.wav", label=label, seed=int(rng.integers(2**31)), lang=lang,
+        voice=voice, speed=int(rng.integers(130, 211)), pitch=int(rng.integers(25, 76)),
+        text=text, reply=reply, onset_ms=int(rng.uniform(100, 1000)),
+        snr_db=float(rng.choice([35.0, 25.0, 18.0, 12.0])) if noisy else -1.0,
+        noise=str(rng.choice(["white", "pink", "brown"])) if noisy else "",
+        gain_db=round(float(rng.uniform(-18, 6)), 1), band_limited=bool(rng.random() < 0.7),
+        beep_hz=round(beep_hz, 1), beep_ms=beep_ms, sit_kind=sit_kind, fax_kind=fax_kind, digits=digits,
+    )
+
+
+# -- rendering (runs in worker processes) ---------------------------------------------
+def _speak(text: str, item: CorpusItem) -> npt.NDArray[np.float64]:
+    """espeak-ng → sox (resample to 8 kHz) → float samples at about −20 dBFS active level."""
+    speak = subprocess.run(
+        ["espeak-ng", "-v", item.voice, "-s", str(item.speed), "-p", str(item.pitch), "--stdout", text],
+        capture_output=True, check=True,
+    )
+    conv = subprocess.run(
+        ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed", "-b", "16", "-c", "1", "-"],
+        input=speak.stdout, capture_output=True, check=True,
+    )
+    x = np.frombuffer(conv.stdout, dtype="<i2").astype(np.float64)
+    nz = np.flatnonzero(np.abs(x) > 64)
+    if len(nz):
+        x = x[nz[0] : nz[-1] + 1]  # espeak pads silence; the plan decides the timing
+    active = x[np.abs(x) > 0.05 * (np.abs(x).max() + 1)]
+    rms = float(np.sqrt(np.mean(active**2))) if len(active) else 1.0
+    return x * (32768 * 10 ** (-20 / 20) / rms)
+
+
+def _tone(f: float, ms: float, dbfs: float, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    t = np.arange(int(round(ms * SAMPLE_RATE / 1000))) / SAMPLE_RATE
+    return 32768 * 10 ** (dbfs / 20) * np.sqrt(2) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+
+
+def _noise(kind: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    w = rng.normal(size=n)
+    if kind == "white" or n < 4:
+        return w
+    spec = np.fft.rfft(w)
+    f = np.maximum(np.arange(len(spec)), 1)
+    spec /= np.sqrt(f) if kind == "pink" else f
+    out = np.fft.irfft(spec, n)
+    return out / (out.std() + 1e-12)
+
+
+def _zeros(ms: float) -> npt.NDArray[np.float64]:
+    return np.zeros(int(ms * SAMPLE_RATE / 1000))
+
+
+def _render(item: CorpusItem, out_dir: str) -> CorpusItem:
+    rng = np.random.default_rng(item.seed)
+    parts: list[npt.NDArray[np.float64]] = [_zeros(item.onset_ms)]
+    extra: dict[str, object] = {}
+    pos = lambda: sum(len(p) for p in parts) * 1000 // SAMPLE_RATE  # noqa: E731
+    if item.label == "human":
+        parts.append(_speak(item.text, item))
+        if item.reply:
+            parts += [_zeros(rng.uniform(800, 2500)), _speak(item.reply, item)]
+        parts.append(_zeros(rng.uniform(1500, 3500)))
+    elif item.label == "machine":
+        parts.append(_speak(item.text, item))
+        if item.beep_ms:
+            parts += [_zeros(rng.uniform(200, 800)), _tone(item.beep_hz, item.beep_ms, rng.uniform(-22, -10), rng)]
+            extra["beep_end_ms"] = pos()
+        parts.append(_zeros(rng.uniform(500, 3000)))
+    elif item.label == "sit":
+        level = rng.uniform(-24, -14)  # ITU-T E.180: −24 dBm0 nominal
+        for k, (f, ms) in enumerate(SIT_PLANS[item.sit_kind]):
+            if k:
+                parts.append(_zeros(rng.uniform(0, 30)))
+            parts.append(_tone(f, ms, level + rng.uniform(-1, 1), rng))
+        extra["sit_end_ms"] = pos()
+        parts += [_zeros(rng.uniform(300, 1000)), _speak(item.text, item), _zeros(rng.uniform(500, 2000))]
+    elif item.label == "fax":
+        level = rng.uniform(-20, -10)
+        if item.fax_kind == "ced":
+            parts.append(_tone(2100, rng.uniform(2600, 4000), level, rng))
+            bits = rng.integers(0, 2, int(rng.uniform(1, 2) * 300))  # V.21 ch2 at 300 bit/s
+            freq = np.repeat(np.where(bits, 1650.0, 1850.0), SAMPLE_RATE // 300)
+            phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE
+            parts += [_zeros(75), 32768 * 10 ** (level / 20) * np.sqrt(2) * np.sin(phase)]
+        else:
+            for _ in range(2):
+                parts += [_tone(1100, 500, level, rng), _zeros(3000)]
+        parts.append(_zeros(rng.uniform(500, 1500)))
+    elif item.label == "dtmf":
+        for d in item.digits:
+            k = DTMF_KEYS.index(d)
+            ms = rng.uniform(40, 60)
+            twist = rng.uniform(-3.5, 7.5)  # low minus high group, inside the 8/4 dB rules
+            level = rng.uniform(-22, -10)
+            t = np.arange(int(ms * SAMPLE_RATE / 1000)) / SAMPLE_RATE
+            lo = 32768 * 10 ** ((level + twist / 2) / 20) * np.sin(2 * np.pi * ROWS[k // 4] * (1 + rng.uniform(-0.012, 0.012)) * t + rng.uniform(0, 6.3))
+            hi = 32768 * 10 ** ((level - twist / 2) / 20) * np.sin(2 * np.pi * COLS[k % 4] * (1 + rng.uniform(-0.012, 0.012)) * t + rng.uniform(0, 6.3))
+            parts += [lo + hi, _zeros(rng.uniform(50, 80))]
+        parts.append(_zeros(rng.uniform(500, 1500)))
+    else:  # silence
+        parts.append(_zeros(rng.uniform(4500, 8000)))
+    x = np.concatenate(parts)
+    if item.snr_db >= 0:
+        speech_level = 32768 * 10 ** (-20 / 20)
+        x = x + _noise(item.noise, len(x), rng) * speech_level * 10 ** (-item.snr_db / 20)
+    x = x * 10 ** (item.gain_db / 20)
+    raw = np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
+    path = os.path.join(out_dir, item.file)
+    effects = ["sinc", "300-3400"] if item.band_limited else []
+    subprocess.run(
+        ["sox", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed", "-b", "16", "-c", "1", "-",
+         "-b", "16", path, *effects],
+        input=raw, capture_output=True, check=True,
+    )
+    return _replace(item, duration_ms=len(x) * 1000 // SAMPLE_RATE, **extra)
+
+
+def _replace(item: CorpusItem, **changes: object) -> CorpusItem:
+    d = asdict(item)
+    d.update(changes)
+    return CorpusItem(**d)  # type: ignore[arg-type]
+
+
+# -- public API -------------------------------------------------------------------
+def plan_corpus(count: int, seed: int = 0) -> list[CorpusItem]:
+    """The recipes, deterministic in ``seed``; classes interleaved, shares as :data:`MIX`."""
+    if count < 1:
+        raise CorpusError("count: expected at least 1 recording")
+    rng = np.random.default_rng(seed)
+    quotas = [int(round(count * m)) for m in MIX]
+    quotas[0] += count - sum(quotas)
+    labels = [c for c, q in zip(CLASSES, quotas) for _ in range(q)]
+    labels = [labels[i] for i in rng.permutation(len(labels))]
+    return [_plan(i, label, rng) for i, label in enumerate(labels)]
+
+
+def make_corpus(out_dir: str | Path, count: int = 300, seed: int = 0, workers: int | None = None) -> list[CorpusItem]:
+    """Render ``count`` recordings into ``out_dir`` with ``labels.csv``; returns the items."""
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise CorpusError(f"{tool} not found: install Debian's espeak-ng and sox")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = plan_corpus(count, seed)
+    workers = workers or os.cpu_count() or 1
+    try:
+        if workers == 1:
+            done = [_render(it, str(out)) for it in items]
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                done = list(pool.map(_render, items, [str(out)] * len(items), chunksize=4))
+    except subprocess.CalledProcessError as exc:
+        raise CorpusError(f"{exc.cmd[0]} failed: {exc.stderr.decode(errors='replace').strip()}") from None
+    write_labels(out, done)
+    return done
+
+
+def write_labels(out: Path, items: list[CorpusItem]) -> None:
+    with open(out / LABELS_FILE, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=[f.name for f in fields(CorpusItem)])
+        w.writeheader()
+        for it in items:
+            w.writerow(asdict(it))
+
+
+def read_labels(corpus_dir: str | Path) -> list[CorpusItem]:
+    """The corpus's ``labels.csv`` as items; raises :class:`CorpusError` when unusable."""
+    path = Path(corpus_dir) / LABELS_FILE
+    if not path.is_file():
+        raise CorpusError(f"{path}: no labels file (make one with `simrotor audio corpus --out DIR`)")
+    types = {f.name: f.type for f in fields(CorpusItem)}
+    items = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                kw: dict[str, object] = {}
+                for k, v in row.items():
+                    t = types.get(k)
+                    if t is None:
+                        continue
+                    kw[k] = (v == "True") if t == "bool" else int(v) if t == "int" else float(v) if t == "float" else v
+                items.append(CorpusItem(**kw))  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise CorpusError(f"{path}:{n}: bad row ({exc})") from None
+    return items
