@@ -86,6 +86,7 @@ class AtParser:
         "_quoted",
         "_quoted_len",
         "_two_line",
+        "_queued",
         "_urcs",
         "_two_line_keys",
         "_multiline_keys",
@@ -108,6 +109,7 @@ class AtParser:
         self._quoted: list[bytes] | None = None  # pieces of a line whose quote is open
         self._quoted_len = 0
         self._two_line: tuple[str, str] | None = None  # (name, text) waiting for its PDU
+        self._queued: Event | None = None  # second event produced by one line
         self._urcs: dict[bytes, str] = dict(URC_PREFIXES)
         self._two_line_keys: set[bytes] = set(TWO_LINE_URCS)
         self._multiline_keys: set[bytes] = set(QUOTED_MULTILINE_PREFIXES)
@@ -174,6 +176,7 @@ class AtParser:
         self._quoted = None
         self._quoted_len = 0
         self._two_line = None
+        self._queued = None
         self._end_command()
 
     def abort(self) -> None:
@@ -199,6 +202,9 @@ class AtParser:
 
     def next_event(self) -> Event | NeedData:
         """The next event, or ``NEED_DATA`` when the buffered bytes hold no complete one."""
+        if self._queued is not None:
+            event, self._queued = self._queued, None
+            return event
         while True:
             line = self._next_line()
             if line is None:
@@ -271,12 +277,18 @@ class AtParser:
             self._drop("garbage line", line[:40])
             return None
         self.lines_in += 1
+        colon = line.find(b":")
+        key = line[:colon].rstrip() if colon > 0 else line
         if self._two_line is not None:
             name, text = self._two_line
             self._two_line = None
-            return self._urc_with_pdu(name, text, line)
-        colon = line.find(b":")
-        key = line[:colon].rstrip() if colon > 0 else line
+            if key not in _FINALS:
+                return self._urc_with_pdu(name, text, line)
+            # A final result where the PDU should be: the header was truncated or noise.
+            # Report the header alone and let the final end the command.
+            logger.warning("%s without its PDU line before %r", name, line[:40])
+            self._queued = self._classify(line, key)
+            return Urc(name, text)
         if key in self._multiline_keys and line.count(b'"') % 2:
             self._quoted = [line]
             self._quoted_len = len(line)
