@@ -1,0 +1,131 @@
+"""Lock rules: streaks of bad calls on one SIM, as SIM-bank gateways count them.
+
+Each rule is a row: the LockRules field holding its threshold, and a function that says,
+for one finished attempt, whether it COUNTS toward the streak, BREAKS it, or leaves it
+alone. The streak keeps the attempts themselves (bounded by the threshold), so a lock
+carries its evidence: one line per attempt that triggered it.
+
+Precedent: ejoin gateways' "Conditions for Locking Card" (consecutive failed, no-alert,
+no-answer and short-duration calls, each with its own threshold and a locking duration);
+GoIP and Dinstar banks have the same families.
+"""
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .model import AttemptSummary, JobKind, LockRules
+
+
+class Step(enum.Enum):
+    COUNT = "count"
+    BREAK = "break"
+    KEEP = "keep"
+
+
+def _failed(a: AttemptSummary, rules: LockRules) -> Step:
+    return Step.COUNT if a.failed else Step.BREAK
+
+
+def _not_alerting(a: AttemptSummary, rules: LockRules) -> Step:
+    return Step.BREAK if a.alerted or a.answered else Step.COUNT
+
+
+def _unanswered(a: AttemptSummary, rules: LockRules) -> Step:
+    return Step.BREAK if a.answered else Step.COUNT
+
+
+def _short(a: AttemptSummary, rules: LockRules) -> Step:
+    if not a.answered:
+        return Step.KEEP
+    return Step.COUNT if a.talk_seconds < rules.short_call_seconds else Step.BREAK
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str  # Lock.rule
+    threshold_field: str  # the LockRules attribute
+    step: Callable[[AttemptSummary, LockRules], Step]
+    kinds: frozenset[JobKind]  # attempts of other kinds are ignored by this rule
+
+
+_CALLS = frozenset({JobKind.CALL})
+_ALL = frozenset(JobKind)
+
+#: The rules, in the order they are checked (the first to fire names the lock). An HLR
+#: probe call is released before answer by design and an SMS has no ringing, so only a
+#: real failure of those counts (failed); the callee-facing rules look at calls only.
+RULES: tuple[Rule, ...] = (
+    Rule("consecutive_failed", "consecutive_failed", _failed, _ALL),
+    Rule("consecutive_not_alerting", "consecutive_not_alerting", _not_alerting, _CALLS),
+    Rule("consecutive_unanswered", "consecutive_unanswered", _unanswered, _CALLS),
+    Rule("consecutive_short", "consecutive_short", _short, _CALLS),
+)
+
+LOW_BALANCE = "low_balance"
+QUARANTINE = "quarantine"
+
+
+def describe(at: float, a: AttemptSummary) -> str:
+    """One line of evidence for one attempt."""
+    stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cause = "-" if a.cause is None else str(a.cause)
+    return (
+        f"{stamp} {a.kind.value} failed={'yes' if a.failed else 'no'} alerted={'yes' if a.alerted else 'no'} "
+        f"answered={'yes' if a.answered else 'no'} talk={a.talk_seconds:.1f}s cause={cause}"
+    )
+
+
+class Streaks:
+    """The running streaks of one SIM; ``observe`` returns the rule that fired, if any,
+    with the attempts that made it."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self) -> None:
+        self.runs: dict[str, deque[tuple[float, AttemptSummary]]] = {}
+
+    def observe(self, at: float, a: AttemptSummary, rules: LockRules) -> tuple[str, tuple[str, ...]] | None:
+        fired: tuple[str, tuple[str, ...]] | None = None
+        for rule in RULES:
+            threshold = getattr(rules, rule.threshold_field)
+            if threshold is None or a.kind not in rule.kinds:
+                continue
+            step = rule.step(a, rules)
+            if step is Step.KEEP:
+                continue
+            run = self.runs.get(rule.name)
+            if step is Step.BREAK:
+                if run:
+                    run.clear()
+                continue
+            if run is None or run.maxlen != threshold:
+                run = self.runs[rule.name] = deque(run or (), maxlen=threshold)
+            run.append((at, a))
+            if len(run) >= threshold and fired is None:
+                fired = (rule.name, tuple(describe(t, x) for t, x in run))
+                run.clear()  # the lock consumed the streak (ejoin: recount after a lock)
+        return fired
+
+    def clear(self) -> None:
+        self.runs.clear()
+
+    def to_json(self) -> dict:
+        return {
+            name: [[t, a.kind.value, a.alerted, a.answered, a.talk_seconds, a.failed, a.cause] for t, a in run]
+            for name, run in self.runs.items()
+            if run
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Streaks:
+        s = cls()
+        for name, items in data.items():
+            s.runs[name] = deque(
+                (float(t), AttemptSummary(JobKind(k), bool(al), bool(an), float(talk), bool(f), c))
+                for t, k, al, an, talk, f, c in items
+            )
+        return s

@@ -1,0 +1,700 @@
+"""RotationPolicy: which SIM (and so which channel) places a call, SMS or HLR job.
+
+The policy is pure: no I/O, no asyncio, no clock (every call takes ``now``), randomness
+only from the injected ``random.Random``. The bank tells it what the channels do
+(``set_channel``), the scheduler asks (``choose``) and reports (``record_start``,
+``record_end``, ``record_balance``), the store persists ``snapshot()``.
+
+How a SIM stands, per traffic class (voice = calls and HLR probes, SMS):
+
+* PLACED — ready by every per-SIM rule, not in flight, its modem idle: it sits in the
+  *placed* heaps of its scopes, keyed ``(needs_switch, last_used, seq)``, so the top of a
+  heap is an active-slot SIM unused for longest, and SIMs of inactive slots come after
+  every active-slot one.
+* WAITING — a cap, pause or timed lock holds it until a known time: it sits in the
+  *waiting* heaps of its scopes (keyed by that time, to answer ``retry_at``) and in the
+  timer heap, which moves it back when the time comes.
+* DORMANT — in flight, its modem busy, quarantined or locked until released: no entry;
+  the event that ends the condition re-files it.
+
+A scope is ``(pool or None, operator)``: every SIM is filed under ``(None, op)`` and
+``(pool, op)`` for each of its pools. A request looks at one heap per operator of its
+scope (operators are few — a country has a handful), and operator caps are checked there,
+once per operator, instead of touching every SIM of a capped operator.
+
+Choice, best first (a request's hints and the last-number rule filter before ranking):
+
+1. an active-slot SIM before one that needs a slot switch;
+2. a number never shown to the callee before a number he was shown;
+3. on-net (SIM operator = callee operator) before off-net;
+4. among shown numbers, the least recently shown;
+5. the SIM used least recently (spreads traffic evenly over the bank).
+
+Cost per decision: one heap walk per operator that skips at most the callee's shown
+numbers (k, small) plus stale entries (amortised O(1)), each step O(log n); shown numbers
+are looked up directly, O(k). Recording a start or end re-files the ≤ 4 SIMs of one modem.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from heapq import heappop, heappush
+from typing import Any
+
+from .heaps import LazyHeap
+from .locks import LOW_BALANCE, Streaks
+from .model import (
+    TRAFFIC_OF,
+    AttemptSummary,
+    Decision,
+    JobKind,
+    Lock,
+    LockRules,
+    Refusal,
+    Request,
+    SimLimits,
+    SimRef,
+    SimState,
+    Traffic,
+)
+from .windows import INF, Usage, WindowClock
+
+SNAPSHOT_VERSION = 1
+_TRAFFICS = (Traffic.VOICE, Traffic.SMS)
+_PLACED = "p"
+_WAITING = "w"
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def mask(msisdn: str) -> str:
+    """Numbers in words are masked but for the last 3 digits (DESIGN.md, Logs)."""
+    return "…" + msisdn[-3:]
+
+
+class _Channel:
+    __slots__ = ("channel_id", "idle", "active_slot", "in_flight", "sims")
+
+    def __init__(self, channel_id: str) -> None:
+        self.channel_id = channel_id
+        self.idle = False  # unknown modems are not idle until the bank says so
+        self.active_slot = 0
+        self.in_flight = 0
+        self.sims: dict[int, _Sim] = {}
+
+
+class _Operator:
+    __slots__ = ("usage", "limits")
+
+    def __init__(self, limits: SimLimits | None) -> None:
+        self.usage = Usage()
+        self.limits = limits
+
+
+class _Sim:
+    __slots__ = (
+        "ref", "limits", "channel", "seq", "usage", "streaks", "locks", "quarantine",
+        "in_flight", "last_used", "pause_until", "min_pause_until", "token", "where",
+        "placed", "waiting",
+    )
+
+    def __init__(self, ref: SimRef, limits: SimLimits, channel: _Channel, seq: int) -> None:
+        self.ref = ref
+        self.limits = limits
+        self.channel = channel
+        self.seq = seq
+        self.usage = Usage()
+        self.streaks = Streaks()
+        self.locks: dict[str, Lock] = {}
+        self.quarantine: tuple[str, ...] | None = None
+        self.in_flight = 0
+        self.last_used = -INF
+        self.pause_until = -INF  # pause after the last call
+        self.min_pause_until = -INF  # minimum start-to-start spacing
+        self.token = [0, 0]  # per Traffic.value: the live token of this SIM's heap entries
+        self.where: list[tuple[str, Any] | None] = [None, None]  # (PLACED, needs_switch) | (WAITING, t)
+        self.placed: tuple[list[LazyHeap], list[LazyHeap]] = ([], [])
+        self.waiting: tuple[list[LazyHeap], list[LazyHeap]] = ([], [])
+
+
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    """Why a SIM is not ready for a class now: the time each kind of rule lets go."""
+
+    quarantined: bool
+    lock_until: float  # INF = until released; -INF = no lock
+    cap_until: float
+    cap_why: str
+    pause_until: float
+
+    @property
+    def ready_at(self) -> float:
+        if self.quarantined:
+            return INF
+        return max(self.lock_until, self.cap_until, self.pause_until)
+
+
+class RotationPolicy:
+    """See the module docstring; docs/rotation.md lists every parameter."""
+
+    def __init__(
+        self,
+        *,
+        limits: SimLimits = SimLimits(),
+        lock_rules: LockRules = LockRules(),
+        operator_limits: dict[str, SimLimits] | None = None,
+        tz: str = "UTC",
+        rng: random.Random | None = None,
+    ) -> None:
+        self._limits = limits
+        self._lock_rules = lock_rules
+        self._operator_limits = dict(operator_limits or {})
+        self._clock = WindowClock(tz)
+        self._rng = rng if rng is not None else random.Random()
+        self._sims: dict[str, _Sim] = {}
+        self._by_msisdn: dict[str, _Sim] = {}
+        self._channels: dict[str, _Channel] = {}
+        self._operators: dict[str, _Operator] = {}
+        self._placed: tuple[dict[tuple[str | None, str], LazyHeap], ...] = ({}, {})
+        self._waiting: tuple[dict[tuple[str | None, str], LazyHeap], ...] = ({}, {})
+        self._scope_ops: dict[str | None, dict[str, int]] = {}  # pool -> operator -> SIM count
+        self._timers: list[tuple[float, int, str, int, int]] = []  # (t, seq, sim_id, traffic, token)
+        self._switch_wanted: dict[str, int] = {}  # channel_id -> slot to switch to
+        self._retired: dict[str, dict] = {}  # state of removed / not yet added SIMs
+        self._seq = itertools.count()
+        self._now = -INF
+        self._live = tuple(self._live_check(tr.value) for tr in _TRAFFICS)
+
+    # ------------------------------------------------------------------ the bank's side
+    def add_sim(self, sim: SimRef, *, limits: SimLimits | None = None, now: float) -> None:
+        if sim.sim_id in self._sims:
+            raise ValueError(f"SIM {sim.sim_id!r} is already in the policy")
+        if sim.msisdn in self._by_msisdn:
+            raise ValueError(f"msisdn {mask(sim.msisdn)} of SIM {sim.sim_id!r} belongs to SIM {self._by_msisdn[sim.msisdn].ref.sim_id!r}")
+        ch = self._channel(sim.channel_id)
+        if sim.slot in ch.sims:
+            raise ValueError(f"slot {sim.slot} of channel {sim.channel_id!r} already holds SIM {ch.sims[sim.slot].ref.sim_id!r}")
+        s = _Sim(sim, limits if limits is not None else self._limits, ch, next(self._seq))
+        ch.sims[sim.slot] = s
+        self._sims[sim.sim_id] = s
+        self._by_msisdn[sim.msisdn] = s
+        if sim.operator not in self._operators:
+            self._operators[sim.operator] = _Operator(self._operator_limits.get(sim.operator))
+        for pool in (None, *sorted(sim.pools)):
+            ops = self._scope_ops.setdefault(pool, {})
+            ops[sim.operator] = ops.get(sim.operator, 0) + 1
+            for tr in _TRAFFICS:
+                for index, mine in ((self._placed, s.placed), (self._waiting, s.waiting)):
+                    heap = index[tr.value].setdefault((pool, sim.operator), LazyHeap())
+                    heap.members += 1
+                    mine[tr.value].append(heap)
+        saved = self._retired.pop(sim.sim_id, None)
+        if saved is not None:
+            self._load_sim(s, saved)
+        self._refile_channel(ch, now)
+
+    def remove_sim(self, sim_id: str) -> None:
+        """Forget a SIM (pulled out, modem gone). Its counters and locks are kept aside and
+        come back if the same SIM is added again, and they stay in ``snapshot()``."""
+        s = self._sim(sim_id)
+        self._retired[sim_id] = self._dump_sim(s)
+        del self._sims[sim_id]
+        del self._by_msisdn[s.ref.msisdn]
+        ch = s.channel
+        del ch.sims[s.ref.slot]
+        ch.in_flight -= s.in_flight
+        for pool in (None, *s.ref.pools):
+            ops = self._scope_ops[pool]
+            ops[s.ref.operator] -= 1
+            if not ops[s.ref.operator]:
+                del ops[s.ref.operator]
+        for tr in _TRAFFICS:
+            for heap in (*s.placed[tr.value], *s.waiting[tr.value]):
+                heap.members -= 1
+        self._update_switch(ch)
+
+    def set_channel(self, channel_id: str, *, idle: bool, active_slot: int, now: float) -> None:
+        """The bank's view of a modem: idle (registered, no call, not switching) and which
+        slot is active. A modem is not idle until this says so."""
+        ch = self._channel(channel_id)
+        ch.idle = idle
+        ch.active_slot = active_slot
+        self._advance(now)
+        self._refile_channel(ch, now)
+
+    # ------------------------------------------------------------------ deciding
+    def choose(self, req: Request, now: float) -> Decision | Refusal:
+        self._advance(now)
+        traffic = TRAFFIC_OF[req.kind]
+        if req.fixed_msisdn is not None:
+            return self._choose_fixed(req, traffic, now)
+        ops_in_scope = self._scope_ops.get(req.pool)
+        if not ops_in_scope:
+            return Refusal(f"no SIM in {self._scope_words(req)}", None)
+        if req.required_operator is not None:
+            if req.required_operator not in ops_in_scope:
+                return Refusal(f"no SIM in {self._scope_words(req)}", None)
+            ops: Iterable[str] = (req.required_operator,)
+        else:
+            ops = ops_in_scope
+        trv = traffic.value
+        recency = {m: i for i, m in enumerate(req.shown)}  # msisdn -> when last shown
+        last = req.shown[-1] if req.shown else None
+        callee_op = req.callee_operator
+        placed = self._placed[trv]
+        best_key: tuple | None = None
+        best: _Sim | None = None
+        capped: dict[str, tuple[float, str]] = {}
+        for op in ops:
+            op_ready, op_why = self._op_ready(op, traffic, now)
+            if op_ready > now:
+                capped[op] = (op_ready, op_why)
+                continue
+            entry = self._walk(placed[(req.pool, op)], trv, recency)
+            if entry is not None:
+                key = (entry[0], 0, op != callee_op, 0, entry[1], entry[2])
+                if best_key is None or key < best_key:
+                    best_key, best = key, self._sims[entry[3]]
+        for msisdn, when in recency.items():  # numbers shown before: O(k) direct look-ups
+            if msisdn == last:
+                continue
+            s = self._by_msisdn.get(msisdn)
+            if s is None or not self._in_scope(s, req) or s.ref.operator in capped:
+                continue
+            where = s.where[trv]
+            if where is None or where[0] != _PLACED:
+                continue
+            key = (where[1], 1, s.ref.operator != callee_op, when, s.last_used, s.seq)
+            if best_key is None or key < best_key:
+                best_key, best = key, s
+        if best is not None and best_key is not None:
+            return self._decision(best, best_key, req)
+        return self._refusal(req, traffic, ops, capped, last, now)
+
+    def _choose_fixed(self, req: Request, traffic: Traffic, now: float) -> Decision | Refusal:
+        m = req.fixed_msisdn
+        assert m is not None
+        s = self._by_msisdn.get(m)
+        if s is None:
+            return Refusal(f"fixed number {mask(m)} is not a SIM of this bank", None)
+        if not self._in_scope(s, req):
+            return Refusal(f"fixed number {mask(m)} is not in {self._scope_words(req)}", None)
+        op_ready, op_why = self._op_ready(s.ref.operator, traffic, now)
+        where = s.where[traffic.value]
+        if op_ready <= now and where is not None and where[0] == _PLACED:
+            key = (where[1], 0, s.ref.operator != req.callee_operator, 0, s.last_used, s.seq)
+            return self._decision(s, key, req, fixed=True)
+        parts = []
+        retry: float | None = None
+        if op_ready > now:
+            parts.append(f"operator {s.ref.operator} is capped ({op_why}) until {_iso(op_ready)}")
+        standing = self._standing(s, traffic, now)
+        if where is not None and where[0] == _WAITING:
+            retry = max(where[1], op_ready)
+            parts.append(f"its SIM {s.ref.sim_id} is {self._state_of(s, standing, now).value} until {_iso(where[1])}")
+        elif where is None:
+            state = self._state_of(s, standing, now)
+            parts.append(f"its SIM {s.ref.sim_id} is {state.value if state is not SimState.READY else 'on a busy modem'}")
+        else:
+            retry = op_ready
+        return Refusal(f"fixed number {mask(m)} cannot be used now: " + "; ".join(parts), retry)
+
+    def _decision(self, s: _Sim, key: tuple, req: Request, *, fixed: bool = False) -> Decision:
+        needs_switch, shown, off_net, when = key[0], key[1], key[2], key[3]
+        if fixed:
+            why = "the job fixes this number"
+        elif shown:
+            ago = len(req.shown) - when
+            why = f"every free number was shown before; least recently shown ({ago} attempts ago)"
+        else:
+            why = "a number never shown to this callee"
+        why += f", {'off-net' if off_net else 'on-net'} ({s.ref.operator})"
+        if needs_switch:
+            why += f", after switching channel {s.channel.channel_id} to slot {s.ref.slot} (no active-slot SIM qualifies)"
+        else:
+            why += ", least recently used"
+        return Decision(s.ref.sim_id, s.channel.channel_id, s.ref.msisdn, bool(needs_switch), not off_net, why)
+
+    def _refusal(
+        self, req: Request, traffic: Traffic, ops: Iterable[str], capped: dict[str, tuple[float, str]],
+        last: str | None, now: float,
+    ) -> Refusal:
+        trv = traffic.value
+        skip_last = {last: 0} if last is not None else {}
+        times: list[float] = []
+        parts: list[str] = []
+        for op in ops:
+            op_ready = capped[op][0] if op in capped else now
+            sim_t: float | None = None
+            if op in capped and self._walk(self._placed[trv][(req.pool, op)], trv, skip_last) is not None:
+                sim_t = now
+            else:
+                entry = self._walk(self._waiting[trv][(req.pool, op)], trv, skip_last)
+                if entry is not None:
+                    sim_t = entry[0]
+            if sim_t is not None:
+                times.append(max(op_ready, sim_t))
+        for op, (t, why) in sorted(capped.items()):
+            parts.append(f"operator {op} capped ({why}) until {_iso(t)}")
+        if last is not None:
+            s = self._by_msisdn.get(last)
+            if s is not None and self._in_scope(s, req) and s.where[trv] is not None and s.where[trv][0] == _PLACED:
+                parts.append(f"the only free number is {mask(last)}, the one this callee saw last")
+        retry = min(times) if times else None
+        if retry is not None:
+            parts.append(f"the first SIM becomes eligible at {_iso(retry)}")
+        else:
+            parts.append("the other SIMs are busy, on busy modems, locked until released or quarantined")
+        return Refusal(f"no SIM in {self._scope_words(req)} qualifies: " + "; ".join(parts), retry)
+
+    # ------------------------------------------------------------------ the scheduler's reports
+    def record_start(self, sim_id: str, kind: JobKind, now: float) -> None:
+        """A job started on this SIM: it counts toward every cap at once, and the modem is
+        busy until the bank says it is idle again (``set_channel``)."""
+        s = self._sim(sim_id)
+        traffic = TRAFFIC_OF[kind]
+        ch = s.channel
+        ch.active_slot = s.ref.slot  # a job runs on the active slot: the bank switched
+        s.in_flight += 1
+        ch.in_flight += 1
+        s.last_used = now
+        s.usage.record_start(traffic, now, s.limits.windows, self._clock)
+        op = self._operators[s.ref.operator]
+        if op.limits is not None:
+            op.usage.record_start(traffic, now, op.limits.windows, self._clock)
+        if traffic is Traffic.VOICE:
+            s.min_pause_until = now + s.limits.min_pause_seconds
+        self._refile_channel(ch, now)
+
+    def record_end(self, sim_id: str, summary: AttemptSummary, now: float) -> Lock | None:
+        """A job ended. Starts the pause after a call, counts talk time, runs the lock
+        rules; returns the Lock if one fired (with its evidence). The modem stays busy for
+        the policy until the bank's next ``set_channel(idle=True)``."""
+        s = self._sim(sim_id)
+        ch = s.channel
+        if s.in_flight:
+            s.in_flight -= 1
+            ch.in_flight -= 1
+        if TRAFFIC_OF[summary.kind] is Traffic.VOICE:
+            if summary.answered and summary.talk_seconds > 0:
+                s.usage.record_talk(summary.talk_seconds, now)
+                op = self._operators[s.ref.operator]
+                if op.limits is not None:
+                    op.usage.record_talk(summary.talk_seconds, now)
+            lo, hi = s.limits.pause_after_call
+            pause = lo if lo == hi else self._rng.uniform(lo, hi)
+            s.pause_until = max(s.pause_until, now + pause)
+        lock: Lock | None = None
+        fired = s.streaks.observe(now, summary, self._lock_rules)
+        if fired is not None:
+            rule, evidence = fired
+            seconds = self._lock_rules.lock_seconds
+            lock = Lock(sim_id, rule, None if seconds is None else now + seconds, evidence)
+            s.locks[rule] = lock
+        self._refile_channel(ch, now)
+        return lock
+
+    def record_balance(self, sim_id: str, balance: float, now: float) -> Lock | None:
+        """A USSD balance reading. Below ``LockRules.min_balance`` the SIM is locked until a
+        later reading is back above it (a top-up) or it is released."""
+        s = self._sim(sim_id)
+        threshold = self._lock_rules.min_balance
+        if threshold is None:
+            return None
+        if balance < threshold:
+            lock = Lock(sim_id, LOW_BALANCE, None, (f"{_iso(now)} USSD balance {balance:g} below {threshold:g}",))
+            s.locks[LOW_BALANCE] = lock
+            self._refile_channel(s.channel, now)
+            return lock
+        if s.locks.pop(LOW_BALANCE, None) is not None:
+            self._refile_channel(s.channel, now)
+        return None
+
+    def quarantine(self, sim_id: str, evidence: tuple[str, ...], now: float) -> None:
+        """The bank judged the SIM blocked (e.g. calls failing with causes {21, 50, 57, 8}
+        without alerting): it places nothing until ``release``."""
+        s = self._sim(sim_id)
+        s.quarantine = tuple(evidence)
+        self._refile_channel(s.channel, now)
+
+    def release(self, sim_id: str, now: float) -> None:
+        """Lift quarantine and every lock, and restart the lock rules' streaks."""
+        s = self._sim(sim_id)
+        s.quarantine = None
+        s.locks.clear()
+        s.streaks.clear()
+        self._refile_channel(s.channel, now)
+
+    # ------------------------------------------------------------------ questions
+    def state(self, sim_id: str, now: float) -> SimState:
+        """The SIM's standing for calls (voice traffic)."""
+        self._advance(now)
+        s = self._sim(sim_id)
+        return self._state_of(s, self._standing(s, Traffic.VOICE, now), now)
+
+    def locks(self, sim_id: str, now: float) -> tuple[Lock, ...]:
+        """The SIM's locks in force (with their evidence)."""
+        s = self._sim(sim_id)
+        self._standing(s, Traffic.VOICE, now)  # drops expired locks
+        return tuple(s.locks.values())
+
+    def plan_switches(self, now: float) -> list[tuple[str, int]]:
+        """(channel_id, slot) for idle modems whose active SIM cannot place a call while
+        another slot's SIM can: the bank switches them in idle moments."""
+        self._advance(now)
+        return sorted(self._switch_wanted.items())
+
+    def next_wakeup(self) -> float | None:
+        """Earliest time a capped, paused or locked SIM becomes ready, or an operator cap
+        lifts (as of the last ``now`` seen)."""
+        timers = self._timers
+        while timers:
+            t, _, sim_id, trv, token = timers[0]
+            s = self._sims.get(sim_id)
+            if s is not None and s.token[trv] == token:
+                break
+            heappop(timers)
+        best = timers[0][0] if timers else INF
+        for name, op in self._operators.items():
+            if op.limits is None:
+                continue
+            for tr in _TRAFFICS:
+                t, _ = self._op_ready(name, tr, self._now)
+                if self._now < t < best:
+                    best = t
+        return None if best == INF else best
+
+    # ------------------------------------------------------------------ persistence
+    def snapshot(self) -> dict:
+        sims = dict(self._retired)
+        sims.update((sid, self._dump_sim(s)) for sid, s in self._sims.items())
+        return {
+            "version": SNAPSHOT_VERSION,
+            "sims": sims,
+            "operators": {name: op.usage.to_json() for name, op in self._operators.items() if op.limits is not None},
+        }
+
+    def restore(self, data: dict, now: float) -> None:
+        """Load a snapshot. SIMs not (yet) added are kept aside until ``add_sim``."""
+        version = data.get("version")
+        if version != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {version!r} is not {SNAPSHOT_VERSION}")
+        for sid, saved in data.get("sims", {}).items():
+            s = self._sims.get(sid)
+            if s is None:
+                self._retired[sid] = saved
+            else:
+                self._load_sim(s, saved)
+        for name, usage in data.get("operators", {}).items():
+            op = self._operators.setdefault(name, _Operator(self._operator_limits.get(name)))
+            op.usage = Usage.from_json(usage, now)
+        for s in self._sims.values():
+            s.where = [None, None]
+            s.token = [s.token[0] + 1, s.token[1] + 1]
+        for ch in self._channels.values():
+            self._refile_channel(ch, now)
+
+    @staticmethod
+    def _dump_sim(s: _Sim) -> dict:
+        def num(x: float) -> float | None:
+            return None if math.isinf(x) else x
+
+        return {
+            "usage": s.usage.to_json(),
+            "streaks": s.streaks.to_json(),
+            "locks": [[l.rule, l.until, list(l.evidence)] for l in s.locks.values()],
+            "quarantine": None if s.quarantine is None else list(s.quarantine),
+            "last_used": num(s.last_used),
+            "pause_until": num(s.pause_until),
+            "min_pause_until": num(s.min_pause_until),
+        }
+
+    def _load_sim(self, s: _Sim, saved: dict) -> None:
+        def num(x: float | None) -> float:
+            return -INF if x is None else float(x)
+
+        now = self._now
+        s.usage = Usage.from_json(saved.get("usage", {}), now)
+        s.streaks = Streaks.from_json(saved.get("streaks", {}))
+        s.locks = {
+            rule: Lock(s.ref.sim_id, rule, None if until is None else float(until), tuple(evidence))
+            for rule, until, evidence in saved.get("locks", ())
+        }
+        q = saved.get("quarantine")
+        s.quarantine = None if q is None else tuple(q)
+        s.last_used = num(saved.get("last_used"))
+        s.pause_until = num(saved.get("pause_until"))
+        s.min_pause_until = num(saved.get("min_pause_until"))
+        s.in_flight = 0  # a job in flight at the crash is the store's to report
+
+    # ------------------------------------------------------------------ internals
+    def _sim(self, sim_id: str) -> _Sim:
+        try:
+            return self._sims[sim_id]
+        except KeyError:
+            raise KeyError(f"no SIM {sim_id!r} in the rotation policy") from None
+
+    def _channel(self, channel_id: str) -> _Channel:
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            ch = self._channels[channel_id] = _Channel(channel_id)
+        return ch
+
+    @staticmethod
+    def _in_scope(s: _Sim, req: Request) -> bool:
+        return (req.pool is None or req.pool in s.ref.pools) and (
+            req.required_operator is None or req.required_operator == s.ref.operator
+        )
+
+    @staticmethod
+    def _scope_words(req: Request) -> str:
+        words = [f"pool {req.pool!r}" if req.pool is not None else "the bank"]
+        if req.required_operator is not None:
+            words.append(f"of operator {req.required_operator}")
+        return " ".join(words)
+
+    def _live_check(self, trv: int):
+        sims = self._sims
+
+        def live(entry: tuple) -> bool:
+            s = sims.get(entry[-2])
+            return s is not None and s.token[trv] == entry[-1]
+
+        return live
+
+    def _walk(self, heap: LazyHeap, trv: int, skip: dict[str, int]) -> tuple | None:
+        """The top live entry of ``heap`` whose SIM's number is not in ``skip``; stale
+        entries met on the way are dropped, skipped live ones put back."""
+        h = heap.h
+        sims = self._sims
+        held = []
+        found = None
+        while h:
+            entry = h[0]
+            s = sims.get(entry[-2])
+            if s is None or s.token[trv] != entry[-1]:
+                heappop(h)
+                continue
+            if s.ref.msisdn in skip:
+                held.append(heappop(h))
+                continue
+            found = entry
+            break
+        for entry in held:
+            heappush(h, entry)
+        return found
+
+    def _op_ready(self, op: str, traffic: Traffic, now: float) -> tuple[float, str]:
+        o = self._operators.get(op)
+        if o is None or o.limits is None:
+            return now, ""
+        return o.usage.ready_at(traffic, o.limits, now, self._clock)
+
+    def _standing(self, s: _Sim, traffic: Traffic, now: float) -> _Standing:
+        lock_until = -INF
+        if s.locks:
+            for rule, lock in list(s.locks.items()):
+                if lock.until is None:
+                    lock_until = INF
+                elif lock.until <= now:
+                    del s.locks[rule]
+                elif lock.until > lock_until:
+                    lock_until = lock.until
+        cap_until, cap_why = s.usage.ready_at(traffic, s.limits, now, self._clock)
+        pause = max(s.pause_until, s.min_pause_until) if traffic is Traffic.VOICE else -INF
+        return _Standing(s.quarantine is not None, lock_until, cap_until, cap_why, pause)
+
+    def _state_of(self, s: _Sim, st: _Standing, now: float) -> SimState:
+        if st.quarantined:
+            return SimState.QUARANTINED
+        if st.lock_until > now:
+            return SimState.LOCKED
+        if s.in_flight:
+            return SimState.BUSY
+        if st.cap_until > now or self._op_ready(s.ref.operator, Traffic.VOICE, now)[0] > now:
+            return SimState.CAPPED
+        if st.pause_until > now:
+            return SimState.PAUSED
+        return SimState.READY
+
+    def _advance(self, now: float) -> None:
+        """Move SIMs whose waiting time has come back into the placed heaps."""
+        if now > self._now:
+            self._now = now
+        timers = self._timers
+        sims = self._sims
+        touched: dict[str, _Channel] = {}
+        while timers and timers[0][0] <= now:
+            _, _, sim_id, trv, token = heappop(timers)
+            s = sims.get(sim_id)
+            if s is not None and s.token[trv] == token:
+                self._refile(s, now)
+                touched[s.channel.channel_id] = s.channel
+        for ch in touched.values():
+            self._update_switch(ch)
+
+    def _refile_channel(self, ch: _Channel, now: float) -> None:
+        for s in ch.sims.values():
+            self._refile(s, now)
+        self._update_switch(ch)
+
+    def _refile(self, s: _Sim, now: float) -> None:
+        """Put the SIM where it belongs for each traffic class (placed / waiting / nowhere)."""
+        ch = s.channel
+        modem_free = ch.idle and not ch.in_flight
+        for tr in _TRAFFICS:
+            trv = tr.value
+            new: tuple[str, Any] | None
+            if s.in_flight or s.quarantine is not None:
+                new = None
+            else:
+                ready = self._standing(s, tr, now).ready_at
+                if ready == INF:
+                    new = None
+                elif ready > now:
+                    new = (_WAITING, ready)
+                elif modem_free:
+                    new = (_PLACED, s.ref.slot != ch.active_slot)
+                else:
+                    new = None
+            if new == s.where[trv]:
+                continue
+            s.where[trv] = new
+            token = s.token[trv] = s.token[trv] + 1
+            if new is None:
+                continue
+            live = self._live[trv]
+            sid = s.ref.sim_id
+            if new[0] == _PLACED:
+                entry = (new[1], s.last_used, s.seq, sid, token)
+                for heap in s.placed[trv]:
+                    heap.push(entry, live)
+            else:
+                entry = (new[1], s.seq, sid, token)
+                for heap in s.waiting[trv]:
+                    heap.push(entry, live)
+                heappush(self._timers, (new[1], next(self._seq), sid, trv, token))
+                if len(self._timers) > 4 * len(self._sims) + 64:
+                    self._timers = [t for t in self._timers if (x := self._sims.get(t[2])) is not None and x.token[t[3]] == t[4]]
+                    self._timers.sort()
+
+    def _update_switch(self, ch: _Channel) -> None:
+        if ch.idle and not ch.in_flight:
+            active = ch.sims.get(ch.active_slot)
+            if active is None or active.where[Traffic.VOICE.value] is None or active.where[Traffic.VOICE.value][0] != _PLACED:
+                best: _Sim | None = None
+                for slot, s in ch.sims.items():
+                    w = s.where[Traffic.VOICE.value]
+                    if slot != ch.active_slot and w is not None and w[0] == _PLACED:
+                        if best is None or (s.last_used, s.seq) < (best.last_used, best.seq):
+                            best = s
+                if best is not None:
+                    self._switch_wanted[ch.channel_id] = best.ref.slot
+                    return
+        self._switch_wanted.pop(ch.channel_id, None)
