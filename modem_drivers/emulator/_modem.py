@@ -606,7 +606,8 @@ class VirtualModem:
     async def _answer(self, c: Command) -> list[str]:
         if self.call is None or self.call.state is not CallState.INCOMING:
             raise FinalResult("NO CARRIER")
-        self.network.answer(self, self.call)
+        call = self.call
+        self._after = lambda: self.network.answer(self, call)  # OK first, then progress URCs
         return []
 
     @at("H", "+CHUP")
