@@ -409,3 +409,10 @@ def test_parser_cost_per_line_measures_something() -> None:
     cost = parser_cost_per_line(stream, repeat=200)
     assert 0 < cost < 1e-3
     assert 0 < parser_cost_per_line(stream, repeat=20, chunk=7) < 1e-3
+
+
+def test_logged_samples_mask_phone_numbers(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        run(b"\x01+CLIP: \"+48601000123\",145\r\n")
+    assert "601000123" not in caplog.text
+    assert "********123" in caplog.text

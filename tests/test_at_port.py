@@ -280,3 +280,17 @@ async def test_socket_url_refused() -> None:
     await server.wait_closed()
     with pytest.raises(PortUnavailable, match="connection refused"):
         await AtPort.open(f"socket://127.0.0.1:{port_no}")
+
+
+async def test_errors_and_logs_mask_phone_numbers(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with modem(tmp_path) as (peer, port):
+        peer.replies["ATD+48601000123;"] = b"\r\nBUSY\r\n"
+        peer.silent.add("ATD+48601000124;")
+        with pytest.raises(CommandFailed) as err:
+            await port.command("ATD+48601000123;")
+        assert err.value.command == "ATD+48601000123;"  # the attribute keeps it
+        assert "601000123" not in str(err.value) and "123" in str(err.value)
+        with caplog.at_level(logging.WARNING), pytest.raises(AtTimeout) as late:
+            await port.command("ATD+48601000124;", timeout=0.05)
+        assert "601000124" not in str(late.value) + caplog.text
+        assert "********124" in caplog.text

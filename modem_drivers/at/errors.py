@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from .events import Final, FinalKind
+from .redact import mask
 
 __all__ = [
     "CME_MESSAGES",
@@ -160,7 +161,7 @@ class CommandFailed(AtError):
     def __init__(self, command: str, final: Final, message: str | None = None) -> None:
         self.command = command
         self.final = final
-        super().__init__(message or f"{command!r} failed: {final.text}")
+        super().__init__(message or f"{mask(repr(command))} failed: {final.text}")
 
 
 class _CodedError(CommandFailed):
@@ -177,7 +178,9 @@ class _CodedError(CommandFailed):
             _, _, words = final.text.partition(":")
             self.text = words.strip() or "unspecified error"
         code = "" if final.code is None else f" {final.code}"
-        super().__init__(command, final, f"{command!r} failed: {self._label}{code} ({self.text})")
+        super().__init__(
+            command, final, f"{mask(repr(command))} failed: {self._label}{code} ({self.text})"
+        )
 
 
 class CmeError(_CodedError):
@@ -208,7 +211,7 @@ class AtTimeout(AtError):
     def __init__(self, command: str, timeout: float) -> None:
         self.command = command
         self.timeout = timeout
-        super().__init__(f"{command!r}: no final result within {timeout:g} s")
+        super().__init__(f"{mask(repr(command))}: no final result within {timeout:g} s")
 
 
 class PortClosed(AtError):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from types import MappingProxyType
 from .errors import AtError, AtTimeout, PortClosed, PortUnavailable, failure_for
 from .events import NEED_DATA, Final, InfoLine, Prompt, Urc
 from .protocol import AtParser
+from .redact import mask
 from .response import Response
 from .tables import URC_PREFIXES
 from .timeouts import TimeoutClass
@@ -76,6 +78,7 @@ _TRANSITIONS = MappingProxyType(
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a modem layer sends a few dozen distinct commands
 def default_expect(command: str) -> tuple[str, ...]:
     """Prefixes a command's information lines carry, derived from its name.
 
@@ -311,6 +314,9 @@ class AtPort:
             except asyncio.CancelledError:
                 self._abandon(pending, "cancelled")
                 raise
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: %s -> %s (%d lines)", self.name, mask(repr(command)), final.text,
+                         len(pending.lines))
         if final.is_error:
             raise failure_for(command, final)
         return Response(command, tuple(pending.lines), final)
@@ -323,8 +329,8 @@ class AtPort:
         pending.deadline = max(pending.deadline, loop.time() + self.abandoned_grace)
         if pending.prompt is not None and pending.prompt.done() and not pending.payload_sent:
             self._write_quiet(ESC)  # leave the "> " prompt (27.005 §3.5.1)
-        logger.warning("%s: %r %s; holding the port for its late final", self.name,
-                       pending.command, why)
+        logger.warning("%s: %s %s; holding the port for its late final", self.name,
+                       mask(repr(pending.command)), why)
 
     async def _settle_abandoned(self) -> None:
         """Wait for an abandoned command's final (or its hold to expire) before the next."""
@@ -338,8 +344,8 @@ class AtPort:
         if self._pending is pending:
             self._pending = None
             self._parser.abort()
-            logger.warning("%s: no final for abandoned %r; parser reset to idle",
-                           self.name, pending.command)
+            logger.warning("%s: no final for abandoned %s; parser reset to idle",
+                           self.name, mask(repr(pending.command)))
 
     def _require_transport(self) -> Transport:
         if self.state is not PortState.OPEN or self._transport is None:
@@ -365,7 +371,7 @@ class AtPort:
             try:
                 dispatch[type(event)](event)
             except Exception:  # one bad handler never kills the port
-                logger.exception("%s: handling %r failed", self.name, event)
+                logger.exception("%s: handling %s failed", self.name, mask(repr(event)))
 
     def _on_final(self, event: Final) -> None:
         pending, self._pending = self._pending, None
@@ -373,7 +379,8 @@ class AtPort:
         if pending is None:
             return
         if pending.abandoned:
-            logger.info("%s: late %s for abandoned %r", self.name, event.text, pending.command)
+            logger.info("%s: late %s for abandoned %s", self.name, event.text,
+                        mask(repr(pending.command)))
         if not pending.final.done():
             pending.final.set_result(event)
 
@@ -396,8 +403,8 @@ class AtPort:
                 try:
                     sub.callback(urc)
                 except Exception:
-                    logger.exception("%s: URC subscriber %r failed on %r", self.name,
-                                     sub.callback, urc)
+                    logger.exception("%s: URC subscriber %r failed on %s", self.name,
+                                     sub.callback, mask(repr(urc)))
 
     # -- losing and regaining the device --------------------------------------------
 

@@ -26,6 +26,7 @@ Measure the hot path with ``parser_cost_per_line`` (used by ``bench/``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -33,6 +34,7 @@ from collections.abc import Iterable
 
 from .errors import AtProtocolError, error_code_from_text
 from .events import NEED_DATA, Final, FinalKind, InfoLine, NeedData, Prompt, Urc
+from .redact import mask
 from .tables import (
     CALL_COMMAND_PREFIXES,
     CALL_PROGRESS_KINDS,
@@ -68,6 +70,16 @@ Event = Final | InfoLine | Urc | Prompt
 def _prefix_key(prefix: str) -> bytes:
     """Normalise a prefix the way the parser keys lines: no trailing ':' or spaces."""
     return prefix.strip().rstrip(":").rstrip().encode()
+
+
+@functools.lru_cache(maxsize=4096)  # begin() runs per command; expect tuples repeat
+def _expect_keys(expect: tuple[str, ...]) -> frozenset[bytes]:
+    return frozenset(_prefix_key(p) for p in expect)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_call_command(command: str) -> bool:
+    return command.upper().startswith(CALL_COMMAND_PREFIXES)
 
 
 class AtParser:
@@ -159,10 +171,10 @@ class AtParser:
         stripped = command.strip()
         self._command = stripped
         self._echo = stripped.encode()
-        self._expect = frozenset(_prefix_key(p) for p in expect)
+        self._expect = _expect_keys(tuple(expect))
         self._prompt = prompt
         self._payload = False
-        self._call_command = stripped.upper().startswith(CALL_COMMAND_PREFIXES)
+        self._call_command = _is_call_command(stripped)
 
     def reset(self) -> None:
         """Forget buffered bytes and the command in flight (the port was reopened).
@@ -260,7 +272,7 @@ class AtParser:
 
     def _drop(self, why: str, sample: bytes) -> None:
         self.lines_dropped += 1
-        logger.warning("dropped %s (limit %d bytes): %r", why, self._max_line, sample)
+        logger.warning("dropped %s (limit %d bytes): %s", why, self._max_line, mask(repr(sample)))
 
     # -- classification ------------------------------------------------------------
 
@@ -286,7 +298,7 @@ class AtParser:
                 return self._urc_with_pdu(name, text, line)
             # A final result where the PDU should be: the header was truncated or noise.
             # Report the header alone and let the final end the command.
-            logger.warning("%s without its PDU line before %r", name, line[:40])
+            logger.warning("%s without its PDU line before %s", name, mask(repr(line[:40])))
             self._queued = self._classify(line, key)
             return Urc(name, text)
         if key in self._multiline_keys and line.count(b'"') % 2:
