@@ -247,7 +247,12 @@ async def test_missing_port_is_unavailable_in_words(tmp_path: Path) -> None:
         await AtPort.open(str(tmp_path / "ttyUSB9"))
 
 
-async def test_socket_url_with_local_server() -> None:
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_socket_url_with_local_server(run: Callable[[Awaitable[None]], None]) -> None:
+    run(_socket_url_with_local_server())
+
+
+async def _socket_url_with_local_server() -> None:
     received: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

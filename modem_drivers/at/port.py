@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from .errors import AtError, AtTimeout, PortClosed, PortUnavailable, failure_for
 from .events import NEED_DATA, Final, InfoLine, Prompt, Urc
@@ -146,7 +147,7 @@ class AtPort:
         self._state_cbs: tuple[Callable[[PortState], None], ...] = ()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
-        self._dispatch = {
+        self._dispatch: dict[type, Callable[[Any], None]] = {
             Final: self._on_final,
             InfoLine: self._on_info,
             Urc: self._on_urc,

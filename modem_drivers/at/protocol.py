@@ -214,9 +214,10 @@ class AtParser:
 
     def next_event(self) -> Event | NeedData:
         """The next event, or ``NEED_DATA`` when the buffered bytes hold no complete one."""
-        if self._queued is not None:
-            event, self._queued = self._queued, None
-            return event
+        queued = self._queued
+        if queued is not None:
+            self._queued = None
+            return queued
         while True:
             line = self._next_line()
             if line is None:
@@ -224,9 +225,9 @@ class AtParser:
             if line is _PROMPT:
                 self._payload = True
                 return Prompt()
-            event = self._on_line(line)
-            if event is not None:
-                return event
+            found = self._on_line(line)
+            if found is not None:
+                return found
 
     # -- framing -------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import threading
@@ -105,13 +106,13 @@ class _LoopTransport:
         if sock is not None:  # socket:// (pyserial already made it non-blocking)
             self._fd = sock.fileno()
             self._recv: Callable[[int], bytes] = sock.recv
-            self._send: Callable[[bytes], int] = sock.send
+            self._send: Callable[[bytes | bytearray], int] = sock.send
         else:
             fd = ser.fileno()
             os.set_blocking(fd, False)
             self._fd = fd
-            self._recv = lambda n: os.read(fd, n)
-            self._send = lambda data: os.write(fd, data)
+            self._recv = functools.partial(os.read, fd)
+            self._send = functools.partial(os.write, fd)
         self._on_data = on_data
         self._on_lost = on_lost
         self._out = bytearray()
