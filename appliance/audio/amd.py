@@ -29,8 +29,8 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Final
 
-from .events import (AmdDecision, AmdEvidence, AmdResult, Beep, FaxTone, Segment, Sit,
-                     ToneEvent)
+from .events import (AmdDecision, AmdEvidence, AmdResult, Beep, FaxKind, FaxTone, Segment,
+                     Sit, ToneEvent)
 from .features import FrameClock, FrameFeatures
 from .pcm import FRAME_MS, Frame
 from .tones import ToneDetector
@@ -42,7 +42,7 @@ class AmdConfig:
     (docs/audio.md) and kept on the human side of each trade-off."""
 
     initial_silence_ms: int = 4000  # nothing said this long → silence (Asterisk: 2500 → MACHINE)
-    min_speech_ms: int = 80  # shorter bursts are clicks, not words (Asterisk min word: 100)
+    min_speech_ms: int = 100  # shorter bursts are clicks, not words (Asterisk min word: 100)
     human_silence_ms: int = 520  # waits longer than machines' sentence pauses (≤ ~480 ms)
     machine_greeting_ms: int = 1900  # longer than people's hellos, shorter than greetings
     total_analysis_ms: int = 5000  # Asterisk total_analysis_time
@@ -82,6 +82,10 @@ _TRANSITIONS: Final = {
 #: Tone evidence → verdict and rule name.
 _TONE_RULES: Final = {Beep: (AmdResult.MACHINE, "beep"), Sit: (AmdResult.MACHINE, "sit"),
                       FaxTone: (AmdResult.FAX, "fax_tone")}
+
+
+#: CNG after this much speech is taken for a greeting's tone (T.30 fax calls start silent).
+_CNG_AFTER_SPEECH_MS: Final = 500
 
 
 class AmdDetector:
@@ -140,6 +144,12 @@ class AmdDetector:
             d = self._on_tone(ev, now)
             if d:
                 return [d]
+        if ft.tonality >= cfg.tonal_not_speech and ft.level_db >= (self._floor or 0.0) + cfg.speech_on_db:
+            # a tone is sounding (beep, SIT, fax): neither speech nor silence — hold the
+            # timers so a SIT or beep is not mistaken for the pause after a greeting
+            if self.state is _State.PAUSING:
+                self._held_ms += FRAME_MS
+            return []
         voiced = self._voice(ft)
         if voiced:
             if self._run_len == 0:
@@ -156,6 +166,7 @@ class AmdDetector:
                 self._silences.append(Segment(0, self._run_start * FRAME_MS))
         elif prev is _State.SPEAKING and self.state is _State.PAUSING:
             self._pause_start = ft.index
+            self._held_ms = 0
             self._speech.append(Segment(self._seg_start, ft.index * FRAME_MS))
         elif prev is _State.PAUSING and self.state is _State.SPEAKING:
             self._silences.append(Segment(self._pause_start * FRAME_MS, self._run_start * FRAME_MS))
@@ -167,7 +178,7 @@ class AmdDetector:
         if self.state is _State.SPEAKING and now - self._greeting_start * FRAME_MS >= cfg.machine_greeting_ms:
             self._speech.append(Segment(self._seg_start, now))
             return [self._decide(AmdResult.MACHINE, now, "long_greeting")]
-        if self.state is _State.PAUSING and now - self._pause_start * FRAME_MS >= cfg.human_silence_ms:
+        if self.state is _State.PAUSING and now - self._pause_start * FRAME_MS - self._held_ms >= cfg.human_silence_ms:
             self._silences.append(Segment(self._pause_start * FRAME_MS, now))
             return [self._decide(AmdResult.HUMAN, now, "greeting_then_silence")]
         if now >= cfg.total_analysis_ms:
@@ -175,10 +186,11 @@ class AmdDetector:
         return []
 
     _seg_start = 0
+    _held_ms = 0  # tone frames inside the current pause, not counted as silence
 
     def _voice(self, ft: FrameFeatures) -> bool:
         cfg = self.config
-        level = max(ft.level_db, -90.0)
+        level = max(ft.voice_db, -90.0)
         floor = self._floor
         if floor is None or level < floor:
             floor = level
@@ -186,8 +198,7 @@ class AmdDetector:
             floor += self._rise
         self._floor = floor
         threshold = cfg.speech_off_db if self._voiced else cfg.speech_on_db
-        self._voiced = (level >= floor + threshold and level >= cfg.speech_min_dbfs
-                        and ft.tonality < cfg.tonal_not_speech)
+        self._voiced = level >= floor + threshold and level >= cfg.speech_min_dbfs
         return self._voiced
 
     def _on_tone(self, ev: ToneEvent, now: int) -> AmdDecision | None:
@@ -196,9 +207,15 @@ class AmdDetector:
         if rule is None:
             return None
         result, name = rule
-        if result is AmdResult.FAX and self._speech and self.state is not _State.WAITING:
-            return None  # a 1100 Hz tone after someone spoke is a beep-like tone, not a fax
+        if isinstance(ev, FaxTone) and ev.kind is FaxKind.CNG and self._spoken_ms() >= _CNG_AFTER_SPEECH_MS:
+            return None  # 1100 Hz after real speech is a greeting's beep-like tone, not a fax
         return self._decide(result, now, name)
+
+    def _spoken_ms(self) -> int:
+        done = sum(s.duration_ms for s in self._speech)
+        if self.state is _State.SPEAKING:
+            done += self._last_ms - self._seg_start
+        return done
 
     def _decide(self, result: AmdResult, now: int, rule: str) -> AmdDecision:
         self.state = _State.DONE

@@ -28,6 +28,11 @@ _NBINS: Final = _TOTAL_HI - _TOTAL_LO
 # Telephone band 300–3400 Hz (ITU-T G.712): where tones are searched for (array indices).
 _BAND_LO: Final = int(300 / BIN_HZ) - _TOTAL_LO
 _BAND_HI: Final = int(3400 / BIN_HZ) + 1 - _TOTAL_LO
+# 250–1000 Hz, the voice band for speech detection (array indices).
+_VOICE_LO: Final = 5 - _TOTAL_LO
+_VOICE_HI: Final = 20 + 1 - _TOTAL_LO
+# Parseval with a Hann window: mean square = 2·Σ|X_k|² / (N·Σw²), one-sided bins.
+_SPEC_TO_POWER: Final = 2.0 / (FRAME_SAMPLES * float(np.sum(np.hanning(FRAME_SAMPLES) ** 2)))
 #: Hann main lobe: the peak bin ±2 holds a steady tone's power.
 _LOBE: Final = 2
 _FS2: Final = FULL_SCALE * FULL_SCALE
@@ -53,7 +58,8 @@ _SPLIT: Final = 2 * _NBINS
 class FrameFeatures:
     """Level and spectral peak of one frame (slotted, built once, read by all detectors)."""
 
-    __slots__ = ("index", "samples", "power", "level_db", "spectrum", "peak_hz", "tonality", "dtmf")
+    __slots__ = ("index", "samples", "power", "level_db", "voice_db", "spectrum", "peak_hz",
+                 "tonality", "dtmf")
 
     def __init__(self, index: int, samples: npt.NDArray[np.float32]) -> None:
         self.index = index
@@ -67,6 +73,9 @@ class FrameFeatures:
         y2 = y[:_SPLIT] * y[:_SPLIT]
         spec = y2[:_NBINS] + y2[_NBINS:]
         self.spectrum = spec  # index i is bin i + 2, i.e. (i + 2) * 50 Hz
+        #: level of the first-formant band, where voiced speech is strongest and line noise
+        #: (brown: below it; white: spread over 4 kHz) is weakest — the AMD's voice level
+        self.voice_db = 10.0 * math.log10(float(spec[_VOICE_LO:_VOICE_HI].sum()) * _SPEC_TO_POWER / _FS2 + 1e-12)
         k = int(spec[_BAND_LO:_BAND_HI].argmax()) + _BAND_LO
         total = float(spec.sum())
         self.tonality = float(spec[k - _LOBE : k + _LOBE + 1].sum()) / total if total > 0 else 0.0

@@ -12,8 +12,9 @@ Rules of the segmenter (one state per frame, fed by the shared front end):
   1. third of three segments 950/1400/1800 Hz ±50, each 200–460 ms, gaps ≤ 60 ms → SIT
      (ITU-T E.180 §2.2: 330 ± 70 ms, gaps ≤ 30 ms; Bellcore 274/380 ms; +20 ms framing);
   2. 1100 ± 38 Hz, 400–700 ms → fax CNG (ITU-T T.30 §4.1.2: 0.5 s ± 15 %, 1100 ± 38 Hz);
-  3. 400–2000 Hz, ≥ 90 ms, ≤ 3 s, then ``beep_silence_ms`` quiet → voicemail beep
-     (the issue's definition; 90 ms leaves 10 ms for the 5 ms end refinement);
+  3. 400–2000 Hz, ≥ 90 ms, ≤ 3 s, peak wandering ≤ 8 Hz frame to frame, then
+     ``beep_silence_ms`` quiet → voicemail beep (the issue's definition; 90 ms leaves 10 ms
+     for the 5 ms end refinement; the wander limit is what keeps held vowels out);
 
 * a segment at 2100 ± 30 Hz lasting 500 ms is fax CED (T.30 §4.1.3 / V.25: 2100 ± 15 Hz,
   2.6–4 s; 500 ms is enough to tell it from anything else and decides early).
@@ -32,6 +33,10 @@ from .pcm import FRAME_MS, Frame
 _BLOCK: Final = 40  # 5 ms refinement blocks
 _BLOCKS: Final = 4
 _BLOCK_MS: Final = 5
+# "Silence" after a beep means line noise: within 6 dB of the noise floor, which follows
+# the quietest frames at once and rises 3 dB/s (the AMD's voice detector does the same).
+_FLOOR_RISE_DB: Final = 3.0 * 0.020
+_QUIET_OVER_FLOOR_DB: Final = 6.0
 
 # SIT segment windows: ITU-T E.180 nominal ±50 Hz; Bellcore frequencies fall inside them.
 _SIT_BANDS: Final = ((900.0, 1000.0), (1350.0, 1450.0), (1750.0, 1850.0))
@@ -58,6 +63,7 @@ class ToneConfig:
     beep_min_ms: int = 90
     beep_max_ms: int = 3000
     beep_band_hz: tuple[float, float] = (400.0, 2000.0)
+    beep_max_spread_hz: float = 8.0  # frame-to-frame peak wander; voices glide more
     beep_silence_ms: int = 40  # quiet needed after the tone before "beep ended" is said
     beep_quiet_db: float = 12.0  # "quiet" = this far below the tone
     cng_hz: tuple[float, float] = (1062.0, 1138.0)
@@ -78,7 +84,8 @@ def _block_energies(ft: FrameFeatures) -> list[float]:
 
 
 class _Run:
-    __slots__ = ("first", "last", "freq_sum", "n", "level_sum", "first_ft", "last_ft", "ced_sent")
+    __slots__ = ("first", "last", "freq_sum", "n", "level_sum", "first_ft", "last_ft", "ced_sent",
+                 "fmin", "fmax")
 
     def __init__(self, ft: FrameFeatures) -> None:
         self.first = self.last = ft.index
@@ -87,6 +94,7 @@ class _Run:
         self.n = 1
         self.first_ft = self.last_ft = ft
         self.ced_sent = False
+        self.fmin = self.fmax = ft.peak_hz
 
     @property
     def freq(self) -> float:
@@ -107,6 +115,8 @@ class ToneDetector:
         self._segments: list[ToneSegment] = []  # recent closed segments (for SIT)
         self._pending: ToneSegment | None = None  # beep candidate waiting for its silence
         self._pending_quiet_ms = 0
+        self._floor: float | None = None  # line noise level (min-follower), dBFS
+        self._spread = 0.0  # frequency wander of the segment just closed
 
     def feed(self, frame: Frame) -> list[ToneEvent]:
         return self.feed_features(self._clock.features(frame))
@@ -124,12 +134,18 @@ class ToneDetector:
         cfg = self.config
         out: list[ToneEvent] = []
         tonal = ft.tonality >= cfg.min_tonality and ft.level_db >= cfg.min_level_dbfs
+        floor = self._floor
+        self._floor = ft.level_db if floor is None or ft.level_db < floor else floor + _FLOOR_RISE_DB
         run = self._run
         if run is not None and tonal and abs(ft.peak_hz - run.freq) <= cfg.max_drift_hz:
             run.last, run.last_ft = ft.index, ft
             run.freq_sum += ft.peak_hz
             run.level_sum += ft.level_db
             run.n += 1
+            run.fmin = min(run.fmin, ft.peak_hz)
+            run.fmax = max(run.fmax, ft.peak_hz)
+            if run.n == 2:
+                self._pending = None  # another tone follows: not a beep (SIT, multi-tone)
             if (not run.ced_sent and cfg.ced_hz[0] <= run.freq <= cfg.ced_hz[1]
                     and (run.n * FRAME_MS) >= cfg.ced_ms):
                 run.ced_sent = True
@@ -139,7 +155,11 @@ class ToneDetector:
         if run is not None:
             self._close(out, ft.index)
         if self._pending is not None:
-            if tonal or ft.level_db > self._pending.level_dbfs - cfg.beep_quiet_db:
+            quiet = (ft.level_db <= self._pending.level_dbfs - cfg.beep_quiet_db
+                     or (self._floor is not None and ft.level_db <= self._floor + _QUIET_OVER_FLOOR_DB))
+            if self._pending_quiet_ms < 0:
+                self._pending_quiet_ms = 0  # the frame the tone ended in: holds its tail
+            elif tonal or not quiet:
                 self._pending = None  # not followed by silence: speech or another tone
             else:
                 self._pending_quiet_ms += FRAME_MS
@@ -156,6 +176,7 @@ class ToneDetector:
         if run.n < 2:
             return
         seg = self._refine(run)
+        self._spread = run.fmax - run.fmin
         self._segments = (self._segments + [seg])[-3:]
         for rule in _RULES:
             if rule(self, seg, out, next_index):
@@ -204,9 +225,10 @@ class ToneDetector:
     def _rule_beep(self, seg: ToneSegment, out: list[ToneEvent], next_index: int) -> bool:
         cfg = self.config
         if (cfg.beep_band_hz[0] <= seg.frequency_hz <= cfg.beep_band_hz[1]
-                and cfg.beep_min_ms <= seg.duration_ms <= cfg.beep_max_ms):
+                and cfg.beep_min_ms <= seg.duration_ms <= cfg.beep_max_ms
+                and self._spread <= cfg.beep_max_spread_hz):
             self._pending = seg
-            self._pending_quiet_ms = 0
+            self._pending_quiet_ms = -FRAME_MS
             return True
         return False
 
