@@ -71,11 +71,11 @@ from .ussd import decode_reply, encode_request
 
 logger = logging.getLogger(__name__)
 
-#: New-message indication settings, best first (27.005 §3.4.1): mt=2 would route SMS
-#: directly, but a direct +CMT must be acknowledged in some modes; mt=1 stores it and
-#: sends +CMTI (nothing lost if we are slow). ds=1 sends status reports directly (+CDS),
-#: ds=2 stores them (+CDSI). Some modems refuse some combinations with +CMS ERROR.
-CNMI_CHOICES: Final = ("AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,0,0", "AT+CNMI=1,1,0,1,0")
+#: New-message indication settings, best first (27.005 §3.4.1). mt=1 stores an incoming
+#: SMS and sends +CMTI, ds=2 stores a status report and sends +CDSI: what is stored
+#: survives a missed URC or a restart, so those come first; ds=1 (+CDS direct) is the
+#: fallback. Some modems refuse some combinations with +CMS ERROR (303).
+CNMI_CHOICES: Final = ("AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,0,0", "AT+CNMI=1,1,0,1,0")
 #: After ATH the modem normally reports the release at once; if it does not, the call is
 #: closed locally after this long (our own release, cause 16).
 HANGUP_GRACE: Final = 1.0
@@ -215,7 +215,7 @@ class Modem:
                 self.capabilities["cnmi"] = True
                 self.cnmi = cmd
                 return
-            except CommandFailed:
+            except (CommandFailed, ModemError):
                 continue
         self.capabilities["cnmi"] = False
         self.cnmi = None
