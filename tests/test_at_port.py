@@ -299,3 +299,84 @@ async def test_errors_and_logs_mask_phone_numbers(tmp_path: Path, caplog: pytest
             await port.command("ATD+48601000124;", timeout=0.05)
         assert "601000124" not in str(late.value) + caplog.text
         assert "********124" in caplog.text
+
+
+class _Rfc2217Server:
+    """pyserial's RFC 2217 PortManager in front of the peer's pty (threads: test side only)."""
+
+    def __init__(self, device: str) -> None:
+        import socket
+        import threading
+
+        import serial
+        from serial import rfc2217
+
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._device = device
+        self._serial_mod, self._rfc = serial, rfc2217
+        self._threads = [threading.Thread(target=self._serve, daemon=True)]
+        self._stop = False
+        self._threads[0].start()
+
+    def _serve(self) -> None:
+        import threading
+
+        conn, _ = self._listener.accept()
+        class PtySerial(self._serial_mod.Serial):  # a pty has no modem lines to ioctl
+            cts = dsr = ri = cd = False
+
+            def _update_dtr_state(self) -> None:
+                pass
+
+            def _update_rts_state(self) -> None:
+                pass
+
+        ser = PtySerial(self._device, timeout=0.05)
+
+        class _Writer:  # PortManager wants an object with write()
+            write = conn.sendall
+
+        manager = self._rfc.PortManager(ser, _Writer())
+
+        def to_network() -> None:
+            try:
+                while not self._stop:
+                    data = ser.read(4096)
+                    if data:
+                        conn.sendall(b"".join(manager.escape(data)))
+            except (OSError, TypeError, self._serial_mod.SerialException):
+                pass  # closed under us at teardown
+
+        threading.Thread(target=to_network, daemon=True).start()
+        try:
+            while not self._stop:
+                data = conn.recv(4096)
+                if not data:
+                    break
+                ser.write(b"".join(manager.filter(data)))
+        except OSError:
+            pass
+        self._stop = True
+        ser.close()
+        conn.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._listener.close()
+
+
+async def test_rfc2217_url_through_pyserial_thread(tmp_path: Path) -> None:
+    peer = Peer(tmp_path)
+    peer.replies["AT+CSQ"] = CSQ
+    server = _Rfc2217Server(str(peer.link))
+    try:
+        port = await AtPort.open(f"rfc2217://127.0.0.1:{server.port}")
+        try:
+            assert (await port.command("AT+CSQ")).value("+CSQ") == "20,99"
+            assert peer.received[-1] == "AT+CSQ"
+        finally:
+            await port.close()
+    finally:
+        server.close()
+        peer.close()

@@ -245,7 +245,13 @@ class _ThreadTransport:
         return None
 
     def close(self) -> None:
+        # pyserial's RFC 2217 close() joins its thread (up to 7 s) and sleeps 0.3 s: never
+        # on the event loop. The reader thread then sees EOF and ends.
         self._closed = True
+        threading.Thread(target=self._close_serial, name=f"close {self._ser.port}",
+                         daemon=True).start()
+
+    def _close_serial(self) -> None:
         try:
             self._ser.close()
         except Exception:  # noqa: BLE001
