@@ -83,6 +83,9 @@ HANGUP_GRACE: Final = 1.0
 #: 27.007 session timer is network-defined; 30 s matches common modem defaults.
 USSD_REPLY_TIMEOUT: Final = 30.0
 
+#: How long ``close`` waits for background work (reading a stored SMS) to finish.
+CLOSE_GRACE: Final = 2.0
+
 _CMTI = re.compile(r'^\+CMTI:\s*"?([A-Za-z]{2})"?\s*,\s*(-?\d+)\s*$')
 _CDSI = re.compile(r'^\+CDSI:\s*"?([A-Za-z]{2})"?\s*,\s*(-?\d+)\s*$')
 _CLIP = re.compile(r'^\+CLIP:\s*"([^"]*)"')
@@ -168,6 +171,10 @@ class Modem:
             await self._configure()
 
     async def close(self) -> None:
+        if self._tasks:
+            # Let a message being read from storage finish (CMGR/CMGD), so nothing is left
+            # half-read on the SIM; bounded so a stuck modem cannot hold the close.
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE)
         for unsub in self._unsubscribe:
             unsub()
         self._unsubscribe.clear()
