@@ -327,30 +327,37 @@ class RotationPolicy:
     ) -> Refusal:
         trv = traffic.value
         skip_last = {last: 0} if last is not None else {}
-        times: list[float] = []
-        parts: list[str] = []
+        first: tuple[float, str, _Sim | None] | None = None  # (time, operator, SIM waited for)
         for op in ops:
             op_ready = capped[op][0] if op in capped else now
             sim_t: float | None = None
+            waited: _Sim | None = None
             if op in capped and self._walk(self._placed[trv][(req.pool, op)], trv, skip_last) is not None:
                 sim_t = now
             else:
                 entry = self._walk(self._waiting[trv][(req.pool, op)], trv, skip_last)
                 if entry is not None:
-                    sim_t = entry[0]
+                    sim_t, waited = entry[0], self._sims[entry[-2]]
             if sim_t is not None:
-                times.append(max(op_ready, sim_t))
-        for op, (t, why) in sorted(capped.items()):
-            parts.append(f"operator {op} capped ({why}) until {_iso(t)}")
+                t = max(op_ready, sim_t)
+                if first is None or t < first[0]:
+                    first = (t, op, waited if sim_t >= op_ready else None)
+        parts = [f"operator {op} capped ({why}) until {_iso(t)}" for op, (t, why) in sorted(capped.items())]
         if last is not None:
             s = self._by_msisdn.get(last)
             if s is not None and self._in_scope(s, req) and s.where[trv] is not None and s.where[trv][0] == _PLACED:
                 parts.append(f"the only free number is {mask(last)}, the one this callee saw last")
-        retry = min(times) if times else None
-        if retry is not None:
-            parts.append(f"the first SIM becomes eligible at {_iso(retry)}")
-        else:
+        if first is None:
             parts.append("the other SIMs are busy, on busy modems, locked until released or quarantined")
+            return Refusal(f"no SIM in {self._scope_words(req)} qualifies: " + "; ".join(parts), None)
+        retry, op, waited = first
+        if waited is not None:
+            standing = self._standing(waited, traffic, now)
+            state = self._state_of(waited, standing, now)
+            why = f" ({standing.cap_why})" if state is SimState.CAPPED and standing.cap_why else ""
+            parts.append(f"the first to qualify is SIM {waited.ref.sim_id}, {state.value}{why} until {_iso(retry)}")
+        else:
+            parts.append(f"the first SIM qualifies when operator {op}'s cap lifts at {_iso(retry)}")
         return Refusal(f"no SIM in {self._scope_words(req)} qualifies: " + "; ".join(parts), retry)
 
     # ------------------------------------------------------------------ the scheduler's reports
@@ -361,6 +368,7 @@ class RotationPolicy:
         traffic = TRAFFIC_OF[kind]
         ch = s.channel
         ch.active_slot = s.ref.slot  # a job runs on the active slot: the bank switched
+        ch.idle = False
         s.in_flight += 1
         ch.in_flight += 1
         s.last_used = now
