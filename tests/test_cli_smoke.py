@@ -1,0 +1,46 @@
+"""The demo and the AT benchmark run end to end as real processes (smoke: their figures
+are checked for shape and sanity, not for speed — speed belongs to bench/)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "provisioning", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_runs_every_step():
+    proc = run_cli("demo", "--timing", "fast", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    steps = {s["step"]: s for s in out["steps"]}
+    assert len(steps) == 8
+    for title, step in steps.items():
+        expected = 69 if "does not exist" in title else 0
+        assert step["exit"] == expected, (title, step)
+    sms = next(s for t, s in steps.items() if t.startswith("SMS"))
+    assert sms["result"]["delivery"] == "delivered"
+    busy = next(s for t, s in steps.items() if "busy" in t)
+    assert (busy["result"]["outcome"], busy["result"]["cause"]) == ("busy", 17)
+
+
+def test_bench_at_smoke():
+    proc = run_cli("bench", "at", "--modems", "8", "--rounds", "10", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["modems_opened"] == 8 and out["transactions"] == 80
+    assert out["threads"] == 1
+    assert 0 < out["parser_us_per_line"] < 1000
+    assert out["driver_cpu_us_per_transaction"] > 0
+
+
+def test_modem_cli_errors_are_words_with_exit_codes():
+    proc = run_cli("modem", "probe", "/dev/ttyNOPE7", "--json")
+    assert proc.returncode == 69
+    assert json.loads(proc.stdout)["error"].startswith("no such port")
+    proc = run_cli("modem", "at", "/dev/ttyNOPE7", "ATI")
+    assert proc.returncode == 69 and "no such port" in proc.stderr
+    proc = run_cli("modem", "at", "/dev/ttyNOPE7", "hello")
+    assert proc.returncode == 2 and "must start with AT" in proc.stderr
