@@ -107,7 +107,7 @@ URC_PREFIXES: Mapping[bytes, str] = MappingProxyType(
             "^SRVST", "^DDTMF", "^SIMST", "^HCSQ", "^SYSSTART", "^STIN", "^NDISSTAT",
             # SIMCom SIM800 / SIM7600 manuals
             "+DTMF", "+RXDTMF", "VOICE CALL", "Call Ready", "SMS Ready", "RDY",
-            "PB DONE", "+CFUN", "*PSUTTZ", "DST", "+CPSI", "UNDER-VOLTAGE POWER DOWN",
+            "PB DONE", "SMS DONE", "+CFUN", "*PSUTTZ", "DST", "+CPSI", "UNDER-VOLTAGE POWER DOWN",
             "UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE POWER DOWN", "NORMAL POWER DOWN",
             # Quectel EC25 / M35 manuals
             "+QTONEDET", "+QIND", "+QUSIM", "POWERED DOWN", "+QSIMSTAT",
