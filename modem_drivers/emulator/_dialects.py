@@ -104,7 +104,7 @@ DIALECTS: Final[dict[str, Dialect]] = {
     "E173": Dialect(**_HUAWEI, model="E173", revision="11.126.85.00.209", tac="86331301"),
     "GSM-27007": Dialect(
         vendor="generic", manufacturer="Emulated Wireless Inc.", model="GSM-27007",
-        revision="1.0.0", tac="35999901", id_prefix=True, commands=frozenset({"+CSUS"}),
+        revision="1.0.0", tac="35999901", id_prefix=True, commands=frozenset({"+CSUS", "+DDET"}),
         call_report=CallReport.NONE, voice_call_urcs=False, ceer=CeerStyle.TEXT,
         dtmf_urc="+DTMF: {digit}", dtmf_enable="+DDET", slot_command="+CSUS",
         ussd=UssdCoding.TE_CHARSET, hangup_commands=_COMMON_HANGUP,
