@@ -186,3 +186,18 @@ async def test_inbound_call_rings_with_clip(bank: Emulator) -> None:
         raise AssertionError(list(host.lines))
     assert bank.network.calls[-1].outcome is Outcome.NO_ANSWER
     host.close()
+
+
+async def test_realistic_busy_takes_call_setup_time(tmp_path) -> None:
+    import asyncio
+    from modem_drivers.emulator import Timing
+    cfg = EmulatorConfig(modems=1, timing=Timing.REALISTIC, vendors=("huawei",), state_dir=tmp_path, control_port=None)
+    async with Emulator(cfg) as emu:
+        host = AtHost(emu.modems[0].port)
+        await host.command("ATE0")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await host.command(f"ATD{callee(2)};") == ["OK"]
+        assert await host.until_final() == ["^ORIG: 1,0", "^CEND: 1,0,0,17", "BUSY"]
+        assert 1.0 <= loop.time() - t0 < 2.5  # call set-up 1–2 s, then BUSY without alerting
+        host.close()

@@ -12,7 +12,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Final
 
 from ._dialects import CallReport
