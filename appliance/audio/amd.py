@@ -43,8 +43,8 @@ class AmdConfig:
 
     initial_silence_ms: int = 4000  # nothing said this long → silence (Asterisk: 2500 → MACHINE)
     min_speech_ms: int = 100  # shorter bursts are clicks, not words (Asterisk min word: 100)
-    human_silence_ms: int = 520  # waits longer than machines' sentence pauses (≤ ~480 ms)
-    machine_greeting_ms: int = 1900  # longer than people's hellos, shorter than greetings
+    human_silence_ms: int = 480  # just over machines' sentence pauses (espeak: 150–400 ms)
+    machine_greeting_ms: int = 1700  # longer than most hellos, shorter than greetings
     total_analysis_ms: int = 5000  # Asterisk total_analysis_time
     speech_on_db: float = 9.0  # above the noise floor to start speech
     speech_off_db: float = 5.0  # … and to keep it going (hysteresis)

@@ -3,15 +3,16 @@
 Every recording is built the same way whatever its class, so the classes differ only
 in what a real call would differ in — what is said and how turns are taken:
 
-* speech from espeak-ng in Polish or English, voice variant, speed (130–210 wpm) and
+* speech from espeak-ng in Polish or English, voice variant, speed (150–230 wpm; espeak-ng speaks slower than people answering a phone — "Hello?" takes 0.6 s at 130) and
   pitch drawn from the **same** pools for people, machines and announcements;
-* the first sound starts 0.1–1.0 s after answer for every speaking class;
+* the first sound starts 0.1–0.8 s after answer for every class;
 * recordings end 0.5–3 s after their last event, so length says nothing about class;
 * channel: optional noise (white/pink/brown, SNR 12–35 dB or none), overall gain
   −18…+6 dB (with clipping), and for 70 % of files telephone band-limiting 300–3400 Hz
   (ITU-T G.712) by ``sox sinc``.
 
-Classes: ``human`` (a short greeting, then silence or a short reply after 0.8–2.5 s),
+Classes: ``human`` (a greeting — 60 % one or two words like "Halo?", 40 % a short
+sentence like "Hello, this is Mark." — then silence or a short reply after 0.8–2.5 s),
 ``machine`` (a greeting of one to three sentences, 60 % ending with a beep of 400–2000 Hz
 and 150–1000 ms), ``silence`` (line noise only), ``fax`` (CED + V.21 flags, or CNG
 cadence), ``sit`` (a Bellcore or ITU SIT, then an announcement) and ``dtmf`` (all 16 keys
@@ -45,11 +46,16 @@ VARIANTS: Final = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "
                    "+f4", "+f5", "+klatt", "+klatt2", "+klatt3")
 NAMES: Final = {"en": ("John", "Anna Smith", "Mark", "Sarah Jones", "David", "Emily"),
                 "pl": ("Jan Kowalski", "Anna", "Piotr Nowak", "Kasia", "Marek", "Zofia Wiśniewska")}
+#: How people answer: most with one or two words, some with a sentence (picked 60/40).
+HUMAN_SHORT: Final = {
+    "en": ("Hello?", "Yes?", "Hi!", "Yeah?", "Hello.", "Yes, hello?"),
+    "pl": ("Halo?", "Tak?", "Słucham?", "Tak, słucham.", "Halo.", "No, słucham?"),
+}
 HUMAN: Final = {
-    "en": ("Hello?", "Yes?", "Hello, who's this?", "Hi!", "Yeah, hello?", "Hello, speaking.",
-           "Good morning.", "Yes, hello?", "Hi, who is it?", "Hello, this is {name}."),
-    "pl": ("Halo?", "Tak, słucham.", "Słucham?", "Tak?", "Halo, kto mówi?", "Dzień dobry.",
-           "No, słucham?", "Tak, halo?", "Halo, tu {name}.", "Słucham, kto dzwoni?"),
+    "en": ("Hello, who's this?", "Yeah, hello?", "Hello, speaking.", "Good morning.",
+           "Hi, who is it?", "Hello, this is {name}."),
+    "pl": ("Halo, kto mówi?", "Dzień dobry.", "Tak, halo?", "Halo, tu {name}.",
+           "Słucham, kto dzwoni?", "Dzień dobry, słucham."),
 }
 REPLY: Final = {
     "en": ("Hello? Anyone there?", "Who is calling?", "Yes, go ahead.", "Hello?"),
@@ -109,6 +115,7 @@ class CorpusItem:
     band_limited: bool = False
     beep_hz: float = 0.0
     beep_ms: int = 0
+    greeting_end_ms: int = -1  # end of the first utterance (filled in when rendered)
     beep_end_ms: int = -1  # filled in when rendered
     sit_kind: str = ""
     sit_end_ms: int = -1
@@ -124,7 +131,8 @@ def _plan(i: int, label: str, rng: np.random.Generator) -> CorpusItem:
     text = reply = ""
     beep_hz, beep_ms, sit_kind, fax_kind, digits = 0.0, 0, "", "", ""
     if label == "human":
-        text = str(rng.choice(HUMAN[lang])).format(name=name)
+        pool = HUMAN_SHORT if rng.random() < 0.6 else HUMAN
+        text = str(rng.choice(pool[lang])).format(name=name)
         if rng.random() < 0.5:
             reply = str(rng.choice(REPLY[lang]))
     elif label == "machine":
@@ -141,8 +149,8 @@ def _plan(i: int, label: str, rng: np.random.Generator) -> CorpusItem:
     noisy = rng.random() < 0.75 or label == "silence"
     return CorpusItem(
         file=f"{i:04d}_{label}.wav", label=label, seed=int(rng.integers(2**31)), lang=lang,
-        voice=voice, speed=int(rng.integers(130, 211)), pitch=int(rng.integers(25, 76)),
-        text=text, reply=reply, onset_ms=int(rng.uniform(100, 1000)),
+        voice=voice, speed=int(rng.integers(150, 231)), pitch=int(rng.integers(25, 76)),
+        text=text, reply=reply, onset_ms=int(rng.uniform(100, 800)),
         snr_db=float(rng.choice([35.0, 25.0, 18.0, 12.0])) if noisy else -1.0,
         noise=str(rng.choice(["white", "pink", "brown"])) if noisy else "",
         gain_db=round(float(rng.uniform(-18, 6)), 1), band_limited=bool(rng.random() < 0.7),
@@ -197,11 +205,13 @@ def _render(item: CorpusItem, out_dir: str) -> CorpusItem:
     pos = lambda: sum(len(p) for p in parts) * 1000 // SAMPLE_RATE  # noqa: E731
     if item.label == "human":
         parts.append(_speak(item.text, item))
+        extra["greeting_end_ms"] = pos()
         if item.reply:
             parts += [_zeros(rng.uniform(800, 2500)), _speak(item.reply, item)]
         parts.append(_zeros(rng.uniform(1500, 3500)))
     elif item.label == "machine":
         parts.append(_speak(item.text, item))
+        extra["greeting_end_ms"] = pos()
         if item.beep_ms:
             parts += [_zeros(rng.uniform(200, 800)), _tone(item.beep_hz, item.beep_ms, rng.uniform(-22, -10), rng)]
             extra["beep_end_ms"] = pos()
