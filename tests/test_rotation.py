@@ -288,6 +288,7 @@ def test_each_lock_rule_with_evidence_and_expiry(field, bad, good):
     assert p.locks("s0", now + 6) == (lock,)
     r = p.choose(Request("c"), now + 6)
     assert isinstance(r, Refusal) and r.retry_at == lock.until
+    assert p.state("s0", lock.until - 0.01) is SimState.LOCKED
     assert p.state("s0", lock.until) is SimState.READY
     assert isinstance(p.choose(Request("c"), lock.until), Decision)
 
