@@ -120,6 +120,14 @@ class RetrySection(_Base):
     retry_interrupted: bool = False
 
 
+class SmsSection(_Base):
+    # A status report can take as long as the SMSC keeps trying: its validity period,
+    # commonly 24 h to 72 h (23.040 §9.2.3.12 leaves it to the SMSC); we wait 24 h.
+    report_timeout_seconds: float = 24 * 3600.0
+    # An HLR-style ping only needs the first report (delivered or first failure).
+    ping_timeout_seconds: float = 60.0
+
+
 class UssdSection(_Base):
     balance_code: str | None = "*100#"
     interval_seconds: float = 6 * 3600.0
@@ -143,7 +151,9 @@ class ApplianceConfig(_Base):
     quarantine: QuarantineSection = QuarantineSection()
     calls: CallsSection = CallsSection()
     retry: RetrySection = RetrySection()
+    sms: SmsSection = SmsSection()
     ussd: UssdSection = UssdSection()
+    operator_prefixes: dict[str, str] = {}
     supervision: SupervisionSection = SupervisionSection()
 
 

@@ -183,6 +183,18 @@ class Store:
                 (job_id, None, json.dumps(body), now),
             )
 
+    def add_result(self, job_id: str, attempt_id: int | None, body: dict[str, Any], *, final: bool,
+                   job_state: str | None, now: float) -> int:
+        """A result that arrives after its attempt closed (a delivery report)."""
+        with self._tx():
+            if job_state is not None:
+                self.conn.execute("UPDATE jobs SET state=?, updated_at=? WHERE id=?", (job_state, now, job_id))
+            cur = self.conn.execute(
+                "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,?,?,?)",
+                (job_id, attempt_id, 1 if final else 0, json.dumps(body), now),
+            )
+            return int(cur.lastrowid or 0)
+
     # -- attempts -------------------------------------------------------------------------
     def start_attempt(
         self, job_id: str, *, sim_id: str, msisdn: str, channel_id: str, callee: str, now: float,

@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "modem": "modem_drivers.cli:modem",
     "audio": "appliance.audio.cli:audio",
     "bench": "bench.cli:bench",
+    "appliance": "appliance.cli:appliance",
 }
 
 

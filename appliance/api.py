@@ -1,0 +1,116 @@
+"""The appliance's local JSON API (standalone mode) and its metrics endpoint.
+
+    POST   /api/jobs                 a batch; ids chosen by the caller, resubmit is idempotent
+    GET    /api/jobs/{id}            the job with its attempts
+    DELETE /api/jobs/{id}            cancel if not started (409 when running or done)
+    GET    /api/results?after=N      results in order, cursor-paginated (``next``)
+    GET    /api/channels             channels: state, SIM, number, signal
+    GET    /api/status               counters
+    GET    /metrics                  Prometheus text format (no token: read-only, bounded labels)
+
+Every /api route needs ``Authorization: Bearer <token>``. Errors are JSON
+``{"error": ..., "detail": ...}`` with the right 4xx.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .jobspec import JobError, validate_batch
+
+if TYPE_CHECKING:
+    from .runtime import Appliance
+
+logger = logging.getLogger(__name__)
+
+#: Largest request body: a full batch of MAX_BATCH jobs with texts fits in 16 MiB.
+MAX_BODY = 16 * 1024 * 1024
+#: Page size of /api/results when the caller does not say, and the largest allowed.
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+
+
+def _error(status: int, error: str, detail: Any = None) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+def make_app(appliance: "Appliance", token: str) -> web.Application:
+    @web.middleware
+    async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/api/"):
+            header = request.headers.get("Authorization", "")
+            given = header[7:] if header.startswith("Bearer ") else ""
+            if not given or not hmac.compare_digest(given.encode(), token.encode()):
+                return _error(401, "unauthorized", "send Authorization: Bearer <token from the config>")
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, exc.reason, None)
+            raise
+
+    app = web.Application(middlewares=[auth], client_max_size=MAX_BODY)
+
+    async def post_jobs(request: web.Request) -> web.Response:
+        try:
+            body = await request.json(loads=json.loads)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _error(400, "invalid_json", str(exc))
+        try:
+            good, errors = validate_batch(body)
+        except JobError as exc:
+            return _error(400, "invalid_batch", {"field": exc.field, "reason": exc.reason})
+        created = appliance.scheduler.submit(good) if good else []
+        return web.json_response({
+            "accepted": [i for i, new in created if new],
+            "duplicates": [i for i, new in created if not new],
+            "errors": errors,
+        }, status=200 if not errors or good else 400)
+
+    async def get_job(request: web.Request) -> web.Response:
+        job = appliance.store.get_job(request.match_info["id"])
+        if job is None:
+            return _error(404, "not_found", f"no job {request.match_info['id']!r}")
+        return web.json_response(job)
+
+    async def delete_job(request: web.Request) -> web.Response:
+        state = appliance.scheduler.cancel(request.match_info["id"])
+        if state == "unknown":
+            return _error(404, "not_found", f"no job {request.match_info['id']!r}")
+        if state != "cancelled":
+            return _error(409, "not_cancellable", f"the job is {state}")
+        return web.json_response({"id": request.match_info["id"], "state": "cancelled"})
+
+    async def get_results(request: web.Request) -> web.Response:
+        try:
+            after = int(request.query.get("after", "0"))
+            limit = int(request.query.get("limit", str(DEFAULT_PAGE)))
+        except ValueError:
+            return _error(400, "invalid_query", "after and limit are integers")
+        if after < 0 or not 1 <= limit <= MAX_PAGE:
+            return _error(400, "invalid_query", f"after >= 0, 1 <= limit <= {MAX_PAGE}")
+        items, nxt = appliance.store.results_after(after, limit)
+        return web.json_response({"results": items, "next": nxt})
+
+    async def get_channels(request: web.Request) -> web.Response:
+        return web.json_response({"channels": appliance.bank.snapshot()})
+
+    async def get_status(request: web.Request) -> web.Response:
+        return web.json_response(appliance.status())
+
+    async def metrics(request: web.Request) -> web.Response:
+        appliance.metrics.refresh(appliance)
+        return web.Response(body=generate_latest(appliance.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_post("/api/jobs", post_jobs)
+    app.router.add_get("/api/jobs/{id}", get_job)
+    app.router.add_delete("/api/jobs/{id}", delete_job)
+    app.router.add_get("/api/results", get_results)
+    app.router.add_get("/api/channels", get_channels)
+    app.router.add_get("/api/status", get_status)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,349 @@
+"""The bank: the multiplexer that turns a rack of modems into channels.
+
+It opens every modem concurrently in one event loop, reads the SIM in each slot, keeps
+each channel's state (``appliance.channel``) and supervises the hardware without polling
+storms:
+
+* registration and signal come from URCs where the dialect has them; a paced check
+  (``supervision.check_interval_seconds``, jittered so 1,000 modems never ask at once)
+  covers the rest and doubles as the stuck-modem detector;
+* a modem that stops answering is reset (dialect reset command), then its port is closed
+  and reopened with capped exponential backoff;
+* a vanished port is reopened by the AT layer itself; the bank marks the channel faulty
+  meanwhile and re-reads the SIM when it is back;
+* SIM-slot switches happen only on idle channels, take the channel out of service while
+  the modem re-registers, and are planned by the rotation policy.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from modem_drivers.at import AtError, AtTimeout
+from modem_drivers.errors import ModemError, Unsupported
+from modem_drivers.modem import Modem
+from modem_drivers.types import (
+    ModemEvent,
+    PinState,
+    PortLost,
+    PortRestored,
+    RegistrationChanged,
+    SimInfo,
+)
+
+from .channel import Channel, ChannelState, SlotSim
+
+logger = logging.getLogger(__name__)
+
+#: After a slot switch the modem must find and register on a network: 3GPP TS 23.122
+#: leaves it to the network; field practice with SIM800/EC25 is 5–30 s. We wait this long.
+REGISTRATION_TIMEOUT: Final = 60.0
+#: Consecutive unanswered supervision checks before a modem counts as stuck.
+STUCK_AFTER: Final = 2
+
+ChangeListener = Callable[[Channel, ChannelState, ChannelState, str], None]
+EventListener = Callable[[Channel, ModemEvent], None]
+
+
+class Bank:
+    def __init__(
+        self,
+        channels: list[Channel],
+        *,
+        check_interval: float = 60.0,
+        command_timeout: float = 10.0,
+        reopen_backoff: tuple[float, float] = (1.0, 60.0),
+        discover_slots: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.channels: dict[str, Channel] = {c.id: c for c in channels}
+        self.modems: dict[str, Modem] = {}
+        self.check_interval = check_interval
+        self.command_timeout = command_timeout
+        self.reopen_backoff = reopen_backoff
+        self.discover_slots = discover_slots
+        self.rng = rng or random.Random()
+        self._change_listeners: list[ChangeListener] = []
+        self._event_listeners: list[EventListener] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._cooling: dict[str, asyncio.TimerHandle] = {}
+        self._closing = False
+
+    # -- listeners ----------------------------------------------------------------------
+    def on_change(self, cb: ChangeListener) -> None:
+        self._change_listeners.append(cb)
+
+    def on_event(self, cb: EventListener) -> None:
+        self._event_listeners.append(cb)
+
+    def _move(self, ch: Channel, new: ChannelState, reason: str) -> None:
+        old, _ = ch.move(new, reason)
+        if old is not new:
+            logger.info("channel %s: %s -> %s (%s)", ch.id, old.value, new.value, reason)
+        for cb in list(self._change_listeners):
+            try:
+                cb(ch, old, new, reason)
+            except Exception:
+                logger.exception("channel listener failed")
+
+    def _spawn(self, coro: Any, what: str) -> asyncio.Task[Any]:
+        async def guarded() -> Any:
+            try:
+                return await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("bank: %s failed", what)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- start / stop ------------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.gather(*(self._bring_up(ch) for ch in self.channels.values()))
+        for ch in self.channels.values():
+            self._spawn(self._supervise(ch), f"supervision of {ch.id}")
+
+    async def close(self) -> None:
+        self._closing = True
+        for h in self._cooling.values():
+            h.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await t
+        await asyncio.gather(*(m.close() for m in self.modems.values()), return_exceptions=True)
+
+    async def _bring_up(self, ch: Channel) -> None:
+        try:
+            modem = await Modem.open(ch.port, pin=ch.pin, name=ch.id)
+        except (AtError, ModemError, OSError) as exc:
+            self._move(ch, ChannelState.FAULTY, f"cannot open: {exc}")
+            self._spawn(self._reopen(ch), f"reopen of {ch.id}")
+            return
+        self._attach(ch, modem)
+        await self._read_active_sim(ch)
+        if self.discover_slots and ch.slots > 1:
+            home = ch.active_slot
+            for slot in range(ch.slots):
+                if slot >= ch.slots:  # the modem turned out to have fewer slots
+                    break
+                if slot != home and slot not in ch.sims:
+                    await self._switch(ch, slot, reason="discovering SIM slots")
+            if ch.active_slot != home:
+                await self._switch(ch, home, reason="back to the first slot")
+        self._settle(ch, "ready")
+
+    def _attach(self, ch: Channel, modem: Modem) -> None:
+        self.modems[ch.id] = modem
+        ident = modem.identity
+        if ident is not None:
+            ch.dialect, ch.model, ch.imei = ident.dialect, ident.model, ident.imei
+        modem.subscribe(lambda ev, ch=ch: self._on_modem_event(ch, ev))
+
+    async def _read_active_sim(self, ch: Channel) -> None:
+        modem = self.modems[ch.id]
+        try:
+            info = await modem.sim_info()
+            reg = await modem.registration_status() if info.pin_state is PinState.READY else None
+            sig = await modem.signal() if info.pin_state is PinState.READY else None
+        except (AtError, ModemError) as exc:
+            ch.sims[ch.active_slot] = SlotSim(ch.active_slot, None, None)
+            ch.errors += 1
+            logger.warning("channel %s: reading the SIM failed: %s", ch.id, exc)
+            return
+        sim_id = info.iccid or f"{ch.id}/{ch.active_slot}"
+        ch.sims[ch.active_slot] = SlotSim(ch.active_slot, sim_id, info)
+        ch.registered = bool(reg and reg.registered)
+        ch.signal_dbm = sig.dbm if sig else None
+
+    def _settle(self, ch: Channel, reason: str) -> None:
+        """Put a channel that finished some work into the state its SIM allows."""
+        sim = ch.active_sim
+        info = sim.info if sim else None
+        if info is None or info.pin_state is not PinState.READY:
+            state = info.pin_state.value if info else "unreadable"
+            self._move(ch, ChannelState.FAULTY, f"SIM not ready ({state})")
+        elif not ch.registered:
+            self._move(ch, ChannelState.FAULTY, "not registered")
+        else:
+            self._move(ch, ChannelState.IDLE, reason)
+
+    # -- use by the scheduler ------------------------------------------------------------
+    def acquire(self, channel_id: str, job_id: str) -> Modem:
+        ch = self.channels[channel_id]
+        self._move(ch, ChannelState.BUSY, f"job {job_id}")
+        ch.job_id = job_id
+        return self.modems[channel_id]
+
+    def release(self, channel_id: str, *, cooldown: float, reason: str) -> None:
+        ch = self.channels[channel_id]
+        ch.job_id = None
+        if ch.state is not ChannelState.BUSY:
+            return
+        if cooldown <= 0:
+            self._move(ch, ChannelState.IDLE, reason)
+            return
+        self._move(ch, ChannelState.COOLING, f"pause after {reason} ({cooldown:.1f} s)")
+        loop = asyncio.get_running_loop()
+
+        def cool() -> None:
+            self._cooling.pop(channel_id, None)
+            if ch.state is ChannelState.COOLING:
+                self._move(ch, ChannelState.IDLE, "pause over")
+
+        self._cooling[channel_id] = loop.call_later(cooldown, cool)
+
+    def quarantine(self, channel_id: str, reason: str) -> None:
+        ch = self.channels[channel_id]
+        if ch.state in (ChannelState.IDLE, ChannelState.COOLING):
+            self._move(ch, ChannelState.QUARANTINED, reason)
+
+    def unquarantine(self, channel_id: str, reason: str) -> None:
+        ch = self.channels[channel_id]
+        if ch.state is ChannelState.QUARANTINED:
+            self._move(ch, ChannelState.IDLE, reason)
+
+    async def switch(self, channel_id: str, slot: int, *, reason: str) -> bool:
+        ch = self.channels[channel_id]
+        if ch.state not in (ChannelState.IDLE, ChannelState.COOLING, ChannelState.QUARANTINED):
+            return False
+        ok = await self._switch(ch, slot, reason=reason)
+        self._settle(ch, f"SIM slot {slot} active")
+        return ok
+
+    async def _switch(self, ch: Channel, slot: int, *, reason: str) -> bool:
+        modem = self.modems[ch.id]
+        self._move(ch, ChannelState.SWITCHING, f"to slot {slot}: {reason}")
+        # Listen for the re-registration before writing the switch (a fast modem reports
+        # +CREG in the same breath as OK).
+        loop = asyncio.get_running_loop()
+        registered: asyncio.Future[None] = loop.create_future()
+
+        def on_event(ev: ModemEvent) -> None:
+            if isinstance(ev, RegistrationChanged) and ev.registration.registered and not registered.done():
+                registered.set_result(None)
+
+        unsubscribe = modem.subscribe(on_event)
+        try:
+            try:
+                await modem.switch_slot(slot)
+            except Unsupported as exc:
+                # The config (or the emulator's state file) promised more slots than the
+                # modem can switch: use the active slot only, and say so once.
+                logger.warning("channel %s: %s; using slot %d only", ch.id, exc, ch.active_slot)
+                ch.slots = 1
+                return False
+            except (AtError, ModemError) as exc:
+                logger.warning("channel %s: slot switch to %d failed: %s", ch.id, slot, exc)
+                return False
+            ch.active_slot = slot
+            ch.registered = False
+            deadline = loop.time() + REGISTRATION_TIMEOUT
+            while not registered.done() and loop.time() < deadline:
+                try:
+                    await asyncio.wait_for(asyncio.shield(registered), timeout=min(5.0, deadline - loop.time()))
+                except TimeoutError:
+                    # A modem without +CREG URCs: ask (paced at 5 s, bounded by the deadline).
+                    with contextlib.suppress(AtError, ModemError):
+                        if (await modem.registration_status()).registered:
+                            break
+        finally:
+            unsubscribe()
+        await modem.initialize(pin=ch.pin)
+        await self._read_active_sim(ch)
+        return ch.registered
+
+    # -- supervision ---------------------------------------------------------------------
+    def _on_modem_event(self, ch: Channel, ev: ModemEvent) -> None:
+        if isinstance(ev, PortLost):
+            ch.registered = False
+            if ch.state is not ChannelState.FAULTY:
+                self._move(ch, ChannelState.FAULTY, "port lost")
+        elif isinstance(ev, PortRestored):
+            self._spawn(self._restored(ch), f"restore of {ch.id}")
+        elif isinstance(ev, RegistrationChanged):
+            was = ch.registered
+            ch.registered = ev.registration.registered
+            if ch.state is ChannelState.SWITCHING:
+                pass
+            elif was and not ch.registered and ch.state in (ChannelState.IDLE, ChannelState.COOLING):
+                self._move(ch, ChannelState.FAULTY, f"registration lost ({ev.registration.stat.name.lower()})")
+            elif not was and ch.registered and ch.state is ChannelState.FAULTY and ch.active_sim and ch.active_sim.info:
+                self._move(ch, ChannelState.IDLE, "registered again")
+        for cb in list(self._event_listeners):
+            try:
+                cb(ch, ev)
+            except Exception:
+                logger.exception("bank event listener failed")
+
+    async def _restored(self, ch: Channel) -> None:
+        await self._read_active_sim(ch)
+        if ch.state is ChannelState.FAULTY:
+            self._settle(ch, "port back")
+
+    async def _supervise(self, ch: Channel) -> None:
+        """Paced health check of one channel; jittered start so checks never bunch up."""
+        await asyncio.sleep(self.rng.uniform(0, self.check_interval))
+        misses = 0
+        while not self._closing:
+            modem = self.modems.get(ch.id)
+            if modem is not None and ch.state in (ChannelState.IDLE, ChannelState.COOLING, ChannelState.FAULTY):
+                try:
+                    sig = await modem.signal()
+                    ch.signal_dbm = sig.dbm
+                    reg = await modem.registration_status()
+                    ch.registered = reg.registered
+                    misses = 0
+                    if ch.state is ChannelState.FAULTY and ch.reason in ("not answering", "not registered"):
+                        self._settle(ch, "answering again")
+                    elif ch.state is ChannelState.IDLE and not reg.registered:
+                        self._move(ch, ChannelState.FAULTY, "not registered")
+                except AtTimeout:
+                    misses += 1
+                    if misses >= STUCK_AFTER:
+                        self._move(ch, ChannelState.FAULTY, "not answering")
+                        await self._reset(ch)
+                        misses = 0
+                except (AtError, ModemError) as exc:
+                    logger.debug("channel %s: check failed: %s", ch.id, exc)
+            await asyncio.sleep(self.check_interval * self.rng.uniform(0.9, 1.1))
+
+    async def _reset(self, ch: Channel) -> None:
+        modem = self.modems.pop(ch.id, None)
+        if modem is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(modem.reset(), 2.0)
+            with contextlib.suppress(BaseException):
+                await modem.close()
+        await self._reopen(ch)
+
+    async def _reopen(self, ch: Channel) -> None:
+        delay, cap = self.reopen_backoff
+        while not self._closing:
+            try:
+                modem = await Modem.open(ch.port, pin=ch.pin, name=ch.id)
+            except (AtError, ModemError, OSError) as exc:
+                logger.info("channel %s: reopen failed (%s); next try in %.1f s", ch.id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(cap, delay * 2)
+                continue
+            self._attach(ch, modem)
+            await self._read_active_sim(ch)
+            self._settle(ch, "reopened")
+            return
+
+    # -- views -------------------------------------------------------------------------
+    def sims(self) -> list[tuple[Channel, SlotSim]]:
+        return [(ch, s) for ch in self.channels.values() for s in ch.sims.values() if s.sim_id]
+
+    def snapshot(self) -> list[dict[str, object]]:
+        return [ch.public() for ch in self.channels.values()]

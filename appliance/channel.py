@@ -1,0 +1,114 @@
+"""A channel is a modem with its active SIM: the unit the scheduler places jobs on.
+
+Rules of the channel machine (a table, h11-style; a move not in the table is a bug and
+raises ``ChannelStateError`` from None):
+
+* IDLE channels take jobs (→ BUSY), start a SIM-slot switch (→ SWITCHING), or fall
+  FAULTY (port lost, not registered, not answering) or QUARANTINED (its SIM looks
+  blocked and no other slot can take over);
+* after a job a channel COOLS DOWN for the SIM's pause, then is IDLE again;
+* SWITCHING ends IDLE when the new SIM registered, FAULTY when it did not;
+* FAULTY ends IDLE when supervision brings the modem back.
+
+Every change is an event with its reason (logged, stored, counted in metrics).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from typing import Final
+
+from modem_drivers.types import SimInfo
+
+
+class ChannelState(enum.Enum):
+    IDLE = "idle"
+    BUSY = "busy"
+    SWITCHING = "switching_sim"
+    COOLING = "cooling_down"
+    FAULTY = "faulty"
+    QUARANTINED = "quarantined"
+    OPENING = "opening"
+
+
+S = ChannelState
+TRANSITIONS: Final[dict[ChannelState, frozenset[ChannelState]]] = {
+    S.OPENING: frozenset({S.IDLE, S.FAULTY, S.SWITCHING, S.QUARANTINED}),
+    S.IDLE: frozenset({S.BUSY, S.SWITCHING, S.FAULTY, S.QUARANTINED, S.COOLING}),
+    S.BUSY: frozenset({S.COOLING, S.IDLE, S.FAULTY}),
+    S.COOLING: frozenset({S.IDLE, S.FAULTY, S.SWITCHING, S.QUARANTINED}),
+    S.SWITCHING: frozenset({S.IDLE, S.FAULTY, S.QUARANTINED}),
+    S.FAULTY: frozenset({S.IDLE, S.OPENING, S.SWITCHING, S.QUARANTINED}),
+    S.QUARANTINED: frozenset({S.IDLE, S.SWITCHING, S.FAULTY}),
+}
+
+
+class ChannelStateError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass(slots=True)
+class SlotSim:
+    """What we know of the SIM in one slot (read when the slot was last active)."""
+
+    slot: int
+    sim_id: str | None = None  # ICCID when known, else "<modem>/<slot>"
+    info: SimInfo | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class Channel:
+    id: str  # the modem's id from the config
+    port: str
+    slots: int
+    pin: str | None = None
+    pools: tuple[str, ...] = ()
+    state: ChannelState = ChannelState.OPENING
+    reason: str = "starting"
+    since: float = dataclasses.field(default_factory=time.time)
+    active_slot: int = 0
+    sims: dict[int, SlotSim] = dataclasses.field(default_factory=dict)
+    signal_dbm: int | None = None
+    registered: bool = False
+    dialect: str | None = None
+    model: str | None = None
+    imei: str | None = None
+    job_id: str | None = None
+    errors: int = 0
+
+    def move(self, new: ChannelState, reason: str) -> tuple[ChannelState, ChannelState]:
+        old = self.state
+        if new is old:
+            self.reason = reason
+            return old, new
+        if new not in TRANSITIONS[old]:
+            raise ChannelStateError(f"channel {self.id}: {old.value} -> {new.value} is not allowed ({reason})") from None
+        self.state, self.reason, self.since = new, reason, time.time()
+        return old, new
+
+    @property
+    def active_sim(self) -> SlotSim | None:
+        return self.sims.get(self.active_slot)
+
+    def public(self) -> dict[str, object]:
+        sim = self.active_sim
+        info = sim.info if sim else None
+        return {
+            "id": self.id,
+            "port": self.port,
+            "state": self.state.value,
+            "reason": self.reason,
+            "since": self.since,
+            "dialect": self.dialect,
+            "model": self.model,
+            "imei": self.imei,
+            "active_slot": self.active_slot,
+            "slots": self.slots,
+            "sim_id": sim.sim_id if sim else None,
+            "msisdn": info.msisdn if info else None,
+            "operator": info.mcc_mnc if info else None,
+            "signal_dbm": self.signal_dbm,
+            "registered": self.registered,
+            "job_id": self.job_id,
+        }

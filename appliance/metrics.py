@@ -1,0 +1,35 @@
+"""Prometheus metrics of one appliance, in their own registry (no global state).
+Labels are bounded: channel id, SIM id, state, outcome — never a phone number."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from .channel import ChannelState
+
+if TYPE_CHECKING:
+    from .runtime import Appliance
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.channels = Gauge("simrotor_channels", "Channels by state", ["state"], registry=self.registry)
+        self.signal = Gauge("simrotor_signal_dbm", "Signal strength of each modem", ["modem"], registry=self.registry)
+        self.results = Counter("simrotor_results_total", "Attempt results by kind and outcome", ["kind", "outcome"], registry=self.registry)
+        self.channel_changes = Counter("simrotor_channel_changes_total", "Channel state changes", ["to"], registry=self.registry)
+        self.queued = Gauge("simrotor_jobs_queued", "Jobs waiting for a channel", registry=self.registry)
+        self.running = Gauge("simrotor_jobs_running", "Jobs on a channel now", registry=self.registry)
+
+    def refresh(self, app: "Appliance") -> None:
+        counts = {s: 0 for s in ChannelState}
+        for ch in app.bank.channels.values():
+            counts[ch.state] += 1
+            if ch.signal_dbm is not None:
+                self.signal.labels(ch.id).set(ch.signal_dbm)
+        for state, n in counts.items():
+            self.channels.labels(state.value).set(n)
+        stats = app.scheduler.stats()
+        self.queued.set(stats["queued"])
+        self.running.set(stats["running"])

@@ -1,0 +1,145 @@
+"""The appliance process: store, bank, rotation policy, scheduler and local API, wired
+together from a validated config. ``simrotor appliance run`` is a thin shell over this."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .api import make_app
+from .bank import Bank
+from .channel import Channel
+from .config import ApplianceConfig
+from .metrics import Metrics
+from .rotation import LockRules, RotationPolicy, SimLimits, WindowCap
+from .scheduler import Scheduler
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def plan_prefixes() -> dict[str, str]:
+    """The emulator's documented number plan as operator prefixes (+48 60O…, +48 69O…)."""
+    ops = ["26001", "26002", "26003", "26006"]
+    out = {}
+    for o in range(10):
+        out[f"+4860{o}"] = ops[o % 4]
+        out[f"+4869{o}"] = ops[o % 4]
+    return out
+
+
+class PrefixOperators:
+    """Longest-prefix match of a callee number to an operator (MCC+MNC)."""
+
+    def __init__(self, prefixes: dict[str, str]) -> None:
+        self.prefixes = prefixes
+        self.lengths = sorted({len(p) for p in prefixes}, reverse=True)
+        self.learnt: dict[str, str] = {}
+
+    def __call__(self, number: str) -> str | None:
+        if number in self.learnt:
+            return self.learnt[number]
+        for n in self.lengths:
+            op = self.prefixes.get(number[:n])
+            if op:
+                return op
+        return None
+
+
+def build_policy(cfg: ApplianceConfig, rng: random.Random) -> RotationPolicy:
+    lim = cfg.limits
+    limits = SimLimits(
+        calls_per_hour=lim.calls_per_hour, calls_per_day=lim.calls_per_day,
+        sms_per_hour=lim.sms_per_hour, sms_per_day=lim.sms_per_day,
+        min_pause_seconds=lim.min_pause_seconds, pause_after_call=tuple(lim.pause_after_call),  # type: ignore[arg-type]
+        max_call_seconds_per_day=lim.max_call_seconds_per_day,
+        windows=tuple(WindowCap(w.start, w.end, w.max_calls) for w in lim.windows),
+    )
+    lk = cfg.lock
+    rules = LockRules(
+        consecutive_failed=lk.consecutive_failed, consecutive_not_alerting=lk.consecutive_not_alerting,
+        consecutive_unanswered=lk.consecutive_unanswered, consecutive_short=lk.consecutive_short,
+        short_call_seconds=lk.short_call_seconds, lock_seconds=lk.lock_seconds, min_balance=lk.min_balance,
+    )
+    ops = {
+        k: SimLimits(calls_per_hour=v.calls_per_hour, calls_per_day=v.calls_per_day,
+                     sms_per_hour=v.sms_per_hour, sms_per_day=v.sms_per_day)
+        for k, v in cfg.operator_limits.items()
+    }
+    return RotationPolicy(limits=limits, lock_rules=rules, operator_limits=ops, tz=cfg.appliance.timezone, rng=rng)
+
+
+class Appliance:
+    def __init__(self, cfg: ApplianceConfig, *, seed: int | None = None) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(seed)
+        self.store = Store(cfg.appliance.store)
+        channels = [Channel(m.id, m.port, m.slots, pin=m.pin, pools=tuple(m.pools)) for m in cfg.modem]
+        sup = cfg.supervision
+        self.bank = Bank(channels, check_interval=sup.check_interval_seconds,
+                         command_timeout=sup.stuck_timeout_seconds, reopen_backoff=tuple(sup.reopen_backoff),  # type: ignore[arg-type]
+                         rng=self.rng)
+        prefixes = dict(plan_prefixes()) if cfg.emulator_state and not cfg.operator_prefixes else {}
+        prefixes.update(cfg.operator_prefixes)
+        self.operators = PrefixOperators(prefixes)
+        self.policy = build_policy(cfg, self.rng)
+        self.scheduler = Scheduler(cfg, self.store, self.bank, self.policy, operator_of=self.operators, rng=self.rng)
+        self.metrics = Metrics()
+        self.scheduler.result_listeners.append(
+            lambda r: self.metrics.results.labels(str(r.get("kind")), str(r.get("outcome"))).inc()
+        )
+        self.bank.on_change(lambda ch, old, new, reason: self.metrics.channel_changes.labels(new.value).inc())
+        self.runner: web.AppRunner | None = None
+        self.started_at = time.time()
+        self.address: str | None = None
+
+    async def start(self) -> None:
+        await self.bank.start()
+        await self.scheduler.start()
+        if self.cfg.appliance.listen:
+            host, _, port = self.cfg.appliance.listen.rpartition(":")
+            app = make_app(self, self.cfg.appliance.token or "")
+            self.runner = web.AppRunner(app, access_log=None)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, host.strip("[]"), int(port))
+            await site.start()
+            sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+            if sockets:
+                h, p = sockets[0].getsockname()[:2]
+                self.address = f"http://{h}:{p}"
+        logger.info("appliance %s up: %d channels, API %s", self.cfg.appliance.id, len(self.bank.channels), self.address)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.scheduler.close()
+        await self.bank.close()
+        self.store.close()
+
+    def status(self) -> dict[str, Any]:
+        states: dict[str, int] = {}
+        for ch in self.bank.channels.values():
+            states[ch.state.value] = states.get(ch.state.value, 0) + 1
+        return {
+            "appliance": self.cfg.appliance.id,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "channels": states,
+            "jobs": self.store.counts(),
+            "scheduler": self.scheduler.stats(),
+        }
+
+    async def run_forever(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,502 @@
+"""The scheduler: which job goes next, on which channel, and what happens after.
+
+Jobs wait in two heaps: *waiting* (by the time they may start: not-before or retry
+backoff) and *ready* (by priority, then arrival). A dispatch round runs whenever
+something changes — a job arrives, a channel frees, a timer fires — never on a poll:
+it promotes due jobs, and for each ready job asks the rotation policy for a SIM. One
+callee has at most one active job; his other jobs wait behind it.
+
+Write before acting: the attempt (job, SIM, number shown) is committed to the store
+before the executor dials; the result goes to the outbox in the transaction that closes
+the attempt. A job past its deadline never starts (its result says ``expired``).
+"""
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from modem_drivers.sms import StatusReport
+from modem_drivers.types import StatusReportReceived
+
+from .bank import Bank
+from .channel import Channel, ChannelState
+from .config import ApplianceConfig
+from .jobs import (
+    Placement,
+    ReportTracker,
+    await_delivery,
+    classify_ping,
+    iso,
+    run_call,
+    run_probe_call,
+    submit_sms,
+)
+from .rotation import AttemptSummary, Decision, JobKind, Refusal, Request, RotationPolicy
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+#: A dispatch round asks the policy at most this many times before yielding, so a long
+#: queue of unplaceable jobs cannot starve the event loop.
+MAX_CHOICES_PER_ROUND: Final = 256
+#: Outcomes that mean the channel/SIM failed (not the callee): they feed lock rules.
+CHANNEL_FAILURES: Final = frozenset({"channel_error", "network_error"})
+
+
+class Scheduler:
+    def __init__(
+        self,
+        cfg: ApplianceConfig,
+        store: Store,
+        bank: Bank,
+        policy: RotationPolicy,
+        *,
+        operator_of: Callable[[str], str | None] = lambda n: None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.bank = bank
+        self.policy = policy
+        self.operator_of = operator_of
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.tracker = ReportTracker()
+        self._seq = itertools.count()
+        self._ready: list[tuple[int, int, str]] = []
+        self._waiting: list[tuple[float, int, str]] = []
+        self._jobs: dict[str, dict[str, Any]] = {}  # queued job id -> spec (+ "_attempts")
+        self._active_callees: set[str] = set()
+        self._blocked: dict[str, deque[str]] = defaultdict(deque)
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._quarantine_runs: dict[str, list[str]] = defaultdict(list)
+        self._idle = 0
+        self.decisions = 0
+        self.decision_seconds = 0.0
+        self.dispatch_latencies: deque[float] = deque(maxlen=10000)
+        self._freed_at: dict[str, float] = {}
+        self.result_listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        now = self.clock()
+        snap = self.store.get_kv("rotation")
+        if snap:
+            try:
+                self.policy.restore(snap, now)
+            except Exception:
+                logger.exception("rotation snapshot unreadable; starting with fresh counters")
+        self._recover(now)
+        for ch in self.bank.channels.values():
+            self._register_channel(ch, now)
+        self.bank.on_change(self._on_channel_change)
+        self.bank.on_event(self._on_bank_event)
+        for row in self.store.open_jobs():
+            spec = row["spec"]
+            self._enqueue(spec, ready_at=row["next_attempt_at"] or spec.get("not_before") or 0.0)
+        self._rearm_reports(now)
+        self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_loop())
+
+    async def close(self) -> None:
+        if self._loop_task:
+            self._loop_task.cancel()
+        for t in list(self._running.values()) + list(self._background):
+            t.cancel()
+        for t in list(self._running.values()) + list(self._background) + ([self._loop_task] if self._loop_task else []):
+            try:
+                await t
+            except BaseException:
+                pass
+
+    def _recover(self, now: float) -> None:
+        """Attempts a dead process left 'started' become 'interrupted' results."""
+        for a in self.store.interrupted_attempts():
+            spec = a["spec"]
+            retry = self._retry_settings(spec)
+            again = retry["retry_interrupted"] and a["n"] < retry["max_attempts"]
+            body = {
+                "job_id": a["job_id"], "kind": spec["kind"], "callee": spec["callee"], "attempt": a["n"],
+                "channel_id": a["channel_id"], "sim_id": a["sim_id"], "number_shown": a["msisdn"],
+                "outcome": "interrupted", "started_at": iso(a["started_at"]),
+                "detail": "the appliance stopped during this attempt; it is not redialed unless the retry policy says so",
+                "final": not again,
+            }
+            self.store.finish_attempt(
+                a["attempt_id"], a["job_id"], result=body, job_state="waiting_retry" if again else "done",
+                next_attempt_at=now if again else None, final=not again, now=now, attempt_state="interrupted",
+            )
+            logger.warning("job %s: attempt %d interrupted by a restart", a["job_id"], a["n"])
+
+    # -- submission -------------------------------------------------------------------------
+    def submit(self, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        created = self.store.add_jobs(jobs, now=self.clock())
+        by_id = {j["id"]: j for j in jobs}
+        for job_id, new in created:
+            if new:
+                spec = by_id[job_id]
+                self._enqueue(spec, ready_at=spec.get("not_before") or 0.0)
+        self._wake.set()
+        return created
+
+    def cancel(self, job_id: str) -> str:
+        state = self.store.cancel_job(job_id, now=self.clock())
+        if state == "cancelled":
+            self._jobs.pop(job_id, None)  # lazy deletion from the heaps
+        return state
+
+    def _enqueue(self, spec: dict[str, Any], *, ready_at: float) -> None:
+        self._jobs[spec["id"]] = spec
+        if ready_at and ready_at > self.clock():
+            heapq.heappush(self._waiting, (ready_at, next(self._seq), spec["id"]))
+        else:
+            heapq.heappush(self._ready, (-int(spec.get("priority", 0)), next(self._seq), spec["id"]))
+
+    # -- channel bookkeeping ------------------------------------------------------------------
+    def _register_channel(self, ch: Channel, now: float) -> None:
+        self._register_channel_sims_only(ch, now)
+        idle = ch.state is ChannelState.IDLE
+        self._idle += 1 if idle else 0
+        self.policy.set_channel(ch.id, idle=idle, active_slot=ch.active_slot, now=now)
+
+    def _on_channel_change(self, ch: Channel, old: ChannelState, new: ChannelState, reason: str) -> None:
+        now = self.clock()
+        if old is ChannelState.IDLE:
+            self._idle -= 1
+        if new is ChannelState.IDLE:
+            self._idle += 1
+            self._freed_at[ch.id] = time.perf_counter()
+        if new is ChannelState.IDLE and old in (ChannelState.SWITCHING, ChannelState.OPENING, ChannelState.FAULTY):
+            self._register_channel_sims_only(ch, now)
+        self.policy.set_channel(ch.id, idle=new is ChannelState.IDLE, active_slot=ch.active_slot, now=now)
+        try:
+            self.store.log_event("channel", ch.id, {"from": old.value, "to": new.value, "reason": reason}, now)
+        except Exception:
+            logger.exception("could not store channel event")
+        if new is ChannelState.IDLE:
+            self._wake.set()
+
+    def _register_channel_sims_only(self, ch: Channel, now: float) -> None:
+        from .rotation import SimRef
+
+        for slot in ch.sims.values():
+            if slot.sim_id and slot.info:
+                try:
+                    self.policy.add_sim(
+                        SimRef(slot.sim_id, slot.info.msisdn or slot.sim_id, slot.info.mcc_mnc or "", ch.id, slot.slot,
+                               frozenset(ch.pools)),
+                        now=now,
+                    )
+                except ValueError:
+                    pass
+
+    def _on_bank_event(self, ch: Channel, ev: Any) -> None:
+        if isinstance(ev, StatusReportReceived):
+            if not self.tracker.deliver(ch.id, ev.report):
+                logger.debug("status report %d on %s kept for a late waiter", ev.report.reference, ch.id)
+
+    # -- dispatch ----------------------------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        while True:
+            timeout = None
+            if self._waiting:
+                timeout = max(0.0, self._waiting[0][0] - self.clock())
+            wakeup = self.policy.next_wakeup()
+            if wakeup is not None:
+                t = max(0.0, wakeup - self.clock())
+                timeout = t if timeout is None else min(timeout, t)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                self._dispatch_round()
+            except Exception:
+                logger.exception("dispatch round failed")
+            await asyncio.sleep(0)
+
+    def _dispatch_round(self) -> None:
+        now = self.clock()
+        while self._waiting and self._waiting[0][0] <= now:
+            _, seq, job_id = heapq.heappop(self._waiting)
+            spec = self._jobs.get(job_id)
+            if spec is not None:
+                heapq.heappush(self._ready, (-int(spec.get("priority", 0)), seq, job_id))
+        deferred: list[tuple[str, float | None]] = []
+        asked = 0
+        for ch_id, slot in self.policy.plan_switches(now):
+            ch = self.bank.channels.get(ch_id)
+            if ch and ch.state is ChannelState.IDLE:
+                self._background_task(self.bank.switch(ch_id, slot, reason="planned by rotation"))
+        while self._ready and self._idle > 0 and asked < MAX_CHOICES_PER_ROUND:
+            _, seq, job_id = heapq.heappop(self._ready)
+            spec = self._jobs.get(job_id)
+            if spec is None:
+                continue  # cancelled or already running
+            deadline = spec.get("deadline")
+            if deadline is not None and now >= float(deadline):
+                self._jobs.pop(job_id, None)
+                self.store.finish_job_without_attempt(
+                    job_id, "expired",
+                    {"job_id": job_id, "kind": spec["kind"], "callee": spec["callee"], "outcome": "expired",
+                     "detail": "deadline passed before the job could start", "final": True, "at": iso(now)},
+                    now,
+                )
+                continue
+            callee = spec["callee"]
+            if callee in self._active_callees:
+                self._blocked[callee].append(job_id)
+                continue
+            asked += 1
+            t0 = time.perf_counter()
+            decision = self.policy.choose(self._request(spec), now)
+            self.decision_seconds += time.perf_counter() - t0
+            self.decisions += 1
+            if isinstance(decision, Refusal):
+                deferred.append((job_id, decision.retry_at))
+                continue
+            if decision.needs_switch:
+                self._background_task(self.bank.switch(decision.channel_id, self._slot_of(decision), reason=f"for job {job_id}"))
+                deferred.append((job_id, None))
+                continue
+            self._start(spec, decision, now)
+        for job_id, retry_at in deferred:
+            spec = self._jobs.get(job_id)
+            if spec is None:
+                continue
+            if retry_at is not None and retry_at > now:
+                heapq.heappush(self._waiting, (retry_at, next(self._seq), job_id))
+            else:
+                heapq.heappush(self._ready, (-int(spec.get("priority", 0)), next(self._seq), job_id))
+        if self._ready and self._idle > 0 and asked >= MAX_CHOICES_PER_ROUND:
+            self._wake.set()
+
+    def _slot_of(self, d: Decision) -> int:
+        ch = self.bank.channels[d.channel_id]
+        for slot in ch.sims.values():
+            if slot.sim_id == d.sim_id:
+                return slot.slot
+        return ch.active_slot
+
+    def _request(self, spec: dict[str, Any]) -> Request:
+        hints = spec.get("hints") or {}
+        kind = JobKind(spec["kind"])
+        callee = spec["callee"]
+        return Request(
+            callee=callee,
+            kind=kind,
+            callee_operator=self.operator_of(callee),
+            required_operator=hints.get("operator"),
+            pool=hints.get("pool"),
+            fixed_msisdn=hints.get("fixed_number"),
+            shown=self.store.shown_numbers(callee),
+        )
+
+    def _background_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- running a job ---------------------------------------------------------------------------
+    def _start(self, spec: dict[str, Any], d: Decision, now: float) -> None:
+        job_id = spec["id"]
+        self._jobs.pop(job_id, None)
+        self._active_callees.add(spec["callee"])
+        self.policy.record_start(d.sim_id, JobKind(spec["kind"]), now)
+        attempt_id, n = self.store.start_attempt(
+            job_id, sim_id=d.sim_id, msisdn=d.msisdn, channel_id=d.channel_id, callee=spec["callee"], now=now,
+            rotation=self.policy.snapshot(),
+        )
+        modem = self.bank.acquire(d.channel_id, job_id)
+        freed = self._freed_at.pop(d.channel_id, None)
+        if freed is not None:
+            self.dispatch_latencies.append(time.perf_counter() - freed)
+        placement = Placement(d.channel_id, d.sim_id, d.msisdn, n)
+        task = asyncio.get_running_loop().create_task(self._run(spec, placement, attempt_id, modem))
+        self._running[job_id] = task
+        task.add_done_callback(lambda _t, j=job_id: self._running.pop(j, None))
+
+    async def _run(self, spec: dict[str, Any], p: Placement, attempt_id: int, modem: Any) -> None:
+        kind = spec["kind"]
+        followup = None
+        try:
+            if kind == "call":
+                result = await run_call(modem, spec, p, {
+                    "max_ring_seconds": self.cfg.calls.max_ring_seconds,
+                    "max_talk_seconds": self.cfg.calls.max_talk_seconds,
+                    "on_answer": self.cfg.calls.on_answer,
+                })
+            elif kind == "sms":
+                result, queues, refs = await submit_sms(modem, spec, p, self.tracker)
+                if queues:
+                    followup = (queues, refs, False)
+            elif kind == "hlr" and spec.get("method", "sms_ping") == "probe_call":
+                result = await run_probe_call(modem, spec, p)
+            elif kind == "hlr":
+                ping = {**spec, "text": " ", "report": True}
+                from modem_drivers.sms import PID_TYPE0
+
+                result, queues, refs = await submit_sms(modem, ping, p, self.tracker, pid=PID_TYPE0)
+                result["method"] = "sms_ping"
+                if queues:
+                    followup = (queues, refs, True)
+            else:
+                result = {"job_id": spec["id"], "outcome": "channel_error", "error": f"unknown kind {kind!r}"}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an executor bug must not lose the job
+            logger.exception("job %s failed on %s", spec["id"], p.channel_id)
+            result = {"job_id": spec["id"], "kind": kind, "callee": spec["callee"], "outcome": "channel_error",
+                      "error": f"{type(exc).__name__}: {exc}", "channel_id": p.channel_id, "sim_id": p.sim_id,
+                      "number_shown": p.msisdn, "attempt": p.attempt}
+        self._finish(spec, p, attempt_id, result, awaiting_report=followup is not None)
+        if followup is not None:
+            queues, refs, first_only = followup
+            self._remember_pending(p, attempt_id, spec, refs, first_only)
+            self._background_task(self._await_reports(spec, p, attempt_id, queues, refs, first_only))
+
+    def _summary(self, spec: dict[str, Any], result: dict[str, Any]) -> AttemptSummary:
+        outcome = result.get("outcome", "")
+        return AttemptSummary(
+            kind=JobKind(spec["kind"]),
+            alerted=bool(result.get("alerting_at") or result.get("answered_at") or result.get("alerted")),
+            answered=bool(result.get("answered_at")),
+            talk_seconds=float(result.get("talk_seconds") or 0.0),
+            failed=outcome in CHANNEL_FAILURES,
+            cause=result.get("cause"),
+        )
+
+    def _retry_settings(self, spec: dict[str, Any]) -> dict[str, Any]:
+        r = self.cfg.retry
+        base = {
+            "max_attempts": r.max_attempts, "backoff_seconds": r.backoff_seconds, "backoff_factor": r.backoff_factor,
+            "retry_outcomes": list(r.retry_outcomes), "retry_interrupted": r.retry_interrupted,
+        }
+        base.update(spec.get("retry") or {})
+        return base
+
+    def _finish(self, spec: dict[str, Any], p: Placement, attempt_id: int, result: dict[str, Any], *, awaiting_report: bool) -> None:
+        now = self.clock()
+        job_id = spec["id"]
+        summary = self._summary(spec, result)
+        lock = self.policy.record_end(p.sim_id, summary, now)
+        if lock is not None:
+            self.store.log_event("sim_locked", p.sim_id, {"rule": lock.rule, "until": lock.until, "evidence": list(lock.evidence)}, now)
+        self._check_quarantine(spec, p, result, now)
+        retry = self._retry_settings(spec)
+        outcome = result.get("outcome")
+        again = (not awaiting_report and outcome in retry["retry_outcomes"] and p.attempt < int(retry["max_attempts"]))
+        next_at = None
+        if again:
+            next_at = now + float(retry["backoff_seconds"]) * float(retry["backoff_factor"]) ** (p.attempt - 1)
+            result["retry_at"] = iso(next_at)
+        final = not again and not awaiting_report
+        result["final"] = final
+        job_state = "waiting_retry" if again else ("awaiting_report" if awaiting_report else "done")
+        self.store.finish_attempt(attempt_id, job_id, result=result, job_state=job_state, next_attempt_at=next_at,
+                                  final=final, now=now, rotation=self.policy.snapshot())
+        self._notify(result)
+        lo, hi = self.cfg.limits.pause_after_call if spec["kind"] == "call" else (0.0, 0.0)
+        self.bank.release(p.channel_id, cooldown=self.rng.uniform(lo, hi) if hi > 0 else 0.0, reason=f"{spec['kind']} {outcome}")
+        self._callee_done(spec["callee"])
+        if again:
+            self._enqueue(spec, ready_at=next_at or now)
+        self._wake.set()
+
+    def _notify(self, result: dict[str, Any]) -> None:
+        for cb in list(self.result_listeners):
+            try:
+                cb(result)
+            except Exception:
+                logger.exception("result listener failed")
+
+    def _callee_done(self, callee: str) -> None:
+        self._active_callees.discard(callee)
+        blocked = self._blocked.pop(callee, None)
+        if blocked:
+            for job_id in blocked:
+                spec = self._jobs.get(job_id)
+                if spec is not None:
+                    heapq.heappush(self._ready, (-int(spec.get("priority", 0)), next(self._seq), job_id))
+
+    def _check_quarantine(self, spec: dict[str, Any], p: Placement, result: dict[str, Any], now: float) -> None:
+        """A SIM whose calls keep failing the way blocked SIMs fail is quarantined."""
+        if spec["kind"] != "call":
+            return
+        q = self.cfg.quarantine
+        alerted = bool(result.get("alerting_at") or result.get("answered_at"))
+        cause = result.get("cause")
+        runs = self._quarantine_runs[p.sim_id]
+        if not alerted and cause in q.causes:
+            runs.append(f"job {spec['id']}: cause {cause} without alerting at {iso(now)}")
+            if len(runs) >= q.consecutive:
+                evidence = tuple(runs)
+                runs.clear()
+                self.policy.quarantine(p.sim_id, evidence, now)
+                self.store.log_event("sim_quarantined", p.sim_id, {"evidence": list(evidence)}, now)
+                logger.warning("SIM %s quarantined: %s", p.sim_id, "; ".join(evidence))
+        else:
+            runs.clear()
+
+    # -- status reports (off the channel) -----------------------------------------------------------
+    def _remember_pending(self, p: Placement, attempt_id: int, spec: dict[str, Any], refs: list[int], first_only: bool) -> None:
+        pending = self.store.get_kv("sms_pending", {})
+        pending[f"{spec['id']}"] = {
+            "channel_id": p.channel_id, "refs": refs, "attempt_id": attempt_id, "first_only": first_only,
+            "deadline": self.clock() + self._report_timeout(first_only), "spec": spec,
+            "placement": [p.channel_id, p.sim_id, p.msisdn, p.attempt],
+        }
+        self.store.set_kv("sms_pending", pending)
+
+    def _report_timeout(self, first_only: bool) -> float:
+        return self.cfg.sms.ping_timeout_seconds if first_only else self.cfg.sms.report_timeout_seconds
+
+    def _rearm_reports(self, now: float) -> None:
+        pending = self.store.get_kv("sms_pending", {})
+        for job_id, item in pending.items():
+            p = Placement(*item["placement"])
+            queues = [self.tracker.expect(item["channel_id"], r) for r in item["refs"]]
+            self._background_task(self._await_reports(item["spec"], p, item["attempt_id"], queues, item["refs"],
+                                                      item["first_only"], deadline=item["deadline"]))
+
+    async def _await_reports(self, spec: dict[str, Any], p: Placement, attempt_id: int, queues: list[asyncio.Queue[StatusReport]],
+                             refs: list[int], first_only: bool, deadline: float | None = None) -> None:
+        timeout = (deadline - self.clock()) if deadline else self._report_timeout(first_only)
+        state, statuses = await await_delivery(queues, max(0.0, timeout), first_only=first_only)
+        for r in refs:
+            self.tracker.forget(p.channel_id, r)
+        now = self.clock()
+        base = {"job_id": spec["id"], "kind": spec["kind"], "callee": spec["callee"], "attempt": p.attempt,
+                "channel_id": p.channel_id, "sim_id": p.sim_id, "number_shown": p.msisdn, "final": True,
+                "tp_status": statuses, "at": iso(now)}
+        if first_only:
+            body = {**base, "method": "sms_ping", "outcome": classify_ping(statuses[0] if statuses else None).value}
+        else:
+            body = {**base, "outcome": {"delivered": "delivered", "failed": "failed"}.get(state, "no_report")}
+        self.store.add_result(spec["id"], attempt_id, body, final=True, job_state="done", now=now)
+        self._notify(body)
+        pending = self.store.get_kv("sms_pending", {})
+        pending.pop(spec["id"], None)
+        self.store.set_kv("sms_pending", pending)
+
+    # -- views ------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        return {
+            "queued": len(self._jobs),
+            "running": len(self._running),
+            "idle_channels": self._idle,
+            "decisions": self.decisions,
+            "decision_us": round(self.decision_seconds / self.decisions * 1e6, 1) if self.decisions else None,
+        }
