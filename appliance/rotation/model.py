@@ -83,8 +83,10 @@ class WindowCap:
         e = _parse_hhmm(self.end, what="WindowCap.end", allow_24=True)
         if s == e % 1440:
             raise ValueError(f"WindowCap {self.start}–{self.end} is empty; use 00:00–24:00 for a whole day")
-        if self.max_calls < 0:
-            raise ValueError(f"WindowCap.max_calls must be >= 0, got {self.max_calls}")
+        if self.max_calls < 1:
+            # 0 would be a blackout: calling hours are the compliance gate's (controller),
+            # and readiness that ends when a window opens would break "once ready, stays ready"
+            raise ValueError(f"WindowCap.max_calls must be >= 1, got {self.max_calls}")
 
     @property
     def minutes(self) -> tuple[int, int]:

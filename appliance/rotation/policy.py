@@ -40,10 +40,9 @@ import itertools
 import math
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, NamedTuple
 
 from .heaps import LazyHeap
 from .locks import LOW_BALANCE, Streaks
@@ -65,8 +64,10 @@ from .windows import INF, Usage, WindowClock
 
 SNAPSHOT_VERSION = 1
 _TRAFFICS = (Traffic.VOICE, Traffic.SMS)
-_PLACED = "p"
-_WAITING = "w"
+_TRAFFIC_INDEX = tuple((tr, tr.value) for tr in _TRAFFICS)  # enum .value is slow in a hot loop
+_PLACED = "p"  # (PLACED, needs_switch): in the placed heaps
+_WAITING = "w"  # (WAITING, ready_at): in the waiting heaps and the timer heap
+_HELD = ("h", None)  # ready by its own rules, but its modem is busy: no entry
 
 
 def _iso(t: float) -> str:
@@ -118,13 +119,12 @@ class _Sim:
         self.pause_until = -INF  # pause after the last call
         self.min_pause_until = -INF  # minimum start-to-start spacing
         self.token = [0, 0]  # per Traffic.value: the live token of this SIM's heap entries
-        self.where: list[tuple[str, Any] | None] = [None, None]  # (PLACED, needs_switch) | (WAITING, t)
+        self.where: list[tuple[str, Any] | None] = [None, None]  # PLACED / WAITING / HELD / None = dormant
         self.placed: tuple[list[LazyHeap], list[LazyHeap]] = ([], [])
         self.waiting: tuple[list[LazyHeap], list[LazyHeap]] = ([], [])
 
 
-@dataclass(frozen=True, slots=True)
-class _Standing:
+class _Standing(NamedTuple):
     """Why a SIM is not ready for a class now: the time each kind of rule lets go."""
 
     quarantined: bool
@@ -197,7 +197,7 @@ class RotationPolicy:
         saved = self._retired.pop(sim.sim_id, None)
         if saved is not None:
             self._load_sim(s, saved)
-        self._refile_channel(ch, now)
+        self._refile_channel(ch, now, s)
 
     def remove_sim(self, sim_id: str) -> None:
         """Forget a SIM (pulled out, modem gone). Its counters and locks are kept aside and
@@ -298,7 +298,7 @@ class RotationPolicy:
         if where is not None and where[0] == _WAITING:
             retry = max(where[1], op_ready)
             parts.append(f"its SIM {s.ref.sim_id} is {self._state_of(s, standing, now).value} until {_iso(where[1])}")
-        elif where is None:
+        elif where is None or where is _HELD:
             state = self._state_of(s, standing, now)
             parts.append(f"its SIM {s.ref.sim_id} is {state.value if state is not SimState.READY else 'on a busy modem'}")
         else:
@@ -378,7 +378,7 @@ class RotationPolicy:
             op.usage.record_start(traffic, now, op.limits.windows, self._clock)
         if traffic is Traffic.VOICE:
             s.min_pause_until = now + s.limits.min_pause_seconds
-        self._refile_channel(ch, now)
+        self._refile_channel(ch, now, s)
 
     def record_end(self, sim_id: str, summary: AttemptSummary, now: float) -> Lock | None:
         """A job ended. Starts the pause after a call, counts talk time, runs the lock
@@ -405,7 +405,7 @@ class RotationPolicy:
             seconds = self._lock_rules.lock_seconds
             lock = Lock(sim_id, rule, None if seconds is None else now + seconds, evidence)
             s.locks[rule] = lock
-        self._refile_channel(ch, now)
+        self._refile_channel(ch, now, s)
         return lock
 
     def record_balance(self, sim_id: str, balance: float, now: float) -> Lock | None:
@@ -418,10 +418,10 @@ class RotationPolicy:
         if balance < threshold:
             lock = Lock(sim_id, LOW_BALANCE, None, (f"{_iso(now)} USSD balance {balance:g} below {threshold:g}",))
             s.locks[LOW_BALANCE] = lock
-            self._refile_channel(s.channel, now)
+            self._refile_channel(s.channel, now, s)
             return lock
         if s.locks.pop(LOW_BALANCE, None) is not None:
-            self._refile_channel(s.channel, now)
+            self._refile_channel(s.channel, now, s)
         return None
 
     def quarantine(self, sim_id: str, evidence: tuple[str, ...], now: float) -> None:
@@ -429,7 +429,7 @@ class RotationPolicy:
         without alerting): it places nothing until ``release``."""
         s = self._sim(sim_id)
         s.quarantine = tuple(evidence)
-        self._refile_channel(s.channel, now)
+        self._refile_channel(s.channel, now, s)
 
     def release(self, sim_id: str, now: float) -> None:
         """Lift quarantine and every lock, and restart the lock rules' streaks."""
@@ -437,7 +437,7 @@ class RotationPolicy:
         s.quarantine = None
         s.locks.clear()
         s.streaks.clear()
-        self._refile_channel(s.channel, now)
+        self._refile_channel(s.channel, now, s)
 
     # ------------------------------------------------------------------ questions
     def state(self, sim_id: str, now: float) -> SimState:
@@ -506,7 +506,7 @@ class RotationPolicy:
             s.where = [None, None]
             s.token = [s.token[0] + 1, s.token[1] + 1]
         for ch in self._channels.values():
-            self._refile_channel(ch, now)
+            self._refile_channel(ch, now, True)
 
     @staticmethod
     def _dump_sim(s: _Sim) -> dict:
@@ -642,25 +642,37 @@ class RotationPolicy:
             _, _, sim_id, trv, token = heappop(timers)
             s = sims.get(sim_id)
             if s is not None and s.token[trv] == token:
-                self._refile(s, now)
+                self._refile(s, now, True)
                 touched[s.channel.channel_id] = s.channel
         for ch in touched.values():
             self._update_switch(ch)
 
-    def _refile_channel(self, ch: _Channel, now: float) -> None:
+    def _refile_channel(self, ch: _Channel, now: float, changed: _Sim | bool = False) -> None:
+        """Re-file the SIMs of one modem after an event; ``changed`` is the SIM whose own
+        state changed (True: all of them) — the others only follow the modem."""
         for s in ch.sims.values():
-            self._refile(s, now)
+            self._refile(s, now, changed is True or changed is s)
         self._update_switch(ch)
 
-    def _refile(self, s: _Sim, now: float) -> None:
-        """Put the SIM where it belongs for each traffic class (placed / waiting / nowhere)."""
+    def _refile(self, s: _Sim, now: float, changed: bool) -> None:
+        """Put the SIM where it belongs for each traffic class.
+
+        When the SIM's own state did not change, its readiness did not either (every rule,
+        once satisfied, stays satisfied as time passes; a WAITING SIM's time is in the timer
+        heap), so only the modem's state is applied — no rule is re-evaluated. That keeps a
+        modem's busy/idle flips at O(slots) heap pushes."""
         ch = s.channel
         modem_free = ch.idle and not ch.in_flight
-        for tr in _TRAFFICS:
-            trv = tr.value
+        where = s.where
+        for tr, trv in _TRAFFIC_INDEX:
+            old = where[trv]
             new: tuple[str, Any] | None
             if s.in_flight or s.quarantine is not None:
                 new = None
+            elif not changed and old is not None and old[0] != _WAITING:
+                new = (_PLACED, s.ref.slot != ch.active_slot) if modem_free else _HELD
+            elif not changed and old is not None and old[1] > now:
+                continue  # still waiting for its time
             else:
                 ready = self._standing(s, tr, now).ready_at
                 if ready == INF:
@@ -670,12 +682,12 @@ class RotationPolicy:
                 elif modem_free:
                     new = (_PLACED, s.ref.slot != ch.active_slot)
                 else:
-                    new = None
-            if new == s.where[trv]:
+                    new = _HELD
+            if new == old:
                 continue
-            s.where[trv] = new
+            where[trv] = new
             token = s.token[trv] = s.token[trv] + 1
-            if new is None:
+            if new is None or new is _HELD:
                 continue
             live = self._live[trv]
             sid = s.ref.sim_id
