@@ -59,8 +59,8 @@ class DtmfConfig:
     normal_twist_db: float = 8.0  # low group louder (spandsp DTMF_NORMAL_TWIST)
     reverse_twist_db: float = 4.0  # high group louder (spandsp DTMF_REVERSE_TWIST)
     relative_peak_db: float = 8.0  # spandsp DTMF_RELATIVE_PEAK_ROW/COL
-    min_tone_ratio: float = 0.65  # both tones' share of the window energy (talk-off guard;
-    # 0.5 let espeak vowels through as '*', '9', '5' on the corpus, 0.65 none)
+    min_tone_ratio: float = 0.7  # both tones' share of the window energy (talk-off guard;
+    # 0.5 let espeak vowels through as '*', '9', '5' on corpus seed 1, 0.65 two on seed 2)
     min_coherence: float = 0.9  # |Σ phase steps| / Σ |phase steps|: 1 for a steady tone
     min_level_dbfs: float = -50.0  # each tone; Q.24 receivers work to about −36 dBm0 + margin
 

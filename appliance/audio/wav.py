@@ -96,6 +96,8 @@ def _chunks(data: bytes) -> dict[bytes, bytes]:
             raise WavError(f"truncated WAV: {cid!r} chunk runs past the end of the file")
         chunks.setdefault(cid, data[body_start:end])
         pos = end + (size & 1)  # chunks are word-aligned
+    if b"data" not in chunks and 0 < len(data) - pos < 8:
+        raise WavError("truncated WAV: the file ends inside a chunk header")
     return chunks
 
 
