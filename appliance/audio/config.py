@@ -50,7 +50,7 @@ def _build(section: str, cls: type, table: Mapping[str, Any]) -> Any:
     try:
         return cls(**kwargs)
     except ValueError as exc:
-        raise AudioConfigError(str(exc)) from None
+        raise AudioConfigError(f"audio.{exc}") from None
 
 
 def audio_config(table: Mapping[str, Any] | None) -> AudioConfig:

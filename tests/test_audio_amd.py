@@ -1,0 +1,120 @@
+"""AMD state machine and the Asterisk AMD() baseline on constructed signals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appliance.audio import (AmdConfig, AmdDetector, AmdResult, AsteriskAmd, AudioConfigError, CallAudio,
+                             audio_config)
+from appliance.audio.pcm import iter_frames
+from appliance.audio.tones import tone_signal
+
+FS = 8000
+
+
+def z(ms: float) -> np.ndarray:
+    return np.zeros(int(ms * FS / 1000))
+
+
+def babble(ms: float, rng: np.random.Generator, level: float = 3000.0) -> np.ndarray:
+    """Voice-like: a pitch-gliding harmonic source with 4 Hz syllable modulation."""
+    t = np.arange(int(ms * FS / 1000)) / FS
+    phase = 2 * np.pi * np.cumsum(130 + 30 * np.sin(2 * np.pi * 2 * t)) / FS
+    src = sum(np.sin(k * phase + rng.uniform(0, 6)) / k for k in range(2, 12))
+    env = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)
+    return level * src * env
+
+
+def run(det, sig: np.ndarray, noise: float = 30.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sig = sig + rng.normal(0, noise, len(sig))
+    for frame in iter_frames(np.clip(np.rint(sig), -32768, 32767).astype(np.int16)):
+        if det.feed(frame):
+            break
+    return det.decision or det.finish()[0]
+
+
+@pytest.mark.parametrize("gain", [0.05, 1.0, 8.0])
+def test_short_greeting_then_silence_is_human_at_any_gain(gain: float) -> None:
+    rng = np.random.default_rng(1)
+    d = run(AmdDetector(), gain * np.concatenate([z(300), babble(500, rng), z(2000)]), noise=30 * gain)
+    assert d.result is AmdResult.HUMAN and d.rule == "greeting_then_silence"
+    assert abs(d.decided_ms - (300 + 500 + 480)) <= 120  # the quiet end of the last syllable may count as pause
+    assert d.connect_agent
+    assert d.evidence.speech and abs(d.evidence.speech[0].start_ms - 300) <= 60
+
+
+def test_long_greeting_is_machine_and_pauses_do_not_reset_it() -> None:
+    rng = np.random.default_rng(2)
+    sig = np.concatenate([z(200), babble(700, rng), z(300), babble(700, rng), z(250), babble(1500, rng), z(500)])
+    d = run(AmdDetector(), sig)
+    assert d.result is AmdResult.MACHINE and d.rule == "long_greeting"
+    assert abs(d.decided_ms - (200 + 1700)) <= 60
+    assert not d.connect_agent
+
+
+def test_silence_beep_fax_and_unsure() -> None:
+    assert run(AmdDetector(), z(6000)).result is AmdResult.SILENCE
+    rng = np.random.default_rng(3)
+    beep = np.concatenate([z(200), babble(600, rng), z(300), tone_signal(1000, 300), z(400)])
+    d = run(AmdDetector(AmdConfig(human_silence_ms=2000)), beep)
+    assert d.result is AmdResult.MACHINE and d.rule == "beep"
+    fax = np.concatenate([z(500), tone_signal(2100, 3000), z(200)])
+    assert run(AmdDetector(), fax).result is AmdResult.FAX
+    # speech starting late, still going when the analysis ends: unsure (callers treat as human)
+    late = np.concatenate([z(3800), babble(1500, rng)])
+    d = run(AmdDetector(), late)
+    assert d.result is AmdResult.UNSURE and d.connect_agent
+
+
+def test_steady_loud_noise_is_not_speech() -> None:
+    rng = np.random.default_rng(4)
+    noise = rng.normal(0, 2000, 6 * FS)
+    assert run(AmdDetector(), noise, noise=0).result is AmdResult.SILENCE
+    d = run(AsteriskAmd(), noise, noise=0)  # the fixed 256 threshold hears one endless word
+    assert d.result is AmdResult.MACHINE
+
+
+def test_call_audio_gives_the_same_verdict_as_the_detector_alone() -> None:
+    rng = np.random.default_rng(5)
+    sig = np.clip(np.concatenate([z(250), babble(600, rng), z(1500)]), -32768, 32767).astype(np.int16)
+    alone = run(AmdDetector(), sig.astype(float), noise=0)
+    call = CallAudio()
+    for frame in iter_frames(sig):
+        call.feed(frame)
+    call.finish()
+    assert call.report.amd is not None
+    assert (call.report.amd.result, call.report.amd.decided_ms) == (alone.result, alone.decided_ms)
+
+
+# -- the Asterisk baseline, rule by rule (amd.conf.sample defaults) -------------------
+def test_asterisk_initial_silence_is_machine_at_2500ms() -> None:
+    d = run(AsteriskAmd(), z(4000))
+    assert (d.result, d.rule, d.decided_ms) == (AmdResult.MACHINE, "INITIALSILENCE", 2500)
+
+
+def test_asterisk_word_then_800ms_silence_is_human() -> None:
+    sig = np.concatenate([z(400), 3000 * np.ones(int(0.3 * FS)), z(1500)])
+    d = run(AsteriskAmd(), sig, noise=0)
+    assert (d.result, d.rule, d.decided_ms) == (AmdResult.HUMAN, "HUMAN", 400 + 300 + 800)
+
+
+def test_asterisk_long_greeting_and_max_words() -> None:
+    d = run(AsteriskAmd(), np.concatenate([z(200), 3000 * np.ones(2 * FS)]), noise=0)
+    assert (d.result, d.rule, d.decided_ms) == (AmdResult.MACHINE, "LONGGREETING", 200 + 1500)
+    words = np.concatenate([z(200)] + [np.concatenate([3000 * np.ones(int(0.15 * FS)), z(100)]) for _ in range(4)])
+    d = run(AsteriskAmd(), words, noise=0)
+    assert d.result is AmdResult.MACHINE and d.rule == "MAXWORDS"
+
+
+def test_config_from_toml_table_names_the_bad_key() -> None:
+    cfg = audio_config({"amd": {"human_silence_ms": 600}, "dtmf": {"max_freq_error": 0.02}})
+    assert cfg.amd.human_silence_ms == 600 and cfg.dtmf.max_freq_error == 0.02
+    with pytest.raises(AudioConfigError, match="audio.amd.human_silence: unknown setting"):
+        audio_config({"amd": {"human_silence": 600}})
+    with pytest.raises(AudioConfigError, match="audio.amd.total_analysis_ms: expected whole milliseconds"):
+        audio_config({"amd": {"total_analysis_ms": 5000.5}})
+    with pytest.raises(AudioConfigError, match="audio.amd.initial_silence_ms"):
+        audio_config({"amd": {"initial_silence_ms": -1}})
+    with pytest.raises(AudioConfigError, match="audio.vad: unknown section"):
+        audio_config({"vad": {}})
