@@ -160,8 +160,10 @@ def run_size(modems: int, decisions: int, seed: int = 42) -> dict[str, Any]:
     }
 
 
-def run(sizes: list[int], decisions: int) -> dict[str, Any]:
-    results = [run_size(m, decisions) for m in sizes]
+def run(sizes: list[int], per_modem: int) -> dict[str, Any]:
+    # the same number of jobs per modem at every size: the same simulated time, so the
+    # caps and pauses bind alike and only the bank's size differs
+    results = [run_size(m, m * per_modem) for m in sizes]
     small, large = results[0], results[-1]
     return {
         "sizes": results,
@@ -177,14 +179,17 @@ def run(sizes: list[int], decisions: int) -> dict[str, Any]:
 @click.command()
 @click.option("--modems", "modems", default="100,1000", show_default=True,
               help="Comma-separated bank sizes (modems; 4 SIM slots each).")
-@click.option("--decisions", type=int, default=20000, show_default=True, help="Placed jobs per size.")
+@click.option("--per-modem", type=int, default=60, show_default=True,
+              help="Placed jobs per modem at each size (60 ≈ 80 simulated minutes).")
 @json_option
-def rotation(modems: str, decisions: int, as_json: bool) -> None:
+def rotation(modems: str, per_modem: int, as_json: bool) -> None:
     """Cost of a rotation decision at growing bank sizes (shows O(log n)).
 
     \b
     Example:
-      simrotor bench rotation --modems 100,1000 --decisions 20000 --json
+      simrotor bench rotation --modems 100,1000 --per-modem 60 --json
     """
     sizes = [int(x) for x in modems.split(",") if x.strip()]
-    emit(run(sizes, decisions), as_json)
+    if not sizes or min(sizes) < 1 or per_modem < 1:
+        raise click.BadParameter("need at least one size >= 1 and --per-modem >= 1")
+    emit(run(sizes, per_modem), as_json)

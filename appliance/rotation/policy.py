@@ -65,6 +65,7 @@ from .windows import INF, Usage, WindowClock
 SNAPSHOT_VERSION = 1
 _TRAFFICS = (Traffic.VOICE, Traffic.SMS)
 _TRAFFIC_INDEX = tuple((tr, tr.value) for tr in _TRAFFICS)  # enum .value is slow in a hot loop
+_VOICE = Traffic.VOICE.value
 _PLACED = "p"  # (PLACED, needs_switch): in the placed heaps
 _WAITING = "w"  # (WAITING, ready_at): in the waiting heaps and the timer heap
 _HELD = ("h", None)  # ready by its own rules, but its modem is busy: no entry
@@ -405,7 +406,8 @@ class RotationPolicy:
             seconds = self._lock_rules.lock_seconds
             lock = Lock(sim_id, rule, None if seconds is None else now + seconds, evidence)
             s.locks[rule] = lock
-        self._refile_channel(ch, now, s)
+        self._refile(s, now, True)  # the modem stays busy: its other SIMs do not move
+        self._update_switch(ch)
         return lock
 
     def record_balance(self, sim_id: str, balance: float, now: float) -> Lock | None:
@@ -707,10 +709,10 @@ class RotationPolicy:
     def _update_switch(self, ch: _Channel) -> None:
         if ch.idle and not ch.in_flight:
             active = ch.sims.get(ch.active_slot)
-            if active is None or active.where[Traffic.VOICE.value] is None or active.where[Traffic.VOICE.value][0] != _PLACED:
+            if active is None or active.where[_VOICE] is None or active.where[_VOICE][0] != _PLACED:
                 best: _Sim | None = None
                 for slot, s in ch.sims.items():
-                    w = s.where[Traffic.VOICE.value]
+                    w = s.where[_VOICE]
                     if slot != ch.active_slot and w is not None and w[0] == _PLACED:
                         if best is None or (s.last_used, s.seq) < (best.last_used, best.seq):
                             best = s
