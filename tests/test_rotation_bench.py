@@ -19,7 +19,7 @@ def test_bench_rotation_prints_one_json_document():
     for size in (small, large):
         assert size["us_per_decision"] > 0 and size["us_per_choose"] > 0
         assert 0 <= size["refused_share"] < 1
-        assert size["decisions_per_second"] == round(1e6 / size["us_per_decision"])
+        assert abs(size["decisions_per_second"] * size["us_per_decision"] / 1e6 - 1) < 0.01
     assert data["scaling"]["sims_ratio"] == 4.0
 
 
