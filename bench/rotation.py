@@ -81,8 +81,10 @@ def run_size(modems: int, decisions: int, seed: int = 42) -> dict[str, Any]:
             rng.uniform(10.0, 120.0),
             rng.random(),
         ))
+    def answered(talk: float) -> AttemptSummary:
+        return AttemptSummary(JobKind.CALL, True, True, talk, False)
+
     summaries = {
-        "answered": lambda talk: AttemptSummary(JobKind.CALL, True, True, talk, False),
         "no_answer": AttemptSummary(JobKind.CALL, True, False, 0.0, False),
         "failed": AttemptSummary(JobKind.CALL, False, False, 0.0, True, 34),
         "sms": AttemptSummary(JobKind.SMS, False, False, 0.0, False),
@@ -136,7 +138,7 @@ def run_size(modems: int, decisions: int, seed: int = 42) -> dict[str, Any]:
             elif kind is JobKind.HLR:
                 summary = summaries["hlr"]
             elif outcome < 0.55:
-                summary = summaries["answered"](hold)
+                summary = answered(hold)
             elif outcome < 0.97:
                 summary = summaries["no_answer"]
             else:

@@ -346,7 +346,8 @@ class RotationPolicy:
         parts = [f"operator {op} capped ({why}) until {_iso(t)}" for op, (t, why) in sorted(capped.items())]
         if last is not None:
             s = self._by_msisdn.get(last)
-            if s is not None and self._in_scope(s, req) and s.where[trv] is not None and s.where[trv][0] == _PLACED:
+            w = s.where[trv] if s is not None else None
+            if s is not None and self._in_scope(s, req) and w is not None and w[0] == _PLACED:
                 parts.append(f"the only free number is {mask(last)}, the one this callee saw last")
         if first is None:
             parts.append("the other SIMs are busy, on busy modems, locked until released or quarantined")
@@ -495,6 +496,7 @@ class RotationPolicy:
         version = data.get("version")
         if version != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {version!r} is not {SNAPSHOT_VERSION}")
+        self._now = max(self._now, now)  # saved windows are purged against this time
         for sid, saved in data.get("sims", {}).items():
             s = self._sims.get(sid)
             if s is None:
@@ -694,14 +696,15 @@ class RotationPolicy:
             live = self._live[trv]
             sid = s.ref.sim_id
             if new[0] == _PLACED:
-                entry = (new[1], s.last_used, s.seq, sid, token)
+                placed_entry = (new[1], s.last_used, s.seq, sid, token)
                 for heap in s.placed[trv]:
-                    heap.push(entry, live)
+                    heap.push(placed_entry, live)
             else:
-                entry = (new[1], s.seq, sid, token)
+                ready_at = float(new[1])  # WAITING carries its time
+                waiting_entry = (ready_at, s.seq, sid, token)
                 for heap in s.waiting[trv]:
-                    heap.push(entry, live)
-                heappush(self._timers, (new[1], next(self._seq), sid, trv, token))
+                    heap.push(waiting_entry, live)
+                heappush(self._timers, (ready_at, next(self._seq), sid, trv, token))
                 if len(self._timers) > 4 * len(self._sims) + 64:
                     self._timers = [t for t in self._timers if (x := self._sims.get(t[2])) is not None and x.token[t[3]] == t[4]]
                     self._timers.sort()
@@ -709,7 +712,8 @@ class RotationPolicy:
     def _update_switch(self, ch: _Channel) -> None:
         if ch.idle and not ch.in_flight:
             active = ch.sims.get(ch.active_slot)
-            if active is None or active.where[_VOICE] is None or active.where[_VOICE][0] != _PLACED:
+            aw = active.where[_VOICE] if active is not None else None
+            if aw is None or aw[0] != _PLACED:
                 best: _Sim | None = None
                 for slot, s in ch.sims.items():
                     w = s.where[_VOICE]
