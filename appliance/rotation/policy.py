@@ -68,7 +68,7 @@ _TRAFFIC_INDEX = tuple((tr, tr.value) for tr in _TRAFFICS)  # enum .value is slo
 _VOICE = Traffic.VOICE.value
 _PLACED = "p"  # (PLACED, needs_switch): in the placed heaps
 _WAITING = "w"  # (WAITING, ready_at): in the waiting heaps and the timer heap
-_HELD = ("h", None)  # ready by its own rules, but its modem is busy: no entry
+_HELD: tuple[str, Any] = ("h", None)  # ready by its own rules, but its modem is busy: no entry
 
 
 def _iso(t: float) -> str:
@@ -700,7 +700,7 @@ class RotationPolicy:
                 for heap in s.placed[trv]:
                     heap.push(placed_entry, live)
             else:
-                ready_at = float(new[1])  # WAITING carries its time
+                ready_at: float = new[1]  # WAITING carries its time
                 waiting_entry = (ready_at, s.seq, sid, token)
                 for heap in s.waiting[trv]:
                     heap.push(waiting_entry, live)
