@@ -130,6 +130,7 @@ class Bank:
             self._spawn(self._reopen(ch), f"reopen of {ch.id}")
             return
         self._attach(ch, modem)
+        await self._clear_leftover_call(modem)
         await self._read_active_sim(ch)
         if self.discover_slots and ch.slots > 1:
             home = ch.active_slot
@@ -141,6 +142,12 @@ class Bank:
             if ch.active_slot != home:
                 await self._switch(ch, home, reason="back to the first slot")
         self._settle(ch, "ready")
+
+    async def _clear_leftover_call(self, modem: Modem) -> None:
+        """A call left up by a process that died (kill -9) would block the channel:
+        hang it up. Harmless on an idle modem (27.007 §6.5: +CHUP/ATH with no call is OK)."""
+        with contextlib.suppress(AtError, ModemError):
+            await modem.port.command(modem.dialect.hangup)
 
     def _attach(self, ch: Channel, modem: Modem) -> None:
         self.modems[ch.id] = modem

@@ -118,6 +118,9 @@ class RetrySection(_Base):
     backoff_factor: float = 2.0
     retry_outcomes: tuple[str, ...] = ("busy", "no_answer", "network_error", "channel_error")
     retry_interrupted: bool = False
+    # Attempts that failed on our side (channel_error, network_error) are retried on
+    # another SIM without using the callee's budget, up to this many times.
+    max_channel_retries: int = 5
 
 
 class SmsSection(_Base):
@@ -126,6 +129,9 @@ class SmsSection(_Base):
     report_timeout_seconds: float = 24 * 3600.0
     # An HLR-style ping only needs the first report (delivered or first failure).
     ping_timeout_seconds: float = 60.0
+    # How often an idle multi-SIM modem may switch to an inactive slot whose SIM owes
+    # status reports (a switch costs a re-registration, ~10-30 s on real modems).
+    collect_interval_seconds: float = 300.0
 
 
 class UssdSection(_Base):

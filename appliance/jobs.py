@@ -145,28 +145,38 @@ UNCLAIMED_MAX: Final = 10_000
 
 
 class ReportTracker:
-    """Routes status reports to the submissions waiting for them, by (channel, TP-MR)."""
+    """Routes status reports to the submissions waiting for them, by (SIM, TP-MR).
+
+    The key is the SIM, not the modem: TP-MR counts per SIM on multi-SIM modems, and a
+    report reaches the SIM that sent the message. A report that arrives before its waiter
+    registered is kept; a waiter takes only reports that arrived after its submission
+    started, so a late report of an older message with the same TP-MR is never mistaken
+    for a new one."""
 
     def __init__(self) -> None:
         self._waiting: dict[tuple[str, int], asyncio.Queue[StatusReport]] = {}
         self._unclaimed: dict[tuple[str, int], list[tuple[float, StatusReport]]] = {}
 
-    def expect(self, channel_id: str, reference: int) -> asyncio.Queue[StatusReport]:
+    def expect(self, sim_id: str, reference: int, *, since: float | None = None) -> asyncio.Queue[StatusReport]:
         q: asyncio.Queue[StatusReport] = asyncio.Queue()
-        key = (channel_id, reference)
+        key = (sim_id, reference)
         self._waiting[key] = q
         now = time.monotonic()
         for at, rep in self._unclaimed.pop(key, []):
-            if now - at <= UNCLAIMED_TTL:
+            if now - at <= UNCLAIMED_TTL and (since is None or at >= since):
                 q.put_nowait(rep)
         return q
 
-    def forget(self, channel_id: str, reference: int) -> None:
-        self._waiting.pop((channel_id, reference), None)
+    def sims_waiting(self) -> set[str]:
+        """SIMs with a submission still waiting for a report."""
+        return {sim for sim, _ in self._waiting}
 
-    def deliver(self, channel_id: str, report: StatusReport) -> bool:
+    def forget(self, sim_id: str, reference: int) -> None:
+        self._waiting.pop((sim_id, reference), None)
+
+    def deliver(self, sim_id: str, report: StatusReport) -> bool:
         """Hand a report to its waiter; keep it for a late waiter otherwise."""
-        key = (channel_id, report.reference)
+        key = (sim_id, report.reference)
         q = self._waiting.get(key)
         if q is not None:
             q.put_nowait(report)
@@ -183,13 +193,14 @@ async def submit_sms(modem: Modem, job: dict[str, Any], p: Placement, tracker: R
     text = job.get("text") or " "
     want_report = bool(job.get("report", True))
     t0 = time.time()
+    since = time.monotonic()
     try:
         sub = await modem.send_sms(job["callee"], text, report=want_report, pid=pid)
     except SimBlocked as exc:
         return {**out, "outcome": "channel_error", "error": str(exc), "submitted_at": iso(t0)}, [], []
     except (AtError, ModemError) as exc:
         return {**out, "outcome": "channel_error", "error": str(exc), "submitted_at": iso(t0)}, [], []
-    queues = [tracker.expect(p.channel_id, ref) for ref in sub.references] if want_report else []
+    queues = [tracker.expect(p.sim_id, ref, since=since) for ref in sub.references] if want_report else []
     return (
         {**out, "outcome": "submitted", "parts": sub.parts, "references": list(sub.references), "submitted_at": iso(t0)},
         queues,
@@ -251,8 +262,14 @@ async def run_probe_call(modem: Modem, job: dict[str, Any], p: Placement) -> dic
         state = call.state
     if not call.released:
         await modem.hangup()
+    if call.channel_lost and state not in (CallState.ALERTING, CallState.ACTIVE):
+        return {**out, "outcome": "channel_error", "method": "probe_call", "error": "the modem's port went away during the probe"}
     if state in (CallState.ALERTING, CallState.ACTIVE):
         status = HlrStatus.ACTIVE
+    elif call.cause is not None and call.report().outcome is CallOutcome.CHANNEL_ERROR:
+        # Our SIM was refused (barred, not subscribed): says nothing about the callee.
+        return {**out, "outcome": "channel_error", "method": "probe_call", "cause": call.cause,
+                "cause_name": cause_name(call.cause), "error": "the network refused our SIM"}
     else:
         status = PROBE_CAUSES.get(call.cause or -1, HlrStatus.UNKNOWN)
     return {
@@ -276,7 +293,7 @@ async def run_sms_ping(modem: Modem, job: dict[str, Any], p: Placement, tracker:
         state, statuses = await await_delivery(queues, timeout, first_only=True)
     finally:
         for ref in refs:
-            tracker.forget(p.channel_id, ref)
+            tracker.forget(p.sim_id, ref)
     status = statuses[0] if statuses else None
     return {
         **_base(job, p),

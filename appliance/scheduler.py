@@ -87,6 +87,7 @@ class Scheduler:
         self.dispatch_latencies: deque[float] = deque(maxlen=10000)
         self._freed_at: dict[str, float] = {}
         self.result_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._last_collect: dict[str, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -202,7 +203,9 @@ class Scheduler:
 
     def _on_bank_event(self, ch: Channel, ev: Any) -> None:
         if isinstance(ev, StatusReportReceived):
-            if not self.tracker.deliver(ch.id, ev.report):
+            sim = ch.active_sim
+            sim_id = sim.sim_id if sim and sim.sim_id else ch.id
+            if not self.tracker.deliver(sim_id, ev.report):
                 logger.debug("status report %d on %s kept for a late waiter", ev.report.reference, ch.id)
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -235,7 +238,7 @@ class Scheduler:
             if spec is not None:
                 heapq.heappush(self._ready, (-int(spec.get("priority", 0)), seq, job_id))
         deferred: list[tuple[str, float | None]] = []
-        asked = 0
+        asked = started = 0
         for ch_id, slot in self.policy.plan_switches(now):
             ch = self.bank.channels.get(ch_id)
             if ch and ch.state is ChannelState.IDLE:
@@ -272,16 +275,38 @@ class Scheduler:
                 deferred.append((job_id, None))
                 continue
             self._start(spec, decision, now)
-        for job_id, retry_at in deferred:
+            started += 1
+        # A refusal's retry_at is only when the *clock* may help; a channel coming free
+        # may help sooner. Refused jobs go back to the ready heap: the next round runs on
+        # the next channel event or at the policy's next wake-up, whichever comes first.
+        for job_id, _retry_at in deferred:
             spec = self._jobs.get(job_id)
-            if spec is None:
-                continue
-            if retry_at is not None and retry_at > now:
-                heapq.heappush(self._waiting, (retry_at, next(self._seq), job_id))
-            else:
+            if spec is not None:
                 heapq.heappush(self._ready, (-int(spec.get("priority", 0)), next(self._seq), job_id))
-        if self._ready and self._idle > 0 and asked >= MAX_CHOICES_PER_ROUND:
-            self._wake.set()
+        if started and self._ready and self._idle > 0:
+            self._wake.set()  # more may fit; a round that started nothing waits for an event
+        if not self._ready:
+            self._collect_reports(now)
+
+    def _collect_reports(self, now: float) -> None:
+        """Idle moment: visit SIMs in inactive slots that owe us status reports.
+
+        A report for a SIM in an inactive slot waits on that SIM (27.005: it is stored
+        in its SR memory, with no URC); switching to the slot sweeps it up. Done only
+        when no job is waiting, at most once per ``sms.collect_interval_seconds`` per
+        channel."""
+        owed = self.tracker.sims_waiting()
+        if not owed:
+            return
+        interval = self.cfg.sms.collect_interval_seconds
+        for ch in self.bank.channels.values():
+            if ch.state is not ChannelState.IDLE or now - self._last_collect.get(ch.id, 0.0) < interval:
+                continue
+            for slot in ch.sims.values():
+                if slot.slot != ch.active_slot and slot.sim_id in owed:
+                    self._last_collect[ch.id] = now
+                    self._background_task(self.bank.switch(ch.id, slot.slot, reason="collecting status reports"))
+                    break
 
     def _slot_of(self, d: Decision) -> int:
         ch = self.bank.channels[d.channel_id]
@@ -397,10 +422,21 @@ class Scheduler:
         self._check_quarantine(spec, p, result, now)
         retry = self._retry_settings(spec)
         outcome = result.get("outcome")
-        again = (not awaiting_report and outcome in retry["retry_outcomes"] and p.attempt < int(retry["max_attempts"]))
+        # Attempts that failed on our side (channel/network) do not use up the callee's
+        # attempt budget: he was never reached. They have their own cap so a job cannot
+        # bounce between broken channels for ever.
+        outcomes = self.store.attempt_outcomes(job_id) + [outcome]
+        ours = sum(1 for o in outcomes if o in CHANNEL_FAILURES)
+        callee_attempts = len(outcomes) - ours
+        if outcome in CHANNEL_FAILURES:
+            budget_left = ours < int(retry.get("max_channel_retries", self.cfg.retry.max_channel_retries))
+        else:
+            budget_left = callee_attempts < int(retry["max_attempts"])
+        again = not awaiting_report and outcome in retry["retry_outcomes"] and budget_left
         next_at = None
         if again:
-            next_at = now + float(retry["backoff_seconds"]) * float(retry["backoff_factor"]) ** (p.attempt - 1)
+            exponent = max(0, callee_attempts - 1) if outcome not in CHANNEL_FAILURES else 0
+            next_at = now + float(retry["backoff_seconds"]) * float(retry["backoff_factor"]) ** exponent
             result["retry_at"] = iso(next_at)
         final = not again and not awaiting_report
         result["final"] = final
@@ -433,7 +469,7 @@ class Scheduler:
 
     def _check_quarantine(self, spec: dict[str, Any], p: Placement, result: dict[str, Any], now: float) -> None:
         """A SIM whose calls keep failing the way blocked SIMs fail is quarantined."""
-        if spec["kind"] != "call":
+        if spec["kind"] != "call" and spec.get("method") != "probe_call":
             return
         q = self.cfg.quarantine
         alerted = bool(result.get("alerting_at") or result.get("answered_at"))
@@ -467,7 +503,7 @@ class Scheduler:
         pending = self.store.get_kv("sms_pending", {})
         for job_id, item in pending.items():
             p = Placement(*item["placement"])
-            queues = [self.tracker.expect(item["channel_id"], r) for r in item["refs"]]
+            queues = [self.tracker.expect(p.sim_id, r) for r in item["refs"]]
             self._background_task(self._await_reports(item["spec"], p, item["attempt_id"], queues, item["refs"],
                                                       item["first_only"], deadline=item["deadline"]))
 
@@ -476,7 +512,7 @@ class Scheduler:
         timeout = (deadline - self.clock()) if deadline else self._report_timeout(first_only)
         state, statuses = await await_delivery(queues, max(0.0, timeout), first_only=first_only)
         for r in refs:
-            self.tracker.forget(p.channel_id, r)
+            self.tracker.forget(p.sim_id, r)
         now = self.clock()
         base = {"job_id": spec["id"], "kind": spec["kind"], "callee": spec["callee"], "attempt": p.attempt,
                 "channel_id": p.channel_id, "sim_id": p.sim_id, "number_shown": p.msisdn, "final": True,

@@ -243,6 +243,14 @@ class Store:
                 )
             return int(cur.lastrowid or 0)
 
+    def attempt_outcomes(self, job_id: str) -> list[str]:
+        """Outcomes of the job's closed attempts, oldest first."""
+        rows = self.conn.execute(
+            "SELECT json_extract(result, '$.outcome') FROM attempts WHERE job_id = ? AND state != 'started' ORDER BY n",
+            (job_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def interrupted_attempts(self) -> list[dict[str, Any]]:
         """Attempts left ``started`` by a process that died."""
         rows = self.conn.execute(

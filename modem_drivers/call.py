@@ -93,6 +93,7 @@ class Call:
         self.state = CallState.DIALING
         self.cause: int | None = None
         self.local_release = False
+        self.channel_lost = False  # the modem's port went away during the call
         now = time.monotonic()
         self.times: dict[CallState, float] = {CallState.DIALING: now}
         self.wall_dialed = time.time()
@@ -153,9 +154,12 @@ class Call:
         ended = self.times.get(CallState.RELEASED)
         ans = self.times.get(CallState.ACTIVE)
         talk = (ended - ans) if (ended is not None and ans is not None) else 0.0
+        outcome = outcome_for(self.cause, answered=answered, alerted=alerted)
+        if self.channel_lost and not answered:
+            outcome = CallOutcome.CHANNEL_ERROR  # our modem failed, not the callee
         return CallReport(
             number=self.number,
-            outcome=outcome_for(self.cause, answered=answered, alerted=alerted),
+            outcome=outcome,
             cause=self.cause,
             dialed_at=0.0,
             alerting_at=_rel(self.times, CallState.ALERTING),

@@ -21,6 +21,8 @@ from typing import Final
 
 from .at import (
     AtError,
+    AtTimeout,
+    PortClosed,
     AtPort,
     CmeError,
     CmsError,
@@ -83,6 +85,9 @@ HANGUP_GRACE: Final = 1.0
 #: 27.007 session timer is network-defined; 30 s matches common modem defaults.
 USSD_REPLY_TIMEOUT: Final = 30.0
 
+#: Events kept for the first subscriber when nobody listens yet (a SIM's storage holds
+#: tens of messages; 1,000 covers any SIM with margin).
+BACKLOG_MAX: Final = 1000
 #: How long ``close`` waits for background work (reading a stored SMS) to finish.
 CLOSE_GRACE: Final = 2.0
 
@@ -126,6 +131,7 @@ class Modem:
         self.call_progress_polled = False
         self.capabilities: dict[str, bool] = {}
         self._listeners: list[Callable[[ModemEvent], None]] = []
+        self._backlog: list[ModemEvent] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._storage_lock = asyncio.Lock()
@@ -214,6 +220,33 @@ class Modem:
             self.call_progress_polled = not ok
         if d.dtmf_receive_on is not None:
             await self._run(d.dtmf_receive_on, optional=True)
+        await self.sweep_storage()
+
+    async def sweep_storage(self) -> int:
+        """Read and delete every message stored on the SIM: status reports that reached
+        it while another slot was active, SMS that arrived while nobody listened (a
+        restart), anything whose URC was lost. Returns how many were found."""
+        found = 0
+        async with self._storage_lock:
+            for mem in ("SR", "SM"):
+                if await self._try(f'AT+CPMS="{mem}"') is None:
+                    continue
+                r = await self._try("AT+CMGL=4", expect="+CMGL", timeout_class=TimeoutClass.SIM)
+                lines = list(r.lines) if r is not None else []
+                indexes = []
+                for head, pdu in zip(lines, lines[1:]):
+                    if head.startswith("+CMGL:") and not pdu.startswith("+CMGL:"):
+                        f = _fields(head)
+                        if f and f[0].isdigit():
+                            indexes.append(int(f[0]))
+                            self._deliver_pdu(pdu)
+                            found += 1
+                for index in indexes:
+                    await self._try(f"AT+CMGD={index}")
+            await self._try('AT+CPMS="SM"')
+        if found:
+            logger.info("%s: %d stored message(s) picked up from the SIM", self.name, found)
+        return found
 
     async def _choose_cnmi(self) -> None:
         for cmd in CNMI_CHOICES:
@@ -264,6 +297,9 @@ class Modem:
                 await coro
             except asyncio.CancelledError:
                 raise
+            except (PortClosed, AtTimeout) as exc:
+                # The port went away mid-way: storage is swept again when it is back.
+                logger.warning("%s: %s interrupted: %s", self.name, what, exc)
             except Exception:
                 logger.exception("%s: %s failed", self.name, what)
 
@@ -517,7 +553,13 @@ class Modem:
                 if mem.upper() != "SM" or report:
                     await self._cmd(f'AT+CPMS="{mem}"')
                     switched = True
-                r = await self._cmd(f"AT+CMGR={index}", expect="+CMGR")
+                try:
+                    r = await self._cmd(f"AT+CMGR={index}", expect="+CMGR")
+                except CmsError as exc:
+                    if exc.code == 321:  # 27.005: invalid memory index — a sweep already took it
+                        logger.debug("%s: %s slot %d already read", self.name, mem, index)
+                        return
+                    raise
                 pdu = next((ln for ln in r.lines if not ln.startswith("+CMGR")), "")
                 if pdu:
                     self._deliver_pdu(pdu)
@@ -581,7 +623,17 @@ class Modem:
 
     # -- events ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[ModemEvent], None]) -> Callable[[], None]:
+        first = not self._listeners
         self._listeners.append(callback)
+        if first and self._backlog:
+            # Events that came before anyone listened (e.g. stored messages swept while
+            # opening) go to the first subscriber, so none is lost.
+            backlog, self._backlog = self._backlog, []
+            for event in backlog:
+                try:
+                    callback(event)
+                except Exception:
+                    logger.exception("%s: event listener failed on %s", self.name, type(event).__name__)
 
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
@@ -605,6 +657,10 @@ class Modem:
             unsub()
 
     def _emit(self, event: ModemEvent) -> None:
+        if not self._listeners:
+            if len(self._backlog) < BACKLOG_MAX and not isinstance(event, (PortLost, PortRestored)):
+                self._backlog.append(event)
+            return
         for cb in list(self._listeners):
             try:
                 cb(event)
@@ -618,6 +674,7 @@ class Modem:
     def _on_port_state(self, state: PortState) -> None:
         if state is PortState.LOST:
             if self.call is not None and not self.call.released:
+                self.call.channel_lost = True
                 self.call.advance(CallState.RELEASED, None)
             self._emit(PortLost("device lost"))
         elif state is PortState.OPEN:
