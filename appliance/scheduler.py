@@ -107,6 +107,7 @@ class Scheduler:
             spec = row["spec"]
             self._enqueue(spec, ready_at=row["next_attempt_at"] or spec.get("not_before") or 0.0)
         self._rearm_reports(now)
+        self._wake.set()  # jobs loaded from the store are dispatched at once
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_loop())
 
     async def close(self) -> None:
