@@ -118,3 +118,55 @@ def test_config_from_toml_table_names_the_bad_key() -> None:
         audio_config({"amd": {"initial_silence_ms": -1}})
     with pytest.raises(AudioConfigError, match="audio.vad: unknown section"):
         audio_config({"vad": {}})
+
+
+# -- pitch tracker and the (opt-in) question rule ---------------------------------------
+def voice(ms: float, f0_from: float, f0_to: float, rng: np.random.Generator, level: float = 3000.0) -> np.ndarray:
+    """A harmonic voice whose pitch glides linearly from ``f0_from`` to ``f0_to``."""
+    t = np.arange(int(ms * FS / 1000)) / FS
+    f0 = f0_from + (f0_to - f0_from) * t / t[-1]
+    phase = 2 * np.pi * np.cumsum(f0) / FS
+    return level * sum(np.sin(k * phase + rng.uniform(0, 6)) / k for k in range(1, 12))
+
+
+@pytest.mark.parametrize("f0", [75.0, 110.0, 180.0, 290.0])
+def test_frame_pitch_finds_f0_without_octave_errors(f0: float) -> None:
+    from appliance.audio.pitch import frame_pitch
+    x = voice(40, f0, f0, np.random.default_rng(6)).astype(np.float32)
+    got, clarity = frame_pitch(x[:160], x[160:320])
+    assert abs(got - f0) / f0 < 0.02 and clarity > 0.9
+    noise = np.random.default_rng(7).normal(0, 1000, 320).astype(np.float32)
+    assert frame_pitch(noise[:160], noise[160:])[1] < 0.5
+    assert frame_pitch(np.zeros(160, np.float32), np.zeros(160, np.float32)) == (0.0, 0.0)
+
+
+QUESTION = AmdConfig(question_silence_ms=300)
+
+
+def test_rising_end_then_silence_is_human_sooner_when_enabled() -> None:
+    rng = np.random.default_rng(8)
+    sig = np.concatenate([z(300), voice(300, 110, 110, rng), voice(200, 110, 150, rng), z(2000)])
+    d = run(AmdDetector(QUESTION), sig)
+    assert d.result is AmdResult.HUMAN and d.rule == "question_then_silence"
+    assert abs(d.decided_ms - (800 + 300)) <= 60
+    assert d.evidence.detail["end_rise_st"] >= 3.0
+    # the default configuration keeps the rule off: same call, the plain 480 ms rule
+    d = run(AmdDetector(), sig)
+    assert d.rule == "greeting_then_silence" and abs(d.decided_ms - (800 + 480)) <= 60
+
+
+def test_falling_end_waits_for_the_full_silence() -> None:
+    rng = np.random.default_rng(9)
+    sig = np.concatenate([z(300), voice(500, 130, 95, rng), z(2000)])
+    d = run(AmdDetector(QUESTION), sig)
+    assert d.result is AmdResult.HUMAN and d.rule == "greeting_then_silence"
+    assert d.evidence.detail["end_rise_st"] < 1.0
+
+
+def test_rise_then_fricative_is_not_silence_for_the_question_rule() -> None:
+    """A comma's rise then "ść": the voice band is quiet, the fricative band is not."""
+    rng = np.random.default_rng(10)
+    hiss = np.fft.irfft(np.fft.rfft(rng.normal(0, 1500, int(0.25 * FS))) * (np.fft.rfftfreq(int(0.25 * FS), 1 / FS) > 2000))
+    sig = np.concatenate([z(300), voice(300, 110, 150, rng), hiss, z(150), voice(1500, 120, 120, rng), z(500)])
+    d = run(AmdDetector(QUESTION), sig)
+    assert d.result is AmdResult.MACHINE and d.rule == "long_greeting"

@@ -64,10 +64,39 @@ def test_amd_meets_the_issue_thresholds_and_beats_asterisk(result: CorpusResult)
 def test_human_decision_time(result: CorpusResult) -> None:
     s = result.ours.summary()["decision_time"]
     base = result.baseline.summary()["decision_time"]
-    # Known miss of the issue's 1.5 s: on this corpus a person's greeting ends 1.1 s after
-    # answer (median), and the pause that tells a person from a machine is 0.48 s.
+    # Known miss of the issue's 1.5 s with the defaults: a person's greeting ends 1.1 s after
+    # answer (median), and the pause that tells a statement's end from a machine's sentence
+    # pause is 0.48 s. The opt-in question rule (next test) meets 1.5 s but costs machines.
     assert s["human"]["median_ms"] <= 1650
     assert s["human"]["median_ms"] < base["human"]["median_ms"]
+
+
+def test_question_rule_opt_in_decides_humans_within_1500ms(corpus: Path, result: CorpusResult) -> None:
+    """``question_silence_ms = 300`` (chosen on seed 1): humans at a median ≤ 1.5 s and
+    ≥ 97 % right on this held-out seed; machines drop below the issue's 95 % (docs/audio.md)
+    but stay better than Asterisk's."""
+    from appliance.audio.amd import AmdConfig
+    from appliance.audio.analyze import analyze_samples
+    from appliance.audio.wav import read_wav
+    cfg = AmdConfig(question_silence_ms=300)
+    right = {"human": 0, "machine": 0}
+    total = {"human": 0, "machine": 0}
+    human_ms, fast = [], 0
+    for it in read_labels(corpus):
+        if it.label not in right:
+            continue
+        d = analyze_samples(read_wav(corpus / it.file), amd=cfg).amd
+        assert d is not None
+        total[it.label] += 1
+        if d.result.value == it.label:
+            right[it.label] += 1
+            if it.label == "human":
+                human_ms.append(d.decided_ms)
+                fast += d.rule == "question_then_silence"
+    assert right["human"] / total["human"] >= 0.97
+    assert sorted(human_ms)[len(human_ms) // 2] <= 1500
+    assert fast >= total["human"] // 3  # the rule, not luck, made the difference
+    assert right["machine"] / total["machine"] > result.baseline.accuracy("machine")
 
 
 def test_dtmf_every_digit_and_no_talk_off(result: CorpusResult) -> None:

@@ -10,9 +10,19 @@ segments speech with a noise-adaptive voice detector and runs this state machine
 * ``speaking`` — the greeting runs from its first speech. Greeting ≥ ``machine_greeting_ms``
   → **machine** (rule ``long_greeting``); a pause → ``pausing``.
 * ``pausing``  — speech again → ``speaking`` (the greeting, pauses included, keeps
-  growing); quiet for ``human_silence_ms`` → **human** (rule ``greeting_then_silence``).
+  growing); quiet for ``human_silence_ms`` → **human** (rule ``greeting_then_silence``);
+  or, when the speech before the pause ended on a rising pitch (a question: "Hello?",
+  "Halo?") and the whole band has been silent for ``question_silence_ms`` → **human**
+  (rule ``question_then_silence``).
 * any state: a voicemail beep or SIT → **machine**; fax CNG/CED → **fax**; the analysis
   ends at ``total_analysis_ms`` → **unsure** (callers treat it as human).
+
+Why two silences: a greeting's sentence pause ("Halo. Tu Marek…") is as long as 460 ms on
+the corpus, so a flat statement followed by silence needs ``human_silence_ms``; but a
+greeting's *rises* are commas, whose pauses are half a sentence pause, while a person's
+"Hello?" ends rising and then waits (see :mod:`.pitch`). The question rule counts silence
+on the whole band, not only the voice band, so a comma's trailing fricative ("Cześć,")
+is not taken for silence.
 
 The voice detector compares each frame's level with a noise floor that follows the
 quietest frames at once and rises slowly (``floor_rise_db_per_s``), so it works at any
@@ -26,6 +36,8 @@ says something short and waits is never a machine.
 from __future__ import annotations
 
 import enum
+import math
+import statistics
 from dataclasses import dataclass, fields
 from typing import Final
 
@@ -33,6 +45,7 @@ from .events import (AmdDecision, AmdEvidence, AmdResult, Beep, FaxKind, FaxTone
                      Sit, ToneEvent)
 from .features import FrameClock, FrameFeatures
 from .pcm import FRAME_MS, Frame
+from .pitch import frame_pitch
 from .tones import ToneDetector
 
 
@@ -43,7 +56,13 @@ class AmdConfig:
 
     initial_silence_ms: int = 4000  # nothing said this long → silence (Asterisk: 2500 → MACHINE)
     min_speech_ms: int = 100  # shorter bursts are clicks, not words (Asterisk min word: 100)
-    human_silence_ms: int = 480  # just over machines' sentence pauses (espeak: 150–400 ms)
+    human_silence_ms: int = 480  # just over machines' sentence pauses (espeak: 150–460 ms)
+    # after a rising end; 480 (= human_silence_ms) turns the rule off. 300 (over espeak's
+    # comma pauses, ≤ 250 ms) decides sooner but costs machines on held-out corpora: docs/audio.md
+    question_silence_ms: int = 480
+    rise_semitones: float = 1.0  # end of speech this much above just before: a question
+    pitch_clarity: float = 0.5  # autocorrelation at the pitch lag: below it, not voiced
+    hush_db: float = 6.0  # whole band within this of its floor: silent for the question rule
     machine_greeting_ms: int = 1700  # longer than most hellos, shorter than greetings
     total_analysis_ms: int = 5000  # Asterisk total_analysis_time
     speech_on_db: float = 9.0  # above the noise floor to start speech
@@ -57,6 +76,8 @@ class AmdConfig:
             v = getattr(self, f.name)
             if f.name.endswith("_ms") and not 0 < v <= 60000:
                 raise ValueError(f"amd.{f.name}: expected milliseconds in 1–60000, got {v!r}")
+        if not 0.0 < self.pitch_clarity < 1.0:
+            raise ValueError(f"amd.pitch_clarity: expected 0–1, got {self.pitch_clarity!r}")
         if self.speech_off_db > self.speech_on_db:
             raise ValueError("amd.speech_off_db must not exceed amd.speech_on_db")
 
@@ -84,6 +105,26 @@ _TONE_RULES: Final = {Beep: (AmdResult.MACHINE, "beep"), Sit: (AmdResult.MACHINE
                       FaxTone: (AmdResult.FAX, "fax_tone")}
 
 
+#: End-of-speech contour: the mean of the last ``_RISE_END`` pitched frames against the
+#: lowest of the last ``_RISE_SPAN`` (≈ 160 ms): a question's rise comes after a
+#: valley ("Yes?" in espeak-ng falls, then rises over its last 60 ms); a statement ends
+#: on its lowest pitch.
+_RISE_END: Final = 2
+_RISE_SPAN: Final = 8
+#: The rise must reach the end of the speech: its last pitched frame at most this
+#: many frames before the pause (a final fricative may follow: "Yes?").
+_RISE_MAX_GAP: Final = 6
+#: Pitch more than this many semitones from the greeting's median is a tracking error
+#: (octave slips, a fricative's noise) and is left out; a real question rises 2–7 st.
+_PITCH_OUTLIER_ST: Final = 8.0
+
+
+#: Fricative band 1500–3400 Hz (spectrum array indices: bin k at index k − 2, 50 Hz bins):
+#: /s/, /ś/, /ć/ put their energy above 1.5 kHz; the telephone band ends at 3.4 kHz.
+_HUSH_LO: Final = 1500 // 50 - 2
+_HUSH_HI: Final = 3400 // 50 + 1 - 2
+
+
 #: CNG after this much speech is taken for a greeting's tone (T.30 fax calls start silent).
 _CNG_AFTER_SPEECH_MS: Final = 500
 
@@ -108,6 +149,12 @@ class AmdDetector:
         self._silences: list[Segment] = []
         self._tone_events: list[ToneEvent] = []
         self._min_run = max(1, cfg.min_speech_ms // FRAME_MS)
+        self._questions = cfg.question_silence_ms < cfg.human_silence_ms  # the rule is on
+        self._prev_samples: object = None
+        self._pitch: list[tuple[int, float]] = []  # (frame index, semitones re 1 Hz) while speaking
+        self._end_rise: float | None = None  # contour of the speech before the current pause
+        self._hush_floor: float | None = None
+        self._hush_run = 0  # whole-band silent frames in a row
 
     @property
     def done(self) -> bool:
@@ -149,8 +196,15 @@ class AmdDetector:
             # timers so a SIT or beep is not mistaken for the pause after a greeting
             if self.state is _State.PAUSING:
                 self._held_ms += FRAME_MS
+            self._hush_run = 0  # a tone is not silence
             return []
         voiced = self._voice(ft)
+        self._hush(ft)
+        prev_samples, self._prev_samples = self._prev_samples, ft.samples
+        if voiced and prev_samples is not None and self._questions:  # until the verdict only
+            f0, clarity = frame_pitch(prev_samples, ft.samples)  # type: ignore[arg-type]
+            if clarity >= cfg.pitch_clarity:
+                self._pitch.append((ft.index, 12.0 * math.log2(f0)))
         if voiced:
             if self._run_len == 0:
                 self._run_start = ft.index
@@ -167,6 +221,7 @@ class AmdDetector:
         elif prev is _State.SPEAKING and self.state is _State.PAUSING:
             self._pause_start = ft.index
             self._held_ms = 0
+            self._end_rise = self._final_rise(ft.index)
             self._speech.append(Segment(self._seg_start, ft.index * FRAME_MS))
         elif prev is _State.PAUSING and self.state is _State.SPEAKING:
             self._silences.append(Segment(self._pause_start * FRAME_MS, self._run_start * FRAME_MS))
@@ -178,9 +233,14 @@ class AmdDetector:
         if self.state is _State.SPEAKING and now - self._greeting_start * FRAME_MS >= cfg.machine_greeting_ms:
             self._speech.append(Segment(self._seg_start, now))
             return [self._decide(AmdResult.MACHINE, now, "long_greeting")]
-        if self.state is _State.PAUSING and now - self._pause_start * FRAME_MS - self._held_ms >= cfg.human_silence_ms:
-            self._silences.append(Segment(self._pause_start * FRAME_MS, now))
-            return [self._decide(AmdResult.HUMAN, now, "greeting_then_silence")]
+        if self.state is _State.PAUSING:
+            if now - self._pause_start * FRAME_MS - self._held_ms >= cfg.human_silence_ms:
+                self._silences.append(Segment(self._pause_start * FRAME_MS, now))
+                return [self._decide(AmdResult.HUMAN, now, "greeting_then_silence")]
+            if (self._end_rise is not None and self._end_rise >= cfg.rise_semitones
+                    and min(self._hush_run, ft.index + 1 - self._pause_start) * FRAME_MS >= cfg.question_silence_ms):
+                self._silences.append(Segment(self._pause_start * FRAME_MS, now))
+                return [self._decide(AmdResult.HUMAN, now, "question_then_silence")]
         if now >= cfg.total_analysis_ms:
             return [self._decide(AmdResult.UNSURE, now, "too_long")]
         return []
@@ -200,6 +260,28 @@ class AmdDetector:
         threshold = cfg.speech_off_db if self._voiced else cfg.speech_on_db
         self._voiced = level >= floor + threshold and level >= cfg.speech_min_dbfs
         return self._voiced
+
+    def _hush(self, ft: FrameFeatures) -> None:
+        """Silence of the fricative band against its own floor: the voice band misses a
+        comma's trailing "ść" or "s", and low-frequency (brown, pink) line noise, which
+        swings the whole band's level by several dB from frame to frame, is weak here."""
+        level = 10.0 * math.log10(float(ft.spectrum[_HUSH_LO:_HUSH_HI].sum()) + 1e-3)
+        floor = self._hush_floor
+        floor = level if floor is None or level < floor else floor + self._rise
+        self._hush_floor = floor
+        self._hush_run = self._hush_run + 1 if level < floor + self.config.hush_db else 0
+
+    def _final_rise(self, pause_index: int) -> float | None:
+        """Semitones the speech's end rose above its last valley — None if too little was
+        voiced near the end to say."""
+        pts = self._pitch
+        if len(pts) < _RISE_END + 2 or pause_index - pts[-1][0] > _RISE_MAX_GAP:
+            return None
+        ref = statistics.median(st for _, st in pts)
+        span = [st for _, st in pts[-_RISE_SPAN:] if abs(st - ref) <= _PITCH_OUTLIER_ST]
+        if len(span) < _RISE_END + 1:
+            return None
+        return sum(span[-_RISE_END:]) / _RISE_END - min(span)
 
     def _on_tone(self, ev: ToneEvent, now: int) -> AmdDecision | None:
         self._tone_events.append(ev)
@@ -223,7 +305,8 @@ class AmdDetector:
             speech=tuple(self._speech), silences=tuple(self._silences),
             tones=tuple(self._tone_events),
             noise_floor_dbfs=None if self._floor is None else round(self._floor, 1),
-            detail={"greeting_ms": float(max(0, now - self._greeting_start * FRAME_MS)) if self._greeting_start >= 0 else 0.0},
+            detail={"greeting_ms": float(max(0, now - self._greeting_start * FRAME_MS)) if self._greeting_start >= 0 else 0.0,
+                    **({"end_rise_st": round(self._end_rise, 2)} if self._end_rise is not None else {})},
         )
         self.decision = AmdDecision(result, now, rule, evidence)
         return self.decision
