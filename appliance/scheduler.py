@@ -46,6 +46,12 @@ logger = logging.getLogger(__name__)
 #: A dispatch round asks the policy at most this many times before yielding, so a long
 #: queue of unplaceable jobs cannot starve the event loop.
 MAX_CHOICES_PER_ROUND: Final = 256
+#: The rotation policy's state is checkpointed this often (and at stop); after a crash
+#: the attempts stored since the checkpoint are replayed, so no cap is forgotten.
+ROTATION_CHECKPOINT_SECONDS: Final = 5.0
+ROUTINE_STATES: Final = frozenset({ChannelState.IDLE, ChannelState.BUSY, ChannelState.COOLING})
+#: Callees whose shown numbers are cached in memory (the store stays the truth).
+SHOWN_CACHE: Final = 100_000
 #: Outcomes that mean the channel/SIM failed (not the callee): they feed lock rules.
 CHANNEL_FAILURES: Final = frozenset({"channel_error", "network_error"})
 
@@ -88,19 +94,20 @@ class Scheduler:
         self._freed_at: dict[str, float] = {}
         self.result_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._last_collect: dict[str, float] = {}
+        self._shown_cache: dict[str, tuple[str, ...]] = {}
+        self._outcomes: dict[str, list[str]] = {}
+        self._dirty = False
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         now = self.clock()
-        snap = self.store.get_kv("rotation")
-        if snap:
-            try:
-                self.policy.restore(snap, now)
-            except Exception:
-                logger.exception("rotation snapshot unreadable; starting with fresh counters")
+        snap_at = self._restore_rotation(now)
         self._recover(now)
         for ch in self.bank.channels.values():
             self._register_channel(ch, now)
+        self._replay_attempts(snap_at)
+        for ch in self.bank.channels.values():  # replayed starts marked modems busy
+            self.policy.set_channel(ch.id, idle=ch.state is ChannelState.IDLE, active_slot=ch.active_slot, now=now)
         self.bank.on_change(self._on_channel_change)
         self.bank.on_event(self._on_bank_event)
         for row in self.store.open_jobs():
@@ -109,8 +116,57 @@ class Scheduler:
         self._rearm_reports(now)
         self._wake.set()  # jobs loaded from the store are dispatched at once
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_loop())
+        self._background_task(self._snapshot_loop())
+
+    # -- rotation state: snapshot + replay of the attempt log ------------------------------------
+    def _restore_rotation(self, now: float) -> float:
+        """Counters come back from the last snapshot plus the attempts stored after it:
+        the attempts table is the log, the snapshot only a checkpoint (saving the whole
+        policy on every attempt would cost O(SIMs) per call)."""
+        snap = self.store.get_kv("rotation")
+        snap_at = 0.0
+        if snap:
+            try:
+                self.policy.restore(snap["policy"] if "policy" in snap else snap, now)
+                snap_at = float(snap.get("at", 0.0))
+            except Exception:
+                logger.exception("rotation snapshot unreadable; rebuilding counters from the attempt log")
+                snap_at = 0.0
+        return snap_at
+
+    def _replay_attempts(self, since: float) -> None:
+        horizon = max(since, self.clock() - 86400.0)  # daily caps look back 24 h at most
+        n = 0
+        for a in self.store.attempts_since(horizon):
+            try:
+                kind = JobKind(a["kind"])
+                self.policy.record_start(a["sim_id"], kind, a["started_at"])
+                if a["result"] is not None:
+                    self.policy.record_end(a["sim_id"], self._summary({"kind": a["kind"]}, a["result"]), a["ended_at"] or a["started_at"])
+                n += 1
+            except (KeyError, ValueError):
+                continue
+        if n:
+            logger.info("rotation counters: %d attempt(s) replayed from the store", n)
+
+    def _save_rotation(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.store.set_kv("rotation", {"at": self.clock(), "policy": self.policy.snapshot()})
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ROTATION_CHECKPOINT_SECONDS)
+            try:
+                self._save_rotation()
+            except Exception:
+                logger.exception("rotation checkpoint failed")
 
     async def close(self) -> None:
+        try:
+            self._save_rotation()
+        except Exception:
+            logger.exception("rotation checkpoint failed")
         if self._loop_task:
             self._loop_task.cancel()
         for t in list(self._running.values()) + list(self._background):
@@ -181,10 +237,14 @@ class Scheduler:
         if new is ChannelState.IDLE and old in (ChannelState.SWITCHING, ChannelState.OPENING, ChannelState.FAULTY):
             self._register_channel_sims_only(ch, now)
         self.policy.set_channel(ch.id, idle=new is ChannelState.IDLE, active_slot=ch.active_slot, now=now)
-        try:
-            self.store.log_event("channel", ch.id, {"from": old.value, "to": new.value, "reason": reason}, now)
-        except Exception:
-            logger.exception("could not store channel event")
+        # Busy/idle/cooling moves are in the attempts table already; storing each would
+        # cost two writes per job. Every other move (faulty, switching, quarantined,
+        # back from those) is stored as an event with its reason.
+        if not ({old, new} <= ROUTINE_STATES):
+            try:
+                self.store.log_event("channel", ch.id, {"from": old.value, "to": new.value, "reason": reason}, now)
+            except Exception:
+                logger.exception("could not store channel event")
         if new is ChannelState.IDLE:
             self._wake.set()
 
@@ -327,8 +387,17 @@ class Scheduler:
             required_operator=hints.get("operator"),
             pool=hints.get("pool"),
             fixed_msisdn=hints.get("fixed_number"),
-            shown=self.store.shown_numbers(callee),
+            shown=self._shown(callee),
         )
+
+    def _shown(self, callee: str) -> tuple[str, ...]:
+        cached = self._shown_cache.get(callee)
+        if cached is None:
+            cached = self.store.shown_numbers(callee)
+            if len(self._shown_cache) >= SHOWN_CACHE:
+                self._shown_cache.pop(next(iter(self._shown_cache)))
+            self._shown_cache[callee] = cached
+        return cached
 
     def _background_task(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -343,19 +412,23 @@ class Scheduler:
         self.policy.record_start(d.sim_id, JobKind(spec["kind"]), now)
         attempt_id, n = self.store.start_attempt(
             job_id, sim_id=d.sim_id, msisdn=d.msisdn, channel_id=d.channel_id, callee=spec["callee"], now=now,
-            rotation=self.policy.snapshot(),
         )
+        self._dirty = True
+        if spec["callee"] in self._shown_cache:
+            self._shown_cache[spec["callee"]] = (self._shown_cache[spec["callee"]] + (d.msisdn,))[-50:]
         modem = self.bank.acquire(d.channel_id, job_id)
         freed = self._freed_at.pop(d.channel_id, None)
-        if freed is not None:
-            self.dispatch_latencies.append(time.perf_counter() - freed)
         placement = Placement(d.channel_id, d.sim_id, d.msisdn, n)
-        task = asyncio.get_running_loop().create_task(self._run(spec, placement, attempt_id, modem))
+        task = asyncio.get_running_loop().create_task(self._run(spec, placement, attempt_id, modem, freed))
         self._running[job_id] = task
         task.add_done_callback(lambda _t, j=job_id: self._running.pop(j, None))
 
-    async def _run(self, spec: dict[str, Any], p: Placement, attempt_id: int, modem: Any) -> None:
+    async def _run(self, spec: dict[str, Any], p: Placement, attempt_id: int, modem: Any, freed: float | None = None) -> None:
         kind = spec["kind"]
+        if freed is not None:
+            # Channel free -> executor running; the first AT command (ATD/AT+CMGS) is
+            # written synchronously from here when the port is idle.
+            self.dispatch_latencies.append(time.perf_counter() - freed)
         followup = None
         try:
             if kind == "call":
@@ -426,7 +499,9 @@ class Scheduler:
         # Attempts that failed on our side (channel/network) do not use up the callee's
         # attempt budget: he was never reached. They have their own cap so a job cannot
         # bounce between broken channels for ever.
-        outcomes = self.store.attempt_outcomes(job_id) + [outcome]
+        if job_id not in self._outcomes:
+            self._outcomes[job_id] = self.store.attempt_outcomes(job_id)
+        outcomes = self._outcomes[job_id] + [outcome]
         ours = sum(1 for o in outcomes if o in CHANNEL_FAILURES)
         callee_attempts = len(outcomes) - ours
         if outcome in CHANNEL_FAILURES:
@@ -441,9 +516,14 @@ class Scheduler:
             result["retry_at"] = iso(next_at)
         final = not again and not awaiting_report
         result["final"] = final
+        if again:
+            self._outcomes[job_id] = outcomes
+        else:
+            self._outcomes.pop(job_id, None)
         job_state = "waiting_retry" if again else ("awaiting_report" if awaiting_report else "done")
         self.store.finish_attempt(attempt_id, job_id, result=result, job_state=job_state, next_attempt_at=next_at,
-                                  final=final, now=now, rotation=self.policy.snapshot())
+                                  final=final, now=now)
+        self._dirty = True
         self._notify(result)
         lo, hi = self.cfg.limits.pause_after_call if spec["kind"] == "call" else (0.0, 0.0)
         self.bank.release(p.channel_id, cooldown=self.rng.uniform(lo, hi) if hi > 0 else 0.0, reason=f"{spec['kind']} {outcome}")

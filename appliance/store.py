@@ -243,6 +243,16 @@ class Store:
                 )
             return int(cur.lastrowid or 0)
 
+    def attempts_since(self, since: float) -> list[dict[str, Any]]:
+        """Attempts started after ``since`` (the rotation replays them after a restart)."""
+        rows = self.conn.execute(
+            "SELECT a.sim_id, j.kind, a.started_at, a.ended_at, a.result FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " WHERE a.started_at > ? ORDER BY a.started_at, a.id",
+            (since,),
+        ).fetchall()
+        return [{"sim_id": r[0], "kind": r[1], "started_at": r[2], "ended_at": r[3],
+                 "result": json.loads(r[4]) if r[4] else None} for r in rows]
+
     def attempt_outcomes(self, job_id: str) -> list[str]:
         """Outcomes of the job's closed attempts, oldest first."""
         rows = self.conn.execute(

@@ -9,6 +9,8 @@ import click
 BENCHMARKS: dict[str, str] = {
     "at": "bench.at:at",
     "audio": "bench.audio:audio",
+    "multiplex": "bench.multiplex:multiplex",
+    "rotation": "bench.rotation:rotation",
 }
 
 

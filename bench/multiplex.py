@@ -1,0 +1,203 @@
+"""``simrotor bench multiplex``: the appliance's multiplexer under load.
+
+The emulator runs in its own process (or ``--ports GLOB`` points at any bank of AT
+ports); the appliance runs in this process so its internals can be timed. Figures:
+
+* ``open_seconds`` — bank start: every modem opened, identified, SIMs read;
+* ``at_rtt_ms`` p50/p99 — AT+CSQ round trips during the workload (fast timing injects
+  no delay, so this is overhead);
+* ``appliance_cpu_us_per_at`` — this process's user+sys CPU over the workload divided
+  by the AT transactions all ports completed;
+* ``decision_us`` — mean cost of one rotation decision in the scheduler;
+* ``dispatch_ms`` p50/p99 — channel free → the job's executor running (its first AT
+  command is written from there);
+* ``rss_kib_per_channel`` — peak RSS growth over the run, per channel;
+* in realistic timing, ``calls_per_minute`` achieved and ``theoretical_calls_per_minute``
+  (channels × 60 / mean call hold time as the results report it) and their ratio — the
+  share of channel time spent in calls rather than between them.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import json
+import random
+import resource
+import statistics
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provisioning.clikit import emit, fail, install_event_loop_policy, json_option, raise_nofile_limit
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _q(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(p * len(v)))]
+
+
+def _ts(s: str | None) -> float | None:
+    return datetime.fromisoformat(s).timestamp() if s else None
+
+
+async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, sms_per_modem: int, hold: float,
+                        numbers: list[str] | None, seed: int, csq_rounds: int) -> dict[str, Any]:
+    from appliance.config import parse_config
+    from appliance.runtime import Appliance
+
+    tmp = tempfile.mkdtemp(prefix="simrotor-bench-")
+    cfg = parse_config({
+        "appliance": {"id": "bench", "store": f"{tmp}/a.db", "listen": "", "token": "x"},
+        "modem": [{"id": m["id"], "port": m["port"], "slots": 1} for m in modems],
+        "limits": {"calls_per_hour": None, "calls_per_day": None, "sms_per_hour": None, "sms_per_day": None,
+                   "min_pause_seconds": 0.0, "pause_after_call": [0.0, 0.0], "max_call_seconds_per_day": None},
+        "lock": {"consecutive_failed": None, "consecutive_not_alerting": None},
+        "calls": {"max_ring_seconds": 30.0, "max_talk_seconds": hold, "on_answer": "hold" if hold > 0 else "hangup"},
+        "retry": {"max_attempts": 1},
+        "sms": {"report_timeout_seconds": 120.0},
+        "supervision": {"check_interval_seconds": 3600.0},
+        "operator_prefixes": {"+4860": "26001"},
+    })
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    app = Appliance(cfg, seed=seed)
+    t0 = time.perf_counter()
+    await app.bank.start()
+    await app.scheduler.start()
+    open_seconds = time.perf_counter() - t0
+    rng = random.Random(seed)
+    n = len(modems)
+    jobs: list[dict[str, Any]] = []
+    for i in range(calls_per_modem * n):
+        callee = numbers[i % len(numbers)] if numbers else f"+4860{rng.randrange(4)}0{i:05d}"
+        jobs.append({"id": f"c{i}", "kind": "call", "callee": callee})
+    for i in range(sms_per_modem * n):
+        callee = numbers[i % len(numbers)] if numbers else f"+4860{rng.randrange(4)}0{i + 50000:05d}"
+        jobs.append({"id": f"s{i}", "kind": "sms", "callee": callee, "text": "Przypomnienie o płatności."})
+    from appliance.jobspec import validate_batch
+
+    good, errors = validate_batch(jobs)
+    assert not errors, errors
+    ports = [m.port for m in app.bank.modems.values()]
+    at0 = sum(p.commands_done for p in ports)
+    cpu0 = _cpu()
+    w0 = time.perf_counter()
+    done = asyncio.Event()
+    finals: dict[str, dict[str, Any]] = {}
+
+    def on_result(r: dict[str, Any]) -> None:
+        if r.get("final"):
+            finals[r["job_id"]] = r
+            if len(finals) >= len(good):
+                done.set()
+
+    app.scheduler.result_listeners.append(on_result)
+    rtts: list[float] = []
+
+    async def csq_probe() -> None:
+        # AT round trips measured on idle moments of the bank, one modem at a time.
+        for i in range(csq_rounds):
+            m = list(app.bank.modems.values())[i % n]
+            s = time.perf_counter()
+            with contextlib.suppress(Exception):
+                await m.port.command("AT+CSQ", expect="+CSQ")
+                rtts.append(time.perf_counter() - s)
+            await asyncio.sleep(0)
+
+    app.scheduler.submit(good)
+    probe = asyncio.ensure_future(csq_probe())
+    await done.wait()
+    await probe
+    wall = time.perf_counter() - w0
+    cpu = _cpu() - cpu0
+    at_done = sum(p.commands_done for p in ports) - at0
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stats = app.scheduler.stats()
+    lat = list(app.scheduler.dispatch_latencies)
+    await app.scheduler.close()
+    await app.bank.close()
+    app.store.close()
+    calls = [r for r in finals.values() if r.get("kind") == "call"]
+    holds = [(_ts(r.get("ended_at")) or 0) - (_ts(r.get("dialed_at")) or 0) for r in calls if r.get("ended_at") and r.get("dialed_at")]
+    out: dict[str, Any] = {
+        "channels": n,
+        "jobs": len(good),
+        "outcomes": dict(sorted({o: sum(1 for r in finals.values() if r.get("outcome") == o) for o in {r.get("outcome") for r in finals.values()}}.items())),
+        "open_seconds": round(open_seconds, 3),
+        "workload_seconds": round(wall, 3),
+        "at_transactions": at_done,
+        "appliance_cpu_us_per_at": round(cpu / max(at_done, 1) * 1e6, 1),
+        "at_rtt_ms": {"p50": round((_q(rtts, 0.5) or 0) * 1e3, 3), "p99": round((_q(rtts, 0.99) or 0) * 1e3, 3)},
+        "decision_us": stats["decision_us"],
+        "decisions": stats["decisions"],
+        "dispatch_ms": {"p50": round((_q(lat, 0.5) or 0) * 1e3, 3), "p99": round((_q(lat, 0.99) or 0) * 1e3, 3),
+                        "samples": len(lat)},
+        "rss_kib_per_channel": round((rss1 - rss0) / n, 1),
+    }
+    if holds:
+        mean_hold = statistics.fmean(holds)
+        theoretical = n * 60.0 / mean_hold if mean_hold > 0 else None
+        achieved = len(calls) / wall * 60.0
+        out["calls_per_minute"] = round(achieved, 1)
+        out["mean_call_seconds"] = round(mean_hold, 3)
+        if theoretical:
+            out["theoretical_calls_per_minute"] = round(theoretical, 1)
+            out["calls_ratio"] = round(achieved / theoretical, 4)
+    return out
+
+
+@click.command()
+@click.option("--modems", type=int, default=64, show_default=True, help="Emulated modems (ignored with --ports).")
+@click.option("--timing", type=click.Choice(["fast", "realistic"]), default="fast", show_default=True)
+@click.option("--ports", "ports_glob", default=None, help="Run against existing AT ports (a glob), not the emulator.")
+@click.option("--to", "numbers", default=None, help="With --ports: comma-separated test numbers you own to call/text.")
+@click.option("--calls-per-modem", type=int, default=4, show_default=True)
+@click.option("--sms-per-modem", type=int, default=1, show_default=True)
+@click.option("--hold", type=float, default=0.0, show_default=True, help="Seconds to hold an answered call (0: hang up on answer).")
+@click.option("--csq-rounds", type=int, default=500, show_default=True, help="AT+CSQ round trips measured during the run.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@json_option
+def multiplex(modems: int, timing: str, ports_glob: str | None, numbers: str | None, calls_per_modem: int,
+              sms_per_modem: int, hold: float, csq_rounds: int, seed: int, as_json: bool) -> None:
+    """The appliance's multiplexer under load: AT cost, decision cost, dispatch latency,
+    memory per channel, and in realistic timing calls per minute against the maximum.
+
+    \b
+    Examples:
+      simrotor bench multiplex --modems 256 --timing fast --json
+      simrotor bench multiplex --modems 64 --timing realistic --hold 5 --json
+      simrotor bench multiplex --ports '/dev/serial/by-id/*if02*' --to +48600000123 --json
+    """
+    from bench._emulated import emulator_process
+
+    raise_nofile_limit()
+    out: dict[str, Any] = {"benchmark": "multiplex", "timing": timing}
+    number_list = [n.strip() for n in numbers.split(",")] if numbers else None
+    if ports_glob:
+        paths = sorted(glob.glob(ports_glob))
+        if not paths:
+            fail(f"no port matches {ports_glob!r}", code=2, as_json=as_json)
+        if not number_list:
+            calls_per_modem = sms_per_modem = 0  # never call a real network without numbers we own
+        bank = [{"id": Path(p).name, "port": p} for p in paths]
+        out["loop"] = install_event_loop_policy()
+        out.update(asyncio.run(run_multiplex(bank, calls_per_modem=calls_per_modem, sms_per_modem=sms_per_modem,
+                                             hold=hold, numbers=number_list, seed=seed, csq_rounds=csq_rounds)))
+    else:
+        with emulator_process(modems, timing=timing, seed=seed) as state:
+            out["loop"] = install_event_loop_policy()
+            out.update(asyncio.run(run_multiplex(state["modems"], calls_per_modem=calls_per_modem,
+                                                 sms_per_modem=sms_per_modem, hold=hold, numbers=None, seed=seed,
+                                                 csq_rounds=csq_rounds)))
+    emit(out, as_json)
