@@ -44,3 +44,14 @@ def test_modem_cli_errors_are_words_with_exit_codes():
     assert proc.returncode == 69 and "no such port" in proc.stderr
     proc = run_cli("modem", "at", "/dev/ttyNOPE7", "hello")
     assert proc.returncode == 2 and "must start with AT" in proc.stderr
+
+
+def test_bench_multiplex_smoke():
+    proc = run_cli("bench", "multiplex", "--modems", "8", "--calls-per-modem", "2", "--sms-per-modem", "1",
+                   "--csq-rounds", "20", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["channels"] == 8 and out["jobs"] == 24
+    assert sum(out["outcomes"].values()) == 24
+    assert out["dispatch_ms"]["samples"] > 0 and out["decision_us"] > 0
+    assert out["at_transactions"] > 24
