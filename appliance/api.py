@@ -5,6 +5,7 @@
     DELETE /api/jobs/{id}            cancel if not started (409 when running or done)
     GET    /api/results?after=N      results in order, cursor-paginated (``next``)
     GET    /api/channels             channels: state, SIM, number, signal
+    GET    /api/inbound?after=T      SMS and calls received (callbacks), oldest first
     GET    /api/status               counters
     GET    /metrics                  Prometheus text format (no token: read-only, bounded labels)
 
@@ -96,6 +97,13 @@ def make_app(appliance: "Appliance", token: str) -> web.Application:
         items, nxt = appliance.store.results_after(after, limit)
         return web.json_response({"results": items, "next": nxt})
 
+    async def get_inbound(request: web.Request) -> web.Response:
+        try:
+            after = float(request.query.get("after", "0"))
+        except ValueError:
+            return _error(400, "invalid_query", "after is a UTC epoch time in seconds")
+        return web.json_response({"inbound": appliance.store.inbound_after(after)})
+
     async def get_channels(request: web.Request) -> web.Response:
         return web.json_response({"channels": appliance.bank.snapshot()})
 
@@ -111,6 +119,7 @@ def make_app(appliance: "Appliance", token: str) -> web.Application:
     app.router.add_delete("/api/jobs/{id}", delete_job)
     app.router.add_get("/api/results", get_results)
     app.router.add_get("/api/channels", get_channels)
+    app.router.add_get("/api/inbound", get_inbound)
     app.router.add_get("/api/status", get_status)
     app.router.add_get("/metrics", metrics)
     return app

@@ -1,13 +1,13 @@
 """``simrotor appliance …``: run the edge runtime."""
 from __future__ import annotations
 
-import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
-from provisioning.clikit import fail, run_async
+from provisioning.clikit import emit, fail, json_option, run_async
 
 from .config import ConfigError, load_config
 
@@ -49,3 +49,33 @@ def run(config_path: str, log_level: str, seed: int | None) -> None:
         await app.run_forever()
 
     run_async(main)
+
+
+@appliance.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--controller", required=True, help="The controller's base URL, e.g. https://controller:8480")
+@click.option("--token", required=True, help="One-time enrollment token from `simrotor controller enroll-token`.")
+@json_option
+def enroll(config_path: str, controller: str, token: str, as_json: bool) -> None:
+    """Enroll this appliance with a controller: trade a one-time token for the
+    appliance's credential, stored at [link] credential_file.
+
+    \b
+    Example:
+      simrotor appliance enroll --config appliance.toml --controller http://10.0.0.2:8480 --token 7f3a…
+    """
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        fail(str(exc), code=2, as_json=as_json)
+    from .link import LinkError
+    from .link import enroll as do_enroll
+
+    try:
+        credential = run_async(do_enroll(controller, token, cfg.appliance.id))
+    except (LinkError, OSError) as exc:
+        fail(f"enrollment failed: {exc}", as_json=as_json)
+    path = Path(cfg.link.credential_file)
+    path.write_text(credential + "\n")
+    path.chmod(0o600)
+    emit({"appliance_id": cfg.appliance.id, "credential_file": str(path)}, as_json)

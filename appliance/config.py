@@ -140,6 +140,18 @@ class UssdSection(_Base):
     balance_pattern: str = r"(\d+[.,]\d{1,2})"
 
 
+class LinkSection(_Base):
+    # The controller's WebSocket (appliances dial out: NAT-friendly). Empty = standalone.
+    url: str = ""
+    # Where `simrotor appliance enroll` stored the per-appliance credential.
+    credential_file: str = "appliance.credential"
+    heartbeat_seconds: float = 10.0
+    # Backpressure: the appliance asks for at most this many queued jobs per idle
+    # channel, so a dead appliance strands little work.
+    queue_per_channel: float = 2.0
+    reconnect_backoff: tuple[float, float] = (0.5, 30.0)
+
+
 class SupervisionSection(_Base):
     # Signal and registration come from URCs; this is the pace of the fallback check.
     check_interval_seconds: float = 60.0
@@ -161,6 +173,7 @@ class ApplianceConfig(_Base):
     ussd: UssdSection = UssdSection()
     operator_prefixes: dict[str, str] = {}
     supervision: SupervisionSection = SupervisionSection()
+    link: LinkSection = LinkSection()
 
 
 _FIXES: dict[str, str] = {

@@ -15,6 +15,8 @@ from .api import make_app
 from .bank import Bank
 from .channel import Channel
 from .config import ApplianceConfig
+from .inbound import InboundRecorder
+from .link import Link
 from .metrics import Metrics
 from .rotation import LockRules, RotationPolicy, SimLimits, WindowCap
 from .scheduler import Scheduler
@@ -94,6 +96,9 @@ class Appliance:
             lambda r: self.metrics.results.labels(str(r.get("kind")), str(r.get("outcome"))).inc()
         )
         self.bank.on_change(lambda ch, old, new, reason: self.metrics.channel_changes.labels(new.value).inc())
+        self.inbound = InboundRecorder(self.store)
+        self.bank.on_event(self.inbound)
+        self.link: Link | None = Link(self) if cfg.link.url else None
         self.runner: web.AppRunner | None = None
         self.started_at = time.time()
         self.address: str | None = None
@@ -101,6 +106,8 @@ class Appliance:
     async def start(self) -> None:
         await self.bank.start()
         await self.scheduler.start()
+        if self.link is not None:
+            self.link.start()
         if self.cfg.appliance.listen:
             host, _, port = self.cfg.appliance.listen.rpartition(":")
             app = make_app(self, self.cfg.appliance.token or "")
@@ -115,6 +122,8 @@ class Appliance:
         logger.info("appliance %s up: %d channels, API %s", self.cfg.appliance.id, len(self.bank.channels), self.address)
 
     async def stop(self) -> None:
+        if self.link is not None:
+            await self.link.stop()
         if self.runner is not None:
             await self.runner.cleanup()
         await self.scheduler.close()
@@ -131,6 +140,8 @@ class Appliance:
             "channels": states,
             "jobs": self.store.counts(),
             "scheduler": self.scheduler.stats(),
+            "link": None if self.link is None else {"url": self.cfg.link.url, "connected": self.link.connected.is_set(),
+                                                    "results_sent": self.link.sent_results},
         }
 
     async def run_forever(self) -> None:

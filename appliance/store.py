@@ -70,6 +70,17 @@ CREATE TABLE IF NOT EXISTS shown (
     shown_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS shown_callee ON shown(callee, shown_at);
+CREATE TABLE IF NOT EXISTS inbound (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,               -- sms | call
+    from_number TEXT,
+    to_number TEXT,
+    text TEXT,
+    channel_id TEXT,
+    sim_id TEXT,
+    at REAL NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -289,6 +300,34 @@ class Store:
 
     def ack_results(self, upto: int) -> None:
         self.conn.execute("UPDATE results SET acked = 1 WHERE seq <= ? AND acked = 0", (upto,))
+
+    # -- inbound (callbacks) ---------------------------------------------------------------
+    def add_inbound(self, event: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO inbound(id, kind, from_number, to_number, text, channel_id, sim_id, at)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (event["id"], event["kind"], event.get("from"), event.get("to"), event.get("text"),
+             event.get("channel_id"), event.get("sim_id"), event["at"]),
+        )
+
+    def unacked_inbound(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT id, kind, from_number, to_number, text, channel_id, sim_id, at FROM inbound WHERE acked = 0"
+            " ORDER BY at LIMIT ?", (limit,)
+        ).fetchall()
+        return [{"id": r[0], "kind": r[1], "from": r[2], "to": r[3], "text": r[4], "channel_id": r[5],
+                 "sim_id": r[6], "at": r[7]} for r in rows]
+
+    def ack_inbound(self, ids: Iterable[str]) -> None:
+        self.conn.executemany("UPDATE inbound SET acked = 1 WHERE id = ?", [(i,) for i in ids])
+
+    def inbound_after(self, after: float, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT id, kind, from_number, to_number, text, channel_id, sim_id, at FROM inbound WHERE at > ?"
+            " ORDER BY at LIMIT ?", (after, limit)
+        ).fetchall()
+        return [{"id": r[0], "kind": r[1], "from": r[2], "to": r[3], "text": r[4], "channel_id": r[5],
+                 "sim_id": r[6], "at": r[7]} for r in rows]
 
     # -- events ---------------------------------------------------------------------------
     def log_event(self, kind: str, subject: str, detail: dict[str, Any], now: float | None = None) -> None:

@@ -1,0 +1,227 @@
+"""The appliance's side of the fleet link: one WebSocket, dialled out to the controller.
+
+Messages are JSON text frames (docs/controller.md has the whole protocol):
+
+* we send ``hello`` on connect (identity, channels, operators, SIMs, free capacity),
+  ``ack`` for each job batch *after* the jobs are in our store, ``results`` from the
+  outbox (in order, from the last acknowledged ``seq``), ``inbound`` events (callbacks),
+  and ``heartbeat``;
+* we receive ``jobs`` (each job's ``deadline`` is its lease: we never start it later),
+  ``results_ack`` (the outbox may forget up to ``upto``), ``inbound_ack``, ``cancel``.
+
+Nothing is lost across a dropped link or a restart: the outbox and the inbound table are
+in SQLite and are resent from the last acknowledgement; the controller deduplicates.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import aiohttp
+
+from modem_drivers.types import IncomingCall, SmsReceived
+
+from .jobspec import JobError, validate_job
+from .jobs import iso
+
+if TYPE_CHECKING:
+    from .channel import Channel
+    from .runtime import Appliance
+
+logger = logging.getLogger(__name__)
+
+#: Results per ``results`` message: keeps one frame well under aiohttp's 4 MiB default.
+RESULTS_PER_MESSAGE: Final = 200
+VERSION: Final = "0.1.0"
+
+
+
+class LinkError(RuntimeError):
+    pass
+
+
+async def enroll(controller: str, token: str, appliance_id: str) -> str:
+    """Trade a one-time enrollment token for this appliance's credential."""
+    url = controller.rstrip("/") + "/v1/enroll"
+    async with aiohttp.ClientSession() as s, s.post(url, json={"token": token, "appliance_id": appliance_id}) as r:
+        body = await r.json(content_type=None)
+        if r.status != 200:
+            raise LinkError(f"enrollment refused ({r.status}): {body.get('detail') or body.get('error')}")
+        return str(body["credential"])
+
+
+class Link:
+    def __init__(self, app: "Appliance") -> None:
+        self.app = app
+        self.cfg = app.cfg.link
+        self.connected = asyncio.Event()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.sent_results = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        self.app.bank.on_event(self._on_bank_event)
+        self.app.scheduler.result_listeners.append(lambda _r: self._wake.set())
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+    def _credential(self) -> str:
+        path = Path(self.cfg.credential_file)
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            raise LinkError(f"no credential at {path}: run `simrotor appliance enroll` first") from None
+
+    async def _run(self) -> None:
+        delay, cap = self.cfg.reconnect_backoff
+        backoff = delay
+        while True:
+            try:
+                credential = self._credential()
+                async with aiohttp.ClientSession() as session:
+                    async with session.ws_connect(self.cfg.url, headers={"Authorization": f"Bearer {credential}"},
+                                                  heartbeat=self.cfg.heartbeat_seconds * 3) as ws:
+                        backoff = delay
+                        await self._session(ws)
+            except asyncio.CancelledError:
+                raise
+            except (aiohttp.ClientError, OSError, LinkError, asyncio.TimeoutError, ConnectionError) as exc:
+                logger.warning("link: %s; reconnecting in %.1f s", exc, backoff)
+            except Exception:
+                logger.exception("link failed; reconnecting in %.1f s", backoff)
+            self.connected.clear()
+            self._ws = None
+            await asyncio.sleep(backoff)
+            backoff = min(cap, backoff * 2)
+
+    async def _session(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        await self._send(self._hello())
+        self.connected.set()
+        logger.info("link: connected to %s", self.cfg.url)
+        pump = asyncio.ensure_future(self._pump())
+        try:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    try:
+                        await self._handle(json.loads(msg.data))
+                    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                        logger.warning("link: bad message dropped (%s): %.200s", exc, msg.data)
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    break
+        finally:
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
+        raise LinkError(f"link closed ({ws.close_code})")
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self._ws is None:
+            raise LinkError("not connected")
+        await self._ws.send_str(json.dumps(message))
+
+    # -- what we send ----------------------------------------------------------------
+    def capacity(self) -> int:
+        stats = self.app.scheduler.stats()
+        wanted = int(self.cfg.queue_per_channel * max(1, len(self.app.bank.channels)))
+        return max(0, wanted - stats["queued"] - stats["running"])
+
+    def _hello(self) -> dict[str, Any]:
+        operators: dict[str, int] = {}
+        sims = []
+        for ch, slot in self.app.bank.sims():
+            info = slot.info
+            op = info.mcc_mnc if info and info.mcc_mnc else ""
+            if op and slot.slot == ch.active_slot:
+                operators[op] = operators.get(op, 0) + 1
+            sims.append({"sim_id": slot.sim_id, "msisdn": info.msisdn if info else None, "operator": op,
+                         "channel_id": ch.id, "slot": slot.slot, "active": slot.slot == ch.active_slot,
+                         "state": self.app.policy.state(slot.sim_id, time.time()).value if slot.sim_id else None})
+        stats = self.app.scheduler.stats()
+        return {"type": "hello", "appliance_id": self.app.cfg.appliance.id, "version": VERSION,
+                "channels": len(self.app.bank.channels), "idle": stats["idle_channels"], "capacity": self.capacity(),
+                "operators": operators, "sims": sims}
+
+    async def _pump(self) -> None:
+        """Results and inbound events out, in order; heartbeats between. On a new session
+        everything not yet acknowledged is sent again (the controller deduplicates)."""
+        sent_upto = int(self.app.store.get_kv("link_results_acked", 0))
+        inbound_sent: set[str] = set()
+        next_beat = 0.0
+        while True:
+            self._wake.clear()
+            while True:
+                items, nxt = self.app.store.results_after(sent_upto, RESULTS_PER_MESSAGE)
+                if not items:
+                    break
+                await self._send({"type": "results", "results": items})
+                self.sent_results += len(items)
+                sent_upto = nxt
+            inbound = [e for e in self.app.store.unacked_inbound() if e["id"] not in inbound_sent]
+            if inbound:
+                await self._send({"type": "inbound", "events": [{**e, "at": iso(e["at"])} for e in inbound]})
+                inbound_sent.update(e["id"] for e in inbound)
+            now = time.monotonic()
+            if now >= next_beat:
+                stats = self.app.scheduler.stats()
+                await self._send({"type": "heartbeat", "at": iso(time.time()), "idle": stats["idle_channels"],
+                                  "capacity": self.capacity(), "queued": stats["queued"], "running": stats["running"]})
+                next_beat = now + self.cfg.heartbeat_seconds
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.05, next_beat - time.monotonic())):
+                    await self._wake.wait()
+
+    # -- what we receive ------------------------------------------------------------
+    async def _handle(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "jobs":
+            await self._on_jobs(msg)
+        elif kind == "results_ack":
+            upto = int(msg["upto"])
+            self.app.store.ack_results(upto)
+            if upto > int(self.app.store.get_kv("link_results_acked", 0)):
+                self.app.store.set_kv("link_results_acked", upto)
+        elif kind == "inbound_ack":
+            self.app.store.ack_inbound(msg.get("ids", []))
+        elif kind == "cancel":
+            for job_id in msg.get("ids", []):
+                self.app.scheduler.cancel(job_id)
+        elif kind == "heartbeat":
+            pass
+        else:
+            logger.info("link: unknown message type %r ignored", kind)
+
+    async def _on_jobs(self, msg: dict[str, Any]) -> None:
+        good, rejected = [], []
+        now = time.time()
+        for raw in msg.get("jobs", []):
+            try:
+                spec = validate_job(raw)
+            except JobError as exc:
+                rejected.append({"id": raw.get("id") if isinstance(raw, dict) else None, "reason": str(exc)})
+                continue
+            if spec.get("deadline") is not None and spec["deadline"] <= now:
+                rejected.append({"id": spec["id"], "reason": "lease already expired"})
+                continue
+            good.append(spec)
+        created = self.app.scheduler.submit(good) if good else []  # persisted before the ack
+        await self._send({"type": "ack", "batch_id": msg.get("batch_id"), "accepted": [i for i, _ in created],
+                          "rejected": rejected})
+
+    # -- inbound events (callbacks) --------------------------------------------------------
+    def _on_bank_event(self, ch: "Channel", ev: Any) -> None:
+        # The runtime's InboundRecorder stored it already (it subscribed first).
+        if isinstance(ev, (SmsReceived, IncomingCall)):
+            self._wake.set()
