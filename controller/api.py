@@ -1,0 +1,389 @@
+"""The CRM API under /v1 (aiohttp). The routes here and the OpenAPI document in
+openapi.py describe the same thing; tests/test_controller_api.py validates the document
+and runs schemathesis against a live server to keep them so.
+
+Every /v1 route except ``POST /v1/enroll`` (one-time token in the body) and ``GET
+/v1/link`` (appliance credential) needs ``Authorization: Bearer <API key>``. Errors are
+JSON ``{"error": <short code>, "detail": <words or a list of problems>}`` with the right
+4xx; list endpoints are cursor-paginated (``after``, ``limit``; the reply's ``next`` is
+the next ``after``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+from . import auth
+from . import campaigns as cp
+from .contacts import RowError, _phone, parse_csv, parse_json, validate_rows
+from .openapi import document, reference_html
+from .store import Conflict
+
+if TYPE_CHECKING:
+    from .server import Controller
+
+logger = logging.getLogger(__name__)
+
+#: 100,000 contacts of ~250 bytes each in one request, with headroom.
+MAX_BODY: Final = 64 * 1024 * 1024
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+#: Ids chosen by the CRM: short, URL- and log-safe.
+ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
+_OPEN: Final = frozenset({"/v1/enroll", "/v1/link"})
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_parameter", f"{name}: expected an integer") from None
+    if not lo <= v <= hi:
+        raise ApiError(400, "bad_parameter", f"{name}: expected {lo} to {hi}")
+    return v
+
+
+async def _body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "bad_json", "the body is not JSON") from None
+
+
+def _obj(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "expected a JSON object")
+    return body
+
+
+def _campaign_id(request: web.Request) -> str:
+    import re
+
+    cid = request.match_info["id"]
+    if not re.fullmatch(ID_PATTERN, cid):
+        raise ApiError(404, "not_found", f"no campaign {cid!r}")
+    return cid
+
+
+def _contact_id(request: web.Request) -> int:
+    try:
+        v = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "contact ids are integers") from None
+    if not 0 < v < 2**63:
+        raise ApiError(404, "not_found", "no such contact")
+    return v
+
+
+class Api:
+    def __init__(self, controller: "Controller") -> None:
+        self.c = controller
+        self.store = controller.store
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.middleware], client_max_size=MAX_BODY)
+        r = app.router
+        r.add_get("/openapi.json", self.openapi)
+        r.add_get("/docs", self.docs)
+        r.add_get("/", self.docs)
+        r.add_post("/v1/enroll", self.enroll)
+        r.add_get("/v1/link", self.c.hub.handle)
+        r.add_get("/v1/campaigns", self.list_campaigns)
+        r.add_post("/v1/campaigns", self.create_campaign)
+        r.add_get("/v1/campaigns/{id}", self.get_campaign)
+        for action in ("pause", "resume", "cancel"):
+            r.add_post(f"/v1/campaigns/{{id}}/{action}", self._transition(action))
+        r.add_post("/v1/campaigns/{id}/contacts", self.import_contacts)
+        r.add_get("/v1/campaigns/{id}/contacts", self.list_contacts)
+        r.add_get("/v1/contacts/{id}", self.get_contact)
+        r.add_get("/v1/contacts/{id}/history", self.contact_history)
+        r.add_get("/v1/results", self.results)
+        r.add_get("/v1/inbound", self.inbound)
+        r.add_get("/v1/optouts", self.list_optouts)
+        r.add_post("/v1/optouts", self.add_optout)
+        r.add_delete("/v1/optouts/{number}", self.remove_optout)
+        r.add_get("/v1/webhooks", self.list_webhooks)
+        r.add_post("/v1/webhooks", self.add_webhook)
+        r.add_delete("/v1/webhooks/{id}", self.delete_webhook)
+        r.add_get("/v1/webhooks/dead-letters", self.dead_letters)
+        r.add_post("/v1/webhooks/dead-letters/replay", self.replay)
+        r.add_get("/v1/appliances", self.list_appliances)
+        r.add_get("/v1/appliances/{id}", self.get_appliance)
+        return app
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            if request.path.startswith("/v1/") and request.path not in _OPEN:
+                secret = auth.bearer(request.headers.get("Authorization"))
+                if secret is None or self.store.api_key_for_hash(auth.digest(secret)) is None:
+                    raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key> (simrotor controller keys create)")
+            return await handler(request)
+        except ApiError as exc:
+            return _json({"error": exc.error, "detail": exc.detail}, exc.status)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "bad_request")
+            return _json({"error": code, "detail": exc.reason}, exc.status)
+        except Exception:
+            logger.exception("API %s %s", request.method, request.path)
+            return _json({"error": "internal", "detail": "the controller failed; see its log"}, 500)
+
+    # -- documents ------------------------------------------------------------------------
+    async def openapi(self, request: web.Request) -> web.Response:
+        return _json(document())
+
+    async def docs(self, request: web.Request) -> web.Response:
+        return web.Response(text=reference_html(document()), content_type="text/html")
+
+    # -- enrollment ----------------------------------------------------------------------
+    async def enroll(self, request: web.Request) -> web.Response:
+        import re
+
+        body = _obj(await _body(request))
+        token, appliance_id = body.get("token"), body.get("appliance_id")
+        if not isinstance(token, str) or not token:
+            raise ApiError(400, "bad_request", "token: the one-time enrollment token")
+        if not isinstance(appliance_id, str) or not re.fullmatch(ID_PATTERN, appliance_id):
+            raise ApiError(400, "bad_request", "appliance_id: 1-64 letters, digits, _ or -")
+        credential = auth.new_secret(auth.CREDENTIAL_PREFIX)
+        status = self.store.enroll(auth.digest(token), appliance_id, auth.digest(credential), self.c.clock())
+        if status == "bad_token":
+            raise ApiError(401, "bad_token", "the token is unknown, used or expired")
+        if status == "exists":
+            raise ApiError(409, "exists", f"appliance {appliance_id!r} is already enrolled")
+        return _json({"appliance_id": appliance_id, "credential": credential})
+
+    # -- campaigns -----------------------------------------------------------------------
+    def _campaign_out(self, camp: dict[str, Any]) -> dict[str, Any]:
+        return {"id": camp["id"], "name": camp["name"], "state": camp["state"], "strategy": camp["strategy"],
+                "rules": camp["rules"], "created_at": camp["created_at"], "updated_at": camp["updated_at"],
+                "contacts": self.store.campaign_counts(camp["id"])}
+
+    async def list_campaigns(self, request: web.Request) -> web.Response:
+        return _json({"items": [self._campaign_out(c) for c in self.store.list_campaigns()]})
+
+    async def create_campaign(self, request: web.Request) -> web.Response:
+        import re
+
+        body = _obj(await _body(request))
+        unknown = sorted(set(body) - {"id", "name", "strategy", "rules"})
+        if unknown:
+            raise ApiError(400, "invalid", {"field": unknown[0], "reason": "unknown field (a typo?)"})
+        cid = body.get("id")
+        if not isinstance(cid, str) or not re.fullmatch(ID_PATTERN, cid):
+            raise ApiError(400, "invalid", {"field": "id", "reason": "1-64 letters, digits, _ or -"})
+        name = body.get("name", cid)
+        if not isinstance(name, str) or not 0 < len(name) <= 200:
+            raise ApiError(400, "invalid", {"field": "name", "reason": "a string of 1-200 characters"})
+        try:
+            steps = cp.parse_strategy(body.get("strategy"))
+            settings = cp.parse_rules(body.get("rules"))
+        except cp.CampaignError as exc:
+            raise ApiError(400, "invalid", {"field": exc.field, "reason": exc.reason}) from None
+        try:
+            self.store.create_campaign(cid, name, [s.to_json() for s in steps], cp.rules_to_json(settings), self.c.clock())
+        except Conflict:
+            raise ApiError(409, "exists", f"campaign {cid!r} exists") from None
+        camp = self.store.get_campaign(cid)
+        assert camp is not None
+        return _json(self._campaign_out(camp), 201)
+
+    async def get_campaign(self, request: web.Request) -> web.Response:
+        cid = _campaign_id(request)
+        camp = self.store.get_campaign(cid)
+        if camp is None:
+            raise ApiError(404, "not_found", f"no campaign {cid!r}")
+        return _json(self._campaign_out(camp))
+
+    def _transition(self, action: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            cid = _campaign_id(request)
+            camp = self.store.get_campaign(cid)
+            if camp is None:
+                raise ApiError(404, "not_found", f"no campaign {cid!r}")
+            state = cp.CampaignState(camp["state"])
+            to = cp.TRANSITIONS[state].get(action)
+            if to is None or not self.store.set_campaign_state(cid, state.value, to.value, self.c.clock()):
+                raise ApiError(409, "bad_state", f"cannot {action} a {state.value} campaign")
+            if to is cp.CampaignState.CANCELLED:
+                await self.c.cancel_jobs(cid)
+            self.c.wake()
+            camp = self.store.get_campaign(cid)
+            assert camp is not None
+            return _json(self._campaign_out(camp))
+
+        handler.__name__ = f"{action}_campaign"
+        return handler
+
+    # -- contacts ------------------------------------------------------------------------
+    async def import_contacts(self, request: web.Request) -> web.Response:
+        cid = _campaign_id(request)
+        camp = self.store.get_campaign(cid)
+        if camp is None:
+            raise ApiError(404, "not_found", f"no campaign {cid!r}")
+        if camp["state"] in (cp.CampaignState.CANCELLED.value, cp.CampaignState.DONE.value):
+            raise ApiError(409, "bad_state", f"the campaign is {camp['state']}")
+        region = request.query.get("region") or self.c.cfg.controller.region
+        if region is not None and (len(region) != 2 or not region.isalpha()):
+            raise ApiError(400, "bad_parameter", "region: an ISO 3166 two-letter code")
+        try:
+            if request.content_type in ("text/csv", "application/csv"):
+                try:
+                    text = (await request.read()).decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    raise ApiError(400, "bad_csv", "CSV must be UTF-8") from None
+                good, bad = validate_rows(parse_csv(text), region)
+            else:
+                good, bad = validate_rows(parse_json(await _body(request)), region)
+        except RowError as exc:
+            raise ApiError(400, "invalid", {"field": exc.field, "reason": exc.reason}) from None
+        created, updated = self.store.upsert_contacts(cid, good, self.c.clock()) if good else (0, 0)
+        if camp["state"] == cp.CampaignState.DONE.value and created:
+            pass
+        self.c.wake()
+        return _json({"created": created, "updated": updated, "rejected": len(bad),
+                      "errors": [{"line": b.line, "field": b.field, "reason": b.reason, "external_id": b.external_id}
+                                 for b in bad[:1000]]})
+
+    def _contact_out(self, ct: dict[str, Any]) -> dict[str, Any]:
+        return {k: ct[k] for k in ("id", "campaign_id", "external_id", "name", "case_ref", "amount", "currency", "due_date",
+                                   "time_zone", "language", "phones", "state", "step", "n", "next_at", "outcome",
+                                   "created_at", "updated_at")}
+
+    async def list_contacts(self, request: web.Request) -> web.Response:
+        cid = _campaign_id(request)
+        if self.store.get_campaign(cid) is None:
+            raise ApiError(404, "not_found", f"no campaign {cid!r}")
+        after = _int_param(request, "after", 0, 0, 2**62)
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        items = [self._contact_out(c) for c in self.store.list_contacts(cid, after, limit)]
+        return _json({"items": items, "next": items[-1]["id"] if items else after})
+
+    async def get_contact(self, request: web.Request) -> web.Response:
+        ct = self.store.get_contact(_contact_id(request))
+        if ct is None:
+            raise ApiError(404, "not_found", "no such contact")
+        return _json(self._contact_out(ct))
+
+    async def contact_history(self, request: web.Request) -> web.Response:
+        cid = _contact_id(request)
+        ct = self.store.get_contact(cid)
+        if ct is None:
+            raise ApiError(404, "not_found", "no such contact")
+        h = self.store.contact_history(cid)
+        return _json({"contact": self._contact_out(ct), "results": h["results"], "inbound": h["inbound"]})
+
+    # -- results, inbound ----------------------------------------------------------------
+    async def results(self, request: web.Request) -> web.Response:
+        after = _int_param(request, "after", 0, 0, 2**62)
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        campaign = request.query.get("campaign")
+        items = self.store.results_after(after, limit, campaign)
+        return _json({"items": items, "next": items[-1]["seq"] if items else after})
+
+    async def inbound(self, request: web.Request) -> web.Response:
+        after = _int_param(request, "after", 0, 0, 2**62)
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        items = self.store.inbound_after(after, limit)
+        return _json({"items": items, "next": items[-1]["seq"] if items else after})
+
+    # -- opt-outs ------------------------------------------------------------------------
+    def _number(self, value: Any) -> str:
+        try:
+            return _phone(value, self.c.cfg.controller.region)
+        except RowError as exc:
+            raise ApiError(400, "invalid", {"field": "number", "reason": exc.reason}) from None
+
+    async def list_optouts(self, request: web.Request) -> web.Response:
+        after = request.query.get("after", "")
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        items = self.store.list_optouts(after, limit)
+        return _json({"items": items, "next": items[-1]["number"] if items else after})
+
+    async def add_optout(self, request: web.Request) -> web.Response:
+        body = _obj(await _body(request))
+        number = self._number(body.get("number"))
+        reason = body.get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 200):
+            raise ApiError(400, "invalid", {"field": "reason", "reason": "a string of at most 200 characters"})
+        created = self.store.add_optout(number, "api", reason, self.c.clock())
+        return _json({"number": number, "created": created}, 201 if created else 200)
+
+    async def remove_optout(self, request: web.Request) -> web.Response:
+        number = self._number(request.match_info["number"])
+        if not self.store.remove_optout(number):
+            raise ApiError(404, "not_found", f"{number} is not opted out")
+        return _json({"number": number, "removed": True})
+
+    # -- webhooks ------------------------------------------------------------------------
+    async def list_webhooks(self, request: web.Request) -> web.Response:
+        return _json({"items": self.store.list_webhooks()})
+
+    async def add_webhook(self, request: web.Request) -> web.Response:
+        from yarl import URL
+
+        body = _obj(await _body(request))
+        url = body.get("url")
+        try:
+            parsed = URL(url) if isinstance(url, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host or len(url) > 2000:  # type: ignore[arg-type]
+            raise ApiError(400, "invalid", {"field": "url", "reason": "an http(s) URL"})
+        events = body.get("events", ["result", "inbound"])
+        if not isinstance(events, list) or not events or not set(events) <= {"result", "inbound"}:
+            raise ApiError(400, "invalid", {"field": "events", "reason": 'a non-empty list of "result" and/or "inbound"'})
+        secret = body.get("secret") or auth.new_secret("whsec_")
+        if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
+            raise ApiError(400, "invalid", {"field": "secret", "reason": "16-200 characters (or omit it for a random one)"})
+        wid = auth.new_id("wh_")
+        self.store.add_webhook(wid, str(url), secret, sorted(set(events)), self.c.clock())
+        return _json({"id": wid, "url": url, "events": sorted(set(events)), "secret": secret}, 201)
+
+    async def delete_webhook(self, request: web.Request) -> web.Response:
+        if not self.store.delete_webhook(request.match_info["id"]):
+            raise ApiError(404, "not_found", "no such webhook")
+        return _json({"id": request.match_info["id"], "deleted": True})
+
+    async def dead_letters(self, request: web.Request) -> web.Response:
+        after = _int_param(request, "after", 0, 0, 2**62)
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        items = self.store.dead_letters(after, limit)
+        return _json({"items": items, "next": items[-1]["id"] if items else after})
+
+    async def replay(self, request: web.Request) -> web.Response:
+        body = _obj(await _body(request)) if request.can_read_body else {}
+        ids = body.get("ids")
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+                                or len(ids) > 10_000):
+            raise ApiError(400, "invalid", {"field": "ids", "reason": "a list of dead-letter ids (or omit for all)"})
+        n = self.store.replay_dead(ids, self.c.clock())
+        self.c.deliverer.wake.set()
+        return _json({"replayed": n})
+
+    # -- fleet ---------------------------------------------------------------------------
+    async def list_appliances(self, request: web.Request) -> web.Response:
+        return _json({"items": self.store.list_appliances()})
+
+    async def get_appliance(self, request: web.Request) -> web.Response:
+        app = self.store.get_appliance(request.match_info["id"])
+        if app is None:
+            raise ApiError(404, "not_found", "no such appliance")
+        return _json(app)

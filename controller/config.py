@@ -1,0 +1,160 @@
+"""The controller's TOML configuration, validated at start with errors that name the key
+and the fix (msgspec, as appliance/config.py does).
+
+Shape (every table optional; defaults beside each key)::
+
+    [controller]
+    listen = "127.0.0.1:8480"            # CRM API, reference page, fleet link
+    store = "controller.db"              # SQLite file (WAL)
+    durability = "normal"                # or "full": an fsync per transaction (power loss)
+    region = "PL"                        # default region of national numbers in imports
+
+    [dispatch]
+    interval_seconds = 1.0               # dispatcher tick (also woken by hello/results)
+    lease_seconds = 300.0                # a job not started by then is never started
+    stranded_after_seconds = 900.0       # expired leases of an appliance gone this long go elsewhere
+    queue_depth = 4                      # jobs beyond an appliance's free capacity
+
+    [link]
+    heartbeat_seconds = 15.0
+
+    [webhooks]
+    backoff_seconds = 10.0               # first retry; doubles up to an hour
+    max_attempts = 10                    # then the delivery is dead-lettered
+    timeout_seconds = 10.0
+
+    [inbound]
+    stop_words = ["STOP", "NIE", "REZYGNUJĘ", "WYPISZ", …]
+
+    [operator_prefixes]                  # callee prefix -> MCC+MNC, for on-net dispatch
+    "+48600" = "26002"
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .dispatcher import DEFAULT_LEASE_SECONDS, DEFAULT_STRANDED_AFTER
+from .link import DEFAULT_STOP_WORDS, HEARTBEAT_SECONDS
+from .planner import DEFAULT_QUEUE_DEPTH
+from .webhooks import DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DELIVERY_TIMEOUT
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the file, the key and the fix in the message."""
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class ControllerSection(_Base):
+    listen: str = "127.0.0.1:8480"
+    store: str = "controller.db"
+    durability: str = "normal"
+    region: str | None = None
+
+
+class DispatchSection(_Base):
+    interval_seconds: float = 1.0
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    stranded_after_seconds: float = DEFAULT_STRANDED_AFTER
+    queue_depth: int = DEFAULT_QUEUE_DEPTH
+
+
+class LinkSection(_Base):
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+
+
+class WebhooksSection(_Base):
+    backoff_seconds: float = DEFAULT_BACKOFF
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    timeout_seconds: float = DELIVERY_TIMEOUT
+
+
+class InboundSection(_Base):
+    stop_words: tuple[str, ...] = DEFAULT_STOP_WORDS
+
+
+class ControllerConfig(_Base):
+    controller: ControllerSection = ControllerSection()
+    dispatch: DispatchSection = DispatchSection()
+    link: LinkSection = LinkSection()
+    webhooks: WebhooksSection = WebhooksSection()
+    inbound: InboundSection = InboundSection()
+    operator_prefixes: dict[str, str] = {}
+
+
+_FIXES: dict[str, str] = {
+    "controller.listen": 'listen = "127.0.0.1:8480"',
+    "controller.store": 'store = "/var/lib/simrotor/controller.db"',
+    "dispatch.lease_seconds": "lease_seconds = 300.0",
+    "dispatch.queue_depth": "queue_depth = 4",
+    "inbound.stop_words": 'stop_words = ["STOP", "NIE"]',
+}
+
+
+def _explain(exc: msgspec.ValidationError, source: str) -> ConfigError:
+    msg = str(exc)
+    m = re.search(r" - at `([^`]*)`$", msg)
+    parts = [p for p in re.split(r"\.|\[\d+\]", m.group(1).removeprefix("$")) if p] if m else []
+    what = msg[: m.start()] if m else msg
+    m2 = re.match(r"Object contains unknown field `([^`]+)`", what)
+    if m2:
+        what = f"unknown key {m2.group(1)!r} (a typo?)"
+        where = f"[{'.'.join(parts)}]" if parts else "the top level"
+        key = ".".join(parts + [m2.group(1)])
+    else:
+        where = (f"[{'.'.join(parts[:-1])}] {parts[-1]}" if len(parts) >= 2 else f"[{parts[0]}]") if parts else "the top level"
+        key = ".".join(parts)
+    fix = _FIXES.get(key)
+    return ConfigError(f"{source}: {where}: {what}" + (f"; fix: {fix}" if fix else ""))
+
+
+def parse_config(data: dict[str, Any], *, source: str = "config") -> ControllerConfig:
+    try:
+        cfg = msgspec.convert(data, ControllerConfig)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, source) from None
+
+    def bad(where: str, what: str, fix: str) -> ConfigError:
+        return ConfigError(f"{source}: {where}: {what}; fix: {fix}")
+
+    if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", cfg.controller.listen):
+        raise bad("[controller] listen", f"{cfg.controller.listen!r} is not host:port", 'listen = "127.0.0.1:8480"')
+    if cfg.controller.durability not in ("normal", "full"):
+        raise bad("[controller] durability", f"{cfg.controller.durability!r} is not known", 'durability = "normal" or "full"')
+    if cfg.controller.region is not None and not re.fullmatch(r"[A-Z]{2}", cfg.controller.region):
+        raise bad("[controller] region", f"{cfg.controller.region!r} is not an ISO 3166 code", 'region = "PL"')
+    d = cfg.dispatch
+    if d.lease_seconds < 10 or d.interval_seconds <= 0 or d.queue_depth < 0 or d.stranded_after_seconds < d.lease_seconds * 0:
+        raise bad("[dispatch]", "lease_seconds >= 10, interval_seconds > 0, queue_depth >= 0", "lease_seconds = 300.0")
+    if cfg.webhooks.max_attempts < 1 or cfg.webhooks.backoff_seconds <= 0:
+        raise bad("[webhooks]", "max_attempts >= 1 and backoff_seconds > 0", "max_attempts = 10")
+    if not cfg.inbound.stop_words:
+        raise bad("[inbound] stop_words", "an empty list would ignore every STOP", 'stop_words = ["STOP", "NIE"]')
+    for prefix, op in cfg.operator_prefixes.items():
+        if not re.fullmatch(r"\+\d{1,14}", prefix) or not re.fullmatch(r"\d{5,6}", op):
+            raise bad(f"[operator_prefixes] {prefix!r}", "a prefix is +digits and an operator MCC+MNC", '"+48600" = "26002"')
+    return cfg
+
+
+def load_config(path: str | Path) -> ControllerConfig:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file; fix: write one (see `simrotor controller run --help`)") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    cfg = parse_config(data, source=str(p))
+    store = Path(cfg.controller.store)
+    if not store.is_absolute():
+        cfg = msgspec.structs.replace(cfg, controller=msgspec.structs.replace(cfg.controller, store=str(p.parent / store)))
+    return cfg

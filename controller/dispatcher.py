@@ -1,0 +1,211 @@
+"""The dispatcher: turns due contacts into leased jobs on appliances, and final results
+into each contact's next step.
+
+One ``tick``:
+
+1. expired leases (no result before ``lease_deadline``) are leased again *with the same
+   id* — to the same appliance when it is connected (it dedupes by id, so a job it
+   already ran is not re-run), to another only when the first has been gone for
+   ``stranded_after`` seconds (documented trade-off in docs/controller.md);
+2. due contacts of running campaigns get their next job built from the strategy, are
+   checked against the contact rules (a refusal becomes a ``refused_by_policy`` result
+   with its reason and re-plans the contact at the rule's ``retry_at``), and are
+   claimed and leased atomically (``Store.claim_and_lease``);
+3. batches are sent to the appliances; the appliance acknowledges after persisting.
+
+Job ids are ``<campaign>.<contact>.<step>.<n>`` — stable across re-dispatch of the same
+lease — with ``.g<k>`` appended after the appliance reported the job ``expired``
+(certainly never started), since the appliance would treat the old id as done.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Final
+
+from . import campaigns as cp
+from . import planner, rules
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+#: A job not started within this many seconds of dispatch expires on the appliance
+#: (``deadline``), long enough for a queue of capacity + queue_depth jobs of ~90 s each.
+DEFAULT_LEASE_SECONDS: Final = 300.0
+#: An appliance gone this long gives up its expired leases to others. Long enough that a
+#: link outage or a restart of a box that ran the job has delivered its outbox first.
+DEFAULT_STRANDED_AFTER: Final = 900.0
+#: Contacts looked at per tick beyond the free slots (refusals do not use a slot).
+SCAN_FACTOR: Final = 4
+
+SendFn = Callable[[str, dict[str, Any]], Awaitable[bool]]
+
+
+def job_id(campaign_id: str, contact_id: int, step: int, n: int, gen: int) -> str:
+    base = f"{campaign_id}.{contact_id}.{step}.{n}"
+    return f"{base}.g{gen}" if gen else base
+
+
+def build_job(contact: dict[str, Any], campaign: dict[str, Any], steps: tuple[cp.Step, ...], deadline: float,
+              operator_prefixes: Mapping[str, str]) -> dict[str, Any]:
+    """The job (appliance/jobspec.py's shape) for the contact's current step."""
+    step = steps[contact["step"]]
+    phones = contact["phones"]
+    callee = phones[contact["n"] % len(phones)] if step.kind is rules.JobKind.CALL else phones[0]
+    job: dict[str, Any] = {"id": job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]),
+                           "kind": step.kind.value, "callee": callee, "priority": 0, "deadline": deadline,
+                           "campaign": campaign["id"], "contact": contact["id"],
+                           # the controller owns the callee's attempts; the appliance only
+                           # retries failures on its side (channel/network) on another SIM
+                           "retry": {"max_attempts": 1}}
+    if step.kind is rules.JobKind.CALL:
+        job["call"] = {"max_ring_seconds": step.ring_seconds}
+    elif step.kind is rules.JobKind.SMS:
+        job["text"] = cp.render(step.text or "", contact)
+        job["report"] = True
+    else:
+        job["method"] = step.method
+    op = planner.operator_of(callee, operator_prefixes)
+    job["hints"] = {"operator": op} if op else {}
+    return job
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def result_event(row: dict[str, Any]) -> dict[str, Any]:
+    """The webhook payload of a result (the same shape as GET /v1/results items)."""
+    import json
+
+    return {"type": "result", "seq": row.get("seq"), "job_id": row["job_id"], "campaign_id": row["campaign_id"],
+            "contact_id": row["contact_id"], "kind": row["kind"], "callee": row["callee"], "outcome": row["outcome"],
+            "reason": row["reason"], "final": bool(row["final"]), "number_shown": row["number_shown"], "at": row["at"],
+            "detail": json.loads(row["body"]) if isinstance(row.get("body"), str) else row.get("body")}
+
+
+class Dispatcher:
+    def __init__(self, store: Store, clock: Callable[[], float], *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+                 stranded_after: float = DEFAULT_STRANDED_AFTER, queue_depth: int = planner.DEFAULT_QUEUE_DEPTH,
+                 operator_prefixes: Mapping[str, str] | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.lease_seconds = lease_seconds
+        self.stranded_after = stranded_after
+        self.queue_depth = queue_depth
+        self.operator_prefixes = dict(operator_prefixes or {})
+        self.refusals = 0
+        self.dispatched = 0
+
+    # -- results -> next step ----------------------------------------------------------------
+    def advance(self, c: sqlite3.Connection, job: dict[str, Any], result: dict[str, Any]) -> None:
+        """Inside the ingest transaction: move the contact after a final result."""
+        contact = Store.contact_in_tx(c, job["contact_id"])
+        campaign = Store.campaign_in_tx(c, job["campaign_id"])
+        if contact is None or campaign is None or contact["state"] != "in_flight":
+            return
+        if job["id"] != job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]):
+            return  # a late result of an older job: recorded, but the contact has moved on
+        now = self.clock()
+        steps = cp.parse_strategy(campaign["strategy"])
+        step = steps[contact["step"]]
+        outcome = result["outcome"]
+        nxt = cp.next_after(step, contact["n"], outcome)
+        kw: dict[str, Any]
+        if campaign["state"] == cp.CampaignState.CANCELLED.value:
+            kw = dict(state="done", step=contact["step"], n=contact["n"], gen=contact["gen"], next_at=now, outcome="cancelled")
+        elif nxt is cp.Next.RETRY:
+            kw = dict(state="waiting", step=contact["step"], n=contact["n"] + 1, gen=0,
+                      next_at=now + step.retry_after_seconds, outcome=outcome)
+        elif nxt is cp.Next.REPLAN:
+            kw = dict(state="waiting", step=contact["step"], n=contact["n"], gen=contact["gen"] + 1, next_at=now, outcome=None)
+        elif nxt is cp.Next.NEXT_STEP and contact["step"] + 1 < len(steps):
+            kw = dict(state="waiting", step=contact["step"] + 1, n=0, gen=0, next_at=now, outcome=outcome)
+        else:
+            kw = dict(state="done", step=contact["step"], n=contact["n"], gen=contact["gen"], next_at=now, outcome=outcome)
+        Store.advance_contact(c, contact["id"], now=now, **kw)
+
+    def on_rejected(self, c: sqlite3.Connection, job: dict[str, Any], reason: str) -> None:
+        """The appliance refused the job as invalid: retrying the same job cannot help."""
+        Store.advance_contact(c, job["contact_id"], state="done", step=0, n=0, gen=0, next_at=self.clock(),
+                              outcome=f"rejected_by_appliance: {reason}"[:200], now=self.clock())
+
+    # -- planning ----------------------------------------------------------------------------
+    def _rule_history(self, contact: dict[str, Any], callee: str, settings: rules.Settings, now: float) -> rules.History:
+        day0 = rules.day_start_utc(_utc(now), contact.get("time_zone"), callee).timestamp()
+        h = self.store.contact_history_counts(contact["id"], callee, now - settings.attempt_window.total_seconds(), day0)
+        return rules.History(opted_out=h["opted_out"], recent_attempts=[_utc(t) for t in h["attempts"]],
+                             last_conversation=_utc(h["last_conversation"]) if h["last_conversation"] else None,
+                             attempts_today=h["attempts_today"])
+
+    async def tick(self, slots: list[planner.Slot], send: SendFn) -> dict[str, int]:
+        """One round of dispatch over the connected appliances' ``slots``."""
+        now = self.clock()
+        batches: dict[str, list[dict[str, Any]]] = {}
+        batch_ids: dict[str, str] = {}
+        by_id = {s.appliance_id: s for s in slots}
+
+        def batch_for(appliance_id: str) -> str:
+            return batch_ids.setdefault(appliance_id, f"b-{uuid.uuid4().hex[:16]}")
+
+        released = 0
+        for job in self.store.expired_leases(now, limit=max(1, planner.total_free(slots))):
+            home = by_id.get(job["appliance_id"] or "")
+            target: planner.Slot | None = None
+            if home is not None and home.free > 0:
+                target = home
+            elif home is None and (job["appliance_last_seen"] is None or now - job["appliance_last_seen"] > self.stranded_after):
+                others = [s for s in slots if s.free > 0]
+                target = max(others, key=lambda s: s.free) if others else None
+            if target is None:
+                continue
+            deadline = now + self.lease_seconds
+            spec = {**job["spec"], "deadline": deadline}
+            if self.store.release(job["id"], target.appliance_id, batch_for(target.appliance_id), deadline, now, spec):
+                target.open_jobs += 1
+                batches.setdefault(target.appliance_id, []).append(spec)
+                released += 1
+
+        free = planner.total_free(slots)
+        refused = planned = 0
+        if free > 0:
+            campaigns: dict[str, tuple[dict[str, Any], tuple[cp.Step, ...], rules.Settings]] = {}
+            candidates = self.store.due_contacts(now, limit=free * SCAN_FACTOR)
+            for contact in candidates:
+                if planned >= free:
+                    break
+                cid = contact["campaign_id"]
+                if cid not in campaigns:
+                    camp = self.store.get_campaign(cid)
+                    if camp is None:
+                        continue
+                    campaigns[cid] = (camp, cp.parse_strategy(camp["strategy"]), cp.parse_rules(camp["rules"]))
+                camp, steps, settings = campaigns[cid]
+                deadline = now + self.lease_seconds
+                job = build_job(contact, camp, steps, deadline, self.operator_prefixes)
+                decision = rules.check(rules.Request(rules.JobKind(job["kind"]), job["callee"], _utc(now), contact.get("time_zone")),
+                                       settings, self._rule_history(contact, job["callee"], settings, now))
+                if not decision.allowed:
+                    assert decision.reason is not None
+                    self.store.record_refusal(contact, job, decision.reason.value, decision.detail,
+                                              decision.retry_at.timestamp() if decision.retry_at else None, now, result_event)
+                    refused += 1
+                    continue
+                target_id = planner.assign([(job.get("hints") or {}).get("operator")], slots)[0]
+                if target_id is None:
+                    break
+                if self.store.claim_and_lease(contact["id"], job, target_id, batch_for(target_id), deadline, now):
+                    batches.setdefault(target_id, []).append(job)
+                    planned += 1
+                else:
+                    by_id[target_id].open_jobs -= 1
+        sent = 0
+        for appliance_id, jobs in batches.items():
+            if await send(appliance_id, {"type": "jobs", "batch_id": batch_ids[appliance_id], "jobs": jobs}):
+                sent += len(jobs)
+        self.refusals += refused
+        self.dispatched += planned + released
+        return {"planned": planned, "released": released, "refused": refused, "sent": sent}

@@ -1,0 +1,233 @@
+"""The fleet link, server side: one WebSocket per appliance at ``GET /v1/link``.
+
+JSON text frames, one message each, ``type`` selects the handler (``HANDLERS``). The
+appliance authenticates with ``Authorization: Bearer <credential>`` from ``POST
+/v1/enroll``. Every message that carries data is persisted before it is acknowledged:
+
+* ``hello``     -> fleet row + SIMs updated, the appliance becomes a dispatch target
+* ``ack``       -> jobs accepted / rejected (rejected jobs end their contact with the reason)
+* ``results``   -> stored, deduplicated, next steps planned; reply ``results_ack`` upto
+* ``inbound``   -> matched to contact and campaign, STOP words opt out; ``inbound_ack``
+* ``heartbeat`` -> free capacity refreshed
+
+A malformed message is answered with ``{"type": "error", "detail": ...}`` and the link
+stays up (one bad frame never kills a link). A second connection of the same appliance
+replaces the first.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import WSMsgType, web
+
+from . import auth
+from .contacts import RowError, _phone
+
+if TYPE_CHECKING:
+    from .server import Controller
+
+logger = logging.getLogger(__name__)
+
+#: Opt-out words (case- and accent-insensitive, the whole message or its first word):
+#: the CTIA/MMA set for English, and the Polish words debtors actually send.
+DEFAULT_STOP_WORDS: Final = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
+                             "NIE", "REZYGNUJE", "REZYGNUJĘ", "WYPISZ", "WYPISZ MNIE", "KONIEC", "NIE DZWON", "NIE DZWOŃ")
+#: Largest frame accepted from an appliance: a results batch of 1,000 bodies fits in 4 MiB.
+MAX_FRAME: Final = 4 * 1024 * 1024
+#: The controller's heartbeat to each appliance (appliance side may use it as liveness).
+HEARTBEAT_SECONDS: Final = 15.0
+
+
+def _fold(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text.upper()) if not unicodedata.combining(ch))
+
+
+def stop_matcher(words: tuple[str, ...]) -> Callable[[str | None], bool]:
+    folded = {re.sub(r"\s+", " ", _fold(w)).strip() for w in words}
+
+    def is_stop(text: str | None) -> bool:
+        if not text:
+            return False
+        t = re.sub(r"[^\w\s]", " ", _fold(text))
+        t = re.sub(r"\s+", " ", t).strip()
+        if t in folded:
+            return True
+        first = t.split(" ", 1)[0] if t else ""
+        return first in folded
+
+    return is_stop
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.timestamp() if dt.tzinfo else None
+
+
+class LinkError(ValueError):
+    pass
+
+
+class Link:
+    """One connected appliance."""
+
+    def __init__(self, appliance_id: str, ws: web.WebSocketResponse) -> None:
+        self.appliance_id = appliance_id
+        self.ws = ws
+        self.hello: dict[str, Any] | None = None
+        self.capacity = 0
+        self.lock = asyncio.Lock()
+
+    async def send(self, msg: dict[str, Any]) -> bool:
+        if self.ws.closed:
+            return False
+        try:
+            async with self.lock:
+                await self.ws.send_str(json.dumps(msg, ensure_ascii=False))
+            return True
+        except (ConnectionError, RuntimeError):
+            return False
+
+
+class LinkHub:
+    def __init__(self, controller: "Controller") -> None:
+        self.c = controller
+        self.links: dict[str, Link] = {}
+        self.is_stop = stop_matcher(tuple(controller.cfg.inbound.stop_words))
+        self.handlers: dict[str, Callable[[Link, dict[str, Any]], Awaitable[None]]] = {
+            "hello": self.on_hello, "ack": self.on_ack, "results": self.on_results,
+            "inbound": self.on_inbound, "heartbeat": self.on_heartbeat,
+        }
+
+    async def send(self, appliance_id: str, msg: dict[str, Any]) -> bool:
+        link = self.links.get(appliance_id)
+        return await link.send(msg) if link is not None else False
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        secret = auth.bearer(request.headers.get("Authorization"))
+        appliance_id = self.c.store.appliance_for_credential(auth.digest(secret)) if secret else None
+        if appliance_id is None:
+            return web.json_response({"error": "unauthorized", "detail": "send Authorization: Bearer <credential from POST /v1/enroll>"},
+                                     status=401)
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME)
+        await ws.prepare(request)
+        old = self.links.get(appliance_id)
+        if old is not None:
+            await old.ws.close(code=4000, message=b"replaced by a new connection")
+        link = Link(appliance_id, ws)
+        self.links[appliance_id] = link
+        logger.info("link up: %s", appliance_id)
+        beat = asyncio.create_task(self._heartbeat(link))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    if msg.type == WSMsgType.BINARY:
+                        await link.send({"type": "error", "detail": "binary frames are not part of the protocol"})
+                    continue
+                await self._dispatch(link, msg.data)
+        finally:
+            beat.cancel()
+            if self.links.get(appliance_id) is link:
+                del self.links[appliance_id]
+                self.c.store.appliance_disconnected(appliance_id, self.c.clock())
+            logger.info("link down: %s", appliance_id)
+        return ws
+
+    async def _dispatch(self, link: Link, data: str) -> None:
+        try:
+            msg = json.loads(data)
+            if not isinstance(msg, dict):
+                raise LinkError("a message is a JSON object")
+            handler = self.handlers.get(msg.get("type"))  # type: ignore[arg-type]
+            if handler is None:
+                raise LinkError(f"unknown message type {msg.get('type')!r}")
+            if msg["type"] != "hello" and link.hello is None:
+                raise LinkError("send hello first")
+            await handler(link, msg)
+        except (LinkError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("bad message from %s: %s", link.appliance_id, exc)
+            await link.send({"type": "error", "detail": str(exc)})
+
+    async def _heartbeat(self, link: Link) -> None:
+        while not link.ws.closed:
+            await asyncio.sleep(self.c.cfg.link.heartbeat_seconds)
+            await link.send({"type": "heartbeat", "at": datetime.fromtimestamp(self.c.clock(), timezone.utc).isoformat()})
+
+    # -- handlers ---------------------------------------------------------------------------
+    async def on_hello(self, link: Link, msg: dict[str, Any]) -> None:
+        if msg.get("appliance_id") not in (None, link.appliance_id):
+            raise LinkError(f"this credential belongs to {link.appliance_id!r}")
+        for key in ("channels", "idle", "capacity"):
+            v = msg.get(key, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise LinkError(f"hello.{key}: expected a non-negative integer")
+        if not isinstance(msg.get("operators", {}), dict) or not isinstance(msg.get("sims", []), list):
+            raise LinkError("hello: operators is an object, sims a list")
+        self.c.store.appliance_hello(link.appliance_id, msg, self.c.clock())
+        link.hello = msg
+        link.capacity = int(msg.get("capacity", 0))
+        self.c.wake()
+
+    async def on_heartbeat(self, link: Link, msg: dict[str, Any]) -> None:
+        cap = msg.get("capacity")
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0:
+            link.capacity = cap
+        self.c.store.appliance_heartbeat(link.appliance_id, msg, self.c.clock())
+        self.c.wake()
+
+    async def on_ack(self, link: Link, msg: dict[str, Any]) -> None:
+        accepted = [str(j) for j in msg.get("accepted") or []]
+        rejected = [(str(r.get("id")), str(r.get("reason") or "rejected")) for r in msg.get("rejected") or [] if isinstance(r, dict)]
+        self.c.store.ack_batch(link.appliance_id, accepted, rejected, self.c.clock(), self.c.dispatcher.on_rejected)
+
+    async def on_results(self, link: Link, msg: dict[str, Any]) -> None:
+        items = msg.get("results")
+        if not isinstance(items, list):
+            raise LinkError("results: expected a list")
+        bodies = []
+        upto = None
+        for r in items:
+            if not isinstance(r, dict) or not isinstance(r.get("job_id"), str):
+                raise LinkError("results: every result is an object with job_id")
+            seq = r.get("seq")
+            if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+                raise LinkError("results: seq must be an integer")
+            at = next((t for k in ("dialed_at", "submitted_at", "started_at", "at", "ended_at") if (t := _epoch(r.get(k)))), None)
+            bodies.append({**r, "_at": at if at is not None else self.c.clock()})
+            if seq is not None:
+                upto = seq if upto is None else max(upto, seq)
+        new = self.c.store.ingest_results(link.appliance_id, bodies, self.c.clock(), self.c.dispatcher.advance,
+                                          self.c.result_event)
+        self.c.results_ingested += len(new)
+        await link.send({"type": "results_ack", "upto": upto, "count": len(items)})
+        if new:
+            self.c.wake()
+
+    async def on_inbound(self, link: Link, msg: dict[str, Any]) -> None:
+        events = msg.get("events")
+        if not isinstance(events, list):
+            raise LinkError("inbound: expected events: [...]")
+        good = []
+        for e in events:
+            if not isinstance(e, dict) or not isinstance(e.get("id"), str) or e.get("kind") not in ("sms", "call"):
+                raise LinkError("inbound: every event has an id and kind sms or call")
+            try:
+                frm = _phone(e.get("from"), None)
+                to = _phone(e["to"], None) if e.get("to") else None
+            except RowError as exc:
+                frm, to = str(e.get("from")), e.get("to")
+                logger.info("inbound %s: %s", e["id"], exc.reason)
+            good.append({**e, "from": frm, "to": to, "_at": _epoch(e.get("at")) or self.c.clock()})
+        self.c.store.add_inbound(link.appliance_id, good, self.c.clock(), self.is_stop, self.c.inbound_event)
+        await link.send({"type": "inbound_ack", "ids": [e["id"] for e in good]})

@@ -1,0 +1,287 @@
+"""The OpenAPI 3.1 document of the CRM API, and its reference page rendered server-side
+(the controller runs where there is no internet: no CDN, no JavaScript renderer).
+
+Kept beside api.py by hand; tests validate it (openapi-spec-validator rules via
+schemathesis' loader) and run schemathesis against a live server, so a route whose
+answers drift from this document fails CI.
+"""
+from __future__ import annotations
+
+import html
+import json
+from functools import lru_cache
+from typing import Any, Final
+
+VERSION: Final = "0.1.0"
+
+_NULL_STR = {"type": ["string", "null"]}
+_NULL_INT = {"type": ["integer", "null"]}
+_NULL_NUM = {"type": ["number", "null"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _page(item: dict[str, Any], cursor: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "next"],
+            "properties": {"items": {"type": "array", "items": item}, "next": cursor or {"type": "integer"}}}
+
+
+def _json_body(schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"description": description or "OK", "content": {"application/json": {"schema": schema}}}
+
+
+_ERR = {"$ref": "#/components/responses/Error"}
+_AFTER = {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0, "maximum": 2**62},
+          "description": "Cursor: the `next` of the previous page (0 or absent: from the start)."}
+_LIMIT = {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
+_CAMPAIGN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}$"}}
+_CONTACT_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+
+def _op(summary: str, ok: dict[str, Any], *, errors: tuple[int, ...] = (400, 401), params: list[Any] | None = None,
+        body: dict[str, Any] | None = None, status: str = "200", security: bool = True, tag: str = "") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {status: ok, **{str(e): _ERR for e in errors}}}
+    if tag:
+        op["tags"] = [tag]
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = body
+    if not security:
+        op["security"] = []
+    return op
+
+
+SCHEMAS: Final[dict[str, Any]] = {
+    "Error": {"type": "object", "required": ["error", "detail"],
+              "properties": {"error": {"type": "string"}, "detail": {}}},
+    "Step": {"type": "object", "required": ["kind"], "additionalProperties": False, "properties": {
+        "kind": {"enum": ["hlr", "call", "sms"]},
+        "attempts": {"type": "integer", "minimum": 1, "maximum": 20, "default": 1},
+        "retry_after_seconds": {"type": "number", "minimum": 60, "maximum": 2592000, "default": 3600},
+        "ring_seconds": {"type": "number", "minimum": 15, "maximum": 60, "default": 30, "description": "call steps"},
+        "text": {"type": "string", "maxLength": 1530,
+                 "description": "sms steps: template with {name} {amount} {currency} {due_date} {case_ref} {external_id}"},
+        "method": {"enum": ["sms_ping", "probe_call"], "description": "hlr steps"}}},
+    "Rules": {"type": "object", "additionalProperties": False, "properties": {
+        "hours": {"type": "array", "items": {"type": "string", "pattern": "^\\d\\d:\\d\\d$"}, "minItems": 2, "maxItems": 2,
+                  "default": ["08:00", "21:00"]},
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 7},
+        "attempt_window_days": {"type": "integer", "minimum": 1, "maximum": 90, "default": 7},
+        "quiet_days_after_conversation": {"type": "integer", "minimum": 0, "maximum": 90, "default": 7},
+        "daily_cap_per_number": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+        "blackout_dates": {"type": "array", "items": {"type": "string", "format": "date"}, "maxItems": 366}}},
+    "CampaignCreate": {"type": "object", "required": ["id", "strategy"], "additionalProperties": False, "properties": {
+        "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}$"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "strategy": {"type": "array", "items": _ref("Step"), "minItems": 1, "maxItems": 10},
+        "rules": _ref("Rules")}},
+    "Campaign": {"type": "object", "required": ["id", "name", "state", "strategy", "rules", "contacts", "created_at", "updated_at"],
+                 "properties": {
+                     "id": {"type": "string"}, "name": {"type": "string"},
+                     "state": {"enum": ["running", "paused", "cancelled", "done"]},
+                     "strategy": {"type": "array", "items": {"type": "object"}}, "rules": {"type": "object"},
+                     "contacts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                     "created_at": {"type": "number"}, "updated_at": {"type": "number"}}},
+    "ContactIn": {"type": "object", "required": ["external_id"], "properties": {
+        "external_id": {"type": "string"}, "phones": {"type": "array", "items": {"type": "string"}},
+        "phone": {"type": "string"}, "name": {"type": "string"}, "case_ref": {"type": "string"},
+        "amount": {"type": ["string", "number"]}, "currency": {"type": "string"}, "due_date": {"type": "string"},
+        "time_zone": {"type": "string"}, "language": {"type": "string"}, "region": {"type": "string"}}},
+    "ImportReport": {"type": "object", "required": ["created", "updated", "rejected", "errors"], "properties": {
+        "created": {"type": "integer"}, "updated": {"type": "integer"}, "rejected": {"type": "integer"},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["line", "field", "reason"], "properties": {
+            "line": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}, "external_id": _NULL_STR}}}}},
+    "Contact": {"type": "object", "required": ["id", "campaign_id", "external_id", "phones", "state"], "properties": {
+        "id": {"type": "integer"}, "campaign_id": {"type": "string"}, "external_id": {"type": "string"},
+        "name": _NULL_STR, "case_ref": _NULL_STR, "amount": _NULL_STR, "currency": _NULL_STR, "due_date": _NULL_STR,
+        "time_zone": _NULL_STR, "language": _NULL_STR, "phones": {"type": "array", "items": {"type": "string"}},
+        "state": {"enum": ["waiting", "in_flight", "done"]}, "step": {"type": "integer"}, "n": {"type": "integer"},
+        "next_at": {"type": "number"}, "outcome": _NULL_STR, "created_at": {"type": "number"}, "updated_at": {"type": "number"}}},
+    "Result": {"type": "object", "required": ["seq", "outcome", "final", "at"], "properties": {
+        "seq": {"type": "integer"}, "appliance_id": _NULL_STR, "app_seq": _NULL_INT, "job_id": _NULL_STR,
+        "campaign_id": _NULL_STR, "contact_id": _NULL_INT, "kind": _NULL_STR, "callee": _NULL_STR,
+        "outcome": {"type": "string", "description": "answered_human, answered_machine, busy, no_answer, rejected, unreachable, "
+                    "invalid_number, network_error, channel_error, cancelled, refused_by_policy, delivered, failed, active, "
+                    "absent, invalid, unknown, expired, …"},
+        "reason": _NULL_STR, "final": {"type": "boolean"}, "number_shown": _NULL_STR, "at": {"type": "number"},
+        "detail": {"type": "object", "description": "the appliance's result body"}}},
+    "Inbound": {"type": "object", "required": ["seq", "id", "kind", "from", "at", "opted_out"], "properties": {
+        "seq": {"type": "integer"}, "id": {"type": "string"}, "appliance_id": _NULL_STR, "kind": {"enum": ["sms", "call"]},
+        "from": {"type": "string"}, "to": _NULL_STR, "text": _NULL_STR, "at": {"type": "number"},
+        "contact_id": _NULL_INT, "campaign_id": _NULL_STR, "opted_out": {"type": "boolean"}}},
+    "History": {"type": "object", "required": ["contact", "results", "inbound"], "properties": {
+        "contact": _ref("Contact"), "results": {"type": "array", "items": _ref("Result")},
+        "inbound": {"type": "array", "items": _ref("Inbound")}}},
+    "OptOut": {"type": "object", "required": ["number", "source", "created_at"], "properties": {
+        "number": {"type": "string"}, "source": {"type": "string"}, "reason": _NULL_STR, "created_at": {"type": "number"}}},
+    "Webhook": {"type": "object", "required": ["id", "url", "events"], "properties": {
+        "id": {"type": "string"}, "url": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}},
+        "created_at": {"type": "number"}, "secret": {"type": "string", "description": "only in the reply to POST"}}},
+    "DeadLetter": {"type": "object", "required": ["id", "webhook_id", "event", "payload", "attempts"], "properties": {
+        "id": {"type": "integer"}, "webhook_id": {"type": "string"}, "event": {"type": "string"}, "payload": {"type": "object"},
+        "attempts": {"type": "integer"}, "last_error": _NULL_STR, "created_at": {"type": "number"}, "updated_at": {"type": "number"}}},
+    "Appliance": {"type": "object", "required": ["id", "connected"], "properties": {
+        "id": {"type": "string"}, "version": _NULL_STR, "channels": _NULL_INT, "idle": _NULL_INT, "capacity": _NULL_INT,
+        "queued": _NULL_INT, "operators": {"type": "object"}, "connected": {"type": "boolean"}, "last_seen": _NULL_NUM,
+        "connected_at": _NULL_NUM, "enrolled_at": {"type": "number"},
+        "sims": {"type": "array", "items": {"type": "object"}}, "open_jobs": {"type": "integer"}}},
+}
+
+
+def _paths() -> dict[str, Any]:
+    camp = _json_body(_ref("Campaign"))
+    transition = lambda verb: {"post": _op(f"{verb.capitalize()} the campaign", camp, errors=(401, 404, 409),  # noqa: E731
+                                           params=[_CAMPAIGN_ID], tag="campaigns")}
+    return {
+        "/v1/enroll": {"post": _op(
+            "Enroll an appliance with a one-time token; returns its link credential (shown once)",
+            _json_body({"type": "object", "required": ["appliance_id", "credential"],
+                        "properties": {"appliance_id": {"type": "string"}, "credential": {"type": "string"}}}),
+            errors=(400, 401, 409), security=False, tag="fleet",
+            body={"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["token", "appliance_id"],
+                "properties": {"token": {"type": "string"}, "appliance_id": {"type": "string"}}}}}})},
+        "/v1/campaigns": {
+            "get": _op("List campaigns", _json_body({"type": "object", "required": ["items"],
+                                                     "properties": {"items": {"type": "array", "items": _ref("Campaign")}}}),
+                       errors=(401,), tag="campaigns"),
+            "post": _op("Create a campaign (strategy and rules validated here)", _json_body(_ref("Campaign"), "Created"),
+                        errors=(400, 401, 409), status="201", tag="campaigns",
+                        body={"required": True, "content": {"application/json": {"schema": _ref("CampaignCreate")}}})},
+        "/v1/campaigns/{id}": {"get": _op("Read a campaign with its contact counts", camp, errors=(401, 404),
+                                          params=[_CAMPAIGN_ID], tag="campaigns")},
+        "/v1/campaigns/{id}/pause": transition("pause"),
+        "/v1/campaigns/{id}/resume": transition("resume"),
+        "/v1/campaigns/{id}/cancel": transition("cancel"),
+        "/v1/campaigns/{id}/contacts": {
+            "post": _op("Import contacts (JSON list or CSV with a header row; up to 100,000 rows). Bad rows are reported "
+                        "with line, field and reason; good rows are kept. Re-import by external_id updates.",
+                        _json_body(_ref("ImportReport")), errors=(400, 401, 404, 409), tag="contacts",
+                        params=[_CAMPAIGN_ID, {"name": "region", "in": "query", "required": False,
+                                               "schema": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+                                               "description": "region of national-format numbers"}],
+                        body={"required": True, "content": {
+                            "application/json": {"schema": {"type": "array", "items": _ref("ContactIn"), "maxItems": 100000}},
+                            "text/csv": {"schema": {"type": "string"}}}}),
+            "get": _op("List a campaign's contacts", _json_body(_page(_ref("Contact"))), errors=(400, 401, 404),
+                       params=[_CAMPAIGN_ID, _AFTER, _LIMIT], tag="contacts")},
+        "/v1/contacts/{id}": {"get": _op("Read a contact", _json_body(_ref("Contact")), errors=(401, 404),
+                                         params=[_CONTACT_ID], tag="contacts")},
+        "/v1/contacts/{id}/history": {"get": _op("A contact's results and inbound events across channels",
+                                                 _json_body(_ref("History")), errors=(401, 404), params=[_CONTACT_ID],
+                                                 tag="contacts")},
+        "/v1/results": {"get": _op("Results in order (refusals included), cursor-paginated", _json_body(_page(_ref("Result"))),
+                                   params=[_AFTER, _LIMIT, {"name": "campaign", "in": "query", "required": False,
+                                                            "schema": {"type": "string"}}], tag="results")},
+        "/v1/inbound": {"get": _op("Inbound calls and SMS, matched to contact and campaign", _json_body(_page(_ref("Inbound"))),
+                                   params=[_AFTER, _LIMIT], tag="results")},
+        "/v1/optouts": {
+            "get": _op("The opt-out / do-not-call list", _json_body(_page(_ref("OptOut"), {"type": "string"})),
+                       params=[{"name": "after", "in": "query", "required": False, "schema": {"type": "string"}}, _LIMIT],
+                       tag="optouts"),
+            "post": _op("Add a number (E.164) to the list", _json_body({"type": "object", "required": ["number", "created"],
+                                                                       "properties": {"number": {"type": "string"},
+                                                                                      "created": {"type": "boolean"}}}, "Already listed"),
+                        status="200", tag="optouts",
+                        body={"required": True, "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["number"],
+                            "properties": {"number": {"type": "string"}, "reason": {"type": "string", "maxLength": 200}}}}}})},
+        "/v1/optouts/{number}": {"delete": _op("Remove a number from the list", _json_body(
+            {"type": "object", "required": ["number", "removed"], "properties": {"number": {"type": "string"},
+                                                                                 "removed": {"type": "boolean"}}}),
+            errors=(400, 401, 404), tag="optouts",
+            params=[{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/v1/webhooks": {
+            "get": _op("List webhooks", _json_body({"type": "object", "required": ["items"],
+                                                    "properties": {"items": {"type": "array", "items": _ref("Webhook")}}}),
+                       errors=(401,), tag="webhooks"),
+            "post": _op("Add a webhook; the reply carries the signing secret", _json_body(_ref("Webhook"), "Created"),
+                        status="201", tag="webhooks",
+                        body={"required": True, "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["url"], "properties": {
+                                "url": {"type": "string", "format": "uri"},
+                                "events": {"type": "array", "items": {"enum": ["result", "inbound"]}, "minItems": 1},
+                                "secret": {"type": "string", "minLength": 16, "maxLength": 200}}}}}})},
+        "/v1/webhooks/{id}": {"delete": _op("Delete a webhook", _json_body(
+            {"type": "object", "required": ["id", "deleted"], "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"}}}),
+            errors=(401, 404), tag="webhooks",
+            params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/v1/webhooks/dead-letters": {"get": _op("Deliveries that failed every retry", _json_body(_page(_ref("DeadLetter"))),
+                                                 params=[_AFTER, _LIMIT], tag="webhooks")},
+        "/v1/webhooks/dead-letters/replay": {"post": _op(
+            "Queue dead letters again (all, or the given ids)",
+            _json_body({"type": "object", "required": ["replayed"], "properties": {"replayed": {"type": "integer"}}}),
+            tag="webhooks", body={"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 10000}}}}}})},
+        "/v1/appliances": {"get": _op("The fleet: appliances and their health", _json_body(
+            {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Appliance")}}}),
+            errors=(401,), tag="fleet")},
+        "/v1/appliances/{id}": {"get": _op("One appliance with its SIMs and open jobs", _json_body(_ref("Appliance")),
+                                           errors=(401, 404), tag="fleet",
+                                           params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+    }
+
+
+@lru_cache(maxsize=1)
+def _document() -> str:
+    paths = _paths()
+    # POST /v1/optouts answers 201 when the number was added
+    paths["/v1/optouts"]["post"]["responses"]["201"] = _json_body(
+        {"type": "object", "required": ["number", "created"],
+         "properties": {"number": {"type": "string"}, "created": {"type": "boolean"}}}, "Added")
+    paths["/v1/optouts"]["post"]["responses"]["400"] = _ERR
+    doc = {
+        "openapi": "3.1.0",
+        "info": {"title": "simrotor controller API", "version": VERSION,
+                 "description": "The CRM-facing API of the simrotor controller: campaigns, contacts, results, webhooks, "
+                                "opt-outs, inbound callbacks and the fleet. Errors are JSON {error, detail}."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "an API key from `simrotor controller keys create`"}},
+            "schemas": SCHEMAS,
+            "responses": {"Error": _json_body(_ref("Error"), "Error")},
+        },
+    }
+    return json.dumps(doc)
+
+
+def document() -> dict[str, Any]:
+    return json.loads(_document())
+
+
+def reference_html(doc: dict[str, Any]) -> str:
+    """A static reference page: every operation with its parameters, body and answers."""
+    e = html.escape
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>", e(doc["info"]["title"]), "</title><style>",
+           "body{font:15px/1.45 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}",
+           "h2{border-bottom:1px solid #ccc;margin-top:2em}.op{margin:1.2em 0;padding:.6em 1em;border-left:4px solid #68a}",
+           ".m{font-weight:bold;text-transform:uppercase;display:inline-block;width:4.5em}code,pre{background:#f4f4f4}",
+           "pre{padding:.5em;overflow:auto;font-size:13px}</style></head><body>",
+           f"<h1>{e(doc['info']['title'])} <small>{e(doc['info']['version'])}</small></h1>",
+           f"<p>{e(doc['info']['description'])}</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"]
+    out.append("<h2>Operations</h2>")
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            out.append(f"<div class='op' id='{e(method + path)}'><span class='m'>{e(method)}</span> <code>{e(path)}</code>")
+            out.append(f"<p>{e(op.get('summary', ''))}</p>")
+            if op.get("security") == []:
+                out.append("<p><em>No API key.</em></p>")
+            for p in op.get("parameters", []):
+                out.append(f"<div>param <code>{e(p['name'])}</code> ({e(p['in'])}{', required' if p.get('required') else ''}): "
+                           f"<code>{e(json.dumps(p.get('schema', {})))}</code> {e(p.get('description', ''))}</div>")
+            if "requestBody" in op:
+                for ctype, media in op["requestBody"]["content"].items():
+                    out.append(f"<div>body <code>{e(ctype)}</code>: <code>{e(json.dumps(media.get('schema', {})))}</code></div>")
+            codes = ", ".join(sorted(op["responses"]))
+            out.append(f"<div>answers: {e(codes)}</div></div>")
+    out.append("<h2>Schemas</h2>")
+    for name, schema in doc["components"]["schemas"].items():
+        out.append(f"<h3 id='{e(name)}'>{e(name)}</h3><pre>{e(json.dumps(schema, indent=2))}</pre>")
+    out.append("</body></html>")
+    return "".join(out)

@@ -1,0 +1,148 @@
+"""The controller process: store, CRM API, fleet link, dispatcher and webhook worker
+wired together. ``Controller(cfg).start()`` listens; ``stop()`` closes everything.
+
+The clock is injected (``clock=time.time`` by default) so tests can move time past a
+lease or a calling window without sleeping.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from . import auth, planner
+from .api import Api
+from .config import ControllerConfig
+from .dispatcher import Dispatcher, result_event
+from .link import LinkHub
+from .store import Store
+from .webhooks import Deliverer
+
+logger = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(self, cfg: ControllerConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.store = Store(cfg.controller.store, durability=cfg.controller.durability)
+        self.store.mark_all_disconnected(clock())
+        d = cfg.dispatch
+        self.dispatcher = Dispatcher(self.store, clock, lease_seconds=d.lease_seconds, stranded_after=d.stranded_after_seconds,
+                                     queue_depth=d.queue_depth, operator_prefixes=cfg.operator_prefixes)
+        w = cfg.webhooks
+        self.deliverer = Deliverer(self.store, clock, backoff=w.backoff_seconds, max_attempts=w.max_attempts,
+                                   timeout=w.timeout_seconds)
+        self.hub = LinkHub(self)
+        self.api = Api(self)
+        self.results_ingested = 0
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- events shared by link and API --------------------------------------------------------
+    result_event = staticmethod(result_event)
+
+    @staticmethod
+    def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "inbound", **row}
+
+    def wake(self) -> None:
+        self._wake.set()
+        self.deliverer.wake.set()
+
+    def slots(self) -> list[planner.Slot]:
+        open_jobs = self.store.open_jobs_by_appliance()
+        return [planner.Slot(aid, link.capacity, open_jobs.get(aid, 0), dict((link.hello or {}).get("operators") or {}),
+                             self.cfg.dispatch.queue_depth)
+                for aid, link in self.hub.links.items() if link.hello is not None]
+
+    async def dispatch_once(self) -> dict[str, int]:
+        out = await self.dispatcher.tick(self.slots(), self.hub.send)
+        self.store.finish_idle_campaigns(self.clock())
+        return out
+
+    async def cancel_jobs(self, campaign_id: str) -> None:
+        by_app: dict[str, list[str]] = {}
+        for job_id, appliance_id in self.store.cancel_open_jobs(campaign_id, self.clock()):
+            if appliance_id:
+                by_app.setdefault(appliance_id, []).append(job_id)
+        for appliance_id, ids in by_app.items():
+            await self.hub.send(appliance_id, {"type": "cancel", "ids": ids})
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        while True:
+            try:
+                await self.dispatch_once()
+            except Exception:  # a bad row must not stop dispatch for everyone
+                logger.exception("dispatch tick")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.cfg.dispatch.interval_seconds)
+
+    async def start(self, *, dispatch: bool = True) -> None:
+        host, port = self.cfg.controller.listen.rsplit(":", 1)
+        self._runner = web.AppRunner(self.api.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else int(port)
+        if dispatch:
+            self._tasks.append(asyncio.create_task(self._dispatch_loop()))
+        self._tasks.append(asyncio.create_task(self.deliverer.run_forever()))
+        logger.info("controller listening on %s", self.url)
+
+    @property
+    def url(self) -> str:
+        host = self.cfg.controller.listen.rsplit(":", 1)[0]
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        for link in list(self.hub.links.values()):
+            await link.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.store.close()
+
+    async def run_forever(self) -> None:
+        import signal
+
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+# -- admin operations (the CLI's API) ------------------------------------------------------------
+def create_key(store: Store, name: str, now: float) -> dict[str, Any]:
+    key = auth.new_secret(auth.KEY_PREFIX)
+    key_id = auth.new_id("key_")
+    store.add_api_key(key_id, name, auth.digest(key), now)
+    return {"id": key_id, "name": name, "key": key}
+
+
+def create_enroll_token(store: Store, ttl_seconds: float, now: float) -> dict[str, Any]:
+    token = auth.new_secret(auth.TOKEN_PREFIX)
+    store.add_enroll_token(auth.digest(token), now + ttl_seconds, now)
+    return {"token": token, "expires_at": now + ttl_seconds}

@@ -1,0 +1,131 @@
+"""Helpers for tests and benchmarks: a controller on an ephemeral port with a movable
+clock, and a scripted fake appliance that speaks the link protocol over a real WebSocket.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .config import ControllerConfig, parse_config
+from .server import Controller, create_enroll_token, create_key
+
+
+class FakeClock:
+    """Wall time plus an offset the test moves forward."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.offset = 0.0 if start is None else start - time.time()
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def make_config(store: Path, **sections: dict[str, Any]) -> ControllerConfig:
+    data: dict[str, Any] = {"controller": {"listen": "127.0.0.1:0", "store": str(store)},
+                            "dispatch": {"interval_seconds": 0.05, "lease_seconds": 30.0}}
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return parse_config(data, source="test")
+
+
+@contextlib.asynccontextmanager
+async def running(cfg: ControllerConfig, clock: Any = time.time, *, dispatch: bool = True) -> AsyncIterator[tuple[Controller, str]]:
+    """A started controller and a fresh API key."""
+    c = Controller(cfg, clock=clock)
+    await c.start(dispatch=dispatch)
+    key = create_key(c.store, "test", clock())["key"]
+    try:
+        yield c, key
+    finally:
+        await c.stop()
+
+
+async def enroll(session: aiohttp.ClientSession, c: Controller, appliance_id: str) -> str:
+    token = create_enroll_token(c.store, 600, c.clock())["token"]
+    async with session.post(f"{c.url}/v1/enroll", json={"token": token, "appliance_id": appliance_id}) as r:
+        assert r.status == 200, await r.text()
+        return str((await r.json())["credential"])
+
+
+class FakeAppliance:
+    """The appliance's side of the link, driven step by step by a test."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, credential: str, appliance_id: str = "box-01",
+                 clock: Any = time.time) -> None:
+        self.session = session
+        self.clock = clock
+        self.url = url
+        self.credential = credential
+        self.appliance_id = appliance_id
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.seq = 0
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.held: list[dict[str, Any]] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self, *, capacity: int = 4, operators: dict[str, int] | None = None,
+                      sims: list[dict[str, Any]] | None = None) -> None:
+        self.ws = await self.session.ws_connect(f"{self.url}/v1/link", headers={"Authorization": f"Bearer {self.credential}"})
+        self._reader = asyncio.create_task(self._read())
+        await self.send({"type": "hello", "appliance_id": self.appliance_id, "version": "0.1.0", "channels": capacity,
+                         "idle": capacity, "capacity": capacity, "operators": operators or {"26001": capacity},
+                         "sims": sims or [{"sim_id": f"s{i}", "msisdn": f"+4869000000{i}", "operator": "26001",
+                                           "channel_id": f"m{i}", "state": "ready"} for i in range(capacity)]})
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if data.get("type") != "heartbeat":
+                    await self.inbox.put(data)
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(json.dumps(msg))
+
+    async def expect(self, mtype: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message of ``mtype``; messages of other types wait for their turn."""
+        for i, msg in enumerate(self.held):
+            if msg.get("type") == mtype:
+                return self.held.pop(i)
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.inbox.get()
+                if msg.get("type") == mtype:
+                    return msg
+                self.held.append(msg)
+
+    async def ack(self, batch: dict[str, Any], reject: dict[str, str] | None = None) -> None:
+        reject = reject or {}
+        await self.send({"type": "ack", "batch_id": batch["batch_id"],
+                         "accepted": [j["id"] for j in batch["jobs"] if j["id"] not in reject],
+                         "rejected": [{"id": i, "reason": r} for i, r in reject.items()]})
+
+    def result(self, job: dict[str, Any], outcome: str, *, attempt: int = 1, final: bool = True,
+               number_shown: str = "+48690000001", seq: int | None = None, **extra: Any) -> dict[str, Any]:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(self.clock()))
+        return {"job_id": job["id"], "kind": job["kind"], "callee": job["callee"], "attempt": attempt, "outcome": outcome,
+                "final": final, "number_shown": number_shown, "sim_id": "s1", "channel_id": "m1", "dialed_at": now,
+                "seq": seq, **extra}
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
