@@ -94,6 +94,8 @@ class Scheduler:
         self._freed_at: dict[str, float] = {}
         self.result_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._last_collect: dict[str, float] = {}
+        self._last_collect_round = 0.0
+        self.last_dispatch_at: float | None = None
         self._shown_cache: dict[str, tuple[str, ...]] = {}
         self._outcomes: dict[str, list[str]] = {}
         self._dirty = False
@@ -356,11 +358,16 @@ class Scheduler:
         in its SR memory, with no URC); switching to the slot sweeps it up. Done only
         when no job is waiting, at most once per ``sms.collect_interval_seconds`` per
         channel."""
+        interval = self.cfg.sms.collect_interval_seconds
+        if now - self._last_collect_round < min(1.0, interval):
+            return  # bounded: at most one scan a second, however busy the bank
+        self._last_collect_round = now
         owed = self.tracker.sims_waiting()
         if not owed:
             return
-        interval = self.cfg.sms.collect_interval_seconds
         for ch in self.bank.channels.values():
+            if ch.slots < 2:
+                continue
             if ch.state is not ChannelState.IDLE or now - self._last_collect.get(ch.id, 0.0) < interval:
                 continue
             for slot in ch.sims.values():
@@ -414,6 +421,7 @@ class Scheduler:
             job_id, sim_id=d.sim_id, msisdn=d.msisdn, channel_id=d.channel_id, callee=spec["callee"], now=now,
         )
         self._dirty = True
+        self.last_dispatch_at = time.time()
         if spec["callee"] in self._shown_cache:
             self._shown_cache[spec["callee"]] = (self._shown_cache[spec["callee"]] + (d.msisdn,))[-50:]
         modem = self.bank.acquire(d.channel_id, job_id)
