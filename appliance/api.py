@@ -122,4 +122,8 @@ def make_app(appliance: "Appliance", token: str) -> web.Application:
     app.router.add_get("/api/inbound", get_inbound)
     app.router.add_get("/api/status", get_status)
     app.router.add_get("/metrics", metrics)
+    if appliance.cfg.appliance.status_page:
+        from .web import add_routes
+
+        add_routes(app.router, appliance)
     return app

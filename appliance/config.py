@@ -50,6 +50,7 @@ class ApplianceSection(_Base):
     listen: str | None = "127.0.0.1:8470"
     token: str | None = None
     timezone: str = "UTC"
+    status_page: bool = True  # the technician page at / (read-only, numbers masked)
 
 
 class ModemEntry(_Base):
