@@ -348,7 +348,8 @@ class Api:
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host or len(url) > 2000:  # type: ignore[arg-type]
             raise ApiError(400, "invalid", {"field": "url", "reason": "an http(s) URL"})
         events = body.get("events", ["result", "inbound"])
-        if not isinstance(events, list) or not events or not set(events) <= {"result", "inbound"}:
+        if (not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events)
+                or not set(events) <= {"result", "inbound"}):
             raise ApiError(400, "invalid", {"field": "events", "reason": 'a non-empty list of "result" and/or "inbound"'})
         secret = body.get("secret") or auth.new_secret("whsec_")
         if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
@@ -371,7 +372,8 @@ class Api:
     async def replay(self, request: web.Request) -> web.Response:
         body = _obj(await _body(request)) if request.can_read_body else {}
         ids = body.get("ids")
-        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        if ids is not None and (not isinstance(ids, list)
+                                or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**62 for i in ids)
                                 or len(ids) > 10_000):
             raise ApiError(400, "invalid", {"field": "ids", "reason": "a list of dead-letter ids (or omit for all)"})
         n = self.store.replay_dead(ids, self.c.clock())

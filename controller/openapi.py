@@ -215,7 +215,8 @@ def _paths() -> dict[str, Any]:
             "Queue dead letters again (all, or the given ids)",
             _json_body({"type": "object", "required": ["replayed"], "properties": {"replayed": {"type": "integer"}}}),
             tag="webhooks", body={"required": False, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 10000}}}}}})},
+                "type": "object", "properties": {"ids": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 2**62 - 1},
+                                         "maxItems": 10000}}}}}})},
         "/v1/appliances": {"get": _op("The fleet: appliances and their health", _json_body(
             {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Appliance")}}}),
             errors=(401,), tag="fleet")},
