@@ -122,6 +122,7 @@ class RetrySection(_Base):
     # Attempts that failed on our side (channel_error, network_error) are retried on
     # another SIM without using the callee's budget, up to this many times.
     max_channel_retries: int = 5
+    channel_retry_seconds: float = 5.0
 
 
 class SmsSection(_Base):

@@ -121,7 +121,7 @@ def validate_job(raw: Any) -> dict[str, Any]:
     spec["hints"] = hints
     retry = raw.get("retry")
     if retry is not None:
-        if not isinstance(retry, dict) or set(retry) - {"max_attempts", "backoff_seconds", "backoff_factor", "retry_outcomes", "retry_interrupted", "max_channel_retries"}:
+        if not isinstance(retry, dict) or set(retry) - {"max_attempts", "backoff_seconds", "backoff_factor", "retry_outcomes", "retry_interrupted", "max_channel_retries", "channel_retry_seconds"}:
             raise JobError("retry", "expected an object with max_attempts, backoff_seconds, backoff_factor, retry_outcomes, retry_interrupted")
         spec["retry"] = retry
     for key in ("campaign", "contact"):

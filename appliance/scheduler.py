@@ -518,9 +518,13 @@ class Scheduler:
             budget_left = callee_attempts < int(retry["max_attempts"])
         again = not awaiting_report and outcome in retry["retry_outcomes"] and budget_left
         next_at = None
-        if again:
-            exponent = max(0, callee_attempts - 1) if outcome not in CHANNEL_FAILURES else 0
+        if again and outcome in CHANNEL_FAILURES:
+            # Our side failed: try again soon, on another SIM (the failed one is last-used).
+            next_at = now + float(retry.get("channel_retry_seconds", self.cfg.retry.channel_retry_seconds))
+        elif again:
+            exponent = max(0, callee_attempts - 1)
             next_at = now + float(retry["backoff_seconds"]) * float(retry["backoff_factor"]) ** exponent
+        if again:
             result["retry_at"] = iso(next_at)
         final = not again and not awaiting_report
         result["final"] = final

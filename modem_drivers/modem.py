@@ -88,6 +88,11 @@ USSD_REPLY_TIMEOUT: Final = 30.0
 #: Events kept for the first subscriber when nobody listens yet (a SIM's storage holds
 #: tens of messages; 1,000 covers any SIM with margin).
 BACKLOG_MAX: Final = 1000
+#: Trailing release reports of a finished call arrive within milliseconds to a second
+#: (emulated and real Huawei dongles: ^CEND, then NO CARRIER); a bare release final seen
+#: this soon after the previous release, before the new call progressed, is stale.
+STALE_RELEASE_WINDOW: Final = 2.0
+RELEASE_FINAL_NAMES: Final = frozenset({"NO CARRIER", "BUSY", "NO ANSWER"})
 #: How long ``close`` waits for background work (reading a stored SMS) to finish.
 CLOSE_GRACE: Final = 2.0
 
@@ -138,6 +143,7 @@ class Modem:
         self._ussd_waiter: asyncio.Future[UssdReply] | None = None
         self._reassembler = smsmod.Reassembler()
         self._release_hint: int | None = None
+        self._last_release = -1e9
         self._pin: str | None = None
         self.registration: Registration | None = None
 
@@ -436,7 +442,7 @@ class Modem:
         self._require_sim()
         if self.call is not None and not self.call.released:
             raise CallBusy("a call is already up on this modem")
-        call = Call(number)
+        call = Call(number, on_change=self._on_call_change)
         call.hangup_cb = self.hangup
         self.call = call
         self._release_hint = None
@@ -460,6 +466,10 @@ class Modem:
         if self.call_progress_polled:
             self._spawn(self._poll_call(call), "call polling")
         return call
+
+    def _on_call_change(self, call: Call, event: object) -> None:
+        if call.released:
+            self._last_release = time.monotonic()
 
     async def hangup(self) -> None:
         call = self.call
@@ -718,6 +728,17 @@ class Modem:
             return
         state, cause = parsed
         if call is None or call.released:
+            return
+        if (
+            state is CallState.RELEASED
+            and cu.prefix in RELEASE_FINAL_NAMES
+            and not self.call_progress_polled  # polled modems have nothing else to go by
+            and call.state is CallState.DIALING
+            and time.monotonic() - self._last_release < STALE_RELEASE_WINDOW
+        ):
+            # A bare NO CARRIER/BUSY trailing the previous call's own release report
+            # (Huawei sends ^CEND, then NO CARRIER) must not end the call just dialed.
+            logger.debug("%s: stale %s ignored", self.name, cu.prefix)
             return
         if state is CallState.RELEASED and not cu.cause_is_final:
             if cause is not None:
