@@ -1,0 +1,159 @@
+"""``simrotor controller …``: run the controller, manage API keys, issue enrollment tokens.
+
+Each command parses options, calls one function of the controller package and prints
+the result (``--json`` for one JSON document), as sqlite-utils' CLI does.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import click
+
+from provisioning.clikit import emit, fail, json_option, run_async
+
+from .config import ConfigError, ControllerConfig, load_config
+
+config_option = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+                             help="The controller's TOML config (see controller/config.py for every key).")
+#: An enrollment token is good for a day by default: long enough for an installer's
+#: visit, short enough that a leaked one is soon useless.
+DEFAULT_TOKEN_TTL = 24 * 3600.0
+
+
+def _config(path: str, as_json: bool = False) -> ControllerConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail(str(exc), code=2, as_json=as_json)
+
+
+def _store(cfg: ControllerConfig):  # type: ignore[no-untyped-def]
+    from .store import Store
+
+    return Store(cfg.controller.store, durability=cfg.controller.durability)
+
+
+@click.group()
+def controller() -> None:
+    """The controller: CRM API, fleet link, contact rules, dispatch, results, webhooks.
+
+    \b
+    Example:
+      simrotor controller keys create --config controller.toml --name crm
+      simrotor controller run --config controller.toml
+    """
+
+
+@controller.command()
+@config_option
+@click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def run(config_path: str, log_level: str) -> None:
+    """Run the controller until SIGINT/SIGTERM. The config is validated first; a mistake
+    is reported with its key and the fix.
+
+    \b
+    Example:
+      simrotor controller run --config controller.toml
+      curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8480/v1/campaigns
+    """
+    cfg = _config(config_path)
+    logging.basicConfig(level=log_level, stream=sys.stderr,
+                        format='{"at":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}')
+    from .server import Controller
+
+    async def main() -> None:
+        await Controller(cfg).run_forever()
+
+    run_async(main)
+
+
+@controller.group()
+def keys() -> None:
+    """API keys of the CRM (stored hashed; a key is shown once, at creation).
+
+    \b
+    Example:
+      simrotor controller keys create --config controller.toml --name crm --json
+    """
+
+
+@keys.command("create")
+@config_option
+@click.option("--name", required=True, help="Who uses the key (for the list and logs).")
+@json_option
+def keys_create(config_path: str, name: str, as_json: bool) -> None:
+    """Create an API key; prints it once.
+
+    \b
+    Example:
+      simrotor controller keys create --config controller.toml --name crm
+    """
+    from .server import create_key
+
+    store = _store(_config(config_path, as_json))
+    try:
+        emit(create_key(store, name, time.time()), as_json)
+    finally:
+        store.close()
+
+
+@keys.command("list")
+@config_option
+@json_option
+def keys_list(config_path: str, as_json: bool) -> None:
+    """List API keys (ids and names, never the keys).
+
+    \b
+    Example:
+      simrotor controller keys list --config controller.toml --json
+    """
+    store = _store(_config(config_path, as_json))
+    try:
+        emit(store.list_api_keys(), as_json)
+    finally:
+        store.close()
+
+
+@keys.command("revoke")
+@config_option
+@click.argument("key_id")
+@json_option
+def keys_revoke(config_path: str, key_id: str, as_json: bool) -> None:
+    """Revoke an API key by its id (from ``keys list``).
+
+    \b
+    Example:
+      simrotor controller keys revoke --config controller.toml key_1a2b3c4d5e6f
+    """
+    store = _store(_config(config_path, as_json))
+    try:
+        if not store.revoke_api_key(key_id, time.time()):
+            fail(f"no active key {key_id!r}", as_json=as_json)
+        emit({"id": key_id, "revoked": True}, as_json)
+    finally:
+        store.close()
+
+
+@controller.command("enroll-token")
+@config_option
+@click.option("--ttl", "ttl_seconds", type=float, default=DEFAULT_TOKEN_TTL, show_default=True,
+              help="Seconds the token stays valid.")
+@json_option
+def enroll_token(config_path: str, ttl_seconds: float, as_json: bool) -> None:
+    """Issue a one-time enrollment token for an appliance (POST /v1/enroll).
+
+    \b
+    Example:
+      simrotor controller enroll-token --config controller.toml --ttl 3600 --json
+    """
+    if ttl_seconds <= 0:
+        fail("--ttl must be > 0", code=2, as_json=as_json)
+    from .server import create_enroll_token
+
+    store = _store(_config(config_path, as_json))
+    try:
+        emit(create_enroll_token(store, ttl_seconds, time.time()), as_json)
+    finally:
+        store.close()
