@@ -99,6 +99,14 @@ class Dispatcher:
         self.operator_prefixes = dict(operator_prefixes or {})
         self.refusals = 0
         self.dispatched = 0
+        self._strategies: dict[str, tuple[cp.Step, ...]] = {}
+
+    def _steps(self, campaign: dict[str, Any]) -> tuple[cp.Step, ...]:
+        """A campaign's strategy never changes after create: parse it once."""
+        steps = self._strategies.get(campaign["id"])
+        if steps is None:
+            steps = self._strategies[campaign["id"]] = cp.parse_strategy(campaign["strategy"])
+        return steps
 
     # -- results -> next step ----------------------------------------------------------------
     def advance(self, c: sqlite3.Connection, job: dict[str, Any], result: dict[str, Any]) -> None:
@@ -110,7 +118,7 @@ class Dispatcher:
         if job["id"] != job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]):
             return  # a late result of an older job: recorded, but the contact has moved on
         now = self.clock()
-        steps = cp.parse_strategy(campaign["strategy"])
+        steps = self._steps(campaign)
         step = steps[contact["step"]]
         outcome = result["outcome"]
         nxt = cp.next_after(step, contact["n"], outcome)
@@ -126,11 +134,11 @@ class Dispatcher:
             kw = dict(state="waiting", step=contact["step"] + 1, n=0, gen=0, next_at=now, outcome=outcome)
         else:
             kw = dict(state="done", step=contact["step"], n=contact["n"], gen=contact["gen"], next_at=now, outcome=outcome)
-        Store.advance_contact(c, contact["id"], now=now, **kw)
+        Store.advance_contact(c, contact["id"], campaign["id"], now=now, **kw)
 
     def on_rejected(self, c: sqlite3.Connection, job: dict[str, Any], reason: str) -> None:
         """The appliance refused the job as invalid: retrying the same job cannot help."""
-        Store.advance_contact(c, job["contact_id"], state="done", step=0, n=0, gen=0, next_at=self.clock(),
+        Store.advance_contact(c, job["contact_id"], job["campaign_id"], state="done", step=0, n=0, gen=0, next_at=self.clock(),
                               outcome=f"rejected_by_appliance: {reason}"[:200], now=self.clock())
 
     # -- planning ----------------------------------------------------------------------------

@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS contacts (
     UNIQUE (campaign_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS contacts_due ON contacts(next_at) WHERE state = 'waiting';
+-- contacts per campaign and state, kept in the transactions that move contacts, so
+-- reading a campaign never counts a million rows
+CREATE TABLE IF NOT EXISTS campaign_counts (
+    campaign_id TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, state)
+);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, contact_id INTEGER NOT NULL,
     kind TEXT NOT NULL, callee TEXT NOT NULL, spec TEXT NOT NULL,
@@ -169,6 +175,28 @@ class Store:
     def _one(self, sql: str, args: Sequence[Any] = ()) -> dict[str, Any] | None:
         row = self.conn.execute(sql, args).fetchone()
         return dict(row) if row is not None else None
+
+    @staticmethod
+    def _move(c: sqlite3.Connection, campaign_id: str, from_state: str | None, to_state: str | None, n: int = 1) -> None:
+        """Keep ``campaign_counts`` in step with contacts moving between states."""
+        if from_state == to_state or n == 0:
+            return
+        for state, delta in ((from_state, -n), (to_state, n)):
+            if state is not None:
+                c.execute("INSERT INTO campaign_counts(campaign_id, state, n) VALUES (?, ?, ?)"
+                          " ON CONFLICT(campaign_id, state) DO UPDATE SET n = campaign_counts.n + excluded.n",
+                          (campaign_id, state, delta))
+
+    def recount(self, campaign_id: str) -> None:
+        """Rebuild a campaign's counts from the contacts (after bulk changes, or repair)."""
+        with self.tx() as c:
+            self._recount(c, campaign_id)
+
+    @staticmethod
+    def _recount(c: sqlite3.Connection, campaign_id: str) -> None:
+        c.execute("DELETE FROM campaign_counts WHERE campaign_id = ?", (campaign_id,))
+        c.execute("INSERT INTO campaign_counts(campaign_id, state, n) SELECT campaign_id, state, COUNT(*) FROM contacts"
+                  " WHERE campaign_id = ? GROUP BY campaign_id, state", (campaign_id,))
 
     # -- API keys ---------------------------------------------------------------------------
     def add_api_key(self, key_id: str, name: str, key_hash: str, now: float) -> None:
@@ -277,7 +305,7 @@ class Store:
         return [c for r in self._all("SELECT * FROM campaigns ORDER BY created_at") if (c := self._campaign(r))]
 
     def campaign_counts(self, campaign_id: str) -> dict[str, int]:
-        rows = self._all("SELECT state, COUNT(*) AS n FROM contacts WHERE campaign_id = ? GROUP BY state", (campaign_id,))
+        rows = self._all("SELECT state, n FROM campaign_counts WHERE campaign_id = ?", (campaign_id,))
         counts = {"waiting": 0, "in_flight": 0, "done": 0}
         counts.update({r["state"]: r["n"] for r in rows})
         counts["total"] = sum(counts.values())
@@ -295,8 +323,10 @@ class Store:
         """Running campaigns whose every contact is done become ``done``."""
         with self.tx() as c:
             ids = [r[0] for r in c.execute(
-                "SELECT id FROM campaigns WHERE state = 'running' AND EXISTS (SELECT 1 FROM contacts WHERE campaign_id = campaigns.id)"
-                " AND NOT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = campaigns.id AND state <> 'done')").fetchall()]
+                "SELECT id FROM campaigns WHERE state = 'running'"
+                " AND EXISTS (SELECT 1 FROM campaign_counts WHERE campaign_id = campaigns.id AND state = 'done' AND n > 0)"
+                " AND NOT EXISTS (SELECT 1 FROM campaign_counts WHERE campaign_id = campaigns.id AND state <> 'done' AND n > 0)"
+            ).fetchall()]
             for cid in ids:
                 c.execute("UPDATE campaigns SET state = 'done', updated_at = ? WHERE id = ? AND state = 'running'", (now, cid))
             return ids
@@ -318,6 +348,7 @@ class Store:
                 [(campaign_id, r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone,
                   r.language, json.dumps(r.phones), now, now, now) for r in rows])
             after = c.execute("SELECT COUNT(*) FROM contacts WHERE campaign_id = ?", (campaign_id,)).fetchone()[0]
+            self._move(c, campaign_id, None, "waiting", after - before)
         created = after - before
         return created, len(rows) - created
 
@@ -366,6 +397,7 @@ class Store:
             if c.execute("UPDATE contacts SET state = 'in_flight', updated_at = ? WHERE id = ? AND state = 'waiting'",
                          (now, contact_id)).rowcount != 1:
                 return False
+            self._move(c, job["campaign"], "waiting", "in_flight")
             c.execute("INSERT INTO jobs(id, campaign_id, contact_id, kind, callee, spec, state, appliance_id, batch_id,"
                       " lease_deadline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?, ?)"
                       " ON CONFLICT(id) DO UPDATE SET state = 'leased', appliance_id = excluded.appliance_id,"
@@ -426,6 +458,7 @@ class Store:
                 (campaign_id,)).fetchall()]
             c.execute("UPDATE contacts SET state = 'done', outcome = COALESCE(outcome, 'cancelled'), updated_at = ?"
                       " WHERE campaign_id = ? AND state <> 'done'", (now, campaign_id))
+            self._recount(c, campaign_id)
             return rows
 
     # -- results ---------------------------------------------------------------------------
@@ -496,21 +529,23 @@ class Store:
                             " ON CONFLICT DO NOTHING", row)
             row["seq"] = cur.lastrowid
             if next_at is None:
-                c.execute("UPDATE contacts SET state = 'done', outcome = ?, updated_at = ? WHERE id = ? AND state = 'waiting'",
-                          (f"refused_by_policy:{reason}", now, contact["id"]))
+                if c.execute("UPDATE contacts SET state = 'done', outcome = ?, updated_at = ? WHERE id = ? AND state = 'waiting'",
+                             (f"refused_by_policy:{reason}", now, contact["id"])).rowcount == 1:
+                    self._move(c, contact["campaign_id"], "waiting", "done")
             else:
                 c.execute("UPDATE contacts SET next_at = ?, updated_at = ? WHERE id = ? AND state = 'waiting'",
                           (next_at, now, contact["id"]))
             self._enqueue(c, hooks, "result", webhook_event(row), now)
         return row
 
-    @staticmethod
-    def advance_contact(c: sqlite3.Connection, contact_id: int, *, state: str, step: int, n: int, gen: int,
-                        next_at: float, outcome: str | None, now: float) -> None:
-        """Move a contact's cursor (called inside ``ingest_results``' transaction)."""
-        c.execute("UPDATE contacts SET state = ?, step = ?, n = ?, gen = ?, next_at = ?, outcome = COALESCE(?, outcome),"
-                  " updated_at = ? WHERE id = ? AND state = 'in_flight'",
-                  (state, step, n, gen, next_at, outcome, now, contact_id))
+    @classmethod
+    def advance_contact(cls, c: sqlite3.Connection, contact_id: int, campaign_id: str, *, state: str, step: int, n: int,
+                        gen: int, next_at: float, outcome: str | None, now: float) -> None:
+        """Move an in-flight contact's cursor (inside ``ingest_results``' or ``ack_batch``'s transaction)."""
+        if c.execute("UPDATE contacts SET state = ?, step = ?, n = ?, gen = ?, next_at = ?, outcome = COALESCE(?, outcome),"
+                     " updated_at = ? WHERE id = ? AND state = 'in_flight'",
+                     (state, step, n, gen, next_at, outcome, now, contact_id)).rowcount == 1:
+            cls._move(c, campaign_id, "in_flight", state)
 
     @staticmethod
     def contact_in_tx(c: sqlite3.Connection, contact_id: int) -> dict[str, Any] | None:
