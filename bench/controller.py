@@ -177,16 +177,16 @@ async def _bench(contacts: int, results: int, batch: int, seconds: float, rate: 
                      ("campaign", lambda: "/v1/campaigns/bench")]
             total = int(seconds * rate)
             tasks = []
-            start = time.perf_counter()
+            t_start = time.perf_counter()
             for i in range(total):
-                delay = start + i / rate - time.perf_counter()
+                delay = t_start + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 kind, make = paths[i % len(paths)]
                 tasks.append(asyncio.create_task(one(kind, make())))
             await asyncio.gather(*tasks)
             out["api"] = {"rate": rate, "requests": total, "errors": errors,
-                          "achieved_rate": round(total / (time.perf_counter() - start), 1),
+                          "achieved_rate": round(total / (time.perf_counter() - t_start), 1),
                           "p50_ms": round(_pct(latencies, 50), 2), "p99_ms": round(_pct(latencies, 99), 2),
                           "max_ms": round(max(latencies), 2),
                           "p99_ms_by_kind": {k: round(_pct(v, 99), 2) for k, v in sorted(by_kind.items())}}

@@ -1,0 +1,94 @@
+"""The store's guarantees that do not rest on one process: two Store objects over one
+database (two controller processes) never both claim a contact or re-lease a job; the
+planner's capacity and on-net choices; the campaign table and step decisions."""
+from __future__ import annotations
+
+import pytest
+
+from controller import campaigns as cp
+from controller.contacts import ContactRow
+from controller.planner import Slot, assign, operator_of
+from controller.rules import JobKind
+from controller.store import Store
+
+
+def job(cid="c1", contact=1, jid="c1.1.0.0"):
+    return {"id": jid, "campaign": cid, "kind": "call", "callee": "+48600100200"}
+
+
+def test_two_processes_cannot_claim_the_same_contact_or_lease(tmp_path):
+    a, b = Store(tmp_path / "c.db"), Store(tmp_path / "c.db")
+    a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
+    created, updated = a.upsert_contacts("c1", [ContactRow("x", ("+48600100200",))], 0.0)
+    assert (created, updated) == (1, 0)
+    assert a.upsert_contacts("c1", [ContactRow("x", ("+48600100201",), name="X")], 1.0) == (0, 1)
+    assert b.get_contact(1)["phones"] == ["+48600100201"]
+    assert a.claim_and_lease(1, job(), "box-1", "b1", deadline=100.0, now=1.0)
+    assert not b.claim_and_lease(1, job(), "box-2", "b2", deadline=100.0, now=1.0)
+    assert b.campaign_counts("c1") == {"waiting": 0, "in_flight": 1, "done": 0, "total": 1}
+    # before the deadline nobody may re-lease; after it, exactly one of the two
+    assert not a.release("c1.1.0.0", "box-1", "b3", 200.0, now=50.0, spec=job())
+    assert b.release("c1.1.0.0", "box-2", "b4", 300.0, now=101.0, spec=job())
+    assert not a.release("c1.1.0.0", "box-1", "b5", 300.0, now=101.0, spec=job())
+    assert a.get_job("c1.1.0.0")["appliance_id"] == "box-2"
+    a.close(), b.close()
+
+
+def test_results_dedupe_by_appliance_seq_and_by_job_attempt_final(tmp_path):
+    s = Store(tmp_path / "c.db")
+    calls = []
+    ev = lambda row: {}  # noqa: E731
+    body = {"job_id": "j1", "kind": "call", "callee": "+48600100200", "attempt": 1, "outcome": "busy", "final": True}
+    assert len(s.ingest_results("box", [{**body, "seq": 1}], 1.0, lambda *a: calls.append(a), ev)) == 1
+    assert s.ingest_results("box", [{**body, "seq": 1}], 1.0, lambda *a: calls.append(a), ev) == []
+    assert s.ingest_results("box", [{**body, "seq": 2}], 1.0, lambda *a: calls.append(a), ev) == []
+    assert len(s.ingest_results("box", [{**body, "seq": 3, "attempt": 2}], 1.0, lambda *a: calls.append(a), ev)) == 1
+    rows = s.results_after(0, 10)
+    assert [r["detail"]["attempt"] for r in rows] == [1, 2] and rows[0]["seq"] < rows[1]["seq"]
+    assert calls == []  # results of unknown jobs are kept, but move no contact
+
+
+def test_enroll_token_is_consumed_once_and_expires(tmp_path):
+    s = Store(tmp_path / "c.db")
+    s.add_enroll_token("h1", expires_at=100.0, now=0.0)
+    s.add_enroll_token("h2", expires_at=100.0, now=0.0)
+    assert s.enroll("h1", "box-1", "cred1", now=1.0) == "ok"
+    assert s.enroll("h1", "box-2", "cred2", now=1.0) == "bad_token"
+    assert s.enroll("h2", "box-1", "cred3", now=1.0) == "exists"
+    assert s.enroll("h2", "box-3", "cred3", now=101.0) == "bad_token"
+    assert s.appliance_for_credential("cred1") == "box-1"
+
+
+def test_planner_prefers_on_net_then_free_capacity_and_respects_backpressure():
+    prefixes = {"+4850": "26002", "+4860": "26001", "+48601": "26003"}
+    assert operator_of("+48601000000", prefixes) == "26003"  # longest prefix wins
+    assert operator_of("+48700000000", prefixes) is None
+    slots = [Slot("a", capacity=2, open_jobs=0, operators={"26001": 2}, queue_depth=0),
+             Slot("b", capacity=3, open_jobs=0, operators={"26002": 3}, queue_depth=0)]
+    got = assign(["26001", "26001", "26001", None, "26002", "26002"], slots)
+    assert got == ["a", "a", "b", "b", "b", None]
+
+
+def test_campaign_state_table_and_next_step():
+    assert cp.TRANSITIONS[cp.CampaignState.RUNNING]["pause"] is cp.CampaignState.PAUSED
+    assert "resume" not in cp.TRANSITIONS[cp.CampaignState.CANCELLED]
+    call = cp.Step(JobKind.CALL, attempts=3)
+    assert cp.next_after(call, 0, "busy") is cp.Next.RETRY
+    assert cp.next_after(call, 2, "busy") is cp.Next.NEXT_STEP
+    assert cp.next_after(call, 0, "answered_human") is cp.Next.FINISH
+    assert cp.next_after(call, 0, "expired") is cp.Next.REPLAN
+    hlr = cp.Step(JobKind.HLR)
+    assert cp.next_after(hlr, 0, "invalid") is cp.Next.FINISH
+    assert cp.next_after(hlr, 0, "active") is cp.Next.NEXT_STEP
+    assert cp.render("Hi {name}, {amount} {currency}", {"name": "Ola", "amount": "5.00", "currency": None}) == "Hi Ola, 5.00 "
+    with pytest.raises(cp.CampaignError):
+        cp.check_template("{name!r}", "t")
+
+
+def test_stop_words_fold_case_accents_and_punctuation():
+    from controller.link import DEFAULT_STOP_WORDS, stop_matcher
+    is_stop = stop_matcher(DEFAULT_STOP_WORDS)
+    for text in ("STOP", "stop.", "Rezygnuję", "REZYGNUJE!", "nie", "Wypisz mnie", "nie dzwoń więcej", "  Stop  "):
+        assert is_stop(text), text
+    for text in ("Zapłacę jutro", "niestety nie mam", "", None, "STOPIEŃ"):
+        assert not is_stop(text), text
