@@ -336,7 +336,12 @@ class Store:
         """Insert new contacts (due now) and update known ones by external_id, keeping
         their progress. Returns (created, updated)."""
         with self.tx() as c:
-            before = c.execute("SELECT COUNT(*) FROM contacts WHERE campaign_id = ?", (campaign_id,)).fetchone()[0]
+            known = 0
+            ids = [r.external_id for r in rows]
+            for i in range(0, len(ids), CHUNK):
+                part = ids[i:i + CHUNK]
+                known += c.execute(f"SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND external_id IN ({','.join('?' * len(part))})",
+                                   (campaign_id, *part)).fetchone()[0]
             c.executemany(
                 "INSERT INTO contacts(campaign_id, external_id, name, case_ref, amount, currency, due_date, time_zone,"
                 " language, phones, state, next_at, created_at, updated_at)"
@@ -347,10 +352,8 @@ class Store:
                 " updated_at = excluded.updated_at",
                 [(campaign_id, r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone,
                   r.language, json.dumps(r.phones), now, now, now) for r in rows])
-            after = c.execute("SELECT COUNT(*) FROM contacts WHERE campaign_id = ?", (campaign_id,)).fetchone()[0]
-            self._move(c, campaign_id, None, "waiting", after - before)
-        created = after - before
-        return created, len(rows) - created
+            self._move(c, campaign_id, None, "waiting", len(rows) - known)
+        return len(rows) - known, known
 
     def _contact(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
         if row is not None:
