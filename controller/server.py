@@ -7,8 +7,11 @@ lease or a calling window without sleeping.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +27,9 @@ from .store import Store
 from .webhooks import Deliverer
 
 logger = logging.getLogger(__name__)
+
+#: Import validation workers at most (fewer on smaller machines): the issue's machine has 2 cores.
+VALIDATION_WORKERS = 2
 
 
 class Controller:
@@ -44,6 +50,7 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.port = 0
 
     # -- events shared by link and API --------------------------------------------------------
@@ -52,6 +59,14 @@ class Controller:
     @staticmethod
     def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
         return {"type": "inbound", **row}
+
+    def validation_pool(self) -> concurrent.futures.Executor:
+        """Worker processes for import validation (spawned on first use, one per core)."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=max(1, min(VALIDATION_WORKERS, os.cpu_count() or 1)),
+                mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
 
     def wake(self) -> None:
         self._wake.set()
@@ -117,6 +132,8 @@ class Controller:
             await link.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
     async def run_forever(self) -> None:

@@ -1,0 +1,119 @@
+"""A whole simrotor system for tests and the demo: an emulated bank, a controller, an
+appliance linked to it, a webhook receiver — all real servers on loopback."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from appliance.runtime import plan_prefixes
+from controller.webhooks import verify
+
+
+class WebhookReceiver:
+    """A CRM's webhook endpoint: checks every signature and keeps what arrived."""
+
+    def __init__(self) -> None:
+        self.secret = ""
+        self.events: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        async def hook(request: web.Request) -> web.Response:
+            body = await request.read()
+            ok = verify(self.secret, request.headers.get("X-Simrotor-Signature", ""),
+                        request.headers.get("X-Simrotor-Timestamp", ""), body, time.time())
+            if not ok:
+                self.bad_signatures += 1
+                return web.Response(status=401)
+            self.events.append({"event": request.headers.get("X-Simrotor-Event"), **json.loads(body)})
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+
+def controller_sections() -> dict[str, Any]:
+    return {
+        "dispatch": {"interval_seconds": 0.1, "lease_seconds": 60.0},
+        "webhooks": {"backoff_seconds": 0.2},
+        "operator_prefixes": {k: v for k, v in plan_prefixes().items() if k.startswith("+4860")},
+    }
+
+
+def appliance_config(tmp: Path, state_file: Path, link_url: str, credential_file: Path, **extra: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "emulator_state": str(state_file),
+        "appliance": {"id": "box-01", "store": str(tmp / "appliance.db"), "listen": "127.0.0.1:0", "token": "t"},
+        "limits": {"calls_per_hour": 1000, "calls_per_day": 10000, "min_pause_seconds": 0.0,
+                   "pause_after_call": [0.0, 0.0], "sms_per_hour": 1000},
+        "lock": {"consecutive_failed": None, "consecutive_not_alerting": None},
+        "retry": {"max_attempts": 1},
+        "sms": {"report_timeout_seconds": 20.0, "ping_timeout_seconds": 20.0, "collect_interval_seconds": 1.0},
+        "link": {"url": link_url, "credential_file": str(credential_file), "heartbeat_seconds": 1.0,
+                 "reconnect_backoff": [0.2, 1.0]},
+        "supervision": {"reopen_backoff": [0.2, 1.0]},
+    }
+    for k, v in extra.items():
+        cfg.setdefault(k, {}).update(v)
+    return cfg
+
+
+class Crm:
+    """The upstream CRM: talks to the controller's /v1 API with its key."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, key: str) -> None:
+        self.s, self.base, self.headers = session, base, {"Authorization": f"Bearer {key}"}
+
+    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        async with self.s.request(method, self.base + path, headers={**self.headers, **kw.pop("headers", {})}, **kw) as r:
+            text = await r.text()
+            return r.status, (json.loads(text) if text else None)
+
+    async def all_results(self, campaign: str | None = None) -> list[dict[str, Any]]:
+        out, after = [], 0
+        while True:
+            q = f"/v1/results?after={after}&limit=1000" + (f"&campaign={campaign}" if campaign else "")
+            status, page = await self.call("GET", q)
+            assert status == 200, page
+            out += page["items"]
+            if not page["items"]:
+                return out
+            after = page["next"]
+
+    async def wait_campaign_done(self, campaign: str, timeout: float) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                status, c = await self.call("GET", f"/v1/campaigns/{campaign}")
+                counts = c.get("contacts") or {}
+                if status == 200 and counts.get("total") and counts.get("done") == counts["total"]:
+                    return c
+                await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def receiver() -> Any:
+    r = WebhookReceiver()
+    await r.start()
+    try:
+        yield r
+    finally:
+        await r.stop()

@@ -1,0 +1,154 @@
+"""The whole system over HTTP: a CRM drives the controller's API; the controller
+dispatches to an appliance over the fleet link; the appliance places the work on an
+emulated bank (16 modems, 2 SIMs each). Import with bad rows, run, results pulled and
+pushed to a webhook receiver with valid signatures, a callback matched, an opt-out
+honoured."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from appliance.config import parse_config
+from appliance.runtime import Appliance
+from controller.testing import FakeClock, enroll, make_config, running
+from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from system_harness import Crm, appliance_config, controller_sections, receiver
+
+STRATEGY = [
+    {"kind": "hlr", "method": "sms_ping"},
+    {"kind": "call", "attempts": 2, "ring_seconds": 15, "retry_after_seconds": 60},
+    {"kind": "sms", "text": "Dzień dobry {name}, prosimy o wpłatę {amount} {currency}."},
+]
+
+
+def daytime_clock() -> FakeClock:
+    """The controller's clock, at a daytime hour in Warsaw so calling hours are open,
+    movable forward to pass retry delays without sleeping."""
+    now = datetime.now(ZoneInfo("Europe/Warsaw"))
+    if 1 <= now.hour < 21:
+        return FakeClock()
+    return FakeClock(now.replace(hour=10, minute=0).timestamp())
+
+
+def contacts_csv() -> tuple[str, dict[str, str]]:
+    rows = ["external_id,phones,name,amount,currency,due_date"]
+    behaviour_of = {}
+    n = 0
+    for b in (0, 2, 3, 5, 6):
+        for op in range(4):
+            for k in range(2):
+                n += 1
+                phone = f"+4860{op}{b}{n:05d}"
+                rows.append(f"c{n},{phone},Klient {n},{100 + n}.50,PLN,2026-12-31")
+                behaviour_of[f"c{n}"] = str(b)
+    rows.append("bad1,12345,Zły numer,1,PLN,2026-12-31")          # line 42: bad phone
+    rows.append("bad2,+48600000999,Zła data,1,PLN,31/12/2026")   # line 43: bad due date
+    return "\n".join(rows) + "\n", behaviour_of
+
+
+async def test_crm_to_modem_and_back(tmp_path):
+    clock = daytime_clock()
+    emu_cfg = EmulatorConfig(modems=16, sims_per_modem=2, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=5)
+    async with Emulator(emu_cfg) as emu, receiver() as hooks:
+        (tmp_path / "bank.json").write_text(json.dumps(emu.state()))
+        ccfg = make_config(tmp_path / "controller.db", **controller_sections())
+        async with running(ccfg, clock) as (controller, key), aiohttp.ClientSession() as session:
+            credential = await enroll(session, controller, "box-01")
+            (tmp_path / "cred").write_text(credential)
+            link = controller.url.replace("http", "ws") + "/v1/link"
+            app = Appliance(parse_config(appliance_config(tmp_path, tmp_path / "bank.json", link, tmp_path / "cred")), seed=3)
+            await app.start()
+            try:
+                crm = Crm(session, controller.url, key)
+                status, hook = await crm.call("POST", "/v1/webhooks", json={"url": hooks.url, "events": ["result", "inbound"]})
+                assert status == 201
+                hooks.secret = hook["secret"]
+                status, _ = await crm.call("POST", "/v1/campaigns", json={
+                    "id": "nov", "name": "November", "strategy": STRATEGY, "rules": {"hours": ["00:00", "23:59"]}})
+                assert status == 201
+                body, behaviour_of = contacts_csv()
+                status, imported = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
+                                                  headers={"Content-Type": "text/csv"})
+                assert status == 200
+                assert imported["created"] == 40 and imported["rejected"] == 2
+                assert {(e["line"], e["field"]) for e in imported["errors"]} == {(42, "phones"), (43, "due_date")}
+
+                # Let every contact get its first call result, then one debtor texts STOP.
+                async with asyncio.timeout(60):
+                    while True:
+                        res = await crm.all_results("nov")
+                        called = {r["contact_id"] if "contact_id" in r else r.get("contact") for r in res if r.get("kind") == "call"}
+                        if len([r for r in res if r.get("kind") == "call"]) >= 16:
+                            break
+                        await asyncio.sleep(0.2)
+                res = await crm.all_results("nov")
+                no_answer = [r for r in res if r.get("kind") == "call" and r.get("outcome") == "no_answer"]
+                assert no_answer, "a no-answer contact has had its first call"
+                stopper = no_answer[0]
+                await emu.inbound_sms(stopper["callee"], stopper["number_shown"], "STOP")
+                async with asyncio.timeout(20):
+                    while True:
+                        status, outs = await crm.call("GET", "/v1/optouts")
+                        if any(o.get("number") == stopper["callee"] for o in outs["items"]):
+                            break
+                        await asyncio.sleep(0.2)
+
+                # Retries wait 60 s of controller time: move its clock instead of sleeping.
+                async def tick() -> None:
+                    while True:
+                        await asyncio.sleep(0.5)
+                        clock.advance(61)
+
+                ticker = asyncio.ensure_future(tick())
+                try:
+                    await crm.wait_campaign_done("nov", timeout=150)
+                finally:
+                    ticker.cancel()
+
+                results = await crm.all_results("nov")
+                # A callback: the answered debtor calls back the number he was shown.
+                answered = next(r for r in results if r.get("outcome") == "answered_human")
+                await emu.inbound_call(answered["callee"], answered["number_shown"], ring_seconds=0.5)
+                async with asyncio.timeout(20):
+                    while True:
+                        status, inbound = await crm.call("GET", "/v1/inbound?after=0")
+                        items = inbound["items"]
+                        calls_in = [i for i in items if i.get("kind") == "call" and i.get("from") == answered["callee"]]
+                        if calls_in:
+                            break
+                        await asyncio.sleep(0.2)
+                assert calls_in[0].get("campaign_id", calls_in[0].get("campaign")) == "nov"
+                assert calls_in[0].get("contact_id") or calls_in[0].get("contact")
+                async with asyncio.timeout(30):  # webhooks: every result and the inbound events pushed, signed
+                    while len([e for e in hooks.events if e["event"] == "result"]) < len(results):
+                        await asyncio.sleep(0.2)
+                assert hooks.bad_signatures == 0
+            finally:
+                await app.stop()
+
+    finals = [r for r in results if r.get("final", True)]
+    by_contact: dict[str, list[dict]] = {}
+    for r in results:
+        by_contact.setdefault(str(r.get("contact_id") or r.get("contact")), []).append(r)
+    assert len(by_contact) == 40
+    # Outcomes follow the plan's behaviours and the strategy.
+    for r in results:
+        b = r["callee"][6]
+        if r.get("kind") == "hlr" and r.get("outcome") not in ("refused_by_policy",):
+            assert r["outcome"] == {"0": "active", "2": "active", "3": "active", "5": "absent", "6": "invalid"}[b], r
+        if r.get("kind") == "call" and r.get("outcome") not in ("refused_by_policy",):
+            assert r["outcome"] == {"0": "answered_human", "2": "busy", "3": "no_answer", "5": "unreachable"}[b], r
+    assert not any(r.get("kind") == "call" for r in results if r["callee"][6] == "6")  # HLR invalid: never called
+    # The opted-out debtor: no call after his STOP, and a refusal recorded with its reason.
+    calls_to_stopper = [c for c in emu.network.calls if c.callee == stopper["callee"]]
+    assert len(calls_to_stopper) == 1
+    assert any(r.get("outcome") == "refused_by_policy" and r.get("reason") == "opted_out"
+               for r in results if r["callee"] == stopper["callee"])
+    # Nobody was dialed more often than the strategy allows (2 call attempts).
+    per_callee = Counter(c.callee for c in emu.network.calls)
+    assert max(per_callee.values()) <= 2
