@@ -241,3 +241,49 @@ async def test_refusals_are_results_and_opt_out_by_sms_stop(tmp_path):
         assert [x["outcome"] for x in h["results"]] == ["refused_by_policy", "no_answer", "refused_by_policy"]
         assert [x["id"] for x in h["inbound"]] == ["in-1"]
         await app.close()
+
+
+async def test_stranded_lease_goes_to_another_appliance_only_after_the_first_is_gone_long(tmp_path):
+    clock = FakeClock(T0)
+    cfg = make_config(tmp_path / "c.db", dispatch={"stranded_after_seconds": 600.0})
+    async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
+        await make_campaign(s, c, key, [{"kind": "call"}])
+        a = FakeAppliance(s, c.url, await enroll(s, c, "box-a"), "box-a", clock=clock)
+        await a.connect()
+        batch = await a.expect("jobs")
+        (job,) = batch["jobs"]
+        await a.ack(batch)
+        await a.close()  # box-a dies holding the job
+        await asyncio.sleep(0.1)
+        b = FakeAppliance(s, c.url, await enroll(s, c, "box-b"), "box-b", clock=clock)
+        await b.connect()
+        clock.advance(cfg.dispatch.lease_seconds + 1)  # lease expired, but box-a was seen moments ago
+        with pytest.raises(TimeoutError):
+            await b.expect("jobs", timeout=0.5)
+        clock.advance(600)  # box-a gone longer than stranded_after
+        moved = await b.expect("jobs")
+        assert [j["id"] for j in moved["jobs"]] == [job["id"]]
+        await b.close()
+
+
+async def test_pause_stops_dispatch_and_cancel_cancels_open_jobs(tmp_path):
+    clock = FakeClock(T0)
+    async with running(make_config(tmp_path / "c.db"), clock) as (c, key), aiohttp.ClientSession() as s:
+        contacts = [{"external_id": f"d{i}", "phones": [f"+4860010020{i}"]} for i in range(3)]
+        await make_campaign(s, c, key, [{"kind": "call"}], contacts=contacts)
+        async with s.post(f"{c.url}/v1/campaigns/c1/pause", headers=auth(key)) as r:
+            assert r.status == 200
+        app = FakeAppliance(s, c.url, await enroll(s, c, "box-01"), clock=clock)
+        await app.connect(capacity=1)
+        with pytest.raises(TimeoutError):
+            await app.expect("jobs", timeout=0.4)
+        async with s.post(f"{c.url}/v1/campaigns/c1/resume", headers=auth(key)) as r:
+            assert r.status == 200
+        batch = await app.expect("jobs")
+        await app.ack(batch)
+        async with s.post(f"{c.url}/v1/campaigns/c1/cancel", headers=auth(key)) as r:
+            camp = await r.json()
+        assert camp["state"] == "cancelled" and camp["contacts"]["done"] == 3
+        cancel = await app.expect("cancel")
+        assert cancel["ids"] == [j["id"] for j in batch["jobs"]]
+        await app.close()
