@@ -9,6 +9,7 @@ import click
 BENCHMARKS: dict[str, str] = {
     "at": "bench.at:at",
     "audio": "bench.audio:audio",
+    "controller": "bench.controller:controller",
     "multiplex": "bench.multiplex:multiplex",
     "rotation": "bench.rotation:rotation",
 }

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "audio": "appliance.audio.cli:audio",
     "bench": "bench.cli:bench",
     "appliance": "appliance.cli:appliance",
+    "controller": "controller.cli:controller",
 }
 
 

@@ -19,7 +19,8 @@ from controller.webhooks import verify
 class WebhookReceiver:
     """A CRM's webhook endpoint: checks every signature and keeps what arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Any = time.time) -> None:
+        self.clock = clock  # the controller's clock (tests move it forward)
         self.secret = ""
         self.events: list[dict[str, Any]] = []
         self.bad_signatures = 0
@@ -30,7 +31,7 @@ class WebhookReceiver:
         async def hook(request: web.Request) -> web.Response:
             body = await request.read()
             ok = verify(self.secret, request.headers.get("X-Simrotor-Signature", ""),
-                        request.headers.get("X-Simrotor-Timestamp", ""), body, time.time())
+                        request.headers.get("X-Simrotor-Timestamp", ""), body, self.clock())
             if not ok:
                 self.bad_signatures += 1
                 return web.Response(status=401)
@@ -110,8 +111,8 @@ class Crm:
 
 
 @contextlib.asynccontextmanager
-async def receiver() -> Any:
-    r = WebhookReceiver()
+async def receiver(clock: Any = time.time) -> Any:
+    r = WebhookReceiver(clock)
     await r.start()
     try:
         yield r
