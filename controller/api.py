@@ -39,6 +39,12 @@ ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 _OPEN: Final = frozenset({"/v1/enroll", "/v1/link"})
 
 
+def _done(value: Any) -> asyncio.Future[Any]:
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.set_result(value)
+    return fut
+
+
 class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: Any = None) -> None:
         super().__init__(error)
@@ -242,8 +248,8 @@ class Api:
         camp = self.store.get_campaign(cid)
         if camp is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
-        if camp["state"] in (cp.CampaignState.CANCELLED.value, cp.CampaignState.DONE.value):
-            raise ApiError(409, "bad_state", f"the campaign is {camp['state']}")
+        if camp["state"] == cp.CampaignState.CANCELLED.value:
+            raise ApiError(409, "bad_state", "the campaign is cancelled")
         region = request.query.get("region") or self.c.cfg.controller.region
         if region is not None and (len(region) != 2 or not region.isalpha()):
             raise ApiError(400, "bad_parameter", "region: an ISO 3166 two-letter code")
@@ -256,34 +262,34 @@ class Api:
                 rows = parse_csv(text)
             else:
                 rows = parse_json(await _body(request))
-            good: dict[str, Any] = {}
-            bad: list[Any] = []
             slices: list[list[Any]] = [[]]
             for item in rows:
                 if len(slices[-1]) == IMPORT_SLICE:
                     slices.append([])
                 slices[-1].append(item)
-            if len(slices) > 1:
-                # validation is CPU-bound pure Python (phonenumbers): worker processes use
-                # the other cores and keep this loop free for links and API requests
-                loop = asyncio.get_running_loop()
-                pool = self.c.validation_pool()
-                outcomes = await asyncio.gather(*(loop.run_in_executor(pool, validate_rows, sl, region) for sl in slices))
-            else:
-                outcomes = [validate_rows(slices[0], region)]
-            for rows_ok_part, errors in outcomes:
-                for r in rows_ok_part:
-                    good.pop(r.external_id, None)
-                    good[r.external_id] = r
-                bad.extend(errors)
         except RowError as exc:
             raise ApiError(400, "invalid", {"field": exc.field, "reason": exc.reason}) from None
+        # Validation is CPU-bound pure Python (phonenumbers): worker processes take it to
+        # the other cores while this process upserts the slices already validated, and
+        # the loop stays free for links and API requests. A repeated external_id in a
+        # later slice updates the row of the earlier one, as a re-import would.
+        if len(slices) > 1:
+            loop = asyncio.get_running_loop()
+            pool = self.c.validation_pool()
+            pending = [loop.run_in_executor(pool, validate_rows, sl, region) for sl in slices]
+        else:
+            pending = [_done(validate_rows(slices[0], region))]
         created = updated = 0
-        rows_ok = list(good.values())
-        for i in range(0, len(rows_ok), IMPORT_SLICE):
-            c, u = self.store.upsert_contacts(cid, rows_ok[i:i + IMPORT_SLICE], self.c.clock())
-            created, updated = created + c, updated + u
-            await asyncio.sleep(0)
+        bad: list[Any] = []
+        for fut in pending:
+            rows_ok, errors = await fut
+            bad.extend(errors)
+            if rows_ok:
+                c, u = self.store.upsert_contacts(cid, rows_ok, self.c.clock())
+                created, updated = created + c, updated + u
+        reopened = cp.TRANSITIONS[cp.CampaignState(camp["state"])].get("reopen")
+        if created and reopened is not None:
+            self.store.set_campaign_state(cid, camp["state"], reopened.value, self.c.clock())
         self.c.wake()
         return _json({"created": created, "updated": updated, "rejected": len(bad),
                       "errors": [{"line": b.line, "field": b.field, "reason": b.reason, "external_id": b.external_id}

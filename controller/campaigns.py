@@ -54,7 +54,8 @@ TRANSITIONS: Final[dict[CampaignState, dict[str, CampaignState]]] = {
     CampaignState.RUNNING: {"pause": CampaignState.PAUSED, "cancel": CampaignState.CANCELLED},
     CampaignState.PAUSED: {"resume": CampaignState.RUNNING, "cancel": CampaignState.CANCELLED},
     CampaignState.CANCELLED: {},
-    CampaignState.DONE: {},
+    # importing new contacts into a finished campaign reopens it
+    CampaignState.DONE: {"reopen": CampaignState.RUNNING},
 }
 
 

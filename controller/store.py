@@ -488,7 +488,7 @@ class Store:
                 final = bool(body.get("final"))
                 outcome = str(body.get("outcome") or "unknown")
                 dedupe = f"{job_id}|{body.get('attempt')}|{int(final)}"
-                at = body.get("_at", now)
+                at = body.pop("_at", now)
                 kind = body.get("kind") or (job["kind"] if job else None)
                 row = {"dedupe": dedupe, "appliance_id": appliance_id, "app_seq": body.get("seq"), "job_id": job_id or None,
                        "campaign_id": job["campaign_id"] if job else None, "contact_id": job["contact_id"] if job else None,

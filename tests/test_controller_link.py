@@ -126,6 +126,15 @@ async def test_jobs_leases_acks_results_dedupe_and_strategy(tmp_path):
         await asyncio.sleep(0.2)
         async with s.get(f"{c.url}/v1/campaigns/c1", headers=auth(key)) as r:
             assert (await r.json())["state"] == "done"
+        # a result body is stored as the appliance sent it (no internal fields)
+        assert "_at" not in (await results(s, c, key))[0]["detail"]
+        # new contacts reopen the finished campaign
+        async with s.post(f"{c.url}/v1/campaigns/c1/contacts", json=[{"external_id": "d2", "phones": ["+48600100201"]}],
+                          headers=auth(key)) as r:
+            assert (await r.json())["created"] == 1
+        async with s.get(f"{c.url}/v1/campaigns/c1", headers=auth(key)) as r:
+            assert (await r.json())["state"] == "running"
+        assert (await app.expect("jobs"))["jobs"][0]["callee"] == "+48600100201"
         await app.close()
 
 
