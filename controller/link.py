@@ -120,7 +120,9 @@ class LinkHub:
         if appliance_id is None:
             return web.json_response({"error": "unauthorized", "detail": "send Authorization: Bearer <credential from POST /v1/enroll>"},
                                      status=401)
-        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME)
+        # WebSocket pings (RFC 6455 §5.5.2) detect a silently dead peer (a cut cable keeps
+        # TCP open for hours): no pong within half the interval closes the link.
+        ws = web.WebSocketResponse(heartbeat=self.c.cfg.link.heartbeat_seconds, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         old = self.links.get(appliance_id)
         if old is not None:
