@@ -134,9 +134,13 @@ class Link:
 
     # -- what we send ----------------------------------------------------------------
     def capacity(self) -> int:
+        """How many open jobs the controller may hold on us. The controller counts every
+        job without a final result as open, including SMS and pings whose channel work is
+        done and which only wait for a status report: those are added back, so waiting
+        reports never starve the channels."""
         stats = self.app.scheduler.stats()
         wanted = int(self.cfg.queue_per_channel * max(1, len(self.app.bank.channels)))
-        return max(0, wanted - stats["queued"] - stats["running"])
+        return wanted + stats["awaiting_report"]
 
     def _hello(self) -> dict[str, Any]:
         operators: dict[str, int] = {}

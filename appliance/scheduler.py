@@ -95,6 +95,7 @@ class Scheduler:
         self.result_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._last_collect: dict[str, float] = {}
         self._last_collect_round = 0.0
+        self._awaiting: set[str] = set()  # jobs whose channel part is done, waiting for reports
         self.last_dispatch_at: float | None = None
         self._shown_cache: dict[str, tuple[str, ...]] = {}
         self._outcomes: dict[str, list[str]] = {}
@@ -472,6 +473,7 @@ class Scheduler:
         if followup is not None:
             queues, refs, first_only = followup
             self._remember_pending(p, attempt_id, spec, refs, first_only)
+            self._awaiting.add(spec["id"])
             self._background_task(self._await_reports(spec, p, attempt_id, queues, refs, first_only))
 
     def _summary(self, spec: dict[str, Any], result: dict[str, Any]) -> AttemptSummary:
@@ -597,6 +599,7 @@ class Scheduler:
         for job_id, item in pending.items():
             p = Placement(*item["placement"])
             queues = [self.tracker.expect(p.sim_id, r) for r in item["refs"]]
+            self._awaiting.add(job_id)
             self._background_task(self._await_reports(item["spec"], p, item["attempt_id"], queues, item["refs"],
                                                       item["first_only"], deadline=item["deadline"]))
 
@@ -619,12 +622,14 @@ class Scheduler:
         pending = self.store.get_kv("sms_pending", {})
         pending.pop(spec["id"], None)
         self.store.set_kv("sms_pending", pending)
+        self._awaiting.discard(spec["id"])
 
     # -- views ------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         return {
             "queued": len(self._jobs),
             "running": len(self._running),
+            "awaiting_report": len(self._awaiting),
             "idle_channels": self._idle,
             "decisions": self.decisions,
             "decision_us": round(self.decision_seconds / self.decisions * 1e6, 1) if self.decisions else None,

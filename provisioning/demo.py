@@ -1,84 +1,201 @@
 """``simrotor demo``: the whole system on an emulated modem bank.
 
-Today the system is the modem layer, so the demo starts an emulated bank (one modem of
-each dialect) in its own process and walks through the installer's modem CLI against it:
-probe, a raw AT command, an SMS with delivery report, calls to plan numbers with
-different behaviours, a USSD balance check. Each step prints the command it runs, so a
-reader can repeat it by hand against the same emulator or a real modem.
+It starts an emulated bank (16 modems with 2 SIMs each, in its own process), a
+controller and an appliance linked to it, creates an API key, enrolls the appliance,
+and plays the CRM: a campaign (HLR check, a call, an SMS when the call fails) over a
+few hundred numbers of the emulator's plan (every behaviour: people, voicemail, busy,
+no answer, rejecting, switched off, unassigned). It prints progress and the addresses of
+the CRM API, its reference page and the technician page. Without ``--until-done`` it
+keeps running after the campaign so you can look around; Ctrl-C stops everything.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import shlex
-import subprocess
+import signal
+import socket
 import sys
+import tempfile
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import click
 
-from provisioning.clikit import emit, json_option
+from provisioning.clikit import emit, install_event_loop_policy, json_option, raise_nofile_limit
 
-VENDORS = "simcom,quectel,huawei,generic"
+#: The campaign the demo runs. Calling hours are opened to the whole day so the demo
+#: works at any hour; the product default is 08:00–21:00 in the debtor's time zone.
+STRATEGY = [
+    {"kind": "hlr", "method": "sms_ping"},
+    {"kind": "call", "attempts": 1, "ring_seconds": 20},
+    {"kind": "sms", "text": "Dzień dobry {name}, prosimy o kontakt w sprawie {case_ref}: {amount} {currency}."},
+]
+BEHAVIOURS = {0: "answers", 1: "voicemail", 2: "busy", 3: "no answer", 4: "rejects", 5: "switched off",
+              6: "unassigned", 7: "answers late", 8: "answers, keys DTMF", 9: "random"}
 
 
-def tour(ports: dict[str, str]) -> list[tuple[str, list[str]]]:
-    s, q, h, g = ports["simcom"], ports["quectel"], ports["huawei"], ports["generic"]
-    return [
-        ("Identify a SIMCom modem and its SIM", ["modem", "probe", s]),
-        ("A raw AT command on the Quectel modem", ["modem", "at", q, "AT+CSQ"]),
-        ("SMS in Polish (UCS2) with a delivery report",
-         ["modem", "sms", q, "--to", "+48601000123", "--text", "Dzień dobry, przypominamy o płatności.", "--report", "--wait", "30"]),
-        ("Call a plan number that answers (behaviour 0)", ["modem", "dial", h, "--to", "+48600000123", "--seconds", "2"]),
-        ("Call a busy number (behaviour 2: Q.850 cause 17)", ["modem", "dial", s, "--to", "+48602200123"]),
-        ("Call an unassigned number (behaviour 6: cause 1)", ["modem", "dial", g, "--to", "+48603600123"]),
-        ("Balance check by USSD on the Huawei dongle (packed GSM-7)", ["modem", "ussd", h, "*100#"]),
-        ("An error in words: a port that does not exist", ["modem", "probe", "/dev/ttyUSB99"]),
-    ]
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
+def sample_contacts(n: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        behaviour, operator = i % 10, (i // 10) % 4
+        out.append({"external_id": f"D-{i:05d}", "phones": [f"+4860{operator}{behaviour}{i:05d}"],
+                    "name": f"Dłużnik {i}", "case_ref": f"KOM/{2026}/{i:05d}", "amount": f"{150 + i * 7 % 900}.00",
+                    "currency": "PLN", "due_date": "2026-12-31", "language": "pl"})
+    return out
+
+
+async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until_done: bool, quiet: bool,
+                   api_port: int, page_port: int) -> dict[str, Any]:
+    import aiohttp
+
+    from appliance.config import parse_config as parse_appliance
+    from appliance.runtime import Appliance, plan_prefixes
+    from controller.config import parse_config as parse_controller
+    from controller.server import Controller, create_enroll_token, create_key
+
+    say = (lambda *a: None) if quiet else (lambda *a: click.echo(" ".join(str(x) for x in a)))
+    started = time.monotonic()
+    ccfg = parse_controller({
+        "controller": {"listen": f"127.0.0.1:{api_port}", "store": str(workdir / "controller.db")},
+        "dispatch": {"interval_seconds": 0.2},
+        "operator_prefixes": {k: v for k, v in plan_prefixes().items() if k.startswith("+4860")},
+    }, source="demo")
+    controller = Controller(ccfg)
+    await controller.start()
+    key = create_key(controller.store, "demo-crm", time.time())["key"]
+    token = create_enroll_token(controller.store, 600, time.time())["token"]
+    (workdir / "bank.json").write_text(json.dumps(state))
+    acfg = parse_appliance({
+        "emulator_state": str(workdir / "bank.json"),
+        "appliance": {"id": "demo-box", "store": str(workdir / "appliance.db"), "listen": f"127.0.0.1:{page_port}",
+                      "token": "demo-token", "timezone": "Europe/Warsaw"},
+        "limits": {"calls_per_hour": 60, "min_pause_seconds": 0.0, "pause_after_call": [0.0, 1.0]},
+        "sms": {"report_timeout_seconds": 20.0, "ping_timeout_seconds": 20.0, "collect_interval_seconds": 5.0},
+        "link": {"url": controller.url.replace("http", "ws") + "/v1/link", "credential_file": str(workdir / "credential"),
+                 "heartbeat_seconds": 2.0},
+    }, source="demo")
+    headers = {"Authorization": f"Bearer {key}"}
+    appliance: Appliance | None = None
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(controller.url + "/v1/enroll", json={"token": token, "appliance_id": "demo-box"}) as r:
+                (workdir / "credential").write_text((await r.json())["credential"])
+            appliance = Appliance(acfg, seed=1)
+            await appliance.start()
+            say(f"controller   {controller.url}   (CRM API under /v1, reference page {controller.url}/docs)")
+            say(f"technician   {appliance.address}/   (the appliance's page: channels, SIMs, results)")
+            say(f"API key      {key}")
+            say(f"bank         {len(state['modems'])} modems, "
+                f"{sum(len(m['sims']) for m in state['modems'])} SIMs; work directory {workdir}")
+            async with s.post(controller.url + "/v1/campaigns", headers=headers, json={
+                    "id": "demo", "name": "Demo campaign", "strategy": STRATEGY,
+                    "rules": {"hours": ["00:00", "23:59"]}}) as r:
+                assert r.status == 201, await r.text()
+            people = sample_contacts(contacts)
+            async with s.post(controller.url + "/v1/campaigns/demo/contacts", headers=headers, json=people) as r:
+                imported = await r.json()
+            say(f"campaign     'demo': {imported['created']} contacts imported "
+                f"(numbers of the emulator's plan: {', '.join(BEHAVIOURS.values())})")
+            last = ""
+            while True:
+                async with s.get(controller.url + "/v1/campaigns/demo", headers=headers) as r:
+                    counts = (await r.json())["contacts"]
+                done = counts["done"] == counts["total"]
+                busy = sum(1 for ch in appliance.bank.channels.values() if ch.state.value == "busy")
+                line = (f"[{time.monotonic() - started:6.1f} s] contacts done {counts['done']}/{counts['total']}, "
+                        f"in flight {counts['in_flight']}, channels busy {busy}/{len(appliance.bank.channels)}")
+                if line != last:
+                    say(line)
+                    last = line
+                if done:
+                    break
+                await asyncio.sleep(1.0)
+            results: list[dict[str, Any]] = []
+            after = 0
+            while True:
+                async with s.get(controller.url + f"/v1/results?after={after}&limit=1000&campaign=demo", headers=headers) as r:
+                    page = await r.json()
+                if not page["items"]:
+                    break
+                results += page["items"]
+                after = page["next"]
+            finals = [x for x in results if x.get("final") is not False]
+            outcomes = Counter(f"{x['kind']}:{x['outcome']}" for x in finals)
+            summary = {
+                "demo": "campaign",
+                "seconds": round(time.monotonic() - started, 1),
+                "contacts": counts["total"],
+                "results": len(finals),
+                "outcomes": dict(sorted(outcomes.items())),
+                "controller": controller.url,
+                "technician_page": appliance.address + "/",
+                "workdir": str(workdir),
+            }
+            say("campaign complete: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+            if not until_done:
+                say("still running — open the pages above; Ctrl-C to stop")
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                await stop.wait()
+            return summary
+    finally:
+        if appliance is not None:
+            await appliance.stop()
+        await controller.stop()
 
 
 @click.command()
-@click.option("--timing", type=click.Choice(["realistic", "fast"]), default="realistic", show_default=True,
-              help="Emulated network timing: realistic call set-up and SMS delays, or none.")
+@click.option("--contacts", type=int, default=300, show_default=True, help="Size of the sample campaign.")
+@click.option("--modems", type=int, default=16, show_default=True)
+@click.option("--sims-per-modem", type=int, default=2, show_default=True)
+@click.option("--timing", type=click.Choice(["realistic", "fast"]), default="fast", show_default=True,
+              help="Emulated network timing: none (fast) or real call set-up and SMS delays.")
+@click.option("--until-done", is_flag=True, help="Exit with a summary when the campaign completes.")
+@click.option("--api-port", type=int, default=8480, show_default=True, help="Controller port (another is taken if busy).")
+@click.option("--page-port", type=int, default=8470, show_default=True, help="Appliance page port (another if busy).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @json_option
-def demo(timing: str, seed: int, as_json: bool) -> None:
-    """Run the demo: an emulated modem bank and a scripted tour of the modem CLI.
+def demo(contacts: int, modems: int, sims_per_modem: int, timing: str, until_done: bool, api_port: int,
+         page_port: int, seed: int, as_json: bool) -> None:
+    """Run the whole system on an emulated bank: a controller, an appliance, 16 modems
+    with 2 SIMs each, and a sample campaign of a few hundred debtors, with progress and
+    the addresses of the API and the technician page.
 
     \b
-    Example:
-      simrotor demo --timing fast --json
+    Examples:
+      simrotor demo                          # runs until Ctrl-C, so you can look around
+      simrotor demo --until-done --json      # exits with a summary when the campaign is done
+      simrotor demo --timing realistic       # real call set-up times: slower, more lifelike
     """
     from bench._emulated import emulator_process
 
-    steps: list[dict[str, Any]] = []
-    out = (lambda *a, **k: None) if as_json else click.echo
-    out(f"simrotor demo: starting an emulated bank of 4 modems ({VENDORS}), {timing} timing …")
-    with emulator_process(4, timing=timing, vendors=VENDORS, seed=seed) as state:
-        ports = {m["vendor"]: m["port"] for m in state["modems"]}
-        out(f"emulator running (pid {state['_pid']}), control API at {state.get('control')}")
-        for m in state["modems"]:
-            out(f"  {m['id']}  {m['vendor']:8} {m['model']:18} {m['port']}")
-        for title, args in tour(ports):
-            cmdline = "simrotor " + " ".join(shlex.quote(a) for a in args)
-            out(f"\n== {title}\n$ {cmdline}")
-            t0 = time.monotonic()
-            extra = ["--json"] if as_json else []
-            proc = subprocess.run([sys.executable, "-m", "provisioning", *args, *extra], capture_output=True, text=True)
-            took = round(time.monotonic() - t0, 2)
-            result: Any = proc.stdout
-            if as_json:
-                try:
-                    result = json.loads(proc.stdout) if proc.stdout.strip() else None
-                except json.JSONDecodeError:
-                    pass
-            else:
-                click.echo(proc.stdout.rstrip())
-                if proc.stderr.strip():
-                    click.echo(proc.stderr.rstrip())
-                click.echo(f"(exit {proc.returncode}, {took} s)")
-            steps.append({"step": title, "command": cmdline, "exit": proc.returncode, "seconds": took, "result": result})
+    raise_nofile_limit()
+    quiet = as_json
+    if not quiet:
+        click.echo(f"simrotor demo: emulated bank of {modems} modems × {sims_per_modem} SIMs ({timing} timing) …")
+    with tempfile.TemporaryDirectory(prefix="simrotor-demo-") as tmp, \
+            emulator_process(modems, timing=timing, sims_per_modem=sims_per_modem, seed=seed) as state:
+        install_event_loop_policy()
+        try:
+            summary = asyncio.run(run_demo(state, Path(tmp), contacts=contacts, until_done=until_done, quiet=quiet,
+                                           api_port=free_port(api_port), page_port=free_port(page_port)))
+        except KeyboardInterrupt:
+            sys.exit(130)
     if as_json:
-        emit({"demo": "modem-tour", "timing": timing, "steps": steps}, True)
-    else:
-        click.echo("\nDone. Start your own bank with: simrotor emulate --modems 8 --state-file bank.json")
+        emit(summary, True)
