@@ -193,7 +193,7 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path):
             str(st), "run", f"{c.url}/openapi.json", "-H", f"Authorization: Bearer {key}",
             "-c", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
             "-n", "10", "--seed", "7", "--max-time", "25", "--phases", "coverage,fuzzing",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)  # its cache dir goes there
         out, _ = await proc.communicate()
         text = out.decode(errors="replace")
         assert proc.returncode == 0, text[-4000:]
