@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from modem_drivers.at import AtError, AtTimeout
+from modem_drivers.background import Background
 from modem_drivers.errors import ModemError, Unsupported
 from modem_drivers.modem import Modem
 from modem_drivers.types import (
@@ -70,7 +71,7 @@ class Bank:
         self.rng = rng or random.Random()
         self._change_listeners: list[ChangeListener] = []
         self._event_listeners: list[EventListener] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Background("bank", logger)
         self._cooling: dict[str, asyncio.TimerHandle] = {}
         self._closing = False
 
@@ -92,18 +93,7 @@ class Bank:
                 logger.exception("channel listener failed")
 
     def _spawn(self, coro: Any, what: str) -> asyncio.Task[Any]:
-        async def guarded() -> Any:
-            try:
-                return await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("bank: %s failed", what)
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro, what)
 
     # -- start / stop ------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,11 +105,7 @@ class Bank:
         self._closing = True
         for h in self._cooling.values():
             h.cancel()
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await t
+        await self._tasks.cancel_all()
         await asyncio.gather(*(m.close() for m in self.modems.values()), return_exceptions=True)
 
     async def _bring_up(self, ch: Channel) -> None:

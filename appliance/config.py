@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from provisioning.files import read_toml
 
 
 class ConfigError(ValueError):
@@ -283,12 +284,5 @@ def modems_from_emulator_state(path: Path, source: str = "config") -> list[Modem
 
 def load_config(path: str | Path) -> ApplianceConfig:
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file; fix: write one (see `simrotor appliance run --help`)") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    data = read_toml(p, ConfigError, "simrotor appliance run")
     return parse_config(data, source=str(p), base_dir=p.parent)

@@ -22,6 +22,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any, Final
 
+from modem_drivers.background import Background
 from modem_drivers.sms import StatusReport
 from modem_drivers.types import StatusReportReceived
 
@@ -83,7 +84,7 @@ class Scheduler:
         self._active_callees: set[str] = set()
         self._blocked: dict[str, deque[str]] = defaultdict(deque)
         self._running: dict[str, asyncio.Task[Any]] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = Background("scheduler", logger)
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._quarantine_runs: dict[str, list[str]] = defaultdict(list)
@@ -407,10 +408,8 @@ class Scheduler:
             self._shown_cache[callee] = cached
         return cached
 
-    def _background_task(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _background_task(self, coro: Any, what: str = "background work") -> None:
+        self._background.spawn(coro, what)
 
     # -- running a job ---------------------------------------------------------------------------
     def _start(self, spec: dict[str, Any], d: Decision, now: float) -> None:

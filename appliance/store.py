@@ -23,6 +23,8 @@ from typing import Any
 
 import sqlite_utils
 
+from provisioning.files import open_sqlite
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -100,12 +102,9 @@ OPEN_STATES = ("queued", "running", "waiting_retry")
 class Store:
     def __init__(self, path: str | Path, *, durability: str = "normal") -> None:
         self.path = str(path)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = open_sqlite(self.path, durability=durability)
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-        conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self.set_kv("schema_version", SCHEMA_VERSION)

@@ -32,11 +32,12 @@ Shape (every table optional; defaults beside each key)::
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from provisioning.files import read_toml
 
 from .dispatcher import DEFAULT_LEASE_SECONDS, DEFAULT_STRANDED_AFTER
 from .link import DEFAULT_STOP_WORDS, HEARTBEAT_SECONDS
@@ -145,14 +146,7 @@ def parse_config(data: dict[str, Any], *, source: str = "config") -> ControllerC
 
 def load_config(path: str | Path) -> ControllerConfig:
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file; fix: write one (see `simrotor controller run --help`)") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    data = read_toml(p, ConfigError, "simrotor controller run")
     cfg = parse_config(data, source=str(p))
     store = Path(cfg.controller.store)
     if not store.is_absolute():

@@ -28,6 +28,8 @@ from typing import Any
 
 import sqlite_utils
 
+from provisioning.files import open_sqlite
+
 from .contacts import ContactRow
 
 SCHEMA_VERSION = 1
@@ -142,13 +144,10 @@ class Store:
     epoch seconds (UTC) passed in by the caller (the injected clock)."""
 
     def __init__(self, path: str | Path, *, durability: str = "normal") -> None:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn = open_sqlite(path, durability=durability)
         conn.row_factory = sqlite3.Row
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-        conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_SCHEMA)
         with self.tx():
             conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) ON CONFLICT(key) DO NOTHING",

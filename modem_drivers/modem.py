@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from .at import (
     AtError,
@@ -33,6 +33,7 @@ from .at import (
     TimeoutClass,
     Urc,
 )
+from .background import Background
 from .call import Call, CallState, mask_number
 from .dialects import GENERIC, Cmd, Dialect, detect
 from .errors import (
@@ -138,7 +139,7 @@ class Modem:
         self._listeners: list[Callable[[ModemEvent], None]] = []
         self._backlog: list[ModemEvent] = []
         self._unsubscribe: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Background(self.name, logger, expected=(PortClosed, AtTimeout))
         self._storage_lock = asyncio.Lock()
         self._ussd_waiter: asyncio.Future[UssdReply] | None = None
         self._reassembler = smsmod.Reassembler()
@@ -183,18 +184,13 @@ class Modem:
             await self._configure()
 
     async def close(self) -> None:
-        if self._tasks:
-            # Let a message being read from storage finish (CMGR/CMGD), so nothing is left
-            # half-read on the SIM; bounded so a stuck modem cannot hold the close.
-            await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE)
+        # Let a message being read from storage finish (CMGR/CMGD), so nothing is left
+        # half-read on the SIM; bounded so a stuck modem cannot hold the close.
+        await self._tasks.drain(CLOSE_GRACE)
         for unsub in self._unsubscribe:
             unsub()
         self._unsubscribe.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await self._tasks.cancel_all()
         await self.port.close()
 
     async def __aenter__(self) -> "Modem":
@@ -297,21 +293,8 @@ class Modem:
             logger.info("%s: %s not supported (%s)", self.name, cmd.command, cmd.doc or "optional")
             return False
 
-    def _spawn(self, coro: "asyncio.coroutines._CoroutineLike[None]", what: str) -> None:  # type: ignore[name-defined]
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except (PortClosed, AtTimeout) as exc:
-                # The port went away mid-way: storage is swept again when it is back.
-                logger.warning("%s: %s interrupted: %s", self.name, what, exc)
-            except Exception:
-                logger.exception("%s: %s failed", self.name, what)
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Any, what: str) -> None:
+        self._tasks.spawn(coro, what)
 
     # -- identity, SIM, network ----------------------------------------------------------
     async def identify(self) -> Identity:
