@@ -94,6 +94,9 @@ BACKLOG_MAX: Final = 1000
 #: this soon after the previous release, before the new call progressed, is stale.
 STALE_RELEASE_WINDOW: Final = 2.0
 RELEASE_FINAL_NAMES: Final = frozenset({"NO CARRIER", "BUSY", "NO ANSWER"})
+#: When reading a stored message timed out, the storage is swept after these delays
+#: (seconds) until one sweep succeeds: the message stays on the SIM meanwhile.
+SWEEP_RETRY_DELAYS: Final = (2.0, 5.0, 15.0, 60.0)
 #: How long ``close`` waits for background work (reading a stored SMS) to finish.
 CLOSE_GRACE: Final = 2.0
 
@@ -563,6 +566,22 @@ class Modem:
                 if switched:
                     await self._try('AT+CPMS="SM"')
 
+    async def _read_or_sweep(self, mem: str, index: int, *, report: bool) -> None:
+        """Read a stored message; if the modem is too slow to answer (an overloaded bank),
+        sweep its storage later instead, so the message is still picked up."""
+        try:
+            await self._read_stored(mem, index, report=report)
+            return
+        except AtTimeout as exc:
+            logger.warning("%s: reading %s %d timed out (%s); sweeping storage later", self.name, mem, index, exc)
+        for delay in SWEEP_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                await self.sweep_storage()
+                return
+            except AtTimeout:
+                continue
+
     def _deliver_pdu(self, pdu: str) -> None:
         decoded = smsmod.decode(pdu)
         if isinstance(decoded, smsmod.StatusReport):
@@ -738,14 +757,14 @@ class Modem:
         if not m or int(m.group(2)) < 0:
             logger.warning("%s: malformed URC dropped: %r", self.name, urc.text[:80])
             return
-        self._spawn(self._read_stored(m.group(1), int(m.group(2)), report=False), "reading stored SMS")
+        self._spawn(self._read_or_sweep(m.group(1), int(m.group(2)), report=False), "reading stored SMS")
 
     def _urc_cdsi(self, urc: Urc) -> None:
         m = _CDSI.match(urc.text)
         if not m or int(m.group(2)) < 0:
             logger.warning("%s: malformed URC dropped: %r", self.name, urc.text[:80])
             return
-        self._spawn(self._read_stored(m.group(1), int(m.group(2)), report=True), "reading status report")
+        self._spawn(self._read_or_sweep(m.group(1), int(m.group(2)), report=True), "reading status report")
 
     def _urc_pdu(self, urc: Urc) -> None:
         if not urc.pdu:
