@@ -76,6 +76,7 @@ class Channel:
     imei: str | None = None
     job_id: str | None = None
     errors: int = 0
+    balance: float | None = None  # last USSD balance of the active SIM
 
     def move(self, new: ChannelState, reason: str) -> tuple[ChannelState, ChannelState]:
         old = self.state
@@ -111,4 +112,5 @@ class Channel:
             "signal_dbm": self.signal_dbm,
             "registered": self.registered,
             "job_id": self.job_id,
+            "balance": self.balance,
         }

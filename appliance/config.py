@@ -138,6 +138,7 @@ class SmsSection(_Base):
 
 
 class UssdSection(_Base):
+    # Balance checks per SIM (appliance/balance.py); "" or interval 0 switches them off.
     balance_code: str | None = "*100#"
     interval_seconds: float = 6 * 3600.0
     balance_pattern: str = r"(\d+[.,]\d{1,2})"

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .api import make_app
+from .balance import BalanceChecker
 from .bank import Bank
 from .channel import Channel
 from .config import ApplianceConfig
@@ -99,6 +100,7 @@ class Appliance:
         self.inbound = InboundRecorder(self.store)
         self.bank.on_event(self.inbound)
         self.link: Link | None = Link(self) if cfg.link.url else None
+        self.balance = BalanceChecker(self) if cfg.ussd.balance_code and cfg.ussd.interval_seconds > 0 else None
         self.runner: web.AppRunner | None = None
         self.started_at = time.time()
         self.address: str | None = None
@@ -108,6 +110,8 @@ class Appliance:
         await self.scheduler.start()
         if self.link is not None:
             self.link.start()
+        if self.balance is not None:
+            self.balance.start()
         if self.cfg.appliance.listen:
             host, _, port = self.cfg.appliance.listen.rpartition(":")
             app = make_app(self, self.cfg.appliance.token or "")
@@ -122,6 +126,8 @@ class Appliance:
         logger.info("appliance %s up: %d channels, API %s", self.cfg.appliance.id, len(self.bank.channels), self.address)
 
     async def stop(self) -> None:
+        if self.balance is not None:
+            await self.balance.stop()
         if self.link is not None:
             await self.link.stop()
         if self.runner is not None:

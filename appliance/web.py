@@ -76,7 +76,7 @@ PAGE = """<!doctype html>
 <main>
 <div class="cards" id="cards"></div>
 <section><h2>Channels</h2><table id="channels"><thead><tr><th>modem</th><th>state</th><th>reason</th><th>model</th>
-<th>dialect</th><th>slot</th><th>number</th><th>operator</th><th>signal</th><th>job</th></tr></thead><tbody></tbody></table></section>
+<th>dialect</th><th>slot</th><th>number</th><th>operator</th><th>signal</th><th>balance</th><th>job</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Results</h2><table id="outcomes"><thead><tr><th>kind</th><th>outcome</th><th>count</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Recent trouble</h2><table id="events"><thead><tr><th>when</th><th>what</th><th>where</th><th>detail</th></tr></thead><tbody></tbody></table></section>
 </main>
@@ -99,7 +99,7 @@ async function refresh(){
     rows("channels", d.channels.map(c => `<tr data-channel="${esc(c.id)}"><td>${esc(c.id)}</td>
       <td><span class="state ${esc(c.state)}">${esc(c.state)}</span></td><td>${esc(c.reason)}</td><td>${esc(c.model)}</td>
       <td>${esc(c.dialect)}</td><td>${c.active_slot + 1}/${c.slots}</td><td>${esc(c.msisdn)}</td><td>${esc(c.operator)}</td>
-      <td>${bars(c.signal_dbm)}</td><td>${esc(c.job_id)}</td></tr>`));
+      <td>${bars(c.signal_dbm)}</td><td>${c.balance == null ? "—" : esc(c.balance)}</td><td>${esc(c.job_id)}</td></tr>`));
     rows("outcomes", d.outcomes.map(o => `<tr><td>${esc(o.kind)}</td><td>${esc(o.outcome)}</td><td>${o.count}</td></tr>`));
     rows("events", d.events.map(e => `<tr><td>${new Date(e.at*1000).toLocaleTimeString()}</td><td>${esc(e.kind)}</td>
       <td>${esc(e.subject)}</td><td>${esc(JSON.stringify(e.detail))}</td></tr>`));

@@ -70,6 +70,7 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
         "retry": {"max_attempts": 1},
         "sms": {"report_timeout_seconds": 120.0},
         "supervision": {"check_interval_seconds": 3600.0},
+        "ussd": {"balance_code": ""},
         "operator_prefixes": {"+4860": "26001"},
     })
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,0 +1,126 @@
+"""USSD balance checks, per SIM, on a schedule, in idle moments.
+
+A SIM without credit fails every call in a way that looks like a network problem (the
+operator plays an announcement and releases, often with cause 31), so it is checked
+before it wastes attempts: every ``[ussd] interval_seconds`` the active SIM of an idle
+channel gets the balance code (``*100#`` by default); the first number in the answer
+(``[ussd] balance_pattern``) is its balance; below ``[lock] min_balance`` the rotation
+policy locks it, with the answer as evidence, until a later reading is back above it.
+
+Only the active slot's SIM can be asked; SIMs in other slots are checked when they are
+active. Checks never take a channel a job is waiting for: they run only when no job is
+queued, and hold the channel for the few seconds of one USSD session.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Final
+
+from modem_drivers.at import AtError
+from modem_drivers.errors import ModemError
+
+from .channel import ChannelState
+from .jobs import iso
+
+if TYPE_CHECKING:
+    from .runtime import Appliance
+
+logger = logging.getLogger(__name__)
+
+#: At most this many balance checks run at once, so a bank of hundreds of modems never
+#: starts hundreds of USSD sessions together (operators rate-limit USSD gateways).
+MAX_CONCURRENT: Final = 8
+#: How often the checker looks for due SIMs (it sleeps between looks; checks themselves
+#: are spaced by ``interval_seconds`` per SIM).
+LOOK_EVERY: Final = 5.0
+#: The first round waits this long after start (or one interval, if shorter).
+FIRST_LOOK_AFTER: Final = 60.0
+
+
+def parse_balance(text: str, pattern: str) -> float | None:
+    m = re.search(pattern, text)
+    if not m:
+        return None
+    try:
+        return float(m.group(1).replace(",", "."))
+    except (IndexError, ValueError):
+        return None
+
+
+class BalanceChecker:
+    def __init__(self, app: "Appliance") -> None:
+        self.app = app
+        self.cfg = app.cfg.ussd
+        self.last: dict[str, float] = dict(app.store.get_kv("balance_checked", {}))
+        self.balances: dict[str, float] = {}
+        self._sem = asyncio.Semaphore(MAX_CONCURRENT)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except BaseException:
+                pass
+
+    async def _run(self) -> None:
+        # Let the bank settle and the first jobs start before the first round.
+        await asyncio.sleep(min(FIRST_LOOK_AFTER, self.cfg.interval_seconds))
+        while True:
+            try:
+                await self.check_due()
+            except Exception:
+                logger.exception("balance checks failed")
+            await asyncio.sleep(min(LOOK_EVERY, self.cfg.interval_seconds))
+
+    async def check_due(self) -> int:
+        if self.app.scheduler.stats()["queued"]:
+            return 0  # jobs first
+        now = time.time()
+        due = []
+        for ch in self.app.bank.channels.values():
+            sim = ch.active_sim
+            if ch.state is not ChannelState.IDLE or sim is None or not sim.sim_id:
+                continue
+            if now - self.last.get(sim.sim_id, 0.0) >= self.cfg.interval_seconds:
+                due.append(ch.id)
+        await asyncio.gather(*(self.check(ch_id) for ch_id in due))
+        return len(due)
+
+    async def check(self, channel_id: str) -> float | None:
+        async with self._sem:
+            ch = self.app.bank.channels[channel_id]
+            sim = ch.active_sim
+            if ch.state is not ChannelState.IDLE or sim is None or not sim.sim_id or not self.cfg.balance_code:
+                return None
+            modem = self.app.bank.acquire(channel_id, "ussd-balance")
+            now = time.time()
+            balance = None
+            try:
+                reply = await modem.ussd(self.cfg.balance_code)
+                balance = parse_balance(reply.text, self.cfg.balance_pattern)
+                if balance is None:
+                    logger.warning("SIM %s: no balance in the USSD answer %r", sim.sim_id, reply.text[:80])
+            except (AtError, ModemError) as exc:
+                logger.warning("SIM %s: balance check failed: %s", sim.sim_id, exc)
+            finally:
+                self.app.bank.release(channel_id, cooldown=0.0, reason="balance check")
+            self.last[sim.sim_id] = now
+            self.app.store.set_kv("balance_checked", self.last)
+            if balance is not None:
+                self.balances[sim.sim_id] = balance
+                ch.balance = balance
+                lock = self.app.policy.record_balance(sim.sim_id, balance, now)
+                self.app.store.log_event("balance", sim.sim_id, {"balance": balance, "at": iso(now)}, now)
+                if lock is not None:
+                    self.app.store.log_event("sim_locked", sim.sim_id,
+                                             {"rule": lock.rule, "until": lock.until, "evidence": list(lock.evidence)}, now)
+                    logger.warning("SIM %s locked: %s", sim.sim_id, "; ".join(lock.evidence))
+            return balance
