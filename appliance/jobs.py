@@ -135,6 +135,9 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
         "answered_at": _wall(times, mono0, wall0, CallState.ACTIVE),
         "ended_at": _wall(times, mono0, wall0, CallState.RELEASED),
         "talk_seconds": report.talk_seconds,
+        # when this process saw the answer (time.monotonic), for the benchmark's
+        # answer-latency figure against the emulator's own stamp
+        "answered_monotonic": times.get(CallState.ACTIVE),
     }
 
 

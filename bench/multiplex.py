@@ -12,6 +12,9 @@ ports); the appliance runs in this process so its internals can be timed. Figure
 * ``dispatch_ms`` p50/p99 — channel free → the job's executor running (its first AT
   command is written from there);
 * ``rss_kib_per_channel`` — peak RSS growth over the run, per channel;
+* ``answer_seen_ms`` p50/p99 — the emulator signals an answer (its CLOCK_MONOTONIC stamp,
+  read back from its control API) → this process has the call ACTIVE (same clock): the
+  URC's trip through the pty, the parser, the port and the modem's call state machine;
 * in realistic timing, ``calls_per_minute`` achieved and ``theoretical_calls_per_minute``
   (channels × 60 / mean call hold time as the results report it) and their ratio — the
   share of channel time spent in calls (dial to release) rather than between them, over
@@ -54,8 +57,28 @@ def _ts(s: str | None) -> float | None:
     return datetime.fromisoformat(s).timestamp() if s else None
 
 
+async def answer_latencies(control: str | None, finals: dict[str, dict[str, Any]], polled: set[str]) -> list[float]:
+    """Emulator's answer stamp → this process' answer stamp, per answered call (same host:
+    both are CLOCK_MONOTONIC). Matched by callee: each bench callee is called once. Modems
+    without call-progress URCs (``polled``: paced AT+CLCC) are left out: their answer is
+    seen at the next poll by design."""
+    if not control:
+        return []
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.get(control + "/calls") as r:
+        calls = await r.json()
+    sent = {c["callee"]: c.get("answered_monotonic") for c in calls if c.get("answered_monotonic")}
+    out = []
+    for r in finals.values():
+        seen = r.get("answered_monotonic")
+        if seen is not None and r.get("callee") in sent and r.get("channel_id") not in polled:
+            out.append(seen - sent[r["callee"]])
+    return out
+
+
 async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, sms_per_modem: int, hold: float,
-                        numbers: list[str] | None, seed: int, csq_rounds: int) -> dict[str, Any]:
+                        numbers: list[str] | None, seed: int, csq_rounds: int, control: str | None = None) -> dict[str, Any]:
     from appliance.config import parse_config
     from appliance.runtime import Appliance
 
@@ -93,6 +116,7 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
     good, errors = validate_batch(jobs)
     assert not errors, errors
     ports = [m.port for m in app.bank.modems.values()]
+    polled = {cid for cid, m in app.bank.modems.items() if m.call_progress_polled}
     at0 = sum(p.commands_done for p in ports)
     cpu0 = _cpu()
     w0 = time.perf_counter()
@@ -134,6 +158,7 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
     await app.bank.close()
     app.store.close()
     calls = [r for r in finals.values() if r.get("kind") == "call"]
+    answers = await answer_latencies(control, finals, polled)
     holds = [(_ts(r.get("ended_at")) or 0) - (_ts(r.get("dialed_at")) or 0) for r in calls if r.get("ended_at") and r.get("dialed_at")]
     out: dict[str, Any] = {
         "channels": n,
@@ -149,6 +174,8 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
         "dispatch_ms": {"p50": round((_q(lat, 0.5) or 0) * 1e3, 3), "p99": round((_q(lat, 0.99) or 0) * 1e3, 3),
                         "samples": len(lat)},
         "rss_kib_per_channel": round((rss1 - rss0) / n, 1),
+        "answer_seen_ms": {"p50": round((_q(answers, 0.5) or 0) * 1e3, 3), "p99": round((_q(answers, 0.99) or 0) * 1e3, 3),
+                           "samples": len(answers), "polled_modems_left_out": len(polled)},
     }
     if holds:
         mean_hold = statistics.fmean(holds)
@@ -218,5 +245,5 @@ def multiplex(modems: int, timing: str, ports_glob: str | None, numbers: str | N
             out["loop"] = install_event_loop_policy()
             out.update(asyncio.run(run_multiplex(state["modems"], calls_per_modem=calls_per_modem,
                                                  sms_per_modem=sms_per_modem, hold=hold, numbers=None, seed=seed,
-                                                 csq_rounds=csq_rounds)))
+                                                 csq_rounds=csq_rounds, control=state.get("control"))))
     emit(out, as_json)

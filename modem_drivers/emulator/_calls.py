@@ -81,6 +81,9 @@ class CallRecord:
     behaviour: int | None = None
     duration: float = 0.0  # seconds ACTIVE
     dtmf: str = ""  # digits the callee keyed
+    # time.monotonic() when the answer was signalled to the host (CLOCK_MONOTONIC is
+    # system-wide on Linux, so another process on this host can compare its own stamp)
+    answered_monotonic: float | None = None
 
 
 def toa(number: str) -> int:
@@ -107,6 +110,7 @@ class Call:
         old, self.state = self.state, new
         if new is CallState.ACTIVE:
             self.answered_at = time.monotonic()
+            self.record.answered_monotonic = self.answered_at
             self.answered_event.set()
         return old
 
