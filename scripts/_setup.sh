@@ -1,5 +1,7 @@
 # Shared by scripts/demo and scripts/test: system packages, a virtualenv, the project.
 # Works on a fresh Debian 12 with Python 3.11, as root or with sudo.
+# The Debian packages to ensure are in SIMROTOR_APT (space-separated); the calling
+# script's own arguments are left alone (they belong to simrotor / pytest).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -9,7 +11,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
-for pkg in "$@"; do
+for pkg in ${SIMROTOR_APT:-}; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

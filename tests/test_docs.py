@@ -61,3 +61,16 @@ def test_help_runs(path):
     result = CliRunner().invoke(main, path.split() + ["--help"])
     assert result.exit_code == 0, result.output
     assert "Example" in result.output
+
+
+def test_demo_script_passes_its_arguments_to_simrotor():
+    """The quick-start script forwards its arguments to `simrotor demo` (and to nothing else)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SIMROTOR_VENV": str(Path(sys.executable).resolve().parent.parent)}
+    proc = subprocess.run([str(ROOT / "scripts" / "demo"), "--help"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--until-done" in proc.stdout and "Usage:" in proc.stdout
