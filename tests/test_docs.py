@@ -69,7 +69,7 @@ def test_demo_script_passes_its_arguments_to_simrotor():
     import subprocess
     import sys
 
-    env = {**os.environ, "SIMROTOR_VENV": str(Path(sys.executable).resolve().parent.parent)}
+    env = {**os.environ, "SIMROTOR_VENV": sys.prefix}  # the venv running the tests
     proc = subprocess.run([str(ROOT / "scripts" / "demo"), "--help"], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
