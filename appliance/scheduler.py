@@ -97,6 +97,7 @@ class Scheduler:
         self._last_collect: dict[str, float] = {}
         self._last_collect_round = 0.0
         self._awaiting: set[str] = set()  # jobs whose channel part is done, waiting for reports
+        self._starting: list[tuple[dict[str, Any], Decision, Any, float | None]] = []
         self.last_dispatch_at: float | None = None
         self._shown_cache: dict[str, tuple[str, ...]] = {}
         self._outcomes: dict[str, list[str]] = {}
@@ -293,6 +294,11 @@ class Scheduler:
                 self._dispatch_round()
             except Exception:
                 logger.exception("dispatch round failed")
+            finally:
+                try:
+                    self._commit_starts(self.clock())  # channels already taken must run
+                except Exception:
+                    logger.exception("could not record the round's attempts")
             await asyncio.sleep(0)
 
     def _dispatch_round(self) -> None:
@@ -341,6 +347,7 @@ class Scheduler:
                 continue
             self._start(spec, decision, now)
             started += 1
+        self._commit_starts(now)
         # A refusal's retry_at is only when the *clock* may help; a channel coming free
         # may help sooner. Refused jobs go back to the ready heap: the next round runs on
         # the next channel event or at the policy's next wake-up, whichever comes first.
@@ -413,23 +420,34 @@ class Scheduler:
 
     # -- running a job ---------------------------------------------------------------------------
     def _start(self, spec: dict[str, Any], d: Decision, now: float) -> None:
+        """Take the channel and the SIM now (the rest of the round must see them busy);
+        the attempt is written with the round's others in ``_commit_starts``, and only
+        then does the executor run (write before act)."""
         job_id = spec["id"]
         self._jobs.pop(job_id, None)
         self._active_callees.add(spec["callee"])
         self.policy.record_start(d.sim_id, JobKind(spec["kind"]), now)
-        attempt_id, n = self.store.start_attempt(
-            job_id, sim_id=d.sim_id, msisdn=d.msisdn, channel_id=d.channel_id, callee=spec["callee"], now=now,
-        )
+        modem = self.bank.acquire(d.channel_id, job_id)
+        self._starting.append((spec, d, modem, self._freed_at.pop(d.channel_id, None)))
+
+    def _commit_starts(self, now: float) -> None:
+        if not self._starting:
+            return
+        starting, self._starting = self._starting, []
+        ids = self.store.start_attempts([{"job_id": spec["id"], "sim_id": d.sim_id, "msisdn": d.msisdn,
+                                          "channel_id": d.channel_id, "callee": spec["callee"]}
+                                         for spec, d, _, _ in starting], now)
         self._dirty = True
         self.last_dispatch_at = time.time()
-        if spec["callee"] in self._shown_cache:
-            self._shown_cache[spec["callee"]] = (self._shown_cache[spec["callee"]] + (d.msisdn,))[-50:]
-        modem = self.bank.acquire(d.channel_id, job_id)
-        freed = self._freed_at.pop(d.channel_id, None)
-        placement = Placement(d.channel_id, d.sim_id, d.msisdn, n)
-        task = asyncio.get_running_loop().create_task(self._run(spec, placement, attempt_id, modem, freed))
-        self._running[job_id] = task
-        task.add_done_callback(lambda _t, j=job_id: self._running.pop(j, None))
+        loop = asyncio.get_running_loop()
+        for (spec, d, modem, freed), (attempt_id, n) in zip(starting, ids):
+            job_id = spec["id"]
+            if spec["callee"] in self._shown_cache:
+                self._shown_cache[spec["callee"]] = (self._shown_cache[spec["callee"]] + (d.msisdn,))[-50:]
+            placement = Placement(d.channel_id, d.sim_id, d.msisdn, n)
+            task = loop.create_task(self._run(spec, placement, attempt_id, modem, freed))
+            self._running[job_id] = task
+            task.add_done_callback(lambda _t, j=job_id: self._running.pop(j, None))
 
     async def _run(self, spec: dict[str, Any], p: Placement, attempt_id: int, modem: Any, freed: float | None = None) -> None:
         kind = spec["kind"]
@@ -508,9 +526,10 @@ class Scheduler:
         # Attempts that failed on our side (channel/network) do not use up the callee's
         # attempt budget: he was never reached. They have their own cap so a job cannot
         # bounce between broken channels for ever.
-        if job_id not in self._outcomes:
+        retryable = outcome in retry["retry_outcomes"] and not awaiting_report
+        if retryable and job_id not in self._outcomes:
             self._outcomes[job_id] = self.store.attempt_outcomes(job_id)
-        outcomes = self._outcomes[job_id] + [outcome]
+        outcomes = self._outcomes.get(job_id, [None] * (p.attempt - 1)) + [outcome]
         ours = sum(1 for o in outcomes if o in CHANNEL_FAILURES)
         callee_attempts = len(outcomes) - ours
         if outcome in CHANNEL_FAILURES:

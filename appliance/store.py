@@ -208,30 +208,34 @@ class Store:
     # -- attempts -------------------------------------------------------------------------
     def start_attempt(
         self, job_id: str, *, sim_id: str, msisdn: str, channel_id: str, callee: str, now: float,
-        rotation: dict[str, Any] | None = None,
     ) -> tuple[int, int]:
         """Record an attempt before it is placed; returns (attempt id, attempt number)."""
+        return self.start_attempts([{"job_id": job_id, "sim_id": sim_id, "msisdn": msisdn, "channel_id": channel_id,
+                                     "callee": callee}], now)[0]
+
+    def start_attempts(self, items: list[dict[str, Any]], now: float) -> list[tuple[int, int]]:
+        """Record several attempts in one transaction (a dispatch round's worth: one
+        commit instead of one per job); returns (attempt id, attempt number) for each."""
+        out = []
         with self._tx():
-            n = self.conn.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] + 1
-            cur = self.conn.execute(
-                "INSERT INTO attempts(job_id, n, sim_id, msisdn, channel_id, state, started_at)"
-                " VALUES (?,?,?,?,?,'started',?)",
-                (job_id, n, sim_id, msisdn, channel_id, now),
-            )
-            self.conn.execute(
-                "UPDATE jobs SET state='running', attempts=?, updated_at=? WHERE id=?", (n, now, job_id)
-            )
-            self.conn.execute("INSERT INTO shown(callee, msisdn, shown_at) VALUES (?,?,?)", (callee, msisdn, now))
-            if rotation is not None:
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO kv(key, value) VALUES ('rotation', ?)", (json.dumps(rotation),)
+            for it in items:
+                n = self.conn.execute("SELECT attempts FROM jobs WHERE id = ?", (it["job_id"],)).fetchone()[0] + 1
+                cur = self.conn.execute(
+                    "INSERT INTO attempts(job_id, n, sim_id, msisdn, channel_id, state, started_at)"
+                    " VALUES (?,?,?,?,?,'started',?)",
+                    (it["job_id"], n, it["sim_id"], it["msisdn"], it["channel_id"], now),
                 )
-            return int(cur.lastrowid or 0), n
+                self.conn.execute(
+                    "UPDATE jobs SET state='running', attempts=?, updated_at=? WHERE id=?", (n, now, it["job_id"])
+                )
+                self.conn.execute("INSERT INTO shown(callee, msisdn, shown_at) VALUES (?,?,?)",
+                                  (it["callee"], it["msisdn"], now))
+                out.append((int(cur.lastrowid or 0), n))
+        return out
 
     def finish_attempt(
         self, attempt_id: int, job_id: str, *, result: dict[str, Any], job_state: str,
         next_attempt_at: float | None, final: bool, now: float, attempt_state: str = "finished",
-        rotation: dict[str, Any] | None = None,
     ) -> int:
         """Close an attempt, queue its result in the outbox, move the job; one transaction."""
         with self._tx():
@@ -247,10 +251,6 @@ class Store:
                 "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,?,?,?)",
                 (job_id, attempt_id, 1 if final else 0, json.dumps(result), now),
             )
-            if rotation is not None:
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO kv(key, value) VALUES ('rotation', ?)", (json.dumps(rotation),)
-                )
             return int(cur.lastrowid or 0)
 
     def attempts_since(self, since: float) -> list[dict[str, Any]]:
