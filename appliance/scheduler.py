@@ -98,6 +98,7 @@ class Scheduler:
         self._last_collect_round = 0.0
         self._awaiting: set[str] = set()  # jobs whose channel part is done, waiting for reports
         self._starting: list[tuple[dict[str, Any], Decision, Any, float | None]] = []
+        self._finishing: list[tuple[dict[str, Any], dict[str, Any], Placement, bool, float]] = []
         self.last_dispatch_at: float | None = None
         self._shown_cache: dict[str, tuple[str, ...]] = {}
         self._outcomes: dict[str, list[str]] = {}
@@ -168,6 +169,8 @@ class Scheduler:
                 logger.exception("rotation checkpoint failed")
 
     async def close(self) -> None:
+        if self._finishing:
+            self._commit_finishes()  # results already known are written before we go
         try:
             self._save_rotation()
         except Exception:
@@ -553,15 +556,31 @@ class Scheduler:
         else:
             self._outcomes.pop(job_id, None)
         job_state = "waiting_retry" if again else ("awaiting_report" if awaiting_report else "done")
-        self.store.finish_attempt(attempt_id, job_id, result=result, job_state=job_state, next_attempt_at=next_at,
-                                  final=final, now=now)
+        self._finishing.append(({"attempt_id": attempt_id, "job_id": job_id, "result": result, "job_state": job_state,
+                                 "next_attempt_at": next_at, "final": final}, spec, p, again, next_at or now))
+        if len(self._finishing) == 1:
+            # Every attempt that ends in this turn of the loop is written in one
+            # transaction; nothing is released or announced before it is committed.
+            asyncio.get_running_loop().call_soon(self._commit_finishes)
+
+    def _commit_finishes(self) -> None:
+        finishing, self._finishing = self._finishing, []
+        now = self.clock()
+        try:
+            self.store.finish_attempts([row for row, *_ in finishing], now)
+        except Exception:
+            logger.exception("could not record %d finished attempt(s); their channels stay busy", len(finishing))
+            return
         self._dirty = True
-        self._notify(result)
-        lo, hi = self.cfg.limits.pause_after_call if spec["kind"] == "call" else (0.0, 0.0)
-        self.bank.release(p.channel_id, cooldown=self.rng.uniform(lo, hi) if hi > 0 else 0.0, reason=f"{spec['kind']} {outcome}")
-        self._callee_done(spec["callee"])
-        if again:
-            self._enqueue(spec, ready_at=next_at or now)
+        for row, spec, p, again, ready_at in finishing:
+            result = row["result"]
+            self._notify(result)
+            lo, hi = self.cfg.limits.pause_after_call if spec["kind"] == "call" else (0.0, 0.0)
+            self.bank.release(p.channel_id, cooldown=self.rng.uniform(lo, hi) if hi > 0 else 0.0,
+                              reason=f"{spec['kind']} {result.get('outcome')}")
+            self._callee_done(spec["callee"])
+            if again:
+                self._enqueue(spec, ready_at=ready_at)
         self._wake.set()
 
     def _notify(self, result: dict[str, Any]) -> None:

@@ -238,20 +238,30 @@ class Store:
         next_attempt_at: float | None, final: bool, now: float, attempt_state: str = "finished",
     ) -> int:
         """Close an attempt, queue its result in the outbox, move the job; one transaction."""
+        return self.finish_attempts([{"attempt_id": attempt_id, "job_id": job_id, "result": result, "job_state": job_state,
+                                      "next_attempt_at": next_attempt_at, "final": final,
+                                      "attempt_state": attempt_state}], now)[0]
+
+    def finish_attempts(self, items: list[dict[str, Any]], now: float) -> list[int]:
+        """Close several attempts in one transaction; returns each result's outbox seq."""
+        seqs = []
         with self._tx():
-            self.conn.execute(
-                "UPDATE attempts SET state=?, ended_at=?, result=? WHERE id=?",
-                (attempt_state, now, json.dumps(result), attempt_id),
-            )
-            self.conn.execute(
-                "UPDATE jobs SET state=?, next_attempt_at=?, updated_at=? WHERE id=?",
-                (job_state, next_attempt_at, now, job_id),
-            )
-            cur = self.conn.execute(
-                "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,?,?,?)",
-                (job_id, attempt_id, 1 if final else 0, json.dumps(result), now),
-            )
-            return int(cur.lastrowid or 0)
+            for it in items:
+                body = json.dumps(it["result"])
+                self.conn.execute(
+                    "UPDATE attempts SET state=?, ended_at=?, result=? WHERE id=?",
+                    (it.get("attempt_state", "finished"), now, body, it["attempt_id"]),
+                )
+                self.conn.execute(
+                    "UPDATE jobs SET state=?, next_attempt_at=?, updated_at=? WHERE id=?",
+                    (it["job_state"], it["next_attempt_at"], now, it["job_id"]),
+                )
+                cur = self.conn.execute(
+                    "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,?,?,?)",
+                    (it["job_id"], it["attempt_id"], 1 if it["final"] else 0, body, now),
+                )
+                seqs.append(int(cur.lastrowid or 0))
+        return seqs
 
     def attempts_since(self, since: float) -> list[dict[str, Any]]:
         """Attempts started after ``since`` (the rotation replays them after a restart)."""
