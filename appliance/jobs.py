@@ -200,7 +200,10 @@ async def submit_sms(modem: Modem, job: dict[str, Any], p: Placement, tracker: R
     try:
         sub = await modem.send_sms(job["callee"], text, report=want_report, pid=pid)
     except SimBlocked as exc:
-        return {**out, "outcome": "channel_error", "error": str(exc), "submitted_at": iso(t0)}, [], []
+        # +CMS ERROR 50 (facility not subscribed): the operator barred this SIM's SMS —
+        # evidence for quarantine, like a call refused with cause 50.
+        return {**out, "outcome": "channel_error", "error": str(exc), "sim_blocked": True,
+                "submitted_at": iso(t0)}, [], []
     except (AtError, ModemError) as exc:
         return {**out, "outcome": "channel_error", "error": str(exc), "submitted_at": iso(t0)}, [], []
     queues = [tracker.expect(p.sim_id, ref, since=since) for ref in sub.references] if want_report else []

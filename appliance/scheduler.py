@@ -600,22 +600,31 @@ class Scheduler:
                     heapq.heappush(self._ready, (-int(spec.get("priority", 0)), next(self._seq), job_id))
 
     def _check_quarantine(self, spec: dict[str, Any], p: Placement, result: dict[str, Any], now: float) -> None:
-        """A SIM whose calls keep failing the way blocked SIMs fail is quarantined."""
-        if spec["kind"] != "call" and spec.get("method") != "probe_call":
-            return
+        """A SIM whose attempts keep failing the way blocked SIMs fail is quarantined:
+        calls released without alerting with a cause in ``quarantine.causes``, or SMS
+        refused by the network as not subscribed (+CMS ERROR 50)."""
         q = self.cfg.quarantine
-        alerted = bool(result.get("alerting_at") or result.get("answered_at"))
-        cause = result.get("cause")
+        is_call = spec["kind"] == "call" or spec.get("method") == "probe_call"
+        if is_call:
+            alerted = bool(result.get("alerting_at") or result.get("answered_at") or result.get("alerted"))
+            cause = result.get("cause")
+            blocked_like = not alerted and cause in q.causes
+            why = f"cause {cause} without alerting"
+        else:
+            blocked_like = bool(result.get("sim_blocked"))
+            why = "SMS refused: not subscribed"
+            if not blocked_like and result.get("outcome") == "channel_error":
+                return  # other SMS trouble says nothing either way
         runs = self._quarantine_runs[p.sim_id]
-        if not alerted and cause in q.causes:
-            runs.append(f"job {spec['id']}: cause {cause} without alerting at {iso(now)}")
+        if blocked_like:
+            runs.append(f"job {spec['id']}: {why} at {iso(now)}")
             if len(runs) >= q.consecutive:
                 evidence = tuple(runs)
                 runs.clear()
                 self.policy.quarantine(p.sim_id, evidence, now)
                 self.store.log_event("sim_quarantined", p.sim_id, {"evidence": list(evidence)}, now)
                 logger.warning("SIM %s quarantined: %s", p.sim_id, "; ".join(evidence))
-        else:
+        elif is_call or result.get("outcome") not in ("channel_error", "network_error"):
             runs.clear()
 
     # -- status reports (off the channel) -----------------------------------------------------------
