@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import signal
 import time
@@ -24,6 +25,10 @@ from .scheduler import Scheduler
 from .store import Store
 
 logger = logging.getLogger(__name__)
+
+#: A clean stop closes every port and task; past this, the process exits anyway
+#: (systemd's default TimeoutStopSec is 90 s; we stay well inside it).
+STOP_TIMEOUT = 20.0
 
 
 def plan_prefixes() -> dict[str, str]:
@@ -159,4 +164,15 @@ class Appliance:
         try:
             await stop.wait()
         finally:
-            await self.stop()
+            logger.info("stopping")
+            try:
+                await asyncio.wait_for(self.stop(), STOP_TIMEOUT)
+            except TimeoutError:
+                # Say what is stuck, then go: everything that matters is in the store
+                # (a restart recovers it), and a supervisor waiting on us must not hang.
+                for task in asyncio.all_tasks():
+                    if task is not asyncio.current_task():
+                        logger.error("still running at stop: %r", task)
+                logger.error("stop took longer than %.0f s; exiting anyway", STOP_TIMEOUT)
+                logging.shutdown()
+                os._exit(1)  # the stuck tasks would hold asyncio.run's own cleanup too

@@ -110,7 +110,12 @@ async def test_link_cut_controller_restart_and_appliance_kill(tmp_path):
         finally:
             if proc is not None and proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
-                await proc.wait()
+                try:
+                    await asyncio.wait_for(proc.wait(), 40)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+                    raise AssertionError("the appliance did not stop on SIGTERM; see appliance.log") from None
             await controller.stop()
             log.close()
 
