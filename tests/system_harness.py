@@ -85,6 +85,7 @@ class Crm:
         self.s, self.base, self.headers = session, base, {"Authorization": f"Bearer {key}"}
 
     async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        kw.setdefault("timeout", aiohttp.ClientTimeout(total=30))  # a hung request fails, it does not hang the test
         async with self.s.request(method, self.base + path, headers={**self.headers, **kw.pop("headers", {})}, **kw) as r:
             text = await r.text()
             return r.status, (json.loads(text) if text else None)

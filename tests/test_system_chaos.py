@@ -103,7 +103,7 @@ async def test_link_cut_controller_restart_and_appliance_kill(tmp_path):
                     os.kill(proc.pid, signal.SIGKILL)
                     await proc.wait()
                     proc = await spawn_appliance(toml, log)
-                    await crm.wait_campaign_done("chaos", timeout=200)
+                    await crm.wait_campaign_done("chaos", timeout=150)
                 finally:
                     ticker.cancel()
                 results = await crm.all_results("chaos")
