@@ -94,6 +94,7 @@ class Call:
         self.cause: int | None = None
         self.local_release = False
         self.channel_lost = False  # the modem's port went away during the call
+        self.releasing = False  # a release was reported; its cause is being asked (+CEER)
         now = time.monotonic()
         self.times: dict[CallState, float] = {CallState.DIALING: now}
         self.wall_dialed = time.time()

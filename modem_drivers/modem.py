@@ -34,8 +34,8 @@ from .at import (
     Urc,
 )
 from .background import Background
-from .call import Call, CallState, mask_number
-from .dialects import GENERIC, Cmd, Dialect, detect
+from .call import Call, CallState, mask_number, parse_clcc
+from .dialects import GENERIC, CallUrc, Cmd, Dialect, detect
 from .errors import (
     CME_ERRORS,
     CMS_ERRORS,
@@ -150,6 +150,8 @@ class Modem:
         self._last_release = -1e9
         self._pin: str | None = None
         self.registration: Registration | None = None
+        self._call_urcs: dict[str, CallUrc] = {u.prefix: u for u in self.dialect.call_urcs}
+        self._dtmf_urcs = dict(self.dialect.dtmf_urcs)
 
     # -- lifecycle ------------------------------------------------------------------
     @classmethod
@@ -304,6 +306,9 @@ class Modem:
         manufacturer = _plain((await self._cmd("AT+CGMI")).lines)
         model = _plain((await self._cmd("AT+CGMM")).lines)
         self.dialect = self._forced_dialect or detect(manufacturer, model)
+        # URC name -> handler row, so each URC is one dict lookup (the per-line path).
+        self._call_urcs = {u.prefix: u for u in self.dialect.call_urcs}
+        self._dtmf_urcs = dict(self.dialect.dtmf_urcs)
         self.port.add_urc_prefixes(self.dialect.urc_prefixes())
         revision = _plain(((await self._try("AT+CGMR")) or _EMPTY).lines)
         imei = _plain(((await self._try("AT+CGSN")) or _EMPTY).lines)
@@ -484,8 +489,6 @@ class Modem:
 
     async def _poll_call(self, call: Call) -> None:
         """Generic modems without call auto-report: paced AT+CLCC while the call is up."""
-        from .call import parse_clcc
-
         interval = self.dialect.poll_interval
         seen_call = False
         while not call.released:
@@ -704,26 +707,23 @@ class Modem:
 
     def _handle_urc(self, urc: Urc) -> None:
         name, text = urc.name, urc.text
-        for cu in self.dialect.call_urcs:
-            if name == cu.prefix:
-                self._on_call_urc(cu, text)
-                return
-        for prefix, parse in self.dialect.dtmf_urcs:
-            if name == prefix:
-                digit = parse(text)
-                if digit:
-                    self._emit(DtmfReceived(digit))
-                return
+        cu = self._call_urcs.get(name)
+        if cu is not None:
+            self._on_call_urc(cu, text)
+            return
+        parse = self._dtmf_urcs.get(name)
+        if parse is not None:
+            digit = parse(text)
+            if digit:
+                self._emit(DtmfReceived(digit))
+            return
         handler = _URC_HANDLERS.get(name)
         if handler is not None:
             handler(self, urc)
         else:
             logger.debug("%s: unhandled URC %s", self.name, text[:80])
 
-    def _on_call_urc(self, cu: "object", text: str) -> None:
-        from .dialects import CallUrc
-
-        assert isinstance(cu, CallUrc)
+    def _on_call_urc(self, cu: CallUrc, text: str) -> None:
         call = self.call
         parsed = cu.parse(text)
         if parsed is None:
@@ -745,8 +745,8 @@ class Modem:
         if state is CallState.RELEASED and not cu.cause_is_final:
             if cause is not None:
                 self._release_hint = cause
-            if not getattr(call, "_releasing", False):
-                call._releasing = True  # type: ignore[attr-defined]
+            if not call.releasing:
+                call.releasing = True
                 hint = cause if cause is not None else self._release_hint
                 self._spawn(self._finish_release(call, hint), "call release")
             return

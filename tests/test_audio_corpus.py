@@ -55,8 +55,9 @@ def test_amd_meets_the_issue_thresholds_and_beats_asterisk(result: CorpusResult)
     assert ours.total["human"] + ours.total["machine"] >= 200
     assert ours.accuracy("human") >= 0.97, result.errors
     assert ours.accuracy("machine") >= 0.95, result.errors
-    assert 1 - ours.accuracy("human") < 1 - base.accuracy("human")
-    assert 1 - ours.accuracy("machine") < 1 - base.accuracy("machine")
+    # "Beats the baseline on both error rates": strictly fewer errors per class.
+    for label in ("human", "machine"):
+        assert ours.accuracy(label) > base.accuracy(label), (label, ours.accuracy(label), base.accuracy(label))
     for label in ("silence", "fax", "sit"):
         assert ours.accuracy(label) >= 0.9, label
 

@@ -199,5 +199,7 @@ async def test_realistic_busy_takes_call_setup_time(tmp_path) -> None:
         t0 = loop.time()
         assert await host.command(f"ATD{callee(2)};") == ["OK"]
         assert await host.until_final() == ["^ORIG: 1,0", "^CEND: 1,0,0,17", "BUSY"]
-        assert 1.0 <= loop.time() - t0 < 2.5  # call set-up 1–2 s, then BUSY without alerting
+        # Realistic timing injects the call set-up (1–2 s) before BUSY: the lower bound is
+        # what the emulator guarantees; no upper bound, which would only measure CI load.
+        assert loop.time() - t0 >= 1.0
         host.close()

@@ -43,7 +43,7 @@ from typing import Final
 
 from .events import (AmdDecision, AmdEvidence, AmdResult, Beep, FaxKind, FaxTone, Segment,
                      Sit, ToneEvent)
-from .features import FrameClock, FrameFeatures
+from .features import FrameClock, FrameFedDetector, FrameFeatures
 from .pcm import FRAME_MS, Frame
 from .pitch import frame_pitch
 from .tones import ToneDetector
@@ -129,7 +129,7 @@ _HUSH_HI: Final = 3400 // 50 + 1 - 2
 _CNG_AFTER_SPEECH_MS: Final = 500
 
 
-class AmdDetector:
+class AmdDetector(FrameFedDetector):
     """Streaming AMD: ``feed(frame)`` returns ``[AmdDecision]`` once, then nothing."""
 
     def __init__(self, config: AmdConfig | None = None, *, own_tones: bool = True) -> None:
@@ -155,13 +155,6 @@ class AmdDetector:
         self._end_rise: float | None = None  # contour of the speech before the current pause
         self._hush_floor: float | None = None
         self._hush_run = 0  # whole-band silent frames in a row
-
-    @property
-    def done(self) -> bool:
-        return self.decision is not None
-
-    def feed(self, frame: Frame) -> list[AmdDecision]:
-        return self.feed_features(self._clock.features(frame))
 
     def finish(self) -> list[AmdDecision]:
         """Audio ended before a verdict: silence if nothing was said, else unsure."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .events import AmdDecision, AmdEvidence, AmdResult, Segment
-from .features import FrameClock, FrameFeatures
+from .features import FrameClock, FrameFedDetector, FrameFeatures
 from .pcm import FRAME_MS, FRAME_SAMPLES, Frame
 
 
@@ -34,7 +34,7 @@ class AsteriskAmdConfig:
     maximum_word_length: int = 5000
 
 
-class AsteriskAmd:
+class AsteriskAmd(FrameFedDetector):
     """Asterisk AMD() state machine, fed frame by frame like our detector."""
 
     def __init__(self, config: AsteriskAmdConfig | None = None) -> None:
@@ -52,13 +52,6 @@ class AsteriskAmd:
         self._in_greeting = False
         self._speech: list[Segment] = []
         self._voice_start = -1
-
-    @property
-    def done(self) -> bool:
-        return self.decision is not None
-
-    def feed(self, frame: Frame) -> list[AmdDecision]:
-        return self.feed_features(self._clock.features(frame))
 
     def finish(self) -> list[AmdDecision]:
         if self.done:

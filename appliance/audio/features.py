@@ -113,3 +113,18 @@ class FrameClock:
         ft = FrameFeatures.of(frame, self.index)
         self.index += 1
         return ft
+
+
+class FrameFedDetector:
+    """What the two AMD classifiers share: fed 20 ms frames through their FrameClock
+    (``_clock``), they decide once (``decision``); ``feed_features`` is theirs to write."""
+
+    _clock: FrameClock
+    decision: object | None
+
+    @property
+    def done(self) -> bool:
+        return self.decision is not None
+
+    def feed(self, frame: Frame) -> list:  # type: ignore[type-arg]
+        return self.feed_features(self._clock.features(frame))  # type: ignore[attr-defined]
