@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from modem_drivers.at import AtError
 from modem_drivers.call import CallState
+from modem_drivers.deadlines import coarse_timeout
 from modem_drivers.errors import ModemError, NotRegistered, SimBlocked
 from modem_drivers.modem import Modem
 from modem_drivers.q850 import CallOutcome, cause_name
@@ -219,7 +220,7 @@ async def await_delivery(queues: list[asyncio.Queue[StatusReport]], timeout: flo
     statuses: list[int] = []
     state = "no_report"
     try:
-        async with asyncio.timeout(timeout):
+        async with coarse_timeout(timeout):
             for q in queues:
                 while True:
                     rep = await q.get()

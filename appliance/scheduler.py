@@ -13,6 +13,8 @@ the attempt. A job past its deadline never starts (its result says ``expired``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import heapq
 import itertools
 import logging
@@ -55,6 +57,17 @@ ROUTINE_STATES: Final = frozenset({ChannelState.IDLE, ChannelState.BUSY, Channel
 SHOWN_CACHE: Final = 100_000
 #: Outcomes that mean the channel/SIM failed (not the callee): they feed lock rules.
 CHANNEL_FAILURES: Final = frozenset({"channel_error", "network_error"})
+
+
+@dataclasses.dataclass(slots=True)
+class _Start:
+    """An attempt written to the store, ready for its executor."""
+
+    spec: dict[str, Any]
+    placement: Placement
+    attempt_id: int
+    modem: Any
+    freed: float | None  # perf_counter when its channel came free (dispatch latency)
 
 
 class Scheduler:
@@ -103,6 +116,7 @@ class Scheduler:
         self._shown_cache: dict[str, tuple[str, ...]] = {}
         self._outcomes: dict[str, list[str]] = {}
         self._dirty = False
+        self._refilling = False  # inside _commit_finishes: freed channels are refilled there
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -253,8 +267,8 @@ class Scheduler:
                 self.store.log_event("channel", ch.id, {"from": old.value, "to": new.value, "reason": reason}, now)
             except Exception:
                 logger.exception("could not store channel event")
-        if new is ChannelState.IDLE:
-            self._wake.set()
+        if new is ChannelState.IDLE and not self._refilling:
+            self._wake.set()  # (a channel freed by ``_commit_finishes`` is refilled there)
 
     def _register_channel_sims_only(self, ch: Channel, now: float) -> None:
         from .rotation import SimRef
@@ -293,15 +307,7 @@ class Scheduler:
             except TimeoutError:
                 pass
             self._wake.clear()
-            try:
-                self._dispatch_round()
-            except Exception:
-                logger.exception("dispatch round failed")
-            finally:
-                try:
-                    self._commit_starts(self.clock())  # channels already taken must run
-                except Exception:
-                    logger.exception("could not record the round's attempts")
+            self._dispatch_now()
             await asyncio.sleep(0)
 
     def _dispatch_round(self) -> None:
@@ -350,7 +356,6 @@ class Scheduler:
                 continue
             self._start(spec, decision, now)
             started += 1
-        self._commit_starts(now)
         # A refusal's retry_at is only when the *clock* may help; a channel coming free
         # may help sooner. Refused jobs go back to the ready heap: the next round runs on
         # the next channel event or at the policy's next wake-up, whichever comes first.
@@ -433,26 +438,74 @@ class Scheduler:
         modem = self.bank.acquire(d.channel_id, job_id)
         self._starting.append((spec, d, modem, self._freed_at.pop(d.channel_id, None)))
 
-    def _commit_starts(self, now: float) -> None:
+    def _commit_starts(self, now: float, keep: str | None = None) -> _Start | None:
+        """Write the round's attempts in one transaction, then start their executors."""
         if not self._starting:
-            return
+            return None
         starting, self._starting = self._starting, []
-        ids = self.store.start_attempts([{"job_id": spec["id"], "sim_id": d.sim_id, "msisdn": d.msisdn,
-                                          "channel_id": d.channel_id, "callee": spec["callee"]}
-                                         for spec, d, _, _ in starting], now)
+        try:
+            ids = self.store.start_attempts(self._start_rows(starting), now)
+        except Exception:
+            logger.exception("could not record %d new attempt(s); they go back to the queue", len(starting))
+            self._undo_starts(starting)
+            return None
         self._dirty = True
+        return self._launch(starting, ids, keep)
+
+    @staticmethod
+    def _start_rows(starting: list[tuple[dict[str, Any], Decision, Any, float | None]]) -> list[dict[str, Any]]:
+        return [{"job_id": spec["id"], "sim_id": d.sim_id, "msisdn": d.msisdn, "channel_id": d.channel_id,
+                 "callee": spec["callee"]} for spec, d, _, _ in starting]
+
+    def _undo_starts(self, starting: list[tuple[dict[str, Any], Decision, Any, float | None]]) -> None:
+        """Attempts that could not be written are not run (write before act): their
+        channels are released and the jobs wait a second before the next try."""
+        for spec, d, _, _ in starting:
+            self.bank.release(d.channel_id, cooldown=0.0, reason="attempt could not be recorded")
+            self._callee_done(spec["callee"])
+            self._enqueue(spec, ready_at=self.clock() + 1.0)
+
+    def _launch(self, starting: list[tuple[dict[str, Any], Decision, Any, float | None]],
+                ids: list[tuple[int, int]], keep: str | None) -> _Start | None:
+        """Run the executors of attempts just written. ``keep``: the channel whose
+        executor is calling (it just finished a job there); the start placed on it is
+        returned for the caller to run itself, so no turn of the event loop passes
+        between the channel coming free and its next ATD."""
         self.last_dispatch_at = time.time()
         loop = asyncio.get_running_loop()
+        kept = None
         for (spec, d, modem, freed), (attempt_id, n) in zip(starting, ids):
             job_id = spec["id"]
             if spec["callee"] in self._shown_cache:
                 self._shown_cache[spec["callee"]] = (self._shown_cache[spec["callee"]] + (d.msisdn,))[-50:]
-            placement = Placement(d.channel_id, d.sim_id, d.msisdn, n)
-            task = loop.create_task(self._run(spec, placement, attempt_id, modem, freed))
+            start = _Start(spec, Placement(d.channel_id, d.sim_id, d.msisdn, n), attempt_id, modem, freed)
+            if kept is None and d.channel_id == keep:
+                kept = start
+                continue
+            task = loop.create_task(self._run(start))
             self._running[job_id] = task
-            task.add_done_callback(lambda _t, j=job_id: self._running.pop(j, None))
+            task.add_done_callback(functools.partial(self._forget_task, job_id))
+        return kept
 
-    async def _run(self, spec: dict[str, Any], p: Placement, attempt_id: int, modem: Any, freed: float | None = None) -> None:
+    def _forget_task(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._running.get(job_id) is task:  # a task cancelled before its first step
+            del self._running[job_id]
+
+    async def _run(self, start: _Start) -> None:
+        """Run a job on its channel; when it is over, run the next job the dispatch round
+        places on the same channel (see ``_commit_starts``), until none is."""
+        task = asyncio.current_task()
+        nxt: _Start | None = start
+        while nxt is not None:
+            job_id = nxt.spec["id"]
+            self._running[job_id] = task  # type: ignore[assignment]
+            try:
+                nxt = await self._run_one(nxt)
+            finally:
+                self._running.pop(job_id, None)
+
+    async def _run_one(self, start: _Start) -> _Start | None:
+        spec, p, attempt_id, modem, freed = start.spec, start.placement, start.attempt_id, start.modem, start.freed
         kind = spec["kind"]
         if freed is not None:
             # Channel free -> executor running; the first AT command (ATD/AT+CMGS) is
@@ -489,12 +542,19 @@ class Scheduler:
             result = {"job_id": spec["id"], "kind": kind, "callee": spec["callee"], "outcome": "channel_error",
                       "error": f"{type(exc).__name__}: {exc}", "channel_id": p.channel_id, "sim_id": p.sim_id,
                       "number_shown": p.msisdn, "attempt": p.attempt}
-        self._finish(spec, p, attempt_id, result, awaiting_report=followup is not None)
+        pending = None
         if followup is not None:
             queues, refs, first_only = followup
-            self._remember_pending(p, attempt_id, spec, refs, first_only)
+            pending = self._pending_record(p, attempt_id, spec, refs, first_only)
+        self._finish(spec, p, attempt_id, result, pending=pending)
+        if followup is not None:
             self._awaiting.add(spec["id"])
             self._background_task(self._await_reports(spec, p, attempt_id, queues, refs, first_only))
+        try:
+            return self._commit_finishes(keep=p.channel_id)
+        except Exception:
+            logger.exception("job %s: closing the attempt failed", spec["id"])
+            return None
 
     def _summary(self, spec: dict[str, Any], result: dict[str, Any]) -> AttemptSummary:
         outcome = result.get("outcome", "")
@@ -516,8 +576,12 @@ class Scheduler:
         base.update(spec.get("retry") or {})
         return base
 
-    def _finish(self, spec: dict[str, Any], p: Placement, attempt_id: int, result: dict[str, Any], *, awaiting_report: bool) -> None:
+    def _finish(self, spec: dict[str, Any], p: Placement, attempt_id: int, result: dict[str, Any], *,
+                pending: dict[str, Any] | None = None) -> None:
+        """Close the attempt; ``pending`` (status reports still owed) is stored in the same
+        transaction, so a restart re-arms exactly the waits whose attempts were closed."""
         now = self.clock()
+        awaiting_report = pending is not None
         job_id = spec["id"]
         summary = self._summary(spec, result)
         lock = self.policy.record_end(p.sim_id, summary, now)
@@ -557,31 +621,56 @@ class Scheduler:
             self._outcomes.pop(job_id, None)
         job_state = "waiting_retry" if again else ("awaiting_report" if awaiting_report else "done")
         self._finishing.append(({"attempt_id": attempt_id, "job_id": job_id, "result": result, "job_state": job_state,
-                                 "next_attempt_at": next_at, "final": final}, spec, p, again, next_at or now))
-        if len(self._finishing) == 1:
-            # Every attempt that ends in this turn of the loop is written in one
-            # transaction; nothing is released or announced before it is committed.
-            asyncio.get_running_loop().call_soon(self._commit_finishes)
+                                 "next_attempt_at": next_at, "final": final, "pending": pending}, spec, p, again, next_at or now))
 
-    def _commit_finishes(self) -> None:
+    def _commit_finishes(self, keep: str | None = None) -> _Start | None:
+        """Close the finished attempts and refill their channels, in one transaction.
+
+        The channels are released and the next jobs placed in memory first, then the
+        closed attempts, their results and the new attempts are committed together (one
+        commit per freed channel, not two), and only then are results announced and
+        executors run. The channels just freed are filled here, not on the dispatch
+        loop's next turn: under load a turn of the event loop takes milliseconds, and
+        each turn between "free" and "ATD written" is idle channel time."""
+        if not self._finishing:
+            return None
         finishing, self._finishing = self._finishing, []
+        self._refilling = True
+        try:
+            for row, spec, p, again, ready_at in finishing:
+                lo, hi = self.cfg.limits.pause_after_call if spec["kind"] == "call" else (0.0, 0.0)
+                self.bank.release(p.channel_id, cooldown=self.rng.uniform(lo, hi) if hi > 0 else 0.0,
+                                  reason=f"{spec['kind']} {row['result'].get('outcome')}")
+                self._callee_done(spec["callee"])
+                if again:
+                    self._enqueue(spec, ready_at=ready_at)
+            self._dispatch_round()
+        except Exception:
+            logger.exception("dispatch round failed")
+            self._wake.set()  # the dispatch loop tries again
+        finally:
+            self._refilling = False
+        starting, self._starting = self._starting, []
         now = self.clock()
         try:
-            self.store.finish_attempts([row for row, *_ in finishing], now)
+            _, ids = self.store.finish_and_start([row for row, *_ in finishing], self._start_rows(starting), now)
         except Exception:
-            logger.exception("could not record %d finished attempt(s); their channels stay busy", len(finishing))
-            return
+            logger.exception("could not record %d finished and %d new attempt(s); the results are written with "
+                             "the next commit, the new jobs go back to the queue", len(finishing), len(starting))
+            self._finishing = finishing + self._finishing
+            self._undo_starts(starting)
+            return None
         self._dirty = True
-        for row, spec, p, again, ready_at in finishing:
-            result = row["result"]
-            self._notify(result)
-            lo, hi = self.cfg.limits.pause_after_call if spec["kind"] == "call" else (0.0, 0.0)
-            self.bank.release(p.channel_id, cooldown=self.rng.uniform(lo, hi) if hi > 0 else 0.0,
-                              reason=f"{spec['kind']} {result.get('outcome')}")
-            self._callee_done(spec["callee"])
-            if again:
-                self._enqueue(spec, ready_at=ready_at)
-        self._wake.set()
+        for row, *_ in finishing:
+            self._notify(row["result"])
+        return self._launch(starting, ids, keep)
+
+    def _dispatch_now(self, keep: str | None = None) -> _Start | None:
+        try:
+            self._dispatch_round()
+        except Exception:
+            logger.exception("dispatch round failed")
+        return self._commit_starts(self.clock(), keep)  # channels already taken must run
 
     def _notify(self, result: dict[str, Any]) -> None:
         for cb in list(self.result_listeners):
@@ -628,21 +717,18 @@ class Scheduler:
             runs.clear()
 
     # -- status reports (off the channel) -----------------------------------------------------------
-    def _remember_pending(self, p: Placement, attempt_id: int, spec: dict[str, Any], refs: list[int], first_only: bool) -> None:
-        pending = self.store.get_kv("sms_pending", {})
-        pending[f"{spec['id']}"] = {
+    def _pending_record(self, p: Placement, attempt_id: int, spec: dict[str, Any], refs: list[int], first_only: bool) -> dict[str, Any]:
+        return {
             "channel_id": p.channel_id, "refs": refs, "attempt_id": attempt_id, "first_only": first_only,
             "deadline": self.clock() + self._report_timeout(first_only), "spec": spec,
             "placement": [p.channel_id, p.sim_id, p.msisdn, p.attempt],
         }
-        self.store.set_kv("sms_pending", pending)
 
     def _report_timeout(self, first_only: bool) -> float:
         return self.cfg.sms.ping_timeout_seconds if first_only else self.cfg.sms.report_timeout_seconds
 
     def _rearm_reports(self, now: float) -> None:
-        pending = self.store.get_kv("sms_pending", {})
-        for job_id, item in pending.items():
+        for job_id, item in self.store.pending_reports().items():
             p = Placement(*item["placement"])
             queues = [self.tracker.expect(p.sim_id, r) for r in item["refs"]]
             self._awaiting.add(job_id)
@@ -665,9 +751,6 @@ class Scheduler:
             body = {**base, "outcome": {"delivered": "delivered", "failed": "failed"}.get(state, "no_report")}
         self.store.add_result(spec["id"], attempt_id, body, final=True, job_state="done", now=now)
         self._notify(body)
-        pending = self.store.get_kv("sms_pending", {})
-        pending.pop(spec["id"], None)
-        self.store.set_kv("sms_pending", pending)
         self._awaiting.discard(spec["id"])
 
     # -- views ------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import sqlite_utils
 
 from provisioning.files import open_sqlite
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: status-report waits in their own table (were one JSON value in kv)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -83,6 +83,12 @@ CREATE TABLE IF NOT EXISTS inbound (
     at REAL NOT NULL,
     acked INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS pending_reports (
+    job_id TEXT PRIMARY KEY,          -- an SMS or HLR ping whose status report(s) are awaited
+    attempt_id INTEGER NOT NULL,
+    detail TEXT NOT NULL,             -- refs, deadline, placement, spec (JSON)
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -107,7 +113,22 @@ class Store:
         self.conn = conn
         conn.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._migrate()
         self.set_kv("schema_version", SCHEMA_VERSION)
+
+    def _migrate(self) -> None:
+        """Schema 1 kept every awaited status report in one JSON value (``kv.sms_pending``),
+        rewritten whole on each SMS — O(pending) per SMS. Its entries move to their table."""
+        old = self.get_kv("sms_pending")
+        if old is None:
+            return
+        with self._tx():
+            for job_id, item in old.items():
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO pending_reports(job_id, attempt_id, detail, created_at) VALUES (?,?,?,?)",
+                    (job_id, item["attempt_id"], json.dumps(item), time.time()),
+                )
+            self.conn.execute("DELETE FROM kv WHERE key = 'sms_pending'")
 
     def close(self) -> None:
         self.conn.close()
@@ -195,8 +216,11 @@ class Store:
 
     def add_result(self, job_id: str, attempt_id: int | None, body: dict[str, Any], *, final: bool,
                    job_state: str | None, now: float) -> int:
-        """A result that arrives after its attempt closed (a delivery report)."""
+        """A result that arrives after its attempt closed (a delivery report); a final one
+        ends the job's wait for reports in the same transaction."""
         with self._tx():
+            if final:
+                self.conn.execute("DELETE FROM pending_reports WHERE job_id = ?", (job_id,))
             if job_state is not None:
                 self.conn.execute("UPDATE jobs SET state=?, updated_at=? WHERE id=?", (job_state, now, job_id))
             cur = self.conn.execute(
@@ -216,21 +240,24 @@ class Store:
     def start_attempts(self, items: list[dict[str, Any]], now: float) -> list[tuple[int, int]]:
         """Record several attempts in one transaction (a dispatch round's worth: one
         commit instead of one per job); returns (attempt id, attempt number) for each."""
-        out = []
         with self._tx():
-            for it in items:
-                n = self.conn.execute("SELECT attempts FROM jobs WHERE id = ?", (it["job_id"],)).fetchone()[0] + 1
-                cur = self.conn.execute(
-                    "INSERT INTO attempts(job_id, n, sim_id, msisdn, channel_id, state, started_at)"
-                    " VALUES (?,?,?,?,?,'started',?)",
-                    (it["job_id"], n, it["sim_id"], it["msisdn"], it["channel_id"], now),
-                )
-                self.conn.execute(
-                    "UPDATE jobs SET state='running', attempts=?, updated_at=? WHERE id=?", (n, now, it["job_id"])
-                )
-                self.conn.execute("INSERT INTO shown(callee, msisdn, shown_at) VALUES (?,?,?)",
-                                  (it["callee"], it["msisdn"], now))
-                out.append((int(cur.lastrowid or 0), n))
+            return self._start_rows(items, now)
+
+    def _start_rows(self, items: list[dict[str, Any]], now: float) -> list[tuple[int, int]]:
+        out = []
+        for it in items:
+            n = self.conn.execute("SELECT attempts FROM jobs WHERE id = ?", (it["job_id"],)).fetchone()[0] + 1
+            cur = self.conn.execute(
+                "INSERT INTO attempts(job_id, n, sim_id, msisdn, channel_id, state, started_at)"
+                " VALUES (?,?,?,?,?,'started',?)",
+                (it["job_id"], n, it["sim_id"], it["msisdn"], it["channel_id"], now),
+            )
+            self.conn.execute(
+                "UPDATE jobs SET state='running', attempts=?, updated_at=? WHERE id=?", (n, now, it["job_id"])
+            )
+            self.conn.execute("INSERT INTO shown(callee, msisdn, shown_at) VALUES (?,?,?)",
+                              (it["callee"], it["msisdn"], now))
+            out.append((int(cur.lastrowid or 0), n))
         return out
 
     def finish_attempt(
@@ -244,24 +271,43 @@ class Store:
 
     def finish_attempts(self, items: list[dict[str, Any]], now: float) -> list[int]:
         """Close several attempts in one transaction; returns each result's outbox seq."""
-        seqs = []
         with self._tx():
-            for it in items:
-                body = json.dumps(it["result"])
+            return self._finish_rows(items, now)
+
+    def finish_and_start(self, finished: list[dict[str, Any]], started: list[dict[str, Any]],
+                         now: float) -> tuple[list[int], list[tuple[int, int]]]:
+        """Close attempts and record the next ones in one transaction: a channel that
+        comes free is refilled at the cost of one commit, not two."""
+        with self._tx():
+            return self._finish_rows(finished, now), self._start_rows(started, now)
+
+    def _finish_rows(self, items: list[dict[str, Any]], now: float) -> list[int]:
+        seqs = []
+        for it in items:
+            body = json.dumps(it["result"])
+            self.conn.execute(
+                "UPDATE attempts SET state=?, ended_at=?, result=? WHERE id=?",
+                (it.get("attempt_state", "finished"), now, body, it["attempt_id"]),
+            )
+            self.conn.execute(
+                "UPDATE jobs SET state=?, next_attempt_at=?, updated_at=? WHERE id=?",
+                (it["job_state"], it["next_attempt_at"], now, it["job_id"]),
+            )
+            cur = self.conn.execute(
+                "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,?,?,?)",
+                (it["job_id"], it["attempt_id"], 1 if it["final"] else 0, body, now),
+            )
+            seqs.append(int(cur.lastrowid or 0))
+            if it.get("pending") is not None:
                 self.conn.execute(
-                    "UPDATE attempts SET state=?, ended_at=?, result=? WHERE id=?",
-                    (it.get("attempt_state", "finished"), now, body, it["attempt_id"]),
+                    "INSERT OR REPLACE INTO pending_reports(job_id, attempt_id, detail, created_at) VALUES (?,?,?,?)",
+                    (it["job_id"], it["attempt_id"], json.dumps(it["pending"]), now),
                 )
-                self.conn.execute(
-                    "UPDATE jobs SET state=?, next_attempt_at=?, updated_at=? WHERE id=?",
-                    (it["job_state"], it["next_attempt_at"], now, it["job_id"]),
-                )
-                cur = self.conn.execute(
-                    "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,?,?,?)",
-                    (it["job_id"], it["attempt_id"], 1 if it["final"] else 0, body, now),
-                )
-                seqs.append(int(cur.lastrowid or 0))
         return seqs
+
+    def pending_reports(self) -> dict[str, dict[str, Any]]:
+        """Jobs whose status reports are awaited (stored with the attempt that sent them)."""
+        return {r[0]: json.loads(r[1]) for r in self.conn.execute("SELECT job_id, detail FROM pending_reports")}
 
     def attempts_since(self, since: float) -> list[dict[str, Any]]:
         """Attempts started after ``since`` (the rotation replays them after a restart)."""

@@ -41,9 +41,11 @@ import click
 from provisioning.clikit import emit, fail, install_event_loop_policy, json_option, raise_nofile_limit
 
 
-def _cpu() -> float:
+def _cpu() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process: system time is mostly the kernel's tty
+    layer (one write per command, one read per burst), user time is ours."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    return ru.ru_utime, ru.ru_stime
 
 
 def _q(values: list[float], p: float) -> float | None:
@@ -80,7 +82,7 @@ async def answer_latencies(control: str | None, finals: dict[str, dict[str, Any]
 async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, sms_per_modem: int, hold: float,
                         numbers: list[str] | None, seed: int, csq_rounds: int, control: str | None = None) -> dict[str, Any]:
     from appliance.config import parse_config
-    from appliance.runtime import Appliance
+    from appliance.runtime import Appliance, freeze_startup_heap, tune_gc
 
     tmp = tempfile.mkdtemp(prefix="simrotor-bench-")
     cfg = parse_config({
@@ -98,10 +100,12 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
     })
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     app = Appliance(cfg, seed=seed)
+    tune_gc()  # the appliance process' collector settings (appliance/runtime.py)
     t0 = time.perf_counter()
     await app.bank.start()
     await app.scheduler.start()
     open_seconds = time.perf_counter() - t0
+    freeze_startup_heap()  # as ``Appliance.run_forever`` does
     rng = random.Random(seed)
     n = len(modems)
     jobs: list[dict[str, Any]] = []
@@ -148,7 +152,9 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
     await done.wait()
     await probe
     wall = time.perf_counter() - w0
-    cpu = _cpu() - cpu0
+    cpu1 = _cpu()
+    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    cpu = user + system
     at_done = sum(p.commands_done for p in ports) - at0
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stats = app.scheduler.stats()
@@ -168,6 +174,8 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
         "workload_seconds": round(wall, 3),
         "at_transactions": at_done,
         "appliance_cpu_us_per_at": round(cpu / max(at_done, 1) * 1e6, 1),
+        "appliance_cpu_split_us_per_at": {"user": round(user / max(at_done, 1) * 1e6, 1),
+                                          "system": round(system / max(at_done, 1) * 1e6, 1)},
         "at_rtt_ms": {"p50": round((_q(rtts, 0.5) or 0) * 1e3, 3), "p99": round((_q(rtts, 0.99) or 0) * 1e3, 3)},
         "decision_us": stats["decision_us"],
         "decisions": stats["decisions"],

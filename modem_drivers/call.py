@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from .deadlines import coarse_timeout
 from .q850 import CallOutcome, outcome_for
 
 logger = logging.getLogger(__name__)
@@ -140,13 +141,13 @@ class Call:
     async def wait_for(self, *states: CallState, timeout: float | None = None) -> CallState:
         """Wait until the call reaches one of ``states`` or is released."""
         wanted = set(states) | {CallState.RELEASED}
-        async with asyncio.timeout(timeout):
+        async with coarse_timeout(timeout):
             while self.state not in wanted:
                 await self._changed.wait()
         return self.state
 
     async def wait_released(self, timeout: float | None = None) -> None:
-        async with asyncio.timeout(timeout):
+        async with coarse_timeout(timeout):
             await self._released.wait()
 
     def report(self) -> CallReport:

@@ -66,3 +66,41 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path):
         assert job is not None and job["state"] == "running", jid
     interrupted = {a["job_id"] for a in s.interrupted_attempts()}
     assert set(acked) <= interrupted
+
+
+def test_finish_and_start_is_one_transaction(tmp_path):
+    s = Store(tmp_path / "a.db")
+    s.add_jobs([{"id": "a", "kind": "call", "callee": "+48600000123"}, {"id": "b", "kind": "sms", "callee": "+48600000124"}])
+    aid, _ = s.start_attempt("a", sim_id="s1", msisdn="+48690000001", channel_id="m1", callee="+48600000123", now=1)
+    bad = [{"job_id": "missing", "sim_id": "s1", "msisdn": "+48690000001", "channel_id": "m1", "callee": "+48600000124"}]
+    finished = [{"attempt_id": aid, "job_id": "a", "result": {"outcome": "busy"}, "job_state": "done",
+                 "next_attempt_at": None, "final": True}]
+    try:
+        s.finish_and_start(finished, bad, 2)  # the start fails: the finish must not stay either
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("a start for an unknown job must fail")
+    assert s.get_job("a")["state"] == "running" and s.results_after(0)[0] == []
+    ok = [{"job_id": "b", "sim_id": "s1", "msisdn": "+48690000001", "channel_id": "m1", "callee": "+48600000124"}]
+    seqs, ids = s.finish_and_start(finished, ok, 2)
+    assert len(seqs) == 1 and ids[0][1] == 1
+    assert s.get_job("a")["state"] == "done" and s.get_job("b")["state"] == "running"
+
+
+def test_awaited_reports_live_in_their_table_and_old_stores_migrate(tmp_path):
+    db = tmp_path / "old.db"
+    s = Store(db)
+    s.add_jobs([{"id": "sms1", "kind": "sms", "callee": "+48600000123"}])
+    aid, _ = s.start_attempt("sms1", sim_id="s1", msisdn="+48690000001", channel_id="m1", callee="+48600000123", now=1)
+    s.finish_attempts([{"attempt_id": aid, "job_id": "sms1", "result": {"outcome": "submitted"}, "job_state": "awaiting_report",
+                        "next_attempt_at": None, "final": False, "pending": {"refs": [7], "attempt_id": aid}}], 2)
+    assert s.pending_reports() == {"sms1": {"refs": [7], "attempt_id": aid}}
+    s.add_result("sms1", aid, {"outcome": "delivered"}, final=True, job_state="done", now=3)
+    assert s.pending_reports() == {}  # the final result ends the wait in the same transaction
+    # A store written by schema 1 kept the waits as one JSON value in kv.
+    s.set_kv("sms_pending", {"old1": {"refs": [1, 2], "attempt_id": 5}})
+    s.close()
+    s = Store(db)
+    assert s.pending_reports() == {"old1": {"refs": [1, 2], "attempt_id": 5}}
+    assert s.get_kv("sms_pending") is None and s.get_kv("schema_version") == 2

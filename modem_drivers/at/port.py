@@ -5,7 +5,10 @@ order), URCs fanned out to subscribers at any time. Rules:
 
 * The parser is told about the command (``begin``) *before* the bytes are written, so the
   reply can never be parsed in the wrong state (zigpy-znp: register the listener first).
-* Every wait is bounded by the command's deadline (``asyncio.timeout_at``).
+* Every wait is bounded by the command's deadline, filed with the loop's coarse
+  ``Deadlines`` (one loop timer per 50 ms bucket, not one per command: see
+  ``modem_drivers/deadlines.py``); at the deadline the awaited future fails with
+  ``AtTimeout`` — no task is cancelled, so nothing has to be shielded.
 * A command whose caller gave up (timeout or cancellation) is *abandoned*, not forgotten:
   the parser stays in flight for it and the next command waits until its final result
   arrives or its hold expires (the original deadline, and at least ``ABANDONED_GRACE_S``
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..deadlines import deadlines
 from .errors import AtError, AtTimeout, PortClosed, PortUnavailable, failure_for
 from .events import NEED_DATA, Final, InfoLine, Prompt, Urc
 from .protocol import AtParser
@@ -111,10 +115,14 @@ class _Pending:
     command: str
     final: asyncio.Future[Final]
     deadline: float
+    seconds: float
     prompt: asyncio.Future[None] | None = None
     lines: list[str] = field(default_factory=list)
     abandoned: bool = False
     payload_sent: bool = False
+    #: Set when the caller gives up: resolved by the late final (or a port failure), so
+    #: the next command knows when the wire is quiet. ``final`` may be failed by then.
+    settled: asyncio.Future[None] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -291,30 +299,29 @@ class AtPort:
                 command=command,
                 final=loop.create_future(),
                 deadline=loop.time() + seconds,
+                seconds=seconds,
                 prompt=None if payload is None else loop.create_future(),
             )
             self._parser.begin(command, expect=prefixes, prompt=payload is not None)
             self._pending = pending
             data = command.encode() + b"\r"
             self.bytes_out += len(data)
+            wheel = deadlines()
+            token = wheel.add(pending.deadline, functools.partial(self._expire, pending))
             try:
-                async with asyncio.timeout_at(pending.deadline):
-                    transport.write(data)
-                    if pending.prompt is not None:
-                        # shield: a timeout or cancel must not cancel the futures the
-                        # abandoned command still resolves when its late answer comes
-                        await asyncio.shield(pending.prompt)
-                        body = payload.encode() + CTRL_Z  # type: ignore[union-attr]
-                        self.bytes_out += len(body)
-                        pending.payload_sent = True
-                        transport.write(body)
-                    final = await asyncio.shield(pending.final)
-            except TimeoutError:
-                self._abandon(pending, "timed out")
-                raise AtTimeout(command, seconds) from None
+                transport.write(data)
+                if pending.prompt is not None:
+                    await pending.prompt
+                    body = payload.encode() + CTRL_Z  # type: ignore[union-attr]
+                    self.bytes_out += len(body)
+                    pending.payload_sent = True
+                    transport.write(body)
+                final = await pending.final
             except asyncio.CancelledError:
                 self._abandon(pending, "cancelled")
                 raise
+            finally:
+                wheel.cancel(token)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s: %s -> %s (%d lines)", self.name, mask(repr(command)), final.text,
                          len(pending.lines))
@@ -322,13 +329,27 @@ class AtPort:
             raise failure_for(command, final)
         return Response(command, tuple(pending.lines), final)
 
+    def _expire(self, pending: _Pending) -> None:
+        """The deadline passed: the caller's wait fails with ``AtTimeout``; the command is
+        abandoned (the port still expects its final)."""
+        if self._pending is not pending or pending.abandoned:
+            return  # answered, failed or given up already
+        waiting = pending.prompt if pending.prompt is not None and not pending.prompt.done() else pending.final
+        self._abandon(pending, "timed out")
+        if not waiting.done():
+            waiting.set_exception(AtTimeout(pending.command, pending.seconds))
+
     def _abandon(self, pending: _Pending, why: str) -> None:
-        if self._pending is not pending:
+        if self._pending is not pending or pending.abandoned:
             return  # already finished (final arrived or the port failed it)
         pending.abandoned = True
         loop = asyncio.get_running_loop()
+        pending.settled = loop.create_future()
         pending.deadline = max(pending.deadline, loop.time() + self.abandoned_grace)
-        if pending.prompt is not None and pending.prompt.done() and not pending.payload_sent:
+        prompt = pending.prompt
+        prompt_seen = (prompt is not None and prompt.done() and not prompt.cancelled()
+                       and prompt.exception() is None)
+        if prompt_seen and not pending.payload_sent:
             self._write_quiet(ESC)  # leave the "> " prompt (27.005 §3.5.1)
         logger.warning("%s: %s %s; holding the port for its late final", self.name,
                        mask(repr(pending.command)), why)
@@ -341,7 +362,7 @@ class AtPort:
         # asyncio.wait never raises the future's outcome: a port failure while waiting
         # cancels the abandoned future and the state check that follows reports it.
         remaining = max(0.0, pending.deadline - asyncio.get_running_loop().time())
-        await asyncio.wait((pending.final,), timeout=remaining)
+        await asyncio.wait((pending.settled or pending.final,), timeout=remaining)
         if self._pending is pending:
             self._pending = None
             self._parser.abort()
@@ -382,6 +403,8 @@ class AtPort:
         if pending.abandoned:
             logger.info("%s: late %s for abandoned %s", self.name, event.text,
                         mask(repr(pending.command)))
+            if pending.settled is not None and not pending.settled.done():
+                pending.settled.set_result(None)
         if not pending.final.done():
             pending.final.set_result(event)
 
@@ -414,7 +437,7 @@ class AtPort:
         self._parser.abort()
         if pending is None:
             return
-        for fut in (pending.final, pending.prompt):
+        for fut in (pending.final, pending.prompt, pending.settled):
             if fut is not None and not fut.done():
                 if pending.abandoned:
                     fut.cancel()
