@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import enum
 import logging
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -64,8 +65,22 @@ SMS_PING_TIMEOUT: Final = 60.0
 PROBE_TIMEOUT: Final = 30.0
 
 
+_iso_second: list[Any] = [None, ""]  # (whole second, its "YYYY-MM-DDTHH:MM:SS" text)
+
+
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+    """UTC ISO 8601 with milliseconds, e.g. ``2026-11-23T09:00:00.123+00:00``. Stamped
+    several times per job; the date and time of day are formatted once per second."""
+    if ts is None:
+        return None
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)  # as datetime.fromtimestamp rounds, then milliseconds truncate
+    sec = int(whole) + (us >= 1_000_000)
+    ms = (us % 1_000_000) // 1000
+    if _iso_second[0] != sec:
+        _iso_second[0] = sec
+        _iso_second[1] = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_iso_second[1]}.{ms:03d}+00:00"
 
 
 @dataclasses.dataclass(slots=True)

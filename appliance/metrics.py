@@ -2,7 +2,7 @@
 Labels are bounded: channel id, SIM id, state, outcome — never a phone number."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -21,6 +21,24 @@ class Metrics:
         self.channel_changes = Counter("simrotor_channel_changes_total", "Channel state changes", ["to"], registry=self.registry)
         self.queued = Gauge("simrotor_jobs_queued", "Jobs waiting for a channel", registry=self.registry)
         self.running = Gauge("simrotor_jobs_running", "Jobs on a channel now", registry=self.registry)
+        # ``labels()`` builds and locks on every call; per-job counters keep their children.
+        self._result_children: dict[tuple[str, str], Any] = {}
+        self._change_children: dict[ChannelState, Any] = {}
+
+    def count_result(self, result: dict) -> None:
+        """One attempt result (called per job: the labelled child is looked up once)."""
+        key = (str(result.get("kind")), str(result.get("outcome")))
+        child = self._result_children.get(key)
+        if child is None:
+            child = self._result_children[key] = self.results.labels(*key)
+        child.inc()
+
+    def count_change(self, to: ChannelState) -> None:
+        """One channel state change (twice per job)."""
+        child = self._change_children.get(to)
+        if child is None:
+            child = self._change_children[to] = self.channel_changes.labels(to.value)
+        child.inc()
 
     def refresh(self, app: "Appliance") -> None:
         counts = {s: 0 for s in ChannelState}

@@ -122,10 +122,8 @@ class Appliance:
         self.policy = build_policy(cfg, self.rng)
         self.scheduler = Scheduler(cfg, self.store, self.bank, self.policy, operator_of=self.operators, rng=self.rng)
         self.metrics = Metrics()
-        self.scheduler.result_listeners.append(
-            lambda r: self.metrics.results.labels(str(r.get("kind")), str(r.get("outcome"))).inc()
-        )
-        self.bank.on_change(lambda ch, old, new, reason: self.metrics.channel_changes.labels(new.value).inc())
+        self.scheduler.result_listeners.append(self.metrics.count_result)
+        self.bank.on_change(lambda ch, old, new, reason: self.metrics.count_change(new))
         self.inbound = InboundRecorder(self.store)
         self.bank.on_event(self.inbound)
         self.link: Link | None = Link(self) if cfg.link.url else None

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..deadlines import deadlines
+from ..deadlines import Deadlines, deadlines
 from .errors import AtError, AtTimeout, PortClosed, PortUnavailable, failure_for
 from .events import NEED_DATA, Final, InfoLine, Prompt, Urc
 from .protocol import AtParser
@@ -155,6 +155,7 @@ class AtPort:
         self._state_cbs: tuple[Callable[[PortState], None], ...] = ()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._wheel: Deadlines | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
             Final: self._on_final,
             InfoLine: self._on_info,
@@ -306,7 +307,7 @@ class AtPort:
             self._pending = pending
             data = command.encode() + b"\r"
             self.bytes_out += len(data)
-            wheel = deadlines()
+            wheel = self._wheel if self._wheel is not None else self._bind_wheel()
             token = wheel.add(pending.deadline, functools.partial(self._expire, pending))
             try:
                 transport.write(data)
@@ -328,6 +329,10 @@ class AtPort:
         if final.is_error:
             raise failure_for(command, final)
         return Response(command, tuple(pending.lines), final)
+
+    def _bind_wheel(self) -> Deadlines:
+        self._wheel = deadlines()  # a port lives on one loop
+        return self._wheel
 
     def _expire(self, pending: _Pending) -> None:
         """The deadline passed: the caller's wait fails with ``AtTimeout``; the command is
