@@ -17,10 +17,12 @@ def z(ms: float) -> np.ndarray:
 
 
 def babble(ms: float, rng: np.random.Generator, level: float = 3000.0) -> np.ndarray:
-    """Voice-like: a pitch-gliding harmonic source with 4 Hz syllable modulation."""
+    """Voice-like: a pitch-gliding harmonic source with 4 Hz syllable modulation, ending
+    on a fall like a statement (a rising end would be a question: tests below)."""
     t = np.arange(int(ms * FS / 1000)) / FS
-    phase = 2 * np.pi * np.cumsum(130 + 30 * np.sin(2 * np.pi * 2 * t)) / FS
-    src = sum(np.sin(k * phase + rng.uniform(0, 6)) / k for k in range(2, 12))
+    fall = 40 * np.clip((t - t[-1] + 0.2) / 0.2, 0, 1)  # the last 200 ms glide 40 Hz down
+    phase = 2 * np.pi * np.cumsum(130 + 30 * np.sin(2 * np.pi * 2 * t) - fall) / FS
+    src = sum(np.sin(k * phase + rng.uniform(0, 6)) / k for k in range(1, 12))
     env = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)
     return level * src * env
 
@@ -57,7 +59,7 @@ def test_silence_beep_fax_and_unsure() -> None:
     assert run(AmdDetector(), z(6000)).result is AmdResult.SILENCE
     rng = np.random.default_rng(3)
     beep = np.concatenate([z(200), babble(600, rng), z(300), tone_signal(1000, 300), z(400)])
-    d = run(AmdDetector(AmdConfig(human_silence_ms=2000)), beep)
+    d = run(AmdDetector(AmdConfig(human_silence_ms=2000, question_silence_ms=2000)), beep)
     assert d.result is AmdResult.MACHINE and d.rule == "beep"
     fax = np.concatenate([z(500), tone_signal(2100, 3000), z(200)])
     assert run(AmdDetector(), fax).result is AmdResult.FAX
@@ -120,7 +122,7 @@ def test_config_from_toml_table_names_the_bad_key() -> None:
         audio_config({"vad": {}})
 
 
-# -- pitch tracker and the (opt-in) question rule ---------------------------------------
+# -- pitch tracker and the question rule ------------------------------------------------
 def voice(ms: float, f0_from: float, f0_to: float, rng: np.random.Generator, level: float = 3000.0) -> np.ndarray:
     """A harmonic voice whose pitch glides linearly from ``f0_from`` to ``f0_to``."""
     t = np.arange(int(ms * FS / 1000)) / FS
@@ -140,27 +142,52 @@ def test_frame_pitch_finds_f0_without_octave_errors(f0: float) -> None:
     assert frame_pitch(np.zeros(160, np.float32), np.zeros(160, np.float32)) == (0.0, 0.0)
 
 
-QUESTION = AmdConfig(question_silence_ms=300)
-
-
-def test_rising_end_then_silence_is_human_sooner_when_enabled() -> None:
+def test_rising_end_then_silence_is_human_sooner() -> None:
     rng = np.random.default_rng(8)
     sig = np.concatenate([z(300), voice(300, 110, 110, rng), voice(200, 110, 150, rng), z(2000)])
-    d = run(AmdDetector(QUESTION), sig)
-    assert d.result is AmdResult.HUMAN and d.rule == "question_then_silence"
-    assert abs(d.decided_ms - (800 + 300)) <= 60
-    assert d.evidence.detail["end_rise_st"] >= 3.0
-    # the default configuration keeps the rule off: same call, the plain 480 ms rule
     d = run(AmdDetector(), sig)
+    assert d.result is AmdResult.HUMAN and d.rule == "question_then_silence"
+    assert abs(d.decided_ms - (800 + 280)) <= 60
+    assert d.evidence.detail["end_rise_st"] >= 3.0
+    # question_silence_ms = human_silence_ms turns the rule off: the plain 480 ms rule
+    d = run(AmdDetector(AmdConfig(question_silence_ms=480)), sig)
     assert d.rule == "greeting_then_silence" and abs(d.decided_ms - (800 + 480)) <= 60
 
 
 def test_falling_end_waits_for_the_full_silence() -> None:
     rng = np.random.default_rng(9)
     sig = np.concatenate([z(300), voice(500, 130, 95, rng), z(2000)])
-    d = run(AmdDetector(QUESTION), sig)
+    d = run(AmdDetector(), sig)
     assert d.result is AmdResult.HUMAN and d.rule == "greeting_then_silence"
     assert d.evidence.detail["end_rise_st"] < 1.0
+
+
+def test_rise_then_fall_to_the_end_is_a_statement() -> None:
+    """"Hello." climbs 6 st to its accent, then falls 3.6 st to its end: a rise above the
+    valley, but not at the top of it — the full silence is needed."""
+    rng = np.random.default_rng(11)
+    sig = np.concatenate([z(300), voice(200, 110, 110, rng), voice(100, 110, 160, rng),
+                          voice(100, 160, 130, rng), z(2000)])
+    d = run(AmdDetector(), sig)
+    assert d.result is AmdResult.HUMAN and d.rule == "greeting_then_silence"
+    assert d.evidence.detail["end_rise_st"] >= 2.0
+
+
+def test_question_silence_cannot_exceed_human_silence() -> None:
+    with pytest.raises(ValueError, match="question_silence_ms"):
+        AmdConfig(question_silence_ms=600)
+
+
+def test_trailing_fricative_is_speech_for_the_statement_rule() -> None:
+    """"Yes." ends in /s/: the voice band goes quiet, the 1.5–3.4 kHz band does not, and
+    the silence is counted from the fricative's end."""
+    rng = np.random.default_rng(12)
+    n = int(0.2 * FS)
+    hiss = np.fft.irfft(np.fft.rfft(rng.normal(0, 1500, n)) * (np.fft.rfftfreq(n, 1 / FS) > 2000), n)
+    sig = np.concatenate([z(300), voice(300, 130, 100, rng), hiss, z(2000)])
+    d = run(AmdDetector(), sig)
+    assert d.result is AmdResult.HUMAN and d.rule == "greeting_then_silence"
+    assert abs(d.decided_ms - (300 + 300 + 200 + 480)) <= 60
 
 
 def test_rise_then_fricative_is_not_silence_for_the_question_rule() -> None:
@@ -168,5 +195,5 @@ def test_rise_then_fricative_is_not_silence_for_the_question_rule() -> None:
     rng = np.random.default_rng(10)
     hiss = np.fft.irfft(np.fft.rfft(rng.normal(0, 1500, int(0.25 * FS))) * (np.fft.rfftfreq(int(0.25 * FS), 1 / FS) > 2000))
     sig = np.concatenate([z(300), voice(300, 110, 150, rng), hiss, z(150), voice(1500, 120, 120, rng), z(500)])
-    d = run(AmdDetector(QUESTION), sig)
+    d = run(AmdDetector(), sig)
     assert d.result is AmdResult.MACHINE and d.rule == "long_greeting"

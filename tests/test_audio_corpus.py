@@ -65,39 +65,31 @@ def test_amd_meets_the_issue_thresholds_and_beats_asterisk(result: CorpusResult)
 def test_human_decision_time(result: CorpusResult) -> None:
     s = result.ours.summary()["decision_time"]
     base = result.baseline.summary()["decision_time"]
-    # Known miss of the issue's 1.5 s with the defaults: a person's greeting ends 1.1 s after
-    # answer (median), and the pause that tells a statement's end from a machine's sentence
-    # pause is 0.48 s. The opt-in question rule (next test) meets 1.5 s but costs machines.
-    assert s["human"]["median_ms"] <= 1650
+    # Known miss of the issue's 1.5 s: on this seed the defaults decide humans at a median
+    # of 1.52 s (docs/audio.md, "Not met"). A person's greeting ends 1.1 s after answer,
+    # statements need 0.48 s of silence (a machine's sentence pause), questions 0.28 s.
+    assert s["human"]["median_ms"] <= 1550
     assert s["human"]["median_ms"] < base["human"]["median_ms"]
 
 
-def test_question_rule_opt_in_decides_humans_within_1500ms(corpus: Path, result: CorpusResult) -> None:
-    """``question_silence_ms = 300`` (chosen on seed 1): humans at a median ≤ 1.5 s and
-    ≥ 97 % right on this held-out seed; machines drop below the issue's 95 % (docs/audio.md)
-    but stay better than Asterisk's."""
-    from appliance.audio.amd import AmdConfig
+def test_question_rule_decides_a_third_of_humans(corpus: Path) -> None:
+    """The question rule (on by default) is what shortens the median: it decides at least a
+    third of the people, and no machine is lost to it beyond the issue's 5 %."""
     from appliance.audio.analyze import analyze_samples
     from appliance.audio.wav import read_wav
-    cfg = AmdConfig(question_silence_ms=300)
-    right = {"human": 0, "machine": 0}
-    total = {"human": 0, "machine": 0}
-    human_ms, fast = [], 0
+    rules: dict[tuple[str, str], int] = {}
+    humans = machines = 0
     for it in read_labels(corpus):
-        if it.label not in right:
+        if it.label not in ("human", "machine"):
             continue
-        d = analyze_samples(read_wav(corpus / it.file), amd=cfg).amd
+        d = analyze_samples(read_wav(corpus / it.file)).amd
         assert d is not None
-        total[it.label] += 1
-        if d.result.value == it.label:
-            right[it.label] += 1
-            if it.label == "human":
-                human_ms.append(d.decided_ms)
-                fast += d.rule == "question_then_silence"
-    assert right["human"] / total["human"] >= 0.97
-    assert sorted(human_ms)[len(human_ms) // 2] <= 1500
-    assert fast >= total["human"] // 3  # the rule, not luck, made the difference
-    assert right["machine"] / total["machine"] > result.baseline.accuracy("machine")
+        humans += it.label == "human"
+        machines += it.label == "machine"
+        key = (it.label, d.rule)
+        rules[key] = rules.get(key, 0) + 1
+    assert rules.get(("human", "question_then_silence"), 0) >= humans // 3
+    assert rules.get(("machine", "question_then_silence"), 0) <= 0.05 * machines
 
 
 def test_dtmf_every_digit_and_no_talk_off(result: CorpusResult) -> None:

@@ -10,19 +10,20 @@ segments speech with a noise-adaptive voice detector and runs this state machine
 * ``speaking`` — the greeting runs from its first speech. Greeting ≥ ``machine_greeting_ms``
   → **machine** (rule ``long_greeting``); a pause → ``pausing``.
 * ``pausing``  — speech again → ``speaking`` (the greeting, pauses included, keeps
-  growing); quiet for ``human_silence_ms`` → **human** (rule ``greeting_then_silence``);
-  or, when the speech before the pause ended on a rising pitch (a question: "Hello?",
-  "Halo?") and the whole band has been silent for ``question_silence_ms`` → **human**
-  (rule ``question_then_silence``).
+  growing); silent for ``question_silence_ms`` when the speech before the pause ended on
+  a rising pitch (a question: "Hello?", "Halo?") → **human** (rule
+  ``question_then_silence``); otherwise silent for ``human_silence_ms`` → **human**
+  (rule ``greeting_then_silence``). Silence is counted in the voice band *and* the
+  fricative band, so a trailing "s" or "ść" is still speech.
 * any state: a voicemail beep or SIT → **machine**; fax CNG/CED → **fax**; the analysis
   ends at ``total_analysis_ms`` → **unsure** (callers treat it as human).
 
-Why two silences: a greeting's sentence pause ("Halo. Tu Marek…") is as long as 460 ms on
-the corpus, so a flat statement followed by silence needs ``human_silence_ms``; but a
-greeting's *rises* are commas, whose pauses are half a sentence pause, while a person's
-"Hello?" ends rising and then waits (see :mod:`.pitch`). The question rule counts silence
-on the whole band, not only the voice band, so a comma's trailing fricative ("Cześć,")
-is not taken for silence.
+Why two silences: a greeting's sentence pause ("Halo. Tu Marek…") is as long as 480 ms on
+the corpus, so a statement followed by silence needs ``human_silence_ms``; but a
+greeting's *rises* are commas, whose pauses are about half a sentence pause, while a
+person's "Hello?" ends rising and then waits (see :mod:`.pitch`). A rise only counts
+when the speech ends at (or within ``_FALL_MAX_ST`` of) its top: "Hello." climbs, then
+falls to its end, and is a statement.
 
 The voice detector compares each frame's level with a noise floor that follows the
 quietest frames at once and rises slowly (``floor_rise_db_per_s``), so it works at any
@@ -56,13 +57,13 @@ class AmdConfig:
 
     initial_silence_ms: int = 4000  # nothing said this long → silence (Asterisk: 2500 → MACHINE)
     min_speech_ms: int = 100  # shorter bursts are clicks, not words (Asterisk min word: 100)
-    human_silence_ms: int = 480  # just over machines' sentence pauses (espeak: 150–460 ms)
-    # after a rising end; 480 (= human_silence_ms) turns the rule off. 300 (over espeak's
-    # comma pauses, ≤ 250 ms) decides sooner but costs machines on held-out corpora: docs/audio.md
-    question_silence_ms: int = 480
-    rise_semitones: float = 1.0  # end of speech this much above just before: a question
-    pitch_clarity: float = 0.5  # autocorrelation at the pitch lag: below it, not voiced
-    hush_db: float = 6.0  # whole band within this of its floor: silent for the question rule
+    human_silence_ms: int = 480  # just over machines' sentence pauses (espeak: 150–480 ms)
+    # after a rising end: over espeak's comma pauses (≤ 250 ms); set it to human_silence_ms
+    # to turn the rule off. Grid on corpus seeds 1, 5–8 (docs/audio.md)
+    question_silence_ms: int = 280
+    rise_semitones: float = 2.0  # end this far above its last valley: a question (grid 1–2 st, seeds 1, 5–8)
+    pitch_clarity: float = 0.6  # autocorrelation at the pitch lag: below it, not voiced (0.5 let noise in)
+    hush_db: float = 6.0  # fricative band within this of its floor: silent (both rules)
     machine_greeting_ms: int = 1700  # longer than most hellos, shorter than greetings
     total_analysis_ms: int = 5000  # Asterisk total_analysis_time
     speech_on_db: float = 9.0  # above the noise floor to start speech
@@ -76,6 +77,8 @@ class AmdConfig:
             v = getattr(self, f.name)
             if f.name.endswith("_ms") and not 0 < v <= 60000:
                 raise ValueError(f"amd.{f.name}: expected milliseconds in 1–60000, got {v!r}")
+        if self.question_silence_ms > self.human_silence_ms:
+            raise ValueError("amd.question_silence_ms must not exceed amd.human_silence_ms")
         if not 0.0 < self.pitch_clarity < 1.0:
             raise ValueError(f"amd.pitch_clarity: expected 0–1, got {self.pitch_clarity!r}")
         if self.speech_off_db > self.speech_on_db:
@@ -106,16 +109,24 @@ _TONE_RULES: Final = {Beep: (AmdResult.MACHINE, "beep"), Sit: (AmdResult.MACHINE
 
 
 #: End-of-speech contour: the mean of the last ``_RISE_END`` pitched frames against the
-#: lowest of the last ``_RISE_SPAN`` (≈ 160 ms): a question's rise comes after a
-#: valley ("Yes?" in espeak-ng falls, then rises over its last 60 ms); a statement ends
-#: on its lowest pitch.
+#: lowest of the last ``_RISE_SPAN`` (200 ms, the last syllable or two): a question's
+#: rise comes after a valley ("Yes?" in espeak-ng falls, then rises over its last
+#: 60 ms); a statement ends on its lowest pitch.
 _RISE_END: Final = 2
-_RISE_SPAN: Final = 8
+_RISE_SPAN: Final = 10
+#: … and the end must be the top of that rise: within this many semitones of the highest
+#: point after the valley ("Hello." rises to "-lo" and falls to its end). 1 st: the
+#: smallest step chosen on corpus seeds 1, 5–8 (0.5/1/2 tried, 1 and 2 alike).
+_FALL_MAX_ST: Final = 1.0
 #: The rise must reach the end of the speech: its last pitched frame at most this
 #: many frames before the pause (a final fricative may follow: "Yes?").
 _RISE_MAX_GAP: Final = 6
-#: Pitch more than this many semitones from the greeting's median is a tracking error
-#: (octave slips, a fricative's noise) and is left out; a real question rises 2–7 st.
+#: Only strong frames are pitched: voice band ≥ 10 dB over its floor. The weak edges of
+#: a syllable, where 12 dB-SNR noise takes over, gave machines' false rises (and the
+#: pitch tracker's FFTs are the AMD's main cost).
+_PITCH_MIN_DB: Final = 10.0
+#: Pitch more than this many semitones from the call's median is a tracking error
+#: (octave slips, a formant's period) and is left out; a real question rises 2–7 st.
 _PITCH_OUTLIER_ST: Final = 8.0
 
 
@@ -123,6 +134,15 @@ _PITCH_OUTLIER_ST: Final = 8.0
 #: /s/, /ś/, /ć/ put their energy above 1.5 kHz; the telephone band ends at 3.4 kHz.
 _HUSH_LO: Final = 1500 // 50 - 2
 _HUSH_HI: Final = 3400 // 50 + 1 - 2
+
+
+#: Silence after speech → rule name, by whether the speech ended as a question.
+_SILENCE_RULES: Final = {True: "question_then_silence", False: "greeting_then_silence"}
+
+
+def _median3(v: list[float]) -> list[float]:
+    """Running median of three (ends kept): one-frame tracking glitches go, a rise stays."""
+    return v[:1] + [sorted(v[j - 1 : j + 2])[1] for j in range(1, len(v) - 1)] + v[-1:] if len(v) > 2 else v
 
 
 #: CNG after this much speech is taken for a greeting's tone (T.30 fax calls start silent).
@@ -151,8 +171,10 @@ class AmdDetector(FrameFedDetector):
         self._min_run = max(1, cfg.min_speech_ms // FRAME_MS)
         self._questions = cfg.question_silence_ms < cfg.human_silence_ms  # the rule is on
         self._prev_samples: object = None
-        self._pitch: list[tuple[int, float]] = []  # (frame index, semitones re 1 Hz) while speaking
-        self._end_rise: float | None = None  # contour of the speech before the current pause
+        #: (frame index, semitones re 1 Hz) per strong pitched frame, until the verdict
+        self._pitch: list[tuple[int, float]] = []
+        self._end_rise: float | None = None  # rise of the speech before the current pause
+        self._end_question = False  # … and it ended at the top of that rise
         self._hush_floor: float | None = None
         self._hush_run = 0  # whole-band silent frames in a row
 
@@ -194,7 +216,8 @@ class AmdDetector(FrameFedDetector):
         voiced = self._voice(ft)
         self._hush(ft)
         prev_samples, self._prev_samples = self._prev_samples, ft.samples
-        if voiced and prev_samples is not None and self._questions:  # until the verdict only
+        if (voiced and prev_samples is not None and self._questions  # until the verdict only
+                and ft.voice_db - (self._floor or 0.0) >= _PITCH_MIN_DB):
             f0, clarity = frame_pitch(prev_samples, ft.samples)  # type: ignore[arg-type]
             if clarity >= cfg.pitch_clarity:
                 self._pitch.append((ft.index, 12.0 * math.log2(f0)))
@@ -214,7 +237,7 @@ class AmdDetector(FrameFedDetector):
         elif prev is _State.SPEAKING and self.state is _State.PAUSING:
             self._pause_start = ft.index
             self._held_ms = 0
-            self._end_rise = self._final_rise(ft.index)
+            self._end_rise, self._end_question = self._final_rise(ft.index)
             self._speech.append(Segment(self._seg_start, ft.index * FRAME_MS))
         elif prev is _State.PAUSING and self.state is _State.SPEAKING:
             self._silences.append(Segment(self._pause_start * FRAME_MS, self._run_start * FRAME_MS))
@@ -227,13 +250,11 @@ class AmdDetector(FrameFedDetector):
             self._speech.append(Segment(self._seg_start, now))
             return [self._decide(AmdResult.MACHINE, now, "long_greeting")]
         if self.state is _State.PAUSING:
-            if now - self._pause_start * FRAME_MS - self._held_ms >= cfg.human_silence_ms:
+            silent = min(now - self._pause_start * FRAME_MS - self._held_ms, self._hush_run * FRAME_MS)
+            rule = _SILENCE_RULES[self._end_question]
+            if silent >= (cfg.question_silence_ms if self._end_question else cfg.human_silence_ms):
                 self._silences.append(Segment(self._pause_start * FRAME_MS, now))
-                return [self._decide(AmdResult.HUMAN, now, "greeting_then_silence")]
-            if (self._end_rise is not None and self._end_rise >= cfg.rise_semitones
-                    and min(self._hush_run, ft.index + 1 - self._pause_start) * FRAME_MS >= cfg.question_silence_ms):
-                self._silences.append(Segment(self._pause_start * FRAME_MS, now))
-                return [self._decide(AmdResult.HUMAN, now, "question_then_silence")]
+                return [self._decide(AmdResult.HUMAN, now, rule)]
         if now >= cfg.total_analysis_ms:
             return [self._decide(AmdResult.UNSURE, now, "too_long")]
         return []
@@ -264,17 +285,24 @@ class AmdDetector(FrameFedDetector):
         self._hush_floor = floor
         self._hush_run = self._hush_run + 1 if level < floor + self.config.hush_db else 0
 
-    def _final_rise(self, pause_index: int) -> float | None:
-        """Semitones the speech's end rose above its last valley — None if too little was
-        voiced near the end to say."""
-        pts = self._pitch
-        if len(pts) < _RISE_END + 2 or pause_index - pts[-1][0] > _RISE_MAX_GAP:
-            return None
+    def _final_rise(self, pause_index: int) -> tuple[float | None, bool]:
+        """``(rise, question)``: semitones the speech's end rose above its last valley
+        (None if too little was voiced near the end to say), and whether that rise is a
+        question's — at least ``rise_semitones``, ending at its top."""
+        pts = [p for p in self._pitch if p[0] < pause_index]
+        if not pts:
+            return None, False
         ref = statistics.median(st for _, st in pts)
-        span = [st for _, st in pts[-_RISE_SPAN:] if abs(st - ref) <= _PITCH_OUTLIER_ST]
-        if len(span) < _RISE_END + 1:
-            return None
-        return sum(span[-_RISE_END:]) / _RISE_END - min(span)
+        span = [(i, st) for i, st in pts if abs(st - ref) <= _PITCH_OUTLIER_ST][-_RISE_SPAN:]
+        if len(span) < _RISE_END + 1 or pause_index - span[-1][0] > _RISE_MAX_GAP:
+            return None, False
+        v = _median3([st for _, st in span])
+        end = sum(v[-_RISE_END:]) / _RISE_END
+        valley = v.index(min(v))
+        rise = end - v[valley]
+        return rise, rise >= self.config.rise_semitones and max(v[valley:]) - end <= _FALL_MAX_ST
+
+    _end_question = False
 
     def _on_tone(self, ev: ToneEvent, now: int) -> AmdDecision | None:
         self._tone_events.append(ev)
