@@ -471,7 +471,8 @@ class Scheduler:
         executor is calling (it just finished a job there); the start placed on it is
         returned for the caller to run itself, so no turn of the event loop passes
         between the channel coming free and its next ATD."""
-        self.last_dispatch_at = time.time()
+        if starting:
+            self.last_dispatch_at = time.time()
         loop = asyncio.get_running_loop()
         kept = None
         for (spec, d, modem, freed), (attempt_id, n) in zip(starting, ids):

@@ -19,7 +19,9 @@ ports); the appliance runs in this process so its internals can be timed. Figure
   (channels × 60 / mean call hold time as the results report it) and their ratio — the
   share of channel time spent in calls (dial to release) rather than between them, over
   the steady window from the first dispatch to the last (the tail, when channels idle
-  because the queue is empty, is not the multiplexer's doing).
+  because the queue is empty, is not the multiplexer's doing). Only calls count as busy
+  channel time, so measure it with ``--sms-per-modem 0`` (SMS in the mix would show up as
+  idle time).
 """
 from __future__ import annotations
 
