@@ -56,6 +56,16 @@ class CallBusy(ModemError):
     """A call is already up on this modem."""
 
 
+class TtsUnsupported(Unsupported):
+    """The modem's dialect has no text-to-speech command (Huawei voice dongles, generic
+    27.007 modems): a message cannot be played on this channel."""
+
+
+class PlaybackFailed(ModemError):
+    """A message could not be played: no answered call, the modem refused the command, or
+    the text cannot be sent to it."""
+
+
 #: +CME ERROR codes (27.007 §9.2.1) that map to a typed error with a sentence.
 CME_ERRORS: Final[dict[int, tuple[type[ModemError], str]]] = {
     3: (CallBusy, "operation not allowed now (a call may be in progress)"),

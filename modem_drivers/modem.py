@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import logging
 import re
 import time
@@ -35,16 +37,19 @@ from .at import (
 )
 from .background import Background
 from .call import Call, CallState, mask_number, parse_clcc
-from .dialects import GENERIC, CallUrc, Cmd, Dialect, detect
+from .deadlines import coarse_timeout
+from .dialects import DIALECTS, GENERIC, CallUrc, Cmd, Dialect, detect
 from .errors import (
     CME_ERRORS,
     CMS_ERRORS,
     CallBusy,
     ModemError,
     NotRegistered,
+    PlaybackFailed,
     SimPinRequired,
     SimPukRequired,
     SmsFailed,
+    TtsUnsupported,
     Unsupported,
     UssdFailed,
 )
@@ -100,6 +105,24 @@ SWEEP_RETRY_DELAYS: Final = (2.0, 5.0, 15.0, 60.0)
 #: How long ``close`` waits for background work (reading a stored SMS) to finish.
 CLOSE_GRACE: Final = 2.0
 
+
+
+class PlaybackEnd(enum.Enum):
+    """How a text-to-speech playback ended."""
+
+    FINISHED = "finished"  # the modem's end URC: the whole text was spoken
+    CALL_RELEASED = "call_released"  # the call ended first (the callee hung up)
+    TIMED_OUT = "timed_out"  # still speaking at the caller's deadline; stopped
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Playback:
+    """What ``Modem.play_tts`` did: how it ended and for how long the modem spoke."""
+
+    end: PlaybackEnd
+    seconds: float
+
+
 _CMTI = re.compile(r'^\+CMTI:\s*"?([A-Za-z]{2})"?\s*,\s*(-?\d+)\s*$')
 _CDSI = re.compile(r'^\+CDSI:\s*"?([A-Za-z]{2})"?\s*,\s*(-?\d+)\s*$')
 _CLIP = re.compile(r'^\+CLIP:\s*"([^"]*)"')
@@ -145,6 +168,7 @@ class Modem:
         self._tasks = Background(self.name, logger, expected=(PortClosed, AtTimeout))
         self._storage_lock = asyncio.Lock()
         self._ussd_waiter: asyncio.Future[UssdReply] | None = None
+        self._tts_waiter: asyncio.Future[PlaybackEnd] | None = None
         self._reassembler = smsmod.Reassembler()
         self._release_hint: int | None = None
         self._last_release = -1e9
@@ -227,6 +251,8 @@ class Modem:
             self.call_progress_polled = not ok
         if d.dtmf_receive_on is not None:
             await self._run(d.dtmf_receive_on, optional=True)
+        if d.tts is not None and d.tts.setup is not None:
+            await self._run(d.tts.setup, optional=True)
         await self.sweep_storage()
 
     async def sweep_storage(self) -> int:
@@ -461,6 +487,7 @@ class Modem:
     def _on_call_change(self, call: Call, event: object) -> None:
         if call.released:
             self._last_release = time.monotonic()
+            self._end_playback(PlaybackEnd.CALL_RELEASED)
 
     async def hangup(self) -> None:
         call = self.call
@@ -486,6 +513,49 @@ class Modem:
             if digit.upper() not in "0123456789*#ABCD":
                 raise ValueError(f"not a DTMF digit: {digit!r}")
             await self._cmd(self.dialect.dtmf_send.format(digit=digit.upper(), call=1))
+
+    async def play_tts(self, text: str, *, timeout: float) -> Playback:
+        """Speak ``text`` to the far end of the answered call with the dialect's TTS command,
+        and wait until the modem says it finished, the call ends, or ``timeout`` seconds
+        pass (then the playback is stopped). Raises ``TtsUnsupported`` when the modem has
+        no TTS, ``PlaybackFailed`` without an answered call or when the modem refuses."""
+        tts = self.dialect.tts
+        if tts is None:
+            raise TtsUnsupported(f"{self.dialect.name} modems have no text-to-speech command: the message cannot be played")
+        call = self.call
+        if call is None or call.state is not CallState.ACTIVE or call.releasing:
+            raise PlaybackFailed("a message can only be played during an answered call")
+        if self._tts_waiter is not None:
+            raise PlaybackFailed("a message is already playing on this modem")
+        try:
+            line = tts.command_for(text)
+        except ValueError as exc:
+            raise PlaybackFailed(str(exc)) from None
+        # The end URC may follow OK at once: listen before writing (STYLE.md #6).
+        waiter: asyncio.Future[PlaybackEnd] = asyncio.get_running_loop().create_future()
+        self._tts_waiter = waiter
+        started = time.monotonic()
+        try:
+            try:
+                await self._cmd(line)
+            except CommandFailed as exc:
+                raise PlaybackFailed(f"the modem refused to play the message: {exc}") from exc
+            try:
+                async with coarse_timeout(timeout):
+                    end = await waiter
+            except TimeoutError:
+                end = PlaybackEnd.TIMED_OUT
+                await self._try(tts.stop)
+        finally:
+            self._tts_waiter = None
+        seconds = round(time.monotonic() - started, 3)
+        logger.info("%s: message played to %s: %s after %.1f s", self.name, mask_number(call.number), end.value, seconds)
+        return Playback(end, seconds)
+
+    def _end_playback(self, end: PlaybackEnd) -> None:
+        waiter = self._tts_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(end)
 
     async def _poll_call(self, call: Call) -> None:
         """Generic modems without call auto-report: paced AT+CLCC while the call is up."""
@@ -747,6 +817,7 @@ class Modem:
                 self._release_hint = cause
             if not call.releasing:
                 call.releasing = True
+                self._end_playback(PlaybackEnd.CALL_RELEASED)
                 hint = cause if cause is not None else self._release_hint
                 self._spawn(self._finish_release(call, hint), "call release")
             return
@@ -791,6 +862,15 @@ class Modem:
         else:
             logger.info("%s: unsolicited USSD: %s", self.name, text[:80])
 
+    def _urc_tts(self, urc: Urc) -> None:
+        tts = self.dialect.tts
+        if tts is None or urc.name != tts.end_urc or _body(urc.text) != tts.end_value:
+            return
+        call = self.call
+        # A release already reported (its cause still being asked) cut the message short.
+        cut = call is not None and (call.released or call.releasing)
+        self._end_playback(PlaybackEnd.CALL_RELEASED if cut else PlaybackEnd.FINISHED)
+
     def _urc_creg(self, urc: Urc) -> None:
         reg = _parse_creg(_body(urc.text), query=False)
         self.registration = reg
@@ -805,6 +885,8 @@ _URC_HANDLERS: Final[dict[str, Callable[[Modem, Urc], None]]] = {
     "+CLIP": Modem._urc_ring,
     "+CUSD": Modem._urc_cusd,
     "+CREG": Modem._urc_creg,
+    # every dialect's text-to-speech end URC (+CTTS: 0, +QTTS: 0)
+    **{d.tts.end_urc: Modem._urc_tts for d in DIALECTS if d.tts is not None},
 }
 
 

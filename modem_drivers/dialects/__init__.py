@@ -1,8 +1,8 @@
 """Vendor dialects as data; ``detect`` picks one from ``+CGMI``/``+CGMM``."""
 from __future__ import annotations
 
-from .base import CallProgress, CallUrc, Cmd, Dialect
-from .tables import BY_NAME, DIALECTS, GENERIC, HUAWEI, QUECTEL, SIMCOM
+from .base import MAX_COMMAND_LINE, CallProgress, CallUrc, Cmd, Dialect, Tts
+from .tables import BY_NAME, DIALECTS, GENERIC, HUAWEI, QUECTEL, SIMCOM, TTS_MAX_CHARS
 
 
 def detect(manufacturer: str, model: str) -> Dialect:
@@ -19,4 +19,4 @@ def by_name(name: str) -> Dialect:
         raise ValueError(f"unknown dialect {name!r}; expected one of {', '.join(sorted(BY_NAME))}") from None
 
 
-__all__ = ["CallProgress", "CallUrc", "Cmd", "Dialect", "DIALECTS", "GENERIC", "HUAWEI", "QUECTEL", "SIMCOM", "detect", "by_name"]
+__all__ = ["CallProgress", "CallUrc", "Cmd", "Dialect", "MAX_COMMAND_LINE", "Tts", "TTS_MAX_CHARS", "DIALECTS", "GENERIC", "HUAWEI", "QUECTEL", "SIMCOM", "detect", "by_name"]

@@ -48,6 +48,56 @@ class CallUrc:
     cause_is_final: bool = False  # True: no +CEER needed (Huawei ^CEND carries Q.850)
 
 
+#: SIM800 Series AT Command Manual V1.09 §1.4.4: "The Command line buffer can accept a
+#: maximum of 556 characters (counted from the first command without "AT")"; a longer
+#: line is refused with ERROR. The tightest command-line limit among our dialects, so a
+#: text-to-speech line is kept within it for every vendor.
+MAX_COMMAND_LINE: Final = 556
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tts:
+    """Text-to-speech played to the far end of an answered call: the command, its two text
+    forms, the URC that says the playback ended, and the command that stops it.
+
+    ASCII text goes in quotes as it is (``<mode>`` ``ascii_mode``); anything else (Polish
+    letters, a quote sign, control characters) goes as UCS2 hex (``ucs2_mode``), four hex
+    digits per character, as both vendors' manuals define the two modes."""
+
+    command: str  # "AT+CTTS": "=<mode>,"<text>"" is appended
+    ascii_mode: int
+    ucs2_mode: int
+    stop: str
+    end_urc: str  # URC name whose value ``end_value`` means "playback over"
+    end_value: str = "0"
+    #: Sent once when the modem is configured (optional: an ERROR is tolerated), e.g. the
+    #: SIM7600's switch of the TTS output to the remote side of a call.
+    setup: Cmd | None = None
+    doc: str = ""
+
+    def command_for(self, text: str) -> str:
+        """The command line that speaks ``text``; ValueError when it cannot be sent."""
+        if not text:
+            raise ValueError("the message is empty")
+        if any(ord(ch) > 0xFFFF for ch in text):
+            raise ValueError("the message has characters outside UCS2 (e.g. emoji), which no TTS engine speaks")
+        if all(" " <= ch <= "~" and ch != '"' for ch in text):
+            line = f'{self.command}={self.ascii_mode},"{text}"'
+        else:
+            line = f'{self.command}={self.ucs2_mode},"{text.encode("utf-16-be").hex().upper()}"'
+        if len(line) - len("AT") > MAX_COMMAND_LINE:
+            raise ValueError(
+                f"the message is too long for one command line ({len(line) - 2} > {MAX_COMMAND_LINE} characters); "
+                f"at most {self.max_chars()} characters of any alphabet fit"
+            )
+        return line
+
+    def max_chars(self) -> int:
+        """Longest text of any alphabet that fits (UCS2 costs four hex digits a character)."""
+        overhead = len(f'{self.command}={self.ucs2_mode},""') - len("AT")
+        return (MAX_COMMAND_LINE - overhead) // 4
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Dialect:
     name: str
@@ -78,9 +128,12 @@ class Dialect:
     #: Interval of AT+CLCC polling when the modem has no auto-report: frequent enough to
     #: stamp answer within half a second, rare enough to leave the port for SMS work.
     poll_interval: float = 0.5
+    #: Text-to-speech to the far end during a call; None = the modem has none.
+    tts: Tts | None = None
 
     def urc_prefixes(self) -> tuple[str, ...]:
-        return tuple(u.prefix for u in self.call_urcs) + tuple(p for p, _ in self.dtmf_urcs) + self.extra_urcs
+        tts = (self.tts.end_urc,) if self.tts is not None else ()
+        return tuple(u.prefix for u in self.call_urcs) + tuple(p for p, _ in self.dtmf_urcs) + self.extra_urcs + tts
 
     def selected_by(self, manufacturer: str, model: str) -> bool:
         return any(

@@ -10,7 +10,7 @@ from typing import Final
 from .. import call as c
 from ..q850 import cause_from_text
 from ..ussd import UssdForm
-from .base import CallUrc, Cmd, Dialect, parse_dtmf_ascii, parse_dtmf_digit
+from .base import CallUrc, Cmd, Dialect, Tts, parse_dtmf_ascii, parse_dtmf_digit
 
 
 def _ceer_text(text: str) -> int | None:
@@ -80,6 +80,16 @@ SIMCOM: Final = Dialect(
     slot_switch="AT+CSUS={slot}",
     slot_query=Cmd("AT+CSUS?", expect="+CSUS", optional=True),
     reset="AT+CFUN=1,1",
+    # SIM7500/SIM7600 Series AT Command Manual, "AT+CTTS TTS operation": <mode> 0 stops,
+    # 1 takes <text> as UCS2 hex, 2 as ASCII (GBK for Chinese); OK comes at once and the
+    # URC +CTTS: 0 when playback is over (also after AT+CTTS=0). The TTS variants of the
+    # SIM800 (SIM800H/C) take the same command; they have no AT+CDTAM (ERROR, tolerated).
+    tts=Tts(
+        command="AT+CTTS", ascii_mode=2, ucs2_mode=1, stop="AT+CTTS=0", end_urc="+CTTS",
+        setup=Cmd("AT+CDTAM=1", optional=True,
+                  doc='SIM7600 manual "AT+CDTAM TTS play path": 1 = remote path (the far end hears it)'),
+        doc="SIM7600 manual AT+CTTS",
+    ),
 )
 
 QUECTEL: Final = Dialect(
@@ -100,6 +110,11 @@ QUECTEL: Final = Dialect(
     slot_switch="AT+QDSIM={slot}",
     slot_query=Cmd("AT+QDSIM?", expect="+QDSIM", optional=True, doc="EC2x dual SIM single standby"),
     reset="AT+CFUN=1,1",
+    # Quectel EC2x TTS application note / AT commands manual, "AT+QTTS Play Text":
+    # <mode> 0 stops, 1 takes UCS2 hex, 2 ASCII (GBK for Chinese); OK, then the URC
+    # +QTTS: 0 when playback is over. During a call the text is played to the far end.
+    tts=Tts(command="AT+QTTS", ascii_mode=2, ucs2_mode=1, stop="AT+QTTS=0", end_urc="+QTTS",
+            doc="EC2x manual AT+QTTS"),
 )
 
 HUAWEI: Final = Dialect(
@@ -132,3 +147,6 @@ HUAWEI: Final = Dialect(
 #: Detection order: the first dialect whose pattern matches wins; generic is the fallback.
 DIALECTS: Final[tuple[Dialect, ...]] = (SIMCOM, QUECTEL, HUAWEI, GENERIC)
 BY_NAME: Final[dict[str, Dialect]] = {d.name: d for d in DIALECTS}
+#: Longest message (characters of any alphabet) every TTS dialect can speak in one line:
+#: 136 with the 556-character command line of the SIM800 manual (base.MAX_COMMAND_LINE).
+TTS_MAX_CHARS: Final = min(d.tts.max_chars() for d in DIALECTS if d.tts is not None)

@@ -12,7 +12,7 @@ what each vendor dialect answers.
 """
 from __future__ import annotations
 
-from ._calls import CallRecord, CallState, Outcome
+from ._calls import CallRecord, CallState, Outcome, PlayedMessage
 from ._dialects import DIALECTS, VENDOR_MODELS, Dialect
 from ._emulator import Emulator, EmulatorConfig, EmulatorError, Fault
 from ._modem import VirtualModem
@@ -23,7 +23,7 @@ from ._timing import Timing
 
 __all__ = [
     "Behaviour", "CallRecord", "CallState", "DIALECTS", "Dialect", "Emulator", "EmulatorConfig",
-    "EmulatorError", "Fault", "Network", "Outcome", "PinState", "ReportStatus", "SmsRecord",
+    "EmulatorError", "Fault", "Network", "Outcome", "PinState", "PlayedMessage", "ReportStatus", "SmsRecord",
     "SmsStatus", "Timing", "VENDOR_MODELS", "VirtualModem", "VirtualSim", "plan_behaviour",
     "plan_operator",
 ]

@@ -65,6 +65,16 @@ class Outcome(enum.Enum):
     CANCELLED = "cancelled"
 
 
+@dataclass(frozen=True, slots=True)
+class PlayedMessage:
+    """A text-to-speech message a modem played during a call (``CallRecord.played``)."""
+
+    text: str
+    seconds: float  # how long the voice spoke
+    completed: bool  # spoken to the end (False: stopped, or the call ended first)
+    heard: bool  # reached the far end (False: played on the modem's local audio path)
+
+
 @dataclass(slots=True)
 class CallRecord:
     """One call as the network saw it (``Network.calls``)."""
@@ -84,6 +94,7 @@ class CallRecord:
     # time.monotonic() when the answer was signalled to the host (CLOCK_MONOTONIC is
     # system-wide on Linux, so another process on this host can compare its own stamp)
     answered_monotonic: float | None = None
+    played: list[PlayedMessage] = field(default_factory=list)  # TTS messages, in order
 
 
 def toa(number: str) -> int:

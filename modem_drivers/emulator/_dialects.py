@@ -53,6 +53,8 @@ class Dialect:
     caret_not_supported: bool  # AT^… answers COMMAND NOT SUPPORT (generic quirk)
     iccid_prefix: str  # before the digits of +CCID / +QCCID answers
     rssi_urc: bool  # Huawei ^RSSI: <rssi> on signal/registration change
+    tts: str | None = None  # text-to-speech command (+CTTS / +QTTS); None = no TTS
+    tts_path: str | None = None  # command that routes TTS to the far end; None = always there
 
 
 _COMMON_HANGUP: Final = frozenset({"H", "+CHUP"})  # ATH (V.250) and AT+CHUP (27.007 §6.5)
@@ -65,7 +67,7 @@ _SIMCOM = dict(
 )
 _QUECTEL = dict(
     vendor="quectel", manufacturer="Quectel", id_prefix=False,
-    commands=frozenset({"+QCCID", "^DSCI", "+QDSIM", "+QTONEDET", "+CSUS"}),
+    commands=frozenset({"+QCCID", "^DSCI", "+QDSIM", "+QTONEDET", "+CSUS", "+QTTS"}), tts="+QTTS",
     call_report=CallReport.DSCI, voice_call_urcs=False, ceer=CeerStyle.LOCATION_CAUSE,
     dtmf_urc="+QTONEDET: {code}", dtmf_enable="+QTONEDET", slot_command="+QDSIM",
     ussd=UssdCoding.TE_CHARSET, hangup_commands=_COMMON_HANGUP,
@@ -89,13 +91,15 @@ _HUAWEI = dict(
 DIALECTS: Final[dict[str, Dialect]] = {
     "SIMCOM_SIM7600E-H": Dialect(
         **_SIMCOM, model="SIMCOM_SIM7600E-H", revision="LE11B12SIM7600M22", tac="86147503",
-        commands=frozenset({"+CCID", "+CSUS", "+DDET"}), voice_call_urcs=True,
+        commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS", "+CDTAM"}), voice_call_urcs=True,
         dtmf_urc="+RXDTMF: {digit}", dtmf_enable=None, iccid_prefix="+CCID: ",
+        # SIM7600 manual AT+CDTAM: TTS plays on the local path until set to 1 (remote).
+        tts="+CTTS", tts_path="+CDTAM",
     ),
     "SIM800": Dialect(
         **_SIMCOM, model="SIM800", revision="Revision:1418B05SIM800L24", tac="86469103",
-        commands=frozenset({"+CCID", "+CSUS", "+DDET"}), voice_call_urcs=False,
-        dtmf_urc="+DTMF: {digit}", dtmf_enable="+DDET", iccid_prefix="",
+        commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS"}), voice_call_urcs=False,
+        dtmf_urc="+DTMF: {digit}", dtmf_enable="+DDET", iccid_prefix="", tts="+CTTS",
     ),
     "EC25": Dialect(**_QUECTEL, model="EC25", revision="EC25EFAR06A06M4G", tac="86167503"),
     "M35": Dialect(**_QUECTEL, model="M35", revision="M35FAR02A03", tac="86280303"),

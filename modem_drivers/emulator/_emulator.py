@@ -7,6 +7,7 @@ Faults are injected per modem (``inject``); inbound traffic through the network.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import os
 import random
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._calls import CallState
 from ._dialects import dialect_for
 from ._modem import VirtualModem
 from ._network import Network
@@ -48,6 +50,9 @@ class EmulatorConfig:
     block_after_calls: int | None = None  # operator blocks a SIM after this many calls
     control_port: int | None = 0  # HTTP control API on 127.0.0.1 (0: any free port; None: off)
     balances: dict[str, float] = field(default_factory=dict)  # msisdn → credit (0 = no credit)
+    # TTS voice speed in characters a second; None = the timing profile's (15 realistic,
+    # instant in fast timing). Lets a fast-timing test hear a message that takes time.
+    speech_rate: float | None = None
 
     def validate(self) -> None:
         if self.modems < 1:
@@ -63,6 +68,8 @@ class EmulatorConfig:
                 raise EmulatorError(f"vendors: {exc}") from None
         if self.block_after_calls is not None and self.block_after_calls < 0:
             raise EmulatorError("block_after_calls: expected a number ≥ 0 or None")
+        if self.speech_rate is not None and not self.speech_rate > 0:
+            raise EmulatorError("speech_rate: expected characters per second > 0, or None")
 
 
 def make_imei(tac: str, serial: int) -> str:
@@ -75,6 +82,8 @@ class Emulator:
         config.validate()
         self.config = config
         self.profile = PROFILES[config.timing]
+        if config.speech_rate is not None:
+            self.profile = dataclasses.replace(self.profile, speech_chars_per_second=config.speech_rate)
         self.network = Network(self.profile, config.seed, config.block_after_calls)
         self.modems: list[VirtualModem] = []
         self._by_id: dict[str, VirtualModem] = {}
@@ -175,6 +184,14 @@ class Emulator:
             if not 0 <= slot < len(modem.sims):
                 raise EmulatorError(f"slot: expected 0…{len(modem.sims) - 1}")
             modem.sims[slot].blocked = True
+
+    async def callee_hangs_up(self, modem_id: str) -> None:
+        """The far end of ``modem_id``'s answered call hangs up now (cause 16)."""
+        modem = self.modem(modem_id)
+        call = modem.call
+        if call is None or call.state is not CallState.ACTIVE:
+            raise EmulatorError(f"modem: {modem_id} has no answered call")
+        self.network.callee_hangs_up(modem, call)
 
     async def inbound_sms(self, sender: str, to_msisdn: str, text: str) -> None:
         self._need_subscriber(to_msisdn)

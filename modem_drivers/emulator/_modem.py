@@ -29,6 +29,7 @@ from ._port import PtyPort
 from ._results import RESULT_CODES, AtFailure, CmeError, CmsError, Final as FinalResult
 from ._sim import PinState, VirtualSim
 from ._timing import TimingProfile
+from ._tts import TEXT_MODES, Speaker
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ _RESET = re.compile(r"\s*\+CFUN\s*=\s*1\s*,\s*1\s*", re.IGNORECASE)
 PROMPT: Final = b"\r\n> "  # 27.005 §3.5.1: <CR><LF><greater_than><space>
 USSD_DCS: Final = 15  # 23.038 §5: GSM 7-bit default alphabet, language unspecified
 CREG_ACT: Final = 7  # 27.007 §7.2 <AcT> 7 = E-UTRAN (what the doc's examples show)
+#: SIM800 Series AT Command Manual V1.09 §1.4.4: a command line longer than 556 characters
+#: (without "AT") is refused with ERROR. Applied to the TTS commands, whose text is long.
+MAX_COMMAND_LINE: Final = 556
 
 
 def at(*names: str) -> Callable[[Handler], Handler]:
@@ -64,6 +68,7 @@ class Settings:
     clcc_auto: bool = False
     dsci: bool = False
     dtmf: bool = False
+    tts_remote: bool = False  # SIM7600 AT+CDTAM=1: TTS to the far end of a call
     cnmi: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
     mem1: str = "SM"
     cops_format: int = 0
@@ -105,6 +110,7 @@ class VirtualModem:
         self._reg_generation = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.speaker = Speaker(self)
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -133,7 +139,10 @@ class VirtualModem:
         self._pty.close(remove_link=True)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self.track(asyncio.get_running_loop().create_task(coro))  # type: ignore[arg-type]
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Own a background task: cancelled when the modem stops."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -336,6 +345,7 @@ class VirtualModem:
         self.call_progress(call, CallState.RELEASED)
         if remote:
             self.urc(RELEASE_RESULT.get(call.cause or 0, DEFAULT_RELEASE_RESULT))
+        self.speaker.call_ended(call)  # the voice stops with the call: end URC after release
         if self.call is call:
             self.call = None
         self.last_cause = call.cause or 0
@@ -671,6 +681,40 @@ class VirtualModem:
         if c.name != self.dialect.dtmf_enable and self.dialect.dtmf_enable is not None:
             raise CmeError(100)
         self.settings.dtmf = c.int_arg(0, 0) == 1
+        return []
+
+    @at("+CTTS", "+QTTS")
+    async def _tts(self, c: Command) -> list[str]:
+        if c.name != self.dialect.tts:
+            raise CmeError(100)
+        if c.kind is Kind.READ:
+            return [f"{c.name}: {int(self.speaker.playing)}"]
+        if c.kind is Kind.TEST:
+            return [f"{c.name}: (0-2)"]
+        mode = c.int_arg(0)
+        if mode == 0:  # stop: OK, then the end URC (only when something was playing)
+            self._after = lambda: self.speaker.end(completed=False)
+            return []
+        if mode not in TEXT_MODES or len(c.args) < 2 or len(c.name) + len(c.raw) > MAX_COMMAND_LINE:
+            raise FinalResult("ERROR")
+        call = self.call
+        if call is None or call.state is not CallState.ACTIVE or self.speaker.playing:
+            raise FinalResult("ERROR")  # nothing to speak into, or the engine is busy
+        text = TEXT_MODES[mode](c.arg(1))  # bad hex / non-ASCII: ValueError → +CME ERROR: 50
+        heard = self.dialect.tts_path is None or self.settings.tts_remote
+        self._after = lambda: self.speaker.start(call, text, heard=heard)  # OK first
+        return []
+
+    @at("+CDTAM")
+    async def _tts_path(self, c: Command) -> list[str]:
+        if c.kind is Kind.READ:
+            return [f"+CDTAM: {int(self.settings.tts_remote)}"]
+        if c.kind is Kind.TEST:
+            return ["+CDTAM: (0-1)"]
+        value = c.int_arg(0, 0)
+        if value not in (0, 1):
+            raise CmeError(50)
+        self.settings.tts_remote = value == 1
         return []
 
     @at("^CVOICE")

@@ -252,6 +252,12 @@ class Network:
         outcome = call.record.outcome if call.record.answered else Outcome.CANCELLED
         self._release(modem, call, Q850.NORMAL_CLEARING, outcome or Outcome.CANCELLED, remote=False)
 
+    def callee_hangs_up(self, modem: VirtualModem, call: Call) -> None:
+        """The callee ends an answered call now (e.g. in the middle of a message)."""
+        if call.task is not None and call.task is not asyncio.current_task():
+            call.task.cancel()
+        self._release(modem, call, Q850.NORMAL_CLEARING, call.record.outcome or Outcome.ANSWERED_HUMAN)
+
     def drop(self, modem: VirtualModem, call: Call) -> None:
         """The modem vanished or rebooted under the call."""
         if call.task is not None:

@@ -9,6 +9,7 @@ profiles: it is the callee's choice, not network latency, and a caller hangs up 
 from __future__ import annotations
 
 import enum
+import math
 import random
 from dataclasses import dataclass
 from typing import Final
@@ -39,6 +40,12 @@ class TimingProfile:
     reregistration: Span  # slot switch: +CREG: 2 → +CREG: 1
     reboot: Span  # AT+CFUN=1,1 → the modem answers again
     ring_period: float  # RING repeats (27.007 §6.2 leaves it to the network; ~4 s is usual)
+    tts_start: Span  # AT+CTTS/AT+QTTS OK → the first word (the engine synthesises ahead)
+    speech_chars_per_second: float  # how fast the TTS voice speaks (math.inf: at once)
+
+    def speech_seconds(self, rng: random.Random, text: str) -> float:
+        """How long a TTS engine takes to say ``text``."""
+        return self.draw(rng, self.tts_start) + len(text) / self.speech_chars_per_second
 
     def draw(self, rng: random.Random, span: Span) -> float:
         low, high = span
@@ -65,6 +72,12 @@ PROFILES: Final[dict[Timing, TimingProfile]] = {
         reregistration=(3.0, 6.0),
         reboot=(3.0, 5.0),
         ring_period=4.0,
+        # Assumption, no vendor figure: synthesis of the first phrase takes a few hundred
+        # ms, then the voice runs at ~150 words a minute (the usual rate of read-aloud and
+        # synthetic speech), i.e. ~15 characters a second with a word of ~5 letters and
+        # its space: 136 characters (the longest message) take ~9 s.
+        tts_start=(0.2, 0.5),
+        speech_chars_per_second=15.0,
     ),
     Timing.FAST: TimingProfile(
         command_latency=_ZERO,
@@ -83,5 +96,7 @@ PROFILES: Final[dict[Timing, TimingProfile]] = {
         reregistration=_ZERO,
         reboot=_ZERO,
         ring_period=4.0,
+        tts_start=_ZERO,
+        speech_chars_per_second=math.inf,
     ),
 }
