@@ -25,7 +25,9 @@ import sqlite_utils
 
 from provisioning.files import open_sqlite
 
-SCHEMA_VERSION = 2  # 2: status-report waits in their own table (were one JSON value in kv)
+#: 2: status-report waits in their own table (were one JSON value in kv); the numbers
+#: shown to a callee are read from his attempts (was a ``shown`` table written beside them).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -48,7 +50,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     job_id TEXT NOT NULL REFERENCES jobs(id),
     n INTEGER NOT NULL,
     sim_id TEXT,
-    msisdn TEXT,
+    msisdn TEXT,                      -- the number shown to the callee
+    callee TEXT,                      -- the job's callee: the per-callee number memory
     channel_id TEXT,
     state TEXT NOT NULL,             -- started | finished | interrupted
     started_at REAL NOT NULL,
@@ -66,12 +69,6 @@ CREATE TABLE IF NOT EXISTS results (
     created_at REAL NOT NULL,
     acked INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS shown (
-    callee TEXT NOT NULL,
-    msisdn TEXT NOT NULL,
-    shown_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS shown_callee ON shown(callee, shown_at);
 CREATE TABLE IF NOT EXISTS inbound (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,               -- sms | call
@@ -117,13 +114,21 @@ class Store:
         self.set_kv("schema_version", SCHEMA_VERSION)
 
     def _migrate(self) -> None:
-        """Schema 1 kept every awaited status report in one JSON value (``kv.sms_pending``),
-        rewritten whole on each SMS — O(pending) per SMS. Its entries move to their table."""
-        old = self.get_kv("sms_pending")
-        if old is None:
-            return
+        """Bring a schema-1 store up to date, in one transaction:
+
+        * every awaited status report was one JSON value (``kv.sms_pending``) rewritten
+          whole on each SMS, O(pending) per SMS: its entries move to ``pending_reports``;
+        * the numbers shown to each callee were a table of their own, one more row and
+          index entry per attempt: attempts now carry the callee, and the table goes."""
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(attempts)")}
+        old_pending = self.get_kv("sms_pending")
         with self._tx():
-            for job_id, item in old.items():
+            if "callee" not in cols:
+                self.conn.execute("ALTER TABLE attempts ADD COLUMN callee TEXT")
+                self.conn.execute("UPDATE attempts SET callee = (SELECT callee FROM jobs WHERE jobs.id = attempts.job_id)")
+            self.conn.execute("DROP TABLE IF EXISTS shown")
+            self.conn.execute("CREATE INDEX IF NOT EXISTS attempts_callee ON attempts(callee, started_at)")
+            for job_id, item in (old_pending or {}).items():
                 self.conn.execute(
                     "INSERT OR IGNORE INTO pending_reports(job_id, attempt_id, detail, created_at) VALUES (?,?,?,?)",
                     (job_id, item["attempt_id"], json.dumps(item), time.time()),
@@ -246,18 +251,18 @@ class Store:
     def _start_rows(self, items: list[dict[str, Any]], now: float) -> list[tuple[int, int]]:
         out = []
         for it in items:
-            n = self.conn.execute("SELECT attempts FROM jobs WHERE id = ?", (it["job_id"],)).fetchone()[0] + 1
+            row = self.conn.execute(
+                "UPDATE jobs SET state='running', attempts=attempts+1, updated_at=? WHERE id=? RETURNING attempts",
+                (now, it["job_id"]),
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"no job {it['job_id']!r} to start an attempt for")
             cur = self.conn.execute(
-                "INSERT INTO attempts(job_id, n, sim_id, msisdn, channel_id, state, started_at)"
-                " VALUES (?,?,?,?,?,'started',?)",
-                (it["job_id"], n, it["sim_id"], it["msisdn"], it["channel_id"], now),
+                "INSERT INTO attempts(job_id, n, sim_id, msisdn, callee, channel_id, state, started_at)"
+                " VALUES (?,?,?,?,?,?,'started',?)",
+                (it["job_id"], row[0], it["sim_id"], it["msisdn"], it["callee"], it["channel_id"], now),
             )
-            self.conn.execute(
-                "UPDATE jobs SET state='running', attempts=?, updated_at=? WHERE id=?", (n, now, it["job_id"])
-            )
-            self.conn.execute("INSERT INTO shown(callee, msisdn, shown_at) VALUES (?,?,?)",
-                              (it["callee"], it["msisdn"], now))
-            out.append((int(cur.lastrowid or 0), n))
+            out.append((int(cur.lastrowid or 0), row[0]))
         return out
 
     def finish_attempt(
@@ -345,7 +350,7 @@ class Store:
 
     def shown_numbers(self, callee: str, limit: int = 50) -> tuple[str, ...]:
         rows = self.conn.execute(
-            "SELECT msisdn FROM shown WHERE callee = ? ORDER BY shown_at DESC, rowid DESC LIMIT ?", (callee, limit)
+            "SELECT msisdn FROM attempts WHERE callee = ? ORDER BY started_at DESC, id DESC LIMIT ?", (callee, limit)
         ).fetchall()
         return tuple(r[0] for r in reversed(rows))
 

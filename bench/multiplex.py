@@ -6,8 +6,13 @@ ports); the appliance runs in this process so its internals can be timed. Figure
 * ``open_seconds`` — bank start: every modem opened, identified, SIMs read;
 * ``at_rtt_ms`` p50/p99 — AT+CSQ round trips during the workload (fast timing injects
   no delay, so this is overhead);
-* ``appliance_cpu_us_per_at`` — this process's user+sys CPU over the workload divided
-  by the AT transactions all ports completed;
+* ``appliance_cpu_us_per_at`` — this process's user+sys CPU over the job workload
+  divided by the AT transactions all ports completed: *everything* a job costs (store
+  commits, rotation, call state machine, results) charged to its ~3 AT transactions;
+  ``appliance_cpu_split_us_per_at`` splits it into user and system time;
+* ``multiplexer_cpu_us_per_at`` — after the jobs, an AT-only phase through the same
+  running appliance (bank supervision live, every port sending ``--at-rounds`` AT+CSQ at
+  once): the CPU the bank and its ports spend per AT transaction, without job work;
 * ``decision_us`` — mean cost of one rotation decision in the scheduler;
 * ``dispatch_ms`` p50/p99 — channel free → the job's executor running (its first AT
   command is written from there);
@@ -81,8 +86,32 @@ async def answer_latencies(control: str | None, finals: dict[str, dict[str, Any]
     return out
 
 
+async def at_only_phase(ports: list[Any], rounds: int) -> dict[str, Any] | None:
+    """Every port sends ``rounds`` AT+CSQ back to back, all ports at once, through the
+    running appliance; CPU of this process per completed transaction."""
+    if rounds <= 0:
+        return None
+
+    async def one(port: Any) -> None:
+        for _ in range(rounds):
+            with contextlib.suppress(Exception):
+                await port.command("AT+CSQ", expect="+CSQ")
+
+    n0 = sum(p.commands_done for p in ports)
+    c0 = _cpu()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(p) for p in ports))
+    wall = time.perf_counter() - t0
+    c1 = _cpu()
+    n = max(sum(p.commands_done for p in ports) - n0, 1)
+    return {"transactions": n, "seconds": round(wall, 3),
+            "total": round((c1[0] - c0[0] + c1[1] - c0[1]) / n * 1e6, 1),
+            "user": round((c1[0] - c0[0]) / n * 1e6, 1), "system": round((c1[1] - c0[1]) / n * 1e6, 1)}
+
+
 async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, sms_per_modem: int, hold: float,
-                        numbers: list[str] | None, seed: int, csq_rounds: int, control: str | None = None) -> dict[str, Any]:
+                        numbers: list[str] | None, seed: int, csq_rounds: int, control: str | None = None,
+                        at_rounds: int = 20) -> dict[str, Any]:
     from appliance.config import parse_config
     from appliance.runtime import Appliance, freeze_startup_heap, tune_gc
 
@@ -162,6 +191,7 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
     stats = app.scheduler.stats()
     lat = list(app.scheduler.dispatch_latencies)
     last_dispatch = app.scheduler.last_dispatch_at
+    mux = await at_only_phase(ports, at_rounds)
     await app.scheduler.close()
     await app.bank.close()
     app.store.close()
@@ -178,6 +208,8 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
         "appliance_cpu_us_per_at": round(cpu / max(at_done, 1) * 1e6, 1),
         "appliance_cpu_split_us_per_at": {"user": round(user / max(at_done, 1) * 1e6, 1),
                                           "system": round(system / max(at_done, 1) * 1e6, 1)},
+        "appliance_cpu_us_per_job": round(cpu / max(len(good), 1) * 1e6, 1),
+        "multiplexer_cpu_us_per_at": mux,
         "at_rtt_ms": {"p50": round((_q(rtts, 0.5) or 0) * 1e3, 3), "p99": round((_q(rtts, 0.99) or 0) * 1e3, 3)},
         "decision_us": stats["decision_us"],
         "decisions": stats["decisions"],
@@ -222,10 +254,12 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
 @click.option("--sms-per-modem", type=int, default=1, show_default=True)
 @click.option("--hold", type=float, default=0.0, show_default=True, help="Seconds to hold an answered call (0: hang up on answer).")
 @click.option("--csq-rounds", type=int, default=500, show_default=True, help="AT+CSQ round trips measured during the run.")
+@click.option("--at-rounds", type=int, default=20, show_default=True,
+              help="AT+CSQ per port in the AT-only phase after the jobs (0: skip it).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @json_option
 def multiplex(modems: int, timing: str, ports_glob: str | None, numbers: str | None, calls_per_modem: int,
-              sms_per_modem: int, hold: float, csq_rounds: int, seed: int, as_json: bool) -> None:
+              sms_per_modem: int, hold: float, csq_rounds: int, at_rounds: int, seed: int, as_json: bool) -> None:
     """The appliance's multiplexer under load: AT cost, decision cost, dispatch latency,
     memory per channel, and in realistic timing calls per minute against the maximum.
 
@@ -249,11 +283,13 @@ def multiplex(modems: int, timing: str, ports_glob: str | None, numbers: str | N
         bank = [{"id": Path(p).name, "port": p} for p in paths]
         out["loop"] = install_event_loop_policy()
         out.update(asyncio.run(run_multiplex(bank, calls_per_modem=calls_per_modem, sms_per_modem=sms_per_modem,
-                                             hold=hold, numbers=number_list, seed=seed, csq_rounds=csq_rounds)))
+                                             hold=hold, numbers=number_list, seed=seed, csq_rounds=csq_rounds,
+                                             at_rounds=at_rounds)))
     else:
         with emulator_process(modems, timing=timing, seed=seed) as state:
             out["loop"] = install_event_loop_policy()
             out.update(asyncio.run(run_multiplex(state["modems"], calls_per_modem=calls_per_modem,
                                                  sms_per_modem=sms_per_modem, hold=hold, numbers=None, seed=seed,
-                                                 csq_rounds=csq_rounds, control=state.get("control"))))
+                                                 csq_rounds=csq_rounds, control=state.get("control"),
+                                                 at_rounds=at_rounds)))
     emit(out, as_json)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+
+import pytest
 
 from appliance.store import Store
 
@@ -75,12 +78,8 @@ def test_finish_and_start_is_one_transaction(tmp_path):
     bad = [{"job_id": "missing", "sim_id": "s1", "msisdn": "+48690000001", "channel_id": "m1", "callee": "+48600000124"}]
     finished = [{"attempt_id": aid, "job_id": "a", "result": {"outcome": "busy"}, "job_state": "done",
                  "next_attempt_at": None, "final": True}]
-    try:
+    with pytest.raises(KeyError, match="no job 'missing'"):
         s.finish_and_start(finished, bad, 2)  # the start fails: the finish must not stay either
-    except TypeError:
-        pass
-    else:
-        raise AssertionError("a start for an unknown job must fail")
     assert s.get_job("a")["state"] == "running" and s.results_after(0)[0] == []
     ok = [{"job_id": "b", "sim_id": "s1", "msisdn": "+48690000001", "channel_id": "m1", "callee": "+48600000124"}]
     seqs, ids = s.finish_and_start(finished, ok, 2)
@@ -104,3 +103,34 @@ def test_awaited_reports_live_in_their_table_and_old_stores_migrate(tmp_path):
     s = Store(db)
     assert s.pending_reports() == {"old1": {"refs": [1, 2], "attempt_id": 5}}
     assert s.get_kv("sms_pending") is None and s.get_kv("schema_version") == 2
+
+
+def test_schema_1_store_keeps_its_callees_memory(tmp_path):
+    """A store from before attempts carried the callee: the numbers each callee was
+    shown come back from the attempts after the upgrade, and the old table is gone."""
+    db = tmp_path / "v1.db"
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, callee TEXT NOT NULL, spec TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0, not_before REAL, deadline REAL, state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL REFERENCES jobs(id),
+            n INTEGER NOT NULL, sim_id TEXT, msisdn TEXT, channel_id TEXT, state TEXT NOT NULL,
+            started_at REAL NOT NULL, ended_at REAL, result TEXT);
+        CREATE INDEX attempts_open ON attempts(state) WHERE state = 'started';
+        CREATE TABLE shown (callee TEXT NOT NULL, msisdn TEXT NOT NULL, shown_at REAL NOT NULL);
+        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO jobs VALUES ('j1', 'call', '+48600000123', '{"id": "j1", "kind": "call", "callee": "+48600000123"}',
+            0, NULL, NULL, 'done', 2, NULL, 1, 3);
+        INSERT INTO attempts(job_id, n, sim_id, msisdn, channel_id, state, started_at) VALUES
+            ('j1', 1, 's1', '+48690000001', 'm1', 'finished', 1), ('j1', 2, 's2', '+48690000002', 'm2', 'finished', 2);
+        INSERT INTO shown VALUES ('+48600000123', '+48690000001', 1), ('+48600000123', '+48690000002', 2);
+        INSERT INTO kv VALUES ('schema_version', '1');
+    """)
+    conn.close()
+    s = Store(db)
+    assert s.shown_numbers("+48600000123") == ("+48690000001", "+48690000002")
+    tables = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+    assert "shown" not in tables and "attempts_open" not in tables and "attempts_callee" in tables
+    aid, n = s.start_attempt("j1", sim_id="s1", msisdn="+48690000003", channel_id="m1", callee="+48600000123", now=4)
+    assert n == 3 and s.shown_numbers("+48600000123")[-1] == "+48690000003"
