@@ -23,7 +23,8 @@ Shape (every table optional except where noted; defaults beside each field)::
     [operator_limits."26001"]           # per-operator caps
     [lock]                              # SIM-bank lock rules
     [quarantine]                        # causes that look like a blocked SIM
-    [calls] / [retry] / [ussd] / [supervision]
+    [calls]                             # on_answer = "hangup" | "hold" | "play", message = "…"
+    [retry] / [ussd] / [supervision]
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ from typing import Any
 import msgspec
 
 from provisioning.files import read_toml
+
+from .jobspec import MAX_MESSAGE_LENGTH, ON_ANSWER, message_problem
 
 
 class ConfigError(ValueError):
@@ -111,7 +114,8 @@ class QuarantineSection(_Base):
 class CallsSection(_Base):
     max_ring_seconds: float = 30.0  # Asterisk Dial() practice for outbound dialers: 25-30 s
     max_talk_seconds: float = 60.0
-    on_answer: str = "hangup"  # hangup | hold (play a message: later issues)
+    on_answer: str = "hangup"  # hangup | hold | play (speak ``message`` with the modem's TTS)
+    message: str | None = None  # for "play"; a job's call.message overrides it
 
 
 class RetrySection(_Base):
@@ -266,8 +270,15 @@ def _check(cfg: ApplianceConfig, source: str) -> None:
     for name in cfg.operator_limits:
         if not re.fullmatch(r"\d{5,6}", name):
             raise bad(f"[operator_limits.{name}]", "an operator is its MCC+MNC", '[operator_limits."26001"]')
-    if cfg.calls.on_answer not in ("hangup", "hold"):
-        raise bad("[calls] on_answer", f"{cfg.calls.on_answer!r} is not known", 'on_answer = "hangup"')
+    if cfg.calls.on_answer not in ON_ANSWER:
+        raise bad("[calls] on_answer", f"{cfg.calls.on_answer!r} is not known", f"on_answer = one of {', '.join(map(repr, ON_ANSWER))}")
+    if cfg.calls.on_answer == "play" and cfg.calls.message is None:
+        raise bad("[calls] message", 'on_answer = "play" needs the message to play',
+                  f'message = "Dzień dobry, …" (at most {MAX_MESSAGE_LENGTH} characters), or on_answer = "hangup"')
+    if cfg.calls.message is not None:
+        problem = message_problem(cfg.calls.message)
+        if problem:
+            raise bad("[calls] message", problem, f'a shorter text, at most {MAX_MESSAGE_LENGTH} characters')
 
 
 def modems_from_emulator_state(path: Path, source: str = "config") -> list[ModemEntry]:

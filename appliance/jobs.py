@@ -16,19 +16,21 @@ HLR-style checks, two methods (chosen per job, ``method``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from modem_drivers.at import AtError
-from modem_drivers.call import CallState
+from modem_drivers.at import AtError, TimeoutClass
+from modem_drivers.call import Call, CallState
 from modem_drivers.deadlines import coarse_timeout
-from modem_drivers.errors import ModemError, NotRegistered, SimBlocked
-from modem_drivers.modem import Modem
+from modem_drivers.errors import ModemError, SimBlocked
+from modem_drivers.modem import Modem, PlaybackEnd
 from modem_drivers.q850 import CallOutcome, cause_name
 from modem_drivers.sms import PID_TYPE0, DeliveryState, StatusReport
 
@@ -110,29 +112,78 @@ def _wall(call_times: dict[CallState, float], mono0: float, wall0: float, state:
     return None if t is None else iso(wall0 + (t - mono0))
 
 
+async def _answer_hangup(modem: Modem, call: Call, opts: dict[str, Any], talk_left: float) -> dict[str, Any]:
+    return {}
+
+
+async def _answer_hold(modem: Modem, call: Call, opts: dict[str, Any], talk_left: float) -> dict[str, Any]:
+    try:
+        await call.wait_released(talk_left)
+    except TimeoutError:
+        pass
+    return {}
+
+
+#: A release reported by the modem is complete once +CEER answered (a DEFAULT-class AT
+#: command, modem_drivers.at.timeouts: 3 s); only then would a hang-up be ours.
+RELEASE_WAIT: Final = TimeoutClass.DEFAULT.seconds
+
+#: Why a message was not heard to its end, by how its playback ended.
+PLAYBACK_ERRORS: Final[dict[PlaybackEnd, str]] = {
+    PlaybackEnd.CALL_RELEASED: "the callee hung up before the message ended",
+    PlaybackEnd.TIMED_OUT: "the message was stopped at max_talk_seconds",
+}
+
+
+async def _answer_play(modem: Modem, call: Call, opts: dict[str, Any], talk_left: float) -> dict[str, Any]:
+    """Speak the message with the modem's TTS; the call still ends with its own outcome
+    when it cannot be played (a Huawei channel has no TTS), and the result says why."""
+    message = opts.get("message")
+    if not message:
+        return {"message_played": False, "message_seconds": 0.0,
+                "message_error": "no message to play: set [calls] message or the job's call.message"}
+    try:
+        playback = await modem.play_tts(message, timeout=talk_left)
+    except (AtError, ModemError) as exc:
+        return {"message_played": False, "message_seconds": 0.0, "message_error": str(exc)}
+    out: dict[str, Any] = {"message_played": playback.end is PlaybackEnd.FINISHED, "message_seconds": playback.seconds}
+    if playback.end in PLAYBACK_ERRORS:
+        out["message_error"] = PLAYBACK_ERRORS[playback.end]
+    return out
+
+
+#: What an answered call does (jobspec.ON_ANSWER); each returns its own result fields.
+ANSWER_ACTIONS: Final[dict[str, Callable[[Modem, Call, dict[str, Any], float], Awaitable[dict[str, Any]]]]] = {
+    "hangup": _answer_hangup,
+    "hold": _answer_hold,
+    "play": _answer_play,
+}
+
+
 async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: dict[str, Any]) -> dict[str, Any]:
     opts = {**defaults, **(job.get("call") or {})}
     max_ring = float(opts.get("max_ring_seconds", 30.0))
     max_talk = float(opts.get("max_talk_seconds", 60.0))
-    on_answer = opts.get("on_answer", "hangup")
+    action = ANSWER_ACTIONS[opts.get("on_answer", "hangup")]
     out = _base(job, p)
     wall0, mono0 = time.time(), time.monotonic()
     try:
         call = await modem.dial(job["callee"])
-    except NotRegistered as exc:
-        return {**out, "outcome": CallOutcome.CHANNEL_ERROR.value, "cause": None, "error": str(exc), "dialed_at": iso(wall0)}
     except (AtError, ModemError) as exc:
         return {**out, "outcome": CallOutcome.CHANNEL_ERROR.value, "cause": None, "error": str(exc), "dialed_at": iso(wall0)}
     try:
         state = await call.wait_for(CallState.ACTIVE, timeout=max_ring)
     except TimeoutError:
         state = call.state
+    answered: dict[str, Any] = {}
     if state is CallState.ACTIVE:
-        if on_answer == "hold":
-            try:
-                await call.wait_released(max_talk)
-            except TimeoutError:
-                pass
+        # max_talk_seconds bounds the whole answered part, whatever the action does.
+        talk_left = max(0.0, max_talk - (time.monotonic() - call.times[CallState.ACTIVE]))
+        answered = await action(modem, call, opts, talk_left)
+    if call.releasing and not call.released:
+        # The far end released (its cause is being asked with +CEER): not ours to hang up.
+        with contextlib.suppress(TimeoutError):
+            await call.wait_released(RELEASE_WAIT)
     if not call.released:
         try:
             await modem.hangup()
@@ -154,6 +205,7 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
         # when this process saw the answer (time.monotonic), for the benchmark's
         # answer-latency figure against the emulator's own stamp
         "answered_monotonic": times.get(CallState.ACTIVE),
+        **answered,
     }
 
 

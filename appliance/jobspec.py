@@ -10,7 +10,9 @@ A job (JSON)::
      "priority": 0,                    # higher first
      "not_before": 1767225600.0,       # optional, UTC epoch seconds
      "deadline": 1767229200.0,         # optional: never started after this
-     "call": {"max_ring_seconds": 30, "max_talk_seconds": 60, "on_answer": "hangup"},
+     "call": {"max_ring_seconds": 30, "max_talk_seconds": 60,
+              "on_answer": "hangup" | "hold" | "play",
+              "message": "…"},           # play: spoken by the modem's TTS, ≤ 136 characters
      "text": "…", "report": true,      # sms
      "method": "sms_ping" | "probe_call",   # hlr
      "hints": {"operator": "26001", "pool": "creditor-a", "fixed_number": "+48690000001"},
@@ -23,6 +25,8 @@ from typing import Any, Final
 
 import phonenumbers
 
+from modem_drivers.dialects import TTS_MAX_CHARS
+
 KINDS: Final = ("call", "sms", "hlr")
 HLR_METHODS: Final = ("sms_ping", "probe_call")
 #: One batch may carry this many jobs; larger lists should be split (keeps one request
@@ -33,6 +37,11 @@ MAX_ID_LENGTH: Final = 128
 #: An SMS text longer than this would need more than 10 concatenated parts (GSM-7 153
 #: characters per part, 23.038/23.040 §9.2.3.24.1); operators cap far lower.
 MAX_TEXT_LENGTH: Final = 1530
+#: What a call does once answered (appliance/jobs.py ANSWER_ACTIONS).
+ON_ANSWER: Final = ("hangup", "hold", "play")
+#: A message is spoken with one TTS command line: 136 characters of any alphabet fit the
+#: 556-character line of the SIM800 manual (§1.4.4) as UCS2 hex (modem_drivers.dialects).
+MAX_MESSAGE_LENGTH: Final = TTS_MAX_CHARS
 _KNOWN: Final = {"id", "kind", "callee", "region", "priority", "not_before", "deadline", "call", "text", "report",
                  "method", "hints", "retry", "campaign", "contact"}
 
@@ -67,6 +76,18 @@ def _number(d: dict[str, Any], key: str, *, positive: bool = False) -> float | N
     return float(v)
 
 
+def message_problem(message: Any) -> str | None:
+    """Why ``message`` cannot be played by every TTS modem, or None when it can."""
+    if not isinstance(message, str) or not message.strip():
+        return "expected the non-empty text the callee will hear"
+    if len(message) > MAX_MESSAGE_LENGTH:
+        return (f"{len(message)} characters is more than {MAX_MESSAGE_LENGTH}, the longest text a modem's "
+                "TTS command line carries (556 characters, SIM800 manual §1.4.4, at 4 hex digits a character)")
+    if any(ord(ch) > 0xFFFF for ch in message):
+        return "characters outside UCS2 (e.g. emoji) cannot be spoken by the modems' TTS"
+    return None
+
+
 def validate_job(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise JobError("job", "expected a JSON object")
@@ -97,8 +118,15 @@ def validate_job(raw: Any) -> dict[str, Any]:
             raise JobError("call", "expected an object")
         for key in ("max_ring_seconds", "max_talk_seconds"):
             _number(call, key, positive=True)
-        if call.get("on_answer", "hangup") not in ("hangup", "hold"):
-            raise JobError("call.on_answer", "expected hangup or hold")
+        on_answer = call.get("on_answer", "hangup")
+        if on_answer not in ON_ANSWER:
+            raise JobError("call.on_answer", f"expected one of {', '.join(ON_ANSWER)}, got {on_answer!r}")
+        if on_answer == "play" and "message" not in call:
+            raise JobError("call.message", 'on_answer "play" needs the message to play, e.g. "message": "Dzień dobry…"')
+        if "message" in call:
+            problem = message_problem(call["message"])
+            if problem:
+                raise JobError("call.message", problem)
         spec["call"] = call
     if kind == "sms":
         text = raw.get("text")

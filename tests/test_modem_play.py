@@ -90,7 +90,7 @@ async def test_sim7600_plays_to_the_far_end_only_after_cdtam(emu, opened):
     """The driver's setup row switches the SIM7600 TTS path to remote (AT+CDTAM=1); with
     the local path the modem still speaks, but the callee hears nothing."""
     m = await opened("SIMCOM_SIM7600E-H")
-    assert vm_of(emu, "SIMCOM_SIM7600E-H").settings.tts_remote
+    assert vm_of(emu, "SIMCOM_SIM7600E-H").settings.tts_path == 1
     await m.port.command("AT+CDTAM=0")
     await answered(m)
     assert (await m.play_tts(ENGLISH, timeout=10)).end is PlaybackEnd.FINISHED

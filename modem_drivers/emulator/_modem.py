@@ -68,7 +68,7 @@ class Settings:
     clcc_auto: bool = False
     dsci: bool = False
     dtmf: bool = False
-    tts_remote: bool = False  # SIM7600 AT+CDTAM=1: TTS to the far end of a call
+    tts_path: int = 0  # SIM7600 AT+CDTAM: 0 local, 1 remote (the far end of a call hears TTS)
     cnmi: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
     mem1: str = "SM"
     cops_format: int = 0
@@ -434,14 +434,18 @@ class VirtualModem:
 
     @at("+CMEE")
     async def _cmee(self, c: Command) -> list[str]:
+        return self._numeric_setting(c, "cmee", range(3))
+
+    def _numeric_setting(self, c: Command, attr: str, values: range) -> list[str]:
+        """Read (``?``), test (``=?``) and set a numeric setting (27.007 §4.1 syntax)."""
         if c.kind is Kind.READ:
-            return [f"+CMEE: {self.settings.cmee}"]
+            return [f"{c.name}: {getattr(self.settings, attr)}"]
         if c.kind is Kind.TEST:
-            return ["+CMEE: (0-2)"]
+            return [f"{c.name}: ({values.start}-{values.stop - 1})"]
         value = c.int_arg(0, 0)
-        if value not in (0, 1, 2):
+        if value not in values:
             raise CmeError(50)
-        self.settings.cmee = value
+        setattr(self.settings, attr, value)
         return []
 
     @at("+CFUN")
@@ -701,21 +705,13 @@ class VirtualModem:
         if call is None or call.state is not CallState.ACTIVE or self.speaker.playing:
             raise FinalResult("ERROR")  # nothing to speak into, or the engine is busy
         text = TEXT_MODES[mode](c.arg(1))  # bad hex / non-ASCII: ValueError → +CME ERROR: 50
-        heard = self.dialect.tts_path is None or self.settings.tts_remote
+        heard = self.dialect.tts_path is None or self.settings.tts_path == 1
         self._after = lambda: self.speaker.start(call, text, heard=heard)  # OK first
         return []
 
     @at("+CDTAM")
     async def _tts_path(self, c: Command) -> list[str]:
-        if c.kind is Kind.READ:
-            return [f"+CDTAM: {int(self.settings.tts_remote)}"]
-        if c.kind is Kind.TEST:
-            return ["+CDTAM: (0-1)"]
-        value = c.int_arg(0, 0)
-        if value not in (0, 1):
-            raise CmeError(50)
-        self.settings.tts_remote = value == 1
-        return []
+        return self._numeric_setting(c, "tts_path", range(2))
 
     @at("^CVOICE")
     async def _cvoice(self, c: Command) -> list[str]:

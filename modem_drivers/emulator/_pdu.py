@@ -94,7 +94,7 @@ def build_deliver(smsc: str, sender: str, text: str, concat_ref: int = 0) -> lis
     try:
         encodeGsm7(text)
         dcs, limit, divide = DCS_GSM7, GSM7_SINGLE_MAX, divideTextGsm7
-    except ValueError:
+    except (ValueError, TypeError):  # gsmmodem's table maps "ÿ" to an int: TypeError, not GSM-7 either
         dcs, limit, divide = DCS_UCS2, UCS2_SINGLE_MAX, divideTextUcs2
     length = len(encodeGsm7(text)) if dcs == DCS_GSM7 else len(text)
     chunks = [text] if length <= limit else divide(text)
