@@ -137,6 +137,7 @@ class Scheduler:
         self._wake.set()  # jobs loaded from the store are dispatched at once
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_loop())
         self._background_task(self._snapshot_loop())
+        self._background_task(self._checkpoint_loop())
 
     # -- rotation state: snapshot + replay of the attempt log ------------------------------------
     def _restore_rotation(self, now: float) -> float:
@@ -181,6 +182,19 @@ class Scheduler:
                 self._save_rotation()
             except Exception:
                 logger.exception("rotation checkpoint failed")
+
+    async def _checkpoint_loop(self) -> None:
+        from .store import CHECKPOINT_SECONDS
+
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                t0 = time.perf_counter()
+                log, done = self.store.checkpoint()
+                if log:
+                    logger.debug("WAL checkpoint: %d/%d frames in %.1f ms", done, log, (time.perf_counter() - t0) * 1e3)
+            except Exception:
+                logger.exception("WAL checkpoint failed")
 
     async def close(self) -> None:
         if self._finishing:

@@ -101,6 +101,17 @@ CREATE TABLE IF NOT EXISTS events (
 
 OPEN_STATES = ("queued", "running", "waiting_retry")
 
+#: How often the appliance copies the WAL back into the database. SQLite's default
+#: (automatically, inside whichever commit crosses 1,000 pages) put a checkpoint and
+#: its fsyncs in the path of one dispatch in ~115: at 256 modems in fast timing the
+#: dispatch p99 was 3.9-4.2 ms with it and 0.6 ms without (bench multiplex, two runs
+#: each). Once a second, the pause hits one refill a second instead.
+CHECKPOINT_SECONDS = 1.0
+#: SQLite's own checkpoint only if ours stopped running (80 MB of WAL at 4 KiB pages).
+WAL_SAFETY_NET_PAGES = 20_000
+#: After a checkpoint the WAL file is cut back to this size (it is reused, not grown).
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+
 
 class Store:
     def __init__(self, path: str | Path, *, durability: str = "normal") -> None:
@@ -112,6 +123,10 @@ class Store:
         self._lock = threading.Lock()
         self._migrate()
         self.set_kv("schema_version", SCHEMA_VERSION)
+        # Checkpoints are run by the appliance at its own pace (``checkpoint``); SQLite's
+        # automatic one stays as a safety net far above what that pace lets accumulate.
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_NET_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
 
     def _migrate(self) -> None:
         """Bring a schema-1 store up to date, in one transaction:
@@ -137,6 +152,12 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy committed WAL frames into the database without waiting for readers
+        (PASSIVE); returns (frames in the WAL, frames copied)."""
+        _, log, done = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(log), int(done)
 
     # -- transactions ---------------------------------------------------------------
     def _tx(self):  # type: ignore[no-untyped-def]

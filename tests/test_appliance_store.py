@@ -134,3 +134,13 @@ def test_schema_1_store_keeps_its_callees_memory(tmp_path):
     assert "shown" not in tables and "attempts_open" not in tables and "attempts_callee" in tables
     aid, n = s.start_attempt("j1", sim_id="s1", msisdn="+48690000003", channel_id="m1", callee="+48600000123", now=4)
     assert n == 3 and s.shown_numbers("+48600000123")[-1] == "+48690000003"
+
+
+def test_checkpoint_is_ours_and_copies_the_wal(tmp_path):
+    s = Store(tmp_path / "c.db")
+    assert s.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] >= 10_000  # only a safety net
+    s.add_jobs([{"id": f"j{i}", "kind": "call", "callee": f"+486000{i:05d}"} for i in range(500)])
+    log, done = s.checkpoint()
+    assert log > 0 and done == log
+    reader = sqlite3.connect(tmp_path / "c.db")  # another process sees the jobs
+    assert reader.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 500
