@@ -141,7 +141,7 @@ async def _answer_play(modem: Modem, call: Call, opts: dict[str, Any], talk_left
     message = opts.get("message")
     if not message:
         return {"message_played": False, "message_seconds": 0.0,
-                "message_error": "no message to play: set [calls] message or the job's call.message"}
+                "message_error": "no message to play: neither the job's call.message nor [calls] message reached the call"}
     try:
         playback = await modem.play_tts(message, timeout=talk_left)
     except (AtError, ModemError) as exc:

@@ -538,7 +538,7 @@ class Modem:
         try:
             try:
                 await self._cmd(line)
-            except CommandFailed as exc:
+            except (CommandFailed, ModemError) as exc:
                 raise PlaybackFailed(f"the modem refused to play the message: {exc}") from exc
             try:
                 async with coarse_timeout(timeout):
