@@ -533,6 +533,7 @@ class Scheduler:
                     "max_ring_seconds": self.cfg.calls.max_ring_seconds,
                     "max_talk_seconds": self.cfg.calls.max_talk_seconds,
                     "on_answer": self.cfg.calls.on_answer,
+                    "message": self.cfg.calls.message,
                 })
             elif kind == "sms":
                 result, queues, refs = await submit_sms(modem, spec, p, self.tracker)

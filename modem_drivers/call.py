@@ -139,10 +139,12 @@ class Call:
         return self.state is CallState.RELEASED
 
     async def wait_for(self, *states: CallState, timeout: float | None = None) -> CallState:
-        """Wait until the call reaches one of ``states`` or is released."""
-        wanted = set(states) | {CallState.RELEASED}
+        """Wait until the call reaches the earliest of ``states`` or any later state
+        (a call answered at once goes DIALING → ACTIVE without ALERTING, and a wait for
+        ALERTING must not miss that), or is released; returns the state it is in."""
+        floor = min((_ORDER[s] for s in states), default=_ORDER[CallState.RELEASED])
         async with coarse_timeout(timeout):
-            while self.state not in wanted:
+            while _ORDER[self.state] < floor:
                 await self._changed.wait()
         return self.state
 

@@ -92,6 +92,19 @@ async def test_simcom_and_quectel_play_polish_and_english_huawei_says_why_not(tm
     assert record_of(emu, jobs[6]["callee"]).played == []
 
 
+async def test_the_configured_message_reaches_jobs_that_bring_none(tmp_path, bank):
+    emu, state = bank
+    app = Appliance(parse_config(config(tmp_path, state, on_answer="play", message="Prosimy o kontakt.")), seed=1)
+    await app.start()
+    try:
+        finals = await run_jobs(app, [job(emu, "simcom", 21), job(emu, "quectel", 22, message=ENGLISH)])
+    finally:
+        await app.stop()
+    assert finals["simcom-21"]["message_played"] is True
+    assert [p.text for p in record_of(emu, "+48600000021").played] == ["Prosimy o kontakt."]
+    assert [p.text for p in record_of(emu, "+48600000022").played] == [ENGLISH]  # the job's own wins
+
+
 async def test_callee_hanging_up_mid_message_ends_the_call_cleanly(tmp_path):
     cfg = EmulatorConfig(modems=1, vendors=("quectel",), timing=Timing.FAST, state_dir=tmp_path / "emu",
                          seed=11, speech_rate=20.0)  # the Polish message takes ~4.4 s

@@ -53,6 +53,18 @@ async def test_wait_for_wakes_on_release():
         await Call("+48600000123").wait_for(CallState.ACTIVE, timeout=0.01)
 
 
+async def test_wait_for_a_state_the_call_skipped():
+    call = Call("+48600000123")
+
+    async def answered_at_once():
+        await asyncio.sleep(0.01)
+        call.advance(CallState.ACTIVE, None)  # no ALERTING: some networks answer at once
+
+    asyncio.get_running_loop().create_task(answered_at_once())
+    assert await call.wait_for(CallState.ALERTING, timeout=1) is CallState.ACTIVE
+    assert await call.wait_for(CallState.ALERTING, timeout=0.01) is CallState.ACTIVE  # already past it
+
+
 @pytest.mark.parametrize(
     "line, parser, expected",
     [
