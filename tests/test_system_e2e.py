@@ -111,8 +111,16 @@ async def test_crm_to_modem_and_back(tmp_path):
                     ticker.cancel()
 
                 results = await crm.all_results("nov")
-                # A callback: the answered debtor calls back the number he was shown.
+                # A callback: the answered debtor calls back the number he was shown. A SIM
+                # in a modem's inactive slot is not registered (the network says "absent"),
+                # so that SIM's slot is made active first, as a technician would.
                 answered = next(r for r in results if r.get("outcome") == "answered_human")
+                ch, slot = next((ch, sl) for ch in app.bank.channels.values() for sl in ch.sims.values()
+                                if sl.info is not None and sl.info.msisdn == answered["number_shown"])
+                async with asyncio.timeout(15):  # the bank may be busy switching on its own
+                    while ch.active_slot != slot.slot:
+                        if not await app.bank.switch(ch.id, slot.slot, reason="test: callback to this SIM"):
+                            await asyncio.sleep(0.2)
                 await emu.inbound_call(answered["callee"], answered["number_shown"], ring_seconds=0.5)
                 async with asyncio.timeout(20):
                     while True:
