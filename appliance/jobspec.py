@@ -15,10 +15,13 @@ A job (JSON)::
               "message": "…"},           # play: spoken by the modem's TTS, ≤ 136 characters
      "text": "…", "report": true,      # sms
      "method": "sms_ping" | "probe_call",   # hlr
-     "hints": {"operator": "26001", "pool": "creditor-a", "fixed_number": "+48690000001"},
+     "hints": {"operator": "26001", "pool": "creditor-a", "fixed_number": "+48690000001",
+               "callee_operator": "26002"},   # the callee's network, if the CRM knows it (ported numbers)
      "retry": {"max_attempts": 3, "backoff_seconds": 300}}
 """
 from __future__ import annotations
+
+import re
 
 import math
 from typing import Any, Final
@@ -142,8 +145,11 @@ def validate_job(raw: Any) -> dict[str, Any]:
             raise JobError("method", f"expected one of {', '.join(HLR_METHODS)}")
         spec["method"] = method
     hints = raw.get("hints") or {}
-    if not isinstance(hints, dict) or set(hints) - {"operator", "pool", "fixed_number"}:
-        raise JobError("hints", "expected an object with operator, pool and/or fixed_number")
+    if not isinstance(hints, dict) or set(hints) - {"operator", "pool", "fixed_number", "callee_operator"}:
+        raise JobError("hints", "expected an object with operator, pool, fixed_number and/or callee_operator")
+    for key in ("operator", "callee_operator"):
+        if key in hints and not (isinstance(hints[key], str) and re.fullmatch(r"\d{5,6}", hints[key])):
+            raise JobError(f"hints.{key}", "expected an operator as MCC+MNC digits, e.g. \"26001\"")
     if "fixed_number" in hints:
         hints = {**hints, "fixed_number": normalise_number(hints["fixed_number"], None, field="hints.fixed_number")}
     spec["hints"] = hints

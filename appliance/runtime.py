@@ -65,13 +65,25 @@ def plan_prefixes() -> dict[str, str]:
     return out
 
 
+#: Callee operators learnt from jobs (ported numbers) kept in memory, oldest dropped first.
+LEARNT_OPERATORS = 100_000
+
+
 class PrefixOperators:
-    """Longest-prefix match of a callee number to an operator (MCC+MNC)."""
+    """A callee number's operator (MCC+MNC): learnt for that number (a job's
+    ``hints.callee_operator``, e.g. from the CRM's number-portability lookup) or else by
+    the longest configured prefix. Prefixes alone are wrong for ported numbers."""
 
     def __init__(self, prefixes: dict[str, str]) -> None:
         self.prefixes = prefixes
         self.lengths = sorted({len(p) for p in prefixes}, reverse=True)
         self.learnt: dict[str, str] = {}
+
+    def learn(self, number: str, operator: str) -> None:
+        self.learnt.pop(number, None)
+        if len(self.learnt) >= LEARNT_OPERATORS:
+            self.learnt.pop(next(iter(self.learnt)))
+        self.learnt[number] = operator
 
     def __call__(self, number: str) -> str | None:
         if number in self.learnt:
@@ -120,7 +132,8 @@ class Appliance:
         prefixes.update(cfg.operator_prefixes)
         self.operators = PrefixOperators(prefixes)
         self.policy = build_policy(cfg, self.rng)
-        self.scheduler = Scheduler(cfg, self.store, self.bank, self.policy, operator_of=self.operators, rng=self.rng)
+        self.scheduler = Scheduler(cfg, self.store, self.bank, self.policy, operator_of=self.operators,
+                                   learn_operator=self.operators.learn, rng=self.rng)
         self.metrics = Metrics()
         self.scheduler.result_listeners.append(self.metrics.count_result)
         self.bank.on_change(lambda ch, old, new, reason: self.metrics.count_change(new))

@@ -79,6 +79,7 @@ class Scheduler:
         policy: RotationPolicy,
         *,
         operator_of: Callable[[str], str | None] = lambda n: None,
+        learn_operator: Callable[[str, str], None] = lambda n, op: None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -87,6 +88,7 @@ class Scheduler:
         self.bank = bank
         self.policy = policy
         self.operator_of = operator_of
+        self.learn_operator = learn_operator
         self.clock = clock
         self.rng = rng or random.Random()
         self.tracker = ReportTracker()
@@ -251,6 +253,9 @@ class Scheduler:
 
     def _enqueue(self, spec: dict[str, Any], *, ready_at: float) -> None:
         self._jobs[spec["id"]] = spec
+        learnt = (spec.get("hints") or {}).get("callee_operator")
+        if learnt:
+            self.learn_operator(spec["callee"], learnt)
         if ready_at and ready_at > self.clock():
             heapq.heappush(self._waiting, (ready_at, next(self._seq), spec["id"]))
         else:
@@ -541,6 +546,7 @@ class Scheduler:
                     followup = (queues, refs, False)
             elif kind == "hlr" and spec.get("method", "sms_ping") == "probe_call":
                 result = await run_probe_call(modem, spec, p)
+                result.update(self._hlr_extras(spec["callee"]))
             elif kind == "hlr":
                 ping = {**spec, "text": " ", "report": True}
                 from modem_drivers.sms import PID_TYPE0
@@ -565,7 +571,8 @@ class Scheduler:
         self._finish(spec, p, attempt_id, result, pending=pending)
         if followup is not None:
             self._awaiting.add(spec["id"])
-            self._background_task(self._await_reports(spec, p, attempt_id, queues, refs, first_only))
+            self._background_task(self._await_reports(spec, p, attempt_id, queues, refs, first_only,
+                                                      sent_at=pending["sent_at"] if pending else None))
         try:
             return self._commit_finishes(keep=p.channel_id)
         except Exception:
@@ -737,8 +744,14 @@ class Scheduler:
         return {
             "channel_id": p.channel_id, "refs": refs, "attempt_id": attempt_id, "first_only": first_only,
             "deadline": self.clock() + self._report_timeout(first_only), "spec": spec,
-            "placement": [p.channel_id, p.sim_id, p.msisdn, p.attempt],
+            "placement": [p.channel_id, p.sim_id, p.msisdn, p.attempt], "sent_at": self.clock(),
         }
+
+    def _hlr_extras(self, callee: str) -> dict[str, Any]:
+        """An HLR result names the callee's operator when it is known (learnt for the
+        number, or its prefix): neither a status report nor a release cause carries it."""
+        operator = self.operator_of(callee)
+        return {"operator": operator} if operator else {}
 
     def _report_timeout(self, first_only: bool) -> float:
         return self.cfg.sms.ping_timeout_seconds if first_only else self.cfg.sms.report_timeout_seconds
@@ -749,10 +762,12 @@ class Scheduler:
             queues = [self.tracker.expect(p.sim_id, r) for r in item["refs"]]
             self._awaiting.add(job_id)
             self._background_task(self._await_reports(item["spec"], p, item["attempt_id"], queues, item["refs"],
-                                                      item["first_only"], deadline=item["deadline"]))
+                                                      item["first_only"], deadline=item["deadline"],
+                                                      sent_at=item.get("sent_at")))
 
     async def _await_reports(self, spec: dict[str, Any], p: Placement, attempt_id: int, queues: list[asyncio.Queue[StatusReport]],
-                             refs: list[int], first_only: bool, deadline: float | None = None) -> None:
+                             refs: list[int], first_only: bool, deadline: float | None = None,
+                             sent_at: float | None = None) -> None:
         timeout = (deadline - self.clock()) if deadline else self._report_timeout(first_only)
         state, statuses = await await_delivery(queues, max(0.0, timeout), first_only=first_only)
         for r in refs:
@@ -762,7 +777,10 @@ class Scheduler:
                 "channel_id": p.channel_id, "sim_id": p.sim_id, "number_shown": p.msisdn, "final": True,
                 "tp_status": statuses, "at": iso(now)}
         if first_only:
-            body = {**base, "method": "sms_ping", "outcome": classify_ping(statuses[0] if statuses else None).value}
+            body = {**base, "method": "sms_ping", "outcome": classify_ping(statuses[0] if statuses else None).value,
+                    **self._hlr_extras(spec["callee"])}
+            if sent_at is not None:
+                body["seconds"] = round(now - sent_at, 3)  # ping sent -> its report
         else:
             body = {**base, "outcome": {"delivered": "delivered", "failed": "failed"}.get(state, "no_report")}
         self.store.add_result(spec["id"], attempt_id, body, final=True, job_state="done", now=now)

@@ -64,3 +64,16 @@ def test_missing_file_and_emulator_state(tmp_path):
     (tmp_path / "bank.json").unlink()
     with pytest.raises(ConfigError, match="simrotor emulate"):
         load_config(p)
+
+
+def test_job_hints_name_operators_as_mcc_mnc():
+    from appliance.jobspec import JobError, validate_job
+    ok = validate_job({"id": "h", "kind": "hlr", "callee": "+48600000123", "hints": {"callee_operator": "26002"}})
+    assert ok["hints"]["callee_operator"] == "26002"
+    for bad in ({"callee_operator": "Plus"}, {"operator": 26001}, {"callee_operator": "2600"}):
+        try:
+            validate_job({"id": "h", "kind": "hlr", "callee": "+48600000123", "hints": bad})
+        except JobError as exc:
+            assert exc.field.startswith("hints.") and "MCC+MNC" in exc.reason
+        else:
+            raise AssertionError(f"{bad} accepted")

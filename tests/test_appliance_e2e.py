@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from appliance.config import parse_config
-from appliance.runtime import Appliance
+from appliance.runtime import Appliance, plan_prefixes
 from modem_drivers.emulator import Emulator, EmulatorConfig, Fault, Timing
 
 TOKEN = "e2e-token"
@@ -61,6 +61,9 @@ def jobs_for_run() -> list[dict]:
             for op in range(4):
                 n += 1
                 jobs.append({"id": f"hlr-{n}", "kind": "hlr", "method": method, "callee": callee(op, b, n)})
+    # A ported number: the CRM knows its network; the result names that, not the prefix's.
+    jobs.append({"id": "hlr-ported", "kind": "hlr", "method": "probe_call", "callee": callee(0, 0, 99001),
+                 "hints": {"callee_operator": "26006"}})
     # Repeat customers: one callee, many jobs; his consecutive attempts must show different numbers.
     for k in range(6):
         for j in range(5):
@@ -142,6 +145,16 @@ async def test_mixed_run(tmp_path, bank):
         got = by_id[job["id"]]["outcome"]
         expected = {"call": CALL_OUTCOME, "sms": SMS_OUTCOME, "hlr": HLR_OUTCOME}[job["kind"]][behaviour]
         assert got == expected, (job, by_id[job["id"]])
+    plan = plan_prefixes()
+    for job in jobs:
+        if job["kind"] != "hlr":
+            continue
+        r = by_id[job["id"]]
+        # Method, cause or status, operator where known, time taken (issue 4, HLR check).
+        assert r["method"] == job["method"] and r["seconds"] >= 0, r
+        assert ("cause" in r) if job["method"] == "probe_call" else ("tp_status" in r), r
+        known = (job.get("hints") or {}).get("callee_operator") or plan[job["callee"][:6]]
+        assert r["operator"] == known, r
 
     db = sqlite3.connect(tmp_path / "appliance.db")
     attempts = db.execute(
