@@ -50,14 +50,17 @@ def jobs_for_run() -> list[dict]:
             for op in range(4):
                 n += 1
                 jobs.append({"id": f"call-{n}", "kind": "call", "callee": callee(op, b, n)})
-    for b in SMS_OUTCOME:
-        for op in range(4):
-            for part in ("short", "long"):
-                n += 1
-                text = "Dzień dobry, rata do zapłaty." if part == "short" else "Przypomnienie o płatności. " * 8
-                jobs.append({"id": f"sms-{n}", "kind": "sms", "callee": callee(op, b, n), "text": text})
+    # SMS and SMS pings make up the bulk (a few hundred jobs in all) without pushing the
+    # voice traffic past the per-SIM call cap the run also checks.
+    for rep in range(6):
+        for b in SMS_OUTCOME:
+            for op in range(4):
+                for part in ("short", "long"):
+                    n += 1
+                    text = "Dzień dobry, rata do zapłaty." if part == "short" else "Przypomnienie o płatności. " * 8
+                    jobs.append({"id": f"sms-{n}", "kind": "sms", "callee": callee(op, b, n), "text": text})
     for b in HLR_OUTCOME:
-        for method in ("sms_ping", "probe_call"):
+        for method in ("sms_ping", "sms_ping", "sms_ping", "probe_call"):
             for op in range(4):
                 n += 1
                 jobs.append({"id": f"hlr-{n}", "kind": "hlr", "method": method, "callee": callee(op, b, n)})
