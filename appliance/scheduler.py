@@ -55,6 +55,9 @@ ROTATION_CHECKPOINT_SECONDS: Final = 5.0
 ROUTINE_STATES: Final = frozenset({ChannelState.IDLE, ChannelState.BUSY, ChannelState.COOLING})
 #: Callees whose shown numbers are cached in memory (the store stays the truth).
 SHOWN_CACHE: Final = 100_000
+#: After a failed commit (disk full, I/O error) the kept results are tried again this
+#: much later by the dispatch loop.
+COMMIT_RETRY_SECONDS: Final = 1.0
 #: Outcomes that mean the channel/SIM failed (not the callee): they feed lock rules.
 CHANNEL_FAILURES: Final = frozenset({"channel_error", "network_error"})
 
@@ -199,8 +202,12 @@ class Scheduler:
                 logger.exception("WAL checkpoint failed")
 
     async def close(self) -> None:
-        if self._finishing:
-            self._commit_finishes()  # results already known are written before we go
+        if self._finishing:  # results already known are written before we go (no new jobs start)
+            try:
+                self.store.finish_attempts([row for row, *_ in self._finishing], self.clock())
+                self._finishing = []
+            except Exception:
+                logger.exception("could not record %d finished attempt(s) at stop", len(self._finishing))
         try:
             self._save_rotation()
         except Exception:
@@ -682,6 +689,9 @@ class Scheduler:
                              "the next commit, the new jobs go back to the queue", len(finishing), len(starting))
             self._finishing = finishing + self._finishing
             self._undo_starts(starting)
+            # The dispatch loop tries the kept results again in a second (not at once:
+            # a full disk would make that a busy loop).
+            asyncio.get_running_loop().call_later(COMMIT_RETRY_SECONDS, self._wake.set)
             return None
         self._dirty = True
         for row, *_ in finishing:
@@ -689,6 +699,8 @@ class Scheduler:
         return self._launch(starting, ids, keep)
 
     def _dispatch_now(self, keep: str | None = None) -> _Start | None:
+        if self._finishing:  # results a failed commit kept: written with this round
+            return self._commit_finishes(keep)
         try:
             self._dispatch_round()
         except Exception:

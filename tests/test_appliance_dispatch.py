@@ -107,3 +107,27 @@ async def test_freed_channels_are_refilled_without_waiting_for_the_loop(tmp_path
         assert len(app.scheduler._running) == 0
     finally:
         await app.stop()
+
+
+async def test_a_result_kept_by_a_failed_commit_is_written_when_nothing_else_finishes(tmp_path, bank):
+    _, state_file = bank
+    app = Appliance(parse_config(config(tmp_path, state_file)), seed=4)
+    await app.start()
+    real = app.store.finish_and_start
+    failures = {"left": 1}
+
+    def flaky(*a, **kw):  # the last (only) job's closing commit fails once
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(*a, **kw)
+
+    app.store.finish_and_start = flaky  # type: ignore[method-assign]
+    try:
+        finals = await run_until_final(app, [{"id": "only", "kind": "call", "callee": "+48600099999"}], timeout=30)
+    finally:
+        await app.stop()
+    assert failures["left"] == 0 and finals["only"]["outcome"] == "answered_human"
+    db = sqlite3.connect(tmp_path / "a.db")
+    assert db.execute("SELECT state FROM jobs WHERE id = 'only'").fetchone()[0] == "done"
+    assert db.execute("SELECT COUNT(*) FROM attempts WHERE job_id = 'only'").fetchone()[0] == 1
