@@ -54,20 +54,27 @@ async def run_until_final(app: Appliance, jobs: list[dict], timeout: float = 60)
     return finals
 
 
+def refuse_commits(app: Appliance, times: int, when=lambda: True, why: str = "database or disk is full") -> dict:
+    """Make the store's refill commit fail ``times`` times once ``when()`` holds (SQLite
+    errors as a full or failing disk raises them); returns the counter left."""
+    real = app.store.finish_and_start
+    failures = {"left": times}
+
+    def flaky(*a, **kw):
+        if failures["left"] and when():
+            failures["left"] -= 1
+            raise sqlite3.OperationalError(why)
+        return real(*a, **kw)
+
+    app.store.finish_and_start = flaky  # type: ignore[method-assign]
+    return failures
+
+
 async def test_store_failure_dials_nothing_unrecorded_and_loses_nothing(tmp_path, bank):
     emu, state_file = bank
     app = Appliance(parse_config(config(tmp_path, state_file)), seed=1)
     await app.start()
-    real = app.store.finish_and_start
-    failures = {"left": 2}
-
-    def flaky(*a, **kw):  # the disk refuses two commits mid-run (e.g. SQLITE_FULL)
-        if failures["left"] and app.scheduler.decisions > 8:
-            failures["left"] -= 1
-            raise sqlite3.OperationalError("database or disk is full")
-        return real(*a, **kw)
-
-    app.store.finish_and_start = flaky  # type: ignore[method-assign]
+    failures = refuse_commits(app, 2, when=lambda: app.scheduler.decisions > 8)  # two commits mid-run
     jobs = [{"id": f"c{i}", "kind": "call", "callee": f"+486000{i:05d}"} for i in range(40)]
     try:
         finals = await run_until_final(app, jobs)
@@ -113,16 +120,7 @@ async def test_a_result_kept_by_a_failed_commit_is_written_when_nothing_else_fin
     _, state_file = bank
     app = Appliance(parse_config(config(tmp_path, state_file)), seed=4)
     await app.start()
-    real = app.store.finish_and_start
-    failures = {"left": 1}
-
-    def flaky(*a, **kw):  # the last (only) job's closing commit fails once
-        if failures["left"]:
-            failures["left"] -= 1
-            raise sqlite3.OperationalError("disk I/O error")
-        return real(*a, **kw)
-
-    app.store.finish_and_start = flaky  # type: ignore[method-assign]
+    failures = refuse_commits(app, 1, why="disk I/O error")  # the only job's closing commit
     try:
         finals = await run_until_final(app, [{"id": "only", "kind": "call", "callee": "+48600099999"}], timeout=30)
     finally:
