@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 VALIDATION_WORKERS = 2
 
 
+#: How long stop() waits for its background tasks to end after cancelling them.
+STOP_TASKS_SECONDS = 10.0
+
+
 class Controller:
     def __init__(self, cfg: ControllerConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
@@ -99,8 +103,11 @@ class Controller:
             except Exception:  # a bad row must not stop dispatch for everyone
                 logger.exception("dispatch tick")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel
+            # that lands as the event is set, and stop() would then wait for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.cfg.dispatch.interval_seconds)
+                async with asyncio.timeout(self.cfg.dispatch.interval_seconds):
+                    await self._wake.wait()
 
     async def start(self, *, dispatch: bool = True) -> None:
         host, port = self.cfg.controller.listen.rsplit(":", 1)
@@ -124,9 +131,10 @@ class Controller:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TASKS_SECONDS)
+            for t in stuck:  # say which, and go on stopping: the store is the truth
+                logger.error("still running at stop: %r", t)
         self._tasks.clear()
         for link in list(self.hub.links.values()):
             await link.ws.close()

@@ -115,7 +115,8 @@ class Deliverer:
                 nxt = self.store.next_delivery_at()
                 wait = poll if nxt is None else max(0.0, min(poll, nxt - self.clock()))
                 self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), wait)
+                try:  # asyncio.timeout: 3.11's wait_for can swallow a cancel (see server.py)
+                    async with asyncio.timeout(wait):
+                        await self.wake.wait()
                 except TimeoutError:
                     pass
