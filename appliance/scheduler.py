@@ -42,7 +42,7 @@ from .jobs import (
     submit_sms,
 )
 from .rotation import AttemptSummary, Decision, JobKind, Refusal, Request, RotationPolicy
-from .store import Store
+from .store import CHECKPOINT_SECONDS, Store
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ ROTATION_CHECKPOINT_SECONDS: Final = 5.0
 ROUTINE_STATES: Final = frozenset({ChannelState.IDLE, ChannelState.BUSY, ChannelState.COOLING})
 #: Callees whose shown numbers are cached in memory (the store stays the truth).
 SHOWN_CACHE: Final = 100_000
-#: After a failed commit (disk full, I/O error) the kept results are tried again this
-#: much later by the dispatch loop.
+#: After a failed commit (disk full, I/O error) or dispatch round, the dispatch loop
+#: tries again this much later.
 COMMIT_RETRY_SECONDS: Final = 1.0
 #: Outcomes that mean the channel/SIM failed (not the callee): they feed lock rules.
 CHANNEL_FAILURES: Final = frozenset({"channel_error", "network_error"})
@@ -141,8 +141,8 @@ class Scheduler:
         self._rearm_reports(now)
         self._wake.set()  # jobs loaded from the store are dispatched at once
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_loop())
-        self._background_task(self._snapshot_loop())
-        self._background_task(self._checkpoint_loop())
+        self._background_task(self._every(ROTATION_CHECKPOINT_SECONDS, self._save_rotation, "rotation checkpoint"))
+        self._background_task(self._every(CHECKPOINT_SECONDS, self._checkpoint_wal, "WAL checkpoint"))
 
     # -- rotation state: snapshot + replay of the attempt log ------------------------------------
     def _restore_rotation(self, now: float) -> float:
@@ -180,26 +180,21 @@ class Scheduler:
             self._dirty = False
             self.store.set_kv("rotation", {"at": self.clock(), "policy": self.policy.snapshot()})
 
-    async def _snapshot_loop(self) -> None:
+    async def _every(self, seconds: float, work: Callable[[], None], what: str) -> None:
+        """Run ``work`` every ``seconds`` for the scheduler's life; a failure is logged
+        and the next round comes anyway."""
         while True:
-            await asyncio.sleep(ROTATION_CHECKPOINT_SECONDS)
+            await asyncio.sleep(seconds)
             try:
-                self._save_rotation()
+                work()
             except Exception:
-                logger.exception("rotation checkpoint failed")
+                logger.exception("%s failed", what)
 
-    async def _checkpoint_loop(self) -> None:
-        from .store import CHECKPOINT_SECONDS
-
-        while True:
-            await asyncio.sleep(CHECKPOINT_SECONDS)
-            try:
-                t0 = time.perf_counter()
-                log, done = self.store.checkpoint()
-                if log:
-                    logger.debug("WAL checkpoint: %d/%d frames in %.1f ms", done, log, (time.perf_counter() - t0) * 1e3)
-            except Exception:
-                logger.exception("WAL checkpoint failed")
+    def _checkpoint_wal(self) -> None:
+        t0 = time.perf_counter()
+        log, done = self.store.checkpoint()
+        if log:
+            logger.debug("WAL checkpoint: %d/%d frames in %.1f ms", done, log, (time.perf_counter() - t0) * 1e3)
 
     async def close(self) -> None:
         if self._finishing:  # results already known are written before we go (no new jobs start)
@@ -665,7 +660,7 @@ class Scheduler:
         if not self._finishing:
             return None
         finishing, self._finishing = self._finishing, []
-        self._refilling = True
+        self._refilling = True  # the round below refills these channels: no wake-up needed
         try:
             for row, spec, p, again, ready_at in finishing:
                 lo, hi = self.cfg.limits.pause_after_call if spec["kind"] == "call" else (0.0, 0.0)
@@ -674,12 +669,9 @@ class Scheduler:
                 self._callee_done(spec["callee"])
                 if again:
                     self._enqueue(spec, ready_at=ready_at)
-            self._dispatch_round()
-        except Exception:
-            logger.exception("dispatch round failed")
-            self._wake.set()  # the dispatch loop tries again
         finally:
             self._refilling = False
+        self._guarded_round()
         starting, self._starting = self._starting, []
         now = self.clock()
         try:
@@ -701,11 +693,18 @@ class Scheduler:
     def _dispatch_now(self, keep: str | None = None) -> _Start | None:
         if self._finishing:  # results a failed commit kept: written with this round
             return self._commit_finishes(keep)
+        self._guarded_round()
+        return self._commit_starts(self.clock(), keep)
+
+    def _guarded_round(self) -> None:
+        """A dispatch round whose failure is logged; the jobs it placed before failing
+        are still committed and run by the caller, and the dispatch loop tries again a
+        second later (not at once: a round that keeps failing must not spin)."""
         try:
             self._dispatch_round()
         except Exception:
             logger.exception("dispatch round failed")
-        return self._commit_starts(self.clock(), keep)  # channels already taken must run
+            asyncio.get_running_loop().call_later(COMMIT_RETRY_SECONDS, self._wake.set)  # channels already taken must run
 
     def _notify(self, result: dict[str, Any]) -> None:
         for cb in list(self.result_listeners):
@@ -753,10 +752,11 @@ class Scheduler:
 
     # -- status reports (off the channel) -----------------------------------------------------------
     def _pending_record(self, p: Placement, attempt_id: int, spec: dict[str, Any], refs: list[int], first_only: bool) -> dict[str, Any]:
+        now = self.clock()
         return {
             "channel_id": p.channel_id, "refs": refs, "attempt_id": attempt_id, "first_only": first_only,
-            "deadline": self.clock() + self._report_timeout(first_only), "spec": spec,
-            "placement": [p.channel_id, p.sim_id, p.msisdn, p.attempt], "sent_at": self.clock(),
+            "deadline": now + self._report_timeout(first_only), "spec": spec,
+            "placement": [p.channel_id, p.sim_id, p.msisdn, p.attempt], "sent_at": now,
         }
 
     def _hlr_extras(self, callee: str) -> dict[str, Any]:
