@@ -130,12 +130,6 @@ _PITCH_MIN_DB: Final = 10.0
 _PITCH_OUTLIER_ST: Final = 8.0
 
 
-#: Fricative band 1500–3400 Hz (spectrum array indices: bin k at index k − 2, 50 Hz bins):
-#: /s/, /ś/, /ć/ put their energy above 1.5 kHz; the telephone band ends at 3.4 kHz.
-_HUSH_LO: Final = 1500 // 50 - 2
-_HUSH_HI: Final = 3400 // 50 + 1 - 2
-
-
 #: Silence after speech → rule name, by whether the speech ended as a question.
 _SILENCE_RULES: Final = {True: "question_then_silence", False: "greeting_then_silence"}
 
@@ -279,7 +273,7 @@ class AmdDetector(FrameFedDetector):
         """Silence of the fricative band against its own floor: the voice band misses a
         comma's trailing "ść" or "s", and low-frequency (brown, pink) line noise, which
         swings the whole band's level by several dB from frame to frame, is weak here."""
-        level = 10.0 * math.log10(float(ft.spectrum[_HUSH_LO:_HUSH_HI].sum()) + 1e-3)
+        level = 10.0 * math.log10(ft.hush_power + 1e-3)
         floor = self._hush_floor
         floor = level if floor is None or level < floor else floor + self._rise
         self._hush_floor = floor

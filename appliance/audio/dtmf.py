@@ -154,8 +154,7 @@ class DtmfDetector:
         if ft.level_db < _GATE_LEVEL_DB:
             return False
         spec = ft.spectrum
-        total = float(spec.sum())
-        return float(spec[_GATE_ROW].max() + spec[_GATE_COL].max()) >= _GATE_RATIO * total
+        return float(spec[_GATE_ROW].max() + spec[_GATE_COL].max()) >= _GATE_RATIO * ft.total
 
     def _analyse(self, ft: FrameFeatures, out: list[DtmfDigit]) -> None:
         y = ft.dtmf

@@ -31,6 +31,10 @@ _BAND_HI: Final = int(3400 / BIN_HZ) + 1 - _TOTAL_LO
 # 250–1000 Hz, the voice band for speech detection (array indices).
 _VOICE_LO: Final = 5 - _TOTAL_LO
 _VOICE_HI: Final = 20 + 1 - _TOTAL_LO
+# 1500–3400 Hz, the fricative band: /s/, /ś/, /ć/ put their energy above 1.5 kHz and the
+# telephone band ends at 3.4 kHz (the AMD counts silence there too).
+_HUSH_LO: Final = 1500 // 50 - _TOTAL_LO
+_HUSH_HI: Final = 3400 // 50 + 1 - _TOTAL_LO
 # Parseval with a Hann window: mean square = 2·Σ|X_k|² / (N·Σw²), one-sided bins.
 _SPEC_TO_POWER: Final = 2.0 / (FRAME_SAMPLES * float(np.sum(np.hanning(FRAME_SAMPLES) ** 2)))
 #: Hann main lobe: the peak bin ±2 holds a steady tone's power.
@@ -55,13 +59,29 @@ _BASIS: Final = _basis()
 _SPLIT: Final = 2 * _NBINS
 
 
+def _bands() -> npt.NDArray[np.float32]:
+    """Band sums as one matrix product (columns: whole spectrum, voice band, fricative
+    band): one numpy call instead of three reductions, each of which costs more in call
+    overhead than in arithmetic at 77 bins."""
+    m = np.zeros((_NBINS, 3), dtype=np.float32)
+    m[:, 0] = 1.0
+    m[_VOICE_LO:_VOICE_HI, 1] = 1.0
+    m[_HUSH_LO:_HUSH_HI, 2] = 1.0
+    return m
+
+
+_BANDS: Final = _bands()
+
+
 class FrameFeatures:
     """Level and spectral peak of one frame (slotted, built once, read by all detectors)."""
 
-    __slots__ = ("index", "samples", "power", "level_db", "voice_db", "spectrum", "peak_hz",
-                 "tonality", "dtmf")
+    __slots__ = ("index", "samples", "power", "level_db", "voice_db", "hush_power", "total",
+                 "spectrum", "peak_hz", "tonality", "dtmf")
 
     def __init__(self, index: int, samples: npt.NDArray[np.float32]) -> None:
+        # Few numpy calls, scalars in Python floats: at 160 samples the per-call overhead
+        # of numpy, not the arithmetic, is what a frame costs (docs/audio.md, CPU).
         self.index = index
         self.samples = samples
         power = float(samples @ samples) / FRAME_SAMPLES
@@ -73,13 +93,17 @@ class FrameFeatures:
         y2 = y[:_SPLIT] * y[:_SPLIT]
         spec = y2[:_NBINS] + y2[_NBINS:]
         self.spectrum = spec  # index i is bin i + 2, i.e. (i + 2) * 50 Hz
+        total, voice, hush = (spec @ _BANDS).tolist()
+        self.total = total
         #: level of the first-formant band, where voiced speech is strongest and line noise
         #: (brown: below it; white: spread over 4 kHz) is weakest — the AMD's voice level
-        self.voice_db = 10.0 * math.log10(float(spec[_VOICE_LO:_VOICE_HI].sum()) * _SPEC_TO_POWER / _FS2 + 1e-12)
+        self.voice_db = 10.0 * math.log10(voice * _SPEC_TO_POWER / _FS2 + 1e-12)
+        #: summed spectrum of the fricative band (1.5–3.4 kHz), the AMD's second silence test
+        self.hush_power = hush
         k = int(spec[_BAND_LO:_BAND_HI].argmax()) + _BAND_LO
-        total = float(spec.sum())
-        self.tonality = float(spec[k - _LOBE : k + _LOBE + 1].sum()) / total if total > 0 else 0.0
-        a, b, d = spec[k - 1 : k + 2].tolist()
+        lobe = spec[k - _LOBE : k + _LOBE + 1].tolist()
+        self.tonality = sum(lobe) / total if total > 0 else 0.0
+        a, b, d = lobe[_LOBE - 1 : _LOBE + 2]
         if a > 0 and b > 0 and d > 0:
             la, lb, ld = math.log(a), math.log(b), math.log(d)
             den = la - 2 * lb + ld
