@@ -99,7 +99,11 @@ def test_dtmf_every_digit_and_no_talk_off(result: CorpusResult) -> None:
 
 
 def test_beep_end_and_sit(result: CorpusResult) -> None:
-    assert result.beeps_found >= 0.9 * result.beeps
+    # every beep (67 on this seed, 1100 Hz ones at fax-CNG pitch and ragged-edged ones
+    # under 12 dB noise among them), and none where there is none: a false beep on a
+    # person's vowel makes the AMD drop a live call as a machine
+    assert result.beeps_found == result.beeps >= 50
+    assert result.false_beeps == 0
     assert max(map(abs, result.beep_end_errors_ms)) <= 20
     assert max(result.beep_latency_ms) <= 200
     assert result.sits_found == result.sits

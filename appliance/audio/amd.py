@@ -44,7 +44,7 @@ from typing import Final
 
 from .events import (AmdDecision, AmdEvidence, AmdResult, Beep, FaxKind, FaxTone, Segment,
                      Sit, ToneEvent)
-from .features import FrameClock, FrameFedDetector, FrameFeatures
+from .features import FrameClock, FrameFedDetector, FrameFeatures, follow_floor
 from .pcm import FRAME_MS, Frame
 from .pitch import frame_pitch
 from .tones import ToneDetector
@@ -259,12 +259,7 @@ class AmdDetector(FrameFedDetector):
     def _voice(self, ft: FrameFeatures) -> bool:
         cfg = self.config
         level = max(ft.voice_db, -90.0)
-        floor = self._floor
-        if floor is None or level < floor:
-            floor = level
-        else:
-            floor += self._rise
-        self._floor = floor
+        self._floor = floor = follow_floor(self._floor, level, self._rise)
         threshold = cfg.speech_off_db if self._voiced else cfg.speech_on_db
         self._voiced = level >= floor + threshold and level >= cfg.speech_min_dbfs
         return self._voiced
@@ -274,9 +269,7 @@ class AmdDetector(FrameFedDetector):
         comma's trailing "ść" or "s", and low-frequency (brown, pink) line noise, which
         swings the whole band's level by several dB from frame to frame, is weak here."""
         level = 10.0 * math.log10(ft.hush_power + 1e-3)
-        floor = self._hush_floor
-        floor = level if floor is None or level < floor else floor + self._rise
-        self._hush_floor = floor
+        self._hush_floor = floor = follow_floor(self._hush_floor, level, self._rise)
         self._hush_run = self._hush_run + 1 if level < floor + self.config.hush_db else 0
 
     def _final_rise(self, pause_index: int) -> tuple[float | None, bool]:

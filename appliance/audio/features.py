@@ -125,6 +125,14 @@ class FrameFeatures:
         return cls(index, frame_samples(frame))
 
 
+def follow_floor(floor: float | None, level: float, rise_db: float) -> float:
+    """One step of a noise floor: follow the quietest frames at once, creep up by
+    ``rise_db`` per frame otherwise (so a louder line is learnt within seconds while
+    speech, a few hundred ms at a time, barely lifts it). Every detector's "over the
+    floor" test uses this one follower."""
+    return level if floor is None or level < floor else floor + rise_db
+
+
 class FrameClock:
     """Counts frames for a detector fed on its own (the shared path passes features)."""
 
