@@ -18,12 +18,14 @@ segments speech with a noise-adaptive voice detector and runs this state machine
 * any state: a voicemail beep or SIT → **machine**; fax CNG/CED → **fax**; the analysis
   ends at ``total_analysis_ms`` → **unsure** (callers treat it as human).
 
-Why two silences: a greeting's sentence pause ("Halo. Tu Marek…") is as long as 480 ms on
+Why two silences: a greeting's sentence pause ("Halo. Tu Marek…") is as long as 500 ms on
 the corpus, so a statement followed by silence needs ``human_silence_ms``; but a
 greeting's *rises* are commas, whose pauses are about half a sentence pause, while a
 person's "Hello?" ends rising and then waits (see :mod:`.pitch`). A rise only counts
 when the speech ends at (or within ``_FALL_MAX_ST`` of) its top: "Hello." climbs, then
-falls to its end, and is a statement.
+falls to its end, and is a statement. Both silences shrink on a clean line (the
+``*_clean_ms`` values at ``clean_snr_db``): noise hides the weak edges of the syllables
+around a pause, so the same pause *measures* longer on a noisy line.
 
 The voice detector compares each frame's level with a noise floor that follows the
 quietest frames at once and rises slowly (``floor_rise_db_per_s``), so it works at any
@@ -57,10 +59,23 @@ class AmdConfig:
 
     initial_silence_ms: int = 4000  # nothing said this long → silence (Asterisk: 2500 → MACHINE)
     min_speech_ms: int = 100  # shorter bursts are clicks, not words (Asterisk min word: 100)
-    human_silence_ms: int = 480  # just over machines' sentence pauses (espeak: 150–480 ms)
-    # after a rising end: over espeak's comma pauses (≤ 250 ms); set it to human_silence_ms
-    # to turn the rule off. Grid on corpus seeds 1, 5–8 (docs/audio.md)
+    # Silence after speech before "human", by how the speech ended and how clean the
+    # line is. Both must outlast a machine's pauses: a sentence pause after a statement,
+    # a comma's after a (false) rise. Measured pauses grow as the line gets noisier —
+    # the weak edges of the syllables on both sides sink under the noise — so each
+    # silence runs from its ``_clean_ms`` value at ``clean_snr_db`` (voice band: the
+    # greeting's peak over the noise floor) to its plain value at ``noisy_snr_db``.
+    # Corpus seeds 1, 5–8, machines' statement pauses: ≤ 400 ms at ≥ 45 dB, ≤ 500 ms
+    # at 20–40 dB; each statement value is that regime's longest pause, the question
+    # values come from a grid (docs/audio.md).
+    human_silence_ms: int = 500  # noisy line: over machines' sentence pauses (≤ 500 ms)
+    human_silence_clean_ms: int = 400  # clean line: over machines' pauses there (≤ 400 ms, p99 350)
+    # after a rising end: over the comma pauses of machines' false rises; set both to
+    # the human_silence values to turn the rule off
     question_silence_ms: int = 280
+    question_silence_clean_ms: int = 220
+    noisy_snr_db: float = 30.0
+    clean_snr_db: float = 50.0
     rise_semitones: float = 2.0  # end this far above its last valley: a question (grid 1–2 st, seeds 1, 5–8)
     pitch_clarity: float = 0.6  # autocorrelation at the pitch lag: below it, not voiced (0.5 let noise in)
     hush_db: float = 6.0  # fricative band within this of its floor: silent (both rules)
@@ -79,6 +94,14 @@ class AmdConfig:
                 raise ValueError(f"amd.{f.name}: expected milliseconds in 1–60000, got {v!r}")
         if self.question_silence_ms > self.human_silence_ms:
             raise ValueError("amd.question_silence_ms must not exceed amd.human_silence_ms")
+        if self.question_silence_clean_ms > self.human_silence_clean_ms:
+            raise ValueError("amd.question_silence_clean_ms must not exceed amd.human_silence_clean_ms")
+        if self.human_silence_clean_ms > self.human_silence_ms:
+            raise ValueError("amd.human_silence_clean_ms must not exceed amd.human_silence_ms (the noisy-line value)")
+        if self.question_silence_clean_ms > self.question_silence_ms:
+            raise ValueError("amd.question_silence_clean_ms must not exceed amd.question_silence_ms (the noisy-line value)")
+        if not self.noisy_snr_db < self.clean_snr_db:
+            raise ValueError("amd.noisy_snr_db must be below amd.clean_snr_db")
         if not 0.0 < self.pitch_clarity < 1.0:
             raise ValueError(f"amd.pitch_clarity: expected 0–1, got {self.pitch_clarity!r}")
         if self.speech_off_db > self.speech_on_db:
@@ -163,7 +186,12 @@ class AmdDetector(FrameFedDetector):
         self._silences: list[Segment] = []
         self._tone_events: list[ToneEvent] = []
         self._min_run = max(1, cfg.min_speech_ms // FRAME_MS)
-        self._questions = cfg.question_silence_ms < cfg.human_silence_ms  # the rule is on
+        self._questions = (cfg.question_silence_ms < cfg.human_silence_ms  # the rule is on
+                           or cfg.question_silence_clean_ms < cfg.human_silence_clean_ms)
+        self._peak = -120.0  # loudest voice-band frame of the greeting so far (dBFS)
+        self._run_peak = -120.0  # … of the current voiced run
+        self._snr: float | None = None  # greeting peak over the floor, at the last pause
+        self._needed_ms = 0  # silence the current pause needs for "human"
         self._prev_samples: object = None
         #: (frame index, semitones re 1 Hz) per strong pitched frame, until the verdict
         self._pitch: list[tuple[int, float]] = []
@@ -218,12 +246,17 @@ class AmdDetector(FrameFedDetector):
         if voiced:
             if self._run_len == 0:
                 self._run_start = ft.index
+                self._run_peak = ft.voice_db
+            elif ft.voice_db > self._run_peak:
+                self._run_peak = ft.voice_db
             self._run_len += 1
         else:
             self._run_len = 0
         kind = _Ev.SPEECH if self._run_len >= (self._min_run if self.state is _State.WAITING else 2) else _Ev.QUIET
         prev = self.state
         self.state = _TRANSITIONS[prev][kind]
+        if self.state is _State.SPEAKING and self._run_peak > self._peak:
+            self._peak = self._run_peak
         if prev is _State.WAITING and self.state is _State.SPEAKING:
             self._greeting_start = self._run_start
             if self._run_start > 0:
@@ -232,6 +265,8 @@ class AmdDetector(FrameFedDetector):
             self._pause_start = ft.index
             self._held_ms = 0
             self._end_rise, self._end_question = self._final_rise(ft.index)
+            self._snr = self._peak - (self._floor or 0.0)
+            self._needed_ms = self._silence_needed(self._snr, self._end_question)
             self._speech.append(Segment(self._seg_start, ft.index * FRAME_MS))
         elif prev is _State.PAUSING and self.state is _State.SPEAKING:
             self._silences.append(Segment(self._pause_start * FRAME_MS, self._run_start * FRAME_MS))
@@ -246,12 +281,21 @@ class AmdDetector(FrameFedDetector):
         if self.state is _State.PAUSING:
             silent = min(now - self._pause_start * FRAME_MS - self._held_ms, self._hush_run * FRAME_MS)
             rule = _SILENCE_RULES[self._end_question]
-            if silent >= (cfg.question_silence_ms if self._end_question else cfg.human_silence_ms):
+            if silent >= self._needed_ms:
                 self._silences.append(Segment(self._pause_start * FRAME_MS, now))
                 return [self._decide(AmdResult.HUMAN, now, rule)]
         if now >= cfg.total_analysis_ms:
             return [self._decide(AmdResult.UNSURE, now, "too_long")]
         return []
+
+    def _silence_needed(self, snr: float, question: bool) -> int:
+        """Silence (ms) a pause needs for "human": the clean-line value at or above
+        ``clean_snr_db``, the noisy-line one at or below ``noisy_snr_db``, linear between."""
+        cfg = self.config
+        noisy, clean = ((cfg.question_silence_ms, cfg.question_silence_clean_ms) if question
+                        else (cfg.human_silence_ms, cfg.human_silence_clean_ms))
+        x = min(1.0, max(0.0, (snr - cfg.noisy_snr_db) / (cfg.clean_snr_db - cfg.noisy_snr_db)))
+        return round(noisy + (clean - noisy) * x)
 
     _seg_start = 0
     _held_ms = 0  # tone frames inside the current pause, not counted as silence
@@ -314,7 +358,9 @@ class AmdDetector(FrameFedDetector):
             tones=tuple(self._tone_events),
             noise_floor_dbfs=None if self._floor is None else round(self._floor, 1),
             detail={"greeting_ms": float(max(0, now - self._greeting_start * FRAME_MS)) if self._greeting_start >= 0 else 0.0,
-                    **({"end_rise_st": round(self._end_rise, 2)} if self._end_rise is not None else {})},
+                    **({"end_rise_st": round(self._end_rise, 2)} if self._end_rise is not None else {}),
+                    **({"snr_db": round(self._snr, 1), "silence_needed_ms": float(self._needed_ms)}
+                       if self._snr is not None else {})},
         )
         self.decision = AmdDecision(result, now, rule, evidence)
         return self.decision
