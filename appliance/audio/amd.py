@@ -66,10 +66,11 @@ class AmdConfig:
     # silence runs from its ``_clean_ms`` value at ``clean_snr_db`` (voice band: the
     # greeting's peak over the noise floor) to its plain value at ``noisy_snr_db``.
     # Corpus seeds 1, 5–8, machines' statement pauses: ≤ 400 ms at ≥ 45 dB, ≤ 500 ms
-    # at 20–40 dB; each statement value is that regime's longest pause, the question
+    # at 20–40 dB; each statement value covers that regime's longest pause (400 ms
+    # alone lost slow "Halo." greetings on clean lines of a fresh seed), the question
     # values come from a grid (docs/audio.md).
     human_silence_ms: int = 500  # noisy line: over machines' sentence pauses (≤ 500 ms)
-    human_silence_clean_ms: int = 400  # clean line: over machines' pauses there (≤ 400 ms, p99 350)
+    human_silence_clean_ms: int = 440  # clean line: machines' pauses there ≤ 400 ms (p99 350) + 2 frames
     # after a rising end: over the comma pauses of machines' false rises; set both to
     # the human_silence values to turn the rule off
     question_silence_ms: int = 280
@@ -151,6 +152,13 @@ _PITCH_MIN_DB: Final = 10.0
 #: Pitch more than this many semitones from the call's median is a tracking error
 #: (octave slips, a formant's period) and is left out; a real question rises 2–7 st.
 _PITCH_OUTLIER_ST: Final = 8.0
+
+
+#: Below this the fricative band holds nothing but s16 rounding noise (about −105 dBFS
+#: over 1.5–3.4 kHz), which swings 10 dB from frame to frame: quiet whatever its floor.
+#: A person on a digitally silent line (no noise added, gain −16 dB) was never "silent"
+#: before this, and his reply after 0.9 s of silence made him a long-greeting machine.
+_HUSH_MIN_DBFS: Final = -80.0
 
 
 #: Silence after speech → rule name, by whether the speech ended as a question.
@@ -312,9 +320,10 @@ class AmdDetector(FrameFedDetector):
         """Silence of the fricative band against its own floor: the voice band misses a
         comma's trailing "ść" or "s", and low-frequency (brown, pink) line noise, which
         swings the whole band's level by several dB from frame to frame, is weak here."""
-        level = 10.0 * math.log10(ft.hush_power + 1e-3)
+        level = ft.hush_db
         self._hush_floor = floor = follow_floor(self._hush_floor, level, self._rise)
-        self._hush_run = self._hush_run + 1 if level < floor + self.config.hush_db else 0
+        quiet = level < floor + self.config.hush_db or level < _HUSH_MIN_DBFS
+        self._hush_run = self._hush_run + 1 if quiet else 0
 
     def _final_rise(self, pause_index: int) -> tuple[float | None, bool]:
         """``(rise, question)``: semitones the speech's end rose above its last valley

@@ -76,7 +76,7 @@ _BANDS: Final = _bands()
 class FrameFeatures:
     """Level and spectral peak of one frame (slotted, built once, read by all detectors)."""
 
-    __slots__ = ("index", "samples", "power", "level_db", "voice_db", "hush_power", "total",
+    __slots__ = ("index", "samples", "power", "level_db", "voice_db", "hush_db", "total",
                  "spectrum", "peak_hz", "tonality", "dtmf")
 
     def __init__(self, index: int, samples: npt.NDArray[np.float32]) -> None:
@@ -98,8 +98,8 @@ class FrameFeatures:
         #: level of the first-formant band, where voiced speech is strongest and line noise
         #: (brown: below it; white: spread over 4 kHz) is weakest — the AMD's voice level
         self.voice_db = 10.0 * math.log10(voice * _SPEC_TO_POWER / _FS2 + 1e-12)
-        #: summed spectrum of the fricative band (1.5–3.4 kHz), the AMD's second silence test
-        self.hush_power = hush
+        #: level of the fricative band (1.5–3.4 kHz), the AMD's second silence test
+        self.hush_db = 10.0 * math.log10(hush * _SPEC_TO_POWER / _FS2 + 1e-12)
         k = int(spec[_BAND_LO:_BAND_HI].argmax()) + _BAND_LO
         lobe = spec[k - _LOBE : k + _LOBE + 1].tolist()
         self.tonality = sum(lobe) / total if total > 0 else 0.0
