@@ -168,6 +168,17 @@ class DtmfDetector:
         we = energies[0:4] + energies[1:5] + energies[2:6]
         p = (w.real * w.real + w.imag * w.imag) * (2.0 / (WINDOW * WINDOW))  # tone power A²/2
         pr, pc = p[:, :4], p[:, 4:]
+        first_block = ft.index * BLOCKS_PER_FRAME
+        if self._run is None:
+            # Cheap necessary test first: even the strongest row and column together
+            # must hold the tone ratio of some window. Speech that passed the gate
+            # almost never does, and leaves here without the peak bookkeeping below.
+            strongest = (pr.max(axis=1) + pc.max(axis=1)) * WINDOW >= self._ratio * we
+            if not strongest.any():
+                self._remember(first_block, e)
+                self._last_w, self._last_key = w[3], -1
+                self._trim(first_block)
+                return
         r = pr.argmax(axis=1)
         c = pc.argmax(axis=1)
         idx = np.arange(4)
@@ -181,9 +192,7 @@ class DtmfDetector:
             & ((br + bc) * WINDOW >= self._ratio * we)
             & (pr2.max(axis=1) <= br * self._peak) & (pc2.max(axis=1) <= bc * self._peak)
         )
-        first_block = ft.index * BLOCKS_PER_FRAME
-        for b, eb in enumerate(e.tolist()):
-            self._energy[first_block + b] = eb
+        self._remember(first_block, e)
         if self._run is None and not hit.any():
             self._last_w, self._last_key = w[3], -1
             self._trim(first_block)
@@ -220,6 +229,11 @@ class DtmfDetector:
                     run.mag[1] += abs(b)
             self._last_w, self._last_key = w[i], key
         self._trim(first_block)
+
+    def _remember(self, first_block: int, e: npt.NDArray[np.float64]) -> None:
+        """Block energies, kept a little while for the digit's edges (see _finalize)."""
+        for b, eb in enumerate(e.tolist()):
+            self._energy[first_block + b] = eb
 
     def _trim(self, first_block: int) -> None:
         keep_from = (self._run.first_block if self._run else first_block) - 3 * BLOCKS_PER_FRAME

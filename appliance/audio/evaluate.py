@@ -121,13 +121,23 @@ def _digits_correct(expected: str, got: str) -> int:
     return prev[-1] - max(0, len(got) - len(expected))
 
 
-def evaluate_corpus(corpus_dir: str | Path, items: list[CorpusItem] | None = None) -> CorpusResult:
-    """Run our detectors and the baseline over every recording; returns the scores."""
+def evaluate_corpus(corpus_dir: str | Path, items: list[CorpusItem] | None = None,
+                    cpu_passes: int = 1) -> CorpusResult:
+    """Run our detectors and the baseline over every recording; returns the scores.
+
+    CPU is process time of the frame-by-frame streaming path. With ``cpu_passes`` > 1 the
+    whole corpus is replayed that many times more for each classifier and the fastest
+    pass is kept (as ``timeit`` does): on a shared 2-core machine a single pass swung
+    from 1.7 to 3.0 ms per second of audio with the code unchanged.
+    """
     base = Path(corpus_dir)
     items = items if items is not None else read_labels(base)
     res = CorpusResult()
+    audios = []
     for it in items:
         audio = read_wav(base / it.file)
+        if cpu_passes > 1:
+            audios.append((it, audio))
         t0 = time.process_time()
         rep = analyze_samples(audio, run_amd=it.label in EXPECTED)
         t1 = time.process_time()
@@ -167,4 +177,26 @@ def evaluate_corpus(corpus_dir: str | Path, items: list[CorpusItem] | None = Non
         if it.label == "sit":
             res.sits += 1
             res.sits_found += any(isinstance(e, Sit) and e.kind.value == it.sit_kind for e in rep.tones)
+    if cpu_passes > 1:
+        _fastest_passes(res, audios, cpu_passes)
     return res
+
+
+def _fastest_passes(res: CorpusResult, audios: list, passes: int) -> None:  # type: ignore[type-arg]
+    """Replace the CPU figures with the fastest of ``passes`` replays of the corpus."""
+    amd_audio = [(it, a) for it, a in audios if it.label in EXPECTED]
+    all_best = ours_best = base_best = float("inf")
+    for _ in range(passes):
+        t0 = time.process_time()
+        for it, a in audios:
+            analyze_samples(a, run_amd=it.label in EXPECTED)
+        all_best = min(all_best, time.process_time() - t0)
+        t0 = time.process_time()
+        for _it, a in amd_audio:
+            analyze_samples(a)
+        ours_best = min(ours_best, time.process_time() - t0)
+        t0 = time.process_time()
+        for _it, a in amd_audio:
+            baseline_samples(a)
+        base_best = min(base_best, time.process_time() - t0)
+    res.cpu_s, res.ours.cpu_s, res.baseline.cpu_s = all_best, ours_best, base_best
