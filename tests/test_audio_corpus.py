@@ -65,10 +65,11 @@ def test_amd_meets_the_issue_thresholds_and_beats_asterisk(result: CorpusResult)
 def test_human_decision_time(result: CorpusResult) -> None:
     s = result.ours.summary()["decision_time"]
     base = result.baseline.summary()["decision_time"]
-    # Known miss of the issue's 1.5 s: on this seed the defaults decide humans at a median
-    # of 1.52 s (docs/audio.md, "Not met"). A person's greeting ends 1.1 s after answer,
-    # statements need 0.48 s of silence (a machine's sentence pause), questions 0.28 s.
-    assert s["human"]["median_ms"] <= 1550
+    # The issue's 1.5 s. On this seed the defaults decide humans at a median of 1.48 s;
+    # the figure depends on the corpus's draw: 1.34–1.54 s over seeds 1–12 and 1.50 s
+    # on a 2,560-file corpus (docs/audio.md). A person's greeting ends 1.1 s after answer
+    # (median); statements need 440–500 ms of silence, questions 220–280 ms.
+    assert s["human"]["median_ms"] <= 1500
     assert s["human"]["median_ms"] < base["human"]["median_ms"]
 
 

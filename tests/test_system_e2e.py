@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -32,7 +32,13 @@ def daytime_clock() -> FakeClock:
     now = datetime.now(ZoneInfo("Europe/Warsaw"))
     if 1 <= now.hour < 21:
         return FakeClock()
-    return FakeClock(now.replace(hour=10, minute=0).timestamp())
+    # Forward to the next 10:00, never back: the appliance runs on the real clock, and a
+    # controller clock set back to this morning handed it leases that had already
+    # expired in its eyes, so it started none (every run between 21:00 and 01:00 Warsaw).
+    target = now.replace(hour=10, minute=0, second=0, microsecond=0)
+    if target <= now:
+        target += timedelta(days=1)
+    return FakeClock(target.timestamp())
 
 
 def contacts_csv() -> tuple[str, dict[str, str]]:
