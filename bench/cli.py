@@ -7,6 +7,7 @@ import click
 
 #: name -> "module:attribute" of a click command.
 BENCHMARKS: dict[str, str] = {
+    "amd-replay": "bench.amd_replay:amd_replay",
     "at": "bench.at:at",
     "audio": "bench.audio:audio",
     "controller": "bench.controller:controller",

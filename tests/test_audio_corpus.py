@@ -161,3 +161,21 @@ def test_missing_corpus_is_a_clear_error(tmp_path: Path) -> None:
     from bench.audio import audio as bench_audio
     res = CliRunner().invoke(bench_audio, ["--corpus", str(tmp_path)])
     assert res.exit_code == 1 and "no labels file" in res.output
+
+
+def test_replayed_defaults_are_the_detector(corpus: Path, result: CorpusResult) -> None:
+    """The replay of the default silence rule gives the bench's own figures, so a replayed
+    rule says what the detector would do; the bounds lie where they must."""
+    from appliance.audio.replay import bounds, trace_corpus
+    b = bounds(trace_corpus(corpus))
+    ours = result.ours.summary()
+    for label in ("human", "machine"):
+        assert b["defaults"][label]["accuracy"] == ours["accuracy"][label], label
+    assert b["defaults"]["human"]["median_ms"] == ours["decision_time"]["human"]["median_ms"]
+    assert b["defaults"]["human"]["p95_ms"] == ours["decision_time"]["human"]["p95_ms"]
+    floor = b["decide_at_first_pause"]["human"]["median_ms"]
+    assert floor < b["perfect_question_detector"]["human"]["median_ms"] <= b["defaults"]["human"]["median_ms"]
+    from bench.amd_replay import amd_replay
+    res = CliRunner().invoke(amd_replay, ["--corpus", str(corpus), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["defaults"] == json.loads(json.dumps(b["defaults"]))

@@ -287,14 +287,18 @@ class AmdDetector(FrameFedDetector):
             self._speech.append(Segment(self._seg_start, now))
             return [self._decide(AmdResult.MACHINE, now, "long_greeting")]
         if self.state is _State.PAUSING:
-            silent = min(now - self._pause_start * FRAME_MS - self._held_ms, self._hush_run * FRAME_MS)
             rule = _SILENCE_RULES[self._end_question]
-            if silent >= self._needed_ms:
+            if self.counted_silence_ms(now) >= self._needed_ms:
                 self._silences.append(Segment(self._pause_start * FRAME_MS, now))
                 return [self._decide(AmdResult.HUMAN, now, rule)]
         if now >= cfg.total_analysis_ms:
             return [self._decide(AmdResult.UNSURE, now, "too_long")]
         return []
+
+    def counted_silence_ms(self, now: int) -> int:
+        """Silence counted in the current pause up to ``now``: tone frames held out, and
+        only since both bands (voice and fricative) went quiet."""
+        return min(now - self._pause_start * FRAME_MS - self._held_ms, self._hush_run * FRAME_MS)
 
     def _silence_needed(self, snr: float, question: bool) -> int:
         """Silence (ms) a pause needs for "human": the clean-line value at or above
