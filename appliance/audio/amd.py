@@ -274,7 +274,7 @@ class AmdDetector(FrameFedDetector):
             self._held_ms = 0
             self._end_rise, self._end_question = self._final_rise(ft.index)
             self._snr = self._peak - (self._floor or 0.0)
-            self._needed_ms = self._silence_needed(self._snr, self._end_question)
+            self._needed_ms = self.silence_needed(self._snr, self._end_question)
             self._speech.append(Segment(self._seg_start, ft.index * FRAME_MS))
         elif prev is _State.PAUSING and self.state is _State.SPEAKING:
             self._silences.append(Segment(self._pause_start * FRAME_MS, self._run_start * FRAME_MS))
@@ -300,7 +300,7 @@ class AmdDetector(FrameFedDetector):
         only since both bands (voice and fricative) went quiet."""
         return min(now - self._pause_start * FRAME_MS - self._held_ms, self._hush_run * FRAME_MS)
 
-    def _silence_needed(self, snr: float, question: bool) -> int:
+    def silence_needed(self, snr: float, question: bool) -> int:
         """Silence (ms) a pause needs for "human": the clean-line value at or above
         ``clean_snr_db``, the noisy-line one at or below ``noisy_snr_db``, linear between."""
         cfg = self.config

@@ -175,9 +175,7 @@ class DtmfDetector:
             # almost never does, and leaves here without the peak bookkeeping below.
             strongest = (pr.max(axis=1) + pc.max(axis=1)) * WINDOW >= self._ratio * we
             if not strongest.any():
-                self._remember(first_block, e)
-                self._last_w, self._last_key = w[3], -1
-                self._trim(first_block)
+                self._no_tone(first_block, e, w)
                 return
         r = pr.argmax(axis=1)
         c = pc.argmax(axis=1)
@@ -192,11 +190,10 @@ class DtmfDetector:
             & ((br + bc) * WINDOW >= self._ratio * we)
             & (pr2.max(axis=1) <= br * self._peak) & (pc2.max(axis=1) <= bc * self._peak)
         )
-        self._remember(first_block, e)
         if self._run is None and not hit.any():
-            self._last_w, self._last_key = w[3], -1
-            self._trim(first_block)
+            self._no_tone(first_block, e, w)
             return
+        self._remember(first_block, e)
         keys = (r * 4 + c).tolist()
         hits = hit.tolist()
         for i in range(4):
@@ -228,6 +225,12 @@ class DtmfDetector:
                     run.mag[0] += abs(a)
                     run.mag[1] += abs(b)
             self._last_w, self._last_key = w[i], key
+        self._trim(first_block)
+
+    def _no_tone(self, first_block: int, e: npt.NDArray[np.float64], w: npt.NDArray[np.complex128]) -> None:
+        """A frame with no key and no key running: keep its energies and last window."""
+        self._remember(first_block, e)
+        self._last_w, self._last_key = w[3], -1
         self._trim(first_block)
 
     def _remember(self, first_block: int, e: npt.NDArray[np.float64]) -> None:

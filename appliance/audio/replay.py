@@ -119,7 +119,7 @@ def replay(trace: CallTrace, rule: Rule, machine_greeting_ms: int = _MACHINE_GRE
 def default_rule(config: AmdConfig | None = None) -> Rule:
     """The detector's own rule (SNR-scaled statement and question silences)."""
     det = AmdDetector(config)
-    return lambda p, item: det._silence_needed(p.snr_db, p.question)
+    return lambda p, item: det.silence_needed(p.snr_db, p.question)
 
 
 def text_question_rule(config: AmdConfig | None = None) -> Rule:
@@ -129,7 +129,7 @@ def text_question_rule(config: AmdConfig | None = None) -> Rule:
 
     def rule(p: PauseTrace, item: CorpusItem) -> int:
         ends_greeting = item.label == "human" and abs(p.start_ms - item.greeting_end_ms) <= 200
-        return det._silence_needed(p.snr_db, ends_greeting and item.text.rstrip().endswith("?"))
+        return det.silence_needed(p.snr_db, ends_greeting and item.text.rstrip().endswith("?"))
     return rule
 
 

@@ -30,7 +30,6 @@ Rules of the segmenter (one state per frame, fed by the shared front end):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -171,10 +170,8 @@ class ToneDetector:
         self._pending_noise = 0.0  # summed power of the quiet frames after it
         self._floor: float | None = None  # line noise level (min-follower), dBFS
         self._voice_floor: float | None = None  # … and in the voice band
-        self._spread = 0.0  # frequency wander of the segment just closed
-        self._purity = 0.0  # … and its inner frames' mean tonality
         self._sound_ms = 0  # non-tonal sound heard so far (a greeting before a tone)
-        self._closing: _Run | None = None  # the run being classified by the rules
+        self._closing: _Run | None = None  # the run being classified by the rules (its wander, purity)
 
     def feed(self, frame: Frame) -> list[ToneEvent]:
         return self.feed_features(self._clock.features(frame))
@@ -251,8 +248,6 @@ class ToneDetector:
         if run.n < 2:
             return
         seg = self._refine(run)
-        self._spread = run.spread
-        self._purity = run.purity
         self._closing = run
         self._segments = (self._segments + [seg])[-3:]
         for rule in _RULES:
@@ -295,7 +290,8 @@ class ToneDetector:
     def _rule_cng(self, seg: ToneSegment, out: list[ToneEvent], next_index: int) -> bool:
         cfg = self.config
         run = self._closing
-        if run is not None and run.sound_before_ms >= _CNG_AFTER_SOUND_MS:
+        assert run is not None
+        if run.sound_before_ms >= _CNG_AFTER_SOUND_MS:
             return False  # after a greeting: a beep at 1100 Hz (rule 3), not a fax
         if cfg.cng_hz[0] <= seg.frequency_hz <= cfg.cng_hz[1] and cfg.cng_ms[0] <= seg.duration_ms <= cfg.cng_ms[1]:
             out.append(FaxTone(FaxKind.CNG, seg, next_index * FRAME_MS))
@@ -304,12 +300,14 @@ class ToneDetector:
 
     def _rule_beep(self, seg: ToneSegment, out: list[ToneEvent], next_index: int) -> bool:
         cfg = self.config
+        run = self._closing
+        assert run is not None
         if (cfg.beep_band_hz[0] <= seg.frequency_hz <= cfg.beep_band_hz[1]
                 and cfg.beep_min_ms <= seg.duration_ms <= cfg.beep_max_ms
-                and self._spread <= cfg.beep_max_spread_hz):
+                and run.spread <= cfg.beep_max_spread_hz):
             self._pending = seg
             self._pending_quiet_ms = -FRAME_MS
-            self._pending_purity = self._purity
+            self._pending_purity = run.purity
             self._pending_noise = 0.0
             return True
         return False
@@ -322,11 +320,8 @@ class ToneDetector:
         ``beep_min_tonality`` on a quiet line — a voice's single harmonic falls short."""
         cfg = self.config
         quiet_frames = max(0, self._pending_quiet_ms) // FRAME_MS
-        if quiet_frames:
-            noise_db = 10.0 * math.log10(self._pending_noise / quiet_frames / (FULL_SCALE * FULL_SCALE) + 1e-12)
-            share = 10.0 ** ((noise_db - seg.level_dbfs) / 10.0)
-        else:
-            share = 0.0
+        noise = self._pending_noise / quiet_frames / (FULL_SCALE * FULL_SCALE) if quiet_frames else 0.0
+        share = noise / 10.0 ** (seg.level_dbfs / 10.0)
         needed = min(cfg.beep_min_tonality, max(cfg.min_tonality, 1.0 - 2.0 * share))
         return self._pending_purity >= needed
 
