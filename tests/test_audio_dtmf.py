@@ -124,3 +124,34 @@ def test_frames_of_the_wrong_size_are_refused() -> None:
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError, match="max_freq_error"):
         DtmfConfig(max_freq_error=0.5)
+
+
+def steady_vowel(f0: float, loud: dict[int, float], ms: float, *, others_db: float = -20.0) -> np.ndarray:
+    """A steady voiced sound: harmonics 1–20 of ``f0``, ``loud`` {harmonic: dB} over the
+    rest at ``others_db`` (re 0 dB), all at −12 dBFS scale — a vowel whose formants sit
+    on two harmonics."""
+    t = np.arange(int(round(ms * FS / 1000))) / FS
+    a = 32768 * 10 ** (-12 / 20)
+    return sum(a * 10 ** (loud.get(k, others_db) / 20) * np.sin(2 * np.pi * k * f0 * t + k) for k in range(1, 21))
+
+
+def test_two_harmonics_of_a_steady_voice_are_not_a_key() -> None:
+    # 5 × 153.3 = 766 Hz and 8 × 153.3 = 1226 Hz: the "4" a greeting's vowel gave on the
+    # 2,560-file corpus; its neighbours (4, 6, 7, 9) 12 dB down give it away
+    vowel = steady_vowel(153.3, {5: 0.0, 8: 0.0, 4: -12.0, 6: -12.0, 7: -12.0, 9: -12.0}, 80)
+    signal = np.concatenate([gap(40), vowel, gap(120)])
+    assert digits(signal) == ""
+    # every other rule passes it: without the harmonic guard it is a "4"
+    assert digits(signal, config=DtmfConfig(max_harmonic_db=0.0)) == "4"
+
+
+def test_harmonic_guard_measures_neighbours_only_where_a_voice_pitch_fits() -> None:
+    from appliance.audio.dtmf import harmonic_neighbour_db
+    rng = np.random.default_rng(3)
+    key = keytone("4", 60, rng).astype(np.float32)
+    assert harmonic_neighbour_db(key, 770.0, 1209.0) < -40.0  # a clean key: nothing beside it
+    vowel = steady_vowel(153.3, {5: 0.0, 8: 0.0}, 60, others_db=-6.0).astype(np.float32)
+    assert -7.0 < harmonic_neighbour_db(vowel, 766.5, 1226.4) < -5.0  # its neighbours, 6 dB down
+    assert harmonic_neighbour_db(key, 770.0, 1300.0) is None  # no voice pitch has both as harmonics
+    with pytest.raises(ValueError, match="max_harmonic_db"):
+        DtmfConfig(max_harmonic_db=3.0)

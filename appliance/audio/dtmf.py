@@ -17,6 +17,12 @@ Asterisk ``dsp.c`` use the same figures):
 * The same phase steps must agree with each other (``min_coherence``): a generator's
   tone advances by the same phase every 5 ms, a voice's harmonic glides — this, with the
   energy share, is the talk-off guard.
+* Speech is a harmonic series, a key is not: when the two tones could be harmonics
+  *m* and *n* of one voice pitch (60–400 Hz; a greeting's "4" was harmonics 5 and 8
+  of 153 Hz), the harmonics beside them (*m* ± 1, *n* ± 1) must be
+  ``max_harmonic_db`` below the weaker tone. Measured once the tone has ended, at its
+  measured frequencies, on its longest unbroken stretch (a bridged drop-out's phase
+  jump would splatter energy into the neighbours) — once per candidate key, cheap.
 * Twist is checked on the offset-corrected levels: the low group may be up to 8 dB
   louder ("normal", after line loss of the high group) and the high group up to 4 dB
   louder ("reverse") — spandsp/Asterisk ``DTMF_NORMAL_TWIST``/``DTMF_REVERSE_TWIST``.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import cmath
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -63,12 +70,18 @@ class DtmfConfig:
     # 0.5 let espeak vowels through as '*', '9', '5' on corpus seed 1, 0.65 two on seed 2)
     min_coherence: float = 0.9  # |Σ phase steps| / Σ |phase steps|: 1 for a steady tone
     min_level_dbfs: float = -50.0  # each tone; Q.24 receivers work to about −36 dBm0 + margin
+    # talk-off guard (module doc): on the 2,560-file corpus generated keys' neighbouring
+    # "harmonics" held ≤ −20 dB (white noise at 12 dB SNR), speech that passed every
+    # other rule ≥ −8 dB: the threshold sits between
+    max_harmonic_db: float = -14.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_freq_error < 0.1:
             raise ValueError("dtmf.max_freq_error: expected a fraction in (0, 0.1)")
         if not 0 < self.min_tone_ratio <= 1:
             raise ValueError("dtmf.min_tone_ratio: expected a fraction in (0, 1]")
+        if not -60.0 <= self.max_harmonic_db <= 0.0:
+            raise ValueError("dtmf.max_harmonic_db: expected dB in −60…0")
         if self.min_duration_ms < 10 or self.bridge_ms < 0:
             raise ValueError("dtmf.min_duration_ms must be ≥ 10 and bridge_ms ≥ 0")
 
@@ -86,12 +99,54 @@ _GATE_COL: Final = slice(int(1150 / 50) - 2, int(1700 / 50) - 2 + 1)
 #: group, hold this share of its power (a DTMF tone holds ~0.5–0.7; most speech far less).
 _GATE_RATIO: Final = 0.25
 _GATE_LEVEL_DB: Final = -60.0
+#: Frames kept for the harmonic check: a digit is finalised ≤ ~30 ms after its tone
+#: ends, so 320 ms holds a whole ordinary key (40–200 ms) and the last part of a held one.
+_RECENT_FRAMES: Final = 16
+#: Voice pitch range of the harmonic check, and how close the higher tone must sit to a
+#: harmonic of the pitch the lower one implies (a fraction of that pitch).
+_VOICE_F0: Final = (60.0, 400.0)
+_HARMONIC_FIT: Final = 0.06
+_BAND: Final = (250.0, 3400.0)  # neighbours outside the telephone band are not looked at
+
+
+def harmonic_neighbour_db(samples: npt.NDArray[np.float32], low_hz: float, high_hz: float) -> float | None:
+    """Loudest neighbouring harmonic, in dB re the weaker of the two tones, over every
+    voice pitch for which both tones are harmonics (``None``: no such pitch).
+
+    A voice with pitch f0 puts energy at every k·f0; two of its harmonics can look like
+    a key for 40 ms, their neighbours are what give it away. A generated key has
+    nothing there but line noise."""
+    pitches: list[tuple[float, tuple[int, ...]]] = []
+    for m in range(2, int(low_hz / _VOICE_F0[0]) + 1):
+        f0 = low_hz / m
+        if f0 > _VOICE_F0[1]:
+            continue
+        n = round(high_hz / f0)
+        if n <= m or abs(high_hz / f0 - n) > _HARMONIC_FIT:
+            continue
+        f0 = (low_hz + high_hz) / (m + n)  # both tones' evidence
+        pitches.append((f0, tuple(k for k in (m - 1, m + 1, n - 1, n + 1)
+                                  if k not in (m, n) and _BAND[0] <= k * f0 <= _BAND[1])))
+    freqs = [f0 * k for f0, ks in pitches for k in ks]
+    if not freqs or len(samples) < BLOCK:
+        return None
+    x = samples.astype(np.float64) * np.hanning(len(samples))
+    t = np.arange(len(samples)) / SAMPLE_RATE
+    ang = 2 * np.pi * np.outer([low_hz, high_hz, *freqs], t)
+    # element-wise products, not a matrix product: BLAS would start its threads for
+    # a matrix this size, and their spinning costs more than the sums
+    c, s = (np.cos(ang) * x).sum(axis=1), (np.sin(ang) * x).sum(axis=1)
+    p = c * c + s * s
+    weaker = min(p[0], p[1])
+    if weaker <= 0.0:
+        return None
+    return 10 * math.log10(max(float(p[2:].max()), 1e-30) / weaker)
 
 
 class _Run:
     """One key being received: accumulated evidence until its tone ends."""
 
-    __slots__ = ("key", "first_block", "last_hit", "hits", "misses", "prod", "mag", "pow", "ref")
+    __slots__ = ("key", "first_block", "last_hit", "hits", "misses", "prod", "mag", "pow", "ref", "streak", "best")
 
     def __init__(self, key: int, block: int) -> None:
         self.key = key
@@ -103,6 +158,8 @@ class _Run:
         self.mag = [0.0, 0.0]
         self.pow = [0.0, 0.0]
         self.ref = 0.0
+        self.streak = block  # first hit of the current unbroken run of hits
+        self.best = (block, block)  # longest unbroken run of hits: the cleanest stretch of tone
 
 
 class DtmfDetector:
@@ -125,6 +182,7 @@ class DtmfDetector:
         self._last_key = -1
         self._energy: dict[int, float] = {}
         self._run: _Run | None = None
+        self._recent: deque[FrameFeatures] = deque(maxlen=_RECENT_FRAMES)
 
     # -- streaming interface -------------------------------------------------------
     def feed(self, frame: Frame) -> list[DtmfDigit]:
@@ -139,6 +197,7 @@ class DtmfDetector:
 
     def feed_features(self, ft: FrameFeatures) -> list[DtmfDigit]:
         out: list[DtmfDigit] = []
+        self._recent.append(ft)
         if self._run is None and not self._gate(ft):
             self._prev, self._prev_done = ft, False
             return out
@@ -209,6 +268,10 @@ class DtmfDetector:
                 if run is None:
                     run = self._run = _Run(key, block)
                     run.ref = float(we[i]) / WINDOW_BLOCKS
+                if block - run.last_hit > 1:
+                    run.streak = block
+                if block - run.streak > run.best[1] - run.best[0]:
+                    run.best = (run.streak, block)
                 run.hits += 1
                 run.misses = 0
                 run.last_hit = block
@@ -226,6 +289,17 @@ class DtmfDetector:
                     run.mag[1] += abs(b)
             self._last_w, self._last_key = w[i], key
         self._trim(first_block)
+
+    def _tone_samples(self, start_block: int, end_block: int) -> npt.NDArray[np.float32]:
+        """The samples of blocks ``start_block…end_block`` still held (the tone's last
+        ``_RECENT_FRAMES`` frames at most)."""
+        if not self._recent:
+            return np.zeros(0, np.float32)
+        first = self._recent[0].index * FRAME_SAMPLES
+        held = np.concatenate([f.samples for f in self._recent])
+        a = max(0, start_block * BLOCK - first)
+        b = max(a, (end_block + 1) * BLOCK - first)
+        return held[a:b]
 
     def _no_tone(self, first_block: int, e: npt.NDArray[np.float64], w: npt.NDArray[np.complex128]) -> None:
         """A frame with no key and no key running: keep its energies and last window."""
@@ -280,8 +354,14 @@ class DtmfDetector:
         twist = 10 * math.log10((run.pow[0] / g_row) / (run.pow[1] / g_col))
         if twist > cfg.normal_twist_db or twist < -cfg.reverse_twist_db:
             return
+        row_hz, col_hz = FREQS[rk] + d_row, FREQS[ck] + d_col
+        # on the longest unbroken stretch: a bridged drop-out's phase jump splatters
+        neighbour = harmonic_neighbour_db(self._tone_samples(run.best[0] - (WINDOW_BLOCKS - 1), run.best[1]),
+                                          row_hz, col_hz)
+        if neighbour is not None and neighbour > cfg.max_harmonic_db:
+            return  # two harmonics of a voice, with their neighbours beside them
         out.append(DtmfDigit(
             digit=DTMF_KEYS[run.key], start_ms=start * BLOCK_MS, end_ms=(end + 1) * BLOCK_MS,
-            row_hz=round(FREQS[rk] + d_row, 1), col_hz=round(FREQS[ck] + d_col, 1),
+            row_hz=round(row_hz, 1), col_hz=round(col_hz, 1),
             twist_db=round(twist, 2),
         ))
