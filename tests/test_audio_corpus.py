@@ -66,7 +66,7 @@ def test_human_decision_time(result: CorpusResult) -> None:
     s = result.ours.summary()["decision_time"]
     base = result.baseline.summary()["decision_time"]
     # The 1.5 s. On this seed the defaults decide humans at a median of 1.48 s;
-    # the figure depends on the corpus's draw: 1.34–1.54 s over seeds 1–12 and 1.50 s
+    # the figure depends on the corpus's draw: 1.34–1.54 s over seeds 1–12 and 1.49 s
     # on a 2,560-file corpus (docs/audio.md). A person's greeting ends 1.1 s after answer
     # (median); statements need 440–500 ms of silence, questions 220–280 ms.
     assert s["human"]["median_ms"] <= 1500
