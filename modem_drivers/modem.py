@@ -87,6 +87,10 @@ CNMI_CHOICES: Final = ("AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,
 #: After ATH the modem normally reports the release at once; if it does not, the call is
 #: closed locally after this long (our own release, cause 16).
 HANGUP_GRACE: Final = 1.0
+#: Where the release cause comes in its own URC (Huawei ^CEND, no +CEER), a bare
+#: NO CARRIER — a URC, or ATD's final result when the network refused at once — may
+#: come before it: wait this long for the cause before releasing without one.
+CAUSE_URC_GRACE: Final = 1.0
 #: A USSD reply arrives as a +CUSD URC after OK; networks answer within seconds, the
 #: 27.007 session timer is network-defined; 30 s matches common modem defaults.
 USSD_REPLY_TIMEOUT: Final = 30.0
@@ -586,6 +590,11 @@ class Modem:
         """Release without a cause in the URC: ask +CEER, fall back to the hint."""
         if call.released:
             return
+        if self.dialect.ceer is None:
+            with contextlib.suppress(TimeoutError):
+                await call.wait_released(CAUSE_URC_GRACE)
+            if call.released:
+                return
         cause = None
         if self.dialect.ceer is not None:
             r = await self._try(self.dialect.ceer.command, expect=self.dialect.ceer.expect)

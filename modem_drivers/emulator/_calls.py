@@ -114,6 +114,8 @@ class Call:
     cause: int | None = None
     task: asyncio.Task[None] | None = None
     answered_event: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set once the modem's OK to ATD is written: progress (and a release) comes after it
+    dial_confirmed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def advance(self, new: CallState) -> CallState:
         if new not in TRANSITIONS[self.state]:

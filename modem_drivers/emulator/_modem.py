@@ -613,7 +613,8 @@ class VirtualModem:
             raise FinalResult("NO DIALTONE")
         if self.call is not None:
             raise CmeError(3)
-        self.call = self.network.dial(self, sim, number)
+        self.call = call = self.network.dial(self, sim, number)
+        self._after = call.dial_confirmed.set  # OK first, then progress URCs
         return []
 
     @at("A")

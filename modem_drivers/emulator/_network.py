@@ -206,7 +206,10 @@ class Network:
         return call
 
     async def _outgoing(self, modem: VirtualModem, call: Call, script: CalleeScript) -> None:
-        await asyncio.sleep(0)  # the modem's OK to ATD goes out first
+        # The modem's OK to ATD goes out first. One loop turn was not always enough: a
+        # call released at once (FAST timing, invalid number) could put NO CARRIER
+        # before the OK, and the host took it for ATD's final result.
+        await call.dial_confirmed.wait()
         modem.call_progress(call, CallState.DIALING)
         if script in (BLOCKED_SCRIPT, NO_CREDIT_SCRIPT):
             self._release(modem, call, script.cause, script.outcome)
