@@ -587,16 +587,17 @@ class Modem:
                 pass
 
     async def _finish_release(self, call: Call, hint: int | None) -> None:
-        """Release without a cause in the URC: ask +CEER, fall back to the hint."""
+        """Release without a cause in the URC: ask +CEER (or, where the cause has its own
+        URC, wait for it), fall back to the hint."""
         if call.released:
             return
+        cause = None
         if self.dialect.ceer is None:
             with contextlib.suppress(TimeoutError):
                 await call.wait_released(CAUSE_URC_GRACE)
             if call.released:
                 return
-        cause = None
-        if self.dialect.ceer is not None:
+        else:
             r = await self._try(self.dialect.ceer.command, expect=self.dialect.ceer.expect)
             if r is not None and r.lines:
                 cause = self.dialect.ceer_parse(r.lines[0])

@@ -117,10 +117,8 @@ def harmonic_neighbour_db(samples: npt.NDArray[np.float32], low_hz: float, high_
     a key for 40 ms, their neighbours are what give it away. A generated key has
     nothing there but line noise."""
     pitches: list[tuple[float, tuple[int, ...]]] = []
-    for m in range(2, int(low_hz / _VOICE_F0[0]) + 1):
+    for m in range(max(2, math.ceil(low_hz / _VOICE_F0[1])), int(low_hz / _VOICE_F0[0]) + 1):
         f0 = low_hz / m
-        if f0 > _VOICE_F0[1]:
-            continue
         n = round(high_hz / f0)
         if n <= m or abs(high_hz / f0 - n) > _HARMONIC_FIT:
             continue
