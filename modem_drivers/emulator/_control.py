@@ -1,22 +1,75 @@
 """HTTP control API (aiohttp, 127.0.0.1 only) so other processes can drive the emulator.
 
 GET /modems, GET /calls, GET /sms, POST /faults {modem, fault, ...params},
+GET /faults (faults armed for a call phase, and those that fired),
 POST /inbound/sms {from, to, text}, POST /inbound/call {from, to, ring_seconds}.
 Errors are JSON ``{error, detail}`` with a 4xx status (DESIGN.md conventions).
+
+A fault posted with ``"phase": "dialing" | "alerting" | "active"`` is armed instead of
+injected: it lands the moment that modem's next call enters the phase (ATD accepted,
+the callee's phone ringing, the conversation). In FAST timing a call passes through
+those phases within a loop turn or two, far too quickly for a client polling
+GET /modems to hit one.
 """
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
 from provisioning.clikit import to_jsonable
 
+from ._calls import Call, CallState
+
 if TYPE_CHECKING:
     from ._emulator import Emulator
+    from ._modem import VirtualModem
 
 HOST = "127.0.0.1"  # never exposed beyond the machine: the API has no authentication
+#: The call phases a fault can wait for (``phase`` in POST /faults).
+PHASES: Final[dict[str, CallState]] = {
+    "dialing": CallState.DIALING, "alerting": CallState.ALERTING, "active": CallState.ACTIVE,
+}
+
+
+@dataclass(slots=True)
+class _Armed:
+    """A fault waiting for a modem's call to enter ``phase``."""
+
+    modem: str
+    fault: str
+    params: dict[str, Any]
+    phase: str
+    armed_at: float  # time.time(), for the report in GET /faults
+
+    def public(self) -> dict[str, Any]:
+        return {"modem": self.modem, "fault": self.fault, "phase": self.phase, "armed_at": self.armed_at, **self.params}
+
+
+def _check_params(fault: str, params: dict[str, Any]) -> str | None:
+    """What is wrong with an armed fault's parameters (checked when it is armed, since
+    it fires later, where nobody could be told); None when they are fine."""
+    from ._emulator import Fault
+
+    try:
+        kind = Fault(fault)
+    except ValueError:
+        return f"fault: {fault!r} is not one of {[f.value for f in Fault]}"
+    seconds = params.get("seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0):
+        return "seconds: expected a number of seconds >= 0, or null"
+    if kind is Fault.LOSE_URC and not (isinstance(params.get("prefix"), str) and params["prefix"]):
+        return "prefix: expected the start of the URC to lose, e.g. '+CDS'"
+    if kind is Fault.GARBAGE and "count" in params and not (isinstance(params["count"], int) and params["count"] > 0):
+        return "count: expected a number of random bytes > 0"
+    if kind is Fault.BLOCK_SIM and params.get("slot") is not None and not isinstance(params["slot"], int):
+        return "slot: expected a slot number from 0"
+    return None
 
 
 def _error(status: int, error: str, detail: str) -> web.Response:
@@ -46,6 +99,9 @@ class ControlServer:
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
         self._runner: web.AppRunner | None = None
+        self._armed: dict[str, list[_Armed]] = {}
+        self._watched: set[str] = set()
+        self.fired: list[dict[str, Any]] = []
 
     def _app(self) -> web.Application:
         app = web.Application()
@@ -53,6 +109,7 @@ class ControlServer:
         app.router.add_get("/calls", self.calls)
         app.router.add_get("/sms", self.sms)
         app.router.add_post("/faults", self.faults)
+        app.router.add_get("/faults", self.armed_faults)
         app.router.add_post("/inbound/sms", self.inbound_sms)
         app.router.add_post("/inbound/call", self.inbound_call)
         return app
@@ -92,7 +149,9 @@ class ControlServer:
         from ._emulator import EmulatorError
 
         body = await _body(request, ("modem", "fault"))
-        params = {k: v for k, v in body.items() if k not in ("modem", "fault")}
+        params = {k: v for k, v in body.items() if k not in ("modem", "fault", "phase")}
+        if "phase" in body:
+            return self._arm(str(body["modem"]), str(body["fault"]), params, body["phase"])
         try:
             await self.emulator.inject(str(body["modem"]), str(body["fault"]), **params)
         except EmulatorError as exc:
@@ -101,6 +160,56 @@ class ControlServer:
         except (TypeError, ValueError) as exc:
             return _error(422, "bad_fault", f"parameters: {exc}")
         return web.json_response({"ok": True}, status=202)
+
+    async def armed_faults(self, request: web.Request) -> web.Response:
+        armed = [a.public() for waiting in self._armed.values() for a in waiting]
+        return web.json_response({"armed": armed, "fired": self.fired})
+
+    def _arm(self, modem_id: str, fault: str, params: dict[str, Any], phase: Any) -> web.Response:
+        from ._emulator import EmulatorError
+
+        if phase not in PHASES:
+            return _error(422, "bad_fault", f"phase: expected one of {', '.join(PHASES)}")
+        try:
+            modem = self.emulator.modem(modem_id)
+        except EmulatorError as exc:
+            return _error(404, "bad_fault", str(exc))
+        problem = _check_params(fault, params)
+        if problem:
+            return _error(422, "bad_fault", problem)
+        self._armed.setdefault(modem_id, []).append(_Armed(modem_id, fault, params, phase, time.time()))
+        self._watch(modem)
+        return web.json_response({"ok": True, "armed": True}, status=202)
+
+    def _watch(self, modem: VirtualModem) -> None:
+        """Hear every call phase of ``modem``: its ``call_progress`` (which the network
+        calls as a call enters each state) is wrapped once, on this instance only."""
+        if modem.id in self._watched:
+            return
+        self._watched.add(modem.id)
+        progress: Callable[[Call, CallState], None] = modem.call_progress
+
+        def call_progress(call: Call, state: CallState) -> None:
+            progress(call, state)
+            self._phase_entered(modem, call, state)
+
+        modem.call_progress = call_progress  # type: ignore[method-assign]
+
+    def _phase_entered(self, modem: VirtualModem, call: Call, state: CallState) -> None:
+        waiting = self._armed.get(modem.id)
+        if not waiting or call.direction != 0:  # outgoing calls only (27.007 <dir> 0)
+            return
+        due = [a for a in waiting if PHASES[a.phase] is state]
+        if not due:
+            return
+        self._armed[modem.id] = [a for a in waiting if a not in due]
+        for a in due:
+            self.fired.append({**a.public(), "fired_at": time.time(), "callee": call.number})
+            # Injected from its own task, which runs before the call's next phase (the
+            # network script yields at least one loop turn between phases): the phase's
+            # report has gone out, nothing after it has.
+            task = asyncio.get_running_loop().create_task(self.emulator.inject(a.modem, a.fault, **a.params))
+            modem.track(task)
 
     async def inbound_sms(self, request: web.Request) -> web.Response:
         from ._emulator import EmulatorError
