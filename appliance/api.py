@@ -76,6 +76,9 @@ def make_app(appliance: "Appliance", token: str) -> web.Application:
         job = appliance.store.get_job(request.match_info["id"])
         if job is None:
             return _error(404, "not_found", f"no job {request.match_info['id']!r}")
+        waiting = appliance.scheduler.waiting(job["id"])
+        if waiting is not None:
+            job.update(waiting)
         return web.json_response(job)
 
     async def delete_job(request: web.Request) -> web.Response:

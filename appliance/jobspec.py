@@ -15,7 +15,9 @@ A job (JSON)::
               "message": "…"},           # play: spoken by the modem's TTS, ≤ 136 characters
      "text": "…", "report": true,      # sms
      "method": "sms_ping" | "probe_call",   # hlr
-     "hints": {"operator": "26001", "pool": "creditor-a", "fixed_number": "+48690000001",
+     "hints": {"operator": "26001",   # preferred SIM operator (on-net); a filter only if required
+               "require": ["operator"],  # optional: hints that must hold, or the job waits
+               "pool": "creditor-a", "fixed_number": "+48690000001",
                "callee_operator": "26002"},   # the callee's network, if the CRM knows it (ported numbers)
      "retry": {"max_attempts": 3, "backoff_seconds": 300}}
 """
@@ -31,6 +33,8 @@ import phonenumbers
 from modem_drivers.dialects import TTS_MAX_CHARS
 
 KINDS: Final = ("call", "sms", "hlr")
+#: Hints a job may turn from a preference into a filter (pool and fixed_number are always filters).
+REQUIRABLE_HINTS: Final = frozenset({"operator"})
 HLR_METHODS: Final = ("sms_ping", "probe_call")
 #: One batch may carry this many jobs; larger lists should be split (keeps one request
 #: within a few MB and one store transaction short).
@@ -145,8 +149,12 @@ def validate_job(raw: Any) -> dict[str, Any]:
             raise JobError("method", f"expected one of {', '.join(HLR_METHODS)}")
         spec["method"] = method
     hints = raw.get("hints") or {}
-    if not isinstance(hints, dict) or set(hints) - {"operator", "pool", "fixed_number", "callee_operator"}:
-        raise JobError("hints", "expected an object with operator, pool, fixed_number and/or callee_operator")
+    if not isinstance(hints, dict) or set(hints) - {"operator", "pool", "fixed_number", "callee_operator", "require"}:
+        raise JobError("hints", "expected an object with operator, pool, fixed_number, callee_operator and/or require")
+    if "require" in hints and not (isinstance(hints["require"], list) and set(hints["require"]) <= REQUIRABLE_HINTS):
+        raise JobError("hints.require", f"expected a list of hints that must hold, from {sorted(REQUIRABLE_HINTS)}")
+    if "require" in hints and "operator" in hints["require"] and "operator" not in hints:
+        raise JobError("hints.require", "requires hints.operator, which is missing")
     for key in ("operator", "callee_operator"):
         if key in hints and not (isinstance(hints[key], str) and re.fullmatch(r"\d{5,6}", hints[key])):
             raise JobError(f"hints.{key}", "expected an operator as MCC+MNC digits, e.g. \"26001\"")

@@ -200,8 +200,12 @@ class Link:
         elif kind == "inbound_ack":
             self.app.store.ack_inbound(msg.get("ids", []))
         elif kind == "cancel":
+            # Withdrawn by the controller (campaign paused or cancelled): jobs not yet on a
+            # channel end ``cancelled`` with the reason; a call under way runs to its end.
+            reason = msg.get("reason") if isinstance(msg.get("reason"), str) else None
             for job_id in msg.get("ids", []):
-                self.app.scheduler.cancel(job_id)
+                if isinstance(job_id, str):
+                    self.app.scheduler.cancel(job_id, reason=reason)
         elif kind == "heartbeat":
             pass
         else:

@@ -21,6 +21,8 @@ class Metrics:
         self.channel_changes = Counter("simrotor_channel_changes_total", "Channel state changes", ["to"], registry=self.registry)
         self.queued = Gauge("simrotor_jobs_queued", "Jobs waiting for a channel", registry=self.registry)
         self.running = Gauge("simrotor_jobs_running", "Jobs on a channel now", registry=self.registry)
+        self.waiting = Gauge("simrotor_jobs_waiting", "Queued jobs by why they wait (scheduler JobWait, rotation WaitingFor)",
+                             ["waiting_for"], registry=self.registry)
         # ``labels()`` builds and locks on every call; per-job counters keep their children.
         self._result_children: dict[tuple[str, str], Any] = {}
         self._change_children: dict[ChannelState, Any] = {}
@@ -51,3 +53,9 @@ class Metrics:
         stats = app.scheduler.stats()
         self.queued.set(stats["queued"])
         self.running.set(stats["running"])
+        waiting = app.scheduler.waiting_counts()
+        for labels in list(self.waiting._metrics):  # reasons no job has any more read 0, not their last count
+            if labels[0] not in waiting:
+                self.waiting.labels(*labels).set(0)
+        for why, n in waiting.items():
+            self.waiting.labels(why).set(n)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import functools
 import heapq
 import itertools
@@ -41,7 +42,7 @@ from .jobs import (
     run_probe_call,
     submit_sms,
 )
-from .rotation import AttemptSummary, Decision, JobKind, Refusal, Request, RotationPolicy
+from .rotation import AttemptSummary, Decision, JobKind, Refusal, Request, RotationPolicy, WaitingFor
 from .store import CHECKPOINT_SECONDS, Store
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,42 @@ SHOWN_CACHE: Final = 100_000
 COMMIT_RETRY_SECONDS: Final = 1.0
 #: Outcomes that mean the channel/SIM failed (not the callee): they feed lock rules.
 CHANNEL_FAILURES: Final = frozenset({"channel_error", "network_error"})
+#: A job whose only SIMs are quarantined, locked until released, absent, or the callee's
+#: last number (``rotation.DEAD_ENDS``) ends ``no_eligible_sim`` once that has held this
+#: long with the whole bank up: long enough for modems still opening or re-registering
+#: after a slot switch (bank.REGISTRATION_TIMEOUT is 60 s), short enough that the
+#: controller re-plans it (on another appliance, or later) well inside its lease.
+NO_ELIGIBLE_GRACE_SECONDS: Final = 90.0
+#: A failed slot switch is not tried again on that channel before this, doubling per
+#: failure up to the cap: a modem that refuses switches (stuck, a call the driver thinks
+#: is up) must not be asked again on every dispatch round.
+SWITCH_BACKOFF_SECONDS: Final = (5.0, 300.0)
+#: Channel states in which the bank has not yet said what the modem's SIMs are.
+UNSETTLED_STATES: Final = frozenset({ChannelState.OPENING, ChannelState.SWITCHING})
+
+
+class JobWait(enum.Enum):
+    """Why a queued job waits, beyond the rotation policy's reasons (``WaitingFor``)."""
+
+    NOT_BEFORE = "not_before"  # the job's own start time has not come
+    RETRY_BACKOFF = "retry_backoff"  # between attempts, by the retry policy
+    CALLEE_BUSY = "callee_busy"  # another job for this callee is running
+    NO_IDLE_CHANNEL = "no_idle_channel"  # every channel is busy, cooling, switching or down
+    SLOT_SWITCH = "slot_switch"  # its SIM sits in an inactive slot: the modem is switching to it
+    SLOT_SWITCH_BACKOFF = "slot_switch_backoff"  # that modem's last switch failed; the next try waits
+
+
+@dataclasses.dataclass(slots=True)
+class Waiting:
+    """The last known reason a queued job did not start: one word (``code``), a sentence
+    (``detail``) and since when the same word holds."""
+
+    code: str
+    detail: str
+    since: float
+
+    def public(self) -> dict[str, Any]:
+        return {"waiting_for": self.code, "waiting_detail": self.detail, "waiting_since": iso(self.since)}
 
 
 @dataclasses.dataclass(slots=True)
@@ -122,6 +159,10 @@ class Scheduler:
         self._outcomes: dict[str, list[str]] = {}
         self._dirty = False
         self._refilling = False  # inside _commit_finishes: freed channels are refilled there
+        self._waits: dict[str, Waiting] = {}  # queued job id -> why it has not started
+        self._switch_retry: dict[str, tuple[float, float]] = {}  # channel -> (not before, last delay)
+        self._switching: set[str] = set()  # channels with a switch of ours under way
+        self._recheck_at: float | None = None  # when a dead-end wait reaches its grace (set per round)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -143,6 +184,7 @@ class Scheduler:
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_loop())
         self._background_task(self._every(ROTATION_CHECKPOINT_SECONDS, self._save_rotation, "rotation checkpoint"))
         self._background_task(self._every(CHECKPOINT_SECONDS, self._checkpoint_wal, "WAL checkpoint"))
+        self._background_task(self._every(CHECKPOINT_SECONDS, lambda: self.store.prune_events(self.clock()), "events retention"))
 
     # -- rotation state: snapshot + replay of the attempt log ------------------------------------
     def _restore_rotation(self, now: float) -> float:
@@ -238,28 +280,81 @@ class Scheduler:
 
     # -- submission -------------------------------------------------------------------------
     def submit(self, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        """Store and queue new jobs. A job id already held and not yet started keeps its
+        place: a later ``deadline`` (the controller renewing the lease of the same job)
+        is taken, so a renewal never becomes a second job."""
         created = self.store.add_jobs(jobs, now=self.clock())
         by_id = {j["id"]: j for j in jobs}
         for job_id, new in created:
+            spec = by_id[job_id]
             if new:
-                spec = by_id[job_id]
                 self._enqueue(spec, ready_at=spec.get("not_before") or 0.0)
+            else:
+                self._renew(spec)
         self._wake.set()
         return created
 
-    def cancel(self, job_id: str) -> str:
-        state = self.store.cancel_job(job_id, now=self.clock())
+    def _renew(self, spec: dict[str, Any]) -> None:
+        held = self._jobs.get(spec["id"])
+        deadline = spec.get("deadline")
+        if held is None or deadline is None or held.get("deadline") is None or float(deadline) <= float(held["deadline"]):
+            return
+        if self.store.renew_job(spec["id"], float(deadline), now=self.clock()):
+            held["deadline"] = float(deadline)
+
+    def cancel(self, job_id: str, *, reason: str | None = None) -> str:
+        """Withdraw a job that has not started (a job on a channel runs to its end);
+        returns its state after the call."""
+        now = self.clock()
+        spec = self._jobs.get(job_id)
+        body = None if spec is None else self._unstarted_body(spec, "cancelled", reason or "cancelled before it started", now)
+        state = self.store.cancel_job(job_id, now=now, body=body)
         if state == "cancelled":
             self._jobs.pop(job_id, None)  # lazy deletion from the heaps
+            self._waits.pop(job_id, None)
+            if body is not None:
+                self._notify(body)
         return state
+
+    # -- why jobs wait -------------------------------------------------------------------------
+    def _wait(self, job_id: str, code: str, detail: str, now: float) -> Waiting:
+        w = self._waits.get(job_id)
+        if w is None or w.code != code:
+            w = self._waits[job_id] = Waiting(code, detail, now)
+        else:
+            w.detail = detail
+        return w
+
+    def waiting(self, job_id: str) -> dict[str, Any] | None:
+        """Why a queued job has not started, or None if it is not queued here."""
+        if job_id not in self._jobs:
+            return None
+        w = self._waits.get(job_id)
+        if w is None:
+            if self._idle <= 0:
+                return {"waiting_for": JobWait.NO_IDLE_CHANNEL.value,
+                        "waiting_detail": "every channel is busy, cooling down, switching or down", "waiting_since": None}
+            return {"waiting_for": "dispatch", "waiting_detail": "next in line", "waiting_since": None}
+        return w.public()
+
+    def waiting_counts(self) -> dict[str, int]:
+        """Queued jobs per reason (jobs not yet looked at count as no_idle_channel or dispatch)."""
+        counts: dict[str, int] = defaultdict(int)
+        for job_id in self._jobs:
+            w = self._waits.get(job_id)
+            counts[w.code if w else (JobWait.NO_IDLE_CHANNEL.value if self._idle <= 0 else "dispatch")] += 1
+        return dict(counts)
 
     def _enqueue(self, spec: dict[str, Any], *, ready_at: float) -> None:
         self._jobs[spec["id"]] = spec
         learnt = (spec.get("hints") or {}).get("callee_operator")
         if learnt:
             self.learn_operator(spec["callee"], learnt)
-        if ready_at and ready_at > self.clock():
+        now = self.clock()
+        if ready_at and ready_at > now:
             heapq.heappush(self._waiting, (ready_at, next(self._seq), spec["id"]))
+            code = JobWait.NOT_BEFORE if spec.get("not_before") and float(spec["not_before"]) >= ready_at else JobWait.RETRY_BACKOFF
+            self._wait(spec["id"], code.value, f"until {iso(ready_at)}", now)
         else:
             heapq.heappush(self._ready, (-int(spec.get("priority", 0)), next(self._seq), spec["id"]))
 
@@ -319,6 +414,8 @@ class Scheduler:
             if self._waiting:
                 timeout = max(0.0, self._waiting[0][0] - self.clock())
             wakeup = self.policy.next_wakeup()
+            if self._recheck_at is not None:
+                wakeup = self._recheck_at if wakeup is None else min(wakeup, self._recheck_at)
             if wakeup is not None:
                 t = max(0.0, wakeup - self.clock())
                 timeout = t if timeout is None else min(timeout, t)
@@ -333,17 +430,17 @@ class Scheduler:
 
     def _dispatch_round(self) -> None:
         now = self.clock()
+        self._recheck_at = None
         while self._waiting and self._waiting[0][0] <= now:
             _, seq, job_id = heapq.heappop(self._waiting)
             spec = self._jobs.get(job_id)
             if spec is not None:
+                self._waits.pop(job_id, None)  # its time has come: the round below says what holds it now
                 heapq.heappush(self._ready, (-int(spec.get("priority", 0)), seq, job_id))
         deferred: list[tuple[str, float | None]] = []
         asked = started = 0
         for ch_id, slot in self.policy.plan_switches(now):
-            ch = self.bank.channels.get(ch_id)
-            if ch and ch.state is ChannelState.IDLE:
-                self._background_task(self.bank.switch(ch_id, slot, reason="planned by rotation"))
+            self._switch(ch_id, slot, "planned by rotation", now)
         while self._ready and self._idle > 0 and asked < MAX_CHOICES_PER_ROUND:
             _, seq, job_id = heapq.heappop(self._ready)
             spec = self._jobs.get(job_id)
@@ -351,17 +448,14 @@ class Scheduler:
                 continue  # cancelled or already running
             deadline = spec.get("deadline")
             if deadline is not None and now >= float(deadline):
-                self._jobs.pop(job_id, None)
-                self.store.finish_job_without_attempt(
-                    job_id, "expired",
-                    {"job_id": job_id, "kind": spec["kind"], "callee": spec["callee"], "outcome": "expired",
-                     "detail": "deadline passed before the job could start", "final": True, "at": iso(now)},
-                    now,
-                )
+                w = self._waits.get(job_id)
+                detail = "deadline passed before the job could start"
+                self._end_unstarted(spec, "expired", f"{detail} (waiting for {w.code}: {w.detail})" if w else detail, now)
                 continue
             callee = spec["callee"]
             if callee in self._active_callees:
                 self._blocked[callee].append(job_id)
+                self._wait(job_id, JobWait.CALLEE_BUSY.value, "another job for this callee is running", now)
                 continue
             asked += 1
             t0 = time.perf_counter()
@@ -369,12 +463,21 @@ class Scheduler:
             self.decision_seconds += time.perf_counter() - t0
             self.decisions += 1
             if isinstance(decision, Refusal):
-                deferred.append((job_id, decision.retry_at))
+                if self._refused(spec, decision, now):
+                    deferred.append((job_id, decision.retry_at))
                 continue
             if decision.needs_switch:
-                self._background_task(self.bank.switch(decision.channel_id, self._slot_of(decision), reason=f"for job {job_id}"))
+                slot = self._slot_of(decision)
+                if self._switch(decision.channel_id, slot, f"for job {job_id}", now):
+                    self._wait(job_id, JobWait.SLOT_SWITCH.value, f"channel {decision.channel_id} is switching to slot {slot}", now)
+                else:
+                    not_before = self._switch_retry.get(decision.channel_id, (now, 0.0))[0]
+                    self._wait(job_id, JobWait.SLOT_SWITCH_BACKOFF.value,
+                               f"its SIM {decision.sim_id} sits in slot {slot} of channel {decision.channel_id}, whose last "
+                               f"slot switch failed; next try after {iso(not_before)}", now)
                 deferred.append((job_id, None))
                 continue
+            self._waits.pop(job_id, None)
             self._start(spec, decision, now)
             started += 1
         # A refusal's retry_at is only when the *clock* may help; a channel coming free
@@ -411,8 +514,80 @@ class Scheduler:
             for slot in ch.sims.values():
                 if slot.slot != ch.active_slot and slot.sim_id in owed:
                     self._last_collect[ch.id] = now
-                    self._background_task(self.bank.switch(ch.id, slot.slot, reason="collecting status reports"))
+                    self._switch(ch.id, slot.slot, "collecting status reports", now)
                     break
+
+    def _refused(self, spec: dict[str, Any], refusal: Refusal, now: float) -> bool:
+        """Note why the job waits; end it ``no_eligible_sim`` when no SIM of the bank can
+        serve it and that has held for ``NO_ELIGIBLE_GRACE_SECONDS`` with every modem up.
+        Returns whether the job stays queued."""
+        w = self._wait(spec["id"], refusal.waiting_for.value, refusal.reason, now)
+        if not refusal.dead_end:
+            return True
+        if now - w.since < NO_ELIGIBLE_GRACE_SECONDS or self._bank_unsettled():
+            # No event may come to end this wait: look again when the grace is over (a
+            # modem settling is an event of its own).
+            due = w.since + NO_ELIGIBLE_GRACE_SECONDS
+            if due > now:  # (past it, only an unsettled modem holds it: its settling wakes us)
+                self._recheck_at = due if self._recheck_at is None else min(self._recheck_at, due)
+            return True
+        self._end_unstarted(spec, "no_eligible_sim", refusal.reason, now, waiting_for=refusal.waiting_for.value)
+        logger.warning("job %s: no SIM of this bank can place it (%s): %s", spec["id"], refusal.waiting_for.value, refusal.reason)
+        return False
+
+    def _bank_unsettled(self) -> bool:
+        return any(ch.state in UNSETTLED_STATES for ch in self.bank.channels.values())
+
+    def _end_unstarted(self, spec: dict[str, Any], outcome: str, detail: str, now: float, **extra: Any) -> None:
+        """A job that ends before any attempt: its result goes to the outbox with the job's state."""
+        job_id = spec["id"]
+        self._jobs.pop(job_id, None)
+        self._waits.pop(job_id, None)
+        body = self._unstarted_body(spec, outcome, detail, now, **extra)
+        self.store.finish_job_without_attempt(job_id, outcome, body, now)
+        self._notify(body)
+
+    @staticmethod
+    def _unstarted_body(spec: dict[str, Any], outcome: str, detail: str, now: float, **extra: Any) -> dict[str, Any]:
+        return {"job_id": spec["id"], "kind": spec["kind"], "callee": spec["callee"], "outcome": outcome,
+                "detail": detail, "final": True, "at": iso(now), **extra}
+
+    def _switch(self, channel_id: str, slot: int, reason: str, now: float) -> bool:
+        """Start a slot switch on an idle channel unless its last one failed recently
+        (``SWITCH_BACKOFF_SECONDS``); returns whether a switch is under way."""
+        ch = self.bank.channels.get(channel_id)
+        if ch is None:
+            return False
+        if channel_id in self._switching:
+            return True
+        if ch.state is not ChannelState.IDLE or now < self._switch_retry.get(channel_id, (0.0, 0.0))[0]:
+            return False
+        self._switching.add(channel_id)
+        self._background_task(self._run_switch(ch, slot, reason), f"slot switch of {channel_id}")
+        return True
+
+    async def _run_switch(self, ch: Channel, slot: int, reason: str) -> None:
+        try:
+            ok = await self.bank.switch(ch.id, slot, reason=reason)
+        except Exception as exc:  # a driver bug must not turn into a switch storm
+            logger.warning("channel %s: slot switch to %d raised %s: %s", ch.id, slot, type(exc).__name__, exc)
+            ok = False
+        finally:
+            self._switching.discard(ch.id)
+        if ok:
+            self._switch_retry.pop(ch.id, None)
+            return
+        lo, hi = SWITCH_BACKOFF_SECONDS
+        delay = min(hi, self._switch_retry.get(ch.id, (0.0, lo / 2))[1] * 2)
+        not_before = self.clock() + delay
+        self._switch_retry[ch.id] = (not_before, delay)
+        logger.warning("channel %s: slot switch to %d did not complete (%s); no switch on it before %s (backoff %.0f s)",
+                       ch.id, slot, ch.reason or "no reason given", iso(not_before), delay)
+        try:
+            self.store.log_event("switch_failed", ch.id, {"slot": slot, "reason": ch.reason, "retry_in": delay}, self.clock())
+        except Exception:
+            logger.exception("could not store switch event")
+        asyncio.get_running_loop().call_later(delay, self._wake.set)
 
     def _slot_of(self, d: Decision) -> int:
         ch = self.bank.channels[d.channel_id]
@@ -425,11 +600,17 @@ class Scheduler:
         hints = spec.get("hints") or {}
         kind = JobKind(spec["kind"])
         callee = spec["callee"]
+        # hints.operator is the SIM operator the caller prefers (the controller sends the
+        # callee's own, for on-net calls): a preference that ranks, not a filter, unless
+        # the job lists it in hints.require. A filter would leave the job waiting for ever
+        # when that operator's few SIMs are locked or were this callee's last number.
+        wanted = hints.get("operator")
+        required = "operator" in (hints.get("require") or ())
         return Request(
             callee=callee,
             kind=kind,
-            callee_operator=self.operator_of(callee),
-            required_operator=hints.get("operator"),
+            callee_operator=hints.get("callee_operator") or wanted or self.operator_of(callee),
+            required_operator=wanted if required else None,
             pool=hints.get("pool"),
             fixed_msisdn=hints.get("fixed_number"),
             shown=self._shown(callee),
@@ -806,6 +987,7 @@ class Scheduler:
             "running": len(self._running),
             "awaiting_report": len(self._awaiting),
             "idle_channels": self._idle,
+            "waiting_for": self.waiting_counts(),
             "decisions": self.decisions,
             "decision_us": round(self.decision_seconds / self.decisions * 1e6, 1) if self.decisions else None,
         }

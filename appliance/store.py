@@ -18,12 +18,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from provisioning.files import open_sqlite
+from provisioning.logs import Throttle
 
 #: 2: status-report waits in their own table (were one JSON value in kv); the numbers
 #: shown to a callee are read from his attempts (was a ``shown`` table written beside them).
@@ -100,6 +102,8 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 OPEN_STATES = ("queued", "running", "waiting_retry")
+#: kv key prefix of a rejected PIN's mark (modem_drivers.pin): one row per SIM key.
+PIN_MARK_PREFIX = "pin_mark:"
 
 #: How often the appliance copies the WAL back into the database. SQLite's default
 #: (automatically, inside whichever commit crosses 1,000 pages) put a checkpoint and
@@ -111,6 +115,23 @@ CHECKPOINT_SECONDS = 1.0
 WAL_SAFETY_NET_PAGES = 20_000
 #: After a checkpoint the WAL file is cut back to this size (it is reused, not grown).
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+#: The events table (channel moves, SIM locks, quarantines, balances: what the technician
+#: page lists) keeps a week, the span between a fault and a technician's look at it
+#: (logrotate's weekly default is the same judgement for log files) …
+EVENTS_KEEP_SECONDS = 7 * 86400.0
+#: … and at most this many rows (~13 MB at the ~130 bytes a channel move takes, measured
+#: in tests/test_appliance_store.py's retention test), whatever the rate.
+EVENTS_MAX_ROWS = 100_000
+#: Rows deleted per prune (once a second): a short transaction in the event loop, and
+#: 1,000 rows a second is well above what the event rate bound lets in (below).
+EVENTS_PRUNE_BATCH = 1_000
+#: Rows per (kind, subject) per window, as log lines (provisioning/logs.py: the kernel's
+#: printk_ratelimit, 10 per 5 s); the rest of a window becomes one row carrying the
+#: last detail and ``suppressed``/``seconds``. With S subjects (channels, SIMs) the table
+#: grows by at most S x 11 rows per 5 s: 256 flapping channels add ~560 rows a second,
+#: not the 10,000 a hot loop wrote (issue 12 item 2), and the prune keeps up.
+EVENTS_PER_SUBJECT = 10
+EVENTS_WINDOW_SECONDS = 5.0
 
 
 class Store:
@@ -127,6 +148,7 @@ class Store:
         # automatic one stays as a safety net far above what that pace lets accumulate.
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_NET_PAGES}")
         conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+        self._event_rate = Throttle(burst=EVENTS_PER_SUBJECT, interval=EVENTS_WINDOW_SECONDS, total_burst=None)
 
     def _migrate(self) -> None:
         """Bring a schema-1 store up to date, in one transaction:
@@ -151,6 +173,7 @@ class Store:
             self.conn.execute("DELETE FROM kv WHERE key = 'sms_pending'")
 
     def close(self) -> None:
+        self._write_suppressed(self._event_rate.sweep(everything=True))
         self.conn.close()
 
     def checkpoint(self) -> tuple[int, int]:
@@ -170,6 +193,23 @@ class Store:
     def get_kv(self, key: str, default: Any = None) -> Any:
         row = self.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
+
+    # -- rejected PINs (modem_drivers.pin.PinMarks): kv rows "pin_mark:<sim key>" ---------
+    def pin_mark(self, sim_key: str) -> dict[str, Any] | None:
+        """The salted hash of the PIN this SIM rejected, with its tries left then."""
+        return self.get_kv(PIN_MARK_PREFIX + sim_key)
+
+    def set_pin_mark(self, sim_key: str, mark: dict[str, Any]) -> None:
+        self.set_kv(PIN_MARK_PREFIX + sim_key, mark)
+
+    def clear_pin_mark(self, sim_key: str) -> bool:
+        cur = self.conn.execute("DELETE FROM kv WHERE key = ?", (PIN_MARK_PREFIX + sim_key,))
+        return cur.rowcount > 0
+
+    def has_pin_marks(self) -> bool:
+        # A range on the primary key (an index seek), not LIKE: "pin_mark;" is the next prefix.
+        return self.conn.execute("SELECT 1 FROM kv WHERE key >= ? AND key < ? LIMIT 1",
+                                 (PIN_MARK_PREFIX, PIN_MARK_PREFIX[:-1] + ";")).fetchone() is not None
 
     # -- jobs ---------------------------------------------------------------------------
     def add_jobs(self, jobs: Iterable[dict[str, Any]], now: float | None = None) -> list[tuple[str, bool]]:
@@ -214,8 +254,9 @@ class Store:
             spec = json.loads(row[0])
             yield {"spec": spec, "state": row[1], "attempts": row[2], "next_attempt_at": row[3]}
 
-    def cancel_job(self, job_id: str, now: float | None = None) -> str:
-        """Cancel a job that has not started; returns its state after the call."""
+    def cancel_job(self, job_id: str, now: float | None = None, *, body: dict[str, Any] | None = None) -> str:
+        """Cancel a job that has not started; returns its state after the call. ``body``
+        is its result (the scheduler's, which says who withdrew it); a bare one otherwise."""
         now = time.time() if now is None else now
         with self._tx():
             row = self.conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -223,13 +264,27 @@ class Store:
                 return "unknown"
             if row[0] in ("queued", "waiting_retry"):
                 self.conn.execute("UPDATE jobs SET state='cancelled', updated_at=? WHERE id=?", (now, job_id))
-                body = {"job_id": job_id, "outcome": "cancelled", "final": True, "at": now}
+                if body is None:
+                    body = {"job_id": job_id, "outcome": "cancelled", "final": True,
+                            "at": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
                 self.conn.execute(
                     "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,1,?,?)",
                     (job_id, None, json.dumps(body), now),
                 )
                 return "cancelled"
             return row[0]
+
+    def renew_job(self, job_id: str, deadline: float, now: float) -> bool:
+        """A later deadline for a job not yet started (the controller renewed its lease)."""
+        with self._tx():
+            row = self.conn.execute("SELECT spec FROM jobs WHERE id = ? AND state IN ('queued', 'waiting_retry')"
+                                    " AND deadline IS NOT NULL AND deadline < ?", (job_id, deadline)).fetchone()
+            if row is None:
+                return False
+            spec = {**json.loads(row[0]), "deadline": deadline}
+            self.conn.execute("UPDATE jobs SET deadline = ?, spec = ?, updated_at = ? WHERE id = ?",
+                              (deadline, json.dumps(spec), now, job_id))
+            return True
 
     def finish_job_without_attempt(self, job_id: str, state: str, body: dict[str, Any], now: float) -> None:
         """A job ended before any attempt (deadline passed, refused): outbox + state together."""
@@ -416,10 +471,39 @@ class Store:
 
     # -- events ---------------------------------------------------------------------------
     def log_event(self, kind: str, subject: str, detail: dict[str, Any], now: float | None = None) -> None:
-        self.conn.execute(
-            "INSERT INTO events(at, kind, subject, detail) VALUES (?,?,?,?)",
-            (time.time() if now is None else now, kind, subject, json.dumps(detail)),
-        )
+        """One row of the events table, within the rate bound of (kind, subject): past
+        ``EVENTS_PER_SUBJECT`` per window, events are counted and the window's last one
+        is written when it closes, with ``suppressed`` and ``seconds`` in its detail."""
+        now = time.time() if now is None else now
+        ok, closed = self._event_rate.admit((kind, subject), (detail, now))
+        self._write_suppressed(closed)
+        if ok:
+            self.conn.execute("INSERT INTO events(at, kind, subject, detail) VALUES (?,?,?,?)",
+                              (now, kind, subject, json.dumps(detail)))
+
+    def _write_suppressed(self, closed: list[Any]) -> None:
+        for s in closed:
+            kind, subject = s.key
+            detail, at = s.last
+            self.conn.execute("INSERT INTO events(at, kind, subject, detail) VALUES (?,?,?,?)",
+                              (at, kind, subject, json.dumps({**detail, "suppressed": s.count, "seconds": s.seconds})))
+
+    def prune_events(self, now: float | None = None, *, keep_seconds: float = EVENTS_KEEP_SECONDS,
+                     max_rows: int = EVENTS_MAX_ROWS, batch: int = EVENTS_PRUNE_BATCH) -> int:
+        """Delete up to ``batch`` of the oldest events that are older than
+        ``keep_seconds`` or beyond the newest ``max_rows``; returns how many. Only the
+        oldest ``batch`` rows are looked at (by rowid), so a prune costs O(batch) however
+        big the table is. Windows of the rate bound that closed are written first."""
+        now = time.time() if now is None else now
+        self._write_suppressed(self._event_rate.sweep())
+        newest = self.conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        if newest is None:
+            return 0
+        return self.conn.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM events ORDER BY seq LIMIT ?)"
+            " WHERE seq <= ? OR at < ?)",
+            (batch, newest - max_rows, now - keep_seconds),
+        ).rowcount
 
     def counts(self) -> dict[str, int]:
         return {

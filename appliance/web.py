@@ -94,7 +94,9 @@ async function refresh(){
     document.getElementById("uptime").textContent = dur(d.uptime_seconds);
     document.getElementById("link").textContent = d.link ? (d.link.connected ? "connected" : "disconnected") : "standalone";
     const cards = Object.entries(d.channel_states).map(([k,v]) => `<div class="card"><b>${v}</b>${esc(k)}</div>`)
-      .concat(Object.entries(d.jobs).map(([k,v]) => `<div class="card"><b>${v}</b>jobs ${esc(k)}</div>`));
+      .concat(Object.entries(d.jobs).map(([k,v]) => `<div class="card"><b>${v}</b>jobs ${esc(k)}</div>`))
+      .concat(Object.entries(d.scheduler.waiting_for || {}).map(([k,v]) =>
+        `<div class="card waiting" data-waiting="${esc(k)}"><b>${v}</b>waiting: ${esc(k.replaceAll("_", " "))}</div>`));
     document.getElementById("cards").innerHTML = cards.join("");
     rows("channels", d.channels.map(c => `<tr data-channel="${esc(c.id)}"><td>${esc(c.id)}</td>
       <td><span class="state ${esc(c.state)}">${esc(c.state)}</span></td><td>${esc(c.reason)}</td><td>${esc(c.model)}</td>

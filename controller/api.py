@@ -234,6 +234,8 @@ class Api:
                 raise ApiError(409, "bad_state", f"cannot {action} a {state.value} campaign")
             if to is cp.CampaignState.CANCELLED:
                 await self.c.cancel_jobs(cid)
+            elif to is cp.CampaignState.PAUSED:
+                await self.c.withdraw_jobs(cid, "campaign paused")
             self.c.wake()
             camp = self.store.get_campaign(cid)
             assert camp is not None

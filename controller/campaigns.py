@@ -63,14 +63,17 @@ class Next(enum.Enum):
     RETRY = "retry"
     NEXT_STEP = "next_step"
     FINISH = "finish"
-    REPLAN = "replan"  # the job never ran (expired on the appliance): same step, same n
+    REPLAN = "replan"  # the job never ran (expired on, or withdrawn from, the appliance): same step, same n
 
 
 #: (step kind, outcome) -> what follows; outcomes not listed use the kind's default.
 NEXT: Final[dict[JobKind, dict[str, Next]]] = {
-    JobKind.HLR: {"invalid": Next.FINISH, "expired": Next.REPLAN, "channel_error": Next.RETRY},
-    JobKind.CALL: {"answered_human": Next.FINISH, "invalid_number": Next.FINISH, "expired": Next.REPLAN},
-    JobKind.SMS: {"expired": Next.REPLAN, "channel_error": Next.RETRY},
+    JobKind.HLR: {"invalid": Next.FINISH, "expired": Next.REPLAN, "cancelled": Next.REPLAN,
+                  "channel_error": Next.RETRY, "no_eligible_sim": Next.RETRY},
+    JobKind.CALL: {"answered_human": Next.FINISH, "invalid_number": Next.FINISH, "expired": Next.REPLAN,
+                   "cancelled": Next.REPLAN, "no_eligible_sim": Next.RETRY},
+    JobKind.SMS: {"expired": Next.REPLAN, "cancelled": Next.REPLAN, "channel_error": Next.RETRY,
+                  "no_eligible_sim": Next.RETRY},
 }
 DEFAULT_NEXT: Final[dict[JobKind, Next]] = {JobKind.HLR: Next.NEXT_STEP, JobKind.CALL: Next.RETRY, JobKind.SMS: Next.NEXT_STEP}
 

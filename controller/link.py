@@ -179,6 +179,10 @@ class LinkHub:
         self.c.store.appliance_hello(link.appliance_id, msg, self.c.clock())
         link.hello = msg
         link.capacity = int(msg.get("capacity", 0))
+        # Pauses and cancels that happened while this appliance was away reach it now.
+        stale = self.c.store.unstarted_jobs(appliance_id=link.appliance_id, campaign_states=("paused", "cancelled"))
+        if stale:
+            await link.send({"type": "cancel", "ids": [j for j, _ in stale], "reason": "campaign paused or cancelled"})
         self.c.wake()
 
     async def on_heartbeat(self, link: Link, msg: dict[str, Any]) -> None:

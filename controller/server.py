@@ -88,12 +88,22 @@ class Controller:
         return out
 
     async def cancel_jobs(self, campaign_id: str) -> None:
+        await self._withdraw(self.store.cancel_open_jobs(campaign_id, self.clock()), "campaign cancelled")
+
+    async def withdraw_jobs(self, campaign_id: str, reason: str) -> None:
+        """Pause: jobs handed to appliances and not yet started are withdrawn (each comes
+        back ``cancelled`` and its contact is planned again on resume); a call already
+        under way ends normally."""
+        await self._withdraw(self.store.unstarted_jobs(campaign_id), reason)
+
+    async def _withdraw(self, jobs: list[tuple[str, str]], reason: str) -> None:
         by_app: dict[str, list[str]] = {}
-        for job_id, appliance_id in self.store.cancel_open_jobs(campaign_id, self.clock()):
+        for job_id, appliance_id in jobs:
             if appliance_id:
                 by_app.setdefault(appliance_id, []).append(job_id)
         for appliance_id, ids in by_app.items():
-            await self.hub.send(appliance_id, {"type": "cancel", "ids": ids})
+            # An appliance off the link gets them again when it says hello (link.on_hello).
+            await self.hub.send(appliance_id, {"type": "cancel", "ids": ids, "reason": reason})
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:

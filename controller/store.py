@@ -121,7 +121,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 #: Outcomes of a call result that did not reach the callee's network: not an "attempt"
 #: in the sense of Reg F 1006.14(b) (no telephone call was placed to him).
-NOT_PLACED = frozenset({"channel_error", "network_error", "expired", "refused_by_policy", "cancelled"})
+NOT_PLACED = frozenset({"channel_error", "network_error", "expired", "refused_by_policy", "cancelled", "no_eligible_sim"})
 #: Chunk size of multi-row statements: SQLite's default SQLITE_MAX_VARIABLE_NUMBER is
 #: 32,766 since 3.32; 500 rows x 14 columns stays far below it.
 CHUNK = 500
@@ -410,9 +410,12 @@ class Store:
 
     def expired_leases(self, now: float, limit: int) -> list[dict[str, Any]]:
         """Jobs whose lease ran out before any result came back (never started, as far as we know)."""
+        # Only jobs of running campaigns: a paused campaign's jobs wait for resume, a
+        # cancelled one's are never handed out again.
         rows = self._all("SELECT j.*, a.connected AS appliance_connected, a.last_seen AS appliance_last_seen FROM jobs j"
-                         " LEFT JOIN appliances a ON a.id = j.appliance_id"
-                         " WHERE j.state IN ('leased', 'accepted') AND j.lease_deadline < ? ORDER BY j.lease_deadline LIMIT ?",
+                         " LEFT JOIN appliances a ON a.id = j.appliance_id JOIN campaigns cp ON cp.id = j.campaign_id"
+                         " WHERE j.state IN ('leased', 'accepted') AND j.lease_deadline < ? AND cp.state = 'running'"
+                         " ORDER BY j.lease_deadline LIMIT ?",
                          (now, limit))
         for r in rows:
             r["spec"] = json.loads(r["spec"])
@@ -451,6 +454,24 @@ class Store:
         if row:
             row["spec"] = json.loads(row["spec"])
         return row
+
+    def unstarted_jobs(self, campaign_id: str | None = None, *, appliance_id: str | None = None,
+                       campaign_states: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """(job id, appliance id) of jobs handed out and not reported started: of one
+        campaign, or of one appliance's campaigns in ``campaign_states``."""
+        sql = ("SELECT j.id, j.appliance_id FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id"
+               " WHERE j.state IN ('leased', 'accepted')")
+        args: list[Any] = []
+        if campaign_id is not None:
+            sql += " AND j.campaign_id = ?"
+            args.append(campaign_id)
+        if appliance_id is not None:
+            sql += " AND j.appliance_id = ?"
+            args.append(appliance_id)
+        if campaign_states:
+            sql += f" AND cp.state IN ({', '.join('?' * len(campaign_states))})"
+            args.extend(campaign_states)
+        return [(r[0], r[1]) for r in self.conn.execute(sql, args).fetchall()]
 
     def cancel_open_jobs(self, campaign_id: str, now: float) -> list[tuple[str, str]]:
         """(job id, appliance id) of jobs to cancel on their appliances; contacts end."""

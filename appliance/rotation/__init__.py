@@ -7,6 +7,7 @@ docs/rotation.md for every parameter.
 from __future__ import annotations
 
 from .model import (
+    DEAD_ENDS,
     AttemptSummary,
     Decision,
     JobKind,
@@ -18,11 +19,13 @@ from .model import (
     SimRef,
     SimState,
     Traffic,
+    WaitingFor,
     WindowCap,
 )
 from .policy import RotationPolicy
 
 __all__ = [
+    "DEAD_ENDS",
     "AttemptSummary",
     "Decision",
     "JobKind",
@@ -35,5 +38,6 @@ __all__ = [
     "SimRef",
     "SimState",
     "Traffic",
+    "WaitingFor",
     "WindowCap",
 ]

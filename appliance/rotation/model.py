@@ -207,15 +207,44 @@ class Decision:
     reason: str
 
 
+class WaitingFor(enum.Enum):
+    """Why a job waits, in one word a technician and a CRM can count by (the refusal's
+    ``reason`` says it in a sentence). The policy gives the first six; the scheduler adds
+    the ones about the job itself (``appliance.scheduler``)."""
+
+    CHANNELS_BUSY = "channels_busy"  # SIMs in scope are in flight or on modems that are busy, switching or down
+    CAPS = "caps"  # a per-SIM or per-operator count, talk-time or window cap
+    SIM_PAUSE = "sim_pause"  # the pause between calls on the only SIMs left
+    SIMS_LOCKED = "sims_locked"  # lock rules or quarantine hold every SIM in scope
+    OPERATOR_SIMS_LOCKED = "operator_sims_locked"  # the same, when the job requires an operator
+    CALLEE_LAST_NUMBER = "callee_last_number"  # the only free number is the one this callee saw last
+    NO_SIM = "no_sim_in_scope"  # no SIM of the bank is in the job's scope at all
+
+
+#: Waits that no clock and no ordinary bank event ends: only a person (release, unlock,
+#: a SIM added) or a change of scope. A job that keeps one of these past a grace period
+#: ends ``no_eligible_sim`` instead of waiting for ever (appliance.scheduler).
+DEAD_ENDS: frozenset[WaitingFor] = frozenset(
+    {WaitingFor.SIMS_LOCKED, WaitingFor.OPERATOR_SIMS_LOCKED, WaitingFor.CALLEE_LAST_NUMBER, WaitingFor.NO_SIM}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Nothing qualifies now. ``retry_at`` is the earliest time a SIM in the request's scope
     becomes eligible by the clock alone (a cap window rolls, a pause or lock ends); ``None``
     when only an event can help (a channel going idle, a release, a top-up). The scheduler
-    sleeps until ``retry_at`` or the next channel event, whichever comes first."""
+    sleeps until ``retry_at`` or the next channel event, whichever comes first.
+    ``waiting_for`` classifies the reason; ``dead_end`` says no event of the bank's own
+    (a call ending, a cap rolling) can lift it."""
 
     reason: str
     retry_at: float | None
+    waiting_for: WaitingFor = WaitingFor.CHANNELS_BUSY
+
+    @property
+    def dead_end(self) -> bool:
+        return self.retry_at is None and self.waiting_for in DEAD_ENDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ from .model import (
     SimRef,
     SimState,
     Traffic,
+    WaitingFor,
 )
 from .windows import INF, Usage, WindowClock
 
@@ -69,6 +70,17 @@ _VOICE = Traffic.VOICE.value
 _PLACED = "p"  # (PLACED, needs_switch): in the placed heaps
 _WAITING = "w"  # (WAITING, ready_at): in the waiting heaps and the timer heap
 _HELD: tuple[str, Any] = ("h", None)  # ready by its own rules, but its modem is busy: no entry
+
+
+#: The wait a SIM's standing stands for when it is the first SIM to qualify again.
+_WAITING_FOR_STATE: dict[SimState, WaitingFor] = {
+    SimState.QUARANTINED: WaitingFor.SIMS_LOCKED,
+    SimState.LOCKED: WaitingFor.SIMS_LOCKED,
+    SimState.BUSY: WaitingFor.CHANNELS_BUSY,
+    SimState.CAPPED: WaitingFor.CAPS,
+    SimState.PAUSED: WaitingFor.SIM_PAUSE,
+    SimState.READY: WaitingFor.CHANNELS_BUSY,  # ready by its own rules: its modem is busy
+}
 
 
 def _iso(t: float) -> str:
@@ -170,6 +182,8 @@ class RotationPolicy:
         self._retired: dict[str, dict] = {}  # state of removed / not yet added SIMs
         self._seq = itertools.count()
         self._now = -INF
+        self._moves = 0  # bumped whenever a SIM may change place: the census memo's version
+        self._census_memo: dict[tuple[str | None, str | None, int], tuple[int, tuple[int, int]]] = {}
         self._live = tuple(self._live_check(tr.value) for tr in _TRAFFICS)
 
     # ------------------------------------------------------------------ the bank's side
@@ -218,6 +232,7 @@ class RotationPolicy:
         for tr in _TRAFFICS:
             for heap in (*s.placed[tr.value], *s.waiting[tr.value]):
                 heap.members -= 1
+        self._moves += 1
         self._update_switch(ch)
 
     def set_channel(self, channel_id: str, *, idle: bool, active_slot: int, now: float) -> None:
@@ -237,10 +252,10 @@ class RotationPolicy:
             return self._choose_fixed(req, traffic, now)
         ops_in_scope = self._scope_ops.get(req.pool)
         if not ops_in_scope:
-            return Refusal(f"no SIM in {self._scope_words(req)}", None)
+            return Refusal(f"no SIM in {self._scope_words(req)}", None, WaitingFor.NO_SIM)
         if req.required_operator is not None:
             if req.required_operator not in ops_in_scope:
-                return Refusal(f"no SIM in {self._scope_words(req)}", None)
+                return Refusal(f"no SIM in {self._scope_words(req)}", None, WaitingFor.NO_SIM)
             ops: Iterable[str] = (req.required_operator,)
         else:
             ops = ops_in_scope
@@ -283,9 +298,9 @@ class RotationPolicy:
         assert m is not None
         s = self._by_msisdn.get(m)
         if s is None:
-            return Refusal(f"fixed number {mask(m)} is not a SIM of this bank", None)
+            return Refusal(f"fixed number {mask(m)} is not a SIM of this bank", None, WaitingFor.NO_SIM)
         if not self._in_scope(s, req):
-            return Refusal(f"fixed number {mask(m)} is not in {self._scope_words(req)}", None)
+            return Refusal(f"fixed number {mask(m)} is not in {self._scope_words(req)}", None, WaitingFor.NO_SIM)
         op_ready, op_why = self._op_ready(s.ref.operator, traffic, now)
         where = s.where[traffic.value]
         if op_ready <= now and where is not None and where[0] == _PLACED:
@@ -293,18 +308,21 @@ class RotationPolicy:
             return self._decision(s, key, req, fixed=True)
         parts = []
         retry: float | None = None
+        waiting_for = WaitingFor.CAPS
         if op_ready > now:
             parts.append(f"operator {s.ref.operator} is capped ({op_why}) until {_iso(op_ready)}")
         standing = self._standing(s, traffic, now)
+        state = self._state_of(s, standing, now)
         if where is not None and where[0] == _WAITING:
             retry = max(where[1], op_ready)
-            parts.append(f"its SIM {s.ref.sim_id} is {self._state_of(s, standing, now).value} until {_iso(where[1])}")
+            parts.append(f"its SIM {s.ref.sim_id} is {state.value} until {_iso(where[1])}")
+            waiting_for = _WAITING_FOR_STATE.get(state, WaitingFor.CAPS)
         elif where is None or where is _HELD:
-            state = self._state_of(s, standing, now)
             parts.append(f"its SIM {s.ref.sim_id} is {state.value if state is not SimState.READY else 'on a busy modem'}")
+            waiting_for = _WAITING_FOR_STATE.get(state, WaitingFor.CHANNELS_BUSY)
         else:
             retry = op_ready
-        return Refusal(f"fixed number {mask(m)} cannot be used now: " + "; ".join(parts), retry)
+        return Refusal(f"fixed number {mask(m)} cannot be used now: " + "; ".join(parts), retry, waiting_for)
 
     def _decision(self, s: _Sim, key: tuple, req: Request, *, fixed: bool = False) -> Decision:
         needs_switch, shown, off_net, when = key[0], key[1], key[2], key[3]
@@ -344,23 +362,60 @@ class RotationPolicy:
                 if first is None or t < first[0]:
                     first = (t, op, waited if sim_t >= op_ready else None)
         parts = [f"operator {op} capped ({why}) until {_iso(t)}" for op, (t, why) in sorted(capped.items())]
+        last_free = False
         if last is not None:
             s = self._by_msisdn.get(last)
             w = s.where[trv] if s is not None else None
             if s is not None and self._in_scope(s, req) and w is not None and w[0] == _PLACED:
                 parts.append(f"the only free number is {mask(last)}, the one this callee saw last")
+                last_free = True
         if first is None:
-            parts.append("the other SIMs are busy, on busy modems, locked until released or quarantined")
-            return Refusal(f"no SIM in {self._scope_words(req)} qualifies: " + "; ".join(parts), None)
+            busy, blocked = self._census(req, trv)
+            if busy:
+                waiting_for = WaitingFor.CHANNELS_BUSY
+                parts.append(f"{busy} SIM(s) in flight or on a modem that is busy, switching or down")
+            elif last_free:
+                waiting_for = WaitingFor.CALLEE_LAST_NUMBER
+            elif blocked:
+                waiting_for = WaitingFor.OPERATOR_SIMS_LOCKED if req.required_operator else WaitingFor.SIMS_LOCKED
+                parts.append(f"{blocked} SIM(s) quarantined or locked until released")
+            else:
+                waiting_for = WaitingFor.NO_SIM
+            return Refusal(f"no SIM in {self._scope_words(req)} qualifies: " + "; ".join(parts), None, waiting_for)
         retry, op, waited = first
         if waited is not None:
             standing = self._standing(waited, traffic, now)
             state = self._state_of(waited, standing, now)
             why = f" ({standing.cap_why})" if state is SimState.CAPPED and standing.cap_why else ""
             parts.append(f"the first to qualify is SIM {waited.ref.sim_id}, {state.value}{why} until {_iso(retry)}")
+            waiting_for = _WAITING_FOR_STATE.get(state, WaitingFor.CAPS)
+            if waiting_for is WaitingFor.SIMS_LOCKED and req.required_operator:
+                waiting_for = WaitingFor.OPERATOR_SIMS_LOCKED
         else:
             parts.append(f"the first SIM qualifies when operator {op}'s cap lifts at {_iso(retry)}")
-        return Refusal(f"no SIM in {self._scope_words(req)} qualifies: " + "; ".join(parts), retry)
+            waiting_for = WaitingFor.CAPS
+        return Refusal(f"no SIM in {self._scope_words(req)} qualifies: " + "; ".join(parts), retry, waiting_for)
+
+    def _census(self, req: Request, trv: int) -> tuple[int, int]:
+        """(busy, blocked) SIMs of the request's scope that no heap holds: busy = in
+        flight or on a modem that is not free (an event will bring them back); blocked =
+        quarantined or locked until released (only a person will). Asked only when no SIM
+        is placed or waiting, so the O(SIMs in scope) walk is memoised until any SIM moves."""
+        key = (req.pool, req.required_operator, trv)
+        hit = self._census_memo.get(key)
+        if hit is not None and hit[0] == self._moves:
+            return hit[1]
+        busy = blocked = 0
+        for s in self._sims.values():
+            if not self._in_scope(s, req):
+                continue
+            where = s.where[trv]
+            if s.in_flight or where is _HELD:
+                busy += 1
+            elif where is None:
+                blocked += 1
+        self._census_memo[key] = (self._moves, (busy, blocked))
+        return busy, blocked
 
     # ------------------------------------------------------------------ the scheduler's reports
     def record_start(self, sim_id: str, kind: JobKind, now: float) -> None:
@@ -668,6 +723,7 @@ class RotationPolicy:
         ch = s.channel
         modem_free = ch.idle and not ch.in_flight
         where = s.where
+        self._moves += 1
         for tr, trv in _TRAFFIC_INDEX:
             old = where[trv]
             new: tuple[str, Any] | None
