@@ -1,15 +1,26 @@
 """``simrotor appliance …``: run the edge runtime."""
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 import click
 
 from provisioning.clikit import emit, fail, json_option, run_async
+from provisioning.logs import log_options, setup_logging
 
-from .config import ConfigError, load_config
+from .config import ApplianceConfig, ConfigError, load_config
+
+
+def _config(path: str, as_json: bool = False) -> ApplianceConfig:
+    """The validated config, or exit 2 with one paragraph naming file, key and fix;
+    a failure of the check itself is still one paragraph, never a traceback."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail(str(exc), code=2, as_json=as_json)
+    except Exception as exc:  # noqa: BLE001 - a bug in a check must not print a traceback
+        fail(f"{path}: the config could not be checked ({type(exc).__name__}: {exc}); fix: report this "
+             f"with the file attached", code=2, as_json=as_json)
 
 
 @click.group()
@@ -25,23 +36,20 @@ def appliance() -> None:
 @appliance.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="The appliance's TOML config (see appliance/config.py for every key).")
-@click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@log_options
 @click.option("--seed", type=int, default=None, help="Seed of the rotation's random choices (tests).")
-def run(config_path: str, log_level: str, seed: int | None) -> None:
+def run(config_path: str, log_format: str | None, log_level: str | None, seed: int | None) -> None:
     """Run the appliance until SIGINT/SIGTERM. The config is validated first; a mistake
-    is reported with its key and the fix.
+    is reported with its file, key and fix (exit code 2). Logs go to stderr, one JSON
+    object per line ([log] format = "text" or --log-format text for people).
 
     \b
     Example:
       simrotor emulate --modems 16 --sims-per-modem 2 --state-file bank.json &
-      simrotor appliance run --config appliance.toml
+      simrotor appliance run --config appliance.toml --log-format text
     """
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        fail(str(exc), code=2)
-    logging.basicConfig(level=log_level, stream=sys.stderr,
-                        format='{"at":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}')
+    cfg = _config(config_path)
+    setup_logging(log_format or cfg.log.format, log_level or cfg.log.level)
     from .runtime import Appliance
 
     async def main() -> None:
@@ -64,10 +72,7 @@ def enroll(config_path: str, controller: str, token: str, as_json: bool) -> None
     Example:
       simrotor appliance enroll --config appliance.toml --controller http://10.0.0.2:8480 --token 7f3a…
     """
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        fail(str(exc), code=2, as_json=as_json)
+    cfg = _config(config_path, as_json)
     from .link import LinkError
     from .link import enroll as do_enroll
 

@@ -25,6 +25,11 @@ Shape (every table optional except where noted; defaults beside each field)::
     [quarantine]                        # causes that look like a blocked SIM
     [calls]                             # on_answer = "hangup" | "hold" | "play", message = "…"
     [retry] / [ussd] / [supervision]
+    [log]                               # format = "json" | "text", level = "INFO"
+
+Every number is checked against its bound (``_BOUNDS``, or ``provisioning.configkit``'s
+defaults: finite, not negative, seconds at most a week); an API listening beyond
+loopback needs a token of at least 16 characters.
 """
 from __future__ import annotations
 
@@ -35,7 +40,9 @@ from typing import Any
 
 import msgspec
 
+from provisioning.configkit import COUNT, MAX_SECONDS, SECONDS, WAIT, Bound, check_numbers, check_store_dir, check_token, explain
 from provisioning.files import read_toml
+from provisioning.logs import LogSection
 
 from .jobspec import MAX_MESSAGE_LENGTH, ON_ANSWER, message_problem
 
@@ -182,49 +189,60 @@ class ApplianceConfig(_Base):
     operator_prefixes: dict[str, str] = {}
     supervision: SupervisionSection = SupervisionSection()
     link: LinkSection = LinkSection()
+    log: LogSection = LogSection()
 
+
+#: Bounds beyond configkit's defaults (finite, >= 0, ``…_seconds`` at most a week), each
+#: with its reason; a wait of 0 where the work would then repeat in a hot loop is refused.
+_BOUNDS: dict[str, Bound] = {
+    "modem.slots": Bound(1, 8, "SIM slots of one modem: multi-SIM modems and SIM-bank boards carry 1 to 8"),
+    "limits.pause_after_call": SECONDS,
+    "limits.max_call_seconds_per_day": Bound(0, 86400, "seconds of talk in a day; a day has 86,400"),
+    "lock.consecutive_failed": Bound(1, None, "a rule counts at least one attempt; leave the key out to switch it off"),
+    "lock.consecutive_not_alerting": Bound(1, None, "a rule counts at least one attempt; leave the key out to switch it off"),
+    "lock.consecutive_unanswered": Bound(1, None, "a rule counts at least one attempt; leave the key out to switch it off"),
+    "lock.consecutive_short": Bound(1, None, "a rule counts at least one attempt; leave the key out to switch it off"),
+    "quarantine.causes": Bound(1, 127, "Q.850 cause values are 1 to 127 (ITU-T Q.850 §2.2.5, a 7-bit field)"),
+    "quarantine.consecutive": Bound(1, None, "at least one failed call before a SIM is quarantined"),
+    # 3GPP TS 24.008 table 11.4: T301 (alerting, network side) is at least 3 minutes;
+    # ringing longer than that is cut by the network anyway.
+    "calls.max_ring_seconds": Bound(0, 180, "seconds; the network clears a call ringing 3 minutes (3GPP TS 24.008, T301)",
+                                    lo_open=True),
+    "calls.max_talk_seconds": WAIT,
+    "retry.max_attempts": Bound(1, None, "the first attempt counts: 1 means no retry"),
+    "retry.backoff_seconds": WAIT,
+    "retry.backoff_factor": Bound(1, 10, "1 keeps the backoff constant, 2 doubles it; above 10 the third try is days away"),
+    "retry.channel_retry_seconds": WAIT,
+    "sms.report_timeout_seconds": WAIT,
+    "sms.ping_timeout_seconds": WAIT,
+    "sms.collect_interval_seconds": WAIT,
+    "ussd.interval_seconds": Bound(0, MAX_SECONDS, "seconds between balance checks; 0 switches them off"),
+    "link.heartbeat_seconds": WAIT,
+    "link.queue_per_channel": COUNT,
+    "link.reconnect_backoff": WAIT,
+    "supervision.check_interval_seconds": WAIT,
+    "supervision.stuck_timeout_seconds": WAIT,
+    "supervision.reopen_backoff": WAIT,
+}
 
 _FIXES: dict[str, str] = {
     "appliance": 'add an [appliance] table with at least id = "box-01"',
     "appliance.id": 'set id = "box-01" (any name)',
+    "modem": '[[modem]] tables, each with id = "m01" and port = "/dev/ttyUSB2"',
     "modem.port": 'port = "/dev/ttyUSB2" (any pyserial URL)',
     "modem.slots": "slots = 1 (SIM slots of this modem, 1 to 8)",
     "limits.pause_after_call": "pause_after_call = [5.0, 20.0] (min and max seconds)",
     "appliance.listen": 'listen = "127.0.0.1:8470"',
+    "log.format": 'format = "json" (one JSON object per line) or "text"',
+    "log.level": 'level = "INFO" (or "DEBUG", "WARNING", "ERROR")',
 }
-
-
-def _where(path: str) -> tuple[str, str]:
-    """msgspec's ``$.limits.calls_per_hour`` -> ("[limits] calls_per_hour", "limits.calls_per_hour")."""
-    parts = [p for p in re.split(r"\.|\[\d+\]", path.removeprefix("$")) if p]
-    key = ".".join(parts)
-    if len(parts) >= 2:
-        return f"[{'.'.join(parts[:-1])}] {parts[-1]}", key
-    return (f"[{parts[0]}]" if parts else "the top level"), key
-
-
-def _explain(exc: msgspec.ValidationError, source: str) -> ConfigError:
-    msg = str(exc)
-    m = re.search(r" - at `([^`]*)`$", msg)
-    where, key = _where(m.group(1)) if m else ("the top level", "")
-    what = msg[: m.start()] if m else msg
-    m2 = re.match(r"Object missing required field `(\w+)`", what)
-    if m2:
-        key = f"{key}.{m2.group(1)}".strip(".")
-        where = f"{where}: {m2.group(1)}" if where != "the top level" else f"[{m2.group(1)}]"
-        what = "missing"
-    m3 = re.match(r"Object contains unknown field `(\w+)`", what)
-    if m3:
-        what = f"unknown key {m3.group(1)!r} (a typo?)"
-    fix = _FIXES.get(re.sub(r"\.\d+", "", key))
-    return ConfigError(f"{source}: {where}: {what}" + (f"; fix: {fix}" if fix else ""))
 
 
 def parse_config(data: dict[str, Any], *, source: str = "config", base_dir: Path | None = None) -> ApplianceConfig:
     try:
         cfg = msgspec.convert(data, ApplianceConfig)
     except msgspec.ValidationError as exc:
-        raise _explain(exc, source) from None
+        raise ConfigError(explain(exc, source, ApplianceConfig, data, _FIXES)) from None
     _check(cfg, source)
     if cfg.emulator_state:
         path = Path(cfg.emulator_state)
@@ -244,11 +262,14 @@ def _check(cfg: ApplianceConfig, source: str) -> None:
     def bad(where: str, what: str, fix: str) -> ConfigError:
         return ConfigError(f"{source}: {where}: {what}; fix: {fix}")
 
+    check_numbers(cfg, source, _BOUNDS, ConfigError)
+    check_store_dir(cfg.appliance.store, source, "[appliance] store", ConfigError)
     if cfg.appliance.listen:
         if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", cfg.appliance.listen):
             raise bad("[appliance] listen", f"{cfg.appliance.listen!r} is not host:port", 'listen = "127.0.0.1:8470"')
         if not cfg.appliance.token:
             raise bad("[appliance] token", "the local API needs a bearer token", 'token = "a long random string", or listen = "" to switch the API off')
+        check_token(cfg.appliance.listen, cfg.appliance.token, source, "[appliance] token", "listen", ConfigError)
     try:
         import zoneinfo
 
@@ -256,13 +277,13 @@ def _check(cfg: ApplianceConfig, source: str) -> None:
     except Exception:
         raise bad("[appliance] timezone", f"unknown time zone {cfg.appliance.timezone!r}", 'timezone = "Europe/Warsaw"') from None
     for i, m in enumerate(cfg.modem):
-        if not 1 <= m.slots <= 8:
-            raise bad(f"[[modem]] #{i + 1} ({m.id}) slots", f"{m.slots} is out of range", "slots = 1 … 8")
         if m.pin is not None and not re.fullmatch(r"\d{4,8}", m.pin):
             raise bad(f"[[modem]] #{i + 1} ({m.id}) pin", "a PIN is 4 to 8 digits", 'pin = "1234"')
-    lo, hi = cfg.limits.pause_after_call
-    if lo < 0 or hi < lo:
-        raise bad("[limits] pause_after_call", f"[{lo}, {hi}] is not [min, max]", "pause_after_call = [5.0, 20.0]")
+    for where, (lo, hi), example in (("[limits] pause_after_call", cfg.limits.pause_after_call, "[5.0, 20.0]"),
+                                     ("[link] reconnect_backoff", cfg.link.reconnect_backoff, "[0.5, 30.0]"),
+                                     ("[supervision] reopen_backoff", cfg.supervision.reopen_backoff, "[1.0, 60.0]")):
+        if hi < lo:
+            raise bad(where, f"[{lo:g}, {hi:g}] is not [min, max]", f"{where.split()[-1]} = {example}")
     for w in cfg.limits.windows:
         for t in (w.start, w.end):
             if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t):
@@ -289,8 +310,15 @@ def modems_from_emulator_state(path: Path, source: str = "config") -> list[Modem
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: emulator_state {str(path)!r} is not JSON ({exc})") from None
     out = []
-    for m in state.get("modems", []):
-        out.append(ModemEntry(id=str(m["id"]), port=str(m["port"]), slots=max(1, len(m.get("sims", [])) or 1)))
+    modems = state.get("modems") if isinstance(state, dict) else None
+    if not isinstance(modems, list):
+        raise ConfigError(f"{source}: emulator_state {str(path)!r} has no \"modems\" list; fix: point it at the "
+                          f"--state-file that `simrotor emulate` wrote")
+    for i, m in enumerate(modems):
+        if not isinstance(m, dict) or "id" not in m or "port" not in m:
+            raise ConfigError(f"{source}: emulator_state {str(path)!r}: modem #{i + 1} has no id or port; fix: "
+                              f"rewrite the file with `simrotor emulate --state-file {path}`")
+        out.append(ModemEntry(id=str(m["id"]), port=str(m["port"]), slots=max(1, len(m.get("sims") or []) or 1)))
     return out
 
 

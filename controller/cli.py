@@ -5,13 +5,12 @@ the result (``--json`` for one JSON document), as sqlite-utils' CLI does.
 """
 from __future__ import annotations
 
-import logging
-import sys
 import time
 
 import click
 
 from provisioning.clikit import emit, fail, json_option, run_async
+from provisioning.logs import log_options, setup_logging
 
 from .config import ConfigError, ControllerConfig, load_config
 
@@ -23,10 +22,15 @@ DEFAULT_TOKEN_TTL = 24 * 3600.0
 
 
 def _config(path: str, as_json: bool = False) -> ControllerConfig:
+    """The validated config, or exit 2 with one paragraph naming file, key and fix;
+    a failure of the check itself is still one paragraph, never a traceback."""
     try:
         return load_config(path)
     except ConfigError as exc:
         fail(str(exc), code=2, as_json=as_json)
+    except Exception as exc:  # noqa: BLE001 - a bug in a check must not print a traceback
+        fail(f"{path}: the config could not be checked ({type(exc).__name__}: {exc}); fix: report this "
+             f"with the file attached", code=2, as_json=as_json)
 
 
 def _store(cfg: ControllerConfig):  # type: ignore[no-untyped-def]
@@ -48,10 +52,11 @@ def controller() -> None:
 
 @controller.command()
 @config_option
-@click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
-def run(config_path: str, log_level: str) -> None:
+@log_options
+def run(config_path: str, log_format: str | None, log_level: str | None) -> None:
     """Run the controller until SIGINT/SIGTERM. The config is validated first; a mistake
-    is reported with its key and the fix.
+    is reported with its file, key and fix (exit code 2). Logs go to stderr, one JSON
+    object per line ([log] format = "text" or --log-format text for people).
 
     \b
     Example:
@@ -59,8 +64,7 @@ def run(config_path: str, log_level: str) -> None:
       curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8480/v1/campaigns
     """
     cfg = _config(config_path)
-    logging.basicConfig(level=log_level, stream=sys.stderr,
-                        format='{"at":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}')
+    setup_logging(log_format or cfg.log.format, log_level or cfg.log.level)
     from .server import Controller
 
     async def main() -> None:

@@ -28,6 +28,15 @@ Shape (every table optional; defaults beside each key)::
 
     [operator_prefixes]                  # callee prefix -> MCC+MNC, for on-net dispatch
     "+48600" = "26002"
+
+    [log]
+    format = "json"                      # one JSON object per line, or "text"
+    level = "INFO"
+
+Every number is checked against its bound (``_BOUNDS``, or ``provisioning.configkit``'s
+defaults: finite, not negative, seconds at most a week); the store's directory must
+exist. The CRM's API keys and the appliances' credentials are generated (256-bit,
+controller/auth.py), so no configured secret guards ``listen``.
 """
 from __future__ import annotations
 
@@ -37,7 +46,9 @@ from typing import Any
 
 import msgspec
 
+from provisioning.configkit import MAX_SECONDS, WAIT, Bound, check_numbers, check_store_dir, explain
 from provisioning.files import read_toml
+from provisioning.logs import LogSection
 
 from .dispatcher import DEFAULT_LEASE_SECONDS, DEFAULT_STRANDED_AFTER
 from .link import DEFAULT_STOP_WORDS, HEARTBEAT_SECONDS
@@ -88,7 +99,20 @@ class ControllerConfig(_Base):
     webhooks: WebhooksSection = WebhooksSection()
     inbound: InboundSection = InboundSection()
     operator_prefixes: dict[str, str] = {}
+    log: LogSection = LogSection()
 
+
+#: Bounds beyond configkit's defaults (finite, >= 0, ``…_seconds`` at most a week).
+_BOUNDS: dict[str, Bound] = {
+    "dispatch.interval_seconds": WAIT,
+    # A batch crosses the link, is stored and acknowledged in well under a second; a
+    # lease under 10 s would expire jobs before an appliance could start them.
+    "dispatch.lease_seconds": Bound(10, MAX_SECONDS, "seconds an appliance may hold a job before starting it"),
+    "link.heartbeat_seconds": WAIT,
+    "webhooks.backoff_seconds": WAIT,
+    "webhooks.max_attempts": Bound(1, None, "the first delivery counts: 1 means no retry"),
+    "webhooks.timeout_seconds": WAIT,
+}
 
 _FIXES: dict[str, str] = {
     "controller.listen": 'listen = "127.0.0.1:8480"',
@@ -96,46 +120,27 @@ _FIXES: dict[str, str] = {
     "dispatch.lease_seconds": "lease_seconds = 300.0",
     "dispatch.queue_depth": "queue_depth = 4",
     "inbound.stop_words": 'stop_words = ["STOP", "NIE"]',
+    "log.format": 'format = "json" (one JSON object per line) or "text"',
+    "log.level": 'level = "INFO" (or "DEBUG", "WARNING", "ERROR")',
 }
-
-
-def _explain(exc: msgspec.ValidationError, source: str) -> ConfigError:
-    msg = str(exc)
-    m = re.search(r" - at `([^`]*)`$", msg)
-    parts = [p for p in re.split(r"\.|\[\d+\]", m.group(1).removeprefix("$")) if p] if m else []
-    what = msg[: m.start()] if m else msg
-    m2 = re.match(r"Object contains unknown field `([^`]+)`", what)
-    if m2:
-        what = f"unknown key {m2.group(1)!r} (a typo?)"
-        where = f"[{'.'.join(parts)}]" if parts else "the top level"
-        key = ".".join(parts + [m2.group(1)])
-    else:
-        where = (f"[{'.'.join(parts[:-1])}] {parts[-1]}" if len(parts) >= 2 else f"[{parts[0]}]") if parts else "the top level"
-        key = ".".join(parts)
-    fix = _FIXES.get(key)
-    return ConfigError(f"{source}: {where}: {what}" + (f"; fix: {fix}" if fix else ""))
 
 
 def parse_config(data: dict[str, Any], *, source: str = "config") -> ControllerConfig:
     try:
         cfg = msgspec.convert(data, ControllerConfig)
     except msgspec.ValidationError as exc:
-        raise _explain(exc, source) from None
+        raise ConfigError(explain(exc, source, ControllerConfig, data, _FIXES)) from None
 
     def bad(where: str, what: str, fix: str) -> ConfigError:
         return ConfigError(f"{source}: {where}: {what}; fix: {fix}")
 
+    check_numbers(cfg, source, _BOUNDS, ConfigError)
     if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", cfg.controller.listen):
         raise bad("[controller] listen", f"{cfg.controller.listen!r} is not host:port", 'listen = "127.0.0.1:8480"')
     if cfg.controller.durability not in ("normal", "full"):
         raise bad("[controller] durability", f"{cfg.controller.durability!r} is not known", 'durability = "normal" or "full"')
     if cfg.controller.region is not None and not re.fullmatch(r"[A-Z]{2}", cfg.controller.region):
         raise bad("[controller] region", f"{cfg.controller.region!r} is not an ISO 3166 code", 'region = "PL"')
-    d = cfg.dispatch
-    if d.lease_seconds < 10 or d.interval_seconds <= 0 or d.queue_depth < 0 or d.stranded_after_seconds < d.lease_seconds * 0:
-        raise bad("[dispatch]", "lease_seconds >= 10, interval_seconds > 0, queue_depth >= 0", "lease_seconds = 300.0")
-    if cfg.webhooks.max_attempts < 1 or cfg.webhooks.backoff_seconds <= 0:
-        raise bad("[webhooks]", "max_attempts >= 1 and backoff_seconds > 0", "max_attempts = 10")
     if not cfg.inbound.stop_words:
         raise bad("[inbound] stop_words", "an empty list would ignore every STOP", 'stop_words = ["STOP", "NIE"]')
     for prefix, op in cfg.operator_prefixes.items():
@@ -151,4 +156,5 @@ def load_config(path: str | Path) -> ControllerConfig:
     store = Path(cfg.controller.store)
     if not store.is_absolute():
         cfg = msgspec.structs.replace(cfg, controller=msgspec.structs.replace(cfg.controller, store=str(p.parent / store)))
+    check_store_dir(cfg.controller.store, str(p), "[controller] store", ConfigError)
     return cfg
