@@ -22,6 +22,7 @@ Shape (every table optional; defaults beside each key)::
     backoff_seconds = 10.0               # first retry; doubles up to an hour
     max_attempts = 10                    # then the delivery is dead-lettered
     timeout_seconds = 10.0
+    allow_private = false                # true: targets on loopback/private ranges too (a receiver on the LAN)
 
     [inbound]
     stop_words = ["STOP", "NIE", "REZYGNUJĘ", "WYPISZ", …]
@@ -86,6 +87,9 @@ class WebhooksSection(_Base):
     backoff_seconds: float = DEFAULT_BACKOFF
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout_seconds: float = DELIVERY_TIMEOUT
+    # Webhook targets on loopback, private, link-local, … addresses are refused unless
+    # this is true (server-side request forgery; controller/webhooks.py).
+    allow_private: bool = False
 
 
 class InboundSection(_Base):

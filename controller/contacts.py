@@ -1,16 +1,31 @@
-"""Contact import: JSON or CSV rows in, good rows and bad-row reports out.
+"""Contact import: JSON or CSV rows in; every row checked, then all of them stored or none.
 
-A bad row never sinks the batch: it is reported with its line number (CSV: the file's
-line, header = line 1; JSON: the 1-based position in the list), the field and the reason,
-and the good rows are imported. Numbers are normalised to E.164 with phonenumbers; a
-national number needs the row's ``region`` (or the import's default region).
+An import is all-or-nothing (issue 12: a 20,000-row file whose row 17,001 was bad left
+15,000 contacts dialling while the CRM was told "internal"). Every row is checked before
+anything is written; one bad row refuses the whole request, and the report names each
+bad row's line (CSV: the file's line, header = line 1; JSON: the 1-based position in the
+list), field and reason. Numbers are normalised to E.164 with phonenumbers; a national
+number needs the row's ``region`` (or the import's default region).
 
 Row fields (CSV headers are the same names; ``phones`` in CSV is ``;``-separated)::
 
-    external_id  required, the CRM's key: re-import updates the contact, never duplicates
+    external_id  required, the CRM's key: re-import updates the contact, never duplicates;
+                 once per file (a second row with the same key is reported, both lines named)
     phones       required, one or more numbers (``phone`` is accepted for a single one)
     name, case_ref, amount (decimal), currency (ISO 4217), due_date (YYYY-MM-DD),
     time_zone (IANA, optional), language (BCP 47 primary tag, e.g. "pl"), region (ISO 3166)
+
+Bounds, each refused with the line and the field: ``MAX_ROWS`` rows, ``MAX_TEXT``
+characters of text, ``MAX_PHONES`` numbers of at most ``MAX_PHONE_TEXT`` characters
+(digits, a leading ``+``, spaces, dots, dashes, parentheses — never letters, which
+phonenumbers would turn into keypad digits), amounts below 10^16 with at most 2 decimals,
+JSON no deeper than a contact's own shape, CSV lines of ``MAX_LINE`` characters and no
+quoted field running over a line break (the mark of an unterminated quote).
+
+Cells that a spreadsheet would run as a formula (OWASP "CSV injection": a leading ``=``,
+``+``, ``-``, ``@``, tab or CR) are data to us: stored as given, flagged as warnings in
+the import report and on the contact (``formula_fields``), and written with a leading
+``'`` in every CSV the controller emits (``csv_cell``).
 """
 from __future__ import annotations
 
@@ -18,12 +33,13 @@ import csv
 import dataclasses
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from typing import Any, Final, Union
+from zoneinfo import available_timezones
 
+import msgspec
 import phonenumbers
 
 #: One import request may carry this many rows (issue 5: 100,000 in one request).
@@ -32,10 +48,31 @@ MAX_ROWS: Final = 100_000
 MAX_PHONES: Final = 5
 #: Bounds that keep one row small in the store.
 MAX_TEXT: Final = 200
+#: One written phone number: E.164's 15 digits (ITU-T E.164 §6) with room for a +,
+#: spaces, dots, dashes and parentheses.
+MAX_PHONE_TEXT: Final = 40
+#: Amounts: ISO 20022 amounts carry at most 18 digits (``ActiveCurrencyAndAmount``:
+#: totalDigits 18); we keep 2 after the point, so at most 16 before it. Far beyond any
+#: debt, and it keeps ``quantize`` inside Decimal's 28-digit context.
+MAX_AMOUNT_DIGITS: Final = 16
+CENT: Final = Decimal("0.01")
+#: One CSV line: 11 columns of at most 204 characters (5 numbers of 40 and 4 ``;``),
+#: fully quoted with every character a doubled quote, take 11 × 411 = 4,521. Far below
+#: the csv module's field_size_limit (131,072), whose own error never fires.
+MAX_LINE: Final = 8192
+#: Errors and warnings listed in one report; the totals count all of them.
+MAX_REPORTED: Final = 100
 FIELDS: Final = ("external_id", "phones", "phone", "name", "case_ref", "amount", "currency", "due_date",
                  "time_zone", "language", "region")
+#: Free-text fields a CRM may fill with anything, hence the ones checked for formulas.
+TEXT_FIELDS: Final = ("external_id", "name", "case_ref")
+#: OWASP "CSV Injection": a cell starting with one of these runs as a formula.
+FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What a written phone number may hold (U+00A0 is the space spreadsheets write).
+_PHONE_TEXT = re.compile(r"\+?[0-9 \u00a0.\-()]+")
 _ZONES: Final = frozenset(available_timezones())
 
 
@@ -44,6 +81,18 @@ class RowError(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class BodyError(ValueError):
+    """The request as a whole cannot be read (not JSON, too many rows, a bad CSV header):
+    an HTTP ``status`` with ``error`` and a detail naming the line (when known) and field."""
+
+    def __init__(self, status: int, error: str, field: str, reason: str, line: int | None = None) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.status, self.error, self.field, self.reason, self.line = status, error, field, reason, line
+
+    def detail(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "reason": self.reason}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,10 +112,53 @@ class ContactRow:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class BadRow:
+    """A refused row (or, in ``warnings``, a flagged cell): line, field, reason."""
+
     line: int
     field: str
     reason: str
     external_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "reason": self.reason, "external_id": self.external_id}
+
+
+@dataclasses.dataclass(slots=True)
+class Parsed:
+    """Rows read from a request body as (line, raw row), and the lines that could not be read."""
+
+    items: list[tuple[int, dict[str, Any]]]
+    bad: list[BadRow]
+
+
+@dataclasses.dataclass(slots=True)
+class Checked:
+    """What checking one request found. ``rows = valid + rejected + duplicates``."""
+
+    total: int
+    rows: list[ContactRow]
+    bad: list[BadRow]          # one per refused row: its first bad field
+    duplicates: list[BadRow]   # rows repeating an earlier row's external_id
+    warnings: list[BadRow]     # formula-like cells, stored as data
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.bad or self.duplicates)
+
+    def report(self, *, stored: bool, created: int = 0, updated: int = 0) -> dict[str, Any]:
+        """The import report (the OpenAPI ``ImportReport``): counts that add up, the first
+        ``MAX_REPORTED`` errors and warnings in line order, and their totals."""
+        errors = sorted(self.bad + self.duplicates, key=lambda b: b.line)
+        return {"stored": stored, "rows": self.total, "created": created, "updated": updated,
+                "valid": self.total - len(errors), "rejected": len(self.bad), "duplicates": len(self.duplicates),
+                "errors": [e.to_json() for e in errors[:MAX_REPORTED]], "errors_total": len(errors),
+                "warnings": [w.to_json() for w in self.warnings[:MAX_REPORTED]], "warnings_total": len(self.warnings)}
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value quoted for an error message, cut short: a 1 MB cell must not come back whole."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(str(value)):,} characters)"
 
 
 def _text(raw: dict[str, Any], key: str) -> str | None:
@@ -75,57 +167,91 @@ def _text(raw: dict[str, Any], key: str) -> str | None:
         return None
     if not isinstance(v, (str, int)) or isinstance(v, bool):
         raise RowError(key, "expected a string")
+    if isinstance(v, int) and not -10**MAX_TEXT < v < 10**MAX_TEXT:
+        raise RowError(key, f"longer than {MAX_TEXT} characters")
     v = str(v).strip()
     if len(v) > MAX_TEXT:
-        raise RowError(key, f"longer than {MAX_TEXT} characters")
+        raise RowError(key, f"{len(v):,} characters; at most {MAX_TEXT}")
+    if _CONTROL.search(v):
+        raise RowError(key, "holds a control character (a line break, tab or NUL); send plain text")
     return v or None
 
 
 def _phone(value: Any, region: str | None) -> str:
+    """One written number -> E.164. Letters are refused before phonenumbers sees them: it
+    would read ``+48 60a bcd efg`` as keypad digits and dial ``+48602223334``."""
     if not isinstance(value, str) or not value.strip():
         raise RowError("phones", "expected a phone number, e.g. +48600000123")
+    text = value.strip()
+    if len(text) > MAX_PHONE_TEXT:
+        raise RowError("phones", f"{_shown(value)} is longer than {MAX_PHONE_TEXT} characters; a number has at most 15 digits")
+    if not _PHONE_TEXT.fullmatch(text) or not any(ch.isdigit() for ch in text):
+        raise RowError("phones", f"{_shown(value)} is not a phone number: only digits, a leading +, spaces, dots, dashes "
+                                 "and parentheses (letters are never read as keypad digits)")
     try:
-        num = phonenumbers.parse(value, region)
+        num = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise RowError("phones", f"{value!r} is not a phone number; use E.164 (+48600000123) or give region") from None
+        raise RowError("phones", f"{_shown(value)} is not a phone number; use E.164 (+48600000123) or give region") from None
     if not phonenumbers.is_valid_number(num):
-        raise RowError("phones", f"{value!r} is not a valid number for {phonenumbers.region_code_for_number(num) or region or 'any region'}")
+        raise RowError("phones", f"{_shown(value)} is not a valid number for "
+                                 f"{phonenumbers.region_code_for_number(num) or region or 'any region'}")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _amount(value: Any) -> str | None:
+    """A non-negative decimal with at most 2 places and 16 digits before the point, as
+    text ("1234.50"). Refused rather than rounded: an amount is never changed silently."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RowError("amount", "expected a decimal number, e.g. 1234.50")
+    if isinstance(value, int) and not -10**MAX_AMOUNT_DIGITS < value < 10**MAX_AMOUNT_DIGITS:
+        raise RowError("amount", f"more than {MAX_AMOUNT_DIGITS} digits before the decimal point")
+    text = str(value).strip().replace(",", ".")
+    if len(text) > MAX_TEXT:
+        raise RowError("amount", f"{len(text):,} characters is not an amount, e.g. 1234.50")
+    try:
+        dec = Decimal(text)
+    except InvalidOperation:
+        raise RowError("amount", f"{_shown(value)} is not a decimal number, e.g. 1234.50") from None
+    if not dec.is_finite() or dec < 0:
+        raise RowError("amount", "must be a non-negative number")
+    if dec == 0:
+        return "0.00"
+    if dec.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise RowError("amount", f"{_shown(value)} has more than {MAX_AMOUNT_DIGITS} digits before the decimal point "
+                                 "(ISO 20022 amounts: 18 digits in all)")
+    cents = dec.quantize(CENT)
+    if cents != dec:
+        raise RowError("amount", f"{_shown(value)} has more than 2 decimal places; round it in the CRM")
+    return str(cents)
 
 
 def validate_row(raw: Any, default_region: str | None = None) -> ContactRow:
     if not isinstance(raw, dict):
         raise RowError("row", "expected an object")
-    unknown = sorted(k for k in raw if k not in FIELDS)
+    unknown = sorted(str(k) for k in raw if k not in FIELDS)
     if unknown:
-        raise RowError(str(unknown[0]), "unknown field (a typo?)")
+        raise RowError(unknown[0][:MAX_TEXT], "unknown field (a typo?)")
     ext = _text(raw, "external_id")
     if ext is None:
         raise RowError("external_id", "required: the CRM's key of this contact")
     region = _text(raw, "region") or default_region
     if region is not None and (len(region) != 2 or not region.isalpha()):
         raise RowError("region", "expected an ISO 3166 two-letter code, e.g. PL")
-    phones_raw = raw.get("phones", raw.get("phone"))
+    phones_raw = raw.get("phones")
+    if phones_raw is None:
+        phones_raw = raw.get("phone")
     if isinstance(phones_raw, str):
+        if phones_raw.count(";") >= MAX_PHONES:
+            raise RowError("phones", f"at most {MAX_PHONES} numbers per contact")
         phones_raw = [p for p in phones_raw.split(";") if p.strip()]
     if not isinstance(phones_raw, list) or not phones_raw:
         raise RowError("phones", "at least one phone number is required")
     if len(phones_raw) > MAX_PHONES:
         raise RowError("phones", f"at most {MAX_PHONES} numbers per contact")
     phones = tuple(dict.fromkeys(_phone(p, region.upper() if region else None) for p in phones_raw))
-    amount = raw.get("amount")
-    if amount is not None and amount != "":
-        if isinstance(amount, bool) or not isinstance(amount, (str, int, float)):
-            raise RowError("amount", "expected a decimal number, e.g. 1234.50")
-        try:
-            dec = Decimal(str(amount).strip().replace(",", "."))
-        except InvalidOperation:
-            raise RowError("amount", f"{amount!r} is not a decimal number, e.g. 1234.50") from None
-        if not dec.is_finite() or dec < 0:
-            raise RowError("amount", "must be a non-negative number")
-        amount = str(dec.quantize(Decimal("0.01")))
-    else:
-        amount = None
+    amount = _amount(raw.get("amount"))
     currency = _text(raw, "currency")
     if currency is not None and not _CURRENCY.fullmatch(currency):
         raise RowError("currency", "expected an ISO 4217 code, e.g. PLN")
@@ -134,54 +260,340 @@ def validate_row(raw: Any, default_region: str | None = None) -> ContactRow:
         try:
             due = date.fromisoformat(due).isoformat()
         except ValueError:
-            raise RowError("due_date", f"{due!r} is not a date; use YYYY-MM-DD") from None
+            raise RowError("due_date", f"{_shown(due)} is not a date; use YYYY-MM-DD") from None
     tz = _text(raw, "time_zone")
     if tz is not None and tz not in _ZONES:
-        raise RowError("time_zone", f"{tz!r} is not an IANA time zone, e.g. Europe/Warsaw")
+        raise RowError("time_zone", f"{_shown(tz)} is not an IANA time zone, e.g. Europe/Warsaw")
     lang = _text(raw, "language")
     if lang is not None and not _LANGUAGE.fullmatch(lang):
         raise RowError("language", "expected a language tag, e.g. pl or en-GB")
     return ContactRow(ext, phones, _text(raw, "name"), _text(raw, "case_ref"), amount, currency, due, tz, lang)
 
 
-def validate_rows(rows: Iterable[tuple[int, Any]], default_region: str | None = None) -> tuple[list[ContactRow], list[BadRow]]:
-    """(line, raw row) pairs -> good rows (last one wins for a repeated external_id) and bad rows."""
-    good: dict[str, ContactRow] = {}
+def is_formula(value: Any) -> bool:
+    """Would a spreadsheet run this cell as a formula (OWASP CSV injection)?"""
+    return isinstance(value, str) and value.startswith(FORMULA_START)
+
+
+def formula_fields(contact: Any) -> list[str]:
+    """The free-text fields of a contact (a ContactRow or a stored row) that look like formulas."""
+    get = contact.get if isinstance(contact, dict) else (lambda k: getattr(contact, k))
+    return [f for f in TEXT_FIELDS if is_formula(get(f))]
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell for a CSV the controller writes: formula-like text gets a leading ``'``, which
+    spreadsheets show as text (OWASP's advice); everything else as it is."""
+    return "'" + value if is_formula(value) else value
+
+
+def validate_rows(rows: Iterable[tuple[int, Any]], default_region: str | None = None
+                  ) -> tuple[list[ContactRow], list[BadRow], list[BadRow]]:
+    """(line, raw row) pairs -> good rows, bad rows (first bad field of each) and warnings
+    (formula-like cells). Pure and picklable: it runs in the validation worker processes."""
+    good: list[ContactRow] = []
     bad: list[BadRow] = []
+    warnings: list[BadRow] = []
     for line, raw in rows:
         try:
             row = validate_row(raw, default_region)
         except RowError as exc:
             ext = raw.get("external_id") if isinstance(raw, dict) else None
-            bad.append(BadRow(line, exc.field, exc.reason, str(ext) if ext is not None else None))
+            bad.append(BadRow(line, exc.field, exc.reason, str(ext)[:MAX_TEXT] if ext is not None else None))
             continue
-        good.pop(row.external_id, None)
-        good[row.external_id] = row
-    return list(good.values()), bad
+        good.append(row)
+        for f in formula_fields(row):
+            warnings.append(BadRow(line, f, f"starts with {getattr(row, f)[0]!r}: a spreadsheet may run it as a formula; "
+                                            "stored as given, written with a leading ' in CSV exports", row.external_id))
+    return good, bad, warnings
 
 
-def parse_json(body: Any) -> Iterator[tuple[int, Any]]:
-    """``[{...}, ...]`` or ``{"contacts": [...]}`` -> (1-based position, row)."""
-    if isinstance(body, dict) and "contacts" in body:
-        body = body["contacts"]
-    if not isinstance(body, list):
-        raise RowError("body", 'expected a list of contacts or {"contacts": [...]}')
-    if len(body) > MAX_ROWS:
-        raise RowError("body", f"{len(body)} rows in one request; at most {MAX_ROWS}")
-    return enumerate(body, 1)
+def duplicates(items: Sequence[tuple[int, Any]]) -> list[BadRow]:
+    """Rows whose external_id an earlier row of the same request already has: each later
+    row is reported with the line of the first (a file holds each contact once)."""
+    first: dict[str, int] = {}
+    out: list[BadRow] = []
+    for line, raw in items:
+        v = raw.get("external_id") if isinstance(raw, dict) else None
+        if not isinstance(v, (str, int)) or isinstance(v, bool) or (isinstance(v, int) and abs(v) >= 10**MAX_TEXT):
+            continue
+        ext = str(v).strip()
+        if not ext:
+            continue
+        seen = first.setdefault(ext, line)
+        if seen != line:
+            out.append(BadRow(line, "external_id", f"{_shown(ext)} is also on line {seen}: a file holds each contact once",
+                              ext[:MAX_TEXT]))
+    return out
 
 
-def parse_csv(text: str) -> Iterator[tuple[int, Any]]:
-    """CSV with a header row -> (file line number, row). Empty cells are absent fields."""
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None:
-        raise RowError("body", "empty CSV: the first line must name the columns")
-    unknown = [f for f in reader.fieldnames if f not in FIELDS]
+def combine(parsed: Parsed, slices: Sequence[tuple[list[ContactRow], list[BadRow], list[BadRow]]]) -> Checked:
+    """Merge the checked slices of one request: a duplicated row counts once, as a duplicate."""
+    dups = duplicates(parsed.items)
+    dup_lines = {d.line for d in dups}
+    bad = list(parsed.bad) + [b for _, errs, _ in slices for b in errs if b.line not in dup_lines]
+    rows = [r for ok, _, _ in slices for r in ok]
+    warnings = sorted((w for _, _, ws in slices for w in ws), key=lambda w: w.line)
+    return Checked(len(parsed.items) + len(parsed.bad), rows, bad, dups, warnings)
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+_Scalar = Union[str, int, None]
+
+
+class ContactIn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A row as JSON may carry it. Decoding into this shape bounds the nesting (a value is a
+    scalar or a list of strings, never deeper), names the field of a wrong type and stops
+    at an unknown field before reading its value."""
+
+    external_id: _Scalar = None
+    phones: Union[list[str], str, None] = None
+    phone: Union[str, None] = None
+    name: _Scalar = None
+    case_ref: _Scalar = None
+    amount: Union[str, int, float, None] = None
+    currency: Union[str, None] = None
+    due_date: Union[str, None] = None
+    time_zone: Union[str, None] = None
+    language: Union[str, None] = None
+    region: Union[str, None] = None
+
+
+class _Wrapped(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    contacts: list[ContactIn]
+
+
+class _RawWrapped(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    contacts: list[msgspec.Raw]
+
+
+_STRICT = msgspec.json.Decoder(Union[list[ContactIn], _Wrapped])
+_LOOSE = msgspec.json.Decoder(Union[list[msgspec.Raw], _RawWrapped])
+_ROW = msgspec.json.Decoder(ContactIn)
+_SHAPE = 'expected a list of contacts or {"contacts": [...]}'
+_TYPES: Final = {"str": "text", "int": "an integer", "float": "a number", "null": "null", "array": "a list",
+                 "object": "an object", "bool": "true/false"}
+_WHERE = re.compile(r" - at `\$(?:\.contacts)?(?:\[(\d+)\])?(?:\.(\w+))?[^`]*`$")
+
+
+def _schema_problem(exc: msgspec.ValidationError) -> tuple[int | None, str, str]:
+    """msgspec's "Expected `str | null`, got `array` - at `$[3].name`" -> (line 4, "name",
+    "expected text or null, got a list")."""
+    msg = str(exc)
+    m = _WHERE.search(msg)
+    what = msg[:m.start()] if m else msg
+    line = int(m.group(1)) + 1 if m and m.group(1) else None
+    field = (m.group(2) if m else None) or ("row" if line is not None else "body")
+    unknown = re.match(r"Object contains unknown field `(.*)`$", what, re.S)
     if unknown:
-        raise RowError(unknown[0], f"unknown column; known columns: {', '.join(FIELDS)}")
-    count = 0
-    for row in reader:
-        count += 1
-        if count > MAX_ROWS:
-            raise RowError("body", f"more than {MAX_ROWS} rows in one request")
-        yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "") and k is not None}
+        return line, unknown.group(1)[:MAX_TEXT], f"unknown field (a typo?); known fields: {', '.join(FIELDS)}"
+    if what.startswith("Expected `array` of length"):
+        return line, field, f"at most {MAX_PHONES} numbers per contact" if field == "phones" else what
+    if what == "Number out of range":
+        return line, field, "a number beyond a 64-bit float; send amounts as text, e.g. \"1234.50\""
+    if what == "Integer value out of range":
+        return line, field, "an integer beyond 64 bits; send it as text"
+    words = re.sub(r"`([^`]*)`", lambda t: " or ".join(_TYPES.get(w.strip(), w.strip()) for w in t.group(1).split("|")), what)
+    return line, field, words[0].lower() + words[1:] if words else "does not fit a contact's shape"
+
+
+def parse_json(body: bytes) -> Parsed:
+    """``[{...}, ...]`` or ``{"contacts": [...]}`` -> (1-based position, row). The fast path
+    decodes straight into ``ContactIn``; when that finds a problem, each row is decoded on
+    its own so that every bad row is reported, not only the first."""
+    if body.count(b"{") > 2 * MAX_ROWS + 1:  # rows are flat: a cheap bound before any object is built
+        raise BodyError(413, "too_large", "body", f"more than {2 * MAX_ROWS + 1:,} JSON objects; an import is at most "
+                                                  f"{MAX_ROWS:,} rows: split it")
+    try:
+        decoded = _STRICT.decode(body)
+    except msgspec.ValidationError as exc:
+        return _parse_rows(body, exc)
+    except msgspec.DecodeError as exc:
+        raise BodyError(400, "bad_json", "body", f"not JSON: {exc}") from None
+    rows = decoded.contacts if isinstance(decoded, _Wrapped) else decoded
+    _check_count(len(rows))
+    asdict = msgspec.structs.asdict
+    return Parsed([(i, asdict(r)) for i, r in enumerate(rows, 1)], [])
+
+
+def _check_count(n: int) -> None:
+    if n > MAX_ROWS:
+        raise BodyError(413, "too_large", "body", f"{n:,} rows in one request; at most {MAX_ROWS:,}: split it")
+
+
+def _parse_rows(body: bytes, first: msgspec.ValidationError) -> Parsed:
+    line, field, reason = _schema_problem(first)
+    try:
+        decoded = _LOOSE.decode(body)
+    except RecursionError:  # nested past the interpreter's limit: the strict pass found where
+        raise BodyError(400, "bad_json", field, f"{reason} (nested deeper than a contact allows)", line) from None
+    except msgspec.ValidationError:
+        raise BodyError(400, "bad_request", field if line is not None else "body",
+                        reason if line is not None else _SHAPE, line) from None
+    raws = decoded.contacts if isinstance(decoded, _RawWrapped) else decoded
+    _check_count(len(raws))
+    items: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadRow] = []
+    asdict = msgspec.structs.asdict
+    for i, raw in enumerate(raws, 1):
+        try:
+            items.append((i, asdict(_ROW.decode(raw))))
+        except msgspec.ValidationError as exc:
+            _, field, reason = _schema_problem(exc)
+            bad.append(BadRow(i, field, reason))
+    return Parsed(items, bad)
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+class _Continued(Exception):
+    """The csv reader asked for a second line of one record."""
+
+
+class _Feed:
+    """Feeds ``csv.reader`` one physical line at a time, and notices when a record asks for
+    a second line: a quoted field holding a line break, which in a contact file is an
+    unterminated quote swallowing the rows below it. Over-long lines are held back (the
+    reader sees an empty line) so the csv module's own field limit never fires."""
+
+    __slots__ = ("_lines", "line", "open", "text", "long")
+
+    def __init__(self, text: str) -> None:
+        self._lines = iter(io.StringIO(text, newline=""))  # newline="": the csv module's own advice
+        self.line = 0
+        self.open = False
+        self.text = ""
+        self.long = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.open:
+            raise _Continued
+        self.text = next(self._lines)
+        self.line += 1
+        self.open = True
+        self.long = len(self.text) > MAX_LINE
+        return "\n" if self.long else self.text
+
+
+def _cells(line: str) -> tuple[list[int], int | None]:
+    """Cell lengths of one CSV line and the index of its first malformed cell (a quote
+    left open, or text after a closing quote). Only for naming the field of an error."""
+    text = line.rstrip("\r\n")
+    n = len(text)
+    lengths: list[int] = []
+    bad: int | None = None
+    i = 0
+    while True:
+        start = i
+        if i < n and text[i] == '"':
+            j = i + 1
+            while True:
+                k = text.find('"', j)
+                if k < 0:  # the quote never closes on this line
+                    lengths.append(n - start)
+                    return lengths, len(lengths) - 1 if bad is None else bad
+                if text.startswith('"', k + 1):
+                    j = k + 2
+                    continue
+                break
+            comma = text.find(",", k + 1)
+            end = n if comma < 0 else comma
+            if end != k + 1 and bad is None:
+                bad = len(lengths)
+        else:
+            comma = text.find(",", i)
+            end = n if comma < 0 else comma
+        lengths.append(end - start)
+        if comma < 0:
+            return lengths, bad
+        i = comma + 1
+
+
+def _column(header: Sequence[str], index: int | None) -> str:
+    if index is None:
+        return "row"
+    return header[index] if index < len(header) else f"column {index + 1}"
+
+
+def decode_csv(body: bytes) -> str:
+    """UTF-8 (a byte-order mark allowed); a bad byte is reported with its line."""
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise BodyError(400, "bad_csv", "body", f"byte {exc.start + 1:,} is not UTF-8; save the file as UTF-8", line) from None
+
+
+def parse_csv(text: str) -> Parsed:
+    """CSV with a header row -> (file line number, row). Empty cells are absent fields; blank
+    lines are skipped; a line with more cells than the header, a malformed quote or a line
+    over ``MAX_LINE`` is a bad row; an unterminated quote ends the reading there."""
+    feed = _Feed(text)
+    reader = csv.reader(feed, strict=True)
+    try:
+        head = next(reader)
+    except StopIteration:
+        raise BodyError(400, "bad_csv", "body", "empty CSV: the first line must name the columns", 1) from None
+    except (csv.Error, _Continued):
+        raise BodyError(400, "bad_csv", "header", "the first line must name the columns, unquoted or well quoted", 1) from None
+    if feed.long or not head:
+        raise BodyError(400, "bad_csv", "header", "the first line must name the columns, e.g. external_id,phones,name", 1)
+    header = [h.strip() for h in head]
+    for i, name in enumerate(header):
+        if name not in FIELDS:
+            raise BodyError(400, "bad_csv", name[:MAX_TEXT] or f"column {i + 1}",
+                            f"unknown column; known columns: {', '.join(FIELDS)}", 1)
+        if name in header[:i]:
+            raise BodyError(400, "bad_csv", name, "the column appears twice in the header", 1)
+    items: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadRow] = []
+    width = len(header)
+    while True:
+        feed.open = False
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except _Continued:
+            line = feed.line
+            _, open_cell = _cells(feed.text)
+            bad.append(BadRow(line, _column(header, open_cell),
+                              "unterminated quote: the field runs past the end of its line and would swallow the rows "
+                              f"below; close the quote (the lines after {line} were not read)"))
+            break
+        except csv.Error as exc:
+            _, cell = _cells(feed.text)
+            bad.append(BadRow(feed.line, _column(header, cell), f"malformed CSV ({exc}); quote the whole field, "
+                                                                'doubling quotes inside it ("")'))
+            _check_count(len(items) + len(bad))
+            continue
+        if feed.long:
+            lengths, _ = _cells(feed.text)
+            longest = max(range(len(lengths)), key=lengths.__getitem__)
+            bad.append(BadRow(feed.line, _column(header, longest),
+                              f"the line has {len(feed.text):,} characters (this cell {lengths[longest]:,}); "
+                              f"a row is at most {MAX_LINE:,}"))
+        elif not cells:
+            continue
+        elif len(cells) > width:
+            bad.append(BadRow(feed.line, f"column {width + 1}",
+                              f"{len(cells)} cells but the header names {width} columns; quote values holding a comma"))
+        else:
+            items.append((feed.line, {k: v for k, v in zip(header, cells) if v != ""}))
+        _check_count(len(items) + len(bad))
+    return Parsed(items, bad)
+
+
+def contacts_csv(contacts: Iterable[dict[str, Any]]) -> str:
+    """Stored contacts as CSV for a spreadsheet: one header row, phones ``;``-separated,
+    formula-like text neutralised with a leading ``'`` (``csv_cell``)."""
+    columns = ("id", "external_id", "name", "case_ref", "phones", "amount", "currency", "due_date", "time_zone",
+               "language", "state", "outcome")
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
+    w.writerow(columns)
+    for ct in contacts:
+        w.writerow([";".join(ct["phones"]) if k == "phones" else csv_cell(ct.get(k)) for k in columns])
+    return out.getvalue()

@@ -12,6 +12,8 @@ import json
 from functools import lru_cache
 from typing import Any, Final
 
+from .contacts import MAX_LINE, MAX_PHONE_TEXT, MAX_PHONES, MAX_REPORTED, MAX_ROWS, MAX_TEXT
+
 VERSION: Final = "0.1.0"
 
 _NULL_STR = {"type": ["string", "null"]}
@@ -85,21 +87,42 @@ SCHEMAS: Final[dict[str, Any]] = {
                      "strategy": {"type": "array", "items": {"type": "object"}}, "rules": {"type": "object"},
                      "contacts": {"type": "object", "additionalProperties": {"type": "integer"}},
                      "created_at": {"type": "number"}, "updated_at": {"type": "number"}}},
-    "ContactIn": {"type": "object", "required": ["external_id"], "properties": {
-        "external_id": {"type": "string"}, "phones": {"type": "array", "items": {"type": "string"}},
-        "phone": {"type": "string"}, "name": {"type": "string"}, "case_ref": {"type": "string"},
-        "amount": {"type": ["string", "number"]}, "currency": {"type": "string"}, "due_date": {"type": "string"},
+    "ContactIn": {"type": "object", "required": ["external_id"], "additionalProperties": False, "properties": {
+        "external_id": {"type": ["string", "integer"], "maxLength": MAX_TEXT, "description": "once per request"},
+        "phones": {"type": ["array", "string"], "items": {"type": "string", "maxLength": MAX_PHONE_TEXT}, "maxItems": MAX_PHONES,
+                   "description": "digits, a leading +, spaces, dots, dashes, parentheses; never letters"},
+        "phone": {"type": "string", "maxLength": MAX_PHONE_TEXT}, "name": {"type": ["string", "integer"], "maxLength": MAX_TEXT},
+        "case_ref": {"type": ["string", "integer"], "maxLength": MAX_TEXT},
+        "amount": {"type": ["string", "number"], "description": "non-negative, below 10^16, at most 2 decimal places"},
+        "currency": {"type": "string"}, "due_date": {"type": "string"},
         "time_zone": {"type": "string"}, "language": {"type": "string"}, "region": {"type": "string"}}},
-    "ImportReport": {"type": "object", "required": ["created", "updated", "rejected", "errors"], "properties": {
-        "created": {"type": "integer"}, "updated": {"type": "integer"}, "rejected": {"type": "integer"},
-        "errors": {"type": "array", "items": {"type": "object", "required": ["line", "field", "reason"], "properties": {
-            "line": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}, "external_id": _NULL_STR}}}}},
+    "RowProblem": {"type": "object", "required": ["line", "field", "reason"], "properties": {
+        "line": {"type": "integer", "description": "CSV: the file's line (header = 1); JSON: 1-based position in the list"},
+        "field": {"type": "string"}, "reason": {"type": "string"}, "external_id": _NULL_STR}},
+    "BodyProblem": {"type": "object", "required": ["line", "field", "reason"], "properties": {
+        "line": _NULL_INT, "field": {"type": "string"}, "reason": {"type": "string"}}},
+    "ImportReport": {
+        "type": "object", "description": "rows = valid + rejected + duplicates; when stored, valid = created + updated = rows. "
+        f"errors and warnings list the first {MAX_REPORTED} in line order; the totals count all.",
+        "required": ["stored", "rows", "created", "updated", "valid", "rejected", "duplicates", "errors", "errors_total",
+                     "warnings", "warnings_total"], "properties": {
+            "stored": {"type": "boolean", "description": "false: nothing of the request was stored"},
+            "rows": {"type": "integer"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
+            "valid": {"type": "integer"}, "rejected": {"type": "integer", "description": "rows with a bad field"},
+            "duplicates": {"type": "integer", "description": "rows repeating an earlier row's external_id"},
+            "errors": {"type": "array", "items": _ref("RowProblem"), "maxItems": MAX_REPORTED},
+            "errors_total": {"type": "integer"},
+            "warnings": {"type": "array", "items": _ref("RowProblem"), "maxItems": MAX_REPORTED,
+                         "description": "formula-like cells (=, +, -, @, tab, CR first): stored as given"},
+            "warnings_total": {"type": "integer"}}},
     "Contact": {"type": "object", "required": ["id", "campaign_id", "external_id", "phones", "state"], "properties": {
         "id": {"type": "integer"}, "campaign_id": {"type": "string"}, "external_id": {"type": "string"},
         "name": _NULL_STR, "case_ref": _NULL_STR, "amount": _NULL_STR, "currency": _NULL_STR, "due_date": _NULL_STR,
         "time_zone": _NULL_STR, "language": _NULL_STR, "phones": {"type": "array", "items": {"type": "string"}},
         "state": {"enum": ["waiting", "in_flight", "done"]}, "step": {"type": "integer"}, "n": {"type": "integer"},
-        "next_at": {"type": "number"}, "outcome": _NULL_STR, "created_at": {"type": "number"}, "updated_at": {"type": "number"}}},
+        "next_at": {"type": "number"}, "outcome": _NULL_STR, "created_at": {"type": "number"}, "updated_at": {"type": "number"},
+        "formula_fields": {"type": "array", "items": {"type": "string"},
+                           "description": "free-text fields a spreadsheet would run as a formula; values are verbatim here"}}},
     "Result": {"type": "object", "required": ["seq", "outcome", "final", "at"], "properties": {
         "seq": {"type": "integer"}, "appliance_id": _NULL_STR, "app_seq": _NULL_INT, "job_id": _NULL_STR,
         "campaign_id": _NULL_STR, "contact_id": _NULL_INT, "kind": _NULL_STR, "callee": _NULL_STR,
@@ -131,6 +154,28 @@ SCHEMAS: Final[dict[str, Any]] = {
 }
 
 
+def _import_op() -> dict[str, Any]:
+    op = _op(f"Import contacts (JSON list or CSV with a header row; up to {MAX_ROWS:,} rows), all or nothing: every row is "
+             "checked first, and one bad row refuses the request (422, every bad row's line, field and reason) with "
+             "nothing stored. Re-import by external_id updates. Bounds: 64 MiB (413), text fields of "
+             f"{MAX_TEXT} characters, {MAX_PHONES} numbers per contact, CSV lines of {MAX_LINE:,} characters, no quoted "
+             "field over a line break.",
+             _json_body(_ref("ImportReport")), errors=(401, 404, 409), tag="contacts",
+             params=[_CAMPAIGN_ID, {"name": "region", "in": "query", "required": False,
+                                    "schema": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+                                    "description": "region of national-format numbers"}],
+             body={"required": True, "content": {
+                 "application/json": {"schema": {"oneOf": [
+                     {"type": "array", "items": _ref("ContactIn"), "maxItems": MAX_ROWS},
+                     {"type": "object", "required": ["contacts"], "additionalProperties": False, "properties": {
+                         "contacts": {"type": "array", "items": _ref("ContactIn"), "maxItems": MAX_ROWS}}}]}},
+                 "text/csv": {"schema": {"type": "string"}}}})
+    problem = {"$ref": "#/components/responses/BodyProblem"}
+    op["responses"].update({"400": problem, "413": problem, "415": problem,
+                            "422": {"$ref": "#/components/responses/ImportRefused"}})
+    return op
+
+
 def _paths() -> dict[str, Any]:
     camp = _json_body(_ref("Campaign"))
     transition = lambda verb: {"post": _op(f"{verb.capitalize()} the campaign", camp, errors=(401, 404, 409),  # noqa: E731
@@ -157,17 +202,12 @@ def _paths() -> dict[str, Any]:
         "/v1/campaigns/{id}/resume": transition("resume"),
         "/v1/campaigns/{id}/cancel": transition("cancel"),
         "/v1/campaigns/{id}/contacts": {
-            "post": _op("Import contacts (JSON list or CSV with a header row; up to 100,000 rows). Bad rows are reported "
-                        "with line, field and reason; good rows are kept. Re-import by external_id updates.",
-                        _json_body(_ref("ImportReport")), errors=(400, 401, 404, 409), tag="contacts",
-                        params=[_CAMPAIGN_ID, {"name": "region", "in": "query", "required": False,
-                                               "schema": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
-                                               "description": "region of national-format numbers"}],
-                        body={"required": True, "content": {
-                            "application/json": {"schema": {"type": "array", "items": _ref("ContactIn"), "maxItems": 100000}},
-                            "text/csv": {"schema": {"type": "string"}}}}),
-            "get": _op("List a campaign's contacts", _json_body(_page(_ref("Contact"))), errors=(400, 401, 404),
-                       params=[_CAMPAIGN_ID, _AFTER, _LIMIT], tag="contacts")},
+            "post": _import_op(),
+            "get": _op("List a campaign's contacts (Accept: text/csv for a spreadsheet: formula-like cells get a leading ', "
+                       "the next page in a Link header)",
+                       {"description": "OK", "content": {"application/json": {"schema": _page(_ref("Contact"))},
+                                                         "text/csv": {"schema": {"type": "string"}}}},
+                       errors=(400, 401, 404), params=[_CAMPAIGN_ID, _AFTER, _LIMIT], tag="contacts")},
         "/v1/contacts/{id}": {"get": _op("Read a contact", _json_body(_ref("Contact")), errors=(401, 404),
                                          params=[_CONTACT_ID], tag="contacts")},
         "/v1/contacts/{id}/history": {"get": _op("A contact's results and inbound events across channels",
@@ -198,7 +238,10 @@ def _paths() -> dict[str, Any]:
             "get": _op("List webhooks", _json_body({"type": "object", "required": ["items"],
                                                     "properties": {"items": {"type": "array", "items": _ref("Webhook")}}}),
                        errors=(401,), tag="webhooks"),
-            "post": _op("Add a webhook; the reply carries the signing secret", _json_body(_ref("Webhook"), "Created"),
+            "post": _op("Add a webhook; the reply carries the signing secret. The URL's host must resolve only to public "
+                        "addresses (loopback, private, link-local, multicast, unspecified refused, IPv4-mapped too) unless "
+                        "[webhooks] allow_private = true; checked again at every delivery",
+                        _json_body(_ref("Webhook"), "Created"),
                         status="201", tag="webhooks",
                         body={"required": True, "content": {"application/json": {"schema": {
                             "type": "object", "required": ["url"], "properties": {
@@ -238,7 +281,8 @@ def _document() -> str:
         "openapi": "3.1.0",
         "info": {"title": "simrotor controller API", "version": VERSION,
                  "description": "The CRM-facing API of the simrotor controller: campaigns, contacts, results, webhooks, "
-                                "opt-outs, inbound callbacks and the fleet. Errors are JSON {error, detail}."},
+                                "opt-outs, inbound callbacks and the fleet. Errors are JSON {error, detail}; a bad field is a 4xx "
+                                "naming it, and a refused request stores nothing."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": paths,
@@ -246,7 +290,16 @@ def _document() -> str:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "an API key from `simrotor controller keys create`"}},
             "schemas": SCHEMAS,
-            "responses": {"Error": _json_body(_ref("Error"), "Error")},
+            "responses": {
+                "Error": _json_body(_ref("Error"), "Error"),
+                "BodyProblem": _json_body({"type": "object", "required": ["error", "detail"], "properties": {
+                    "error": {"type": "string"}, "detail": _ref("BodyProblem")}},
+                    "The body as a whole cannot be read (400 not JSON or CSV, 413 too large, 415 media type); "
+                    "nothing was stored"),
+                "ImportRefused": _json_body({"type": "object", "required": ["error", "detail"], "properties": {
+                    "error": {"const": "invalid_rows"}, "detail": _ref("ImportReport")}},
+                    "Some rows are bad: each is listed with line, field and reason; nothing was stored"),
+            },
         },
     }
     return json.dumps(doc)

@@ -47,7 +47,7 @@ class Controller:
                                      queue_depth=d.queue_depth, operator_prefixes=cfg.operator_prefixes)
         w = cfg.webhooks
         self.deliverer = Deliverer(self.store, clock, backoff=w.backoff_seconds, max_attempts=w.max_attempts,
-                                   timeout=w.timeout_seconds)
+                                   timeout=w.timeout_seconds, allow_private=w.allow_private)
         self.hub = LinkHub(self)
         self.api = Api(self)
         self.results_ingested = 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -331,10 +331,16 @@ class Store:
             return ids
 
     # -- contacts --------------------------------------------------------------------------
-    def upsert_contacts(self, campaign_id: str, rows: Sequence[ContactRow], now: float) -> tuple[int, int]:
-        """Insert new contacts (due now) and update known ones by external_id, keeping
-        their progress. Returns (created, updated)."""
+    def upsert_contacts(self, campaign_id: str, rows: Sequence[ContactRow], now: float, *,
+                        closed: Collection[str] = (), reopen: Mapping[str, str] | None = None) -> tuple[int, int]:
+        """Insert new contacts (due now) and update known ones by external_id (unique within
+        ``rows``), keeping their progress, in one transaction: an import is all or nothing.
+        Refuses (``Conflict``) when the campaign is gone or in a ``closed`` state; moves it
+        by ``reopen`` (state -> state) when contacts were created. Returns (created, updated)."""
         with self.tx() as c:
+            state = c.execute("SELECT state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            if state is None or state[0] in closed:
+                raise Conflict(f"campaign {campaign_id!r} is {state[0] if state else 'gone'}")
             known = 0
             ids = [r.external_id for r in rows]
             for i in range(0, len(ids), CHUNK):
@@ -352,6 +358,10 @@ class Store:
                 [(campaign_id, r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone,
                   r.language, json.dumps(r.phones), now, now, now) for r in rows])
             self._move(c, campaign_id, None, "waiting", len(rows) - known)
+            to = (reopen or {}).get(state[0])
+            if to is not None and len(rows) > known:
+                c.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                          (to, now, campaign_id, state[0]))
         return len(rows) - known, known
 
     def _contact(self, row: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -55,7 +55,7 @@ class WebhookReceiver:
 def controller_sections() -> dict[str, Any]:
     return {
         "dispatch": {"interval_seconds": 0.1, "lease_seconds": 60.0},
-        "webhooks": {"backoff_seconds": 0.2},
+        "webhooks": {"backoff_seconds": 0.2, "allow_private": True},  # the CRM's receiver is on loopback
         "operator_prefixes": {k: v for k, v in plan_prefixes().items() if k.startswith("+4860")},
     }
 

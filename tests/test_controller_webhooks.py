@@ -82,7 +82,9 @@ async def test_signed_deliveries_retries_dead_letters_and_replay(tmp_path):
     OFFSET[0] = clock.offset
     rx = Receiver(fail=2)
     runner, url = await start_receiver(rx)
-    cfg = make_config(tmp_path / "c.db", webhooks={"backoff_seconds": 0.2, "max_attempts": 3})
+    # the receiver is on loopback: allowed only with allow_private (the default refuses it,
+    # tests/test_controller_input.py)
+    cfg = make_config(tmp_path / "c.db", webhooks={"backoff_seconds": 0.2, "max_attempts": 3, "allow_private": True})
     try:
         async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
             async with s.post(f"{c.url}/v1/webhooks", json={"url": url, "events": ["result", "inbound"]}, headers=auth(key)) as r:
