@@ -44,6 +44,11 @@ TRANSITIONS: Final[dict[ChannelState, frozenset[ChannelState]]] = {
 }
 
 
+#: States a SIM-slot switch may start from: the modem has no call (a switch takes it out of
+#: service while it re-registers, so never from BUSY; OPENING/FAULTY modems cannot switch).
+SWITCHABLE: Final[frozenset[ChannelState]] = frozenset({S.IDLE, S.COOLING, S.QUARANTINED})
+
+
 class ChannelStateError(RuntimeError):
     pass
 

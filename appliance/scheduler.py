@@ -30,7 +30,7 @@ from modem_drivers.sms import StatusReport
 from modem_drivers.types import StatusReportReceived
 
 from .bank import Bank
-from .channel import Channel, ChannelState
+from .channel import SWITCHABLE, Channel, ChannelState
 from .config import ApplianceConfig
 from .jobs import (
     Placement,
@@ -567,6 +567,10 @@ class Scheduler:
         return True
 
     async def _run_switch(self, ch: Channel, slot: int, reason: str) -> None:
+        if ch.state not in SWITCHABLE:
+            # A job of the same round took the channel first: nothing was tried, nothing failed.
+            self._switching.discard(ch.id)
+            return
         try:
             ok = await self.bank.switch(ch.id, slot, reason=reason)
         except Exception as exc:  # a driver bug must not turn into a switch storm
