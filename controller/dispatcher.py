@@ -3,6 +3,9 @@ into each contact's next step.
 
 One ``tick``:
 
+0. jobs an appliance holds and has not started get their lease renewed, with the same id,
+   when a third of it is left, for at most ``MAX_HOLD_LEASES`` leases (a job waiting on
+   the box for a SIM's cap or pause is not expired and re-minted every lease);
 1. expired leases (no result before ``lease_deadline``) are leased again *with the same
    id* — to the same appliance when it is connected (it dedupes by id, so a job it
    already ran is not re-run), to another only when the first has been gone for
@@ -40,6 +43,14 @@ DEFAULT_LEASE_SECONDS: Final = 300.0
 DEFAULT_STRANDED_AFTER: Final = 900.0
 #: Contacts looked at per tick beyond the free slots (refusals do not use a slot).
 SCAN_FACTOR: Final = 4
+#: A job its appliance holds and has not started (waiting for a SIM's cap or pause, say)
+#: gets its lease renewed, under the same id, when a third of the lease is left ...
+RENEW_WHEN_LEFT: Final = 1 / 3
+#: ... until it has been held this many leases: then it expires on the appliance and is
+#: planned again, possibly elsewhere (a job must not sit on one box for ever).
+MAX_HOLD_LEASES: Final = 4
+#: Renewals sent per tick, at most (each is one UPDATE and one line of a batch).
+MAX_RENEWALS_PER_TICK: Final = 500
 
 SendFn = Callable[[str, dict[str, Any]], Awaitable[bool]]
 
@@ -159,6 +170,21 @@ class Dispatcher:
         def batch_for(appliance_id: str) -> str:
             return batch_ids.setdefault(appliance_id, f"b-{uuid.uuid4().hex[:16]}")
 
+        renewed = 0
+        for job in self.store.renewable_leases(now, self.lease_seconds * RENEW_WHEN_LEFT,
+                                               now - self.lease_seconds * MAX_HOLD_LEASES, MAX_RENEWALS_PER_TICK):
+            # The controller's lease moves first, then the appliance hears of it: the
+            # appliance's deadline is never later than ours, so a renewal lost on the link
+            # only lets the job expire there (reported, planned again), never run twice.
+            if job["appliance_id"] not in by_id:
+                continue
+            deadline = now + self.lease_seconds
+            spec = {**job["spec"], "deadline": deadline}
+            if self.store.renew_lease(job["id"], job["lease_deadline"], deadline, now, spec):
+                batches.setdefault(job["appliance_id"], []).append(spec)
+                batch_for(job["appliance_id"])
+                renewed += 1
+
         released = 0
         for job in self.store.expired_leases(now, limit=max(1, planner.total_free(slots))):
             home = by_id.get(job["appliance_id"] or "")
@@ -216,4 +242,4 @@ class Dispatcher:
                 sent += len(jobs)
         self.refusals += refused
         self.dispatched += planned + released
-        return {"planned": planned, "released": released, "refused": refused, "sent": sent}
+        return {"planned": planned, "released": released, "renewed": renewed, "refused": refused, "sent": sent}

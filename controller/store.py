@@ -431,6 +431,23 @@ class Store:
             r["spec"] = json.loads(r["spec"])
         return rows
 
+    def renewable_leases(self, now: float, within: float, held_since: float, limit: int) -> list[dict[str, Any]]:
+        """Jobs an appliance holds (acknowledged, not started) of running campaigns whose
+        lease ends within ``within`` seconds and that were first leased after ``held_since``."""
+        rows = self._all("SELECT j.* FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id"
+                         " WHERE j.state = 'accepted' AND j.lease_deadline >= ? AND j.lease_deadline < ?"
+                         " AND j.created_at > ? AND cp.state = 'running' ORDER BY j.lease_deadline LIMIT ?",
+                         (now, now + within, held_since, limit))
+        for r in rows:
+            r["spec"] = json.loads(r["spec"])
+        return rows
+
+    def renew_lease(self, job_id: str, old_deadline: float, deadline: float, now: float, spec: dict[str, Any]) -> bool:
+        """A later lease for a job its appliance still holds; conditional on nothing having moved it."""
+        with self.tx() as c:
+            return c.execute("UPDATE jobs SET lease_deadline = ?, spec = ?, updated_at = ? WHERE id = ? AND state = 'accepted'"
+                             " AND lease_deadline = ?", (deadline, json.dumps(spec), now, job_id, old_deadline)).rowcount == 1
+
     def release(self, job_id: str, appliance_id: str, batch_id: str, deadline: float, now: float, spec: dict[str, Any]) -> bool:
         """Lease an expired job again (same id); conditional on it still being expired."""
         with self.tx() as c:

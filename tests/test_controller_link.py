@@ -296,3 +296,40 @@ async def test_pause_stops_dispatch_and_cancel_cancels_open_jobs(tmp_path):
         cancel = await app.expect("cancel")
         assert cancel["ids"] == [j["id"] for j in batch["jobs"]]
         await app.close()
+
+
+async def test_a_held_job_gets_its_lease_renewed_under_the_same_id_for_a_bounded_time(tmp_path):
+    """A job the appliance acknowledged and has not started (waiting for a SIM's pause or
+    cap) is renewed with the same id when a third of its lease is left — not expired and
+    re-minted every lease — for at most MAX_HOLD_LEASES leases."""
+    from controller.dispatcher import MAX_HOLD_LEASES, RENEW_WHEN_LEFT
+
+    clock = FakeClock(T0)
+    cfg = make_config(tmp_path / "c.db")
+    lease = cfg.dispatch.lease_seconds
+    async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
+        await make_campaign(s, c, key, [{"kind": "call", "attempts": 3}])
+        app = FakeAppliance(s, c.url, await enroll(s, c, "box-01"), clock=clock)
+        await app.connect()
+        batch = await app.expect("jobs")
+        (job,) = batch["jobs"]
+        await app.ack(batch)
+        with pytest.raises(TimeoutError):  # most of the lease left: nothing to renew
+            await app.expect("jobs", timeout=0.4)
+        deadlines = [job["deadline"]]
+        while True:
+            clock.advance(lease * (1 - RENEW_WHEN_LEFT) + 1)
+            try:
+                renewal = await app.expect("jobs", timeout=1.5)
+            except TimeoutError:
+                break
+            (again,) = renewal["jobs"]
+            assert again["id"] == job["id"] and again["deadline"] > deadlines[-1]
+            deadlines.append(again["deadline"])
+            await app.ack(renewal)
+        assert len(deadlines) >= 3  # renewed more than once ...
+        assert deadlines[-1] - deadlines[0] <= MAX_HOLD_LEASES * lease  # ... for a bounded time
+        # Then the lease runs out (no renewal came before it): from here it is the expiry path's.
+        assert clock() > deadlines[-1] - lease * RENEW_WHEN_LEFT
+        assert (await contact(s, c, key, 1))["state"] == "in_flight"
+        await app.close()
