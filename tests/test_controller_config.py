@@ -84,3 +84,28 @@ def test_controller_run_with_a_bad_config_exits_2_with_one_paragraph(tmp_path, t
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"simrotor: error: {p}: ") and "fix: " in proc.stderr
+
+
+@pytest.mark.parametrize("args, is_json", [([], False), (["--log-format", "json"], True)])
+def test_run_logs_in_the_configured_format_and_the_option_overrides_it(tmp_path, args, is_json):
+    import json
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = tmp_path / "controller.toml"
+    p.write_text(f'[controller]\nstore = "c.db"\nlisten = "127.0.0.1:{port}"\n[log]\nformat = "text"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "provisioning", "controller", "run", "--config", str(p), *args],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()  # the controller says where it listens
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=20)[1]
+    assert f"listening on http://127.0.0.1:{port}" in first, first + rest
+    if is_json:
+        assert json.loads(first)["logger"] == "controller.server"
+    else:
+        assert first.split()[1:3] == ["INFO", "controller.server:"] and first.split()[0].endswith("Z")
