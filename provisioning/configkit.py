@@ -215,7 +215,9 @@ def _field_names(t: Any) -> list[str]:
 def _type_fix(t: Any, parts: list[Part], default: Any) -> str | None:
     """The key's default as the example to copy, else what the type wants."""
     name = parts[-1] if parts and isinstance(parts[-1], str) else None
-    if name and isinstance(default, (bool, int, float, str)) and default is not None:
+    if name and isinstance(default, bool):
+        return f"{name} = true or {name} = false (no quotes)"
+    if name and isinstance(default, (int, float, str)):
         return f"{name} = {_toml(default)} (the default), or another {_kind(t)}"
     if name and isinstance(default, tuple) and all(isinstance(v, (int, float, str)) for v in default) and default:
         return f"{name} = [{', '.join(_toml(v) for v in default)}] (the default)"

@@ -225,3 +225,17 @@ def test_appliance_run_with_a_store_in_a_missing_directory_exits_2(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert "does not exist" in proc.stderr and "mkdir -p" in proc.stderr
+
+
+@pytest.mark.parametrize("text, words", [
+    (GOOD.replace('timezone = "Europe/Warsaw"', 'status_page = "no"'),
+     ["[appliance] status_page: expected bool, got 'no'", "status_page = true or status_page = false"]),
+    (GOOD + "\n[limits]\ncalls_per_hour = 'many'\n",
+     ["[limits] calls_per_hour: expected int, got 'many'", "calls_per_hour = 30 (the default)"]),
+    (GOOD + "\n[limits]\npause_after_call = [1.0]\n", ["[limits] pause_after_call", "length 2", "[5.0, 20.0]"]),
+    ("limits = 5\n" + GOOD, ["limits: expected object, got 5", "make limits a table"]),
+])
+def test_a_wrong_type_says_what_was_given_and_what_to_write(tmp_path, text, words):
+    msg = load_text(tmp_path, text)
+    for w in words:
+        assert w in msg, (w, msg)
