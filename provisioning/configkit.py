@@ -243,10 +243,6 @@ def _kind(t: Any) -> str:
 
 
 # -- numbers ----------------------------------------------------------------------------------
-class _NumberProblem(Exception):
-    pass
-
-
 def check_numbers(cfg: msgspec.Struct, source: str, bounds: Mapping[str, Bound],
                   error: Callable[[str], Exception]) -> None:
     """Every number of the config finite, in its key's ``Bound`` (``bounds`` by dotted
