@@ -54,8 +54,10 @@ from .errors import (
     UssdFailed,
 )
 from . import sms as smsmod
+from .registration import ENABLE as REG_ENABLE
+from .registration import QUERY as REG_QUERY
+from .registration import decisive, parse_registration
 from .types import (
-    ACCESS_TECHNOLOGY,
     DtmfReceived,
     Identity,
     IncomingCall,
@@ -63,6 +65,7 @@ from .types import (
     PinState,
     PortLost,
     PortRestored,
+    RegDomain,
     RegStat,
     Registration,
     RegistrationChanged,
@@ -108,6 +111,10 @@ RELEASE_FINAL_NAMES: Final = frozenset({"NO CARRIER", "BUSY", "NO ANSWER"})
 SWEEP_RETRY_DELAYS: Final = (2.0, 5.0, 15.0, 60.0)
 #: How long ``close`` waits for background work (reading a stored SMS) to finish.
 CLOSE_GRACE: Final = 2.0
+#: Longest pause between AT+CLCC polls of a modem that stopped answering them: the port's
+#: reopen backoff cap (at.port.RECONNECT_MAX_S), so a stuck modem costs a timeout and a
+#: log line at most every 8 s, not every poll interval.
+POLL_BACKOFF_MAX: Final = 8.0
 
 
 
@@ -127,8 +134,13 @@ class Playback:
     seconds: float
 
 
-_CMTI = re.compile(r'^\+CMTI:\s*"?([A-Za-z]{2})"?\s*,\s*(-?\d+)\s*$')
-_CDSI = re.compile(r'^\+CDSI:\s*"?([A-Za-z]{2})"?\s*,\s*(-?\d+)\s*$')
+#: +CMTI / +CDSI: [<mem>,]<index> (27.005 §3.4.1). <mem> is a quoted name ("SM", "ME"),
+#: unquoted on some firmware, a number on others (chan_dongle test/parse.c: "+CMTI: 0,111")
+#: or absent ("+CMTI: 3"); extra fields after <index> are ignored.
+_STORED_INDICATION = re.compile(
+    r'^\+(?:CMTI|CDSI):\s*(?:(?:"(?P<quoted>[A-Za-z]{2})"\s*|(?P<bare>[A-Za-z]{2})|\d+)\s*,\s*)?'
+    r'(?P<index>-?\d+)\s*(?:,.*)?$'
+)
 _CLIP = re.compile(r'^\+CLIP:\s*"([^"]*)"')
 _CUSD = re.compile(r'^\+CUSD:\s*(\d+)(?:\s*,\s*"(.*)"\s*(?:,\s*(\d+))?)?\s*$', re.S)
 _CMGS = re.compile(r"^\+CMGS:\s*(\d+)")
@@ -177,7 +189,18 @@ class Modem:
         self._release_hint: int | None = None
         self._last_release = -1e9
         self._pin: str | None = None
+        #: How long ATD may take before the dial is given up (TimeoutClass.DIAL's source).
+        self.dial_timeout = TimeoutClass.DIAL.seconds
+        #: A dial or hang-up the modem never answered may have left a call up on it: the
+        #: hang-up is sent before the next command (``_settle_owed_hangup``).
+        self._hangup_owed = False
+        self._paying_hangup = False
+        #: Storage slots that answered +CMGR without a message (logged once, kept).
+        self._kept_slots: set[tuple[str, int]] = set()
+        #: The report that decides whether the modem may work (``registration.decisive``),
+        #: and every registration report last seen, by domain (+CREG, +CGREG, +CEREG).
         self.registration: Registration | None = None
+        self.registrations: dict[RegDomain, Registration] = {}
         self._call_urcs: dict[str, CallUrc] = {u.prefix: u for u in self.dialect.call_urcs}
         self._dtmf_urcs = dict(self.dialect.dtmf_urcs)
 
@@ -300,6 +323,8 @@ class Modem:
 
     # -- low-level helpers ------------------------------------------------------------
     async def _cmd(self, command: str, *, expect: str | None = None, timeout_class: TimeoutClass = TimeoutClass.DEFAULT, timeout: float | None = None) -> Response:
+        if self._hangup_owed and not self._paying_hangup:
+            await self._settle_owed_hangup()
         try:
             return await self.port.command(command, expect=expect, timeout_class=timeout_class, timeout=timeout)
         except (CmeError, CmsError) as exc:
@@ -322,10 +347,13 @@ class Modem:
             self.capabilities[cmd.command] = True
             return True
         except (CommandFailed, ModemError):
+            known = self.capabilities.get(cmd.command) is False
             self.capabilities[cmd.command] = False
             if not opt:
                 raise
-            logger.info("%s: %s not supported (%s)", self.name, cmd.command, cmd.doc or "optional")
+            # once per modem at INFO: initialisation repeats on every slot switch and reopen
+            logger.log(logging.DEBUG if known else logging.INFO, "%s: %s not supported (%s)",
+                       self.name, cmd.command, cmd.doc or "optional")
             return False
 
     def _spawn(self, coro: Any, what: str) -> None:
@@ -441,10 +469,43 @@ class Modem:
         return Signal(rssi, rssi_to_dbm(rssi), ber)
 
     async def registration_status(self) -> Registration:
-        r = await self._cmd("AT+CREG?", expect="+CREG")
-        reg = _parse_creg(r.value("+CREG") or "", query=True)
+        """Ask +CREG and, when it does not say registered, +CEREG and +CGREG on a modem that
+        took their set commands (an LTE-only network registers the modem in +CEREG only).
+        Returns the deciding report (``registration.decisive``); its ``domain`` says which."""
+        await self._query_registration(RegDomain.CS, optional=False)
+        if not self.registrations[RegDomain.CS].registered:
+            for domain in (RegDomain.EPS, RegDomain.GPRS):
+                if self.capabilities.get(REG_ENABLE[domain]):
+                    await self._query_registration(domain, optional=True)
+        reg = decisive(self.registrations)
+        assert reg is not None  # the +CREG answer is in
         self.registration = reg
         return reg
+
+    async def _query_registration(self, domain: RegDomain, *, optional: bool) -> None:
+        """One read command (``AT+CREG?``...); an unreadable answer counts as UNKNOWN. An
+        optional domain's failure (the modem took the set command, refuses the read) is
+        logged and leaves its last report out."""
+        prefix = domain.value
+        try:
+            r = await self._cmd(REG_QUERY[domain], expect=prefix)
+        except (CommandFailed, ModemError) as exc:
+            if not optional:
+                raise
+            logger.debug("%s: %s failed: %s", self.name, REG_QUERY[domain], exc)
+            self.registrations.pop(domain, None)
+            return
+        line = next((ln for ln in r.lines if ln.startswith(prefix)), "")
+        reg = parse_registration(line)
+        if reg is None:
+            logger.warning("%s: unreadable %s answer %r", self.name, REG_QUERY[domain], line[:80])
+            reg = Registration(RegStat.UNKNOWN, domain=domain)
+        self.registrations[domain] = reg
+
+    def _forget_registration(self) -> None:
+        """A new SIM (slot switch) or a lost port: the old reports say nothing any more."""
+        self.registrations.clear()
+        self.registration = None
 
     async def require_registered(self) -> Registration:
         self._require_sim()
@@ -452,7 +513,9 @@ class Modem:
         if reg.stat is RegStat.DENIED:
             raise NotRegistered("registration denied by the network (SIM blocked or not allowed here)")
         if not reg.registered:
-            raise NotRegistered(f"not registered on a network ({reg.stat.name.lower().replace('_', ' ')})")
+            states = "; ".join(f"{d.value}: {r.stat.name.lower().replace('_', ' ')}"
+                               for d, r in self.registrations.items())
+            raise NotRegistered(f"not registered on a network ({states})")
         return reg
 
     # -- calls ----------------------------------------------------------------------------
@@ -467,48 +530,103 @@ class Modem:
         call.hangup_cb = self.hangup
         self.call = call
         self._release_hint = None
+        handed_over = False
+        answered = False  # the modem gave ATD a final result: it says whether a call is up
         try:
-            await self._cmd(f"ATD{number};", timeout_class=TimeoutClass.DIAL)
-        except CommandFailed as exc:
-            kind = exc.final.kind
-            if kind is FinalKind.NO_DIALTONE:
-                self.call = None
-                raise NotRegistered("no dial tone: the modem is not registered on a network") from None
-            if kind in (FinalKind.BUSY, FinalKind.NO_CARRIER, FinalKind.NO_ANSWER):
-                hint = {FinalKind.BUSY: 17, FinalKind.NO_ANSWER: 19}.get(kind)
-                await self._finish_release(call, hint)
-                return call
-            self.call = None
-            raise
-        except ModemError:
-            self.call = None
-            raise
-        logger.info("%s: dialing %s", self.name, mask_number(number))
-        if self.call_progress_polled:
-            self._spawn(self._poll_call(call), "call polling")
-        return call
+            try:
+                await self._cmd(f"ATD{number};", timeout=self.dial_timeout)
+            except (CommandFailed, ModemError) as exc:
+                answered = True
+                kind = exc.final.kind if isinstance(exc, CommandFailed) else None
+                if kind is FinalKind.NO_DIALTONE:
+                    raise NotRegistered("no dial tone: the modem is not registered on a network") from None
+                if kind in (FinalKind.BUSY, FinalKind.NO_CARRIER, FinalKind.NO_ANSWER):
+                    hint = {FinalKind.BUSY: 17, FinalKind.NO_ANSWER: 19}.get(kind)
+                    await self._finish_release(call, hint)
+                    handed_over = True
+                    return call
+                raise
+            logger.info("%s: dialing %s", self.name, mask_number(number))
+            if self.call_progress_polled:
+                self._spawn(self._poll_call(call), "call polling")
+            handed_over = True
+            return call
+        finally:
+            if not handed_over:
+                # Every other way out (refused, timed out, cancelled, port lost, a bug):
+                # no call of ours is up, and if the modem never answered ATD one may be.
+                self._drop_call(call, owe_hangup=not answered,
+                                why="refused" if answered else "ATD got no answer")
 
     def _on_call_change(self, call: Call, event: object) -> None:
         if call.released:
             self._last_release = time.monotonic()
             self._end_playback(PlaybackEnd.CALL_RELEASED)
 
-    async def hangup(self) -> None:
-        call = self.call
+    def _drop_call(self, call: Call, *, owe_hangup: bool, why: str) -> None:
+        """End ``call`` here, whatever the modem does: released (a channel error unless
+        it was answered), no longer the modem's call, and — when the modem may still hold
+        it — a hang-up owed, sent before the next dial or slot switch."""
+        if not call.released:
+            call.channel_lost = True
+            call.advance(CallState.RELEASED, None)
+        if self.call is call:
+            self.call = None
+        if owe_hangup:
+            self._hangup_owed = True
+            logger.warning("%s: call to %s ended here (%s); hang-up owed to the modem", self.name,
+                           mask_number(call.number), why)
+
+    async def _settle_owed_hangup(self) -> None:
+        """Send the hang-up a dial or hang-up the modem never answered left owed, before
+        the next command of any kind (``_cmd``; 27.007 §6.5: harmless on an idle modem), so
+        a call the modem may still hold is dropped as soon as it answers again. A modem
+        still silent raises ``AtTimeout`` here: the command fails for that reason (not
+        answering), never for a call."""
+        self._paying_hangup = True
         try:
             await self._cmd(self.dialect.hangup)
-        except CommandFailed:
-            pass
-        if call is not None and not call.released:
+        except (CommandFailed, ModemError):
+            pass  # it answered: whatever was up is down, or nothing was
+        finally:
+            self._paying_hangup = False
+        self._hangup_owed = False
+
+    async def hangup(self) -> None:
+        """Hang up the current call. Afterwards the call is released: by the modem's report,
+        after ``HANGUP_GRACE`` as our release (cause 16), or — when the modem does not
+        answer the hang-up (stuck, port lost) or the wait is cancelled — here, as a channel
+        error with the hang-up owed to the modem (sent before its next dial or slot switch)."""
+        call = self.call
+        answered = False
+        released_by_modem = False
+        failure: str = "cancelled"
+        self._hangup_owed = False  # this hang-up is the one owed; set again if unanswered
+        try:
             try:
-                await call.wait_released(HANGUP_GRACE)
-            except TimeoutError:
+                await self._cmd(self.dialect.hangup)
+            except (CommandFailed, ModemError):
+                pass  # the modem answered; its release report (or the grace) follows
+            answered = True
+            if call is not None and not call.released:
+                with contextlib.suppress(TimeoutError):
+                    await call.wait_released(HANGUP_GRACE)
+                released_by_modem = call.released
+        except AtError as exc:
+            failure = str(exc)
+        finally:
+            if not answered:
+                if call is not None:
+                    self._drop_call(call, owe_hangup=False, why=failure)
+                self._hangup_owed = True
+                logger.warning("%s: hang-up got no answer (%s); call ended here, hang-up owed",
+                               self.name, failure)
+            elif call is not None and (released_by_modem or not call.released):
                 call.local_release = True
-                call.advance(CallState.RELEASED, 16)
-            else:
-                if call.cause is None:
-                    call.cause = 16
-            call.local_release = True
+                if call.released:
+                    call.cause = 16 if call.cause is None else call.cause
+                else:
+                    call.advance(CallState.RELEASED, 16)
 
     async def send_dtmf(self, digits: str) -> None:
         if self.call is None or self.call.state is not CallState.ACTIVE:
@@ -562,15 +680,20 @@ class Modem:
             waiter.set_result(end)
 
     async def _poll_call(self, call: Call) -> None:
-        """Generic modems without call auto-report: paced AT+CLCC while the call is up."""
+        """Generic modems without call auto-report: paced AT+CLCC while the call is up; a
+        modem that stops answering is asked less and less often (``POLL_BACKOFF_MAX``)."""
         interval = self.dialect.poll_interval
         seen_call = False
+        failures = 0
         while not call.released:
             try:
                 r = await self._cmd("AT+CLCC", expect="+CLCC")
             except (AtError, ModemError):
-                await asyncio.sleep(interval)
+                failures += 1
+                with contextlib.suppress(TimeoutError):
+                    await call.wait_released(min(interval * 2 ** failures, POLL_BACKOFF_MAX))
                 continue
+            failures = 0
             states = [parse_clcc("+CLCC: " + v) for v in r.values("+CLCC")]
             states = [s for s in states if s is not None]
             if states:
@@ -592,18 +715,23 @@ class Modem:
         if call.released:
             return
         cause = None
-        if self.dialect.ceer is None:
-            with contextlib.suppress(TimeoutError):
-                await call.wait_released(CAUSE_URC_GRACE)
-            if call.released:
-                return
-        else:
-            r = await self._try(self.dialect.ceer.command, expect=self.dialect.ceer.expect)
-            if r is not None and r.lines:
-                cause = self.dialect.ceer_parse(r.lines[0])
-        if cause is None or (cause in (16, 31) and hint is not None):
-            cause = hint if hint is not None else cause
-        call.advance(CallState.RELEASED, cause)
+        try:
+            if self.dialect.ceer is None:
+                with contextlib.suppress(TimeoutError):
+                    await call.wait_released(CAUSE_URC_GRACE)
+            else:
+                r = await self._try(self.dialect.ceer.command, expect=self.dialect.ceer.expect)
+                if r is not None and r.lines:
+                    cause = self.dialect.ceer_parse(r.lines[0])
+        except AtError as exc:  # no answer to +CEER: the release stands without its cause
+            logger.debug("%s: no release cause: %s", self.name, exc)
+        finally:
+            # released on every way out (a cancelled or failed +CEER too), so the modem
+            # never keeps a call that ended
+            if not call.released:
+                if cause is None or (cause in (16, 31) and hint is not None):
+                    cause = hint if hint is not None else cause
+                call.advance(CallState.RELEASED, cause)
 
     # -- SMS ------------------------------------------------------------------------------
     async def send_sms(self, to: str, text: str, *, report: bool = False, pid: int = 0, reference: int = 0) -> SmsSubmission:
@@ -640,14 +768,28 @@ class Modem:
                         return
                     raise
                 pdu = next((ln for ln in r.lines if not ln.startswith("+CMGR")), "")
-                if pdu:
-                    self._deliver_pdu(pdu)
-                else:
-                    logger.warning("%s: %s slot %d was empty", self.name, mem, index)
+                if not pdu:
+                    self._keep_unread(mem, index, r.lines)
+                    return
+                self._deliver_pdu(pdu)
                 await self._try(f"AT+CMGD={index}")
             finally:
                 if switched:
                     await self._try('AT+CPMS="SM"')
+
+    def _keep_unread(self, mem: str, index: int, lines: tuple[str, ...]) -> None:
+        """A +CMGR answer without its PDU line (an empty slot, ``+CMGR: 0,,0`` on Siemens
+        MC35 as Gammu's AT driver notes, or a modem that sent only the header): nothing was
+        read, so the slot is kept — a later sweep (AT+CMGL) picks up what is in it. Logged
+        once per slot."""
+        key = (mem, index)
+        if key in self._kept_slots:
+            return
+        if len(self._kept_slots) >= BACKLOG_MAX:
+            self._kept_slots.clear()  # bounded memory; at worst a slot is logged again
+        self._kept_slots.add(key)
+        logger.warning("%s: %s slot %d answered without a message (%r); slot kept, not deleted",
+                       self.name, mem, index, lines[0][:40] if lines else "no lines")
 
     async def _read_or_sweep(self, mem: str, index: int, *, report: bool) -> None:
         """Read a stored message; if the modem is too slow to answer (an overloaded bank),
@@ -711,6 +853,7 @@ class Modem:
         except CommandFailed as exc:
             raise Unsupported(f"the modem refused SIM slot {slot}: {exc}") from exc
         self.pin_state = PinState.UNKNOWN
+        self._forget_registration()
 
     async def reset(self) -> None:
         with contextlib.suppress(AtError, ModemError):
@@ -768,6 +911,7 @@ class Modem:
 
     def _on_port_state(self, state: PortState) -> None:
         if state is PortState.LOST:
+            self._forget_registration()
             if self.call is not None and not self.call.released:
                 self.call.channel_lost = True
                 self.call.advance(CallState.RELEASED, None)
@@ -833,19 +977,18 @@ class Modem:
             return
         call.advance(state, cause)
 
-    def _urc_cmti(self, urc: Urc) -> None:
-        m = _CMTI.match(urc.text)
-        if not m or int(m.group(2)) < 0:
+    def _urc_stored(self, urc: Urc) -> None:
+        """+CMTI (an SMS) / +CDSI (a status report) stored at <index>: read it. Without a
+        named storage (absent or a number) the message is read where the modem stores
+        it now: the storage this driver selects ("SM"), "SR" for a status report."""
+        report = urc.name == "+CDSI"
+        m = _STORED_INDICATION.match(urc.text)
+        if not m or int(m.group("index")) < 0:
             logger.warning("%s: malformed URC dropped: %r", self.name, urc.text[:80])
             return
-        self._spawn(self._read_or_sweep(m.group(1), int(m.group(2)), report=False), "reading stored SMS")
-
-    def _urc_cdsi(self, urc: Urc) -> None:
-        m = _CDSI.match(urc.text)
-        if not m or int(m.group(2)) < 0:
-            logger.warning("%s: malformed URC dropped: %r", self.name, urc.text[:80])
-            return
-        self._spawn(self._read_or_sweep(m.group(1), int(m.group(2)), report=True), "reading status report")
+        mem = (m.group("quoted") or m.group("bare") or ("SR" if report else "SM")).upper()
+        what = "reading status report" if report else "reading stored SMS"
+        self._spawn(self._read_or_sweep(mem, int(m.group("index")), report=report), what)
 
     def _urc_pdu(self, urc: Urc) -> None:
         if not urc.pdu:
@@ -881,20 +1024,32 @@ class Modem:
         cut = call is not None and (call.released or call.releasing)
         self._end_playback(PlaybackEnd.CALL_RELEASED if cut else PlaybackEnd.FINISHED)
 
-    def _urc_creg(self, urc: Urc) -> None:
-        reg = _parse_creg(_body(urc.text), query=False)
-        self.registration = reg
-        self._emit(RegistrationChanged(reg))
+    def _urc_registration(self, urc: Urc) -> None:
+        """+CREG/+CEREG/+CGREG URC: kept by domain; the deciding report is emitted (a
+        +CGREG change alone decides nothing and emits nothing)."""
+        reg = parse_registration(urc.text)
+        if reg is None:
+            logger.warning("%s: malformed registration URC dropped: %r", self.name, urc.text[:80])
+            return
+        self.registrations[reg.domain] = reg
+        if reg.domain is RegDomain.GPRS:
+            return
+        decided = decisive(self.registrations)
+        if decided is not None:
+            self.registration = decided
+            self._emit(RegistrationChanged(decided))
 
 
 _URC_HANDLERS: Final[dict[str, Callable[[Modem, Urc], None]]] = {
-    "+CMTI": Modem._urc_cmti,
-    "+CDSI": Modem._urc_cdsi,
+    "+CMTI": Modem._urc_stored,
+    "+CDSI": Modem._urc_stored,
     "+CMT": Modem._urc_pdu,
     "+CDS": Modem._urc_pdu,
     "+CLIP": Modem._urc_ring,
     "+CUSD": Modem._urc_cusd,
-    "+CREG": Modem._urc_creg,
+    "+CREG": Modem._urc_registration,
+    "+CEREG": Modem._urc_registration,
+    "+CGREG": Modem._urc_registration,
     # every dialect's text-to-speech end URC (+CTTS: 0, +QTTS: 0)
     **{d.tts.end_urc: Modem._urc_tts for d in DIALECTS if d.tts is not None},
 }
@@ -920,19 +1075,3 @@ def _plain(lines: tuple[str, ...]) -> str:
             return line.split(":", 1)[1].strip()
         return line.strip('"')
     return ""
-
-
-def _parse_creg(body: str, *, query: bool) -> Registration:
-    f = [x.strip().strip('"') for x in body.split(",") if x.strip() != ""]
-    if query and f:
-        f = f[1:]  # the read form starts with <n>
-    if not f or not f[0].isdigit():
-        return Registration(RegStat.UNKNOWN)
-    try:
-        stat = RegStat(int(f[0]))
-    except ValueError:
-        stat = RegStat.UNKNOWN
-    lac = f[1] if len(f) > 1 else None
-    ci = f[2] if len(f) > 2 else None
-    tech = ACCESS_TECHNOLOGY.get(int(f[3])) if len(f) > 3 and f[3].isdigit() else None
-    return Registration(stat, lac, ci, tech)

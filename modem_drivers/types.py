@@ -19,7 +19,15 @@ class PinState(enum.Enum):
 
 
 class RegStat(enum.Enum):
-    """+CREG <stat> (27.007 §7.2)."""
+    """``<stat>`` of +CREG / +CGREG / +CEREG (27.007 §7.2, §10.1.20, §10.1.22).
+
+    Values 6 to 11 come from the LTE-era editions of 27.007; a modem reports them on
+    E-UTRAN. For a modem that calls and sends SMS they mean: 6/7 registered for SMS only
+    (no voice: the network offers no CS fallback), 9/10 registered, CS fallback for voice
+    not preferred (voice over IMS or CSFB still works), 8 attached for emergency bearer
+    services only and 11 attached for access to RLOS (restricted local operator services):
+    no service of ours. A value this table does not know reads as ``UNKNOWN``.
+    """
 
     NOT_REGISTERED = 0
     HOME = 1
@@ -27,13 +35,53 @@ class RegStat(enum.Enum):
     DENIED = 3
     UNKNOWN = 4
     ROAMING = 5
+    SMS_ONLY_HOME = 6
+    SMS_ONLY_ROAMING = 7
+    EMERGENCY_ONLY = 8
+    CSFB_NOT_PREFERRED_HOME = 9
+    CSFB_NOT_PREFERRED_ROAMING = 10
+    RLOS = 11
+
+    @classmethod
+    def of(cls, value: int) -> "RegStat":
+        """The member for a reported number; ``UNKNOWN`` for a value 27.007 does not define."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
 
     @property
     def registered(self) -> bool:
-        return self in (RegStat.HOME, RegStat.ROAMING)
+        """Registered with a network, home or roaming, in any of its forms (SMS works)."""
+        return self in _REGISTERED
+
+    @property
+    def roaming(self) -> bool:
+        return self in _ROAMING
+
+    @property
+    def voice(self) -> bool:
+        """Registered for voice calls too: every registered form but "SMS only"."""
+        return self in _REGISTERED and self not in _SMS_ONLY
 
 
-#: +CREG <AcT> (27.007 §7.3) -> technology name.
+_REGISTERED = frozenset({
+    RegStat.HOME, RegStat.ROAMING, RegStat.SMS_ONLY_HOME, RegStat.SMS_ONLY_ROAMING,
+    RegStat.CSFB_NOT_PREFERRED_HOME, RegStat.CSFB_NOT_PREFERRED_ROAMING,
+})
+_ROAMING = frozenset({RegStat.ROAMING, RegStat.SMS_ONLY_ROAMING, RegStat.CSFB_NOT_PREFERRED_ROAMING})
+_SMS_ONLY = frozenset({RegStat.SMS_ONLY_HOME, RegStat.SMS_ONLY_ROAMING})
+
+
+class RegDomain(enum.Enum):
+    """Which registration a report is about; the value is the report's prefix."""
+
+    CS = "+CREG"  # circuit switched: voice and SMS over GSM/UMTS (27.007 §7.2)
+    GPRS = "+CGREG"  # packet switched on GERAN/UTRAN (27.007 §10.1.20)
+    EPS = "+CEREG"  # LTE (E-UTRAN): SMS over SGs or IMS, voice over IMS (27.007 §10.1.22)
+
+
+#: <AcT> (27.007 §7.3) -> technology name.
 ACCESS_TECHNOLOGY: dict[int, str] = {
     0: "GSM",
     1: "GSM Compact",
@@ -43,6 +91,12 @@ ACCESS_TECHNOLOGY: dict[int, str] = {
     5: "UTRAN/HSUPA",
     6: "UTRAN/HSPA",
     7: "E-UTRAN",
+    8: "EC-GSM-IoT",
+    9: "E-UTRAN NB-S1",
+    10: "E-UTRA/5GCN",
+    11: "NR/5GCN",
+    12: "NG-RAN",
+    13: "E-UTRA-NR",
 }
 
 
@@ -74,14 +128,23 @@ class Signal:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Registration:
+    """One registration report; ``domain`` says which report it is (+CREG, +CGREG,
+    +CEREG). ``Modem.registration`` is the report that decides: see
+    ``modem_drivers.registration.decisive``."""
+
     stat: RegStat
-    lac: str | None = None
+    lac: str | None = None  # <lac> or, for +CEREG, <tac> (hex, as reported)
     ci: str | None = None
     technology: str | None = None
+    domain: RegDomain = RegDomain.CS
 
     @property
     def registered(self) -> bool:
         return self.stat.registered
+
+    @property
+    def voice(self) -> bool:
+        return self.stat.voice
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

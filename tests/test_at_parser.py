@@ -188,20 +188,81 @@ def test_urc_names_from_table() -> None:
 
 
 def test_dialect_adds_urc_prefixes_at_run_time() -> None:
+    # A vendor URC without a +/^ sigil (Telit ME310 "SRING: 1", FreeRTOS-Cellular-Interface
+    # issue #179) reads as a reply line until a dialect names it; a two-line URC needs its
+    # row to take the next line as its PDU.
     parser = AtParser()
     parser.begin("AT+CSQ")
-    assert feed(parser, b"\r\n+ZPAS: \"LTE\"\r\n") == [InfoLine('+ZPAS: "LTE"')]
+    assert feed(parser, b"\r\nSRING: 1\r\n") == [InfoLine("SRING: 1")]
     assert feed(parser, b"\r\nOK\r\n") == [Final(FinalKind.OK, "OK")]
-    parser.add_urc_prefixes(["+ZPAS:"])
+    parser.add_urc_prefixes(["SRING:"])
     parser.add_urc_prefixes(["+ZMSG"], two_line=True)
     parser.begin("AT+CSQ")
-    assert feed(parser, b"\r\n+ZPAS: \"LTE\"\r\n+ZMSG: 3\r\nABCDEF\r\nOK\r\n") == [
-        Urc("+ZPAS", '+ZPAS: "LTE"'),
+    assert feed(parser, b"\r\nSRING: 1\r\n+ZMSG: 3\r\nABCDEF\r\nOK\r\n") == [
+        Urc("SRING", "SRING: 1"),
         Urc("+ZMSG", "+ZMSG: 3", "ABCDEF"),
         Final(FinalKind.OK, "OK"),
     ]
     with pytest.raises(ValueError):
         parser.add_urc_prefixes([":"])
+
+
+# -- vendor URCs inside a reply (issue 12 item 7) ------------------------------------
+# Sources: ModemManager src/plugins/simtech/tests/test-modem-helpers-simtech.c
+# ("^CIEV: 1,0" around +CLCC, "MISSED_CALL: 11:01AM 07712345678"), src/tests/
+# test-at-serial-port.c ("+CIEV: 7,1", "+CRING: VOICE" after OK), chan_dongle's URC
+# table (at_response.h: ^BOOT, ^RSSI, ^SMMEMFULL, ^DSFLOWRPT on Huawei E1550/E173).
+
+
+@pytest.mark.parametrize(
+    ("command", "urc", "name"),
+    [
+        ("AT+CGMM", b"^CIEV: 1,0", "^CIEV"),
+        ("AT+CGMM", b"MISSED_CALL: 11:01AM 07712345678", "MISSED_CALL"),
+        ("AT+CGMM", b"^SMMEMFULL: \"SM\"", "^SMMEMFULL"),
+        ("AT+CGMM", b"^DSFLOWRPT: 0000000A,00000000,00000000", "^DSFLOWRPT"),
+        ("AT+CGMM", b"+PACSP1", "+PACSP1"),
+        ("AT+CGMR", b"+QIURC: \"pdpdeact\",1", "+QIURC"),
+        ("AT+CMGR=3", b"^CIEV: 1,0", "^CIEV"),
+        ("AT+CMGR=3", b"MISSED_CALL: 11:01AM 07712345678", "MISSED_CALL"),
+        ("AT", b"+CIEV: 7,1", "+CIEV"),
+    ],
+)
+def test_unknown_vendor_urc_inside_a_reply_is_a_urc(command: str, urc: bytes, name: str) -> None:
+    # The first-line readers (model name, the PDU after +CMGR) must never see it.
+    answer = {
+        "AT+CGMM": b"SIMCOM_SIM7600E-H",
+        "AT+CGMR": b"Revision: LE11B12SIM7600M22",
+        "AT+CMGR=3": b"+CMGR: 0,,24\r\n07917283010010F5040BC87238880900F10000",
+        "AT": b"",
+    }[command]
+    reply = b"\r\n" + answer + b"\r\n" if answer else b""
+    events = run(b"\r\n" + urc + b"\r\n" + reply + b"\r\nOK\r\n", command)
+    text = urc.decode()
+    assert events[0] == Urc(name, text)
+    assert [e for e in events if isinstance(e, InfoLine)] == [
+        InfoLine(x) for x in answer.decode().split("\r\n") if x
+    ]
+    assert events[-1] == Final(FinalKind.OK, "OK")
+
+
+def test_expected_and_plain_reply_lines_stay_reply_lines() -> None:
+    # AT+CGMI may answer with its own prefix (docs/dialects.md), AT+CGSN with digits, a
+    # SIM800 AT+CCID with bare digits; a "+" line that is a number is not a URC either.
+    assert run(b"\r\n+CGMI: SIMCOM_Ltd\r\n\r\nOK\r\n", "AT+CGMI")[0] == InfoLine("+CGMI: SIMCOM_Ltd")
+    assert run(b"\r\n861475030000011\r\n\r\nOK\r\n", "AT+CGSN")[0] == InfoLine("861475030000011")
+    assert run(b"\r\n89860012345678901234\r\n\r\nOK\r\n", "AT+CCID")[0] == InfoLine("89860012345678901234")
+    assert run(b"\r\n+48601000123\r\n\r\nOK\r\n", "AT+X")[0] == InfoLine("+48601000123")
+    # an explicit expect list claims a vendor prefix the command name does not give
+    assert run(b"\r\n^CIEV: 1,0\r\n\r\nOK\r\n", "AT+X", expect=("^CIEV",))[0] == InfoLine("^CIEV: 1,0")
+
+
+def test_begin_without_expect_claims_the_commands_own_prefix() -> None:
+    assert run(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n", "AT+CSQ")[0] == InfoLine("+CSQ: 20,99")
+    # ...but not a set command's when the prefix is a URC (+CREG during AT+CREG=2)
+    assert run(b"\r\n+CREG: 1\r\n\r\nOK\r\n", "AT+CREG=2")[0] == Urc("+CREG", "+CREG: 1")
+    # expect=() claims nothing
+    assert run(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n", "AT+CSQ", expect=())[0] == Urc("+CSQ", "+CSQ: 20,99")
 
 
 # -- two-line URCs and multi-line strings ---------------------------------------------

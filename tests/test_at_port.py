@@ -24,6 +24,7 @@ from modem_drivers.at import (
     TimeoutClass,
     Urc,
 )
+from modem_drivers.at.port import IMPLIED_FINAL_S
 from tests.at_peer import Peer
 
 CSQ = b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
@@ -117,6 +118,37 @@ async def test_timeout_without_late_final_resets_after_grace(tmp_path: Path) -> 
         assert (await port.command("AT+CSQ")).value("+CSQ") == "20,99"
         assert loop.time() - start >= 0.09  # it waited out the grace period
         assert port.waiters == 0
+
+
+async def test_cpin_answer_without_final_is_taken_and_queue_stays_in_step(tmp_path: Path) -> None:
+    # Wavecom M1306B (python-gsmmodem issue #19): "AT+CPIN?" -> "+CPIN: READY", no OK.
+    async with modem(tmp_path) as (peer, port):
+        peer.replies["AT+CPIN?"] = b"\r\n+CPIN: READY\r\n"
+        resp = await port.command("AT+CPIN?", expect="+CPIN", timeout_class=TimeoutClass.SIM)
+        assert resp.value("+CPIN") == "READY"
+        assert resp.final.kind is FinalKind.OK and resp.final.text != "OK"  # implied, said so
+        assert port.waiters == 0
+        # the next command reads its own reply, not a stale final of the first
+        peer.replies["AT+CGMM"] = b"\r\nMULTIBAND  900E  1800\r\n\r\nOK\r\n"
+        assert (await port.command("AT+CGMM")).lines == ("MULTIBAND  900E  1800",)
+        assert (await port.command("AT+CSQ")).value("+CSQ") == "20,99"
+        assert peer.received == ["AT+CPIN?", "AT+CGMM", "AT+CSQ"]
+
+
+async def test_cpin_final_that_follows_its_line_is_used(tmp_path: Path) -> None:
+    async with modem(tmp_path) as (peer, port):
+        def cpin(p: Peer, command: str) -> bytes:
+            p.later(0.1, b"\r\nOK\r\n")  # slower than the line, within the wait
+            return b"\r\n+CPIN: SIM PIN\r\n"
+
+        peer.replies["AT+CPIN?"] = cpin
+        resp = await port.command("AT+CPIN?", expect="+CPIN", timeout_class=TimeoutClass.SIM)
+        assert (resp.value("+CPIN"), resp.final.text) == ("SIM PIN", "OK")
+        assert (await port.command("AT+CSQ")).value("+CSQ") == "20,99"
+        # other commands still need their final: an info line alone times out
+        peer.replies["AT+CGSN"] = b"\r\n861475030000011\r\n"
+        with pytest.raises(AtTimeout):
+            await port.command("AT+CGSN", timeout=IMPLIED_FINAL_S + 0.2)
 
 
 async def test_cancellation_keeps_port_usable(tmp_path: Path) -> None:

@@ -259,3 +259,70 @@ async def test_sim_blocked_mid_run_fails_calls_with_cause_50(emu, modems):
     await call.wait_released(10)
     assert call.cause == 50 and call.report().alerting_at is None
     assert call.report().outcome is CallOutcome.CHANNEL_ERROR
+
+
+# -- a stuck modem during a call never leaves the driver's call set (issue 12 item 2) ------
+
+#: How long the injected fault lasts: longer than the test's dial timeout plus the port's
+#: hold for a late final, and than a hang-up's 3 s (TimeoutClass.DEFAULT), so every phase
+#: meets a modem that does not answer.
+STUCK_SECONDS = 4.0
+#: Log lines (INFO and up, modem_drivers.*) one stuck episode may cost: measured 3 (dial)
+#: to 6 (generic, whose AT+CLCC poll times out too): the port's timeout and reset warnings,
+#: the driver's "call ended here"; bounded with margin.
+STUCK_LOG_LINES = 12
+#: phase -> (number, state the call reaches before the fault, timing that holds it there)
+STUCK_PHASES = {
+    "dial": ("+48600000123", None, Timing.FAST),
+    "ringing": ("+48602300123", CallState.ALERTING, Timing.REALISTIC),  # no answer: rings 30 s
+    "talk": ("+48600000123", CallState.ACTIVE, Timing.FAST),  # human: holds 60 s
+}
+
+
+@pytest.mark.parametrize("phase", list(STUCK_PHASES))
+@pytest.mark.parametrize("vendor", VENDORS)
+async def test_stuck_modem_during_a_call_never_leaves_the_call_set(tmp_path, caplog, vendor, phase):
+    import logging
+
+    from modem_drivers.errors import Unsupported
+
+    number, reached, timing = STUCK_PHASES[phase]
+    cfg = EmulatorConfig(modems=1, vendors=(vendor,), sims_per_modem=2, timing=timing, state_dir=tmp_path, seed=5)
+    async with Emulator(cfg) as emu:
+        vm = emu.modems[0]
+        m = await Modem.open(vm.port)
+        m.dial_timeout = 1.0  # instead of 20 s (TimeoutClass.DIAL): the test's patience
+        m.port.abandoned_grace = 0.3
+        loop = asyncio.get_running_loop()
+        try:
+            with caplog.at_level(logging.INFO, logger="modem_drivers"):
+                caplog.clear()
+                if reached is None:
+                    await emu.inject(vm.id, Fault.STUCK, seconds=STUCK_SECONDS)
+                    stuck_until = loop.time() + STUCK_SECONDS
+                    with pytest.raises(AtTimeout):
+                        await m.dial(number)
+                else:
+                    call = await m.dial(number)
+                    assert await call.wait_for(reached, timeout=10) is reached
+                    await emu.inject(vm.id, Fault.STUCK, seconds=STUCK_SECONDS)
+                    stuck_until = loop.time() + STUCK_SECONDS
+                    await m.hangup()  # no answer: the call ends here
+                    assert call.released
+                    if reached is CallState.ALERTING:
+                        assert call.report().outcome is CallOutcome.CHANNEL_ERROR
+                assert m.call is None or m.call.released
+                await asyncio.sleep(max(0.0, stuck_until - loop.time()) + 0.1)
+                # the modem answers again: the owed hang-up goes first, the call is gone
+                assert (await m.signal()).rssi >= 0
+                assert vm.call is None
+                if vendor == "huawei":
+                    with pytest.raises(Unsupported, match="one SIM slot"):
+                        await m.switch_slot(1)
+                else:
+                    await m.switch_slot(1)
+                    assert vm.active_slot == 1
+                lines = [r for r in caplog.records if r.name.startswith("modem_drivers")]
+            assert len(lines) <= STUCK_LOG_LINES, [r.getMessage() for r in lines]
+        finally:
+            await m.close()

@@ -14,6 +14,10 @@ order), URCs fanned out to subscribers at any time. Rules:
   arrives or its hold expires (the original deadline, and at least ``ABANDONED_GRACE_S``
   after giving up), so a late ``OK`` is never taken as the next command's result. If it
   never comes the parser is reset to idle and a warning is logged.
+* A command in ``ANSWER_WITHOUT_FINAL`` (``AT+CPIN?``: Wavecom sends ``+CPIN: READY`` and
+  no ``OK``) succeeds once its information line has arrived and no final followed within
+  ``IMPLIED_FINAL_S``: the parser is returned to idle and the next command goes out (a
+  final that would come later than that is the one risk, bounded by the wait).
 * A ``> `` prompt that reaches an abandoned command is answered with ESC (27.005 §3.5.1),
   as is a cancellation between the prompt and the payload, so the modem leaves the prompt.
 * Losing the device (EOF/EIO/ENXIO) → state LOST, the waiting command fails with
@@ -37,11 +41,11 @@ from typing import Any
 
 from ..deadlines import Deadlines, deadlines
 from .errors import AtError, AtTimeout, PortClosed, PortUnavailable, failure_for
-from .events import NEED_DATA, Final, InfoLine, Prompt, Urc
-from .protocol import AtParser
+from .events import NEED_DATA, Final, FinalKind, InfoLine, Prompt, Urc
+from .protocol import AtParser, default_expect
 from .redact import mask
 from .response import Response
-from .tables import URC_PREFIXES
+from .tables import ANSWER_WITHOUT_FINAL
 from .timeouts import TimeoutClass
 from .transport import Transport, open_serial, start_transport
 
@@ -60,13 +64,14 @@ RECONNECT_MAX_S = 8.0
 # How long after giving up on a command its late final is still expected: longer than the
 # serial + USB latency of a busy modem (tens of ms), short enough not to stall the queue.
 ABANDONED_GRACE_S = 2.0
+# How long the port waits for the final result after the information line of a command
+# that may come without one (tables.ANSWER_WITHOUT_FINAL). A modem writes the info line and
+# its final in one burst (microseconds apart at 115200 baud); a USB-serial bridge delivers
+# it within its latency timer (FTDI default 16 ms). 0.5 s is 30 times that, and the cost of
+# a quirky modem's answer at each open.
+IMPLIED_FINAL_S = 0.5
 CTRL_Z = b"\x1a"  # ends the SMS payload after "> " (27.005 §3.5.1)
 ESC = b"\x1b"  # cancels the SMS payload after "> " (27.005 §3.5.1)
-
-# Commands whose set form (AT+X=...) must not claim +X lines: the answer comes as a URC
-# that may precede the OK (27.007 §7.15 +CUSD; Telit GM862 AT reference rev. 5).
-_NO_AUTO_EXPECT = frozenset({"+CUSD"})
-
 
 class PortState(enum.Enum):
     OPEN = "open"
@@ -81,31 +86,6 @@ _TRANSITIONS = MappingProxyType(
         PortState.CLOSED: frozenset(),
     }
 )
-
-
-@functools.lru_cache(maxsize=4096)  # a modem layer sends a few dozen distinct commands
-def default_expect(command: str) -> tuple[str, ...]:
-    """Prefixes a command's information lines carry, derived from its name.
-
-    ``AT+CSQ`` → ``+CSQ``; ``AT+CREG?`` → ``+CREG``; ``AT^ICCID?`` → ``^ICCID``. For a
-    set command (``AT+X=...``) only when ``+X`` is not also a URC, so a ``+CREG:`` URC
-    during ``AT+CREG=2`` still reaches the subscribers.
-    """
-    upper = command.strip().upper()
-    if not upper.startswith("AT") or len(upper) < 4 or upper[2] not in "+^$#*%":
-        return ()
-    end = len(upper)
-    for stop in "=?;":
-        i = upper.find(stop, 3)
-        if i != -1 and i < end:
-            end = i
-    name = command.strip()[2:end]
-    if name.upper() in _NO_AUTO_EXPECT:
-        return ()
-    is_set = end < len(upper) and upper[end] == "="
-    if is_set and name.encode() in URC_PREFIXES:
-        return ()
-    return (name,)
 
 
 @dataclass(slots=True, eq=False)
@@ -123,6 +103,10 @@ class _Pending:
     #: Set when the caller gives up: resolved by the late final (or a port failure), so
     #: the next command knows when the wire is quiet. ``final`` may be failed by then.
     settled: asyncio.Future[None] | None = None
+    #: Prefix of the line that answers the command even without a final (tables.
+    #: ANSWER_WITHOUT_FINAL), and the timer that takes it as the answer.
+    enough: str | None = None
+    implied: asyncio.TimerHandle | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -302,6 +286,7 @@ class AtPort:
                 deadline=loop.time() + seconds,
                 seconds=seconds,
                 prompt=None if payload is None else loop.create_future(),
+                enough=ANSWER_WITHOUT_FINAL.get(command.strip().upper()),
             )
             self._parser.begin(command, expect=prefixes, prompt=payload is not None)
             self._pending = pending
@@ -323,6 +308,8 @@ class AtPort:
                 raise
             finally:
                 wheel.cancel(token)
+                if pending.implied is not None:
+                    pending.implied.cancel()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s: %s -> %s (%d lines)", self.name, mask(repr(command)), final.text,
                          len(pending.lines))
@@ -339,6 +326,9 @@ class AtPort:
         abandoned (the port still expects its final)."""
         if self._pending is not pending or pending.abandoned:
             return  # answered, failed or given up already
+        if pending.implied is not None:
+            self._imply_final(pending)  # its answer line came: that is the answer
+            return
         waiting = pending.prompt if pending.prompt is not None and not pending.prompt.done() else pending.final
         self._abandon(pending, "timed out")
         if not waiting.done():
@@ -414,8 +404,27 @@ class AtPort:
             pending.final.set_result(event)
 
     def _on_info(self, event: InfoLine) -> None:
-        if self._pending is not None:
-            self._pending.lines.append(event.text)
+        pending = self._pending
+        if pending is None:
+            return
+        pending.lines.append(event.text)
+        enough = pending.enough
+        if (enough is not None and pending.implied is None and not pending.abandoned
+                and event.text.startswith(enough)):
+            pending.implied = asyncio.get_running_loop().call_later(
+                IMPLIED_FINAL_S, self._imply_final, pending)
+
+    def _imply_final(self, pending: _Pending) -> None:
+        """No final came after the answer line (Wavecom's AT+CPIN?): take the line as the
+        answer and return the parser to idle, so the next command is read afresh."""
+        if self._pending is not pending or pending.abandoned or pending.final.done():
+            return
+        self._pending = None
+        self._parser.abort()
+        self.commands_done += 1
+        logger.info("%s: %s answered %s without a final result code; taken as the answer",
+                    self.name, mask(repr(pending.command)), mask(repr(pending.lines[-1][:40])))
+        pending.final.set_result(Final(FinalKind.OK, "(none: answer line taken)"))
 
     def _on_prompt(self, event: Prompt) -> None:
         pending = self._pending

@@ -10,8 +10,11 @@ Rules of the machine:
 * IN FLIGHT, in this order: the echo of the command is dropped; a final result code ends
   the command (``NO CARRIER``/``BUSY``/``NO ANSWER``/``NO DIALTONE`` only for the call
   commands ATD/ATA/ATO, a URC otherwise; ATV0 digits are finals here only); a line with an
-  expected prefix is an ``InfoLine``; a line in the URC table is a ``Urc``; any other line
-  is an ``InfoLine`` (``AT+CGMI`` answers without a prefix).
+  expected prefix is an ``InfoLine``; a line in the URC table is a ``Urc``; so is any
+  other line whose key is ``+`` or ``^`` and a letter (``^CIEV: 1,0``, ``+PACSP1``): a
+  vendor URC we do not know, never part of a reply that does not expect its prefix; any
+  other line is an ``InfoLine`` (``AT+CGMI`` answers without a prefix, ``AT+CMGR``'s PDU
+  line is hex).
 * ``> `` at the start of a line is a ``Prompt`` only while the command expects one; after
   it, the modem's echo of the payload (the line with Ctrl-Z or ESC) is dropped.
 * Two-line URCs (``+CMT``, ``+CDS``, ``+CBM``) take the next non-empty line as ``pdu``.
@@ -48,7 +51,7 @@ from .tables import (
     VERBOSE_FINALS,
 )
 
-__all__ = ["AtParser", "parser_cost_per_line"]
+__all__ = ["AtParser", "default_expect", "parser_cost_per_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,9 @@ _JUNK = b" \t\x00\xff\xfe"
 _PROMPT = b"> "
 _FINALS: dict[bytes, FinalKind] = {**VERBOSE_FINALS, **PREFIX_FINALS}
 _CONNECT_RATE = b"CONNECT "  # "CONNECT 115200" (V.250 §6.2.6, result code with rate)
+# Key of a line that names itself like a 27.007 (``+``) or vendor (``^``, Huawei/SIMCom)
+# result code: the sigil and a letter. "+48601..." (a number) and hex PDU lines do not match.
+_SIGIL_KEY = re.compile(rb"[+^][A-Za-z]")
 _PAYLOAD_END = (b"\x1a", b"\x1b")  # Ctrl-Z sends, ESC cancels (27.005 §3.5.1)
 
 Event = Final | InfoLine | Urc | Prompt
@@ -75,6 +81,36 @@ def _prefix_key(prefix: str) -> bytes:
 @functools.lru_cache(maxsize=4096)  # begin() runs per command; expect tuples repeat
 def _expect_keys(expect: tuple[str, ...]) -> frozenset[bytes]:
     return frozenset(_prefix_key(p) for p in expect)
+
+
+# Commands whose set form (AT+X=...) must not claim +X lines: the answer comes as a URC
+# that may precede the OK (27.007 §7.15 +CUSD; Telit GM862 AT reference rev. 5).
+_NO_AUTO_EXPECT = frozenset({"+CUSD"})
+
+
+@functools.lru_cache(maxsize=4096)  # a modem layer sends a few dozen distinct commands
+def default_expect(command: str) -> tuple[str, ...]:
+    """Prefixes a command's information lines carry, derived from its name.
+
+    ``AT+CSQ`` → ``+CSQ``; ``AT+CREG?`` → ``+CREG``; ``AT^ICCID?`` → ``^ICCID``. For a
+    set command (``AT+X=...``) only when ``+X`` is not also a URC, so a ``+CREG:`` URC
+    during ``AT+CREG=2`` still reaches the subscribers.
+    """
+    upper = command.strip().upper()
+    if not upper.startswith("AT") or len(upper) < 4 or upper[2] not in "+^$#*%":
+        return ()
+    end = len(upper)
+    for stop in "=?;":
+        i = upper.find(stop, 3)
+        if i != -1 and i < end:
+            end = i
+    name = command.strip()[2:end]
+    if name.upper() in _NO_AUTO_EXPECT:
+        return ()
+    is_set = end < len(upper) and upper[end] == "="
+    if is_set and name.encode() in URC_PREFIXES:
+        return ()
+    return (name,)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -158,12 +194,16 @@ class AtParser:
         """The command in flight, or None while idle."""
         return self._command
 
-    def begin(self, command: str, *, expect: tuple[str, ...] = (), prompt: bool = False) -> None:
+    def begin(self, command: str, *, expect: tuple[str, ...] | None = None,
+              prompt: bool = False) -> None:
         """Enter IN FLIGHT for ``command``; its final result code returns to IDLE.
 
         ``expect`` lists the prefixes of the command's information lines (they win over
-        the URC table, so ``+CREG:`` answers ``AT+CREG?``); ``prompt`` arms ``> ``.
+        the URC table, so ``+CREG:`` answers ``AT+CREG?``); None means the command's own
+        prefix (``default_expect``: ``+CSQ`` for ``AT+CSQ``); ``prompt`` arms ``> ``.
         """
+        if expect is None:
+            expect = default_expect(command)
         if self._command is not None:
             raise AtProtocolError(
                 f"begin({command!r}) while {self._command!r} is still in flight"
@@ -352,9 +392,11 @@ class AtParser:
             if kind in CALL_PROGRESS_KINDS and not self._call_command:
                 return Urc(kind.value, text)
             return self._final(kind, text)
-        if key in self._expect or key not in self._urcs:
+        if key in self._expect:
             return InfoLine(text)
-        return self._urc(key, text)
+        if key in self._urcs or _SIGIL_KEY.match(key) is not None:
+            return self._urc(key, text)
+        return InfoLine(text)
 
     def _final(self, kind: FinalKind, text: str) -> Final:
         code: int | None = None

@@ -15,6 +15,7 @@ from typing import Mapping
 from .events import FinalKind
 
 __all__ = [
+    "ANSWER_WITHOUT_FINAL",
     "CALL_COMMAND_PREFIXES",
     "CALL_PROGRESS_KINDS",
     "MAX_LINE_BYTES",
@@ -88,7 +89,9 @@ CALL_PROGRESS_KINDS = frozenset(
 CALL_COMMAND_PREFIXES: tuple[str, ...] = ("ATD", "ATA", "ATO")
 
 # Unsolicited result codes, key -> reported name. Lines matching these are URCs even
-# while a command is in flight, unless the command expects that prefix.
+# while a command is in flight, unless the command expects that prefix. A ``+``/``^`` line
+# that is neither expected nor in this table is a URC as well (protocol.py), so this table
+# matters for the vendor URCs without a sigil and for the names that must be exact.
 URC_PREFIXES: Mapping[bytes, str] = MappingProxyType(
     {
         key.encode(): key
@@ -105,8 +108,9 @@ URC_PREFIXES: Mapping[bytes, str] = MappingProxyType(
             # Huawei E1550/E173 (chan_dongle at_response.c)
             "^DSCI", "^ORIG", "^CONF", "^CONN", "^CEND", "^RSSI", "^BOOT", "^MODE",
             "^SRVST", "^DDTMF", "^SIMST", "^HCSQ", "^SYSSTART", "^STIN", "^NDISSTAT",
-            # SIMCom SIM800 / SIM7600 manuals
-            "+DTMF", "+RXDTMF", "VOICE CALL", "Call Ready", "SMS Ready", "RDY",
+            # SIMCom SIM800 / SIM7600 manuals; MISSED_CALL: <time> <number> on SIM7600
+            # (ModemManager plugins/simtech tests: "MISSED_CALL: 11:01AM 07712345678")
+            "+DTMF", "+RXDTMF", "VOICE CALL", "MISSED_CALL", "Call Ready", "SMS Ready", "RDY",
             "PB DONE", "SMS DONE", "+CFUN", "*PSUTTZ", "DST", "+CPSI", "UNDER-VOLTAGE POWER DOWN",
             "UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE POWER DOWN", "NORMAL POWER DOWN",
             # Quectel EC25 / M35 manuals
@@ -122,3 +126,9 @@ TWO_LINE_URCS = frozenset({b"+CMT", b"+CDS", b"+CBM"})
 # Lines whose quoted string may contain CR LF: the line continues until the quote closes
 # (27.007 §7.15: the +CUSD <str> is the network's text, menus put line breaks in it).
 QUOTED_MULTILINE_PREFIXES = frozenset({b"+CUSD"})
+
+# Commands some modems answer with their information line and no final result code:
+# command as sent (upper case) -> prefix of the line that is the whole answer. Wavecom
+# M1306B firmware 430e09gm.3 answers AT+CPIN? with "+CPIN: READY" and never "OK"
+# (python-gsmmodem issue #19, handled there by taking the +CPIN line at the timeout).
+ANSWER_WITHOUT_FINAL: Mapping[str, str] = MappingProxyType({"AT+CPIN?": "+CPIN"})

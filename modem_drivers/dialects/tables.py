@@ -36,6 +36,10 @@ _COMMON_INIT: Final = (
     Cmd('AT+CSCS="GSM"', optional=True, doc="USSD strings as text (27.007 §5.5)"),
     Cmd("AT+CLIP=1", optional=True, doc="caller number with RING (27.007 §7.6) for callbacks"),
     Cmd("AT+CREG=2", optional=True, doc="registration URCs with LAC/CI (27.007 §7.2)"),
+    # LTE modems report E-UTRAN registration only here (an LTE-only network leaves +CREG
+    # unregistered); 2G/3G modems answer ERROR, which is tolerated (docs/dialects.md).
+    Cmd("AT+CEREG=2", optional=True, doc="EPS (LTE) registration URCs with TAC/CI (27.007 §10.1.22)"),
+    Cmd("AT+CGREG=2", optional=True, doc="GPRS registration URCs with LAC/CI (27.007 §10.1.20)"),
 )
 
 GENERIC: Final = Dialect(
