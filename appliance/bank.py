@@ -12,7 +12,12 @@ storms:
 * a vanished port is reopened by the AT layer itself; the bank marks the channel faulty
   meanwhile and re-reads the SIM when it is back;
 * SIM-slot switches happen only on idle channels, take the channel out of service while
-  the modem re-registers, and are planned by the rotation policy.
+  the modem re-registers, and are planned by the rotation policy;
+* a SIM left locked (a wrong PIN, its PUK wanted, one try left: ``modem_drivers.pin``)
+  stops its channel with a reason that says what a person must do; the port is let go so
+  ``simrotor modem unlock PORT`` can use it, and looked at again with backoff (nothing is
+  sent to the SIM) until the SIM is found unlocked. Rejected PINs are remembered in the
+  appliance's store, so a restart does not try them again.
 """
 from __future__ import annotations
 
@@ -26,8 +31,9 @@ from typing import Any, Final
 
 from modem_drivers.at import AtError, AtTimeout
 from modem_drivers.background import Background
-from modem_drivers.errors import ModemError, Unsupported
+from modem_drivers.errors import ModemError, PinError, SimPinRequired, SimPukRequired, Unsupported, WrongPin
 from modem_drivers.modem import Modem
+from modem_drivers.pin import MemoryPinMarks, PinMarks, PinWithheld, tries_text
 from modem_drivers.types import (
     ModemEvent,
     PinState,
@@ -61,6 +67,7 @@ class Bank:
         reopen_backoff: tuple[float, float] = (1.0, 60.0),
         discover_slots: bool = True,
         rng: random.Random | None = None,
+        pin_marks: PinMarks | None = None,
     ) -> None:
         self.channels: dict[str, Channel] = {c.id: c for c in channels}
         self.modems: dict[str, Modem] = {}
@@ -74,6 +81,9 @@ class Bank:
         self._tasks = Background("bank", logger)
         self._cooling: dict[str, asyncio.TimerHandle] = {}
         self._closing = False
+        #: Rejected PINs per SIM; the runtime passes its store so they survive a restart.
+        self.pin_marks: PinMarks = pin_marks if pin_marks is not None else MemoryPinMarks()
+        self._pin_watched: set[str] = set()
 
     # -- listeners ----------------------------------------------------------------------
     def on_change(self, cb: ChangeListener) -> None:
@@ -108,9 +118,12 @@ class Bank:
         await self._tasks.cancel_all()
         await asyncio.gather(*(m.close() for m in self.modems.values()), return_exceptions=True)
 
+    async def _open(self, ch: Channel) -> Modem:
+        return await Modem.open(ch.port, pin=ch.pin, name=ch.id, pin_marks=self.pin_marks)
+
     async def _bring_up(self, ch: Channel) -> None:
         try:
-            modem = await Modem.open(ch.port, pin=ch.pin, name=ch.id)
+            modem = await self._open(ch)
         except (AtError, ModemError, OSError) as exc:
             self._move(ch, ChannelState.FAULTY, f"cannot open: {exc}")
             self._spawn(self._reopen(ch), f"reopen of {ch.id}")
@@ -162,7 +175,11 @@ class Bank:
         """Put a channel that finished some work into the state its SIM allows."""
         sim = ch.active_sim
         info = sim.info if sim else None
-        if info is None or info.pin_state is not PinState.READY:
+        modem = self.modems.get(ch.id)
+        problem = modem.pin_problem if modem is not None else None
+        if problem is not None and (info is None or info.pin_state is not PinState.READY):
+            self._stop_for_pin(ch, problem)
+        elif info is None or info.pin_state is not PinState.READY:
             state = info.pin_state.value if info else "unreadable"
             self._move(ch, ChannelState.FAULTY, f"SIM not ready ({state})")
         elif not ch.registered:
@@ -240,7 +257,11 @@ class Bank:
                 return False
             ch.active_slot = slot
             ch.registered = False
-            deadline = loop.time() + REGISTRATION_TIMEOUT
+            with contextlib.suppress(AtError, ModemError):
+                if await modem.sim_status() in (PinState.SIM_PIN, PinState.SIM_PUK):
+                    # A locked SIM cannot register: its PIN first (once, if safe).
+                    await modem.initialize(pin=ch.pin)
+            deadline = loop.time() + (REGISTRATION_TIMEOUT if modem.pin_problem is None else 0.0)
             while not registered.done() and loop.time() < deadline:
                 try:
                     await asyncio.wait_for(asyncio.shield(registered), timeout=min(5.0, deadline - loop.time()))
@@ -323,7 +344,7 @@ class Bank:
         delay, cap = self.reopen_backoff
         while not self._closing:
             try:
-                modem = await Modem.open(ch.port, pin=ch.pin, name=ch.id)
+                modem = await self._open(ch)
             except (AtError, ModemError, OSError) as exc:
                 logger.info("channel %s: reopen failed (%s); next try in %.1f s", ch.id, exc, delay)
                 await asyncio.sleep(delay)
@@ -334,9 +355,72 @@ class Bank:
             self._settle(ch, "reopened")
             return
 
+    # -- locked SIMs -------------------------------------------------------------------
+    def _stop_for_pin(self, ch: Channel, problem: PinError) -> None:
+        """Stop a channel whose SIM stayed locked, say what a person must do, and let go of
+        the port (``simrotor modem unlock`` needs it) while watching for the SIM's unlock."""
+        reason = pin_stop_reason(ch, problem)
+        if ch.state is not ChannelState.FAULTY or ch.reason != reason:
+            self._move(ch, ChannelState.FAULTY, reason)
+            logger.warning(
+                "channel %s stopped: %s", ch.id, reason,
+                extra={"event": "pin_stop", "channel": ch.id, "port": ch.port, "problem": type(problem).__name__,
+                       "tries_left": problem.tries_left},
+            )
+        if ch.id not in self._pin_watched:
+            self._pin_watched.add(ch.id)
+            self._spawn(self._watch_locked(ch), f"locked-SIM watch of {ch.id}")
+
+    async def _watch_locked(self, ch: Channel) -> None:
+        """Release the port, then look again with capped backoff: each look opens the modem
+        and reads the SIM's state and tries (no PIN is sent while the mark stands, with one
+        try left, or for a PUK), and closes it again unless the SIM is unlocked now."""
+        delay, cap = self.reopen_backoff
+        try:
+            await self._release(ch)
+            while not self._closing:
+                await asyncio.sleep(delay)
+                delay = min(cap, delay * 2)
+                try:
+                    modem = await self._open(ch)
+                except (AtError, ModemError, OSError) as exc:
+                    logger.debug("channel %s: locked-SIM look failed (%s); next in %.1f s", ch.id, exc, delay)
+                    continue
+                self._attach(ch, modem)
+                await self._read_active_sim(ch)
+                if modem.pin_problem is None:
+                    self._settle(ch, "SIM unlocked")
+                    return
+                self._stop_for_pin(ch, modem.pin_problem)  # the reason may say other tries now
+                await self._release(ch)
+        finally:
+            self._pin_watched.discard(ch.id)
+
+    async def _release(self, ch: Channel) -> None:
+        modem = self.modems.pop(ch.id, None)
+        if modem is not None:
+            with contextlib.suppress(Exception):
+                await modem.close()
+
     # -- views -------------------------------------------------------------------------
     def sims(self) -> list[tuple[Channel, SlotSim]]:
         return [(ch, s) for ch in self.channels.values() for s in ch.sims.values() if s.sim_id]
 
     def snapshot(self) -> list[dict[str, object]]:
         return [ch.public() for ch in self.channels.values()]
+
+
+def pin_stop_reason(ch: Channel, problem: PinError) -> str:
+    """What a person reads on the page and in ``GET /api/channels`` for a locked SIM: the
+    problem with its tries left, the config key to fix and the command to run."""
+    tries = tries_text(problem.tries_left)
+    unlock = f"simrotor modem unlock {ch.port}"
+    if isinstance(problem, WrongPin):
+        return f"wrong PIN ({tries}): fix [[modem]] {ch.id} pin and run `{unlock} --pin P`"
+    if isinstance(problem, SimPukRequired):
+        return f"SIM needs its PUK ({tries}): run `{unlock} --puk P --new-pin N`, then set [[modem]] {ch.id} pin = N"
+    if isinstance(problem, PinWithheld):
+        return f"SIM PIN not sent ({tries}): a person decides: run `{unlock} --pin P --last-try`"
+    if isinstance(problem, SimPinRequired):
+        return f"SIM needs its PIN ({tries}): set [[modem]] {ch.id} pin, or run `{unlock} --pin P`"
+    return f"SIM locked: {problem}"

@@ -127,7 +127,7 @@ class Appliance:
         sup = cfg.supervision
         self.bank = Bank(channels, check_interval=sup.check_interval_seconds,
                          command_timeout=sup.stuck_timeout_seconds, reopen_backoff=tuple(sup.reopen_backoff),  # type: ignore[arg-type]
-                         rng=self.rng)
+                         rng=self.rng, pin_marks=self.store)  # rejected PINs survive a restart
         prefixes = dict(plan_prefixes()) if cfg.emulator_state and not cfg.operator_prefixes else {}
         prefixes.update(cfg.operator_prefixes)
         self.operators = PrefixOperators(prefixes)

@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
-from provisioning.clikit import EXIT_FAILURE, EXIT_UNAVAILABLE, emit, fail, json_option, run_async
+from provisioning.clikit import EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE, emit, fail, json_option, run_async
 
 from .at import AtError, AtTimeout, CommandFailed, PortClosed, PortUnavailable
 from .call import CallState
-from .errors import ModemError, NotRegistered, SimBlocked
+from .errors import ModemError, NotRegistered, PinError, SimBlocked
 from .modem import Modem
 from .types import PinState, StatusReportReceived
 
@@ -80,6 +80,8 @@ def modem() -> None:
       simrotor modem sms /dev/ttyUSB2 --to +48601000123 --text 'Dzień dobry' --report
       simrotor modem dial /dev/ttyUSB2 --to +48600000123 --seconds 5
       simrotor modem ussd /dev/ttyUSB2 '*100#'
+      simrotor modem pin /dev/ttyUSB2
+      simrotor modem unlock /dev/ttyUSB2 --puk 12345678 --new-pin 1234
     """
 
 
@@ -261,3 +263,116 @@ def ussd(port: str, code: str, timeout: float, pin: str | None, as_json: bool) -
     """
     result = _run(as_json, lambda: run_ussd(port, pin, code, timeout))
     emit(result, as_json)
+
+
+# -- PIN --------------------------------------------------------------------------------------
+last_try_option = click.option(
+    "--last-try", is_flag=True,
+    help="Send even when the SIM has one try left (a wrong one locks the SIM, or blocks it for good after a PUK).")
+
+
+def _check_codes(as_json: bool, **codes: str | None) -> None:
+    """PINs are 4 to 8 digits, a PUK 8 (3GPP TS 51.011 §9.3): refused here, before they
+    could cost the SIM a try."""
+    for option, code in codes.items():
+        if code is None:
+            continue
+        shortest = 8 if option == "puk" else 4
+        if not (code.isdigit() and shortest <= len(code) <= 8):
+            expected = "8 digits" if shortest == 8 else "4 to 8 digits"
+            fail(f"--{option.replace('_', '-')} must be {expected}", code=EXIT_USAGE, as_json=as_json)
+
+
+async def _pin_view(modem: Modem) -> dict[str, Any]:
+    """The SIM's state and its tries left (reading them costs no try)."""
+    state = await modem.sim_status()
+    return {"state": state.value, **(await modem.pin_tries()).public()}
+
+
+def _pin_outcome(as_json: bool, result: dict[str, Any]) -> None:
+    """Print a PIN command's result; a refused or wrong code exits 1 with its sentence."""
+    error = result.pop("error")
+    if error is None:
+        emit(result, as_json)
+        return
+    if not as_json:
+        emit(result, False)
+    fail(error, code=EXIT_FAILURE, as_json=as_json, **result)
+
+
+@_with_modem
+async def unlock_sim(modem: Modem, pin: str | None, puk: str | None, new_pin: str | None,
+                     last_try: bool) -> dict[str, Any]:
+    before = await _pin_view(modem)
+    error = None
+    try:
+        await modem.unlock(new_pin if puk is not None else pin, puk=puk, last_try=last_try)  # type: ignore[arg-type]
+    except PinError as exc:
+        error = str(exc)
+    return {"port": modem.port.url, "before": before, "after": await _pin_view(modem), "error": error}
+
+
+@modem.command()
+@port_argument
+@click.option("--pin", help="The SIM's PIN, when it asks for its PIN.")
+@click.option("--puk", help="The SIM's PUK (8 digits), when it asks for its PUK; needs --new-pin.")
+@click.option("--new-pin", help="The PIN the SIM gets with --puk (4 to 8 digits).")
+@last_try_option
+@json_option
+def unlock(port: str, pin: str | None, puk: str | None, new_pin: str | None, last_try: bool, as_json: bool) -> None:
+    """Unlock the SIM: its PIN, or its PUK and a new PIN. Shows the tries left before and
+    after; with one try left nothing is sent unless --last-try is given. The appliance
+    stops a channel whose SIM rejected its configured PIN and lets go of the port, so
+    this runs while the appliance keeps running; the appliance forgets the rejected PIN
+    once it finds the SIM unlocked (fix [[modem]] pin in its config too).
+
+    \b
+    Examples:
+      simrotor modem unlock /dev/ttyUSB2 --pin 1234
+      simrotor modem unlock /dev/ttyUSB2 --puk 12345678 --new-pin 1234 --json
+    """
+    if (pin is None) == (puk is None) or (puk is None) != (new_pin is None):
+        fail("give either --pin P, or --puk P with --new-pin N", code=EXIT_USAGE, as_json=as_json)
+    _check_codes(as_json, pin=pin, puk=puk, new_pin=new_pin)
+    result = _run(as_json, lambda: unlock_sim(port, None, pin, puk, new_pin, last_try))
+    _pin_outcome(as_json, result)
+
+
+@_with_modem
+async def sim_pin(modem: Modem, change: bool, old: str | None, new: str | None, last_try: bool) -> dict[str, Any]:
+    before = await _pin_view(modem)
+    if not change:
+        return {"port": modem.port.url, **before, "error": None}
+    error = None
+    try:
+        await modem.change_pin(old, new, last_try=last_try)  # type: ignore[arg-type]
+    except PinError as exc:
+        error = str(exc)
+    return {"port": modem.port.url, "before": before, "after": await _pin_view(modem),
+            "changed": error is None, "error": error}
+
+
+@modem.command(name="pin")
+@port_argument
+@click.option("--change", is_flag=True, help="Change the PIN (AT+CPWD): needs --old and --new.")
+@click.option("--old", help="The SIM's PIN now (with --change).")
+@click.option("--new", help="The new PIN, 4 to 8 digits (with --change).")
+@last_try_option
+@json_option
+def pin_command(port: str, change: bool, old: str | None, new: str | None, last_try: bool, as_json: bool) -> None:
+    """Show the SIM's PIN state and its PIN and PUK tries left; with --change, change the
+    PIN (the SIM must be unlocked; a wrong --old costs a try, so the last one is refused
+    unless --last-try).
+
+    \b
+    Examples:
+      simrotor modem pin /dev/ttyUSB2 --json
+      simrotor modem pin /dev/ttyUSB2 --change --old 1234 --new 4321
+    """
+    if change and (old is None or new is None):
+        fail("--change needs --old and --new", code=EXIT_USAGE, as_json=as_json)
+    if not change and (old is not None or new is not None):
+        fail("--old and --new go with --change", code=EXIT_USAGE, as_json=as_json)
+    _check_codes(as_json, old=old, new=new)
+    result = _run(as_json, lambda: sim_pin(port, None, change, old, new, last_try))
+    _pin_outcome(as_json, result)

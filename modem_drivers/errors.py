@@ -20,15 +20,24 @@ class SimNotInserted(SimError):
     pass
 
 
-class SimPinRequired(SimError):
+class PinError(SimError):
+    """The SIM is locked and was not unlocked. ``tries_left`` counts the entries the SIM
+    still accepts for what it asks (PIN or PUK) when the modem could tell, else None."""
+
+    def __init__(self, message: str, tries_left: int | None = None) -> None:
+        super().__init__(message)
+        self.tries_left = tries_left
+
+
+class SimPinRequired(PinError):
     pass
 
 
-class SimPukRequired(SimError):
+class SimPukRequired(PinError):
     pass
 
 
-class WrongPin(SimError):
+class WrongPin(PinError):
     pass
 
 

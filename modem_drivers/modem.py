@@ -45,14 +45,18 @@ from .errors import (
     CallBusy,
     ModemError,
     NotRegistered,
+    PinError,
     PlaybackFailed,
+    SimError,
     SimPinRequired,
     SimPukRequired,
+    WrongPin,
     SmsFailed,
     TtsUnsupported,
     Unsupported,
     UssdFailed,
 )
+from . import pin as pinmod
 from . import sms as smsmod
 from .registration import ENABLE as REG_ENABLE
 from .registration import QUERY as REG_QUERY
@@ -168,7 +172,8 @@ def translate(exc: Exception) -> Exception:
 class Modem:
     """A modem behind one AT port. Create with ``await Modem.open(url)``."""
 
-    def __init__(self, port: AtPort, *, name: str | None = None, dialect: Dialect | None = None) -> None:
+    def __init__(self, port: AtPort, *, name: str | None = None, dialect: Dialect | None = None,
+                 pin_marks: pinmod.PinMarks | None = None) -> None:
         self.port = port
         self.name = name or port.name
         self.dialect: Dialect = dialect or GENERIC
@@ -189,6 +194,12 @@ class Modem:
         self._release_hint: int | None = None
         self._last_release = -1e9
         self._pin: str | None = None
+        #: Where rejected PINs are remembered (the appliance passes its store).
+        self.pin_marks: pinmod.PinMarks = pin_marks if pin_marks is not None else pinmod.MemoryPinMarks()
+        #: Why the SIM stayed locked at the last (re)initialisation; None when it is not.
+        self.pin_problem: PinError | None = None
+        #: The active SIM slot as far as this driver switched it (0 after power-up).
+        self.slot = 0
         #: How long ATD may take before the dial is given up (TimeoutClass.DIAL's source).
         self.dial_timeout = TimeoutClass.DIAL.seconds
         #: A dial or hang-up the modem never answered may have left a call up on it: the
@@ -214,9 +225,10 @@ class Modem:
         name: str | None = None,
         dialect: Dialect | None = None,
         reconnect: bool = True,
+        pin_marks: pinmod.PinMarks | None = None,
     ) -> "Modem":
         port = await AtPort.open(url, name=name, reconnect=reconnect)
-        modem = cls(port, name=name, dialect=dialect)
+        modem = cls(port, name=name, dialect=dialect, pin_marks=pin_marks)
         try:
             await modem.initialize(pin=pin)
         except BaseException:
@@ -234,9 +246,14 @@ class Modem:
         if not self._unsubscribe:
             self._wire_urcs()
         state = await self.sim_status()
-        if state is PinState.SIM_PIN and self._pin:
-            await self.unlock(self._pin)
+        # The configured PIN goes at most once per person's action (modem_drivers.pin):
+        # this runs on every open, reopen after USB loss and slot switch.
+        self.pin_problem = None
+        if state in (PinState.SIM_PIN, PinState.SIM_PUK):
+            self.pin_problem = await pinmod.unlock_on_open(self, self._pin, self.pin_marks)
         elif state is PinState.READY:
+            await pinmod.forget_on_ready(self, self.pin_marks)
+        if self.pin_state is PinState.READY:
             await self._configure()
 
     async def close(self) -> None:
@@ -388,25 +405,94 @@ class Modem:
         self.pin_state = next((s for s in PinState if s.value == value), PinState.UNKNOWN)
         return self.pin_state
 
-    async def unlock(self, pin: str, *, puk: str | None = None) -> PinState:
-        """Enter the PIN (or the PUK and a new PIN); configures the modem once READY."""
-        if not re.fullmatch(r"\d{4,8}", pin):
-            raise ValueError("a PIN is 4 to 8 digits")
+    async def unlock(self, pin: str, *, puk: str | None = None, last_try: bool = False) -> PinState:
+        """A person's unlock: the PIN, or the PUK and a new PIN (``pin``). The tries left
+        are read first and the last one is refused unless ``last_try``; configures the
+        modem once READY. Raises ``WrongPin``/``SimPukRequired`` with the tries left after."""
+        _check_code(pin, "a PIN" if puk is None else "the new PIN", 4, 8)
+        if puk is not None:
+            _check_code(puk, "a PUK", 8, 8)
         state = await self.sim_status()
         if state is PinState.READY:
+            await pinmod.forget_on_ready(self, self.pin_marks)
             await self._configure()
             return state
+        tries = await self.pin_tries()
         if state is PinState.SIM_PUK:
-            if not puk:
-                raise SimPukRequired("the SIM is PIN-locked after wrong PINs: it needs its PUK (--puk)")
-            await self._cmd(f'AT+CPIN="{puk}","{pin}"', timeout_class=TimeoutClass.SIM)
+            if puk is None:
+                raise SimPukRequired(f"{pinmod.puk_required(tries.puk)}: give the PUK and a new PIN (--puk P --new-pin N)",
+                                     tries.puk)
+            if not pinmod.may_send(tries.puk, last_try=last_try):
+                raise pinmod.PinWithheld(f"PUK not sent: {pinmod.tries_text(tries.puk)}, a wrong one blocks the SIM for good;"
+                                         " add --last-try to send it", tries.puk)
+            try:
+                await self._cmd(f'AT+CPIN="{puk}","{pin}"', timeout_class=TimeoutClass.SIM)
+            except WrongPin:
+                after = (await self.pin_tries()).puk
+                raise SimPukRequired(f"wrong PUK ({pinmod.tries_text(after)})", after) from None
+        elif state is PinState.SIM_PIN:
+            if puk is not None:
+                raise SimPinRequired(f"{pinmod.pin_required(tries.pin)}, not its PUK: give --pin", tries.pin)
+            if not pinmod.may_send(tries.pin, last_try=last_try):
+                raise pinmod.PinWithheld(f"{pinmod.pin_withheld(tries.pin)}; add --last-try to send it", tries.pin)
+            try:
+                await self.send_pin(pin)
+            except WrongPin:
+                raise pinmod.wrong_pin((await self.pin_tries()).pin) from None
         else:
-            await self._cmd(f'AT+CPIN="{pin}"', timeout_class=TimeoutClass.SIM)
+            raise SimError(f"the SIM asks for {state.value}, which this tool does not enter")
         self._pin = pin
         state = await self.sim_status()
         if state is PinState.READY:
+            self.pin_problem = None
+            await pinmod.forget_on_ready(self, self.pin_marks)
             await self._configure()
         return state
+
+    async def send_pin(self, pin: str) -> None:
+        """Send the PIN once (27.007 §8.3 ``AT+CPIN="<pin>"``); ``WrongPin`` when the SIM
+        refuses it (+CME ERROR: 16)."""
+        _check_code(pin, "a PIN", 4, 8)
+        await self._cmd(f'AT+CPIN="{pin}"', timeout_class=TimeoutClass.SIM)
+
+    async def change_pin(self, old: str, new: str, *, last_try: bool = False) -> None:
+        """Change the SIM's PIN (27.007 §7.5 ``AT+CPWD="SC",<old>,<new>``). A wrong old PIN
+        costs a try like ``AT+CPIN``, so the last one is refused unless ``last_try``."""
+        _check_code(old, "the old PIN", 4, 8)
+        _check_code(new, "the new PIN", 4, 8)
+        state = await self.sim_status()
+        tries = await self.pin_tries()
+        if state is PinState.SIM_PUK:
+            raise pinmod.puk_required(tries.puk)
+        if state is not PinState.READY:
+            raise SimPinRequired(f"{pinmod.pin_required(tries.pin)}: unlock it first (simrotor modem unlock)", tries.pin)
+        if not pinmod.may_send(tries.pin, last_try=last_try):
+            raise pinmod.PinWithheld(f"old PIN not sent: {pinmod.tries_text(tries.pin)}, a wrong one would lock the SIM;"
+                                     " add --last-try to send it", tries.pin)
+        try:
+            await self._cmd(f'AT+CPWD="SC","{old}","{new}"', timeout_class=TimeoutClass.SIM)
+        except WrongPin:
+            raise pinmod.wrong_pin((await self.pin_tries()).pin) from None
+        except CallBusy:  # +CME ERROR: 3, operation not allowed
+            raise SimError("the modem refused the PIN change (operation not allowed: is the SIM's PIN lock off?)") from None
+        self._pin = new
+
+    async def pin_tries(self) -> pinmod.PinTries:
+        """The SIM's PIN and PUK tries left, by the dialect's counter row (no try spent);
+        unknown counts are None (no row, or the modem refused it)."""
+        row = self.dialect.pin_counter
+        if row is None:
+            return pinmod.PinTries()
+        r = await self._try(row.query.command, expect=row.query.expect, timeout_class=TimeoutClass.SIM)
+        return row.parse(r.lines) if r is not None else pinmod.PinTries()
+
+    async def sim_keys(self) -> tuple[str, ...]:
+        """Names of the active SIM for remembering a rejected PIN: its ICCID when the modem
+        reads it (most do while the SIM is locked), and the modem's IMEI with the slot."""
+        iccid = await self._iccid()
+        imei = self.identity.imei if self.identity and self.identity.imei else self.name
+        fallback = f"imei:{imei}/slot:{self.slot}"
+        return (f"iccid:{iccid}", fallback) if iccid else (fallback,)
 
     def _require_sim(self) -> None:
         if self.pin_state is PinState.SIM_PIN:
@@ -853,6 +939,7 @@ class Modem:
         except CommandFailed as exc:
             raise Unsupported(f"the modem refused SIM slot {slot}: {exc}") from exc
         self.pin_state = PinState.UNKNOWN
+        self.slot = slot
         self._forget_registration()
 
     async def reset(self) -> None:
@@ -1060,6 +1147,14 @@ class _Empty:
 
 
 _EMPTY = _Empty()
+
+
+def _check_code(code: str, what: str, shortest: int, longest: int) -> None:
+    """A PIN is 4 to 8 digits, a PUK 8 (3GPP TS 51.011 §9.3, 31.101): anything else is
+    refused before it reaches the SIM, where a malformed code would cost a try."""
+    if not re.fullmatch(rf"\d{{{shortest},{longest}}}", code or ""):
+        size = f"{shortest} digits" if shortest == longest else f"{shortest} to {longest} digits"
+        raise ValueError(f"{what} is {size}, got {len(code or '')} character(s)")
 
 
 def _plain(lines: tuple[str, ...]) -> str:

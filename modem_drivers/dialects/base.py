@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final
 
 from ..call import CallState
 from ..ussd import UssdForm
+
+if TYPE_CHECKING:
+    from ..pin import PinTries
 
 
 class CallProgress(enum.Enum):
@@ -32,6 +35,15 @@ class Cmd:
     expect: str | None = None
     optional: bool = False  # an ERROR is logged and tolerated
     doc: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PinCounter:
+    """How the modem tells how many PIN and PUK entries its SIM still accepts: read before
+    any PIN is sent (``modem_drivers.pin``); reading costs no try."""
+
+    query: Cmd
+    parse: Callable[[Sequence[str]], "PinTries"]
 
 
 CallParser = Callable[[str], "tuple[CallState, int | None] | None"]
@@ -130,6 +142,8 @@ class Dialect:
     poll_interval: float = 0.5
     #: Text-to-speech to the far end during a call; None = the modem has none.
     tts: Tts | None = None
+    #: Reads the SIM's PIN/PUK tries left; None = the modem cannot tell.
+    pin_counter: PinCounter | None = None
 
     def urc_prefixes(self) -> tuple[str, ...]:
         tts = (self.tts.end_urc,) if self.tts is not None else ()

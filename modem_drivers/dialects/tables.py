@@ -10,7 +10,8 @@ from typing import Final
 from .. import call as c
 from ..q850 import cause_from_text
 from ..ussd import UssdForm
-from .base import CallUrc, Cmd, Dialect, Tts, parse_dtmf_ascii, parse_dtmf_digit
+from ..pin import parse_cpinr, parse_huawei_cpin, parse_qpinc, parse_spic
+from .base import CallUrc, Cmd, Dialect, PinCounter, Tts, parse_dtmf_ascii, parse_dtmf_digit
 
 
 def _ceer_text(text: str) -> int | None:
@@ -60,6 +61,10 @@ GENERIC: Final = Dialect(
     slot_switch="AT+CSUS={slot}",
     slot_query=Cmd("AT+CSUS?", expect="+CSUS", optional=True, doc="27.007 §8.66"),
     reset="AT+CFUN=1,1",
+    pin_counter=PinCounter(
+        Cmd("AT+CPINR", expect="+CPINR", doc="27.007 §8.65: +CPINR: <code>,<retries>,<default_retries> per code"),
+        parse_cpinr,
+    ),
 )
 
 SIMCOM: Final = Dialect(
@@ -94,6 +99,10 @@ SIMCOM: Final = Dialect(
                   doc='SIM7600 manual "AT+CDTAM TTS play path": 1 = remote path (the far end hears it)'),
         doc="SIM7600 manual AT+CTTS",
     ),
+    pin_counter=PinCounter(
+        Cmd("AT+SPIC", expect="+SPIC", doc="SIM800/SIM7600 manuals AT+SPIC: +SPIC: <pin1>,<puk1>,<pin2>,<puk2>"),
+        parse_spic,
+    ),
 )
 
 QUECTEL: Final = Dialect(
@@ -119,6 +128,10 @@ QUECTEL: Final = Dialect(
     # +QTTS: 0 when playback is over. During a call the text is played to the far end.
     tts=Tts(command="AT+QTTS", ascii_mode=2, ucs2_mode=1, stop="AT+QTTS=0", end_urc="+QTTS",
             doc="EC2x manual AT+QTTS"),
+    pin_counter=PinCounter(
+        Cmd("AT+QPINC?", expect="+QPINC", doc='EC2x/M35 manuals AT+QPINC: +QPINC: "SC",<pin>,<puk> and "P2",…'),
+        parse_qpinc,
+    ),
 )
 
 HUAWEI: Final = Dialect(
@@ -146,6 +159,10 @@ HUAWEI: Final = Dialect(
     slot_query=None,
     reset="AT+CFUN=1,1",
     extra_urcs=("^RSSI", "^BOOT", "^MODE", "^SRVST", "^SIMST", "^CVOICE"),
+    pin_counter=PinCounter(
+        Cmd("AT^CPIN?", expect="^CPIN", doc="Huawei ^CPIN: <code>,[<times>],<puk>,<pin>,<puk2>,<pin2>"),
+        parse_huawei_cpin,
+    ),
 )
 
 #: Detection order: the first dialect whose pattern matches wins; generic is the fallback.

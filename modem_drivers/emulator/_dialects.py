@@ -55,19 +55,23 @@ class Dialect:
     rssi_urc: bool  # Huawei ^RSSI: <rssi> on signal/registration change
     tts: str | None = None  # text-to-speech command (+CTTS / +QTTS); None = no TTS
     tts_path: str | None = None  # command that routes TTS to the far end; None = always there
+    #: Command that tells the SIM's PIN/PUK tries left (docs/dialects.md "PIN tries"):
+    #: +SPIC (SIMCom), +QPINC (Quectel), ^CPIN (Huawei), +CPINR (27.007 §8.65, generic).
+    pin_counter: str = "+CPINR"
 
 
 _COMMON_HANGUP: Final = frozenset({"H", "+CHUP"})  # ATH (V.250) and AT+CHUP (27.007 §6.5)
 
 _SIMCOM = dict(
-    vendor="simcom", manufacturer="SIMCOM_Ltd", id_prefix=False,
+    vendor="simcom", manufacturer="SIMCOM_Ltd", id_prefix=False, pin_counter="+SPIC",
     call_report=CallReport.CLCC, ceer=CeerStyle.TEXT, slot_command="+CSUS",
     ussd=UssdCoding.TE_CHARSET, hangup_commands=_COMMON_HANGUP,
     cnmi_ds_supported=frozenset({0, 1, 2}), caret_not_supported=False, rssi_urc=False,
 )
 _QUECTEL = dict(
     vendor="quectel", manufacturer="Quectel", id_prefix=False,
-    commands=frozenset({"+QCCID", "^DSCI", "+QDSIM", "+QTONEDET", "+CSUS", "+QTTS"}), tts="+QTTS",
+    commands=frozenset({"+QCCID", "^DSCI", "+QDSIM", "+QTONEDET", "+CSUS", "+QTTS", "+QPINC"}), tts="+QTTS",
+    pin_counter="+QPINC",
     call_report=CallReport.DSCI, voice_call_urcs=False, ceer=CeerStyle.LOCATION_CAUSE,
     dtmf_urc="+QTONEDET: {code}", dtmf_enable="+QTONEDET", slot_command="+QDSIM",
     ussd=UssdCoding.TE_CHARSET, hangup_commands=_COMMON_HANGUP,
@@ -76,7 +80,7 @@ _QUECTEL = dict(
 )
 _HUAWEI = dict(
     vendor="huawei", manufacturer="huawei", id_prefix=False,
-    commands=frozenset({"^CVOICE", "^ICCID", "^DTMF", "^CURC", "^DDSETEX"}),
+    commands=frozenset({"^CVOICE", "^ICCID", "^DTMF", "^CURC", "^DDSETEX", "^CPIN"}), pin_counter="^CPIN",
     call_report=CallReport.HUAWEI, voice_call_urcs=False, ceer=CeerStyle.TEXT,
     dtmf_urc="^DDTMF: {digit}", dtmf_enable=None, slot_command=None,
     ussd=UssdCoding.PACKED_HEX,
@@ -91,14 +95,14 @@ _HUAWEI = dict(
 DIALECTS: Final[dict[str, Dialect]] = {
     "SIMCOM_SIM7600E-H": Dialect(
         **_SIMCOM, model="SIMCOM_SIM7600E-H", revision="LE11B12SIM7600M22", tac="86147503",
-        commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS", "+CDTAM"}), voice_call_urcs=True,
+        commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS", "+CDTAM", "+SPIC"}), voice_call_urcs=True,
         dtmf_urc="+RXDTMF: {digit}", dtmf_enable=None, iccid_prefix="+CCID: ",
         # SIM7600 manual AT+CDTAM: TTS plays on the local path until set to 1 (remote).
         tts="+CTTS", tts_path="+CDTAM",
     ),
     "SIM800": Dialect(
         **_SIMCOM, model="SIM800", revision="Revision:1418B05SIM800L24", tac="86469103",
-        commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS"}), voice_call_urcs=False,
+        commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS", "+SPIC"}), voice_call_urcs=False,
         dtmf_urc="+DTMF: {digit}", dtmf_enable="+DDET", iccid_prefix="", tts="+CTTS",
     ),
     "EC25": Dialect(**_QUECTEL, model="EC25", revision="EC25EFAR06A06M4G", tac="86167503"),
@@ -108,7 +112,7 @@ DIALECTS: Final[dict[str, Dialect]] = {
     "E173": Dialect(**_HUAWEI, model="E173", revision="11.126.85.00.209", tac="86331301"),
     "GSM-27007": Dialect(
         vendor="generic", manufacturer="Emulated Wireless Inc.", model="GSM-27007",
-        revision="1.0.0", tac="35999901", id_prefix=True, commands=frozenset({"+CSUS", "+DDET"}),
+        revision="1.0.0", tac="35999901", id_prefix=True, commands=frozenset({"+CSUS", "+DDET", "+CPINR"}),
         call_report=CallReport.NONE, voice_call_urcs=False, ceer=CeerStyle.TEXT,
         dtmf_urc="+DTMF: {digit}", dtmf_enable="+DDET", slot_command="+CSUS",
         ussd=UssdCoding.TE_CHARSET, hangup_commands=_COMMON_HANGUP,

@@ -27,7 +27,7 @@ from ._pdu import decode_submit, from_ucs2_hex, ucs2_hex, ussd_pack, ussd_unpack
 from ._plan import CAUSE_NAMES, OPERATORS
 from ._port import PtyPort
 from ._results import RESULT_CODES, AtFailure, CmeError, CmsError, Final as FinalResult
-from ._sim import PinState, VirtualSim
+from ._sim import PIN2_ATTEMPTS, PIN_ATTEMPTS, PUK2_ATTEMPTS, PUK_ATTEMPTS, PinState, VirtualSim
 from ._timing import TimingProfile
 from ._tts import TEXT_MODES, Speaker
 
@@ -501,6 +501,62 @@ class VirtualModem:
         else:
             raise CmeError(3)  # already READY: 27.007 §8.3 gives "operation not allowed"
         self._after = self._register_soon  # OK first, then +CREG: 2 … +CREG: 1
+        return []
+
+    # PIN tries left, one row per dialect (docs/dialects.md "PIN tries"); reading them
+    # never costs a try. PIN2/PUK2 are not modelled and read as fresh counters.
+    @at("+CPINR")
+    async def _cpinr(self, c: Command) -> list[str]:
+        sim = self.sim
+        sim.counter_reads += 1
+        rows = {"SIM PIN": (sim.pin_attempts_left, PIN_ATTEMPTS), "SIM PUK": (sim.puk_attempts_left, PUK_ATTEMPTS),
+                "SIM PIN2": (PIN2_ATTEMPTS, PIN2_ATTEMPTS), "SIM PUK2": (PUK2_ATTEMPTS, PUK2_ATTEMPTS)}
+        wanted = c.arg(0).upper() if c.kind is Kind.SET else "*"  # 27.007 §8.65: <sel_code>, * a wildcard
+        prefix = wanted[:-1] if wanted.endswith("*") else None
+        picked = [code for code in rows if (code.startswith(prefix) if prefix is not None else code == wanted)]
+        return [f"+CPINR: {code},{rows[code][0]},{rows[code][1]}" for code in picked]
+
+    @at("+QPINC")
+    async def _qpinc(self, c: Command) -> list[str]:
+        sim = self.sim
+        sim.counter_reads += 1
+        rows = {"SC": (sim.pin_attempts_left, sim.puk_attempts_left), "P2": (PIN2_ATTEMPTS, PUK2_ATTEMPTS)}
+        wanted = c.arg(0).upper() if c.kind is Kind.SET else ""
+        if wanted and wanted not in rows:
+            raise CmeError(50)
+        return [f'+QPINC: "{fac}",{pin},{puk}' for fac, (pin, puk) in rows.items() if not wanted or fac == wanted]
+
+    @at("^CPIN")
+    async def _hw_cpin(self, c: Command) -> list[str]:
+        sim = self.sim
+        sim.counter_reads += 1
+        if sim.pin_state is PinState.BLOCKED:
+            raise CmeError(13)
+        times = {PinState.SIM_PIN: str(sim.pin_attempts_left), PinState.SIM_PUK: str(sim.puk_attempts_left)}
+        return [f"^CPIN: {sim.pin_state.value},{times.get(sim.pin_state, '')},{sim.puk_attempts_left},"
+                f"{sim.pin_attempts_left},{PUK2_ATTEMPTS},{PIN2_ATTEMPTS}"]
+
+    @at("+SPIC")
+    async def _spic(self, c: Command) -> list[str]:
+        sim = self.sim
+        sim.counter_reads += 1
+        return [f"+SPIC: {sim.pin_attempts_left},{sim.puk_attempts_left},{PIN2_ATTEMPTS},{PUK2_ATTEMPTS}"]
+
+    @at("+CPWD")
+    async def _cpwd(self, c: Command) -> list[str]:
+        """27.007 §7.5: change a password; only "SC" (the SIM PIN) is modelled."""
+        if c.kind is Kind.TEST:
+            return ['+CPWD: ("SC",8)']
+        if c.kind is not Kind.SET or len(c.args) < 3:
+            raise CmeError(50)
+        if c.arg(0).upper() != "SC":
+            raise CmeError(50)
+        sim = self._need_sim()
+        new = c.arg(2)
+        if not (new.isdigit() and 4 <= len(new) <= 8):
+            raise CmeError(50)
+        if not sim.change_pin(c.arg(1), new):
+            raise CmeError(16)
         return []
 
     @at("+CIMI")

@@ -16,6 +16,9 @@ from ._plan import Operator, operator_for_digit, sim_msisdn
 
 PIN_ATTEMPTS: Final = 3  # TS 31.102 / GSM 11.11: PIN blocked after 3 false presentations
 PUK_ATTEMPTS: Final = 10  # TS 31.102: PUK blocked after 10 false presentations
+#: PIN2/PUK2 are not modelled (nothing here needs them); their counters read as fresh.
+PIN2_ATTEMPTS: Final = 3
+PUK2_ATTEMPTS: Final = 10
 STORE_CAPACITY: Final = 50  # typical SIM EF_SMS record count (SIM800 reports 50)
 DEFAULT_PIN: Final = "1234"
 DEFAULT_BALANCE: Final = 12.34  # PLN, the assignment's example "Saldo: 12,34 PLN"
@@ -81,6 +84,11 @@ class VirtualSim:
     calls_made: int = 0
     pin_attempts_left: int = PIN_ATTEMPTS
     puk_attempts_left: int = PUK_ATTEMPTS
+    #: Every PIN or PUK the card was shown (AT+CPIN, AT+CPWD), right or wrong: what a test
+    #: counts to prove the host never retried a PIN on its own.
+    presentations: int = 0
+    #: How often the host read the tries left (+CPINR/+QPINC/^CPIN/+SPIC): costs no try.
+    counter_reads: int = 0
     next_mr: int = 0  # TP-Message-Reference counter (23.040 §9.2.3.6: 0–255, wraps)
     operator: Operator | None = field(default=None, repr=False)
     sm: MessageStore = field(default_factory=MessageStore, repr=False)
@@ -100,24 +108,34 @@ class VirtualSim:
 
     def enter_pin(self, pin: str) -> bool:
         """``AT+CPIN="<pin>"``; True when accepted."""
+        self.presentations += 1
         if pin == self.pin:
             self.pin_state, self.pin_attempts_left = PinState.READY, PIN_ATTEMPTS
             return True
-        self.pin_attempts_left -= 1
-        if self.pin_attempts_left <= 0:
+        self.pin_attempts_left = max(0, self.pin_attempts_left - 1)
+        if self.pin_attempts_left == 0:
             self.pin_state = PinState.SIM_PUK
         return False
 
     def enter_puk(self, puk: str, new_pin: str) -> bool:
         """``AT+CPIN="<puk>","<newpin>"``; True when accepted (the new PIN is set)."""
+        self.presentations += 1
         if puk == self.puk and new_pin.isdigit() and 4 <= len(new_pin) <= 8:
             self.pin, self.pin_state = new_pin, PinState.READY
             self.pin_attempts_left, self.puk_attempts_left = PIN_ATTEMPTS, PUK_ATTEMPTS
             return True
-        self.puk_attempts_left -= 1
-        if self.puk_attempts_left <= 0:
+        self.puk_attempts_left = max(0, self.puk_attempts_left - 1)
+        if self.puk_attempts_left == 0:
             self.pin_state = PinState.BLOCKED
         return False
+
+    def change_pin(self, old: str, new: str) -> bool:
+        """``AT+CPWD="SC","<old>","<new>"`` on an unlocked card: a wrong old PIN counts
+        like a wrong ``AT+CPIN`` (TS 31.102: the same retry counter); True when changed."""
+        if not self.enter_pin(old):
+            return False
+        self.pin = new
+        return True
 
     def public(self) -> dict[str, object]:
         return {
@@ -129,6 +147,8 @@ class VirtualSim:
     def status(self) -> dict[str, object]:
         return self.public() | {
             "pin_state": self.pin_state.value, "balance": self.balance,
+            "pin_tries_left": self.pin_attempts_left, "puk_tries_left": self.puk_attempts_left,
+            "pin_presentations": self.presentations, "pin_counter_reads": self.counter_reads,
             "blocked": self.blocked, "calls_made": self.calls_made,
         }
 
