@@ -652,7 +652,7 @@ class Modem:
     def _drop_call(self, call: Call, *, owe_hangup: bool, why: str) -> None:
         """End ``call`` here, whatever the modem does: released (a channel error unless
         it was answered), no longer the modem's call, and — when the modem may still hold
-        it — a hang-up owed, sent before the next dial or slot switch."""
+        it — a hang-up owed, sent before the modem's next command."""
         if not call.released:
             call.channel_lost = True
             call.advance(CallState.RELEASED, None)
@@ -682,7 +682,7 @@ class Modem:
         """Hang up the current call. Afterwards the call is released: by the modem's report,
         after ``HANGUP_GRACE`` as our release (cause 16), or — when the modem does not
         answer the hang-up (stuck, port lost) or the wait is cancelled — here, as a channel
-        error with the hang-up owed to the modem (sent before its next dial or slot switch)."""
+        error with the hang-up owed to the modem (sent before its next command)."""
         call = self.call
         answered = False
         released_by_modem = False

@@ -22,8 +22,9 @@ fields, as ModemManager does (``mm_3gpp_parse_creg_response``):
 
 Which report decides whether a modem may work (``decisive``): +CREG when it says
 registered, else +CEREG when it does (an LTE-only network: the modem is on E-UTRAN and
-SMS goes over SGs or IMS), else +CREG's own state. +CGREG (packet data on GSM/UMTS) is
-read and kept, but never makes a voice/SMS modem usable on its own.
+SMS goes over SGs or IMS), else +CREG's own state (nothing, before +CREG was heard).
++CGREG (packet data on GSM/UMTS) is read and kept, but never makes a voice/SMS modem
+usable on its own.
 """
 from __future__ import annotations
 
@@ -105,9 +106,11 @@ def parse_registration(line: str) -> Registration | None:
 
 
 def decisive(reports: Mapping[RegDomain, Registration]) -> Registration | None:
-    """The report that says whether the modem may call and send SMS (module docstring)."""
+    """The report that says whether the modem may call and send SMS (module docstring);
+    None while nothing is decided (no +CREG report yet and no registered +CEREG one: an
+    LTE "searching" alone never takes a channel out of service)."""
     for domain in _DECIDING:
         report = reports.get(domain)
         if report is not None and report.registered:
             return report
-    return reports.get(RegDomain.CS) or reports.get(RegDomain.EPS)
+    return reports.get(RegDomain.CS)

@@ -225,6 +225,8 @@ def test_cs_registration_decides_before_eps() -> None:
     assert decisive({RegDomain.CS: cs}) is cs
     gprs = parse_registration("+CGREG: 1")
     assert gprs is not None and decisive({RegDomain.CS: cs, RegDomain.GPRS: gprs}) is cs  # PS alone: no
+    searching = parse_registration("+CEREG: 2")
+    assert searching is not None and decisive({RegDomain.EPS: searching}) is None  # nothing decided
 
 
 # -- 3: +CPIN: READY without OK (Wavecom) ---------------------------------------------
