@@ -62,6 +62,8 @@ def _with_modem(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
     async def wrapper(port: str, pin: str | None, *args: Any, **kwargs: Any) -> Any:
         modem = await Modem.open(port, pin=pin, reconnect=False)
         try:
+            if pin is not None and modem.pin_problem is not None:
+                raise modem.pin_problem  # a wrong --pin, or one not sent (one try left): say so
             return await func(modem, *args, **kwargs)
         finally:
             await modem.close()

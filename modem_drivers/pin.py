@@ -266,7 +266,7 @@ async def unlock_on_open(modem: LockedSim, pin: str | None, marks: PinMarks) -> 
         after = await modem.pin_tries()
         marks.set_pin_mark(keys[0], RejectedPin.of(pin, after.pin).as_dict())
         logger.warning("%s: the SIM rejected the configured PIN (%s); it is not sent again", modem.name,
-                       tries_text(after.pin))
+                       tries_text(after.pin), extra={"event": "pin_rejected", "sim": keys[0], "tries_left": after.pin})
         if await modem.sim_status() is PinState.SIM_PUK:  # that was the last try (its count unknown)
             return puk_required(after.puk)
         return wrong_pin(after.pin)

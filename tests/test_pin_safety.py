@@ -157,10 +157,11 @@ async def test_wrong_pin_is_sent_once_across_start_vanish_and_restart(tmp_path, 
         assert sim.presentations == 1 and sim.pin_state is PinState.SIM_PIN
 
 
-async def test_wrong_pin_after_a_usb_drop_says_so_instead_of_port_lost(tmp_path):
+async def test_wrong_pin_after_a_usb_drop_says_so_instead_of_port_lost(tmp_path, caplog):
     """The SIM was unlocked when the appliance started (its PIN lock on); the USB drop
     powers it up asking for the PIN: the reopen sends the configured PIN once, and the
-    page says "wrong PIN", not "port lost"."""
+    page says "wrong PIN", not "port lost"; one structured log line says it too."""
+    caplog.set_level("WARNING", logger="appliance.bank")
     async with emulator(tmp_path, "quectel", locked=False) as emu:
         vm = emu.modems[0]
         sim = vm.sims[0]
@@ -174,6 +175,8 @@ async def test_wrong_pin_after_a_usb_drop_says_so_instead_of_port_lost(tmp_path)
             await looks(sim, 2)
             assert sim.presentations == 1
             assert app.store.has_pin_marks()
+        stops = [r for r in caplog.records if getattr(r, "event", None) == "pin_stop"]
+        assert [(r.channel, r.problem, r.tries_left) for r in stops] == [("m01", "WrongPin", 2)]
 
 
 async def test_one_try_left_sends_nothing_even_with_the_right_pin(tmp_path):
@@ -300,6 +303,17 @@ async def test_change_pin(tmp_path):
         code, out, err = await cli("modem", "pin", vm.port, "--change", "--old", "1111", "--new", "2222", "--json")
         assert code == 1 and json.loads(out)["error"] == "wrong PIN (2 tries left)"
         assert sim.pin == "4321"
+
+
+async def test_a_wrong_pin_given_to_any_modem_command_is_named(tmp_path):
+    async with emulator(tmp_path, "generic") as emu:
+        vm = emu.modems[0]
+        code, out, err = await cli("modem", "probe", vm.port, "--pin", "0000", "--json")
+        assert code == 1 and json.loads(out)["error"] == "wrong PIN (2 tries left)"
+        vm.sims[0].pin_attempts_left = 1
+        code, _, err = await cli("modem", "ussd", vm.port, "*100#", "--pin", vm.sims[0].pin)
+        assert code == 1 and "SIM PIN not sent: 1 try left" in err
+        assert vm.sims[0].presentations == 1
 
 
 @pytest.mark.parametrize("args, message", [
