@@ -10,19 +10,19 @@
     GET    /metrics                  Prometheus text format (no token: read-only, bounded labels)
 
 Every /api route needs ``Authorization: Bearer <token>``. Errors are JSON
-``{"error": ..., "detail": ...}`` with the right 4xx.
+``{"error": ..., "detail": ...}`` with the right 4xx — bad input never gets a 500, and
+anything that still fails inside is a JSON 500, not aiohttp's plain-text page.
 """
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .jobspec import JobError, validate_batch
+from .jobspec import BodyError, JobError, decode_batch, validate_batch
 
 if TYPE_CHECKING:
     from .runtime import Appliance
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
 #: Page size of /api/results when the caller does not say, and the largest allowed.
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
+#: Result cursors are SQLite rowids: 64-bit signed integers (SQLite "Datatypes", INTEGER).
+MAX_CURSOR = 2**63 - 1
 
 
 def _error(status: int, error: str, detail: Any = None) -> web.Response:
@@ -53,14 +55,17 @@ def make_app(appliance: "Appliance", token: str) -> web.Application:
             if exc.status >= 400:
                 return _error(exc.status, exc.reason, None)
             raise
+        except Exception:
+            logger.exception("API %s %s", request.method, request.path)
+            return _error(500, "internal", "the appliance failed; see its log")
 
     app = web.Application(middlewares=[auth], client_max_size=MAX_BODY)
 
     async def post_jobs(request: web.Request) -> web.Response:
         try:
-            body = await request.json(loads=json.loads)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, "invalid_json", str(exc))
+            body = decode_batch(await request.read())
+        except BodyError as exc:
+            return _error(400, "invalid_json", exc.detail())
         try:
             good, errors = validate_batch(body)
         except JobError as exc:
@@ -95,8 +100,8 @@ def make_app(appliance: "Appliance", token: str) -> web.Application:
             limit = int(request.query.get("limit", str(DEFAULT_PAGE)))
         except ValueError:
             return _error(400, "invalid_query", "after and limit are integers")
-        if after < 0 or not 1 <= limit <= MAX_PAGE:
-            return _error(400, "invalid_query", f"after >= 0, 1 <= limit <= {MAX_PAGE}")
+        if not 0 <= after <= MAX_CURSOR or not 1 <= limit <= MAX_PAGE:
+            return _error(400, "invalid_query", f"0 <= after <= {MAX_CURSOR}, 1 <= limit <= {MAX_PAGE}")
         items, nxt = appliance.store.results_after(after, limit)
         return web.json_response({"results": items, "next": nxt})
 

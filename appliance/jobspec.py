@@ -20,17 +20,24 @@ A job (JSON)::
                "pool": "creditor-a", "fixed_number": "+48690000001",
                "callee_operator": "26002"},   # the callee's network, if the CRM knows it (ported numbers)
      "retry": {"max_attempts": 3, "backoff_seconds": 300}}
+
+Every number is bounded (``priority`` a 32-bit integer, times within Python's datetime
+range, ring and talk and retry settings within the config's own bounds), callees hold
+only digits, a leading ``+``, spaces, dots, dashes and parentheses (letters are refused,
+never read as keypad digits), and a body is decoded by ``decode_batch`` into the job's
+shape, so nesting or a 5,000-digit integer is a 400 naming the job and field, not a 500.
 """
 from __future__ import annotations
 
-import re
-
 import math
-from typing import Any, Final
+import re
+from typing import Any, Final, Union
 
+import msgspec
 import phonenumbers
 
 from modem_drivers.dialects import TTS_MAX_CHARS
+from provisioning.configkit import WAIT, Bound
 
 KINDS: Final = ("call", "sms", "hlr")
 #: Hints a job may turn from a preference into a filter (pool and fixed_number are always filters).
@@ -51,6 +58,30 @@ ON_ANSWER: Final = ("hangup", "hold", "play")
 MAX_MESSAGE_LENGTH: Final = TTS_MAX_CHARS
 _KNOWN: Final = {"id", "kind", "callee", "region", "priority", "not_before", "deadline", "call", "text", "report",
                  "method", "hints", "retry", "campaign", "contact"}
+#: Priorities are 32-bit signed integers, the width of a CRM's INTEGER column (ISO SQL):
+#: a larger one is a mistake, and 2**70 once reached SQLite as an OverflowError.
+PRIORITY: Final = Bound(-2**31, 2**31 - 1, "a 32-bit signed integer; higher runs first")
+#: Times are UTC epoch seconds up to 9999-12-31T23:59:59Z, the last instant Python's
+#: datetime holds: results and waits print them as ISO 8601.
+EPOCH: Final = Bound(0, 253402300799, "UTC epoch seconds up to 9999-12-31T23:59:59Z")
+#: A job may set what [calls] and [retry] set, within the same bounds (appliance/config.py).
+CALL_BOUNDS: Final = {
+    "max_ring_seconds": Bound(0, 180, "seconds; the network clears a call ringing 3 minutes (3GPP TS 24.008, T301)",
+                              lo_open=True),
+    "max_talk_seconds": WAIT,
+}
+RETRY_BOUNDS: Final = {
+    # Reg F 12 CFR 1006.14(b)(2)(i) presumes 7 call attempts in 7 days; 100 is far past any policy.
+    "max_attempts": Bound(1, 100, "the first attempt counts: 1 means no retry; at most 100"),
+    "backoff_seconds": WAIT,
+    "backoff_factor": Bound(1, 10, "1 keeps the backoff constant, 2 doubles it; above 10 the third try is days away"),
+    "max_channel_retries": Bound(0, 100, "retries on another SIM after our side failed; at most 100"),
+    "channel_retry_seconds": WAIT,
+}
+_RETRY_INTEGERS: Final = frozenset({"max_attempts", "max_channel_retries"})
+#: A callee as written: digits, a leading +, spaces (U+00A0 too, as spreadsheets write
+#: them), dots, dashes, parentheses; at most 40 characters (E.164's 15 digits and room).
+_NUMBER_TEXT = re.compile(r"\+?[0-9 \u00a0.\-()]{1,40}")
 
 
 class JobError(ValueError):
@@ -60,27 +91,46 @@ class JobError(ValueError):
         self.reason = reason
 
 
+def _shown(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def normalise_number(value: Any, region: str | None = None, *, field: str = "callee") -> str:
+    """A written number -> E.164. Letters are refused before phonenumbers sees them: it
+    would read ``+48 60a bcd efg`` as keypad digits and dial ``+48602223334``."""
     if not isinstance(value, str) or not value.strip():
         raise JobError(field, "expected a phone number in E.164 form, e.g. +48600000123")
+    if not _NUMBER_TEXT.fullmatch(value.strip()) or not any(ch.isdigit() for ch in value):
+        raise JobError(field, f"{_shown(value)} is not a phone number: at most 40 characters of digits, a leading +, "
+                              "spaces, dots, dashes and parentheses (letters are never read as keypad digits)")
     try:
-        num = phonenumbers.parse(value, region)
+        num = phonenumbers.parse(value.strip(), region)
     except phonenumbers.NumberParseException as exc:
-        raise JobError(field, f"{value!r} is not a phone number ({exc}); use E.164, e.g. +48600000123") from None
+        raise JobError(field, f"{_shown(value)} is not a phone number ({exc}); use E.164, e.g. +48600000123") from None
     if not phonenumbers.is_possible_number(num):
         raise JobError(field, f"{value!r} has the wrong length for {phonenumbers.region_code_for_number(num) or 'its country'}")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _number(d: dict[str, Any], key: str, *, positive: bool = False) -> float | None:
+def _number(d: dict[str, Any], key: str, bound: Bound, *, field: str | None = None, integer: bool = False) -> float | None:
+    """``d[key]`` as a number within ``bound`` (None when absent); an error names ``field``."""
     v = d.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise JobError(key, f"expected a number, got {v!r}")
-    if positive and v <= 0:
-        raise JobError(key, f"must be > 0, got {v!r}")
-    return float(v)
+    name = field or key
+    kinds = (int,) if integer else (int, float)
+    if isinstance(v, bool) or not isinstance(v, kinds) or (isinstance(v, float) and not math.isfinite(v)):
+        raise JobError(name, f"expected {'an integer' if integer else 'a number'}, got {_shown(v)}")
+    if not bound.holds(v):
+        hi = "" if bound.hi is None else f" and at most {_plain(bound.hi)}"
+        raise JobError(name, f"{_shown(v)} is out of range: {'above' if bound.lo_open else 'at least'} {_plain(bound.lo)}"
+                             f"{hi} ({bound.why})")
+    return v
+
+
+def _plain(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,}"
 
 
 def message_problem(message: Any) -> str | None:
@@ -111,11 +161,9 @@ def validate_job(raw: Any) -> dict[str, Any]:
     if region is not None and (not isinstance(region, str) or len(region) != 2):
         raise JobError("region", "expected an ISO 3166 two-letter code, e.g. PL")
     spec: dict[str, Any] = {"id": job_id, "kind": kind, "callee": normalise_number(raw.get("callee"), region)}
-    prio = raw.get("priority", 0)
-    if isinstance(prio, bool) or not isinstance(prio, int):
-        raise JobError("priority", f"expected an integer, got {prio!r}")
-    spec["priority"] = prio
-    nb, dl = _number(raw, "not_before"), _number(raw, "deadline")
+    spec["priority"] = int(_number(raw, "priority", PRIORITY, integer=True) or 0)
+    nb, dl = _number(raw, "not_before", EPOCH), _number(raw, "deadline", EPOCH)
+    nb, dl = (None if nb is None else float(nb)), (None if dl is None else float(dl))
     if nb is not None and dl is not None and dl <= nb:
         raise JobError("deadline", "must be after not_before")
     spec["not_before"], spec["deadline"] = nb, dl
@@ -123,8 +171,12 @@ def validate_job(raw: Any) -> dict[str, Any]:
         call = raw.get("call") or {}
         if not isinstance(call, dict):
             raise JobError("call", "expected an object")
-        for key in ("max_ring_seconds", "max_talk_seconds"):
-            _number(call, key, positive=True)
+        unknown = sorted(set(call) - {*CALL_BOUNDS, "on_answer", "message"})
+        if unknown:
+            raise JobError(f"call.{unknown[0]}", "unknown field (a typo?); known: max_ring_seconds, max_talk_seconds, "
+                                                 "on_answer, message")
+        for key, bound in CALL_BOUNDS.items():
+            _number(call, key, bound, field=f"call.{key}")
         on_answer = call.get("on_answer", "hangup")
         if on_answer not in ON_ANSWER:
             raise JobError("call.on_answer", f"expected one of {', '.join(ON_ANSWER)}, got {on_answer!r}")
@@ -155,6 +207,8 @@ def validate_job(raw: Any) -> dict[str, Any]:
         raise JobError("hints.require", f"expected a list of hints that must hold, from {sorted(REQUIRABLE_HINTS)}")
     if "require" in hints and "operator" in hints["require"] and "operator" not in hints:
         raise JobError("hints.require", "requires hints.operator, which is missing")
+    if "pool" in hints and not (isinstance(hints["pool"], str) and 0 < len(hints["pool"]) <= MAX_ID_LENGTH):
+        raise JobError("hints.pool", f"expected a pool name of 1-{MAX_ID_LENGTH} characters, e.g. \"creditor-a\"")
     for key in ("operator", "callee_operator"):
         if key in hints and not (isinstance(hints[key], str) and re.fullmatch(r"\d{5,6}", hints[key])):
             raise JobError(f"hints.{key}", "expected an operator as MCC+MNC digits, e.g. \"26001\"")
@@ -163,13 +217,83 @@ def validate_job(raw: Any) -> dict[str, Any]:
     spec["hints"] = hints
     retry = raw.get("retry")
     if retry is not None:
-        if not isinstance(retry, dict) or set(retry) - {"max_attempts", "backoff_seconds", "backoff_factor", "retry_outcomes", "retry_interrupted", "max_channel_retries", "channel_retry_seconds"}:
-            raise JobError("retry", "expected an object with max_attempts, backoff_seconds, backoff_factor, retry_outcomes, retry_interrupted")
+        if not isinstance(retry, dict) or set(retry) - {*RETRY_BOUNDS, "retry_outcomes", "retry_interrupted"}:
+            raise JobError("retry", "expected an object with max_attempts, backoff_seconds, backoff_factor, retry_outcomes, "
+                                    "retry_interrupted, max_channel_retries, channel_retry_seconds")
+        for key, bound in RETRY_BOUNDS.items():
+            _number(retry, key, bound, field=f"retry.{key}", integer=key in _RETRY_INTEGERS)
+        outcomes = retry.get("retry_outcomes", [])
+        if not isinstance(outcomes, list) or len(outcomes) > 20 or not all(isinstance(o, str) and len(o) <= 40 for o in outcomes):
+            raise JobError("retry.retry_outcomes", "expected a list of outcomes, e.g. [\"busy\", \"no_answer\"]")
+        if not isinstance(retry.get("retry_interrupted", False), bool):
+            raise JobError("retry.retry_interrupted", "expected true or false")
         spec["retry"] = retry
     for key in ("campaign", "contact"):
-        if key in raw:
-            spec[key] = raw[key]
+        v = raw.get(key)
+        if v is None:
+            continue
+        if not (isinstance(v, str) and len(v) <= MAX_ID_LENGTH) and not (type(v) is int and 0 <= v < 2**63):
+            raise JobError(key, f"expected the controller's {key} id: text of at most {MAX_ID_LENGTH} characters "
+                                "or a non-negative 64-bit integer")
+        spec[key] = v
     return spec
+
+
+# -- decoding a request body ---------------------------------------------------------------------
+_Scalar = Union[str, int, float, bool, None]
+#: What a job's field may hold: a scalar, a list of scalars (hints.require,
+#: retry.retry_outcomes) or an object of those (call, hints, retry) — never deeper.
+_Value = Union[_Scalar, list[_Scalar], dict[str, Union[_Scalar, list[_Scalar]]], msgspec.UnsetType]
+JobIn = msgspec.defstruct("JobIn", [(k, _Value, msgspec.UNSET) for k in sorted(_KNOWN)], forbid_unknown_fields=True)
+
+
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+    jobs: list[JobIn]  # type: ignore[valid-type]
+
+
+_BATCH = msgspec.json.Decoder(Union[list[JobIn], _Batch])  # type: ignore[valid-type]
+_TYPES: Final = {"str": "text", "int": "an integer", "float": "a number", "null": "null", "array": "a list",
+                 "object": "an object", "bool": "true/false"}
+_WHERE = re.compile(r" - at `\$(?:\.jobs)?(?:\[(\d+)\])?((?:\.\w+)*)[^`]*`$")
+
+
+class BodyError(ValueError):
+    """A request body that cannot be read as a batch: ``index`` (0-based, None when not
+    inside a job), field and reason."""
+
+    def __init__(self, index: int | None, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.index, self.field, self.reason = index, field, reason
+
+    def detail(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "reason": self.reason}
+
+
+def decode_batch(body: bytes) -> list[dict[str, Any]]:
+    """A request body -> the jobs as dicts, decoded into the job's shape (so nesting past
+    it, and integers beyond msgspec's range, stop at the field that holds them)."""
+    try:
+        decoded = _BATCH.decode(body)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        m = _WHERE.search(msg)
+        what = msg[:m.start()] if m else msg
+        index = int(m.group(1)) if m and m.group(1) else None
+        field = m.group(2).lstrip(".") if m and m.group(2) else ("job" if index is not None else "body")
+        unknown = re.match(r"Object contains unknown field `(.*)`$", what, re.S)
+        if index is None:
+            field, what = "body", 'expected a list of jobs or {"jobs": [...]}'
+        elif unknown:
+            field, what = unknown.group(1)[:MAX_ID_LENGTH], "unknown field (a typo?)"
+        else:  # "Expected `str | null`, got `array`" in words
+            what = re.sub(r"`([^`]*)`", lambda t: " or ".join(_TYPES.get(w.strip(), w.strip()) for w in t.group(1).split("|")),
+                          what)
+        raise BodyError(index, field, what[0].lower() + what[1:]) from None
+    except msgspec.DecodeError as exc:
+        raise BodyError(None, "body", f"not JSON: {exc}") from None
+    jobs = decoded.jobs if isinstance(decoded, _Batch) else decoded
+    fields = JobIn.__struct_fields__
+    return [{f: v for f in fields if (v := getattr(job, f)) is not msgspec.UNSET} for job in jobs]
 
 
 def validate_batch(items: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

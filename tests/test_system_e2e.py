@@ -78,11 +78,15 @@ async def test_crm_to_modem_and_back(tmp_path):
                     "id": "nov", "name": "November", "strategy": STRATEGY, "rules": {"hours": ["00:00", "23:59"]}})
                 assert status == 201
                 body, behaviour_of = contacts_csv()
+                status, refused = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
+                                                 headers={"Content-Type": "text/csv"})
+                assert status == 422  # all or nothing: the two bad rows refuse the file
+                assert {(e["line"], e["field"]) for e in refused["detail"]["errors"]} == {(42, "phones"), (43, "due_date")}
+                body = "".join(line for line in body.splitlines(keepends=True) if not line.startswith("bad"))
                 status, imported = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
                                                   headers={"Content-Type": "text/csv"})
                 assert status == 200
-                assert imported["created"] == 40 and imported["rejected"] == 2
-                assert {(e["line"], e["field"]) for e in imported["errors"]} == {(42, "phones"), (43, "due_date")}
+                assert imported["created"] == 40 and imported["rejected"] == 0
 
                 # Let every contact get its first call result, then one debtor texts STOP.
                 async with asyncio.timeout(60):
