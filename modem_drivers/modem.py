@@ -943,8 +943,14 @@ class Modem:
         self._forget_registration()
 
     async def reset(self) -> None:
-        with contextlib.suppress(AtError, ModemError):
+        """Restart the modem (the dialect's reset, AT+CFUN=1,1: 27.007 §8.2 resets the MT,
+        which drops any call). An owed hang-up is not sent first: a stuck modem would time
+        out on it and never get the restart that unsticks it."""
+        owed, self._hangup_owed = self._hangup_owed, False
+        try:
             await self._cmd(self.dialect.reset, timeout_class=TimeoutClass.SIM)
+        except (AtError, ModemError):
+            self._hangup_owed = owed  # not restarted: a call it held may still be up
 
     # -- events ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[ModemEvent], None]) -> Callable[[], None]:

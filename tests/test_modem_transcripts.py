@@ -344,6 +344,22 @@ async def test_dial_without_answer_clears_the_call_and_owes_a_hangup(peer) -> No
         await modem.close()
 
 
+async def test_reset_of_a_stuck_modem_is_sent_although_a_hangup_is_owed(peer) -> None:
+    # The bank restarts a modem that stopped answering (AT+CFUN=1,1 also unsticks it): the
+    # owed hang-up must not go first, a stuck modem would time out on it and stay stuck.
+    scripted(peer)
+    peer.silent.update({"ATD+48600000123;", "ATH"})
+    modem = await opened(peer)
+    try:
+        modem.dial_timeout = 0.3
+        with pytest.raises(AtTimeout):
+            await modem.dial("+48600000123")
+        await modem.reset()
+        assert "AT+CFUN=1,1" in peer.received and "ATH" not in peer.received
+    finally:
+        await modem.close()
+
+
 async def test_cancelled_dial_clears_the_call(peer) -> None:
     scripted(peer)
     peer.silent.add("ATD+48600000123;")
