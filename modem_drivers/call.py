@@ -94,7 +94,7 @@ class Call:
         self.state = CallState.DIALING
         self.cause: int | None = None
         self.local_release = False
-        self.channel_lost = False  # the modem's port went away during the call
+        self.channel_lost = False  # our modem failed under the call: port lost, or no answer (stuck)
         self.releasing = False  # a release was reported; its cause is being asked (+CEER)
         now = time.monotonic()
         self.times: dict[CallState, float] = {CallState.DIALING: now}

@@ -1006,6 +1006,7 @@ class Modem:
         if state is PortState.LOST:
             self._forget_registration()
             if self.call is not None and not self.call.released:
+                self._hangup_owed = True  # a USB glitch need not end the call on the modem
                 self.call.channel_lost = True
                 self.call.advance(CallState.RELEASED, None)
             self._emit(PortLost("device lost"))

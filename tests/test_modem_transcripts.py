@@ -360,6 +360,26 @@ async def test_reset_of_a_stuck_modem_is_sent_although_a_hangup_is_owed(peer) ->
         await modem.close()
 
 
+async def test_port_lost_during_a_call_hangs_up_first_after_reopen(peer) -> None:
+    # A USB glitch need not end the call on the modem: the first command after the port
+    # is back is the hang-up, before the re-initialisation.
+    scripted(peer)
+    modem = await opened(peer)
+    try:
+        modem.port.reconnect_first = 0.02
+        call = await modem.dial("+48600000123")
+        peer.vanish()
+        await until(lambda: call.released)
+        assert call.channel_lost
+        before = len(peer.received)
+        peer.reappear()
+        await until(lambda: "ATE0" in peer.received[before:])
+        after = peer.received[before:]
+        assert "ATH" in after and after.index("ATH") < after.index("ATE0")
+    finally:
+        await modem.close()
+
+
 async def test_cancelled_dial_clears_the_call(peer) -> None:
     scripted(peer)
     peer.silent.add("ATD+48600000123;")
