@@ -141,13 +141,16 @@ class RejectedPin:
 
     salt: str
     digest: str
-    tries_left: int | None
+    tries_left: int | None  # after the rejection; before the entry when ``unanswered``
     at: float
+    #: The modem never answered the entry: whether the SIM counted it is found out at the
+    #: next look (the same count as before: it did not; more: a right PIN reset it).
+    unanswered: bool = False
 
     @classmethod
-    def of(cls, pin: str, tries_left: int | None, *, now: float | None = None) -> RejectedPin:
+    def of(cls, pin: str, tries_left: int | None, *, unanswered: bool = False, now: float | None = None) -> RejectedPin:
         salt = secrets.token_hex(SALT_BYTES)
-        return cls(salt, _digest(pin, salt), tries_left, time.time() if now is None else now)
+        return cls(salt, _digest(pin, salt), tries_left, time.time() if now is None else now, unanswered)
 
     def matches(self, pin: str) -> bool:
         return hmac.compare_digest(self.digest, _digest(pin, self.salt))
@@ -157,7 +160,16 @@ class RejectedPin:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RejectedPin:
-        return cls(str(data["salt"]), str(data["digest"]), data.get("tries_left"), float(data.get("at", 0.0)))
+        return cls(str(data["salt"]), str(data["digest"]), data.get("tries_left"), float(data.get("at", 0.0)),
+                   bool(data.get("unanswered", False)))
+
+    def still_stands(self, tries_now: int | None) -> bool:
+        """Whether the mark still says "this PIN is wrong": an unanswered entry that the SIM's
+        count shows was not spent on a wrong PIN (count unchanged, or reset by a right one)
+        is no rejection."""
+        if not self.unanswered or tries_now is None or self.tries_left is None:
+            return True
+        return tries_now < self.tries_left
 
 
 def _digest(pin: str, salt: str) -> str:
@@ -254,10 +266,14 @@ async def unlock_on_open(modem: LockedSim, pin: str | None, marks: PinMarks) -> 
         raw = marks.pin_mark(key)
         if raw is None:
             continue
-        if RejectedPin.from_dict(raw).matches(pin):
+        mark = RejectedPin.from_dict(raw)
+        if mark.matches(pin) and mark.still_stands(tries.pin):
             return wrong_pin(tries.pin, remembered=True)
-        marks.clear_pin_mark(key)  # the config's PIN changed: the new one gets its one try
-        logger.info("%s: the configured PIN changed since the SIM rejected one; trying it once", modem.name)
+        marks.clear_pin_mark(key)
+        if mark.matches(pin):
+            logger.info("%s: the unanswered PIN entry was not counted as wrong; trying it once", modem.name)
+        else:  # the config's PIN changed: the new one gets its one try
+            logger.info("%s: the configured PIN changed since the SIM rejected one; trying it once", modem.name)
     if not may_send(tries.pin):
         return pin_withheld(tries.pin)
     try:
@@ -272,7 +288,7 @@ async def unlock_on_open(modem: LockedSim, pin: str | None, marks: PinMarks) -> 
         return wrong_pin(after.pin)
     except BaseException:
         # No answer (timeout, port gone, cancelled): the SIM may have counted the entry.
-        marks.set_pin_mark(keys[0], RejectedPin.of(pin, None).as_dict())
+        marks.set_pin_mark(keys[0], RejectedPin.of(pin, tries.pin, unanswered=True).as_dict())
         raise
     await modem.sim_status()  # OK means accepted (27.007 §8.3); the state says READY
     return None

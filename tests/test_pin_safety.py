@@ -355,6 +355,61 @@ async def test_no_pin_configured_reads_tries_and_sends_nothing(tmp_path):
         assert emu.modems[0].sims[0].presentations == 0
 
 
+class _OkByDefault(dict):  # type: ignore[type-arg]
+    """A scripted modem's replies: anything not scripted is OK."""
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def]
+        return super().get(key, b"\r\nOK\r\n")
+
+
+@pytest.mark.parametrize("counted", [False, True])
+async def test_an_unanswered_pin_is_judged_by_the_count_at_the_next_look(tmp_path, counted):
+    """The modem goes away while the PIN is in flight: the entry is marked, and the next
+    open asks the SIM's count. Unchanged (the SIM never saw it): the PIN gets its one try
+    after all. One less (it was counted as wrong): it is not sent again. A scripted 27.007
+    modem on a real pty (tests/at_peer.py), since the emulator cannot lose a reply on cue."""
+    from modem_drivers.at import AtError
+    from tests.at_peer import Peer
+
+    peer = Peer(tmp_path, echo=False)
+    sim = {"tries": 3, "ready": False}
+
+    def enter(p: Peer, command: str) -> bytes | None:
+        if not sim["ready"] and p.received.count(command) == 1:  # the first entry: no answer, port gone
+            sim["tries"] -= counted
+            p.vanish()
+            return None
+        sim["ready"] = True
+        return b"\r\nOK\r\n"
+
+    peer.replies = _OkByDefault({
+        "AT+CGMI": b"\r\nEmulated Wireless Inc.\r\n\r\nOK\r\n",
+        "AT+CGMM": b"\r\nGSM-27007\r\n\r\nOK\r\n",
+        "AT+CGSN": b"\r\n359999010000032\r\n\r\nOK\r\n",
+        "AT+CPIN?": lambda p, c: b"\r\n+CPIN: %s\r\n\r\nOK\r\n" % (b"READY" if sim["ready"] else b"SIM PIN"),
+        "AT+CPINR": lambda p, c: b"\r\n+CPINR: SIM PIN,%d,3\r\n\r\nOK\r\n" % sim["tries"],
+        "AT+CRSM=176,12258,0,0,10": b'\r\n+CRSM: 144,0,"98640010325476981092"\r\n\r\nOK\r\n',
+        'AT+CPIN="1234"': enter,
+    })
+    marks = MemoryPinMarks()
+    try:
+        with pytest.raises(AtError):
+            await Modem.open(str(peer.link), pin="1234", reconnect=False, pin_marks=marks)
+        assert RejectedPin.from_dict(marks.pin_mark("iccid:89460001234567890129")).unanswered
+        peer.reappear()
+        m = await Modem.open(str(peer.link), pin="1234", reconnect=False, pin_marks=marks)
+        await m.close()
+    finally:
+        peer.close()
+    sent = peer.received.count('AT+CPIN="1234"')
+    if counted:
+        assert (sent, type(m.pin_problem), m.pin_state.value) == (1, WrongPin, "SIM PIN")
+        assert m.pin_problem.tries_left == 2 and marks.has_pin_marks()
+    else:
+        assert (sent, m.pin_problem, m.pin_state.value) == (2, None, "READY")
+        assert not marks.has_pin_marks()
+
+
 # -- pure parts ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("parse, lines, tries", [
     # 27.007 §8.65 (+CPINR per code; some modems quote the code, +CPINRE lines are ignored)
