@@ -14,7 +14,8 @@ within a second. The rules here keep that from happening:
   ``PinMarks`` store; the appliance keeps them in its SQLite store, so a restart does not
   try the same PIN again. Only a different PIN (the config was fixed) or a SIM found
   unlocked (a person ran ``simrotor modem unlock``) clears the mark.
-* A PIN command left without an answer counts as rejected: the SIM may have counted it.
+* A PIN command left without an answer counts as rejected (the SIM may have counted it)
+  until the SIM's count at the next look shows it was not spent on a wrong PIN.
 
 ``unlock_on_open`` is what ``Modem.initialize`` runs on open, reopen and slot switch; the
 parsers below are the dialect rows' readers of the tries left.
