@@ -387,8 +387,6 @@ def _schema_problem(exc: msgspec.ValidationError) -> tuple[int | None, str, str]
     unknown = re.match(r"Object contains unknown field `(.*)`$", what, re.S)
     if unknown:
         return line, unknown.group(1)[:MAX_TEXT], f"unknown field (a typo?); known fields: {', '.join(FIELDS)}"
-    if what.startswith("Expected `array` of length"):
-        return line, field, f"at most {MAX_PHONES} numbers per contact" if field == "phones" else what
     if what == "Number out of range":
         return line, field, "a number beyond a 64-bit float; send amounts as text, e.g. \"1234.50\""
     if what == "Integer value out of range":
