@@ -122,7 +122,9 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
         "limits": {"calls_per_hour": None, "calls_per_day": None, "sms_per_hour": None, "sms_per_day": None,
                    "min_pause_seconds": 0.0, "pause_after_call": [0.0, 0.0], "max_call_seconds_per_day": None},
         "lock": {"consecutive_failed": None, "consecutive_not_alerting": None},
-        "calls": {"max_ring_seconds": 30.0, "max_talk_seconds": hold, "on_answer": "hold" if hold > 0 else "hangup"},
+        # hangup at answer unless the bench holds calls (max_talk_seconds only bounds a hold)
+        "calls": {"max_ring_seconds": 30.0, "max_talk_seconds": hold if hold > 0 else 60.0,
+                  "on_answer": "hold" if hold > 0 else "hangup"},
         "retry": {"max_attempts": 1},
         "sms": {"report_timeout_seconds": 120.0},
         "supervision": {"check_interval_seconds": 3600.0},
