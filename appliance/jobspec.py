@@ -272,6 +272,11 @@ class BodyError(ValueError):
 def decode_batch(body: bytes) -> list[dict[str, Any]]:
     """A request body -> the jobs as dicts, decoded into the job's shape (so nesting past
     it, and integers beyond msgspec's range, stop at the field that holds them)."""
+    # A job is at most 4 objects (itself, call, hints, retry): a cheap bound before any is
+    # built, so 16 MiB of "{}," cannot become millions of objects on a small box.
+    if body.count(b"{") > 4 * MAX_BATCH + 1:
+        raise BodyError(None, "body", f"more than {4 * MAX_BATCH + 1:,} JSON objects; a batch is at most "
+                                      f"{MAX_BATCH:,} jobs: split it")
     try:
         decoded = _BATCH.decode(body)
     except msgspec.ValidationError as exc:

@@ -58,6 +58,7 @@ def deep(n: int) -> str:
     ('[{"id": "a", "kind": "call", "callee": "+48600100200", "colour": 1}]', 0, "colour"),
     ('[{"id": "a", "kind": "call", "callee": "+48600100200", "priority": ' + "9" * 5000 + "}]", 0, "priority"),
     ('{"work": []}', None, "body"),
+    ("[" + ",".join(["{}"] * 50_000) + "]", None, "body"),
 ])
 async def test_bodies_that_cannot_be_read_are_a_json_400_naming_job_and_field(appliance, body, index, field):
     status, out = await post(appliance, body.encode())
