@@ -331,3 +331,23 @@ async def test_a_target_that_resolves_to_loopback_at_delivery_time_is_not_contac
         assert calls == []
     finally:
         await runner.cleanup()
+
+
+def test_the_import_transaction_checks_the_campaign_and_reopens_a_done_one(tmp_path):
+    """The state check and the write are one transaction: a campaign cancelled while its
+    import was being checked gets nothing; a done campaign given new contacts runs again."""
+    from controller.contacts import ContactRow
+    from controller.store import Conflict, Store
+
+    store = Store(tmp_path / "c.db")
+    rows = [ContactRow("a", ("+48600100200",)), ContactRow("b", ("+48600100201",))]
+    for cid, state in (("gone", "cancelled"), ("fin", "done")):
+        store.create_campaign(cid, cid, [], {}, 0.0)
+        assert store.set_campaign_state(cid, "running", state, 0.0)
+    with pytest.raises(Conflict):
+        store.upsert_contacts("gone", rows, 1.0, closed=("cancelled",), reopen={"done": "running"})
+    assert store.campaign_counts("gone")["total"] == 0
+    with pytest.raises(Conflict):
+        store.upsert_contacts("nope", rows, 1.0, closed=("cancelled",))
+    assert store.upsert_contacts("fin", rows, 1.0, closed=("cancelled",), reopen={"done": "running"}) == (2, 0)
+    assert store.get_campaign("fin")["state"] == "running" and store.campaign_counts("fin")["waiting"] == 2
