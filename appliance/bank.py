@@ -43,7 +43,7 @@ from modem_drivers.types import (
     SimInfo,
 )
 
-from .channel import Channel, ChannelState, SlotSim
+from .channel import SWITCHABLE, Channel, ChannelState, SlotSim
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class Bank:
 
     async def switch(self, channel_id: str, slot: int, *, reason: str) -> bool:
         ch = self.channels[channel_id]
-        if ch.state not in (ChannelState.IDLE, ChannelState.COOLING, ChannelState.QUARANTINED):
+        if ch.state not in SWITCHABLE:
             return False
         ok = await self._switch(ch, slot, reason=reason)
         self._settle(ch, f"SIM slot {slot} active")

@@ -119,8 +119,17 @@ def probe(port: str, pin: str | None, as_json: bool) -> None:
 
 @_with_modem
 async def raw_at(modem: Modem, command: str, timeout: float) -> dict[str, Any]:
-    r = await modem.port.command(command, timeout=timeout)
-    return {"command": command, "lines": list(r.lines), "final": r.final.text}
+    """The reply lines and final result, and the unsolicited lines that came meanwhile: a
+    ``+X:``/``^X:`` answer whose prefix is not the command's own (``AT^SYSINFO`` is
+    answered ``^SYSINFO:``, but ``AT+CPIN?`` on some modems ``+CPIN:`` and ``^SIMST:``)
+    is a URC to the parser, and a person at the prompt wants to see it anyway."""
+    urcs: list[str] = []
+    unsubscribe = modem.port.subscribe(lambda u: urcs.extend(x for x in (u.text, u.pdu) if x))
+    try:
+        r = await modem.port.command(command, timeout=timeout)
+    finally:
+        unsubscribe()
+    return {"command": command, "lines": list(r.lines), "unsolicited": urcs, "final": r.final.text}
 
 
 @modem.command(name="at")
@@ -144,6 +153,8 @@ def at_command(port: str, command: str, pin: str | None, timeout: float, as_json
     else:
         for line in result["lines"]:
             click.echo(line)
+        for line in result["unsolicited"]:
+            click.echo(f"{line}    (unsolicited)")
         click.echo(result["final"])
 
 
