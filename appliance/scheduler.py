@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from modem_drivers.background import Background
 from modem_drivers.sms import StatusReport
-from modem_drivers.types import StatusReportReceived
+from modem_drivers.types import PinState, StatusReportReceived
 
 from .bank import Bank
 from .channel import SWITCHABLE, Channel, ChannelState
@@ -387,10 +387,14 @@ class Scheduler:
             self._wake.set()  # (a channel freed by ``_commit_finishes`` is refilled there)
 
     def _register_channel_sims_only(self, ch: Channel, now: float) -> None:
+        """Offer the channel's SIMs to the rotation policy. A SIM that was locked (PIN,
+        PUK) when last read is left out: a switch to it would stop the modem on its PIN
+        (modem_drivers.pin) and take the other slot's SIM out of service with it. It is
+        offered once it is read unlocked (the bank settles the channel again)."""
         from .rotation import SimRef
 
         for slot in ch.sims.values():
-            if slot.sim_id and slot.info:
+            if slot.sim_id and slot.info and slot.info.pin_state is PinState.READY:
                 try:
                     self.policy.add_sim(
                         SimRef(slot.sim_id, slot.info.msisdn or slot.sim_id, slot.info.mcc_mnc or "", ch.id, slot.slot,

@@ -61,6 +61,11 @@ class Unsupported(ModemError):
     """The modem's dialect has no such feature (e.g. slot switch on a Huawei dongle)."""
 
 
+class SlotRefused(ModemError):
+    """The modem has slots but refused to switch to this one now (no SIM there, a SIM
+    fault, a busy modem): worth another try later, unlike ``Unsupported``."""
+
+
 class CallBusy(ModemError):
     """A call is already up on this modem."""
 

@@ -50,6 +50,7 @@ from .errors import (
     SimError,
     SimPinRequired,
     SimPukRequired,
+    SlotRefused,
     WrongPin,
     SmsFailed,
     TtsUnsupported,
@@ -937,7 +938,7 @@ class Modem:
         try:
             await self._cmd(self.dialect.slot_switch.format(slot=slot), timeout_class=TimeoutClass.SIM)
         except CommandFailed as exc:
-            raise Unsupported(f"the modem refused SIM slot {slot}: {exc}") from exc
+            raise SlotRefused(f"the modem refused SIM slot {slot}: {exc}") from exc
         self.pin_state = PinState.UNKNOWN
         self.slot = slot
         self._forget_registration()

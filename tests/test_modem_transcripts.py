@@ -431,3 +431,23 @@ async def test_refused_dial_with_unanswered_ceer_still_releases(peer) -> None:
         assert modem.call is None or modem.call.released
     finally:
         await modem.close()
+
+
+async def test_a_refused_slot_switch_is_a_refusal_not_a_modem_without_slots(peer) -> None:
+    """A modem that answers ERROR to one slot switch (no SIM there now, a SIM fault) still
+    has its slots: the bank tries again later with backoff. Before, the refusal was
+    ``Unsupported`` and the bank cut the channel to one slot for good."""
+    from modem_drivers.errors import SlotRefused, Unsupported
+
+    scripted(peer)
+    peer.replies["AT+CSUS=1"] = b"\r\nERROR\r\n"  # a bare refusal (no +CME cause)
+    modem = await opened(peer)
+    try:
+        with pytest.raises(SlotRefused) as exc:
+            await modem.switch_slot(1)
+        assert not isinstance(exc.value, Unsupported) and "slot 1" in str(exc.value)
+        peer.replies["AT+CSUS=1"] = b"\r\nOK\r\n"
+        await modem.switch_slot(1)
+        assert modem.slot == 1
+    finally:
+        await modem.close()

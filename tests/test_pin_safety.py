@@ -253,6 +253,18 @@ async def test_a_wrong_pin_on_another_slot_costs_one_try_and_the_channel_runs_on
             assert ch["active_slot"] == 0
             assert other.presentations == 1 and other.pin_attempts_left == 2
             assert app.store.pin_mark(f"iccid:{other.iccid}") is not None
+            # The locked SIM is not offered to the rotation: while slot 0's SIM rests
+            # between calls (the default pauses) no switch goes to slot 1, which would stop
+            # the whole modem on its PIN.
+            done: list[dict[str, Any]] = []
+            app.scheduler.result_listeners.append(lambda r: done.append(r) if r.get("final") else None)
+            app.scheduler.submit([{"id": f"c{i}", "kind": "call", "callee": f"+4860100000{i}",
+                                   "call": {"max_ring_seconds": 10, "max_talk_seconds": 1}} for i in range(2)])
+            await wait_for(lambda: done, "the first call's result")
+            await asyncio.sleep(1.0)  # the rest of the round, and any switch it would plan
+            assert app.bank.channels["m01"].active_slot == 0 and app.scheduler.waiting("c1") is not None
+            assert app.bank.channels["m01"].state.value in ("idle", "cooling_down")
+            assert other.presentations == 1
 
 
 # -- the CLI --------------------------------------------------------------------------------------
