@@ -116,6 +116,10 @@ RELEASE_FINAL_NAMES: Final = frozenset({"NO CARRIER", "BUSY", "NO ANSWER"})
 SWEEP_RETRY_DELAYS: Final = (2.0, 5.0, 15.0, 60.0)
 #: How long ``close`` waits for background work (reading a stored SMS) to finish.
 CLOSE_GRACE: Final = 2.0
+#: Set-up after a reopen is tried again after 1 s, doubling to 60 s: a USB modem answers
+#: AT within a few seconds of enumerating but may need ~10-20 s before its SIM and
+#: network commands do (SIM7600/EC25 boot times in their hardware design guides).
+REINIT_BACKOFF: Final = (1.0, 60.0)
 #: Longest pause between AT+CLCC polls of a modem that stopped answering them: the port's
 #: reopen backoff cap (at.port.RECONNECT_MAX_S), so a stuck modem costs a timeout and a
 #: log line at most every 8 s, not every poll interval.
@@ -1015,7 +1019,20 @@ class Modem:
             self._spawn(self._reinit(), "re-initialisation after reopen")
 
     async def _reinit(self) -> None:
-        await self.initialize()
+        """Set the modem up again after the port came back. A modem still booting after a
+        USB reset may not answer yet: try again with backoff (``REINIT_BACKOFF``) while the
+        port stays open, instead of leaving the channel "port lost" for good."""
+        delay, cap = REINIT_BACKOFF
+        while True:
+            try:
+                await self.initialize()
+                break
+            except (AtError, ModemError) as exc:
+                if self.port.state is not PortState.OPEN:
+                    return  # lost again (or closed): the next reopen starts another
+                logger.warning("%s: set-up after reopen failed (%s); next try in %.0f s", self.name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(cap, delay * 2)
         self._emit(PortRestored())
 
     def _on_urc(self, urc: Urc) -> None:

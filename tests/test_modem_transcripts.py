@@ -451,3 +451,32 @@ async def test_a_refused_slot_switch_is_a_refusal_not_a_modem_without_slots(peer
         assert modem.slot == 1
     finally:
         await modem.close()
+
+
+async def test_setup_after_reopen_is_tried_again_until_the_modem_answers(peer, monkeypatch) -> None:
+    """A modem back on USB may not answer its set-up at once (still booting): the driver
+    tries again with backoff and reports the port restored when it does — before, one
+    failed set-up left the channel "port lost" for good."""
+    import modem_drivers.modem as modem_module
+    from modem_drivers.types import PortRestored
+
+    monkeypatch.setattr(modem_module, "REINIT_BACKOFF", (0.05, 0.2))  # the test's patience, not the rule
+    scripted(peer)
+    modem = await opened(peer)
+    restored: list[object] = []
+    modem.subscribe(lambda ev: restored.append(ev) if isinstance(ev, PortRestored) else None)
+    try:
+        modem.port.reconnect_first = 0.02
+        peer.vanish()
+        await until(lambda: modem.port.state.value != "open")
+        peer.silent.add("ATE0")  # booting: the first set-up command gets no answer
+        before = len(peer.received)
+        peer.reappear()
+        await until(lambda: peer.received[before:].count("ATE0") >= 1, timeout=10)
+        await asyncio.sleep(0.2)
+        assert not restored
+        peer.silent.discard("ATE0")
+        await until(lambda: restored, timeout=15)
+        assert peer.received[before:].count("ATE0") >= 2
+    finally:
+        await modem.close()
