@@ -563,6 +563,17 @@ class SoakSystem:
                        "--token", token, "--json"], self.env, self.work)
         await self.start_appliance(http)
 
+    def unplug_links(self) -> None:
+        """What udev does when a bank loses power: the port links go. A killed emulator
+        cannot remove its own, and a stale link points at a /dev/pts number the kernel
+        hands to the next pty opened on this machine — another test's modem, or another
+        of ours while the restarted emulator re-points its links — so a reopen through
+        it would reach a stranger (seen: calls placed through another process's modem).
+        The restarted emulator makes each link again once its pty is open."""
+        for link in (self.work / "ports").glob("tty*"):
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+
     async def channels(self, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
         async with http.get(self.page + "/api/channels", headers={"Authorization": f"Bearer {self.page_token}"},
                             timeout=aiohttp.ClientTimeout(total=5)) as r:
@@ -927,6 +938,7 @@ class SoakRun:
             await self.read_faults(http)
         self.network.close_generation()
         killed_at = self.shift.now()
+        self.system.unplug_links()  # first, so no reopen can find a stale one
         await self.system.emulator.kill9()
         await asyncio.sleep(down)
         await self.system.start_emulator(http)
