@@ -297,7 +297,7 @@ class Api:
             return [ct.validate_rows(slices[0] if slices else [], region)]
         loop = asyncio.get_running_loop()
         pool = self.c.validation_pool()
-        return list(await asyncio.gather(*(loop.run_in_executor(pool, ct.validate_rows, sl, region) for sl in slices)))
+        return list(await asyncio.gather(*(loop.run_in_executor(pool, ct.check_slice, ct.pack(sl), region) for sl in slices)))
 
     def _contact_out(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {k: row[k] for k in ("id", "campaign_id", "external_id", "name", "case_ref", "amount", "currency", "due_date",

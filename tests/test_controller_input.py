@@ -66,6 +66,19 @@ async def test_an_amount_of_30_digits_in_row_17001_refuses_the_20000_row_import_
         assert stored(c) == 20_000
 
 
+async def test_a_big_file_with_an_unknown_field_reports_every_bad_row_across_worker_slices(tmp_path):
+    """Rows of a body whose shape is off are read one by one (every bad row reported, not
+    only the first) and still checked in the worker processes, 5,000 at a time."""
+    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
+        await new_campaign(s, c, key)
+        body = rows_json(12_000, line7001=', "colour": "red"', line11999=', "phone": "+48600000001"',
+                         line3=', "amount": "1,5"')
+        status, out = await post(s, c, key, body)
+        assert status == 422 and errors_of(out) == [(7_001, "colour"), (11_999, "phone")]
+        assert (out["detail"]["rows"], out["detail"]["valid"], out["detail"]["rejected"]) == (12_000, 11_998, 2)
+        assert stored(c) == 0
+
+
 @pytest.mark.parametrize("amount", ['"1e30"', '"1e400"', "1e30", "1e400", "1" + "0" * 30, "9" * 5000, '"10.555"',
                                     '"12345678901234567"', '"-5"', '"NaN"', "true"])
 async def test_amounts_out_of_range_are_a_422_naming_line_and_field(tmp_path, amount):
