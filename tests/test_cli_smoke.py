@@ -27,7 +27,7 @@ def test_bench_at_smoke():
     proc = run_cli("bench", "at", "--modems", "8", "--rounds", "10", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["modems_opened"] == 8 and out["transactions"] == 80
+    assert out["modems_opened"] == 8 and out["transactions"] == 80, out["open_failures"]
     assert out["threads"] == 1
     assert 0 < out["parser_us_per_line"] < 1000
     assert out["driver_cpu_us_per_transaction"] > 0
