@@ -24,7 +24,7 @@ from appliance.rotation import (
 T0 = 1_717_200_000.0  # 2024-06-01T00:00:00Z
 ANSWERED = AttemptSummary(JobKind.CALL, alerted=True, answered=True, talk_seconds=30.0, failed=False)
 NO_ANSWER = AttemptSummary(JobKind.CALL, alerted=True, answered=False, talk_seconds=0.0, failed=False)
-NOT_ALERTING = AttemptSummary(JobKind.CALL, alerted=False, answered=False, talk_seconds=0.0, failed=False, cause=18)
+NOT_ALERTING = AttemptSummary(JobKind.CALL, alerted=False, answered=False, talk_seconds=0.0, failed=False, cause=None)
 FAILED = AttemptSummary(JobKind.CALL, alerted=False, answered=False, talk_seconds=0.0, failed=True, cause=21)
 SHORT = AttemptSummary(JobKind.CALL, alerted=True, answered=True, talk_seconds=2.0, failed=False)
 SMS_OK = AttemptSummary(JobKind.SMS, alerted=False, answered=False, talk_seconds=0.0, failed=False)
@@ -503,3 +503,33 @@ def test_bad_input_is_named(build, message):
 def test_unknown_sim_is_a_key_error():
     with pytest.raises(KeyError, match="nope"):
         bank(1).record_start("nope", JobKind.CALL, T0)
+
+
+@pytest.mark.parametrize("cause", [1, 3, 16, 17, 18, 19, 20, 22, 27, 28])
+def test_not_alerting_calls_to_the_callees_side_do_not_lock_the_sim(cause):
+    """Busy, absent, unassigned … numbers end without ringing, and a generic modem sees no
+    ringing at all: their causes show the network routed the call, so the SIM is fine.
+    Counted, the default rule (5 in a row) locked 6 of 16 healthy SIMs in the soak test."""
+    p = bank(1, lock_rules=LockRules(consecutive_not_alerting=3))
+    callee = AttemptSummary(JobKind.CALL, alerted=False, answered=False, talk_seconds=0.0, failed=False, cause=cause)
+    t = T0
+    for _ in range(6):
+        p.record_start("s0", JobKind.CALL, t)
+        assert p.record_end("s0", callee, t + 1) is None
+        p.set_channel("m0", idle=True, active_slot=0, now=t + 1)
+        t += 60
+    assert p.state("s0", t) is SimState.READY
+
+
+def test_call_rejected_neither_counts_nor_breaks_a_not_alerting_streak():
+    p = bank(1, lock_rules=LockRules(consecutive_not_alerting=3))
+    rejected = AttemptSummary(JobKind.CALL, alerted=False, answered=False, talk_seconds=0.0, failed=False, cause=21)
+    t = T0
+    locks = []
+    for a in (NOT_ALERTING, rejected, NOT_ALERTING, rejected, NOT_ALERTING):
+        p.record_start("s0", JobKind.CALL, t)
+        locks.append(p.record_end("s0", a, t + 1))
+        p.set_channel("m0", idle=True, active_slot=0, now=t + 1)
+        t += 60
+    assert locks[:4] == [None] * 4 and locks[4] is not None and locks[4].rule == "consecutive_not_alerting"
+    assert len(locks[4].evidence) == 3

@@ -30,8 +30,27 @@ def _failed(a: AttemptSummary, rules: LockRules) -> Step:
     return Step.COUNT if a.failed else Step.BREAK
 
 
+#: Q.850 causes (ITU-T Q.850 Table 1) that name the callee's side: the network routed the
+#: call to the callee's network or line, so the SIM that placed it is not barred, whether
+#: or not alerting was seen (a generic 27.007 modem without +CLCC reports sees none):
+#: 1 unassigned number, 3 no route to destination, 16 normal clearing, 17 user busy,
+#: 18 no user responding, 19 no answer (user alerted), 20 subscriber absent, 22 number
+#: changed, 27 destination out of order, 28 invalid number format.
+CALLEE_SIDE_CAUSES = frozenset({1, 3, 16, 17, 18, 19, 20, 22, 27, 28})
+#: 21 "call rejected" is the callee declining as often as an operator barring a SIM
+#: (quarantine counts it, with its own evidence rule): it neither counts nor breaks.
+AMBIGUOUS_CAUSES = frozenset({21})
+
+
 def _not_alerting(a: AttemptSummary, rules: LockRules) -> Step:
-    return Step.BREAK if a.alerted or a.answered else Step.COUNT
+    """A call that never rang counts, unless its cause shows the network reached the
+    callee's side (a busy, absent or unassigned number is no sign of a barred SIM: counted,
+    the default rule locked healthy SIMs for an hour in the soak test)."""
+    if a.alerted or a.answered or a.cause in CALLEE_SIDE_CAUSES:
+        return Step.BREAK
+    if a.cause in AMBIGUOUS_CAUSES:
+        return Step.KEEP
+    return Step.COUNT
 
 
 def _unanswered(a: AttemptSummary, rules: LockRules) -> Step:
