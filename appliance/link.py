@@ -93,13 +93,17 @@ class Link:
                 async with aiohttp.ClientSession() as session:
                     async with session.ws_connect(self.cfg.url, headers={"Authorization": f"Bearer {credential}"},
                                                   heartbeat=self.cfg.heartbeat_seconds * 3) as ws:
-                        backoff = delay
                         await self._session(ws)
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, OSError, LinkError, asyncio.TimeoutError, ConnectionError) as exc:
+                backoff = delay if self.connected.is_set() else backoff
                 logger.warning("link: %s; reconnecting in %.1f s", exc, backoff)
             except Exception:
+                # A session that never got its hello out (a bug on our side) must not be
+                # retried at the first step's pace for ever: only a session that was up
+                # resets the backoff.
+                backoff = delay if self.connected.is_set() else backoff
                 logger.exception("link failed; reconnecting in %.1f s", backoff)
             self.connected.clear()
             self._ws = None
@@ -152,11 +156,20 @@ class Link:
                 operators[op] = operators.get(op, 0) + 1
             sims.append({"sim_id": slot.sim_id, "msisdn": info.msisdn if info else None, "operator": op,
                          "channel_id": ch.id, "slot": slot.slot, "active": slot.slot == ch.active_slot,
-                         "state": self.app.policy.state(slot.sim_id, time.time()).value if slot.sim_id else None})
+                         "state": self._sim_state(slot.sim_id)})
         stats = self.app.scheduler.stats()
         return {"type": "hello", "appliance_id": self.app.cfg.appliance.id, "version": VERSION,
                 "channels": len(self.app.bank.channels), "idle": stats["idle_channels"], "capacity": self.capacity(),
                 "operators": operators, "sims": sims}
+
+    def _sim_state(self, sim_id: str | None) -> str | None:
+        """The SIM's standing in the rotation, or ``not_in_rotation`` for a SIM the bank has
+        read but not offered (locked, or its modem not yet settled)."""
+        if not sim_id:
+            return None
+        if not self.app.policy.knows(sim_id):
+            return "not_in_rotation"
+        return self.app.policy.state(sim_id, time.time()).value
 
     async def _pump(self) -> None:
         """Results and inbound events out, in order; heartbeats between. On a new session

@@ -154,3 +154,29 @@ async def test_withdrawn_job_says_why_and_a_running_call_ends_normally(box):
         assert out[job_id]["kind"] == "call" and out[job_id]["callee"]
     for job_id in running:
         assert out[job_id]["outcome"] == "answered_human"
+
+
+async def test_hello_names_sims_outside_the_rotation_instead_of_failing(tmp_path):
+    """The bank has read a SIM the rotation does not hold (locked, its modem not yet
+    settled): the link's hello says so. Before, it raised KeyError on every connect, and the
+    link to a restarted controller never came back (soak test, seed 1)."""
+    cfg = EmulatorConfig(modems=2, sims_per_modem=1, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=3)
+    async with Emulator(cfg) as emu:
+        state = tmp_path / "bank.json"
+        state.write_text(json.dumps(emu.state()))
+        (tmp_path / "cred").write_text("x")
+        app = Appliance(parse_config({
+            "emulator_state": str(state),
+            "appliance": {"id": "h", "store": str(tmp_path / "a.db"), "listen": ""},
+            "link": {"url": "ws://127.0.0.1:9/v1/link", "credential_file": str(tmp_path / "cred")},
+        }), seed=5)
+        await app.start()
+        try:
+            (ch, slot), *_ = app.bank.sims()
+            app.policy.remove_sim(slot.sim_id)
+            hello = app.link._hello()
+            states = {s["sim_id"]: s["state"] for s in hello["sims"]}
+            assert states[slot.sim_id] == "not_in_rotation"
+            assert set(states.values()) - {"not_in_rotation"} == {"ready"}
+        finally:
+            await app.stop()

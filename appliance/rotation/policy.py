@@ -498,6 +498,10 @@ class RotationPolicy:
         self._refile_channel(s.channel, now, s)
 
     # ------------------------------------------------------------------ questions
+    def knows(self, sim_id: str) -> bool:
+        """Whether the SIM is in the policy (added and not removed)."""
+        return sim_id in self._sims
+
     def state(self, sim_id: str, now: float) -> SimState:
         """The SIM's standing for calls (voice traffic)."""
         self._advance(now)
