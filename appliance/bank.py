@@ -158,6 +158,7 @@ class Bank:
     async def _read_active_sim(self, ch: Channel) -> None:
         modem = self.modems[ch.id]
         try:
+            await self._find_active_slot(ch, modem)
             info = await modem.sim_info()
             reg = await modem.registration_status() if info.pin_state is PinState.READY else None
             sig = await modem.signal() if info.pin_state is PinState.READY else None
@@ -166,10 +167,27 @@ class Bank:
             ch.errors += 1
             logger.warning("channel %s: reading the SIM failed: %s", ch.id, exc)
             return
+        known = next((s.slot for s in ch.sims.values() if info.iccid and s.sim_id == info.iccid), None)
+        if known is not None and known != ch.active_slot:
+            # No slot query, but the card is one we filed under another slot: that is the
+            # slot the modem is on (filing it under ours would show callees a wrong number).
+            logger.warning("channel %s: the SIM in the modem is the one of slot %d, not %d; slot %d is active",
+                           ch.id, known, ch.active_slot, known)
+            ch.active_slot = known
         sim_id = info.iccid or f"{ch.id}/{ch.active_slot}"
         ch.sims[ch.active_slot] = SlotSim(ch.active_slot, sim_id, info)
         ch.registered = bool(reg and reg.registered)
         ch.signal_dbm = sig.dbm if sig else None
+
+    async def _find_active_slot(self, ch: Channel, modem: Modem) -> None:
+        """Believe the modem about its active slot: after a reopen (USB reset, power loss)
+        it is back on its default slot, not the one we last switched it to."""
+        if ch.slots < 2:
+            return
+        slot = await modem.active_slot()
+        if slot is not None and slot != ch.active_slot and 0 <= slot < ch.slots:
+            logger.warning("channel %s: the modem reports slot %d active, not %d (restarted?)", ch.id, slot, ch.active_slot)
+            ch.active_slot = slot
 
     def _settle(self, ch: Channel, reason: str) -> None:
         """Put a channel that finished some work into the state its SIM allows."""

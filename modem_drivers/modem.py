@@ -947,6 +947,22 @@ class Modem:
         self.slot = slot
         self._forget_registration()
 
+    async def active_slot(self) -> int | None:
+        """The SIM slot the modem says is active (the dialect's slot query: 27.007 +CSUS?,
+        Quectel +QDSIM?), or None when it has no such query or does not answer it. A
+        modem power-cycled behind our back comes up on its default slot, whatever slot
+        we switched it to before."""
+        cmd = self.dialect.slot_query
+        if cmd is None:
+            return None
+        r = await self._try(cmd.command, expect=cmd.expect, timeout_class=TimeoutClass.SIM)
+        for line in r.lines if r is not None else ():
+            value = _fields(line)[0] if ":" in line else ""
+            if value.isdigit():
+                self.slot = int(value)
+                return self.slot
+        return None
+
     async def reset(self) -> None:
         """Restart the modem (the dialect's reset, AT+CFUN=1,1: 27.007 §8.2 resets the MT,
         which drops any call). An owed hang-up is not sent first: a stuck modem would time
