@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from modem_drivers.at import AtError, AtTimeout
 from modem_drivers.background import Background
-from modem_drivers.errors import ModemError, PinError, SimPinRequired, SimPukRequired, Unsupported, WrongPin
+from modem_drivers.errors import ForeignModem, ModemError, PinError, SimPinRequired, SimPukRequired, Unsupported, WrongPin
 from modem_drivers.modem import Modem
 from modem_drivers.pin import MemoryPinMarks, PinMarks, PinWithheld, tries_text
 from modem_drivers.types import (
@@ -81,6 +81,7 @@ class Bank:
         self._tasks = Background("bank", logger)
         self._cooling: dict[str, asyncio.TimerHandle] = {}
         self._closing = False
+        self._foreigners: set[str] = set()  # channels whose port another modem answers now
         #: Rejected PINs per SIM; the runtime passes its store so they survive a restart.
         self.pin_marks: PinMarks = pin_marks if pin_marks is not None else MemoryPinMarks()
         self._pin_watched: set[str] = set()
@@ -119,7 +120,7 @@ class Bank:
         await asyncio.gather(*(m.close() for m in self.modems.values()), return_exceptions=True)
 
     async def _open(self, ch: Channel) -> Modem:
-        return await Modem.open(ch.port, pin=ch.pin, name=ch.id, pin_marks=self.pin_marks)
+        return await Modem.open(ch.port, pin=ch.pin, name=ch.id, pin_marks=self.pin_marks, expected_imei=ch.imei)
 
     async def _bring_up(self, ch: Channel) -> None:
         try:
@@ -153,6 +154,7 @@ class Bank:
         ident = modem.identity
         if ident is not None:
             ch.dialect, ch.model, ch.imei = ident.dialect, ident.model, ident.imei
+            modem.expected_imei = ident.imei  # a reopen that finds another modem refuses it
         modem.subscribe(lambda ev, ch=ch: self._on_modem_event(ch, ev))
 
     async def _read_active_sim(self, ch: Channel) -> None:
@@ -300,6 +302,9 @@ class Bank:
             ch.registered = False
             if ch.state is not ChannelState.FAULTY:
                 self._move(ch, ChannelState.FAULTY, "port lost")
+        elif isinstance(ev, PortRestored) and ev.problem is not None:
+            self._foreign(ch, ev.problem)
+            self._spawn(self._drop_and_reopen(ch), f"reopen of {ch.id} after a foreign modem")
         elif isinstance(ev, PortRestored):
             self._spawn(self._restored(ch), f"restore of {ch.id}")
         elif isinstance(ev, RegistrationChanged):
@@ -309,7 +314,8 @@ class Bank:
                 pass
             elif was and not ch.registered and ch.state in (ChannelState.IDLE, ChannelState.COOLING):
                 self._move(ch, ChannelState.FAULTY, f"registration lost ({ev.registration.stat.name.lower()})")
-            elif not was and ch.registered and ch.state is ChannelState.FAULTY and ch.active_sim and ch.active_sim.info:
+            elif (not was and ch.registered and ch.state is ChannelState.FAULTY and ch.active_sim and ch.active_sim.info
+                  and ch.id not in self._foreigners):
                 self._move(ch, ChannelState.IDLE, "registered again")
         for cb in list(self._event_listeners):
             try:
@@ -317,7 +323,18 @@ class Bank:
             except Exception:
                 logger.exception("bank event listener failed")
 
+    def _foreign(self, ch: Channel, why: str) -> None:
+        """Another modem answers on the channel's port (tty numbers move when a hub
+        re-enumerates; a dead pty's number goes to the next program that asks): the driver
+        refused to set it up (modem_drivers.errors.ForeignModem), and the channel stays out
+        of service, its reason saying so, until its own modem is back."""
+        self._foreigners.add(ch.id)
+        if ch.reason != why:
+            logger.warning("channel %s: %s", ch.id, why)
+            self._move(ch, ChannelState.FAULTY, why)
+
     async def _restored(self, ch: Channel) -> None:
+        self._foreigners.discard(ch.id)
         await self._read_active_sim(ch)
         if ch.state is ChannelState.FAULTY:
             self._settle(ch, "port back")
@@ -358,16 +375,28 @@ class Bank:
                 await modem.close()
         await self._reopen(ch)
 
+    async def _drop_and_reopen(self, ch: Channel) -> None:
+        """Let go of a port that leads to another modem and open its name again, with
+        backoff, until our own modem (by IMEI) answers there."""
+        modem = self.modems.pop(ch.id, None)
+        if modem is not None:
+            with contextlib.suppress(BaseException):
+                await modem.close()
+        await self._reopen(ch)
+
     async def _reopen(self, ch: Channel) -> None:
         delay, cap = self.reopen_backoff
         while not self._closing:
             try:
                 modem = await self._open(ch)
             except (AtError, ModemError, OSError) as exc:
+                if isinstance(exc, ForeignModem):
+                    self._foreign(ch, str(exc))
                 logger.info("channel %s: reopen failed (%s); next try in %.1f s", ch.id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(cap, delay * 2)
                 continue
+            self._foreigners.discard(ch.id)
             self._attach(ch, modem)
             await self._read_active_sim(ch)
             self._settle(ch, "reopened")

@@ -66,6 +66,11 @@ class SlotRefused(ModemError):
     fault, a busy modem): worth another try later, unlike ``Unsupported``."""
 
 
+class ForeignModem(ModemError):
+    """Another modem (another IMEI) answers on the port this modem was opened on: tty names
+    move when a USB hub re-enumerates. Nothing is sent to its SIM (not even a PIN)."""
+
+
 class CallBusy(ModemError):
     """A call is already up on this modem."""
 

@@ -51,6 +51,7 @@ from .errors import (
     SimPinRequired,
     SimPukRequired,
     SlotRefused,
+    ForeignModem,
     WrongPin,
     SmsFailed,
     TtsUnsupported,
@@ -184,6 +185,9 @@ class Modem:
         self.dialect: Dialect = dialect or GENERIC
         self._forced_dialect = dialect
         self.identity: Identity | None = None
+        #: The IMEI this object stands for once known: a reopen that finds another modem on
+        #: the port refuses it (ForeignModem) before anything reaches its SIM.
+        self.expected_imei: str | None = None
         self.pin_state = PinState.UNKNOWN
         self.call: Call | None = None
         self.call_progress_polled = False
@@ -231,9 +235,11 @@ class Modem:
         dialect: Dialect | None = None,
         reconnect: bool = True,
         pin_marks: pinmod.PinMarks | None = None,
+        expected_imei: str | None = None,
     ) -> "Modem":
         port = await AtPort.open(url, name=name, reconnect=reconnect)
         modem = cls(port, name=name, dialect=dialect, pin_marks=pin_marks)
+        modem.expected_imei = expected_imei
         try:
             await modem.initialize(pin=pin)
         except BaseException:
@@ -247,7 +253,10 @@ class Modem:
         for cmd in ("ATE0", "ATV1"):
             await self._cmd(cmd)
         await self._try("AT+CMEE=1")
-        await self.identify()
+        ident = await self.identify()
+        if self.expected_imei and ident.imei and ident.imei != self.expected_imei:
+            raise ForeignModem(f"another modem answers on {self.port.url} (IMEI …{ident.imei[-4:]}, "
+                               f"expected …{self.expected_imei[-4:]}): its SIMs are not used here")
         if not self._unsubscribe:
             self._wire_urcs()
         state = await self.sim_status()
@@ -1046,6 +1055,11 @@ class Modem:
             except (AtError, ModemError) as exc:
                 if self.port.state is not PortState.OPEN:
                     return  # lost again (or closed): the next reopen starts another
+                if isinstance(exc, ForeignModem):
+                    # Re-initialising on this fd would talk to the stranger for ever: the
+                    # owner closes us and opens the port's name afresh until ours is back.
+                    self._emit(PortRestored(problem=str(exc)))
+                    return
                 logger.warning("%s: set-up after reopen failed (%s); next try in %.0f s", self.name, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(cap, delay * 2)

@@ -199,7 +199,10 @@ class PortLost:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PortRestored:
-    pass
+    """The port is back. ``problem`` says why the modem on it was not set up (another
+    modem answers there: ``errors.ForeignModem``); None when it is ready."""
+
+    problem: str | None = None
 
 
 ModemEvent = (
