@@ -128,7 +128,9 @@ SCHEMAS: Final[dict[str, Any]] = {
         "campaign_id": _NULL_STR, "contact_id": _NULL_INT, "kind": _NULL_STR, "callee": _NULL_STR,
         "outcome": {"type": "string", "description": "answered_human, answered_machine, busy, no_answer, rejected, unreachable, "
                     "invalid_number, network_error, channel_error, cancelled, refused_by_policy, delivered, failed, active, "
-                    "absent, invalid, unknown, expired, …"},
+                    "absent, invalid, unknown, expired, no_eligible_sim (no SIM of the appliance could serve the job: "
+                    "detail.waiting_for and detail.detail say why; retried like a channel failure, not a contact attempt), "
+                    "… A job withdrawn by pause or cancel is cancelled with detail.detail naming why."},
         "reason": _NULL_STR, "final": {"type": "boolean"}, "number_shown": _NULL_STR, "at": {"type": "number"},
         "detail": {"type": "object", "description": "the appliance's result body"}}},
     "Inbound": {"type": "object", "required": ["seq", "id", "kind", "from", "at", "opted_out"], "properties": {
