@@ -117,6 +117,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS deliveries_done ON deliveries(updated_at) WHERE state = 'delivered';
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -739,6 +740,14 @@ class Store:
             c.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = COALESCE(?, next_at),"
                       " last_error = ?, updated_at = ? WHERE id = ?",
                       ("pending" if next_at is not None else "dead", next_at, error[:500], now, delivery_id))
+
+    def prune_deliveries(self, before: float, limit: int) -> int:
+        """Forget up to ``limit`` deliveries that reached the CRM before ``before`` (the
+        result itself stays in ``results``; a delivered payload is only a copy of it).
+        Dead letters stay until replayed: a person has to see them."""
+        with self.tx() as c:
+            return c.execute("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state = 'delivered'"
+                             " AND updated_at < ? ORDER BY updated_at LIMIT ?)", (before, limit)).rowcount
 
     def dead_letters(self, after: int, limit: int) -> list[dict[str, Any]]:
         rows = self._all("SELECT id, webhook_id, event, payload, attempts, last_error, created_at, updated_at FROM deliveries"

@@ -53,6 +53,12 @@ MAX_BACKOFF: Final = 3600.0
 DEFAULT_MAX_ATTEMPTS: Final = 10
 #: A receiver that does not answer within 10 s counts as failed (GitHub's timeout).
 DELIVERY_TIMEOUT: Final = 10.0
+#: Delivered rows are kept a week (a CRM re-reads results from GET /v1/results, not from
+#: here; the week is for a person asking "did the hook fire?"), pruned 1,000 at a time,
+#: once a minute: a week of traffic at most, whatever the rate.
+DELIVERED_RETENTION_SECONDS: Final = 7 * 86400.0
+PRUNE_BATCH: Final = 1000
+PRUNE_EVERY_SECONDS: Final = 60.0
 SIGNATURE_HEADER: Final = "X-Simrotor-Signature"
 TIMESTAMP_HEADER: Final = "X-Simrotor-Timestamp"
 #: How long registration waits for a target's host name to resolve: glibc's resolver
@@ -179,6 +185,7 @@ class Deliverer:
         self.wake = asyncio.Event()
         self.delivered = 0
         self.failed = 0
+        self._pruned_at = float("-inf")
 
     async def run_once(self, session: aiohttp.ClientSession, limit: int = 100) -> int:
         due = self.store.due_deliveries(self.clock(), limit)
@@ -227,10 +234,20 @@ class Deliverer:
         connector: Any = aiohttp.TCPConnector(resolver=GuardedResolver()) if not self.allow_private else None
         return aiohttp.ClientSession(connector=connector)
 
+    def prune(self) -> int:
+        """Delivered rows older than ``DELIVERED_RETENTION_SECONDS`` go, a batch at a time,
+        at most once a ``PRUNE_EVERY_SECONDS``: the table stays bounded by a week's traffic."""
+        now = self.clock()
+        if now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return 0
+        self._pruned_at = now
+        return self.store.prune_deliveries(now - DELIVERED_RETENTION_SECONDS, PRUNE_BATCH)
+
     async def run_forever(self, poll: float = 1.0) -> None:
         async with self.session() as session:
             while True:
                 try:
+                    self.prune()
                     n = await self.run_once(session)
                 except Exception:  # one bad row or a DB hiccup must not end deliveries
                     logger.exception("webhook worker")

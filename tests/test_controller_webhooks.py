@@ -136,3 +136,31 @@ async def test_signed_deliveries_retries_dead_letters_and_replay(tmp_path):
             await app.close()
     finally:
         await runner.cleanup()
+
+
+def test_delivered_rows_are_pruned_after_a_week_and_dead_letters_stay(tmp_path):
+    """The deliveries table holds a week of delivered rows at most (pruned in batches, at
+    most once a minute); dead letters stay until a person replays them."""
+    from controller.store import Store
+    from controller.webhooks import (DELIVERED_RETENTION_SECONDS, PRUNE_BATCH, PRUNE_EVERY_SECONDS,
+                                     Deliverer)
+
+    store = Store(str(tmp_path / "c.db"))
+    clock = FakeClock(1_800_000_000.0)
+    old, recent = clock() - DELIVERED_RETENTION_SECONDS - 60, clock() - 60
+    rows = [("w", "result", "{}", state, 0.0, at, at)
+            for state, at, n in (("delivered", old, PRUNE_BATCH + 5), ("delivered", recent, 3), ("dead", old, 2))
+            for _ in range(n)]
+    with store.tx() as c:
+        c.executemany("INSERT INTO deliveries(webhook_id, event, payload, state, next_at, created_at, updated_at)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    hooks = Deliverer(store, clock)
+
+    def count(state: str) -> int:
+        return store.conn.execute("SELECT COUNT(*) FROM deliveries WHERE state = ?", (state,)).fetchone()[0]
+
+    assert hooks.prune() == PRUNE_BATCH  # one batch ...
+    assert hooks.prune() == 0  # ... a minute
+    clock.advance(PRUNE_EVERY_SECONDS)
+    assert hooks.prune() == 5
+    assert count("delivered") == 3 and count("dead") == 2
