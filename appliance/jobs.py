@@ -1,6 +1,6 @@
 """What a job does on a channel: a call, an SMS, an HLR-style check.
 
-Each executor takes the modem the bank lent it and returns a result dict in the DESIGN.md
+Each executor takes the modem the bank lent it and returns a result dict in the docs/architecture.md
 vocabulary. They do not touch the store: the scheduler writes the attempt before calling
 them and the result after, so a crash between the two is recovered as ``interrupted``.
 

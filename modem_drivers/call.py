@@ -180,7 +180,7 @@ def _rel(times: dict[CallState, float], state: CallState) -> float | None:
 
 
 def _mask(number: str) -> str:
-    """Phone numbers in logs show only their last 3 digits (DESIGN.md conventions)."""
+    """Phone numbers in logs show only their last 3 digits (docs/architecture.md, Conventions)."""
     return "*" * max(0, len(number) - 3) + number[-3:]
 
 

@@ -753,7 +753,7 @@ class Modem:
             line = tts.command_for(text)
         except ValueError as exc:
             raise PlaybackFailed(str(exc)) from None
-        # The end URC may follow OK at once: listen before writing (STYLE.md #6).
+        # The end URC may follow OK at once: listen before writing (docs/architecture.md, Style 6).
         waiter: asyncio.Future[PlaybackEnd] = asyncio.get_running_loop().create_future()
         self._tts_waiter = waiter
         started = time.monotonic()

@@ -3,7 +3,7 @@ and the call outcome each cause means for a dialer.
 
 Sources: ITU-T Q.850 Table 1 (cause values); 3GPP TS 24.008 Annex H (the cause names
 SIMCom and generic modems print); the outcome column is our own vocabulary from
-DESIGN.md.
+docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Final
 
 
 class CallOutcome(enum.Enum):
-    """Call outcomes (DESIGN.md vocabulary)."""
+    """Call outcomes (docs/architecture.md vocabulary)."""
 
     ANSWERED_HUMAN = "answered_human"
     ANSWERED_MACHINE = "answered_machine"

@@ -8,7 +8,7 @@ event, machine-readable, bounded in rate whatever a bug does.
   string). Uncaught exceptions and ``warnings`` go through the same handler, so nothing
   reaches the stream as a multi-line traceback.
 * Phone numbers are masked in every message, field and traceback with the AT layer's
-  masker (``modem_drivers.at.redact.mask``: all but the last 3 digits, DESIGN.md "Logs").
+  masker (``modem_drivers.at.redact.mask``: all but the last 3 digits, docs/architecture.md "Logs").
 * ``Throttle`` bounds the rate of anything keyed (log lines per call site, rows of the
   appliance's events table per subject): at most ``burst`` per key per ``interval``, the
   rest counted and reported once per window. ``RateLimitFilter`` applies it to log lines
@@ -224,7 +224,7 @@ def _masker() -> Callable[[object], str]:
 
 
 def mask(text: object) -> str:
-    """``text`` with every run of 6+ digits masked but its last 3 (DESIGN.md, Logs)."""
+    """``text`` with every run of 6+ digits masked but its last 3 (docs/architecture.md, Logs)."""
     return _masker()(text)
 
 

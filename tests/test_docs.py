@@ -1,4 +1,4 @@
-"""Docs are runnable and checked (STYLE.md #9): the README's quick start is the scripts
+"""Docs are runnable and checked (docs/architecture.md, Style 9): the README's quick start is the scripts
 that exist and that CI runs, and every sub-command is documented with an example."""
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def test_json_line_carries_fields_and_the_traceback_as_one_string(capture):
     assert datetime.fromisoformat(first["ts"].replace("Z", "+00:00")).utcoffset().total_seconds() == 0
     assert first["channel"] == "m1" and first["tries"] == 3
     assert "Traceback" in first["exc"] and "RuntimeError" in first["exc"] and "second line" in first["exc"]
-    # DESIGN.md: numbers masked but for the last 3 digits, in the message, fields and traceback
+    # docs/architecture.md: numbers masked but for the last 3 digits, in the message, fields and traceback
     assert CALLEE[1:] not in buf.getvalue() and first["callee"].endswith("123") and "123" in first["msg"]
     assert "do not fit" in second["msg"]
 

@@ -88,7 +88,7 @@ def _iso(t: float) -> str:
 
 
 def mask(msisdn: str) -> str:
-    """Numbers in words are masked but for the last 3 digits (DESIGN.md, Logs)."""
+    """Numbers in words are masked but for the last 3 digits (docs/architecture.md, Conventions)."""
     return "…" + msisdn[-3:]
 
 

@@ -1,4 +1,4 @@
-"""Masking of phone numbers in log lines and exception messages (DESIGN.md: logs keep
+"""Masking of phone numbers in log lines and exception messages (docs/architecture.md: logs keep
 only the last 3 digits of a number). AT commands and URCs carry numbers (``ATD+48...;``,
 ``+CLIP: "+48..."``), so everything this layer logs about them passes through ``mask``.
 """

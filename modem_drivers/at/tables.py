@@ -1,7 +1,7 @@
 """The AT layer's knowledge as data: final result codes, URC prefixes, limits.
 
 Everything the parser decides by looking a line up lives here, so a vendor quirk is a
-table row and not an ``if`` in the parser (STYLE.md §7). Keys are ``bytes`` because the
+table row and not an ``if`` in the parser (docs/architecture.md, Style 7). Keys are ``bytes`` because the
 parser classifies lines before decoding them; the *key* of a line is the text before its
 first ``:`` (``b"+CMTI"`` for ``+CMTI: "SM",3``) or the whole line when it has none
 (``b"RING"``, ``b"Call Ready"``).

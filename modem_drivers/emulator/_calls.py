@@ -51,7 +51,7 @@ DEFAULT_RELEASE_RESULT: Final = "NO CARRIER"
 
 
 class Outcome(enum.Enum):
-    """DESIGN.md vocabulary of call outcomes (the subset the network can produce)."""
+    """docs/architecture.md vocabulary of call outcomes (the subset the network can produce)."""
 
     ANSWERED_HUMAN = "answered_human"
     ANSWERED_MACHINE = "answered_machine"

@@ -3,7 +3,7 @@
 GET /modems, GET /calls, GET /sms, POST /faults {modem, fault, ...params},
 GET /faults (faults armed for a call phase, and those that fired),
 POST /inbound/sms {from, to, text}, POST /inbound/call {from, to, ring_seconds}.
-Errors are JSON ``{error, detail}`` with a 4xx status (DESIGN.md conventions).
+Errors are JSON ``{error, detail}`` with a 4xx status (docs/architecture.md, Conventions).
 
 A fault posted with ``"phase": "dialing" | "alerting" | "active"`` is armed instead of
 injected: it lands the moment that modem's next call enters the phase (ATD accepted,

@@ -1,4 +1,4 @@
-"""What differs between vendors, as data (STYLE.md #7): one ``Dialect`` row per model.
+"""What differs between vendors, as data (docs/architecture.md, Style 7): one ``Dialect`` row per model.
 
 Every row answers the same questions: how the modem names itself, which vendor commands
 it knows, how it reports call progress, causes and received DTMF, how it switches SIM

@@ -241,7 +241,7 @@ class VirtualModem:
                     await self._run_line(event.text)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # one bad line never kills a port (STYLE.md #5)
+                except Exception:  # one bad line never kills a port (docs/architecture.md, Style 5)
                     log.exception("modem %s failed on %r", self.id, event.text)
                     self._write_reply([], "ERROR")
 

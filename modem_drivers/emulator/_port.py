@@ -89,7 +89,7 @@ class PtyPort:
         if data:
             try:
                 self._on_data(data)
-            except Exception:  # one bad line never kills a port (STYLE.md #5)
+            except Exception:  # one bad line never kills a port (docs/architecture.md, Style 5)
                 log.exception("modem %s failed on input %r", self.link.name, data[:64])
 
     def write(self, data: bytes) -> None:
