@@ -9,7 +9,7 @@ import time
 
 import click
 
-from provisioning.clikit import emit, fail, json_option, run_async
+from provisioning.clikit import emit, fail, json_option, load_config_or_exit, run_async
 from provisioning.logs import log_options, setup_logging
 
 from .config import ConfigError, ControllerConfig, load_config
@@ -22,15 +22,7 @@ DEFAULT_TOKEN_TTL = 24 * 3600.0
 
 
 def _config(path: str, as_json: bool = False) -> ControllerConfig:
-    """The validated config, or exit 2 with one paragraph naming file, key and fix;
-    a failure of the check itself is still one paragraph, never a traceback."""
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        fail(str(exc), code=2, as_json=as_json)
-    except Exception as exc:  # noqa: BLE001 - a bug in a check must not print a traceback
-        fail(f"{path}: the config could not be checked ({type(exc).__name__}: {exc}); fix: report this "
-             f"with the file attached", code=2, as_json=as_json)
+    return load_config_or_exit(load_config, path, ConfigError, as_json=as_json)
 
 
 def _store(cfg: ControllerConfig):  # type: ignore[no-untyped-def]

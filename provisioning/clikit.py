@@ -100,6 +100,19 @@ def emit(obj: Any, as_json: bool) -> None:
         click.echo(data)
 
 
+def load_config_or_exit(load: Callable[[str], T], path: str, errors: type[Exception], *, as_json: bool = False) -> T:
+    """``load(path)``, or exit 2 with one paragraph naming file, key and fix (``errors``,
+    the config's own error type); a failure of the check itself is still one paragraph,
+    never a traceback."""
+    try:
+        return load(path)
+    except errors as exc:
+        fail(str(exc), code=EXIT_USAGE, as_json=as_json)
+    except Exception as exc:  # noqa: BLE001 - a bug in a check must not print a traceback
+        fail(f"{path}: the config could not be checked ({type(exc).__name__}: {exc}); fix: report this "
+             f"with the file attached", code=EXIT_USAGE, as_json=as_json)
+
+
 def fail(message: str, *, code: int = EXIT_FAILURE, as_json: bool = False, **detail: Any) -> NoReturn:
     """Stop with ``message`` on stderr (and a JSON error document on stdout with --json)."""
     if as_json:

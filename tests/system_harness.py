@@ -52,6 +52,25 @@ class WebhookReceiver:
             await self.runner.cleanup()
 
 
+def clock_between(start_hour: int, end_hour: int, *, zone: str = "Europe/Warsaw") -> Any:
+    """The controller's clock (movable forward: ``controller.testing.FakeClock``): the real
+    time if it is between ``start_hour`` and ``end_hour`` in ``zone``, else the next 10:00
+    there — forward only: the appliance runs on the real clock, and a controller clock set
+    back (to this morning) hands it leases that already expired in its eyes."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from controller.testing import FakeClock
+
+    now = datetime.now(ZoneInfo(zone))
+    if start_hour <= now.hour < end_hour:
+        return FakeClock()
+    target = now.replace(hour=10, minute=0, second=0, microsecond=0)
+    if target <= now:
+        target += timedelta(days=1)
+    return FakeClock(target.timestamp())
+
+
 def controller_sections() -> dict[str, Any]:
     return {
         "dispatch": {"interval_seconds": 0.1, "lease_seconds": 60.0},

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -17,7 +15,7 @@ from appliance.config import parse_config
 from appliance.runtime import Appliance
 from controller.testing import FakeClock, enroll, make_config, running
 from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
-from system_harness import Crm, appliance_config, controller_sections, receiver
+from system_harness import Crm, appliance_config, clock_between, controller_sections, receiver
 
 STRATEGY = [
     {"kind": "hlr", "method": "sms_ping"},
@@ -27,18 +25,9 @@ STRATEGY = [
 
 
 def daytime_clock() -> FakeClock:
-    """The controller's clock, at a daytime hour in Warsaw so calling hours are open,
-    movable forward to pass retry delays without sleeping."""
-    now = datetime.now(ZoneInfo("Europe/Warsaw"))
-    if 1 <= now.hour < 21:
-        return FakeClock()
-    # Forward to the next 10:00, never back: the appliance runs on the real clock, and a
-    # controller clock set back to this morning handed it leases that had already
-    # expired in its eyes, so it started none (every run between 21:00 and 01:00 Warsaw).
-    target = now.replace(hour=10, minute=0, second=0, microsecond=0)
-    if target <= now:
-        target += timedelta(days=1)
-    return FakeClock(target.timestamp())
+    """The controller's clock, at a daytime hour in Warsaw (this campaign's hours are
+    00:00-23:59), movable forward to pass retry delays without sleeping."""
+    return clock_between(1, 21)
 
 
 def contacts_csv() -> tuple[str, dict[str, str]]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -16,20 +14,13 @@ from appliance.config import parse_config
 from appliance.runtime import Appliance
 from controller.testing import FakeClock, enroll, make_config, running
 from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
-from system_harness import Crm, controller_sections
+from system_harness import Crm, clock_between, controller_sections
 
 
 def inside_calling_hours() -> FakeClock:
     """The controller's clock inside the default calling hours (08:00-21:00 in the
-    callee's zone, Warsaw here): now if it is between 09:00 and 20:00 there, else the next
-    10:00 — forward only, the appliance runs on the real clock."""
-    now = datetime.now(ZoneInfo("Europe/Warsaw"))
-    if 9 <= now.hour < 20:
-        return FakeClock()
-    target = now.replace(hour=10, minute=0, second=0, microsecond=0)
-    if target <= now:
-        target += timedelta(days=1)
-    return FakeClock(target.timestamp())
+    callee's zone, Warsaw here), with an hour to spare at either end."""
+    return clock_between(9, 20)
 
 
 async def test_pause_withdraws_queued_jobs_and_resume_plans_them_again(tmp_path):
