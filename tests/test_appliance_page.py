@@ -3,6 +3,7 @@ channels appear with their states, a fault shows up by itself, numbers are maske
 from __future__ import annotations
 
 import json
+import time
 import shutil
 
 import pytest
@@ -43,6 +44,16 @@ async def test_technician_page_shows_channels_and_faults(tmp_path):
                 await emu.inject("emu001", Fault.VANISH, seconds=30)
                 await page.wait_for_selector("tr[data-channel='emu001'] .state.faulty", timeout=15000)
                 assert "port lost" in await page.locator("tr[data-channel='emu001']").text_content()
+                # Why jobs wait is on the page: a job whose only SIM operator is required
+                # and quarantined says so in a card.
+                sims = [s.sim_id for ch, s in app.bank.sims() if s.info and s.info.mcc_mnc == "26001"]
+                for sim_id in sims:
+                    app.policy.quarantine(sim_id, ("test",), time.time())
+                app.scheduler.submit([{"id": "w", "kind": "sms", "callee": "+48601000001", "text": "x",
+                                       "hints": {"operator": "26001", "require": ["operator"]}}])
+                card = page.locator(".card[data-waiting='operator_sims_locked']")
+                await card.wait_for(timeout=15000)
+                assert "operator sims locked" in await card.text_content()
                 await page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
                 await browser.close()
         finally:
