@@ -156,7 +156,9 @@ class AtPort:
         port = cls(url, name=name, baudrate=baudrate, reconnect=reconnect)
         await port._connect()
         port.state = PortState.OPEN
-        logger.info("%s: opened %s", port.name, url)
+        # DEBUG: the owner logs what the port is for (a channel up, a probe); a modem that
+        # is probed every few seconds while stuck must not cost two lines a probe here.
+        logger.debug("%s: opened %s", port.name, url)
         return port
 
     async def _connect(self) -> None:
@@ -186,7 +188,7 @@ class AtPort:
             self._transport = None
         self._fail_pending(PortClosed(f"{self.name}: port closed"))
         self._set_state(PortState.CLOSED)
-        logger.info("%s: closed", self.name)
+        logger.debug("%s: closed", self.name)
 
     # -- public API ----------------------------------------------------------------
 
@@ -361,8 +363,9 @@ class AtPort:
         if self._pending is pending:
             self._pending = None
             self._parser.abort()
-            logger.warning("%s: no final for abandoned %s; parser reset to idle",
-                           self.name, mask(repr(pending.command)))
+            # DEBUG: the timeout itself was logged as a warning when it happened.
+            logger.debug("%s: no final for abandoned %s; parser reset to idle",
+                         self.name, mask(repr(pending.command)))
 
     def _require_transport(self) -> Transport:
         if self.state is not PortState.OPEN or self._transport is None:
