@@ -6,7 +6,7 @@ emulator's network log), log and store growth stay bounded and the processes idl
 See tests/soak_harness.py for what the run does and why each bound is what it is.
 
 One seed by default (``SIMROTOR_SOAK_SEED``, default 1); several in a row with
-``SIMROTOR_SOAK_SEEDS=1-10 .venv/bin/python -m pytest tests/soak_test_wip.py -x``.
+``SIMROTOR_SOAK_SEEDS=1-10 .venv/bin/python -m pytest tests/test_soak.py -x``.
 The work directory of a failed run (logs, stores, ``soak-report.json``) is kept under
 pytest's basetemp and named in the failure.
 """
