@@ -69,6 +69,8 @@ SUBJECT_MAX_CHARS: Final = 64
 #: command of every modem (one template for all), which a bound per template would cut
 #: to ten lines. A service runs at INFO, where the bound holds.
 RATE_MIN_LEVEL: Final = logging.INFO
+#: A summary line names at most this many kinds (the most held back first).
+SUMMARY_KINDS: Final = 20
 #: The key under which lines over ``RATE_TOTAL_BURST`` or ``RATE_MAX_KEYS`` are counted.
 OVERFLOW: Final = ("*", "over the process-wide bound")
 
@@ -188,18 +190,33 @@ class RateLimitFilter(logging.Filter):
         self._report(closed)
 
     def _report(self, closed: list[Suppressed]) -> None:
+        """One line for all the windows that closed together: after a busy minute a dozen
+        kinds close at once, and a line each would be a burst of its own (the soak test's
+        quiet end counted eight). The kinds go in ``kinds``, the most held back first."""
+        if not closed:
+            return
+        kinds = []
         for s in closed:
-            last: logging.LogRecord = s.last
             if s.key == OVERFLOW:
                 name, like, subject = "simrotor.logs", "(any: more lines than the process-wide bound)", None
             else:
                 name, like, subject = s.key  # type: ignore[misc]
-            self.sink(logging.makeLogRecord({
-                "name": name, "levelno": last.levelno, "levelname": last.levelname,
-                "msg": "suppressed %d similar lines in the last %g s", "args": (s.count, s.seconds),
-                "suppressed": s.count, "seconds": s.seconds, "like": like,
-                **({"subject": subject} if subject is not None else {}), "_simrotor_summary": True,
-            }))
+            kinds.append({"logger": name, "like": like, "suppressed": s.count, "seconds": s.seconds,
+                          **({"subject": subject} if subject is not None else {})})
+        kinds.sort(key=lambda k: -k["suppressed"])
+        worst = max(closed, key=lambda s: s.last.levelno)
+        total, seconds = sum(s.count for s in closed), max(s.seconds for s in closed)
+        top = kinds[0]
+        if len(kinds) == 1:
+            msg, args = "suppressed %d similar lines in the last %g s", (total, seconds)
+        else:
+            msg, args = "suppressed %d lines of %d kinds in the last %g s", (total, len(kinds), seconds)
+        self.sink(logging.makeLogRecord({
+            "name": top["logger"], "levelno": worst.last.levelno, "levelname": worst.last.levelname,
+            "msg": msg, "args": args, "suppressed": total, "seconds": seconds, "like": top["like"],
+            **({"subject": top["subject"]} if "subject" in top else {}),
+            **({"kinds": kinds[:SUMMARY_KINDS]} if len(kinds) > 1 else {}), "_simrotor_summary": True,
+        }))
 
 
 def _subject(record: logging.LogRecord) -> str | None:

@@ -264,3 +264,22 @@ pause_after_call = [0.0, 0.0]
     assert snapshot and "Traceback" in snapshot[0]["exc"] and "\n" in snapshot[0]["exc"]
     assert any("up:" in d["msg"] for d in docs)
     assert CALLEE[1:] not in text
+
+
+def test_windows_that_close_together_are_reported_in_one_line(capture):
+    """After a busy spell many kinds close at once: one summary line names them all (a
+    line each was a burst of its own in the soak test's quiet end)."""
+    buf, clock = capture("json")
+    for ch in range(8):
+        for _ in range(RATE_BURST + 3 + ch):
+            logging.getLogger("appliance.bank").info("channel %s: %s", f"emu{ch:03d}", "busy -> idle")
+    before = len(lines(buf))
+    clock.t += RATE_INTERVAL_SECONDS
+    logging.getLogger("appliance.link").info("link: connected")
+    out = [json.loads(x) for x in lines(buf)[before:]]
+    summaries = [o for o in out if o.get("suppressed")]
+    assert len(summaries) == 1 and len(out) == 2
+    s = summaries[0]
+    assert s["suppressed"] == sum(3 + ch for ch in range(8)) and len(s["kinds"]) == 8
+    assert s["kinds"][0]["subject"] == "emu007" and s["kinds"][0]["suppressed"] == 10
+    assert s["msg"] == f"suppressed {s['suppressed']} lines of 8 kinds in the last {RATE_INTERVAL_SECONDS:g} s"
