@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import unicodedata
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
@@ -183,6 +184,14 @@ class LinkHub:
         stale = self.c.store.unstarted_jobs(appliance_id=link.appliance_id, campaign_states=("paused", "cancelled"))
         if stale:
             await link.send({"type": "cancel", "ids": [j for j, _ in stale], "reason": "campaign paused or cancelled"})
+        # Jobs leased to it whose batch it never acknowledged (the link or one of the two
+        # processes died in between) go again, same ids and deadlines: it dedupes by id, so
+        # a job it did store is not doubled, and one it never got is not left to wait out
+        # its lease (5 minutes) before anyone notices.
+        unacked = self.c.store.unacked_jobs(link.appliance_id, self.c.clock())
+        if unacked:
+            await link.send({"type": "jobs", "batch_id": f"b-{uuid.uuid4().hex[:16]}", "jobs": unacked})
+            logger.info("link %s: %d unacknowledged job(s) sent again", link.appliance_id, len(unacked))
         self.c.wake()
 
     async def on_heartbeat(self, link: Link, msg: dict[str, Any]) -> None:

@@ -437,6 +437,14 @@ class Store:
             r["spec"] = json.loads(r["spec"])
         return rows
 
+    def unacked_jobs(self, appliance_id: str, now: float) -> list[dict[str, Any]]:
+        """Specs of jobs leased to ``appliance_id`` (running campaigns, lease not over) that
+        it has not acknowledged."""
+        return [json.loads(r[0]) for r in self.conn.execute(
+            "SELECT j.spec FROM jobs j JOIN campaigns cp ON cp.id = j.campaign_id WHERE j.appliance_id = ?"
+            " AND j.state = 'leased' AND j.lease_deadline > ? AND cp.state = 'running' ORDER BY j.lease_deadline",
+            (appliance_id, now)).fetchall()]
+
     def renewable_leases(self, now: float, within: float, held_since: float, limit: int) -> list[dict[str, Any]]:
         """Jobs an appliance holds (acknowledged, not started) of running campaigns whose
         lease ends within ``within`` seconds and that were first leased after ``held_since``."""

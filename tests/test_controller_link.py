@@ -154,6 +154,10 @@ async def test_redispatch_only_after_lease_expiry_same_id_and_restart_keeps_stat
         async with running(cfg, clock) as (c, key2):
             app = FakeAppliance(s, c.url, cred, clock=clock)
             await app.connect()
+            # The batch was never acknowledged: the same lease is sent again at hello (same
+            # id, same deadline: the appliance dedupes by id), not a new lease.
+            resent = await app.expect("jobs")
+            assert [(j["id"], j["deadline"]) for j in resent["jobs"]] == [(job["id"], job["deadline"])]
             with pytest.raises(TimeoutError):
                 await app.expect("jobs", timeout=0.5)  # the lease still holds: no re-dispatch
             clock.advance(cfg.dispatch.lease_seconds + 1)
