@@ -163,6 +163,7 @@ class Scheduler:
         self._switch_retry: dict[str, tuple[float, float]] = {}  # channel -> (not before, last delay)
         self._switching: set[str] = set()  # channels with a switch of ours under way
         self._recheck_at: float | None = None  # when a dead-end wait reaches its grace (set per round)
+        self._sleeping_until = float("-inf")  # the time the dispatch loop sleeps until (-inf: awake)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -353,6 +354,8 @@ class Scheduler:
         now = self.clock()
         if ready_at and ready_at > now:
             heapq.heappush(self._waiting, (ready_at, next(self._seq), spec["id"]))
+            if ready_at < self._sleeping_until:
+                self._wake.set()  # the loop sleeps past this job's time: it must look again
             code = JobWait.NOT_BEFORE if spec.get("not_before") and float(spec["not_before"]) >= ready_at else JobWait.RETRY_BACKOFF
             self._wait(spec["id"], code.value, f"until {iso(ready_at)}", now)
         else:
@@ -412,22 +415,34 @@ class Scheduler:
                 logger.debug("status report %d on %s kept for a late waiter", ev.report.reference, ch.id)
 
     # -- dispatch ----------------------------------------------------------------------------
+    def _next_time(self) -> float | None:
+        """When the clock alone next lets a job go: a waiting job's time, a SIM's cap,
+        pause or lock ending (the policy's wake-up), a dead-end wait reaching its grace."""
+        times = [t for t in (self._waiting[0][0] if self._waiting else None, self.policy.next_wakeup(),
+                             self._recheck_at) if t is not None]
+        return min(times) if times else None
+
+    def _nudge(self) -> None:
+        """Wake the dispatch loop if something done outside it (an executor closing its
+        attempt, a retry queued) set a time earlier than the one the loop sleeps until:
+        else a retry due in 5 s waited for the next channel event, which at the quiet end
+        of a campaign never came (soak test, seed 5: an SMS retry idle for a minute)."""
+        t = self._next_time()
+        if t is not None and t < self._sleeping_until:
+            self._wake.set()
+
     async def _dispatch_loop(self) -> None:
         while True:
-            timeout = None
-            if self._waiting:
-                timeout = max(0.0, self._waiting[0][0] - self.clock())
-            wakeup = self.policy.next_wakeup()
-            if self._recheck_at is not None:
-                wakeup = self._recheck_at if wakeup is None else min(wakeup, self._recheck_at)
-            if wakeup is not None:
-                t = max(0.0, wakeup - self.clock())
-                timeout = t if timeout is None else min(timeout, t)
+            t = self._next_time()
+            timeout = None if t is None else max(0.0, t - self.clock())
+            self._sleeping_until = float("inf") if t is None else t
             try:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+            finally:
+                self._sleeping_until = float("-inf")  # awake: nothing to nudge
             self._wake.clear()
             self._dispatch_now()
             await asyncio.sleep(0)
@@ -877,6 +892,7 @@ class Scheduler:
         self._dirty = True
         for row, *_ in finishing:
             self._notify(row["result"])
+        self._nudge()  # retries queued and SIM pauses begun above are the loop's to time
         return self._launch(starting, ids, keep)
 
     def _dispatch_now(self, keep: str | None = None) -> _Start | None:

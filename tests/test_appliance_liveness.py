@@ -180,3 +180,31 @@ async def test_hello_names_sims_outside_the_rotation_instead_of_failing(tmp_path
             assert set(states.values()) - {"not_in_rotation"} == {"ready"}
         finally:
             await app.stop()
+
+
+async def test_a_retry_due_while_the_bank_is_quiet_is_placed_on_time(tmp_path):
+    """A failed SMS is retried 5 s later (channel_retry_seconds). Its channel is freed and
+    the retry queued inside the closing commit, where no channel event wakes the dispatch
+    loop; with nothing else going on the retry waited for an event that never came (soak
+    test, seed 5: an SMS retry idle for a minute with six channels idle)."""
+    cfg = EmulatorConfig(modems=2, sims_per_modem=1, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=3)
+    async with Emulator(cfg) as emu:
+        state = tmp_path / "bank.json"
+        state.write_text(json.dumps(emu.state()))
+        app = Appliance(parse_config({
+            "emulator_state": str(state),
+            "appliance": {"id": "q", "store": str(tmp_path / "a.db"), "listen": ""},
+        }), seed=5)
+        await app.start()
+        try:
+            for m in emu.modems:  # the operator bars SMS on both SIMs: every try fails on our side
+                await emu.inject(m.id, "block_sim")
+            out, _ = finals(app)
+            app.scheduler.submit([{"id": "sms", "kind": "sms", "callee": ANSWERS.format(7), "text": "x"}])
+            async with asyncio.timeout(60):
+                while "sms" not in out:
+                    await asyncio.sleep(0.05)
+            assert out["sms"]["outcome"] in ("channel_error", "no_eligible_sim")
+            assert app.store.get_job("sms")["attempts"] >= 2
+        finally:
+            await app.stop()
