@@ -27,7 +27,7 @@ Shape (every table optional except where noted; defaults beside each field)::
     [retry] / [ussd] / [supervision]
     [log]                               # format = "json" | "text", level = "INFO"
 
-Every number is checked against its bound (``_BOUNDS``, or ``provisioning.configkit``'s
+Every number is checked against its bound (``_BOUNDS``, or ``common.configkit``'s
 defaults: finite, not negative, seconds at most a week); an API listening beyond
 loopback needs a token of at least 16 characters.
 """
@@ -40,9 +40,9 @@ from typing import Any
 
 import msgspec
 
-from provisioning.configkit import COUNT, MAX_SECONDS, SECONDS, WAIT, Bound, check_numbers, check_store_dir, check_token, explain
-from provisioning.files import read_toml
-from provisioning.logs import LogSection
+from common.configkit import COUNT, MAX_SECONDS, SECONDS, WAIT, Bound, check_numbers, check_store_dir, check_token, explain
+from common.files import read_toml
+from common.logs import LogSection
 
 from .jobspec import MAX_MESSAGE_LENGTH, ON_ANSWER, message_problem
 
@@ -158,7 +158,7 @@ class UssdSection(_Base):
 class LinkSection(_Base):
     # The controller's WebSocket (appliances dial out: NAT-friendly). Empty = standalone.
     url: str = ""
-    # Where `simrotor appliance enroll` stored the per-appliance credential.
+    # Where `simrotor provision enroll` stored the per-appliance credential.
     credential_file: str = "appliance.credential"
     heartbeat_seconds: float = 10.0
     # Backpressure: the appliance asks for at most this many queued jobs per idle

@@ -37,7 +37,7 @@ import msgspec
 import phonenumbers
 
 from modem_drivers.dialects import TTS_MAX_CHARS
-from provisioning.configkit import WAIT, Bound
+from common.configkit import WAIT, Bound
 
 KINDS: Final = ("call", "sms", "hlr")
 #: Hints a job may turn from a preference into a filter (pool and fixed_number are always filters).

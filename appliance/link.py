@@ -82,7 +82,7 @@ class Link:
         try:
             return path.read_text().strip()
         except FileNotFoundError:
-            raise LinkError(f"no credential at {path}: run `simrotor appliance enroll` first") from None
+            raise LinkError(f"no credential at {path}: run `simrotor provision enroll` first") from None
 
     async def _run(self) -> None:
         delay, cap = self.cfg.reconnect_backoff

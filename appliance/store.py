@@ -24,8 +24,8 @@ from typing import Any
 
 import sqlite_utils
 
-from provisioning.files import open_sqlite
-from provisioning.logs import Throttle
+from common.files import open_sqlite
+from common.logs import Throttle
 
 #: 2: status-report waits in their own table (were one JSON value in kv); the numbers
 #: shown to a callee are read from his attempts (was a ``shown`` table written beside them).
@@ -125,7 +125,7 @@ EVENTS_MAX_ROWS = 100_000
 #: Rows deleted per prune (once a second): a short transaction in the event loop, and
 #: 1,000 rows a second is well above what the event rate bound lets in (below).
 EVENTS_PRUNE_BATCH = 1_000
-#: Rows per (kind, subject) per window, as log lines (provisioning/logs.py: the kernel's
+#: Rows per (kind, subject) per window, as log lines (common/logs.py: the kernel's
 #: printk_ratelimit, 10 per 5 s); the rest of a window becomes one row carrying the
 #: last detail and ``suppressed``/``seconds``. With S subjects (channels, SIMs) the table
 #: grows by at most S x 11 rows per 5 s: 256 flapping channels add ~560 rows a second,

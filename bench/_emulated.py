@@ -32,7 +32,7 @@ def emulator_process(
     with tempfile.TemporaryDirectory(prefix="simrotor-emu-") as tmp:
         state_file = Path(tmp) / "state.json"
         cmd = [
-            sys.executable, "-m", "provisioning", "emulate",
+            sys.executable, "-m", "simrotor", "emulate",
             "--modems", str(modems), "--timing", timing, "--sims-per-modem", str(sims_per_modem),
             "--seed", str(seed), "--state-file", str(state_file),
         ]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from provisioning.clikit import emit, fail, json_option
+from common.clikit import emit, fail, json_option
 
 
 @click.command("amd-replay")

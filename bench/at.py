@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from provisioning.clikit import emit, json_option
+from common.clikit import emit, json_option
 
 
 def parser_cost(lines: int = 20000) -> float:
@@ -144,7 +144,7 @@ def at(modems: int, timing: str, rounds: int, vendors: str | None, as_json: bool
       simrotor bench at --modems 256 --timing fast --json
     """
     from bench._emulated import emulator_process
-    from provisioning.clikit import install_event_loop_policy, raise_nofile_limit
+    from common.clikit import install_event_loop_policy, raise_nofile_limit
 
     soft, hard = raise_nofile_limit()
     out: dict[str, Any] = {"benchmark": "at", "modems": modems, "timing": timing, "nofile_limit": soft}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from provisioning.clikit import emit, fail, json_option
+from common.clikit import emit, fail, json_option
 
 
 @click.command()

@@ -31,7 +31,7 @@ from typing import Any
 
 import click
 
-from provisioning.clikit import emit, json_option, run_async
+from common.clikit import emit, json_option, run_async
 
 TARGETS = {"import_per_second": 20_000, "ingest_per_second": 5_000, "api_p99_ms": 50.0}
 #: Rows per import request: the issue's "100,000 rows in one request".

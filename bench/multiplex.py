@@ -45,7 +45,7 @@ from typing import Any
 
 import click
 
-from provisioning.clikit import emit, fail, install_event_loop_policy, json_option, raise_nofile_limit
+from common.clikit import emit, fail, install_event_loop_policy, json_option, raise_nofile_limit
 
 
 def _cpu() -> tuple[float, float]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from provisioning.clikit import emit, json_option
+from common.clikit import emit, json_option
 
 OPERATORS = ("26001", "26002", "26003", "26006")
 POOLS = ("acme", "bolt", "cred")

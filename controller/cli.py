@@ -9,8 +9,8 @@ import time
 
 import click
 
-from provisioning.clikit import emit, fail, json_option, load_config_or_exit, run_async
-from provisioning.logs import log_options, setup_logging
+from common.clikit import emit, fail, json_option, load_config_or_exit, run_async
+from common.logs import log_options, setup_logging
 
 from .config import ConfigError, ControllerConfig, load_config
 

@@ -34,7 +34,7 @@ Shape (every table optional; defaults beside each key)::
     format = "json"                      # one JSON object per line, or "text"
     level = "INFO"
 
-Every number is checked against its bound (``_BOUNDS``, or ``provisioning.configkit``'s
+Every number is checked against its bound (``_BOUNDS``, or ``common.configkit``'s
 defaults: finite, not negative, seconds at most a week); the store's directory must
 exist. The CRM's API keys and the appliances' credentials are generated (256-bit,
 controller/auth.py), so no configured secret guards ``listen``.
@@ -47,9 +47,9 @@ from typing import Any
 
 import msgspec
 
-from provisioning.configkit import MAX_SECONDS, WAIT, Bound, check_numbers, check_store_dir, explain
-from provisioning.files import read_toml
-from provisioning.logs import LogSection
+from common.configkit import MAX_SECONDS, WAIT, Bound, check_numbers, check_store_dir, explain
+from common.files import read_toml
+from common.logs import LogSection
 
 from .dispatcher import DEFAULT_LEASE_SECONDS, DEFAULT_STRANDED_AFTER
 from .link import DEFAULT_STOP_WORDS, HEARTBEAT_SECONDS

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import sqlite_utils
 
-from provisioning.files import open_sqlite
+from common.files import open_sqlite
 
 from .contacts import ContactRow
 

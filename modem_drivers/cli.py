@@ -1,6 +1,6 @@
 """``simrotor modem …``: the installer's modem tools. Each command parses its options,
 calls one ``Modem`` method, and turns library errors into a sentence and an exit code
-(``provisioning.clikit``)."""
+(``common.clikit``)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from provisioning.clikit import EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE, emit, fail, json_option, run_async
+from common.clikit import EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE, emit, fail, json_option, run_async
 
 from .at import AtError, AtTimeout, CommandFailed, PortClosed, PortUnavailable
 from .call import CallState

@@ -1,1 +1,2 @@
-"""Installer tooling and the root of the ``simrotor`` command line."""
+"""The installer's commands (``simrotor provision …``): what an installer runs on site to
+turn a box of modems into an enrolled appliance."""

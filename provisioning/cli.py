@@ -1,56 +1,51 @@
-"""The ``simrotor`` command: one root, sub-commands loaded from their own packages.
+"""``simrotor provision …``: the installer's commands.
 
-Sub-commands are imported lazily so ``simrotor --help`` is fast and a broken optional
-part (say, audio without numpy) cannot take the modem tools down with it.
+Today: ``enroll`` (trade a one-time token from the controller for this appliance's link
+credential). Scanning ports, reading SIMs, assigning pools, udev rules and the systemd
+install land here next (docs/architecture.md, "Where each kind of change goes").
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
+from pathlib import Path
 
 import click
 
-#: name -> "module:attribute" of a click command or group.
-SUBCOMMANDS: dict[str, str] = {
-    "demo": "provisioning.demo:demo",
-    "emulate": "modem_drivers.emulator.cli:emulate",
-    "modem": "modem_drivers.cli:modem",
-    "audio": "appliance.audio.cli:audio",
-    "bench": "bench.cli:bench",
-    "appliance": "appliance.cli:appliance",
-    "controller": "controller.cli:controller",
-}
+from appliance.config import ConfigError, load_config
+from appliance.link import LinkError
+from appliance.link import enroll as do_enroll
+from common.clikit import emit, fail, json_option, load_config_or_exit, run_async
 
 
-def _importable(module_name: str) -> bool:
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        # Only list what is installed, so ``--help`` never fails on a missing part.
-        return sorted(n for n, t in SUBCOMMANDS.items() if _importable(t.split(":")[0]))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        module = importlib.import_module(module_name)
-        return getattr(module, attr)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="simrotor")
-def main() -> None:
-    """simrotor — the telephony edge for debt-collection contact centers.
+@click.group()
+def provision() -> None:
+    """Installer's tools: enroll this appliance with its controller.
 
     \b
-    Examples:
-      simrotor emulate --modems 4 --state-file /tmp/bank.json
-      simrotor modem probe /dev/ttyUSB2 --json
-      simrotor demo
+    Example:
+      simrotor provision enroll --config appliance.toml --controller http://10.0.0.2:8480 --token 7f3a…
     """
+
+
+@provision.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The appliance's TOML config; [appliance] id names it, [link] credential_file is written.")
+@click.option("--controller", required=True, help="The controller's base URL, e.g. https://controller:8480")
+@click.option("--token", required=True, help="One-time enrollment token from `simrotor controller enroll-token`.")
+@json_option
+def enroll(config_path: str, controller: str, token: str, as_json: bool) -> None:
+    """Enroll this appliance with a controller: trade a one-time token for the
+    appliance's credential, stored at [link] credential_file (mode 0600).
+
+    \b
+    Example:
+      simrotor provision enroll --config appliance.toml --controller http://10.0.0.2:8480 --token 7f3a…
+    """
+    cfg = load_config_or_exit(load_config, config_path, ConfigError, as_json=as_json)
+    try:
+        credential = run_async(do_enroll(controller, token, cfg.appliance.id))
+    except (LinkError, OSError) as exc:
+        fail(f"enrollment failed: {exc}", as_json=as_json)
+    path = Path(cfg.link.credential_file)
+    path.write_text(credential + "\n")
+    path.chmod(0o600)
+    emit({"appliance_id": cfg.appliance.id, "credential_file": str(path)}, as_json)

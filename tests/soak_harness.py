@@ -10,7 +10,7 @@ What the test may not do is make the product's life easier than a customer's:
   The controller gets the four operators' number ranges (``[operator_prefixes]``, as an
   installer lists them), so the jobs of 4 contacts in 10 carry ``hints.operator``.
 * **Time is compressed, not policy relaxed**: the per-SIM pacing (``[limits]``) and the
-  SMS report waits (``[sms]``) are the demo's (``provisioning/demo.py``), because the
+  SMS report waits (``[sms]``) are the demo's (``simrotor/demo.py``), because the
   defaults (30 calls an hour per SIM, 5-20 s between calls, a 24 h report wait) fit a
   working day, not five minutes. Nothing else is changed.
 * **"Now" is honest**: the processes have no clock setting, so when the real clock is
@@ -246,7 +246,7 @@ class Service:
     async def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "provisioning", *self.argv, stdout=log, stderr=log,
+                sys.executable, "-m", "simrotor", *self.argv, stdout=log, stderr=log,
                 env={**os.environ, **self.env}, cwd=self.cwd, start_new_session=True)
         self.starts += 1
 
@@ -279,7 +279,7 @@ class Service:
 async def run_cli(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """One ``simrotor … --json`` command; its JSON answer, or an error with its output."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "provisioning", *argv, stdout=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "simrotor", *argv, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env={**os.environ, **env}, cwd=cwd)
     out, err = await proc.communicate()
     if proc.returncode != 0:
@@ -559,7 +559,7 @@ class SoakSystem:
         token = (await run_cli(["controller", "enroll-token", "--config", ccfg, "--json"], self.env, self.work))["token"]
         await self.start_controller(http)
         self.write_appliance_config()
-        await run_cli(["appliance", "enroll", "--config", str(self.work / "appliance.toml"), "--controller", self.api,
+        await run_cli(["provision", "enroll", "--config", str(self.work / "appliance.toml"), "--controller", self.api,
                        "--token", token, "--json"], self.env, self.work)
         await self.start_appliance(http)
 

@@ -207,7 +207,7 @@ def test_appliance_run_with_a_bad_config_exits_2_with_one_paragraph(tmp_path, ex
 
     p = tmp_path / "bad.toml"
     p.write_text(GOOD.replace('token = "secret"', f'token = "secret"\nstore = "{tmp_path / "a.db"}"') + extra)
-    proc = subprocess.run([sys.executable, "-m", "provisioning", "appliance", "run", "--config", str(p)],
+    proc = subprocess.run([sys.executable, "-m", "simrotor", "appliance", "run", "--config", str(p)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
@@ -221,7 +221,7 @@ def test_appliance_run_with_a_store_in_a_missing_directory_exits_2(tmp_path):
 
     p = tmp_path / "bad.toml"
     p.write_text(GOOD.replace('token = "secret"', f'token = "secret"\nstore = "{tmp_path / "nope" / "a.db"}"'))
-    proc = subprocess.run([sys.executable, "-m", "provisioning", "appliance", "run", "--config", str(p)],
+    proc = subprocess.run([sys.executable, "-m", "simrotor", "appliance", "run", "--config", str(p)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert "does not exist" in proc.stderr and "mkdir -p" in proc.stderr

@@ -30,7 +30,7 @@ def free_port() -> int:
 
 async def start_appliance(config_path, log):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "provisioning", "appliance", "run", "--config", str(config_path), "--log-level", "WARNING",
+        sys.executable, "-m", "simrotor", "appliance", "run", "--config", str(config_path), "--log-level", "WARNING",
         stdout=log, stderr=log,
     )
     return proc

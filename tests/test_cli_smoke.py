@@ -8,7 +8,7 @@ import sys
 
 
 def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provisioning", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "simrotor", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_demo_runs_a_campaign_to_the_end():

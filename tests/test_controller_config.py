@@ -79,7 +79,7 @@ def test_log_table(tmp_path):
 def test_controller_run_with_a_bad_config_exits_2_with_one_paragraph(tmp_path, text):
     p = tmp_path / "bad.toml"
     p.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "provisioning", "controller", "run", "--config", str(p)],
+    proc = subprocess.run([sys.executable, "-m", "simrotor", "controller", "run", "--config", str(p)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
@@ -97,7 +97,7 @@ def test_run_logs_in_the_configured_format_and_the_option_overrides_it(tmp_path,
         port = s.getsockname()[1]
     p = tmp_path / "controller.toml"
     p.write_text(f'[controller]\nstore = "c.db"\nlisten = "127.0.0.1:{port}"\n[log]\nformat = "text"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "provisioning", "controller", "run", "--config", str(p), *args],
+    proc = subprocess.Popen([sys.executable, "-m", "simrotor", "controller", "run", "--config", str(p), *args],
                             stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stderr.readline()  # the controller says where it listens

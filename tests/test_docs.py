@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from provisioning.cli import SUBCOMMANDS, main
+from simrotor.cli import SUBCOMMANDS, main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

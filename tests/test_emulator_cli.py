@@ -14,7 +14,7 @@ from pathlib import Path
 import serial
 
 from modem_drivers.emulator import Emulator, EmulatorConfig
-from provisioning.clikit import raise_nofile_limit
+from common.clikit import raise_nofile_limit
 
 SIMROTOR = Path(sys.executable).with_name("simrotor")
 

@@ -18,7 +18,7 @@ import pytest
 
 from appliance.store import Store
 from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
-from provisioning.logs import (OVERFLOW, RATE_BURST, RATE_INTERVAL_SECONDS, RATE_TOTAL_BURST, Throttle,
+from common.logs import (OVERFLOW, RATE_BURST, RATE_INTERVAL_SECONDS, RATE_TOTAL_BURST, Throttle,
                                setup_logging)
 
 TOKEN = "logs-token-0123456789"
@@ -187,7 +187,7 @@ def test_held_back_lines_are_reported_when_the_process_stops(capture):
 
 
 def test_an_uncaught_exception_is_one_json_line():
-    code = ("from provisioning.logs import setup_logging; setup_logging('json', 'INFO'); "
+    code = ("from common.logs import setup_logging; setup_logging('json', 'INFO'); "
             f"raise RuntimeError('port lost while dialling {CALLEE}')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
@@ -229,7 +229,7 @@ pause_after_call = [0.0, 0.0]
 """)
         err = open(tmp_path / "stderr.log", "wb")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "provisioning", "appliance", "run", "--config", str(tmp_path / "a.toml"),
+            sys.executable, "-m", "simrotor", "appliance", "run", "--config", str(tmp_path / "a.toml"),
             "--log-format", "json", "--log-level", "DEBUG", stdout=err, stderr=err)
         base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
         try:

@@ -118,7 +118,7 @@ async def cli(*args: str) -> tuple[int, str, str]:
     the appliance holds for a moment ("port busy", 69) is tried again, as a person would."""
     for _ in range(50):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "provisioning", *args,
+            sys.executable, "-m", "simrotor", *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
         if not (proc.returncode == 69 and b"port busy" in err):

@@ -37,7 +37,7 @@ def free_port() -> int:
 
 async def spawn_appliance(config_path, log):
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "provisioning", "appliance", "run", "--config", str(config_path),
+        sys.executable, "-m", "simrotor", "appliance", "run", "--config", str(config_path),
         "--log-level", "WARNING", stdout=log, stderr=log)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from provisioning.clikit import emit, fail, json_option
+from common.clikit import emit, fail, json_option
 
 from .analyze import analyze_file, baseline_file
 from .corpus import CorpusError, make_corpus
@@ -104,7 +104,7 @@ def tones(file: Path, as_json: bool) -> None:
 
 
 def _flat(e: object) -> dict[str, object]:
-    from provisioning.clikit import to_jsonable
+    from common.clikit import to_jsonable
 
     d = to_jsonable(e)
     if isinstance(e, Sit):

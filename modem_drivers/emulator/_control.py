@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from provisioning.clikit import to_jsonable
+from common.clikit import to_jsonable
 
 from ._calls import Call, CallState
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from provisioning.clikit import EXIT_FAILURE, emit, fail, json_option, run_async
+from common.clikit import EXIT_FAILURE, emit, fail, json_option, run_async
 
 from ._emulator import Emulator, EmulatorConfig, EmulatorError
 from ._state import write_atomic

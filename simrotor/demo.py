@@ -25,7 +25,7 @@ from typing import Any
 import click
 
 from controller.rules import DEFAULT_HOURS
-from provisioning.clikit import emit, install_event_loop_policy, json_option, raise_nofile_limit
+from common.clikit import emit, install_event_loop_policy, json_option, raise_nofile_limit
 
 #: The campaign the demo runs, on the product's defaults: contact rules, the appliance's
 #: lock rules and quarantine, the operator hints the controller derives from its prefixes.

@@ -1,6 +1,0 @@
-"""``python -m provisioning`` is the ``simrotor`` command (used where the console script
-is not on PATH, e.g. from a benchmark's child process)."""
-from provisioning.cli import main
-
-if __name__ == "__main__":
-    main()
