@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -40,7 +39,6 @@ from modem_drivers.types import (
     PortLost,
     PortRestored,
     RegistrationChanged,
-    SimInfo,
 )
 
 from .channel import SWITCHABLE, Channel, ChannelState, SlotSim

@@ -20,10 +20,8 @@ import contextlib
 import dataclasses
 import enum
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Any, Final
 
 from modem_drivers.at import AtError, TimeoutClass
@@ -33,6 +31,7 @@ from modem_drivers.errors import ModemError, SimBlocked
 from modem_drivers.modem import Modem, PlaybackEnd
 from modem_drivers.q850 import CallOutcome, cause_name
 from modem_drivers.sms import PID_TYPE0, DeliveryState, StatusReport
+from common.clock import iso as clock_iso
 
 logger = logging.getLogger(__name__)
 
@@ -67,22 +66,9 @@ SMS_PING_TIMEOUT: Final = 60.0
 PROBE_TIMEOUT: Final = 30.0
 
 
-_iso_second: list[Any] = [None, ""]  # (whole second, its "YYYY-MM-DDTHH:MM:SS" text)
-
-
 def iso(ts: float | None) -> str | None:
-    """UTC ISO 8601 with milliseconds, e.g. ``2026-11-23T09:00:00.123+00:00``. Stamped
-    several times per job; the date and time of day are formatted once per second."""
-    if ts is None:
-        return None
-    frac, whole = math.modf(ts)
-    us = round(frac * 1e6)  # as datetime.fromtimestamp rounds, then milliseconds truncate
-    sec = int(whole) + (us >= 1_000_000)
-    ms = (us % 1_000_000) // 1000
-    if _iso_second[0] != sec:
-        _iso_second[0] = sec
-        _iso_second[1] = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_iso_second[1]}.{ms:03d}+00:00"
+    """A result's time stamp (UTC ISO 8601 with milliseconds), or None."""
+    return None if ts is None else clock_iso(ts)
 
 
 @dataclasses.dataclass(slots=True)

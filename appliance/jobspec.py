@@ -34,7 +34,8 @@ import re
 from typing import Any, Final, Union
 
 import msgspec
-import phonenumbers
+from common import phone
+from common.phone import shown
 
 from modem_drivers.dialects import TTS_MAX_CHARS
 from common.configkit import WAIT, Bound
@@ -81,7 +82,6 @@ RETRY_BOUNDS: Final = {
 _RETRY_INTEGERS: Final = frozenset({"max_attempts", "max_channel_retries"})
 #: A callee as written: digits, a leading +, spaces (U+00A0 too, as spreadsheets write
 #: them), dots, dashes, parentheses; at most 40 characters (E.164's 15 digits and room).
-_NUMBER_TEXT = re.compile(r"\+?[0-9 \u00a0.\-()]{1,40}")
 
 
 class JobError(ValueError):
@@ -91,26 +91,14 @@ class JobError(ValueError):
         self.reason = reason
 
 
-def _shown(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
-
 
 def normalise_number(value: Any, region: str | None = None, *, field: str = "callee") -> str:
-    """A written number -> E.164. Letters are refused before phonenumbers sees them: it
-    would read ``+48 60a bcd efg`` as keypad digits and dial ``+48602223334``."""
-    if not isinstance(value, str) or not value.strip():
-        raise JobError(field, "expected a phone number in E.164 form, e.g. +48600000123")
-    if not _NUMBER_TEXT.fullmatch(value.strip()) or not any(ch.isdigit() for ch in value):
-        raise JobError(field, f"{_shown(value)} is not a phone number: at most 40 characters of digits, a leading +, "
-                              "spaces, dots, dashes and parentheses (letters are never read as keypad digits)")
+    """A written number -> E.164 (``common.phone.normalise``; only its length is checked:
+    the controller checked the number plan, and a new range is never refused here)."""
     try:
-        num = phonenumbers.parse(value.strip(), region)
-    except phonenumbers.NumberParseException as exc:
-        raise JobError(field, f"{_shown(value)} is not a phone number ({exc}); use E.164, e.g. +48600000123") from None
-    if not phonenumbers.is_possible_number(num):
-        raise JobError(field, f"{value!r} has the wrong length for {phonenumbers.region_code_for_number(num) or 'its country'}")
-    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+        return phone.normalise(value, region, valid=False)
+    except phone.NumberError as exc:
+        raise JobError(field, str(exc)) from None
 
 
 def _number(d: dict[str, Any], key: str, bound: Bound, *, field: str | None = None, integer: bool = False) -> float | None:
@@ -121,10 +109,10 @@ def _number(d: dict[str, Any], key: str, bound: Bound, *, field: str | None = No
     name = field or key
     kinds = (int,) if integer else (int, float)
     if isinstance(v, bool) or not isinstance(v, kinds) or (isinstance(v, float) and not math.isfinite(v)):
-        raise JobError(name, f"expected {'an integer' if integer else 'a number'}, got {_shown(v)}")
+        raise JobError(name, f"expected {'an integer' if integer else 'a number'}, got {shown(v)}")
     if not bound.holds(v):
         hi = "" if bound.hi is None else f" and at most {_plain(bound.hi)}"
-        raise JobError(name, f"{_shown(v)} is out of range: {'above' if bound.lo_open else 'at least'} {_plain(bound.lo)}"
+        raise JobError(name, f"{shown(v)} is out of range: {'above' if bound.lo_open else 'at least'} {_plain(bound.lo)}"
                              f"{hi} ({bound.why})")
     return v
 

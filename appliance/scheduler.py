@@ -42,7 +42,7 @@ from .jobs import (
     run_probe_call,
     submit_sms,
 )
-from .rotation import AttemptSummary, Decision, JobKind, Refusal, Request, RotationPolicy, WaitingFor
+from .rotation import AttemptSummary, Decision, JobKind, Refusal, Request, RotationPolicy
 from .store import CHECKPOINT_SECONDS, Store
 
 logger = logging.getLogger(__name__)

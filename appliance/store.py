@@ -18,7 +18,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import sqlite_utils
 
 from common.files import open_sqlite
 from common.logs import Throttle
+from common.clock import iso
 
 #: 2: status-report waits in their own table (were one JSON value in kv); the numbers
 #: shown to a callee are read from his attempts (was a ``shown`` table written beside them).
@@ -266,7 +266,7 @@ class Store:
                 self.conn.execute("UPDATE jobs SET state='cancelled', updated_at=? WHERE id=?", (now, job_id))
                 if body is None:
                     body = {"job_id": job_id, "outcome": "cancelled", "final": True,
-                            "at": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                            "at": iso(now)}
                 self.conn.execute(
                     "INSERT INTO results(job_id, attempt_id, final, body, created_at) VALUES (?,?,1,?,?)",
                     (job_id, None, json.dumps(body), now),

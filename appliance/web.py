@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from modem_drivers.call import mask_number
+from common.phone import mask
 
 if TYPE_CHECKING:
     from .runtime import Appliance
@@ -24,8 +24,8 @@ def status_document(app: "Appliance") -> dict[str, Any]:
     channels = []
     for ch in app.bank.channels.values():
         d = ch.public()
-        d["msisdn"] = mask_number(d["msisdn"]) if d.get("msisdn") else None
-        d["sim_id"] = mask_number(d["sim_id"]) if d.get("sim_id") else None
+        d["msisdn"] = mask(d["msisdn"]) if d.get("msisdn") else None
+        d["sim_id"] = mask(d["sim_id"]) if d.get("sim_id") else None
         channels.append(d)
     events = app.store.conn.execute(
         "SELECT at, kind, subject, detail FROM events ORDER BY seq DESC LIMIT 20"
@@ -45,7 +45,7 @@ def status_document(app: "Appliance") -> dict[str, Any]:
         "jobs": st["jobs"],
         "scheduler": st["scheduler"],
         "outcomes": [{"kind": k, "outcome": o, "count": n} for k, o, n in outcomes],
-        "events": [{"at": at, "kind": kind, "subject": mask_number(subject) if kind.startswith("sim") else subject,
+        "events": [{"at": at, "kind": kind, "subject": mask(subject) if kind.startswith("sim") else subject,
                     "detail": json.loads(detail)} for at, kind, subject, detail in events],
     }
 

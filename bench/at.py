@@ -17,7 +17,6 @@ Figures (printed as one JSON document):
 from __future__ import annotations
 
 import asyncio
-import json
 import resource
 import statistics
 import threading

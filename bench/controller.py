@@ -32,6 +32,7 @@ from typing import Any
 import click
 
 from common.clikit import emit, json_option, run_async
+from common.clock import iso
 
 TARGETS = {"import_per_second": 20_000, "ingest_per_second": 5_000, "api_p99_ms": 50.0}
 #: Rows per import request: the issue's "100,000 rows in one request".
@@ -127,7 +128,7 @@ async def _bench(contacts: int, results: int, batch: int, seconds: float, rate: 
             out["dispatched"] = len(jobs)
             out["dispatch_per_second"] = round(len(jobs) / (time.perf_counter() - t0))
             outcomes = ("no_answer", "busy", "answered_machine", "answered_human", "rejected")
-            now_iso = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+            now_iso = iso(time.time(), ms=False)
             seq = 0
             frames = []
             for i in range(0, len(jobs), batch):

@@ -33,19 +33,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
-import json
 import random
 import resource
 import statistics
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from common.clikit import emit, fail, install_event_loop_policy, json_option, raise_nofile_limit
+from common.clock import parse_iso
 
 
 def _cpu() -> tuple[float, float]:
@@ -63,7 +62,7 @@ def _q(values: list[float], p: float) -> float | None:
 
 
 def _ts(s: str | None) -> float | None:
-    return datetime.fromisoformat(s).timestamp() if s else None
+    return parse_iso(s) if s else None
 
 
 async def answer_latencies(control: str | None, finals: dict[str, dict[str, Any]], polled: set[str]) -> list[float]:

@@ -8,7 +8,7 @@ event, machine-readable, bounded in rate whatever a bug does.
   string). Uncaught exceptions and ``warnings`` go through the same handler, so nothing
   reaches the stream as a multi-line traceback.
 * Phone numbers are masked in every message, field and traceback with the AT layer's
-  masker (``modem_drivers.at.redact.mask``: all but the last 3 digits, docs/architecture.md "Logs").
+  masker (``common.phone.mask``: all but the last 3 digits, docs/architecture.md "Logs").
 * ``Throttle`` bounds the rate of anything keyed (log lines per call site, rows of the
   appliance's events table per subject): at most ``burst`` per key per ``interval``, the
   rest counted and reported once per window. ``RateLimitFilter`` applies it to log lines
@@ -19,7 +19,6 @@ event, machine-readable, bounded in rate whatever a bug does.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
@@ -27,12 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from types import TracebackType
 from typing import IO, Any, Final, Literal
 
 import click
 import msgspec
+from .clock import iso
+from .phone import mask
 
 __all__ = [
     "LOG_FORMATS", "LOG_LEVELS", "LogSection", "RateLimitFilter", "Suppressed", "Throttle",
@@ -230,26 +230,11 @@ def _subject(record: logging.LogRecord) -> str | None:
 
 
 # -- formatting ------------------------------------------------------------------------------
-@functools.cache
-def _masker() -> Callable[[object], str]:
-    """The AT layer's masker, the one every log line of numbers goes through; imported
-    on first use so that loading a config or the controller's CLI does not load the AT
-    stack (and its serial port code) for one regular expression."""
-    from modem_drivers.at.redact import mask as at_mask
-
-    return at_mask
-
-
-def mask(text: object) -> str:
-    """``text`` with every run of 6+ digits masked but its last 3 (docs/architecture.md, Logs)."""
-    return _masker()(text)
-
-
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
 def _ts(created: float) -> str:
-    return datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(created)
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -40,7 +40,9 @@ from typing import Any, Final, Union
 from zoneinfo import available_timezones
 
 import msgspec
-import phonenumbers
+
+from common import phone
+from common.phone import MAX_NUMBER_TEXT, shown
 
 #: One import request may carry this many rows (issue 5: 100,000 in one request).
 MAX_ROWS: Final = 100_000
@@ -50,7 +52,7 @@ MAX_PHONES: Final = 5
 MAX_TEXT: Final = 200
 #: One written phone number: E.164's 15 digits (ITU-T E.164 §6) with room for a +,
 #: spaces, dots, dashes and parentheses.
-MAX_PHONE_TEXT: Final = 40
+MAX_PHONE_TEXT: Final = MAX_NUMBER_TEXT
 #: Amounts: ISO 20022 amounts carry at most 18 digits (``ActiveCurrencyAndAmount``:
 #: totalDigits 18); we keep 2 after the point, so at most 16 before it. Far beyond any
 #: debt, and it keeps ``quantize`` inside Decimal's 28-digit context.
@@ -72,7 +74,6 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: What a written phone number may hold (U+00A0 is the space spreadsheets write).
-_PHONE_TEXT = re.compile(r"\+?[0-9 \u00a0.\-()]+")
 _ZONES: Final = frozenset(available_timezones())
 
 
@@ -156,12 +157,6 @@ class Checked:
                 "warnings": [w.to_json() for w in self.warnings[:MAX_REPORTED]], "warnings_total": len(self.warnings)}
 
 
-def _shown(value: Any, limit: int = 40) -> str:
-    """A value quoted for an error message, cut short: a 1 MB cell must not come back whole."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(str(value)):,} characters)"
-
-
 def _text(raw: dict[str, Any], key: str) -> str | None:
     v = raw.get(key)
     if v is None or v == "":
@@ -179,24 +174,11 @@ def _text(raw: dict[str, Any], key: str) -> str | None:
 
 
 def _phone(value: Any, region: str | None) -> str:
-    """One written number -> E.164. Letters are refused before phonenumbers sees them: it
-    would read ``+48 60a bcd efg`` as keypad digits and dial ``+48602223334``."""
-    if not isinstance(value, str) or not value.strip():
-        raise RowError("phones", "expected a phone number, e.g. +48600000123")
-    text = value.strip()
-    if len(text) > MAX_PHONE_TEXT:
-        raise RowError("phones", f"{_shown(value)} is longer than {MAX_PHONE_TEXT} characters; a number has at most 15 digits")
-    if not _PHONE_TEXT.fullmatch(text) or not any(ch.isdigit() for ch in text):
-        raise RowError("phones", f"{_shown(value)} is not a phone number: only digits, a leading +, spaces, dots, dashes "
-                                 "and parentheses (letters are never read as keypad digits)")
+    """One written number -> E.164, checked against its country's number plan."""
     try:
-        num = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        raise RowError("phones", f"{_shown(value)} is not a phone number; use E.164 (+48600000123) or give region") from None
-    if not phonenumbers.is_valid_number(num):
-        raise RowError("phones", f"{_shown(value)} is not a valid number for "
-                                 f"{phonenumbers.region_code_for_number(num) or region or 'any region'}")
-    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+        return phone.normalise(value, region, valid=True)
+    except phone.NumberError as exc:
+        raise RowError("phones", str(exc)) from None
 
 
 def _amount(value: Any) -> str | None:
@@ -214,17 +196,17 @@ def _amount(value: Any) -> str | None:
     try:
         dec = Decimal(text)
     except InvalidOperation:
-        raise RowError("amount", f"{_shown(value)} is not a decimal number, e.g. 1234.50") from None
+        raise RowError("amount", f"{shown(value)} is not a decimal number, e.g. 1234.50") from None
     if not dec.is_finite() or dec < 0:
         raise RowError("amount", "must be a non-negative number")
     if dec == 0:
         return "0.00"
     if dec.adjusted() >= MAX_AMOUNT_DIGITS:
-        raise RowError("amount", f"{_shown(value)} has more than {MAX_AMOUNT_DIGITS} digits before the decimal point "
+        raise RowError("amount", f"{shown(value)} has more than {MAX_AMOUNT_DIGITS} digits before the decimal point "
                                  "(ISO 20022 amounts: 18 digits in all)")
     cents = dec.quantize(CENT)
     if cents != dec:
-        raise RowError("amount", f"{_shown(value)} has more than 2 decimal places; round it in the CRM")
+        raise RowError("amount", f"{shown(value)} has more than 2 decimal places; round it in the CRM")
     return str(cents)
 
 
@@ -263,10 +245,10 @@ def validate_row(raw: Any, default_region: str | None = None) -> ContactRow:
         try:
             due = date.fromisoformat(due).isoformat()
         except ValueError:
-            raise RowError("due_date", f"{_shown(due)} is not a date; use YYYY-MM-DD") from None
+            raise RowError("due_date", f"{shown(due)} is not a date; use YYYY-MM-DD") from None
     tz = _text(raw, "time_zone")
     if tz is not None and tz not in _ZONES:
-        raise RowError("time_zone", f"{_shown(tz)} is not an IANA time zone, e.g. Europe/Warsaw")
+        raise RowError("time_zone", f"{shown(tz)} is not an IANA time zone, e.g. Europe/Warsaw")
     lang = _text(raw, "language")
     if lang is not None and not _LANGUAGE.fullmatch(lang):
         raise RowError("language", "expected a language tag, e.g. pl or en-GB")
@@ -328,7 +310,7 @@ def duplicates(items: Sequence[tuple[int, Any]]) -> list[BadRow]:
             continue
         seen = first.setdefault(ext, line)
         if seen != line:
-            out.append(BadRow(line, "external_id", f"{_shown(ext)} is also on line {seen}: a file holds each contact once",
+            out.append(BadRow(line, "external_id", f"{shown(ext)} is also on line {seen}: a file holds each contact once",
                               ext[:MAX_TEXT]))
     return out
 

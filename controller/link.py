@@ -23,13 +23,13 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSMsgType, web
 
 from . import auth
 from .contacts import RowError, _phone
+from common.clock import iso, parse_iso
 
 if TYPE_CHECKING:
     from .server import Controller
@@ -67,13 +67,10 @@ def stop_matcher(words: tuple[str, ...]) -> Callable[[str | None], bool]:
 
 
 def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         return None
-    return dt.timestamp() if dt.tzinfo else None
 
 
 class LinkError(ValueError):
@@ -165,7 +162,7 @@ class LinkHub:
     async def _heartbeat(self, link: Link) -> None:
         while not link.ws.closed:
             await asyncio.sleep(self.c.cfg.link.heartbeat_seconds)
-            await link.send({"type": "heartbeat", "at": datetime.fromtimestamp(self.c.clock(), timezone.utc).isoformat()})
+            await link.send({"type": "heartbeat", "at": iso(self.c.clock(), ms=False)})
 
     # -- handlers ---------------------------------------------------------------------------
     async def on_hello(self, link: Link, msg: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import aiohttp
 
 from .config import ControllerConfig, parse_config
 from .server import Controller, create_enroll_token, create_key
+from common.clock import iso
 
 
 class FakeClock:
@@ -117,7 +118,7 @@ class FakeAppliance:
         if seq is None:
             self.seq += 1
             seq = self.seq
-        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(self.clock()))
+        now = iso(self.clock(), ms=False)
         return {"job_id": job["id"], "kind": job["kind"], "callee": job["callee"], "attempt": attempt, "outcome": outcome,
                 "final": final, "number_shown": number_shown, "sim_id": "s1", "channel_id": "m1", "dialed_at": now,
                 "seq": seq, **extra}

@@ -25,6 +25,7 @@ from typing import Final
 
 from .deadlines import coarse_timeout
 from .q850 import CallOutcome, outcome_for
+from common.phone import mask
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +110,12 @@ class Call:
         """Apply a reported state; returns True when it changed the call."""
         if state is self.state or _ORDER[state] < _ORDER[self.state]:
             if _ORDER[state] < _ORDER[self.state]:
-                logger.debug("call %s: ignoring %s after %s", _mask(self.number), state.value, self.state.value)
+                logger.debug("call %s: ignoring %s after %s", mask(self.number), state.value, self.state.value)
             if state is CallState.RELEASED and cause is not None and self.cause is None:
                 self.cause = cause
             return False
         if state not in TRANSITIONS[self.state]:
-            logger.warning("call %s: %s -> %s is not a valid move", _mask(self.number), self.state.value, state.value)
+            logger.warning("call %s: %s -> %s is not a valid move", mask(self.number), self.state.value, state.value)
             return False
         # Fill skipped states' timestamps only for those the call really passed.
         self.state = state
@@ -179,12 +180,6 @@ def _rel(times: dict[CallState, float], state: CallState) -> float | None:
     return None if t is None else round(t - times[CallState.DIALING], 3)
 
 
-def _mask(number: str) -> str:
-    """Phone numbers in logs show only their last 3 digits (docs/architecture.md, Conventions)."""
-    return "*" * max(0, len(number) - 3) + number[-3:]
-
-
-mask_number = _mask
 
 
 # -- vendor line parsers: line -> (state, cause) or None ----------------------------------

@@ -36,7 +36,7 @@ from .at import (
     Urc,
 )
 from .background import Background
-from .call import Call, CallState, mask_number, parse_clcc
+from .call import Call, CallState, parse_clcc
 from .deadlines import coarse_timeout
 from .dialects import DIALECTS, GENERIC, CallUrc, Cmd, Dialect, detect
 from .errors import (
@@ -85,6 +85,7 @@ from .types import (
     rssi_to_dbm,
 )
 from .ussd import decode_reply, encode_request
+from common.phone import mask
 
 logger = logging.getLogger(__name__)
 
@@ -646,7 +647,7 @@ class Modem:
                     handed_over = True
                     return call
                 raise
-            logger.info("%s: dialing %s", self.name, mask_number(number))
+            logger.info("%s: dialing %s", self.name, mask(number))
             if self.call_progress_polled:
                 self._spawn(self._poll_call(call), "call polling")
             handed_over = True
@@ -675,7 +676,7 @@ class Modem:
         if owe_hangup:
             self._hangup_owed = True
             logger.warning("%s: call to %s ended here (%s); hang-up owed to the modem", self.name,
-                           mask_number(call.number), why)
+                           mask(call.number), why)
 
     async def _settle_owed_hangup(self) -> None:
         """Send the hang-up a dial or hang-up the modem never answered left owed, before
@@ -771,7 +772,7 @@ class Modem:
         finally:
             self._tts_waiter = None
         seconds = round(time.monotonic() - started, 3)
-        logger.info("%s: message played to %s: %s after %.1f s", self.name, mask_number(call.number), end.value, seconds)
+        logger.info("%s: message played to %s: %s after %.1f s", self.name, mask(call.number), end.value, seconds)
         return Playback(end, seconds)
 
     def _end_playback(self, end: PlaybackEnd) -> None:
@@ -850,7 +851,7 @@ class Modem:
                 raise new from exc
             m = _CMGS.match(next((ln for ln in r.lines if ln.startswith("+CMGS")), ""))
             refs.append(int(m.group(1)) if m else -1)
-        logger.info("%s: SMS to %s sent in %d part(s)", self.name, mask_number(to), len(parts))
+        logger.info("%s: SMS to %s sent in %d part(s)", self.name, mask(to), len(parts))
         return SmsSubmission(to, len(parts), tuple(refs))
 
     async def _read_stored(self, mem: str, index: int, *, report: bool) -> None:

@@ -11,7 +11,6 @@ keeps running after the campaign so you can look around; Ctrl-C stops everything
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import socket

@@ -88,7 +88,3 @@ async def test_wait_for_a_state_the_call_skipped():
 )
 def test_vendor_call_lines(line, parser, expected):
     assert parser(line) == expected
-
-
-def test_numbers_are_masked_in_logs():
-    assert c.mask_number("+48600000123") == "*********123"

@@ -47,7 +47,7 @@ from typing import Final
 from .events import (AmdDecision, AmdEvidence, AmdResult, Beep, FaxKind, FaxTone, Segment,
                      Sit, ToneEvent)
 from .features import FrameClock, FrameFedDetector, FrameFeatures, follow_floor
-from .pcm import FRAME_MS, Frame
+from .pcm import FRAME_MS
 from .pitch import frame_pitch
 from .tones import ToneDetector
 

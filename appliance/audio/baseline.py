@@ -16,7 +16,7 @@ import numpy as np
 
 from .events import AmdDecision, AmdEvidence, AmdResult, Segment
 from .features import FrameClock, FrameFedDetector, FrameFeatures
-from .pcm import FRAME_MS, FRAME_SAMPLES, Frame
+from .pcm import FRAME_MS, FRAME_SAMPLES
 
 
 @dataclass(frozen=True, slots=True)

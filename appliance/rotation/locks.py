@@ -15,9 +15,9 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from .model import AttemptSummary, JobKind, LockRules
+from common.clock import iso
 
 
 class Step(enum.Enum):
@@ -90,7 +90,7 @@ QUARANTINE = "quarantine"
 
 def describe(at: float, a: AttemptSummary) -> str:
     """One line of evidence for one attempt."""
-    stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = iso(at, ms=False)
     cause = "-" if a.cause is None else str(a.cause)
     return (
         f"{stamp} {a.kind.value} failed={'yes' if a.failed else 'no'} alerted={'yes' if a.alerted else 'no'} "

@@ -40,7 +40,6 @@ import itertools
 import math
 import random
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from heapq import heappop, heappush
 from typing import Any, NamedTuple
 
@@ -62,6 +61,8 @@ from .model import (
     WaitingFor,
 )
 from .windows import INF, Usage, WindowClock
+from common.clock import iso
+from common.phone import mask
 
 SNAPSHOT_VERSION = 1
 _TRAFFICS = (Traffic.VOICE, Traffic.SMS)
@@ -84,12 +85,7 @@ _WAITING_FOR_STATE: dict[SimState, WaitingFor] = {
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def mask(msisdn: str) -> str:
-    """Numbers in words are masked but for the last 3 digits (docs/architecture.md, Conventions)."""
-    return "…" + msisdn[-3:]
+    return iso(t, ms=False)
 
 
 class _Channel:

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from .events import Final, FinalKind
-from .redact import mask
+from common.phone import mask
 
 __all__ = [
     "CME_MESSAGES",

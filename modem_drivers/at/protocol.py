@@ -37,7 +37,7 @@ from collections.abc import Iterable
 
 from .errors import AtProtocolError, error_code_from_text
 from .events import NEED_DATA, Final, FinalKind, InfoLine, NeedData, Prompt, Urc
-from .redact import mask
+from common.phone import mask
 from .tables import (
     CALL_COMMAND_PREFIXES,
     CALL_PROGRESS_KINDS,

@@ -1,0 +1,75 @@
+"""The ground (common/): one phone normaliser, one masker, one time helper."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from common.clock import iso, parse_iso
+from common.phone import NumberError, mask, normalise
+
+
+@pytest.mark.parametrize("written, region, e164", [
+    ("+48 600-000-123", None, "+48600000123"),
+    ("(600) 000 123", "PL", "+48600000123"),
+    ("600.000.123", "PL", "+48600000123"),
+    ("+48\u00a0600\u00a0000\u00a0123", None, "+48600000123"),
+])
+def test_normalise_reads_what_people_write(written, region, e164):
+    assert normalise(written, region) == e164
+
+
+@pytest.mark.parametrize("written, words", [
+    ("+48 60a bcd efg", "letters are never read as keypad digits"),
+    ("", "expected a phone number"),
+    (None, "expected a phone number"),
+    ("1" * 41, "longer than 40 characters"),
+    ("600000123", "give region"),
+])
+def test_normalise_says_what_is_wrong(written, words):
+    with pytest.raises(NumberError, match=words):
+        normalise(written)
+
+
+def test_valid_checks_the_plan_and_possible_only_the_length():
+    # +48 100 000 000 has a Polish number's length but no operator's range.
+    assert normalise("+48100000000", valid=False) == "+48100000000"
+    with pytest.raises(NumberError, match="not a valid number for PL"):
+        normalise("+48100000000", valid=True)
+    with pytest.raises(NumberError, match="wrong length"):
+        normalise("+4860000", valid=False)
+
+
+def test_mask_keeps_the_last_three_digits_of_every_number():
+    assert mask("+48600000123") == "+********123"
+    assert mask("ATD+48600000123; then +CLIP: \"0600111222\"") == 'ATD+********123; then +CLIP: "*******222"'
+    assert mask("*100# index 12 length 14") == "*100# index 12 length 14"
+
+
+@given(st.text(alphabet="0123456789+ -", max_size=60))
+def test_mask_leaves_no_number_readable(text):
+    masked = mask(text)
+    assert len(masked) == len(text)
+    assert not re.search(r"\d{6,}", masked), masked
+    for run in re.finditer(r"\d{6,}", text):  # each number keeps exactly its last 3 digits
+        assert masked[run.start():run.end()] == "*" * (len(run.group()) - 3) + run.group()[-3:]
+
+
+def test_iso_round_trips_and_is_utc():
+    now = time.time()
+    assert abs(parse_iso(iso(now)) - now) < 0.001
+    assert iso(0.0) == "1970-01-01T00:00:00.000Z"
+    assert iso(1.9996) == "1970-01-01T00:00:01.999Z"  # milliseconds truncate
+    assert iso(1.9999996) == "1970-01-01T00:00:02.000Z"  # after microseconds round, as datetime does
+    assert iso(86400.5, ms=False) == "1970-01-02T00:00:00Z"
+
+
+def test_parse_iso_refuses_a_time_without_a_zone():
+    assert parse_iso("1970-01-01T01:00:00+01:00") == 0.0
+    with pytest.raises(ValueError, match="no time zone"):
+        parse_iso("2026-11-23T09:00:00")
+    with pytest.raises(ValueError, match="not an ISO 8601 time"):
+        parse_iso("yesterday")
