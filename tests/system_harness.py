@@ -14,6 +14,7 @@ from aiohttp import web
 
 from appliance.runtime import plan_prefixes
 from controller.webhooks import verify
+from controller_harness import FakeClock
 
 
 class WebhookReceiver:
@@ -53,14 +54,12 @@ class WebhookReceiver:
 
 
 def clock_between(start_hour: int, end_hour: int, *, zone: str = "Europe/Warsaw") -> Any:
-    """The controller's clock (movable forward: ``controller.testing.FakeClock``): the real
+    """The controller's clock (a FakeClock, movable forward): the real
     time if it is between ``start_hour`` and ``end_hour`` in ``zone``, else the next 10:00
     there — forward only: the appliance runs on the real clock, and a controller clock set
     back (to this morning) hands it leases that already expired in its eyes."""
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
-
-    from controller.testing import FakeClock
 
     now = datetime.now(ZoneInfo(zone))
     if start_hour <= now.hour < end_hour:

@@ -3,7 +3,6 @@
 without one and nothing is lost."""
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 
@@ -11,16 +10,10 @@ import pytest
 
 from appliance.config import parse_config
 from appliance.runtime import Appliance
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Timing
 
 
-@pytest.fixture
-async def bank(tmp_path):
-    cfg = EmulatorConfig(modems=4, sims_per_modem=1, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=3)
-    async with Emulator(cfg) as emu:
-        state = tmp_path / "bank.json"
-        state.write_text(json.dumps(emu.state()))
-        yield emu, state
+pytestmark = pytest.mark.bank(modems=4, sims_per_modem=1, timing=Timing.FAST, seed=3)
 
 
 def config(tmp_path, state_file) -> dict:

@@ -15,13 +15,15 @@ import pytest
 
 from appliance.config import parse_config
 from appliance.runtime import Appliance, plan_prefixes
-from modem_drivers.emulator import Emulator, EmulatorConfig, Fault, Timing
+from modem_drivers.emulator import Fault, Timing
 
 TOKEN = "e2e-token"
 CALL_OUTCOME = {0: "answered_human", 2: "busy", 3: "no_answer", 4: "rejected", 5: "unreachable", 6: "invalid_number"}
 SMS_OUTCOME = {0: "delivered", 5: "failed", 6: "failed"}
 HLR_OUTCOME = {0: "active", 5: "absent", 6: "invalid"}
 CALLS_PER_HOUR = 10
+
+pytestmark = pytest.mark.bank(modems=16, sims_per_modem=2, timing=Timing.FAST, seed=7)
 
 
 def callee(op: int, behaviour: int, n: int) -> str:
@@ -93,15 +95,6 @@ async def wait_all_final(session, job_ids: set[str], timeout: float) -> list[dic
             if not page["results"]:
                 await asyncio.sleep(0.1)
     return results
-
-
-@pytest.fixture
-async def bank(tmp_path):
-    cfg = EmulatorConfig(modems=16, sims_per_modem=2, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=7)
-    async with Emulator(cfg) as emu:
-        state = tmp_path / "bank.json"
-        state.write_text(json.dumps(emu.state()))
-        yield emu, state
 
 
 async def test_mixed_run(tmp_path, bank):

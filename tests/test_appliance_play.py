@@ -4,7 +4,6 @@ emulator's network log as the ground truth of what the callee heard."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
@@ -12,7 +11,7 @@ from appliance.config import ConfigError, parse_config
 from appliance.jobs import Placement, run_call
 from appliance.jobspec import MAX_MESSAGE_LENGTH, JobError, validate_batch, validate_job
 from appliance.runtime import Appliance
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Emulator, Timing
 from modem_drivers.modem import Modem
 from test_appliance_dispatch import config as dispatch_config, run_until_final
 
@@ -22,14 +21,8 @@ ENGLISH = "Good morning, this is the collections office. Please call us back abo
 RATE = 400.0
 
 
-@pytest.fixture
-async def bank(tmp_path):
-    # simcom (SIM7600), quectel (EC25), huawei (E1550), generic: one modem each
-    cfg = EmulatorConfig(modems=4, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=11, speech_rate=RATE)
-    async with Emulator(cfg) as emu:
-        state = tmp_path / "bank.json"
-        state.write_text(json.dumps(emu.state()))
-        yield emu, state
+# simcom (SIM7600), quectel (EC25), huawei (E1550), generic: one modem each
+pytestmark = pytest.mark.bank(modems=4, timing=Timing.FAST, seed=11, speech_rate=RATE)
 
 
 def config(tmp_path, state_file, **calls) -> dict:
@@ -105,31 +98,29 @@ async def test_the_configured_message_reaches_jobs_that_bring_none(tmp_path, ban
     assert [p.text for p in record_of(emu, "+48600000022").played] == [ENGLISH]  # the job's own wins
 
 
-async def test_callee_hanging_up_mid_message_ends_the_call_cleanly(tmp_path):
-    cfg = EmulatorConfig(modems=1, vendors=("quectel",), timing=Timing.FAST, state_dir=tmp_path / "emu",
-                         seed=11, speech_rate=20.0)  # the Polish message takes ~4.4 s
-    async with Emulator(cfg) as emu:
-        state = tmp_path / "bank.json"
-        state.write_text(json.dumps(emu.state()))
-        app = Appliance(parse_config(config(tmp_path, state, on_answer="play", message=POLISH)), seed=1)
-        await app.start()
-        vm = emu.modems[0]
+@pytest.mark.bank(modems=1, vendors=("quectel",), timing=Timing.FAST, seed=11,
+                  speech_rate=20.0)  # the Polish message takes ~4.4 s
+async def test_callee_hanging_up_mid_message_ends_the_call_cleanly(tmp_path, bank):
+    emu, state = bank
+    app = Appliance(parse_config(config(tmp_path, state, on_answer="play", message=POLISH)), seed=1)
+    await app.start()
+    vm = emu.modems[0]
 
-        async def hang_up_when_speaking() -> None:
-            while not vm.speaker.playing:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.5)
-            await emu.callee_hangs_up(vm.id)
+    async def hang_up_when_speaking() -> None:
+        while not vm.speaker.playing:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        await emu.callee_hangs_up(vm.id)
 
-        hanger = asyncio.create_task(hang_up_when_speaking())
-        try:
-            finals = await run_jobs(app, [job(emu, "quectel", 1, on_answer="play", message=POLISH)])
-            await asyncio.wait_for(hanger, 1)
-            # The channel is free again: the next message on it plays to its end.
-            after = await run_jobs(app, [job(emu, "quectel", 2, on_answer="play", message="Do widzenia.")])
-        finally:
-            hanger.cancel()
-            await app.stop()
+    hanger = asyncio.create_task(hang_up_when_speaking())
+    try:
+        finals = await run_jobs(app, [job(emu, "quectel", 1, on_answer="play", message=POLISH)])
+        await asyncio.wait_for(hanger, 1)
+        # The channel is free again: the next message on it plays to its end.
+        after = await run_jobs(app, [job(emu, "quectel", 2, on_answer="play", message="Do widzenia.")])
+    finally:
+        hanger.cancel()
+        await app.stop()
     r = finals["quectel-1"]
     assert r["outcome"] == "answered_human" and r["cause"] == 16
     assert not r["local_release"]  # the callee released the call
@@ -140,17 +131,16 @@ async def test_callee_hanging_up_mid_message_ends_the_call_cleanly(tmp_path):
     assert after["quectel-2"]["message_played"] is True
 
 
-async def test_max_talk_seconds_bounds_the_message(tmp_path):
-    cfg = EmulatorConfig(modems=1, vendors=("simcom",), timing=Timing.FAST, state_dir=tmp_path / "emu",
-                         seed=11, speech_rate=10.0)  # ~9 s of speech
-    async with Emulator(cfg) as emu:
-        vm = emu.modems[0]
-        async with await Modem.open(vm.port) as modem:
-            # The scheduler's [calls] defaults: on_answer and message from the config.
-            defaults = {"max_ring_seconds": 10.0, "max_talk_seconds": 1.0, "on_answer": "play", "message": ENGLISH}
-            spec = {"id": "t1", "kind": "call", "callee": "+48600000042"}
-            place = Placement("ch", "sim", vm.sims[0].msisdn, 1)
-            r = await run_call(modem, spec, place, defaults)
+@pytest.mark.bank(modems=1, vendors=("simcom",), timing=Timing.FAST, seed=11,
+                  speech_rate=10.0)  # ~9 s of speech
+async def test_max_talk_seconds_bounds_the_message(emu):
+    vm = emu.modems[0]
+    async with await Modem.open(vm.port) as modem:
+        # The scheduler's [calls] defaults: on_answer and message from the config.
+        defaults = {"max_ring_seconds": 10.0, "max_talk_seconds": 1.0, "on_answer": "play", "message": ENGLISH}
+        spec = {"id": "t1", "kind": "call", "callee": "+48600000042"}
+        place = Placement("ch", "sim", vm.sims[0].msisdn, 1)
+        r = await run_call(modem, spec, place, defaults)
     assert r["outcome"] == "answered_human" and r["local_release"]
     assert r["message_played"] is False and "max_talk_seconds" in r["message_error"]
     assert 0.9 <= r["message_seconds"] < 5.0 and r["talk_seconds"] < 5.0  # ~9 s message stopped at 1 s

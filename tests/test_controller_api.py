@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from controller.openapi import document
-from controller.testing import make_config, running
+from controller_harness import make_config, running
 
 
 def auth(key):

@@ -15,7 +15,7 @@ import aiohttp
 
 from controller.server import create_enroll_token, create_key
 from controller.store import Store
-from controller.testing import FakeAppliance
+from controller_harness import FakeAppliance
 
 HOURS = {"hours": ["00:00", "23:59"]}  # real clock: any hour of the day will do
 

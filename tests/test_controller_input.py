@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from controller.contacts import MAX_LINE, MAX_ROWS
-from controller.testing import make_config, running
+from controller_harness import make_config, running
 
 CALL = [{"kind": "call", "attempts": 2}]
 

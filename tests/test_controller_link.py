@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import aiohttp
 import pytest
 
-from controller.testing import FakeAppliance, FakeClock, enroll, make_config, running
+from controller_harness import FakeAppliance, FakeClock, enroll, make_config, running
 
 T0 = datetime(2026, 1, 15, 10, 0, tzinfo=timezone.utc).timestamp()  # 11:00 in Warsaw, a Thursday
 H = {"Content-Type": "application/json"}

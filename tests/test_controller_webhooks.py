@@ -9,8 +9,8 @@ import time
 import aiohttp
 from aiohttp import web
 
-from controller.testing import FakeAppliance, FakeClock, enroll, make_config, running
 from controller.webhooks import next_delay, sign, verify
+from controller_harness import FakeAppliance, FakeClock, enroll, make_config, running
 
 T0 = 1768471200.0  # 2026-01-15 10:00 UTC
 

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from controller.server import Controller
-from controller.testing import enroll, make_config
 from controller.server import create_key
+from controller_harness import enroll, make_config
 from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
 from system_harness import Crm, appliance_config, controller_sections
 from test_system_e2e import daytime_clock

@@ -12,7 +12,7 @@ import aiohttp
 
 from appliance.config import parse_config
 from appliance.runtime import Appliance
-from controller.testing import FakeClock, enroll, make_config, running
+from controller_harness import FakeClock, enroll, make_config, running
 from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
 from system_harness import Crm, clock_between, controller_sections
 

@@ -1,5 +1,7 @@
-"""Helpers for tests and benchmarks: a controller on an ephemeral port with a movable
-clock, and a scripted fake appliance that speaks the link protocol over a real WebSocket.
+"""The controller under test: a controller on an ephemeral port with a movable clock, a
+fresh API key and enrolment, and a scripted fake appliance that speaks the link protocol
+over a real WebSocket. Test code, so it lives in tests/ (it was controller/testing.py);
+tests/conftest.py builds its ``controller`` and ``crm`` fixtures from it.
 """
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from typing import Any
 
 import aiohttp
 
-from .config import ControllerConfig, parse_config
-from .server import Controller, create_enroll_token, create_key
 from common.clock import iso
+from controller.config import ControllerConfig, parse_config
+from controller.server import Controller, create_enroll_token, create_key
 
 
 class FakeClock:
@@ -32,6 +34,8 @@ class FakeClock:
 
 
 def make_config(store: Path, **sections: dict[str, Any]) -> ControllerConfig:
+    """A controller on 127.0.0.1:0 storing in ``store``, dispatching every 50 ms with 30 s
+    leases (short, so tests see dispatch at once); ``sections`` update the defaults."""
     data: dict[str, Any] = {"controller": {"listen": "127.0.0.1:0", "store": str(store)},
                             "dispatch": {"interval_seconds": 0.05, "lease_seconds": 30.0}}
     for name, values in sections.items():
