@@ -9,29 +9,21 @@ import json
 import aiohttp
 import pytest
 
-from appliance.config import parse_config
-from appliance.runtime import Appliance
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Timing
 
 TOKEN = "input-token-0123456789"
 GOOD = {"id": "ok-1", "kind": "call", "callee": "+48600100200"}
 
+pytestmark = pytest.mark.bank(modems=2, sims_per_modem=1, timing=Timing.FAST, seed=3)
+
 
 @pytest.fixture
-async def appliance(tmp_path):
-    cfg = EmulatorConfig(modems=2, sims_per_modem=1, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=3)
-    async with Emulator(cfg) as emu:
-        state = tmp_path / "bank.json"
-        state.write_text(json.dumps(emu.state()))
-        app = Appliance(parse_config({
-            "emulator_state": str(state),
-            "appliance": {"id": "input", "store": str(tmp_path / "appliance.db"), "listen": "127.0.0.1:0", "token": TOKEN},
-        }), seed=1)
-        await app.start()
-        try:
-            yield app
-        finally:
-            await app.stop()
+def appliance_config(tmp_path, bank):
+    """The ``appliance`` fixture's (seed 1): the API on a free port with TOKEN."""
+    return {
+        "emulator_state": str(bank.state),
+        "appliance": {"id": "input", "store": str(tmp_path / "appliance.db"), "listen": "127.0.0.1:0", "token": TOKEN},
+    }
 
 
 def jobs_stored(app) -> int:

@@ -6,7 +6,6 @@ its default lock rules and limits (nothing opened up for the test)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import aiohttp
@@ -15,28 +14,23 @@ import pytest
 from appliance.config import parse_config
 from appliance.runtime import Appliance
 from appliance.scheduler import NO_ELIGIBLE_GRACE_SECONDS
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Timing
 
 #: The emulator's number plan: +48 60O B XXXXX, O = operator, B = behaviour (0 answers).
 ANSWERS = "+48601000{:03d}"
 
 
+#: Four modems with one SIM each: operators 26001, 26002, 26003, 26006 (one SIM each).
+pytestmark = [pytest.mark.bank(modems=4, sims_per_modem=1, timing=Timing.FAST, seed=3), pytest.mark.appliance(seed=5)]
+
+
 @pytest.fixture
-async def box(tmp_path):
-    """Four modems with one SIM each: operators 26001, 26002, 26003, 26006 (one SIM each)."""
-    cfg = EmulatorConfig(modems=4, sims_per_modem=1, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=3)
-    async with Emulator(cfg) as emu:
-        state = tmp_path / "bank.json"
-        state.write_text(json.dumps(emu.state()))
-        app = Appliance(parse_config({
-            "emulator_state": str(state),
-            "appliance": {"id": "live", "store": str(tmp_path / "a.db"), "listen": "127.0.0.1:0", "token": "t"},
-        }), seed=5)
-        await app.start()
-        try:
-            yield app
-        finally:
-            await app.stop()
+def appliance_config(tmp_path, bank):
+    """The ``appliance`` fixture's: the API on a free port."""
+    return {
+        "emulator_state": str(bank.state),
+        "appliance": {"id": "live", "store": str(tmp_path / "a.db"), "listen": "127.0.0.1:0", "token": "t"},
+    }
 
 
 def sims_of(app: Appliance, operator: str) -> list[str]:
@@ -71,8 +65,8 @@ async def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
     return value
 
 
-async def test_operator_hint_is_a_preference_when_its_sims_are_locked(box):
-    app = box
+async def test_operator_hint_is_a_preference_when_its_sims_are_locked(appliance):
+    app = appliance
     for sim_id in sims_of(app, "26001"):  # the technician (or a lock rule) took them out
         app.policy.quarantine(sim_id, ("test: blocked by the operator",), time.time())
     out, _ = finals(app)
@@ -85,8 +79,8 @@ async def test_operator_hint_is_a_preference_when_its_sims_are_locked(box):
     assert out["pref"]["sim_id"] not in sims_of(app, "26001")
 
 
-async def test_required_operator_with_every_sim_locked_ends_no_eligible_sim(box):
-    app = box
+async def test_required_operator_with_every_sim_locked_ends_no_eligible_sim(appliance):
+    app = appliance
     for sim_id in sims_of(app, "26002"):
         app.policy.quarantine(sim_id, ("test: blocked by the operator",), time.time())
     out, _ = finals(app)
@@ -114,8 +108,8 @@ async def test_required_operator_with_every_sim_locked_ends_no_eligible_sim(box)
     assert (await get_job(app, "req"))["state"] == "no_eligible_sim"
 
 
-async def test_a_renewed_lease_is_the_same_job_with_the_later_deadline(box):
-    app = box
+async def test_a_renewed_lease_is_the_same_job_with_the_later_deadline(appliance):
+    app = appliance
     for ch, s in app.bank.sims():  # every SIM away: the job has to wait
         app.policy.quarantine(s.sim_id, ("test",), time.time())
     now = time.time()
@@ -130,8 +124,8 @@ async def test_a_renewed_lease_is_the_same_job_with_the_later_deadline(box):
     assert (await get_job(app, "lease"))["deadline"] == pytest.approx(now + 600)
 
 
-async def test_withdrawn_job_says_why_and_a_running_call_ends_normally(box):
-    app = box
+async def test_withdrawn_job_says_why_and_a_running_call_ends_normally(appliance):
+    app = appliance
     out, _ = finals(app)
     jobs = [{"id": f"w{i}", "kind": "call", "callee": ANSWERS.format(10 + i),
              "call": {"max_ring_seconds": 10, "max_talk_seconds": 2}} for i in range(8)]
@@ -156,55 +150,51 @@ async def test_withdrawn_job_says_why_and_a_running_call_ends_normally(box):
         assert out[job_id]["outcome"] == "answered_human"
 
 
-async def test_hello_names_sims_outside_the_rotation_instead_of_failing(tmp_path):
+@pytest.mark.bank(modems=2, sims_per_modem=1, timing=Timing.FAST, seed=3)
+async def test_hello_names_sims_outside_the_rotation_instead_of_failing(tmp_path, bank):
     """The bank has read a SIM the rotation does not hold (locked, its modem not yet
     settled): the link's hello says so. Before, it raised KeyError on every connect, and the
     link to a restarted controller never came back (soak test, seed 1)."""
-    cfg = EmulatorConfig(modems=2, sims_per_modem=1, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=3)
-    async with Emulator(cfg) as emu:
-        state = tmp_path / "bank.json"
-        state.write_text(json.dumps(emu.state()))
-        (tmp_path / "cred").write_text("x")
-        app = Appliance(parse_config({
-            "emulator_state": str(state),
-            "appliance": {"id": "h", "store": str(tmp_path / "a.db"), "listen": ""},
-            "link": {"url": "ws://127.0.0.1:9/v1/link", "credential_file": str(tmp_path / "cred")},
-        }), seed=5)
-        await app.start()
-        try:
-            (ch, slot), *_ = app.bank.sims()
-            app.policy.remove_sim(slot.sim_id)
-            hello = app.link._hello()
-            states = {s["sim_id"]: s["state"] for s in hello["sims"]}
-            assert states[slot.sim_id] == "not_in_rotation"
-            assert set(states.values()) - {"not_in_rotation"} == {"ready"}
-        finally:
-            await app.stop()
+    state = bank.state
+    (tmp_path / "cred").write_text("x")
+    app = Appliance(parse_config({
+        "emulator_state": str(state),
+        "appliance": {"id": "h", "store": str(tmp_path / "a.db"), "listen": ""},
+        "link": {"url": "ws://127.0.0.1:9/v1/link", "credential_file": str(tmp_path / "cred")},
+    }), seed=5)
+    await app.start()
+    try:
+        (ch, slot), *_ = app.bank.sims()
+        app.policy.remove_sim(slot.sim_id)
+        hello = app.link._hello()
+        states = {s["sim_id"]: s["state"] for s in hello["sims"]}
+        assert states[slot.sim_id] == "not_in_rotation"
+        assert set(states.values()) - {"not_in_rotation"} == {"ready"}
+    finally:
+        await app.stop()
 
 
-async def test_a_retry_due_while_the_bank_is_quiet_is_placed_on_time(tmp_path):
+@pytest.mark.bank(modems=2, sims_per_modem=1, timing=Timing.FAST, seed=3)
+async def test_a_retry_due_while_the_bank_is_quiet_is_placed_on_time(tmp_path, bank):
     """A failed SMS is retried 5 s later (channel_retry_seconds). Its channel is freed and
     the retry queued inside the closing commit, where no channel event wakes the dispatch
     loop; with nothing else going on the retry waited for an event that never came (soak
     test, seed 5: an SMS retry idle for a minute with six channels idle)."""
-    cfg = EmulatorConfig(modems=2, sims_per_modem=1, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=3)
-    async with Emulator(cfg) as emu:
-        state = tmp_path / "bank.json"
-        state.write_text(json.dumps(emu.state()))
-        app = Appliance(parse_config({
-            "emulator_state": str(state),
-            "appliance": {"id": "q", "store": str(tmp_path / "a.db"), "listen": ""},
-        }), seed=5)
-        await app.start()
-        try:
-            for m in emu.modems:  # the operator bars SMS on both SIMs: every try fails on our side
-                await emu.inject(m.id, "block_sim")
-            out, _ = finals(app)
-            app.scheduler.submit([{"id": "sms", "kind": "sms", "callee": ANSWERS.format(7), "text": "x"}])
-            async with asyncio.timeout(60):
-                while "sms" not in out:
-                    await asyncio.sleep(0.05)
-            assert out["sms"]["outcome"] in ("channel_error", "no_eligible_sim")
-            assert app.store.get_job("sms")["attempts"] >= 2
-        finally:
-            await app.stop()
+    emu, state = bank
+    app = Appliance(parse_config({
+        "emulator_state": str(state),
+        "appliance": {"id": "q", "store": str(tmp_path / "a.db"), "listen": ""},
+    }), seed=5)
+    await app.start()
+    try:
+        for m in emu.modems:  # the operator bars SMS on both SIMs: every try fails on our side
+            await emu.inject(m.id, "block_sim")
+        out, _ = finals(app)
+        app.scheduler.submit([{"id": "sms", "kind": "sms", "callee": ANSWERS.format(7), "text": "x"}])
+        async with asyncio.timeout(60):
+            while "sms" not in out:
+                await asyncio.sleep(0.05)
+        assert out["sms"]["outcome"] in ("channel_error", "no_eligible_sim")
+        assert app.store.get_job("sms")["attempts"] >= 2
+    finally:
+        await app.stop()
