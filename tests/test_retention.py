@@ -7,10 +7,12 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from appliance.config import parse_config
 from appliance.runtime import Appliance
 from appliance.store import (EVENTS_KEEP_SECONDS, EVENTS_PER_SUBJECT, EVENTS_PRUNE_BATCH, Store)
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Timing
 
 
 def rows(store: Store, where: str = "1", *args) -> list[tuple]:
@@ -75,7 +77,8 @@ def test_a_prune_looks_at_one_batch_only(tmp_path):
     store.close()
 
 
-async def test_a_running_appliance_prunes_its_events(tmp_path):
+@pytest.mark.bank(modems=2, timing=Timing.FAST, seed=5)
+async def test_a_running_appliance_prunes_its_events(tmp_path, bank):
     """The scheduler's periodic task prunes (EVENTS_PRUNE_BATCH a second): events older
     than a week, left by an earlier run, are gone a few seconds after start; recent
     ones stay."""
@@ -88,19 +91,16 @@ async def test_a_running_appliance_prunes_its_events(tmp_path):
     store.conn.executemany("INSERT INTO events(at, kind, subject, detail) VALUES (?, 'channel', ?, '{}')",
                            [(time.time() - 3600, f"kept{i}") for i in range(5)])
     store.close()
-    cfg = EmulatorConfig(modems=2, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=5)
-    async with Emulator(cfg) as emu:
-        (tmp_path / "bank.json").write_text(json.dumps(emu.state()))
-        app = Appliance(parse_config({
-            "emulator_state": str(tmp_path / "bank.json"),
-            "appliance": {"id": "box-ret", "store": str(db), "listen": "", "token": "t"},
-        }))
-        await app.start()
-        try:
-            async with asyncio.timeout(30):
-                while app.store.conn.execute("SELECT COUNT(*) FROM events WHERE subject LIKE 'gone%'").fetchone()[0]:
-                    await asyncio.sleep(0.2)
-            kept = app.store.conn.execute("SELECT COUNT(*) FROM events WHERE subject LIKE 'kept%'").fetchone()[0]
-            assert kept == 5
-        finally:
-            await app.stop()
+    app = Appliance(parse_config({
+        "emulator_state": str(bank.state),
+        "appliance": {"id": "box-ret", "store": str(db), "listen": "", "token": "t"},
+    }))
+    await app.start()
+    try:
+        async with asyncio.timeout(30):
+            while app.store.conn.execute("SELECT COUNT(*) FROM events WHERE subject LIKE 'gone%'").fetchone()[0]:
+                await asyncio.sleep(0.2)
+        kept = app.store.conn.execute("SELECT COUNT(*) FROM events WHERE subject LIKE 'kept%'").fetchone()[0]
+        assert kept == 5
+    finally:
+        await app.stop()
