@@ -12,20 +12,26 @@
 Every /api route needs ``Authorization: Bearer <token>``. Errors are JSON
 ``{"error": ..., "detail": ...}`` with the right 4xx — bad input never gets a 500, and
 anything that still fails inside is a JSON 500, not aiohttp's plain-text page.
+
+The handlers find what they use under typed application keys (``SCHEDULER``, ``STORE``,
+``BANK``, ``METRICS`` and ``status.STATUS``), set once by ``make_app``.
 """
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .bank import Bank
 from .jobspec import BodyError, JobError, decode_batch, validate_batch
-
-if TYPE_CHECKING:
-    from .runtime import Appliance
+from .metrics import Metrics
+from .scheduler import Scheduler
+from .status import STATUS, Status
+from .store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +42,28 @@ DEFAULT_PAGE, MAX_PAGE = 100, 1000
 #: Result cursors are SQLite rowids: 64-bit signed integers (SQLite "Datatypes", INTEGER).
 MAX_CURSOR = 2**63 - 1
 
+SCHEDULER: Final = web.AppKey("scheduler", Scheduler)
+STORE: Final = web.AppKey("store", Store)
+BANK: Final = web.AppKey("bank", Bank)
+METRICS: Final = web.AppKey("metrics", Metrics)
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class ApiDeps:
+    """What the API's handlers use."""
+
+    scheduler: Scheduler
+    store: Store
+    bank: Bank
+    metrics: Metrics
+    status: Status
+
 
 def _error(status: int, error: str, detail: Any = None) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
 
-def make_app(appliance: "Appliance", token: str) -> web.Application:
+def _auth(token: str) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith("/api/"):
@@ -59,69 +81,86 @@ def make_app(appliance: "Appliance", token: str) -> web.Application:
             logger.exception("API %s %s", request.method, request.path)
             return _error(500, "internal", "the appliance failed; see its log")
 
-    app = web.Application(middlewares=[auth], client_max_size=MAX_BODY)
+    return auth
 
-    async def post_jobs(request: web.Request) -> web.Response:
-        try:
-            body = decode_batch(await request.read())
-        except BodyError as exc:
-            return _error(400, "invalid_json", exc.detail())
-        try:
-            good, errors = validate_batch(body)
-        except JobError as exc:
-            return _error(400, "invalid_batch", {"field": exc.field, "reason": exc.reason})
-        created = appliance.scheduler.submit(good) if good else []
-        return web.json_response({
-            "accepted": [i for i, new in created if new],
-            "duplicates": [i for i, new in created if not new],
-            "errors": errors,
-        }, status=200 if not errors or good else 400)
 
-    async def get_job(request: web.Request) -> web.Response:
-        job = appliance.store.get_job(request.match_info["id"])
-        if job is None:
-            return _error(404, "not_found", f"no job {request.match_info['id']!r}")
-        waiting = appliance.scheduler.waiting(job["id"])
-        if waiting is not None:
-            job.update(waiting)
-        return web.json_response(job)
+async def post_jobs(request: web.Request) -> web.Response:
+    try:
+        body = decode_batch(await request.read())
+    except BodyError as exc:
+        return _error(400, "invalid_json", exc.detail())
+    try:
+        good, errors = validate_batch(body)
+    except JobError as exc:
+        return _error(400, "invalid_batch", {"field": exc.field, "reason": exc.reason})
+    created = request.app[SCHEDULER].submit(good) if good else []
+    return web.json_response({
+        "accepted": [i for i, new in created if new],
+        "duplicates": [i for i, new in created if not new],
+        "errors": errors,
+    }, status=200 if not errors or good else 400)
 
-    async def delete_job(request: web.Request) -> web.Response:
-        state = appliance.scheduler.cancel(request.match_info["id"])
-        if state == "unknown":
-            return _error(404, "not_found", f"no job {request.match_info['id']!r}")
-        if state != "cancelled":
-            return _error(409, "not_cancellable", f"the job is {state}")
-        return web.json_response({"id": request.match_info["id"], "state": "cancelled"})
 
-    async def get_results(request: web.Request) -> web.Response:
-        try:
-            after = int(request.query.get("after", "0"))
-            limit = int(request.query.get("limit", str(DEFAULT_PAGE)))
-        except ValueError:
-            return _error(400, "invalid_query", "after and limit are integers")
-        if not 0 <= after <= MAX_CURSOR or not 1 <= limit <= MAX_PAGE:
-            return _error(400, "invalid_query", f"0 <= after <= {MAX_CURSOR}, 1 <= limit <= {MAX_PAGE}")
-        items, nxt = appliance.store.results_after(after, limit)
-        return web.json_response({"results": items, "next": nxt})
+async def get_job(request: web.Request) -> web.Response:
+    job = request.app[STORE].get_job(request.match_info["id"])
+    if job is None:
+        return _error(404, "not_found", f"no job {request.match_info['id']!r}")
+    waiting = request.app[SCHEDULER].waiting(job["id"])
+    if waiting is not None:
+        job.update(waiting)
+    return web.json_response(job)
 
-    async def get_inbound(request: web.Request) -> web.Response:
-        try:
-            after = float(request.query.get("after", "0"))
-        except ValueError:
-            return _error(400, "invalid_query", "after is a UTC epoch time in seconds")
-        return web.json_response({"inbound": appliance.store.inbound_after(after)})
 
-    async def get_channels(request: web.Request) -> web.Response:
-        return web.json_response({"channels": appliance.bank.snapshot()})
+async def delete_job(request: web.Request) -> web.Response:
+    state = request.app[SCHEDULER].cancel(request.match_info["id"])
+    if state == "unknown":
+        return _error(404, "not_found", f"no job {request.match_info['id']!r}")
+    if state != "cancelled":
+        return _error(409, "not_cancellable", f"the job is {state}")
+    return web.json_response({"id": request.match_info["id"], "state": "cancelled"})
 
-    async def get_status(request: web.Request) -> web.Response:
-        return web.json_response(appliance.status())
 
-    async def metrics(request: web.Request) -> web.Response:
-        appliance.metrics.refresh(appliance)
-        return web.Response(body=generate_latest(appliance.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+async def get_results(request: web.Request) -> web.Response:
+    try:
+        after = int(request.query.get("after", "0"))
+        limit = int(request.query.get("limit", str(DEFAULT_PAGE)))
+    except ValueError:
+        return _error(400, "invalid_query", "after and limit are integers")
+    if not 0 <= after <= MAX_CURSOR or not 1 <= limit <= MAX_PAGE:
+        return _error(400, "invalid_query", f"0 <= after <= {MAX_CURSOR}, 1 <= limit <= {MAX_PAGE}")
+    items, nxt = request.app[STORE].results_after(after, limit)
+    return web.json_response({"results": items, "next": nxt})
 
+
+async def get_inbound(request: web.Request) -> web.Response:
+    try:
+        after = float(request.query.get("after", "0"))
+    except ValueError:
+        return _error(400, "invalid_query", "after is a UTC epoch time in seconds")
+    return web.json_response({"inbound": request.app[STORE].inbound_after(after)})
+
+
+async def get_channels(request: web.Request) -> web.Response:
+    return web.json_response({"channels": request.app[BANK].snapshot()})
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATUS].summary())
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    metrics.refresh()
+    return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def make_app(deps: ApiDeps, token: str) -> web.Application:
+    app = web.Application(middlewares=[_auth(token)], client_max_size=MAX_BODY)
+    app[SCHEDULER] = deps.scheduler
+    app[STORE] = deps.store
+    app[BANK] = deps.bank
+    app[METRICS] = deps.metrics
+    app[STATUS] = deps.status
     app.router.add_post("/api/jobs", post_jobs)
     app.router.add_get("/api/jobs/{id}", get_job)
     app.router.add_delete("/api/jobs/{id}", delete_job)
@@ -129,9 +168,5 @@ def make_app(appliance: "Appliance", token: str) -> web.Application:
     app.router.add_get("/api/channels", get_channels)
     app.router.add_get("/api/inbound", get_inbound)
     app.router.add_get("/api/status", get_status)
-    app.router.add_get("/metrics", metrics)
-    if appliance.cfg.appliance.status_page:
-        from .web import add_routes
-
-        add_routes(app.router, appliance)
+    app.router.add_get("/metrics", get_metrics)
     return app

@@ -10,23 +10,29 @@ policy locks it, with the answer as evidence, until a later reading is back abov
 Only the active slot's SIM can be asked; SIMs in other slots are checked when they are
 active. Checks never take a channel a job is waiting for: they run only when no job is
 queued, and hold the channel for the few seconds of one USSD session.
+
+The checker is handed what it uses (``BalanceDeps``), not the whole appliance.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable
+from typing import Final
 
+from common.clock import iso
 from modem_drivers.at import AtError
 from modem_drivers.errors import ModemError
 
+from .bank import Bank
 from .channel import ChannelState
-from .jobs import iso
-
-if TYPE_CHECKING:
-    from .runtime import Appliance
+from .config import UssdSection
+from .rotation import RotationPolicy
+from .scheduler import Scheduler
+from .store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +56,26 @@ def parse_balance(text: str, pattern: str) -> float | None:
         return None
 
 
+@dataclasses.dataclass(slots=True, frozen=True)
+class BalanceDeps:
+    """What the balance checker uses."""
+
+    bank: Bank
+    scheduler: Scheduler
+    store: Store
+    policy: RotationPolicy
+    clock: Callable[[], float] = time.time  # UTC epoch seconds (when a SIM was checked)
+
+
 class BalanceChecker:
-    def __init__(self, app: "Appliance") -> None:
-        self.app = app
-        self.cfg = app.cfg.ussd
-        self.last: dict[str, float] = dict(app.store.get_kv("balance_checked", {}))
+    def __init__(self, cfg: UssdSection, deps: BalanceDeps) -> None:
+        self.cfg = cfg
+        self.bank = deps.bank
+        self.scheduler = deps.scheduler
+        self.store = deps.store
+        self.policy = deps.policy
+        self.clock = deps.clock
+        self.last: dict[str, float] = dict(deps.store.get_kv("balance_checked", {}))
         self.balances: dict[str, float] = {}
         self._sem = asyncio.Semaphore(MAX_CONCURRENT)
         self._task: asyncio.Task[None] | None = None
@@ -81,11 +102,11 @@ class BalanceChecker:
             await asyncio.sleep(min(LOOK_EVERY, self.cfg.interval_seconds))
 
     async def check_due(self) -> int:
-        if self.app.scheduler.stats()["queued"]:
+        if self.scheduler.stats()["queued"]:
             return 0  # jobs first
-        now = time.time()
+        now = self.clock()
         due = []
-        for ch in self.app.bank.channels.values():
+        for ch in self.bank.channels.values():
             sim = ch.active_sim
             if ch.state is not ChannelState.IDLE or sim is None or not sim.sim_id:
                 continue
@@ -96,12 +117,12 @@ class BalanceChecker:
 
     async def check(self, channel_id: str) -> float | None:
         async with self._sem:
-            ch = self.app.bank.channels[channel_id]
+            ch = self.bank.channels[channel_id]
             sim = ch.active_sim
             if ch.state is not ChannelState.IDLE or sim is None or not sim.sim_id or not self.cfg.balance_code:
                 return None
-            modem = self.app.bank.acquire(channel_id, "ussd-balance")
-            now = time.time()
+            modem = self.bank.acquire(channel_id, "ussd-balance")
+            now = self.clock()
             balance = None
             try:
                 reply = await modem.ussd(self.cfg.balance_code)
@@ -111,16 +132,16 @@ class BalanceChecker:
             except (AtError, ModemError) as exc:
                 logger.warning("SIM %s: balance check failed: %s", sim.sim_id, exc)
             finally:
-                self.app.bank.release(channel_id, cooldown=0.0, reason="balance check")
+                self.bank.release(channel_id, cooldown=0.0, reason="balance check")
             self.last[sim.sim_id] = now
-            self.app.store.set_kv("balance_checked", self.last)
+            self.store.set_kv("balance_checked", self.last)
             if balance is not None:
                 self.balances[sim.sim_id] = balance
                 ch.balance = balance
-                lock = self.app.policy.record_balance(sim.sim_id, balance, now)
-                self.app.store.log_event("balance", sim.sim_id, {"balance": balance, "at": iso(now)}, now)
+                lock = self.policy.record_balance(sim.sim_id, balance, now)
+                self.store.log_event("balance", sim.sim_id, {"balance": balance, "at": iso(now)}, now)
                 if lock is not None:
-                    self.app.store.log_event("sim_locked", sim.sim_id,
+                    self.store.log_event("sim_locked", sim.sim_id,
                                              {"rule": lock.rule, "until": lock.until, "evidence": list(lock.evidence)}, now)
                     logger.warning("SIM %s locked: %s", sim.sim_id, "; ".join(lock.evidence))
             return balance

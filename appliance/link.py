@@ -11,27 +11,34 @@ Messages are JSON text frames (docs/controller.md has the whole protocol):
 
 Nothing is lost across a dropped link or a restart: the outbox and the inbound table are
 in SQLite and are resent from the last acknowledgement; the controller deduplicates.
+
+The link is handed what it uses (``LinkDeps``: the bank, scheduler, store, rotation
+policy and wall clock), not the whole appliance.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import aiohttp
 
+from common.clock import iso
 from modem_drivers.types import IncomingCall, SmsReceived
 
+from .bank import Bank
+from .channel import Channel
+from .config import LinkSection
 from .jobspec import JobError, validate_job
-from .jobs import iso
-
-if TYPE_CHECKING:
-    from .channel import Channel
-    from .runtime import Appliance
+from .rotation import RotationPolicy
+from .scheduler import Scheduler
+from .store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +62,27 @@ async def enroll(controller: str, token: str, appliance_id: str) -> str:
         return str(body["credential"])
 
 
+@dataclasses.dataclass(slots=True, frozen=True)
+class LinkDeps:
+    """What the link uses."""
+
+    appliance_id: str
+    bank: Bank
+    scheduler: Scheduler
+    store: Store
+    policy: RotationPolicy
+    clock: Callable[[], float] = time.time  # UTC epoch seconds (leases, heartbeats' ``at``)
+
+
 class Link:
-    def __init__(self, app: "Appliance") -> None:
-        self.app = app
-        self.cfg = app.cfg.link
+    def __init__(self, cfg: LinkSection, deps: LinkDeps) -> None:
+        self.cfg = cfg
+        self.bank = deps.bank
+        self.scheduler = deps.scheduler
+        self.store = deps.store
+        self.policy = deps.policy
+        self.appliance_id = deps.appliance_id
+        self.clock = deps.clock
         self.connected = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._task: asyncio.Task[None] | None = None
@@ -67,8 +91,8 @@ class Link:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        self.app.bank.on_event(self._on_bank_event)
-        self.app.scheduler.result_listeners.append(lambda _r: self._wake.set())
+        self.bank.on_event(self._on_bank_event)
+        self.scheduler.result_listeners.append(lambda _r: self._wake.set())
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -76,6 +100,10 @@ class Link:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+
+    def state(self) -> dict[str, Any]:
+        """For the status: where to, whether up, how many results sent."""
+        return {"url": self.cfg.url, "connected": self.connected.is_set(), "results_sent": self.sent_results}
 
     def _credential(self) -> str:
         path = Path(self.cfg.credential_file)
@@ -142,14 +170,14 @@ class Link:
         job without a final result as open, including SMS and pings whose channel work is
         done and which only wait for a status report: those are added back, so waiting
         reports never starve the channels."""
-        stats = self.app.scheduler.stats()
-        wanted = int(self.cfg.queue_per_channel * max(1, len(self.app.bank.channels)))
+        stats = self.scheduler.stats()
+        wanted = int(self.cfg.queue_per_channel * max(1, len(self.bank.channels)))
         return wanted + stats["awaiting_report"]
 
     def _hello(self) -> dict[str, Any]:
         operators: dict[str, int] = {}
         sims = []
-        for ch, slot in self.app.bank.sims():
+        for ch, slot in self.bank.sims():
             info = slot.info
             op = info.mcc_mnc if info and info.mcc_mnc else ""
             if op and slot.slot == ch.active_slot:
@@ -157,9 +185,9 @@ class Link:
             sims.append({"sim_id": slot.sim_id, "msisdn": info.msisdn if info else None, "operator": op,
                          "channel_id": ch.id, "slot": slot.slot, "active": slot.slot == ch.active_slot,
                          "state": self._sim_state(slot.sim_id)})
-        stats = self.app.scheduler.stats()
-        return {"type": "hello", "appliance_id": self.app.cfg.appliance.id, "version": VERSION,
-                "channels": len(self.app.bank.channels), "idle": stats["idle_channels"], "capacity": self.capacity(),
+        stats = self.scheduler.stats()
+        return {"type": "hello", "appliance_id": self.appliance_id, "version": VERSION,
+                "channels": len(self.bank.channels), "idle": stats["idle_channels"], "capacity": self.capacity(),
                 "operators": operators, "sims": sims}
 
     def _sim_state(self, sim_id: str | None) -> str | None:
@@ -167,33 +195,33 @@ class Link:
         read but not offered (locked, or its modem not yet settled)."""
         if not sim_id:
             return None
-        if not self.app.policy.knows(sim_id):
+        if not self.policy.knows(sim_id):
             return "not_in_rotation"
-        return self.app.policy.state(sim_id, time.time()).value
+        return self.policy.state(sim_id, self.clock()).value
 
     async def _pump(self) -> None:
         """Results and inbound events out, in order; heartbeats between. On a new session
         everything not yet acknowledged is sent again (the controller deduplicates)."""
-        sent_upto = int(self.app.store.get_kv("link_results_acked", 0))
+        sent_upto = int(self.store.get_kv("link_results_acked", 0))
         inbound_sent: set[str] = set()
         next_beat = 0.0
         while True:
             self._wake.clear()
             while True:
-                items, nxt = self.app.store.results_after(sent_upto, RESULTS_PER_MESSAGE)
+                items, nxt = self.store.results_after(sent_upto, RESULTS_PER_MESSAGE)
                 if not items:
                     break
                 await self._send({"type": "results", "results": items})
                 self.sent_results += len(items)
                 sent_upto = nxt
-            inbound = [e for e in self.app.store.unacked_inbound() if e["id"] not in inbound_sent]
+            inbound = [e for e in self.store.unacked_inbound() if e["id"] not in inbound_sent]
             if inbound:
                 await self._send({"type": "inbound", "events": [{**e, "at": iso(e["at"])} for e in inbound]})
                 inbound_sent.update(e["id"] for e in inbound)
             now = time.monotonic()
             if now >= next_beat:
-                stats = self.app.scheduler.stats()
-                await self._send({"type": "heartbeat", "at": iso(time.time()), "idle": stats["idle_channels"],
+                stats = self.scheduler.stats()
+                await self._send({"type": "heartbeat", "at": iso(self.clock()), "idle": stats["idle_channels"],
                                   "capacity": self.capacity(), "queued": stats["queued"], "running": stats["running"]})
                 next_beat = now + self.cfg.heartbeat_seconds
             with contextlib.suppress(TimeoutError):
@@ -207,18 +235,18 @@ class Link:
             await self._on_jobs(msg)
         elif kind == "results_ack":
             upto = int(msg["upto"])
-            self.app.store.ack_results(upto)
-            if upto > int(self.app.store.get_kv("link_results_acked", 0)):
-                self.app.store.set_kv("link_results_acked", upto)
+            self.store.ack_results(upto)
+            if upto > int(self.store.get_kv("link_results_acked", 0)):
+                self.store.set_kv("link_results_acked", upto)
         elif kind == "inbound_ack":
-            self.app.store.ack_inbound(msg.get("ids", []))
+            self.store.ack_inbound(msg.get("ids", []))
         elif kind == "cancel":
             # Withdrawn by the controller (campaign paused or cancelled): jobs not yet on a
             # channel end ``cancelled`` with the reason; a call under way runs to its end.
             reason = msg.get("reason") if isinstance(msg.get("reason"), str) else None
             for job_id in msg.get("ids", []):
                 if isinstance(job_id, str):
-                    self.app.scheduler.cancel(job_id, reason=reason)
+                    self.scheduler.cancel(job_id, reason=reason)
         elif kind == "heartbeat":
             pass
         else:
@@ -226,7 +254,7 @@ class Link:
 
     async def _on_jobs(self, msg: dict[str, Any]) -> None:
         good, rejected = [], []
-        now = time.time()
+        now = self.clock()
         for raw in msg.get("jobs", []):
             try:
                 spec = validate_job(raw)
@@ -237,12 +265,12 @@ class Link:
                 rejected.append({"id": spec["id"], "reason": "lease already expired"})
                 continue
             good.append(spec)
-        created = self.app.scheduler.submit(good) if good else []  # persisted before the ack
+        created = self.scheduler.submit(good) if good else []  # persisted before the ack
         await self._send({"type": "ack", "batch_id": msg.get("batch_id"), "accepted": [i for i, _ in created],
                           "rejected": rejected})
 
     # -- inbound events (callbacks) --------------------------------------------------------
-    def _on_bank_event(self, ch: "Channel", ev: Any) -> None:
+    def _on_bank_event(self, ch: Channel, ev: Any) -> None:
         # The runtime's InboundRecorder stored it already (it subscribed first).
         if isinstance(ev, (SmsReceived, IncomingCall)):
             self._wake.set()

@@ -1,19 +1,24 @@
 """Prometheus metrics of one appliance, in their own registry (no global state).
-Labels are bounded: channel id, SIM id, state, outcome — never a phone number."""
+Labels are bounded: channel id, SIM id, state, outcome — never a phone number.
+
+Counters are pushed (``count_result``, ``count_change``: the runtime subscribes them to
+the scheduler and the bank); gauges are read from the channels and the scheduler when
+``/metrics`` is scraped (``refresh``)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from .channel import ChannelState
-
-if TYPE_CHECKING:
-    from .runtime import Appliance
+from .channel import Channel, ChannelState
+from .scheduler import Scheduler
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, channels: Mapping[str, Channel], scheduler: Scheduler) -> None:
+        self._channels = channels
+        self._scheduler = scheduler
         self.registry = CollectorRegistry()
         self.channels = Gauge("simrotor_channels", "Channels by state", ["state"], registry=self.registry)
         self.signal = Gauge("simrotor_signal_dbm", "Signal strength of each modem", ["modem"], registry=self.registry)
@@ -42,18 +47,19 @@ class Metrics:
             child = self._change_children[to] = self.channel_changes.labels(to.value)
         child.inc()
 
-    def refresh(self, app: "Appliance") -> None:
+    def refresh(self) -> None:
+        """The gauges, read now (before a scrape)."""
         counts = {s: 0 for s in ChannelState}
-        for ch in app.bank.channels.values():
+        for ch in self._channels.values():
             counts[ch.state] += 1
             if ch.signal_dbm is not None:
                 self.signal.labels(ch.id).set(ch.signal_dbm)
         for state, n in counts.items():
             self.channels.labels(state.value).set(n)
-        stats = app.scheduler.stats()
+        stats = self._scheduler.stats()
         self.queued.set(stats["queued"])
         self.running.set(stats["running"])
-        waiting = app.scheduler.waiting_counts()
+        waiting = self._scheduler.waiting_counts()
         for labels in list(self.waiting._metrics):  # reasons no job has any more read 0, not their last count
             if labels[0] not in waiting:
                 self.waiting.labels(*labels).set(0)

@@ -1,8 +1,14 @@
 """The appliance process: store, bank, rotation policy, scheduler and local API, wired
-together from a validated config. ``simrotor appliance run`` is a thin shell over this."""
+together from a validated config. ``simrotor appliance run`` is a thin shell over this.
+
+This is the one module that knows every service: each is handed the parts it uses (the
+API, the page, the link, the balance checker and the metrics take the scheduler, bank,
+store, policy and config section they need, never the ``Appliance``), and ``Appliance``
+starts them in order and stops them in the reverse order through one exit stack."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -13,17 +19,19 @@ from typing import Any
 
 from aiohttp import web
 
-from .api import make_app
-from .balance import BalanceChecker
+from .api import ApiDeps, make_app
+from .balance import BalanceChecker, BalanceDeps
 from .bank import Bank
 from .channel import Channel
 from .config import ApplianceConfig
 from .inbound import InboundRecorder
-from .link import Link
+from .link import Link, LinkDeps
 from .metrics import Metrics
 from .rotation import LockRules, RotationPolicy, SimLimits, WindowCap
 from .scheduler import Scheduler
+from .status import Status
 from .store import Store
+from .web import add_routes as add_page_routes
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +130,8 @@ class Appliance:
     def __init__(self, cfg: ApplianceConfig, *, seed: int | None = None) -> None:
         self.cfg = cfg
         self.rng = random.Random(seed)
+        # Relative to the working directory, as given (parse_config resolves only
+        # emulator_state against the config file's folder).
         self.store = Store(cfg.appliance.store)
         channels = [Channel(m.id, m.port, m.slots, pin=m.pin, pools=tuple(m.pools)) for m in cfg.modem]
         sup = cfg.supervision
@@ -134,61 +144,66 @@ class Appliance:
         self.policy = build_policy(cfg, self.rng)
         self.scheduler = Scheduler(cfg, self.store, self.bank, self.policy, operator_of=self.operators,
                                    learn_operator=self.operators.learn, rng=self.rng)
-        self.metrics = Metrics()
+        self.metrics = Metrics(self.bank.channels, self.scheduler)
         self.scheduler.result_listeners.append(self.metrics.count_result)
         self.bank.on_change(lambda ch, old, new, reason: self.metrics.count_change(new))
         self.inbound = InboundRecorder(self.store)
         self.bank.on_event(self.inbound)
-        self.link: Link | None = Link(self) if cfg.link.url else None
-        self.balance = BalanceChecker(self) if cfg.ussd.balance_code and cfg.ussd.interval_seconds > 0 else None
+        self.link: Link | None = None
+        if cfg.link.url:
+            self.link = Link(cfg.link, LinkDeps(cfg.appliance.id, self.bank, self.scheduler, self.store, self.policy))
+        self.balance: BalanceChecker | None = None
+        if cfg.ussd.balance_code and cfg.ussd.interval_seconds > 0:
+            self.balance = BalanceChecker(cfg.ussd, BalanceDeps(self.bank, self.scheduler, self.store, self.policy))
         self.runner: web.AppRunner | None = None
         self.started_at = time.time()
         self.address: str | None = None
+        self._status = Status(cfg.appliance.id, self.started_at, self.bank, self.store, self.scheduler, self.link)
+        # Stopped in the reverse order of start; the bank and the scheduler are closed
+        # even when start never ran or failed half-way (the scheduler then still writes
+        # what it knows, and ports opened before the failure are closed).
+        self._stack = contextlib.AsyncExitStack()
+        self._stack.push_async_callback(self.bank.close)
+        self._stack.push_async_callback(self.scheduler.close)
 
     async def start(self) -> None:
         await self.bank.start()
         await self.scheduler.start()
+        if self.cfg.appliance.listen:
+            await self._serve(self.cfg.appliance.listen)
         if self.link is not None:
             self.link.start()
+            self._stack.push_async_callback(self.link.stop)
         if self.balance is not None:
             self.balance.start()
-        if self.cfg.appliance.listen:
-            host, _, port = self.cfg.appliance.listen.rpartition(":")
-            app = make_app(self, self.cfg.appliance.token or "")
-            self.runner = web.AppRunner(app, access_log=None)
-            await self.runner.setup()
-            site = web.TCPSite(self.runner, host.strip("[]"), int(port))
-            await site.start()
-            sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-            if sockets:
-                h, p = sockets[0].getsockname()[:2]
-                self.address = f"http://{h}:{p}"
+            self._stack.push_async_callback(self.balance.stop)
         logger.info("appliance %s up: %d channels, API %s", self.cfg.appliance.id, len(self.bank.channels), self.address)
 
+    async def _serve(self, listen: str) -> None:
+        """The local API (and the technician page) on ``listen``; sets ``address``."""
+        host, _, port = listen.rpartition(":")
+        app = make_app(ApiDeps(self.scheduler, self.store, self.bank, self.metrics, self._status),
+                       self.cfg.appliance.token or "")
+        if self.cfg.appliance.status_page:
+            add_page_routes(app)
+        self.runner = web.AppRunner(app, access_log=None)
+        self._stack.push_async_callback(self.runner.cleanup)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host.strip("[]"), int(port))
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        if sockets:
+            h, p = sockets[0].getsockname()[:2]
+            self.address = f"http://{h}:{p}"
+
     async def stop(self) -> None:
-        if self.balance is not None:
-            await self.balance.stop()
-        if self.link is not None:
-            await self.link.stop()
-        if self.runner is not None:
-            await self.runner.cleanup()
-        await self.scheduler.close()
-        await self.bank.close()
-        self.store.close()
+        try:
+            await self._stack.aclose()
+        finally:
+            self.store.close()
 
     def status(self) -> dict[str, Any]:
-        states: dict[str, int] = {}
-        for ch in self.bank.channels.values():
-            states[ch.state.value] = states.get(ch.state.value, 0) + 1
-        return {
-            "appliance": self.cfg.appliance.id,
-            "uptime_seconds": round(time.time() - self.started_at, 1),
-            "channels": states,
-            "jobs": self.store.counts(),
-            "scheduler": self.scheduler.stats(),
-            "link": None if self.link is None else {"url": self.cfg.link.url, "connected": self.link.connected.is_set(),
-                                                    "results_sent": self.link.sent_results},
-        }
+        return self._status.summary()
 
     async def run_forever(self) -> None:
         stop = asyncio.Event()

@@ -505,6 +505,17 @@ class Store:
             (batch, newest - max_rows, now - keep_seconds),
         ).rowcount
 
+    def recent_events(self, limit: int) -> list[dict[str, Any]]:
+        """The newest events first (the technician page's "recent trouble")."""
+        return [{**e, "detail": json.loads(e["detail"])} for e in self.db.query(
+            "SELECT at, kind, subject, detail FROM events ORDER BY seq DESC LIMIT ?", (limit,))]
+
+    def final_outcomes(self) -> list[dict[str, Any]]:
+        """Final results by kind and outcome, the most frequent first."""
+        return list(self.db.query(
+            "SELECT json_extract(body, '$.kind') AS kind, json_extract(body, '$.outcome') AS outcome,"
+            " COUNT(*) AS count FROM results WHERE final = 1 GROUP BY 1, 2 ORDER BY 3 DESC"))
+
     def counts(self) -> dict[str, int]:
         return {
             state: n for state, n in self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")

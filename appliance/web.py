@@ -5,36 +5,30 @@
 operator, signal), job counters, results by outcome, recent trouble, link state. Read-only
 and without phone numbers in clear (masked but the last 3 digits, as in the logs), so it
 needs no token; ``[appliance] status_page = false`` switches it off.
+
+Its handlers read the status sources from the application key ``status.STATUS``, which
+the runtime sets when it builds the API's application.
 """
 from __future__ import annotations
 
-import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from common.phone import mask
 
-if TYPE_CHECKING:
-    from .runtime import Appliance
+from .status import STATUS, Status
 
 
-def status_document(app: "Appliance") -> dict[str, Any]:
+def status_document(status: Status) -> dict[str, Any]:
     channels = []
-    for ch in app.bank.channels.values():
+    for ch in status.bank.channels.values():
         d = ch.public()
         d["msisdn"] = mask(d["msisdn"]) if d.get("msisdn") else None
         d["sim_id"] = mask(d["sim_id"]) if d.get("sim_id") else None
         channels.append(d)
-    events = app.store.conn.execute(
-        "SELECT at, kind, subject, detail FROM events ORDER BY seq DESC LIMIT 20"
-    ).fetchall()
-    outcomes = app.store.conn.execute(
-        "SELECT json_extract(body, '$.kind'), json_extract(body, '$.outcome'), COUNT(*) FROM results"
-        " WHERE final = 1 GROUP BY 1, 2 ORDER BY 3 DESC"
-    ).fetchall()
-    st = app.status()
+    st = status.summary()
     return {
         "appliance": st["appliance"],
         "uptime_seconds": st["uptime_seconds"],
@@ -44,10 +38,14 @@ def status_document(app: "Appliance") -> dict[str, Any]:
         "channel_states": st["channels"],
         "jobs": st["jobs"],
         "scheduler": st["scheduler"],
-        "outcomes": [{"kind": k, "outcome": o, "count": n} for k, o, n in outcomes],
-        "events": [{"at": at, "kind": kind, "subject": mask(subject) if kind.startswith("sim") else subject,
-                    "detail": json.loads(detail)} for at, kind, subject, detail in events],
+        "outcomes": status.store.final_outcomes(),
+        "events": [{**e, "subject": mask(e["subject"]) if e["kind"].startswith("sim") else e["subject"]}
+                   for e in status.store.recent_events(PAGE_EVENTS)],
     }
+
+
+#: Rows of "recent trouble" on the page.
+PAGE_EVENTS = 20
 
 
 PAGE = """<!doctype html>
@@ -112,12 +110,15 @@ refresh(); setInterval(refresh, 2000);
 """
 
 
-def add_routes(router: web.UrlDispatcher, app: "Appliance") -> None:
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text=PAGE, content_type="text/html")
 
-    async def status(request: web.Request) -> web.Response:
-        return web.json_response(status_document(app))
 
-    router.add_get("/", page)
-    router.add_get("/status.json", status)
+async def status_json(request: web.Request) -> web.Response:
+    return web.json_response(status_document(request.app[STATUS]))
+
+
+def add_routes(app: web.Application) -> None:
+    """The page's routes on the API's application (which holds ``STATUS``)."""
+    app.router.add_get("/", page)
+    app.router.add_get("/status.json", status_json)
