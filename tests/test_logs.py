@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from appliance.store import Store
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Timing
 from common.logs import (OVERFLOW, RATE_BURST, RATE_INTERVAL_SECONDS, RATE_TOTAL_BURST, Throttle,
                                setup_logging)
 
@@ -204,19 +204,18 @@ def free_port() -> int:
 
 
 @pytest.mark.timeout(180)
-async def test_every_line_of_an_appliance_run_with_an_exception_parses_as_json(tmp_path):
+@pytest.mark.bank(modems=2, sims_per_modem=1, timing=Timing.FAST, seed=3)
+async def test_every_line_of_an_appliance_run_with_an_exception_parses_as_json(tmp_path, bank):
     """A real `simrotor appliance run` on an emulated bank, its store holding a corrupt
     rotation snapshot (logged with its traceback at start), at DEBUG (every AT command),
     placing a call: each stderr line is one JSON object with ts/level/logger/msg, the
-    traceback is a field, and the callee's number never appears whole."""
-    cfg = EmulatorConfig(modems=2, sims_per_modem=1, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=3)
-    async with Emulator(cfg) as emu:
-        (tmp_path / "bank.json").write_text(json.dumps(emu.state()))
-        store = Store(tmp_path / "a.db")
-        store.set_kv("rotation", {"at": 0.0, "policy": "not a snapshot"})
-        store.close()
-        port = free_port()
-        (tmp_path / "a.toml").write_text(f"""
+    traceback is a field, and the callee's number never appears whole. The config names
+    the bank's state file (tmp_path/bank.json)."""
+    store = Store(tmp_path / "a.db")
+    store.set_kv("rotation", {"at": 0.0, "policy": "not a snapshot"})
+    store.close()
+    port = free_port()
+    (tmp_path / "a.toml").write_text(f"""
 emulator_state = "bank.json"
 [appliance]
 id = "logs"
@@ -227,34 +226,34 @@ token = "{TOKEN}"
 min_pause_seconds = 0.0
 pause_after_call = [0.0, 0.0]
 """)
-        err = open(tmp_path / "stderr.log", "wb")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "simrotor", "appliance", "run", "--config", str(tmp_path / "a.toml"),
-            "--log-format", "json", "--log-level", "DEBUG", stdout=err, stderr=err)
-        base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
-        try:
-            async with aiohttp.ClientSession() as s, asyncio.timeout(90):
-                while True:
-                    assert proc.returncode is None, (tmp_path / "stderr.log").read_text()[-2000:]
-                    try:
-                        async with s.get(f"{base}/api/status", headers=headers) as r:
-                            if r.status == 200 and (await r.json())["channels"].get("idle", 0) > 0:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
-                job = {"id": "c1", "kind": "call", "callee": CALLEE}
-                async with s.post(f"{base}/api/jobs", json={"jobs": [job]}, headers=headers) as r:
-                    assert r.status == 200
-                while True:
-                    async with s.get(f"{base}/api/results?after=0&limit=10", headers=headers) as r:
-                        if any(x.get("final") for x in (await r.json())["results"]):
+    err = open(tmp_path / "stderr.log", "wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simrotor", "appliance", "run", "--config", str(tmp_path / "a.toml"),
+        "--log-format", "json", "--log-level", "DEBUG", stdout=err, stderr=err)
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as s, asyncio.timeout(90):
+            while True:
+                assert proc.returncode is None, (tmp_path / "stderr.log").read_text()[-2000:]
+                try:
+                    async with s.get(f"{base}/api/status", headers=headers) as r:
+                        if r.status == 200 and (await r.json())["channels"].get("idle", 0) > 0:
                             break
-                    await asyncio.sleep(0.1)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            await proc.wait()
-            err.close()
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            job = {"id": "c1", "kind": "call", "callee": CALLEE}
+            async with s.post(f"{base}/api/jobs", json={"jobs": [job]}, headers=headers) as r:
+                assert r.status == 200
+            while True:
+                async with s.get(f"{base}/api/results?after=0&limit=10", headers=headers) as r:
+                    if any(x.get("final") for x in (await r.json())["results"]):
+                        break
+                await asyncio.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await proc.wait()
+        err.close()
     text = (tmp_path / "stderr.log").read_text()
     docs = [json.loads(line) for line in text.splitlines()]  # every line, or this raises
     assert len(docs) > 10

@@ -22,8 +22,9 @@ from appliance.channel import Channel
 from appliance.config import parse_config
 from appliance.runtime import Appliance
 from appliance.store import Store
+from bank_harness import bank_running
 from modem_drivers.dialects import DIALECTS
-from modem_drivers.emulator import Emulator, EmulatorConfig, Fault, PinState, Timing, VirtualSim
+from modem_drivers.emulator import Emulator, Fault, PinState, Timing, VirtualSim
 from modem_drivers.errors import SimPinRequired, SimPukRequired, WrongPin
 from modem_drivers.modem import Modem
 from modem_drivers.pin import (
@@ -46,11 +47,12 @@ WAIT = 30.0  # seconds any one awaited condition may take on a loaded 2-core mac
 @asynccontextmanager
 async def emulator(tmp_path: Path, vendor: str = "simcom", *, locked: bool = True, sims: int = 1,
                    modems: int = 1) -> AsyncIterator[Emulator]:
+    """The shared bank, PIN-locked unless told, without its control API: one ``vendor``
+    modem, or ``modems`` of every vendor."""
     vendors = (vendor,) if modems == 1 else tuple(VENDORS)
-    cfg = EmulatorConfig(modems=modems, sims_per_modem=sims, vendors=vendors, timing=Timing.FAST, pin_locked=locked,
-                         state_dir=tmp_path / "emu", control_port=None)
-    async with Emulator(cfg) as emu:
-        yield emu
+    async with bank_running(tmp_path, modems=modems, sims_per_modem=sims, vendors=vendors, timing=Timing.FAST,
+                            pin_locked=locked, control_port=None) as bank:
+        yield bank.emu
 
 
 def config(tmp_path: Path, port: str, pin: str | None, *, slots: int = 1) -> dict[str, Any]:
