@@ -16,9 +16,11 @@ all (422 ``invalid_rows`` with every bad row's line and field, controller/contac
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
@@ -27,12 +29,10 @@ from . import auth
 from . import campaigns as cp
 from . import contacts as ct
 from .contacts import RowError, _phone
+from .link import LinkHub
 from .openapi import document, reference_html
-from .store import Conflict
+from .store import Conflict, Store
 from .webhooks import TargetRefused, check_target
-
-if TYPE_CHECKING:
-    from .server import Controller
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +112,22 @@ def _contact_id(request: web.Request) -> int:
 
 
 class Api:
-    def __init__(self, controller: "Controller") -> None:
-        self.c = controller
-        self.store = controller.store
+    """The CRM's routes, handed what they use: the store, the link hub (``/v1/link``, and
+    cancels of paused or cancelled campaigns' jobs), the clock, ``wake`` (new work: dispatch
+    now), ``wake_deliveries`` (replayed dead letters: deliver now), the import validation
+    pool and two settings."""
+
+    def __init__(self, store: Store, hub: LinkHub, clock: Callable[[], float], *, wake: Callable[[], None],
+                 wake_deliveries: Callable[[], None], validation_pool: Callable[[], concurrent.futures.Executor],
+                 region: str | None = None, allow_private: bool = False) -> None:
+        self.store = store
+        self.hub = hub
+        self.clock = clock
+        self.wake = wake
+        self.wake_deliveries = wake_deliveries
+        self.validation_pool = validation_pool
+        self.region = region
+        self.allow_private = allow_private
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware], client_max_size=MAX_BODY)
@@ -123,7 +136,7 @@ class Api:
         r.add_get("/docs", self.docs)
         r.add_get("/", self.docs)
         r.add_post("/v1/enroll", self.enroll)
-        r.add_get("/v1/link", self.c.hub.handle)
+        r.add_get("/v1/link", self.hub.handle)
         r.add_get("/v1/campaigns", self.list_campaigns)
         r.add_post("/v1/campaigns", self.create_campaign)
         r.add_get("/v1/campaigns/{id}", self.get_campaign)
@@ -188,7 +201,7 @@ class Api:
         if not isinstance(appliance_id, str) or not re.fullmatch(ID_PATTERN, appliance_id):
             raise ApiError(400, "bad_request", "appliance_id: 1-64 letters, digits, _ or -")
         credential = auth.new_secret(auth.CREDENTIAL_PREFIX)
-        status = self.store.enroll(auth.digest(token), appliance_id, auth.digest(credential), self.c.clock())
+        status = self.store.enroll(auth.digest(token), appliance_id, auth.digest(credential), self.clock())
         if status == "bad_token":
             raise ApiError(401, "bad_token", "the token is unknown, used or expired")
         if status == "exists":
@@ -223,7 +236,7 @@ class Api:
         except cp.CampaignError as exc:
             raise ApiError(400, "invalid", {"field": exc.field, "reason": exc.reason}) from None
         try:
-            self.store.create_campaign(cid, name, [s.to_json() for s in steps], cp.rules_to_json(settings), self.c.clock())
+            self.store.create_campaign(cid, name, [s.to_json() for s in steps], cp.rules_to_json(settings), self.clock())
         except Conflict:
             raise ApiError(409, "exists", f"campaign {cid!r} exists") from None
         camp = self.store.get_campaign(cid)
@@ -245,13 +258,15 @@ class Api:
                 raise ApiError(404, "not_found", f"no campaign {cid!r}")
             state = cp.CampaignState(camp["state"])
             to = cp.TRANSITIONS[state].get(action)
-            if to is None or not self.store.set_campaign_state(cid, state.value, to.value, self.c.clock()):
+            if to is None or not self.store.set_campaign_state(cid, state.value, to.value, self.clock()):
                 raise ApiError(409, "bad_state", f"cannot {action} a {state.value} campaign")
             if to is cp.CampaignState.CANCELLED:
-                await self.c.cancel_jobs(cid)
+                await self.hub.withdraw(self.store.cancel_open_jobs(cid, self.clock()), "campaign cancelled")
             elif to is cp.CampaignState.PAUSED:
-                await self.c.withdraw_jobs(cid, "campaign paused")
-            self.c.wake()
+                # jobs handed out and not started are withdrawn (each comes back cancelled and
+                # its contact is planned again on resume); a call under way ends normally
+                await self.hub.withdraw(self.store.unstarted_jobs(cid), "campaign paused")
+            self.wake()
             camp = self.store.get_campaign(cid)
             assert camp is not None
             return _json(self._campaign_out(camp))
@@ -267,7 +282,7 @@ class Api:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
         if camp["state"] == cp.CampaignState.CANCELLED.value:
             raise ApiError(409, "bad_state", "the campaign is cancelled")
-        region = request.query.get("region") or self.c.cfg.controller.region
+        region = request.query.get("region") or self.region
         if region is not None and (len(region) != 2 or not region.isalpha()):
             raise ApiError(400, "bad_parameter", "region: an ISO 3166 two-letter code")
         if request.content_type not in JSON_TYPES | CSV_TYPES:
@@ -281,11 +296,11 @@ class Api:
         if checked.refused:
             raise ApiError(422, "invalid_rows", checked.report(stored=False))
         try:
-            created, updated = self.store.upsert_contacts(cid, checked.rows, self.c.clock(),
+            created, updated = self.store.upsert_contacts(cid, checked.rows, self.clock(),
                                                           closed=(cp.CampaignState.CANCELLED.value,), reopen=REOPEN)
         except Conflict:
             raise ApiError(409, "bad_state", "the campaign was cancelled during the import; nothing was stored") from None
-        self.c.wake()
+        self.wake()
         return _json(checked.report(stored=True, created=created, updated=updated))
 
     async def _validate(self, items: list[tuple[int, Any]], region: str | None) -> list[Any]:
@@ -296,7 +311,7 @@ class Api:
         if len(slices) <= 1:
             return [ct.validate_rows(slices[0] if slices else [], region)]
         loop = asyncio.get_running_loop()
-        pool = self.c.validation_pool()
+        pool = self.validation_pool()
         return list(await asyncio.gather(*(loop.run_in_executor(pool, ct.check_slice, ct.pack(sl), region) for sl in slices)))
 
     def _contact_out(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -351,7 +366,7 @@ class Api:
     # -- opt-outs ------------------------------------------------------------------------
     def _number(self, value: Any) -> str:
         try:
-            return _phone(value, self.c.cfg.controller.region)
+            return _phone(value, self.region)
         except RowError as exc:
             raise ApiError(400, "invalid", {"field": "number", "reason": exc.reason}) from None
 
@@ -367,7 +382,7 @@ class Api:
         reason = body.get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 200):
             raise ApiError(400, "invalid", {"field": "reason", "reason": "a string of at most 200 characters"})
-        created = self.store.add_optout(number, "api", reason, self.c.clock())
+        created = self.store.add_optout(number, "api", reason, self.clock())
         return _json({"number": number, "created": created}, 201 if created else 200)
 
     async def remove_optout(self, request: web.Request) -> web.Response:
@@ -386,7 +401,7 @@ class Api:
         if not isinstance(url, str):
             raise ApiError(400, "invalid", {"field": "url", "reason": "an http(s) URL"})
         try:
-            await check_target(url, allow_private=self.c.cfg.webhooks.allow_private)
+            await check_target(url, allow_private=self.allow_private)
         except TargetRefused as exc:
             raise ApiError(400, "invalid", {"field": "url", "reason": str(exc)}) from None
         events = body.get("events", ["result", "inbound"])
@@ -397,7 +412,7 @@ class Api:
         if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
             raise ApiError(400, "invalid", {"field": "secret", "reason": "16-200 characters (or omit it for a random one)"})
         wid = auth.new_id("wh_")
-        self.store.add_webhook(wid, str(url), secret, sorted(set(events)), self.c.clock())
+        self.store.add_webhook(wid, str(url), secret, sorted(set(events)), self.clock())
         return _json({"id": wid, "url": url, "events": sorted(set(events)), "secret": secret}, 201)
 
     async def delete_webhook(self, request: web.Request) -> web.Response:
@@ -418,8 +433,8 @@ class Api:
                                 or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**62 for i in ids)
                                 or len(ids) > 10_000):
             raise ApiError(400, "invalid", {"field": "ids", "reason": "a list of dead-letter ids (or omit for all)"})
-        n = self.store.replay_dead(ids, self.c.clock())
-        self.c.deliverer.wake.set()
+        n = self.store.replay_dead(ids, self.clock())
+        self.wake_deliveries()
         return _json({"replayed": n})
 
     # -- fleet ---------------------------------------------------------------------------

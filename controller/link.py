@@ -19,51 +19,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
-from . import auth
-from .contacts import RowError, _phone
 from common.clock import iso, parse_iso
 
-if TYPE_CHECKING:
-    from .server import Controller
+from . import auth
+from .contacts import RowError, _phone
+from .dispatcher import Dispatcher, result_event
+from .stopwords import DEFAULT_STOP_WORDS, stop_matcher  # noqa: F401 (DEFAULT_STOP_WORDS: named here before)
+from .store import Store
 
 logger = logging.getLogger(__name__)
 
-#: Opt-out words (case- and accent-insensitive, the whole message or its first word):
-#: the CTIA/MMA set for English, and the Polish words debtors actually send.
-DEFAULT_STOP_WORDS: Final = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
-                             "NIE", "REZYGNUJE", "REZYGNUJĘ", "WYPISZ", "WYPISZ MNIE", "KONIEC", "NIE DZWON", "NIE DZWOŃ")
 #: Largest frame accepted from an appliance: a results batch of 1,000 bodies fits in 4 MiB.
 MAX_FRAME: Final = 4 * 1024 * 1024
 #: The controller's heartbeat to each appliance (appliance side may use it as liveness).
 HEARTBEAT_SECONDS: Final = 15.0
-
-
-def _fold(text: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKD", text.upper()) if not unicodedata.combining(ch))
-
-
-def stop_matcher(words: tuple[str, ...]) -> Callable[[str | None], bool]:
-    folded = {re.sub(r"\s+", " ", _fold(w)).strip() for w in words}
-
-    def is_stop(text: str | None) -> bool:
-        if not text:
-            return False
-        t = re.sub(r"[^\w\s]", " ", _fold(text))
-        t = re.sub(r"\s+", " ", t).strip()
-        if t in folded:
-            return True
-        first = t.split(" ", 1)[0] if t else ""
-        return first in folded
-
-    return is_stop
 
 
 def _epoch(value: Any) -> float | None:
@@ -98,11 +73,25 @@ class Link:
             return False
 
 
+def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
+    """The webhook payload of an inbound event (the shape of GET /v1/inbound items)."""
+    return {"type": "inbound", **row}
+
+
 class LinkHub:
-    def __init__(self, controller: "Controller") -> None:
-        self.c = controller
+    """The connected appliances, and what their messages do: handed the store, the
+    dispatcher (a final result plans the contact's next step), the clock and ``wake`` (new
+    capacity or results: dispatch again now)."""
+
+    def __init__(self, store: Store, dispatcher: Dispatcher, clock: Callable[[], float], *, wake: Callable[[], None],
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS, stop_words: Iterable[str] = DEFAULT_STOP_WORDS) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.wake = wake
+        self.heartbeat_seconds = heartbeat_seconds
         self.links: dict[str, Link] = {}
-        self.is_stop = stop_matcher(tuple(controller.cfg.inbound.stop_words))
+        self.is_stop = stop_matcher(tuple(stop_words))
         self.handlers: dict[str, Callable[[Link, dict[str, Any]], Awaitable[None]]] = {
             "hello": self.on_hello, "ack": self.on_ack, "results": self.on_results,
             "inbound": self.on_inbound, "heartbeat": self.on_heartbeat,
@@ -112,15 +101,29 @@ class LinkHub:
         link = self.links.get(appliance_id)
         return await link.send(msg) if link is not None else False
 
+    async def withdraw(self, jobs: Iterable[tuple[str, str]], reason: str) -> None:
+        """Cancel (job id, appliance id) jobs on their appliances; one that is off the link
+        gets them again when it says hello (``on_hello``)."""
+        by_app: dict[str, list[str]] = {}
+        for job_id, appliance_id in jobs:
+            if appliance_id:
+                by_app.setdefault(appliance_id, []).append(job_id)
+        for appliance_id, ids in by_app.items():
+            await self.send(appliance_id, {"type": "cancel", "ids": ids, "reason": reason})
+
+    async def close_all(self) -> None:
+        for link in list(self.links.values()):
+            await link.ws.close()
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         secret = auth.bearer(request.headers.get("Authorization"))
-        appliance_id = self.c.store.appliance_for_credential(auth.digest(secret)) if secret else None
+        appliance_id = self.store.appliance_for_credential(auth.digest(secret)) if secret else None
         if appliance_id is None:
             return web.json_response({"error": "unauthorized", "detail": "send Authorization: Bearer <credential from POST /v1/enroll>"},
                                      status=401)
         # WebSocket pings (RFC 6455 §5.5.2) detect a silently dead peer (a cut cable keeps
         # TCP open for hours): no pong within half the interval closes the link.
-        ws = web.WebSocketResponse(heartbeat=self.c.cfg.link.heartbeat_seconds, max_msg_size=MAX_FRAME)
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat_seconds, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         old = self.links.get(appliance_id)
         if old is not None:
@@ -140,7 +143,7 @@ class LinkHub:
             beat.cancel()
             if self.links.get(appliance_id) is link:
                 del self.links[appliance_id]
-                self.c.store.appliance_disconnected(appliance_id, self.c.clock())
+                self.store.appliance_disconnected(appliance_id, self.clock())
             logger.info("link down: %s", appliance_id)
         return ws
 
@@ -161,8 +164,8 @@ class LinkHub:
 
     async def _heartbeat(self, link: Link) -> None:
         while not link.ws.closed:
-            await asyncio.sleep(self.c.cfg.link.heartbeat_seconds)
-            await link.send({"type": "heartbeat", "at": iso(self.c.clock(), ms=False)})
+            await asyncio.sleep(self.heartbeat_seconds)
+            await link.send({"type": "heartbeat", "at": iso(self.clock(), ms=False)})
 
     # -- handlers ---------------------------------------------------------------------------
     async def on_hello(self, link: Link, msg: dict[str, Any]) -> None:
@@ -174,34 +177,34 @@ class LinkHub:
                 raise LinkError(f"hello.{key}: expected a non-negative integer")
         if not isinstance(msg.get("operators", {}), dict) or not isinstance(msg.get("sims", []), list):
             raise LinkError("hello: operators is an object, sims a list")
-        self.c.store.appliance_hello(link.appliance_id, msg, self.c.clock())
+        self.store.appliance_hello(link.appliance_id, msg, self.clock())
         link.hello = msg
         link.capacity = int(msg.get("capacity", 0))
         # Pauses and cancels that happened while this appliance was away reach it now.
-        stale = self.c.store.unstarted_jobs(appliance_id=link.appliance_id, campaign_states=("paused", "cancelled"))
+        stale = self.store.unstarted_jobs(appliance_id=link.appliance_id, campaign_states=("paused", "cancelled"))
         if stale:
             await link.send({"type": "cancel", "ids": [j for j, _ in stale], "reason": "campaign paused or cancelled"})
         # Jobs leased to it whose batch it never acknowledged (the link or one of the two
         # processes died in between) go again, same ids and deadlines: it dedupes by id, so
         # a job it did store is not doubled, and one it never got is not left to wait out
         # its lease (5 minutes) before anyone notices.
-        unacked = self.c.store.unacked_jobs(link.appliance_id, self.c.clock())
+        unacked = self.store.unacked_jobs(link.appliance_id, self.clock())
         if unacked:
             await link.send({"type": "jobs", "batch_id": f"b-{uuid.uuid4().hex[:16]}", "jobs": unacked})
             logger.info("link %s: %d unacknowledged job(s) sent again", link.appliance_id, len(unacked))
-        self.c.wake()
+        self.wake()
 
     async def on_heartbeat(self, link: Link, msg: dict[str, Any]) -> None:
         cap = msg.get("capacity")
         if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0:
             link.capacity = cap
-        self.c.store.appliance_heartbeat(link.appliance_id, msg, self.c.clock())
-        self.c.wake()
+        self.store.appliance_heartbeat(link.appliance_id, msg, self.clock())
+        self.wake()
 
     async def on_ack(self, link: Link, msg: dict[str, Any]) -> None:
         accepted = [str(j) for j in msg.get("accepted") or []]
         rejected = [(str(r.get("id")), str(r.get("reason") or "rejected")) for r in msg.get("rejected") or [] if isinstance(r, dict)]
-        self.c.store.ack_batch(link.appliance_id, accepted, rejected, self.c.clock(), self.c.dispatcher.on_rejected)
+        self.store.ack_batch(link.appliance_id, accepted, rejected, self.clock(), self.dispatcher.on_rejected)
 
     async def on_results(self, link: Link, msg: dict[str, Any]) -> None:
         items = msg.get("results")
@@ -216,15 +219,14 @@ class LinkHub:
             if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
                 raise LinkError("results: seq must be an integer")
             at = next((t for k in ("dialed_at", "submitted_at", "started_at", "at", "ended_at") if (t := _epoch(r.get(k)))), None)
-            bodies.append({**r, "_at": at if at is not None else self.c.clock()})
+            bodies.append({**r, "_at": at if at is not None else self.clock()})
             if seq is not None:
                 upto = seq if upto is None else max(upto, seq)
-        new = self.c.store.ingest_results(link.appliance_id, bodies, self.c.clock(), self.c.dispatcher.advance,
-                                          self.c.result_event)
-        self.c.results_ingested += len(new)
+        new = self.store.ingest_results(link.appliance_id, bodies, self.clock(), self.dispatcher.advance,
+                                          result_event)
         await link.send({"type": "results_ack", "upto": upto, "count": len(items)})
         if new:
-            self.c.wake()
+            self.wake()
 
     async def on_inbound(self, link: Link, msg: dict[str, Any]) -> None:
         events = msg.get("events")
@@ -240,6 +242,6 @@ class LinkHub:
             except RowError as exc:
                 frm, to = str(e.get("from")), e.get("to")
                 logger.info("inbound %s: %s", e["id"], exc.reason)
-            good.append({**e, "from": frm, "to": to, "_at": _epoch(e.get("at")) or self.c.clock()})
-        self.c.store.add_inbound(link.appliance_id, good, self.c.clock(), self.is_stop, self.c.inbound_event)
+            good.append({**e, "from": frm, "to": to, "_at": _epoch(e.get("at")) or self.clock()})
+        self.store.add_inbound(link.appliance_id, good, self.clock(), self.is_stop, inbound_event)
         await link.send({"type": "inbound_ack", "ids": [e["id"] for e in good]})

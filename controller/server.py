@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -21,8 +22,8 @@ from aiohttp import web
 from . import auth, planner
 from .api import Api
 from .config import ControllerConfig
-from .dispatcher import Dispatcher, result_event
-from .link import LinkHub
+from .dispatcher import Dispatcher
+from .link import LinkHub, inbound_event
 from .store import Store
 from .webhooks import Deliverer
 
@@ -34,6 +35,45 @@ VALIDATION_WORKERS = 2
 
 #: How long stop() waits for its background tasks to end after cancelling them.
 STOP_TASKS_SECONDS = 10.0
+
+
+@dataclasses.dataclass(slots=True)
+class Background:
+    """The loops that run beside the server (dispatch, webhook delivery): started with the
+    application, stopped first at its shutdown."""
+
+    loops: list[Callable[[], Coroutine[Any, Any, None]]]
+    tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(loop()) for loop in self.loops]
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        if self.tasks:
+            _, stuck = await asyncio.wait(self.tasks, timeout=STOP_TASKS_SECONDS)
+            for t in stuck:  # say which, and go on stopping: the store is the truth
+                logger.error("still running at stop: %r", t)
+        self.tasks.clear()
+
+
+BACKGROUND = web.AppKey("background", Background)
+HUB = web.AppKey("hub", LinkHub)
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the loops run while the application does."""
+    app[BACKGROUND].start()
+    yield
+    await app[BACKGROUND].stop()  # already done at shutdown; here for a failed start-up
+
+
+async def _shutdown(app: web.Application) -> None:
+    """on_shutdown: the loops stop first (no dispatch tick sends to a closing link), then
+    every appliance link is closed (a WebSocket would otherwise hold the shutdown)."""
+    await app[BACKGROUND].stop()
+    await app[HUB].close_all()
 
 
 class Controller:
@@ -48,21 +88,17 @@ class Controller:
         w = cfg.webhooks
         self.deliverer = Deliverer(self.store, clock, backoff=w.backoff_seconds, max_attempts=w.max_attempts,
                                    timeout=w.timeout_seconds, allow_private=w.allow_private)
-        self.hub = LinkHub(self)
-        self.api = Api(self)
-        self.results_ingested = 0
+        self.hub = LinkHub(self.store, self.dispatcher, clock, wake=self.wake, heartbeat_seconds=cfg.link.heartbeat_seconds,
+                           stop_words=cfg.inbound.stop_words)
+        self.api = Api(self.store, self.hub, clock, wake=self.wake, wake_deliveries=self.deliverer.wake.set,
+                       validation_pool=self.validation_pool, region=cfg.controller.region,
+                       allow_private=w.allow_private)
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.port = 0
 
-    # -- events shared by link and API --------------------------------------------------------
-    result_event = staticmethod(result_event)
-
-    @staticmethod
-    def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "inbound", **row}
+    inbound_event = staticmethod(inbound_event)  # for tests that write inbound rows directly
 
     def validation_pool(self) -> concurrent.futures.Executor:
         """Worker processes for import validation (spawned on first use, one per core)."""
@@ -87,24 +123,6 @@ class Controller:
         self.store.finish_idle_campaigns(self.clock())
         return out
 
-    async def cancel_jobs(self, campaign_id: str) -> None:
-        await self._withdraw(self.store.cancel_open_jobs(campaign_id, self.clock()), "campaign cancelled")
-
-    async def withdraw_jobs(self, campaign_id: str, reason: str) -> None:
-        """Pause: jobs handed to appliances and not yet started are withdrawn (each comes
-        back ``cancelled`` and its contact is planned again on resume); a call already
-        under way ends normally."""
-        await self._withdraw(self.store.unstarted_jobs(campaign_id), reason)
-
-    async def _withdraw(self, jobs: list[tuple[str, str]], reason: str) -> None:
-        by_app: dict[str, list[str]] = {}
-        for job_id, appliance_id in jobs:
-            if appliance_id:
-                by_app.setdefault(appliance_id, []).append(job_id)
-        for appliance_id, ids in by_app.items():
-            # An appliance off the link gets them again when it says hello (link.on_hello).
-            await self.hub.send(appliance_id, {"type": "cancel", "ids": ids, "reason": reason})
-
     # -- lifecycle -----------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
         while True:
@@ -119,18 +137,25 @@ class Controller:
                 async with asyncio.timeout(self.cfg.dispatch.interval_seconds):
                     await self._wake.wait()
 
+    def app(self, *, dispatch: bool = True) -> web.Application:
+        """The API's application with the background loops and the links' shutdown."""
+        app = self.api.app()
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [self._dispatch_loop] if dispatch else []
+        app[BACKGROUND] = Background([*loops, self.deliverer.run_forever])
+        app[HUB] = self.hub
+        app.cleanup_ctx.append(_background)
+        app.on_shutdown.append(_shutdown)
+        return app
+
     async def start(self, *, dispatch: bool = True) -> None:
         host, port = self.cfg.controller.listen.rsplit(":", 1)
-        self._runner = web.AppRunner(self.api.app(), access_log=None)
+        self._runner = web.AppRunner(self.app(dispatch=dispatch), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host.strip("[]"), int(port))
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else int(port)
-        if dispatch:
-            self._tasks.append(asyncio.create_task(self._dispatch_loop()))
-        self._tasks.append(asyncio.create_task(self.deliverer.run_forever()))
         logger.info("controller listening on %s", self.url)
 
     @property
@@ -139,17 +164,8 @@ class Controller:
         return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TASKS_SECONDS)
-            for t in stuck:  # say which, and go on stopping: the store is the truth
-                logger.error("still running at stop: %r", t)
-        self._tasks.clear()
-        for link in list(self.hub.links.values()):
-            await link.ws.close()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # on_shutdown, then cleanup_ctx (see app())
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
