@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from common.contract import Outcome  # the one outcome enum; _network and the package import it from here
+
 from ._dialects import CallReport
 
 
@@ -48,21 +50,6 @@ CLCC_STAT: Final[dict[CallState, int]] = {
 #: Final result code a remote release produces (V.250 §5.7.1, docs/dialects.md).
 RELEASE_RESULT: Final[dict[int, str]] = {17: "BUSY", 19: "NO ANSWER"}
 DEFAULT_RELEASE_RESULT: Final = "NO CARRIER"
-
-
-class Outcome(enum.Enum):
-    """docs/architecture.md vocabulary of call outcomes (the subset the network can produce)."""
-
-    ANSWERED_HUMAN = "answered_human"
-    ANSWERED_MACHINE = "answered_machine"
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    REJECTED = "rejected"
-    UNREACHABLE = "unreachable"
-    INVALID_NUMBER = "invalid_number"
-    NETWORK_ERROR = "network_error"
-    CHANNEL_ERROR = "channel_error"
-    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +112,12 @@ class Call:
             self.answered_at = time.monotonic()
             self.record.answered_monotonic = self.answered_at
             self.answered_event.set()
+        return old
+
+    def release(self, cause: int) -> CallState:
+        """End the call with Q.850 ``cause`` (the ``^CEND``/``+CEER`` it reports)."""
+        old = self.advance(CallState.RELEASED)
+        self.cause = cause
         return old
 
     @property

@@ -18,17 +18,16 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
 from common.clikit import to_jsonable
 
 from ._calls import Call, CallState
-
-if TYPE_CHECKING:
-    from ._emulator import Emulator
-    from ._modem import VirtualModem
+from ._faults import EmulatorError, Fault
+from ._modem import VirtualModem
+from ._network import Network
 
 HOST = "127.0.0.1"  # never exposed beyond the machine: the API has no authentication
 #: The call phases a fault can wait for (``phase`` in POST /faults).
@@ -54,8 +53,6 @@ class _Armed:
 def _check_params(fault: str, params: dict[str, Any]) -> str | None:
     """What is wrong with an armed fault's parameters (checked when it is armed, since
     it fires later, where nobody could be told); None when they are fine."""
-    from ._emulator import Fault
-
     try:
         kind = Fault(fault)
     except ValueError:
@@ -95,8 +92,24 @@ async def _body(request: web.Request, required: tuple[str, ...]) -> dict[str, An
     return body
 
 
+class Controlled(Protocol):
+    """What the control server drives: the emulator's modems, network and injections
+    (declared here, on the user's side, so the server never imports the emulator)."""
+
+    modems: list[VirtualModem]
+    network: Network
+
+    def modem(self, modem_id: str) -> VirtualModem: ...
+
+    async def inject(self, modem_id: str, fault: Fault | str, **params: Any) -> None: ...
+
+    async def inbound_sms(self, sender: str, to_msisdn: str, text: str) -> None: ...
+
+    async def inbound_call(self, caller: str, to_msisdn: str, ring_seconds: float = 5) -> None: ...
+
+
 class ControlServer:
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Controlled) -> None:
         self.emulator = emulator
         self._runner: web.AppRunner | None = None
         self._armed: dict[str, list[_Armed]] = {}
@@ -146,8 +159,6 @@ class ControlServer:
         return web.json_response([r.public() for r in self.emulator.network.sms])
 
     async def faults(self, request: web.Request) -> web.Response:
-        from ._emulator import EmulatorError
-
         body = await _body(request, ("modem", "fault"))
         params = {k: v for k, v in body.items() if k not in ("modem", "fault", "phase")}
         if "phase" in body:
@@ -166,8 +177,6 @@ class ControlServer:
         return web.json_response({"armed": armed, "fired": self.fired})
 
     def _arm(self, modem_id: str, fault: str, params: dict[str, Any], phase: Any) -> web.Response:
-        from ._emulator import EmulatorError
-
         if phase not in PHASES:
             return _error(422, "bad_fault", f"phase: expected one of {', '.join(PHASES)}")
         try:
@@ -212,8 +221,6 @@ class ControlServer:
             modem.track(task)
 
     async def inbound_sms(self, request: web.Request) -> web.Response:
-        from ._emulator import EmulatorError
-
         body = await _body(request, ("from", "to", "text"))
         try:
             await self.emulator.inbound_sms(str(body["from"]), str(body["to"]), str(body["text"]))
@@ -222,8 +229,6 @@ class ControlServer:
         return web.json_response({"ok": True}, status=202)
 
     async def inbound_call(self, request: web.Request) -> web.Response:
-        from ._emulator import EmulatorError
-
         body = await _body(request, ("from", "to"))
         try:
             ring = float(body.get("ring_seconds", 5))

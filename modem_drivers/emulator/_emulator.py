@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import os
 import random
 import shutil
@@ -18,24 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ._calls import CallState
+from ._control import ControlServer
 from ._dialects import dialect_for
+from ._faults import EmulatorError, Fault
 from ._modem import VirtualModem
 from ._network import Network
 from ._sim import luhn_digit, make_sim
 from ._state import STATE_VERSION, appliance_config, modem_entry
 from ._timing import PROFILES, Timing
-
-
-class Fault(enum.Enum):
-    VANISH = "vanish"  # port disappears; returns after ``seconds`` (None: stays away)
-    GARBAGE = "garbage"  # ``bytes`` (or ``count`` random bytes) written to the host
-    STUCK = "stuck"  # swallows commands for ``seconds`` or until AT+CFUN=1,1
-    LOSE_URC = "lose_urc"  # the next URC starting with ``prefix`` is dropped
-    BLOCK_SIM = "block_sim"  # the operator blocks the SIM in ``slot`` (default: active)
-
-
-class EmulatorError(Exception):
-    """Bad input to the emulator API; the message names the field."""
 
 
 @dataclass(slots=True)
@@ -90,7 +79,7 @@ class Emulator:
         self._own_state_dir = config.state_dir is None
         self.state_dir = Path(config.state_dir) if config.state_dir else Path(tempfile.mkdtemp(prefix="simrotor-emu-"))
         self.control_url: str | None = None
-        self._control: Any = None
+        self._control: ControlServer | None = None
         self.started = False
 
     async def __aenter__(self) -> Emulator:
@@ -128,8 +117,6 @@ class Emulator:
                 self._by_id[modem_id] = modem
                 self.network.attach(modem)
             if cfg.control_port is not None:
-                from ._control import ControlServer
-
                 self._control = ControlServer(self)
                 self.control_url = await self._control.start(cfg.control_port)
         except BaseException:

@@ -26,7 +26,7 @@ from ._network import Network, SmsRejected
 from ._pdu import decode_submit, from_ucs2_hex, ucs2_hex, ussd_pack, ussd_unpack
 from ._plan import CAUSE_NAMES, OPERATORS
 from ._port import PtyPort
-from ._results import RESULT_CODES, AtFailure, CmeError, CmsError, Final as FinalResult
+from ._results import RESULT_CODES, AtFailure, CmeError, CmsError, FixedResult
 from ._sim import PIN2_ATTEMPTS, PIN_ATTEMPTS, PUK2_ATTEMPTS, PUK_ATTEMPTS, PinState, VirtualSim
 from ._timing import TimingProfile
 from ._tts import TEXT_MODES, Speaker
@@ -110,7 +110,7 @@ class VirtualModem:
         self._reg_generation = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.speaker = Speaker(self)
+        self.speaker = Speaker(self, dialect.tts)
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -283,7 +283,7 @@ class VirtualModem:
             handler = None
         if handler is None:
             if name.startswith("^") and self.dialect.caret_not_supported:
-                raise FinalResult("COMMAND NOT SUPPORT")
+                raise FixedResult("COMMAND NOT SUPPORT")
             raise CmeError(100)
         return await handler(self, command)
 
@@ -661,12 +661,12 @@ class VirtualModem:
         voice = text.endswith(";")
         number = text.rstrip(";").strip()
         if not re.fullmatch(r"\+?[0-9*#]{1,20}", number):
-            raise FinalResult("ERROR")
+            raise FixedResult("ERROR")
         if not voice:
-            raise FinalResult("NO CARRIER")  # data calls are not simulated
+            raise FixedResult("NO CARRIER")  # data calls are not simulated
         sim = self._need_sim()
         if self.reg_stat not in (1, 5):
-            raise FinalResult("NO DIALTONE")
+            raise FixedResult("NO DIALTONE")
         if self.call is not None:
             raise CmeError(3)
         self.call = call = self.network.dial(self, sim, number)
@@ -676,7 +676,7 @@ class VirtualModem:
     @at("A")
     async def _answer(self, c: Command) -> list[str]:
         if self.call is None or self.call.state is not CallState.INCOMING:
-            raise FinalResult("NO CARRIER")
+            raise FixedResult("NO CARRIER")
         call = self.call
         self._after = lambda: self.network.answer(self, call)  # OK first, then progress URCs
         return []
@@ -696,7 +696,7 @@ class VirtualModem:
         if c.kind is Kind.TEST:
             return ["+CLCC: (0,1)"] if self.dialect.call_report is CallReport.CLCC else []
         if self.dialect.call_report is not CallReport.CLCC:
-            raise FinalResult("ERROR")  # docs/dialects.md: auto-report unsupported here
+            raise FixedResult("ERROR")  # docs/dialects.md: auto-report unsupported here
         self.settings.clcc_auto = c.int_arg(0, 0) == 1
         return []
 
@@ -757,10 +757,10 @@ class VirtualModem:
             self._after = lambda: self.speaker.end(completed=False)
             return []
         if mode not in TEXT_MODES or len(c.args) < 2 or len(c.name) + len(c.raw) > MAX_COMMAND_LINE:
-            raise FinalResult("ERROR")
+            raise FixedResult("ERROR")
         call = self.call
         if call is None or call.state is not CallState.ACTIVE or self.speaker.playing:
-            raise FinalResult("ERROR")  # nothing to speak into, or the engine is busy
+            raise FixedResult("ERROR")  # nothing to speak into, or the engine is busy
         text = TEXT_MODES[mode](c.arg(1))  # bad hex / non-ASCII: ValueError → +CME ERROR: 50
         heard = self.dialect.tts_path is None or self.settings.tts_path == 1
         self._after = lambda: self.speaker.start(call, text, heard=heard)  # OK first

@@ -14,16 +14,45 @@ import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from ._calls import Call, CallRecord, CallState, Outcome
 from ._pdu import Submit, build_deliver, build_status_report
-from ._plan import Behaviour, Q850, ReportStatus, international, plan_behaviour, plan_operator_info, OPERATORS
+from ._plan import (
+    OPERATORS,
+    Q850,
+    Behaviour,
+    ReportStatus,
+    international,
+    plan_behaviour,
+    plan_operator_info,
+)
 from ._sim import VirtualSim
 from ._timing import TimingProfile
 
-if TYPE_CHECKING:
-    from ._modem import VirtualModem
+
+class VirtualModem(Protocol):
+    """The modem side of the network, as the network uses it: which SIMs it holds, its
+    call, and the reports it turns into URCs. Declared here, on the user's side, so the
+    network never imports the modem (``_modem.VirtualModem`` fits it)."""
+
+    id: str
+    sims: list[VirtualSim]
+    call: Call | None
+
+    def reachable_via(self, sim: VirtualSim) -> bool: ...
+
+    def call_progress(self, call: Call, state: CallState) -> None: ...
+
+    def call_ended(self, call: Call, *, remote: bool) -> None: ...
+
+    def ring(self, call: Call) -> None: ...
+
+    def dtmf_received(self, digit: str) -> None: ...
+
+    def sms_arrived(self, sim: VirtualSim, pdu: bytes, tpdu_len: int) -> None: ...
+
+    def status_report(self, sim: VirtualSim, pdu: bytes, tpdu_len: int) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +270,10 @@ class Network:
     def _release(self, modem: VirtualModem, call: Call, cause: int, outcome: Outcome, *, remote: bool = True) -> None:
         if call.state is CallState.RELEASED:
             return
-        call.cause = cause
         call.record.cause = cause
         call.record.outcome = call.record.outcome or outcome
         call.record.duration = round(call.duration, 3)
-        call.advance(CallState.RELEASED)
+        call.release(cause)
         modem.call_ended(call, remote=remote)
 
     def hangup(self, modem: VirtualModem, call: Call) -> None:

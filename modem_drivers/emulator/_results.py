@@ -71,7 +71,7 @@ class CmsError(AtFailure):
         return f"+CMS ERROR: {self.code}"
 
 
-class Final(AtFailure):
+class FixedResult(AtFailure):
     """A fixed final result: ERROR, NO DIALTONE, NO CARRIER, COMMAND NOT SUPPORT…"""
 
     def __init__(self, text: str) -> None:

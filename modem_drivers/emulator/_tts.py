@@ -10,16 +10,15 @@ under it. Every playback, finished or cut, is written to the call's network reco
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from ._calls import Call, PlayedMessage
 from ._pdu import from_ucs2_hex
-
-if TYPE_CHECKING:
-    from ._modem import VirtualModem
+from ._timing import TimingProfile
 
 #: <mode> → how the <text> parameter is written (SIM7600 manual AT+CTTS; EC2x AT+QTTS):
 #: 1 UCS2 hex, 2 ASCII. Other modes (0 = stop) carry no text.
@@ -38,10 +37,24 @@ class _Playing:
     task: asyncio.Task[None] | None = None
 
 
-class Speaker:
-    """One modem's TTS engine: at most one message at a time."""
+class SpeakerHost(Protocol):
+    """What the TTS engine uses of its modem (declared here so it never imports the
+    modem): the timing, the random source, the task tracker and the URC writer."""
 
-    def __init__(self, modem: VirtualModem) -> None:
+    profile: TimingProfile
+    rng: random.Random
+
+    def track(self, task: asyncio.Task[None]) -> None: ...
+
+    def urc(self, *lines: str) -> None: ...
+
+
+class Speaker:
+    """One modem's TTS engine: at most one message at a time; ``end_urc`` is the
+    dialect's end report (``+CTTS``/``+QTTS``)."""
+
+    def __init__(self, modem: SpeakerHost, end_urc: str | None) -> None:
+        self._end_urc = end_urc
         self._modem = modem
         self._now: _Playing | None = None
 
@@ -72,7 +85,7 @@ class Speaker:
             playing.task.cancel()
         spoken = round(time.monotonic() - playing.started, 3)
         playing.call.record.played.append(PlayedMessage(playing.text, spoken, completed, playing.heard))
-        self._modem.urc(f"{self._modem.dialect.tts}: 0")
+        self._modem.urc(f"{self._end_urc}: 0")
 
     def call_ended(self, call: Call) -> None:
         if self._now is not None and self._now.call is call:
