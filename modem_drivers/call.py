@@ -88,7 +88,10 @@ class CallReport:
 
 
 class Call:
-    """One outbound call. Created by ``Modem.dial``; fed by the modem's URC handling."""
+    """One outbound call. Created by ``Modem.dial``; fed by the modem's URC handling.
+
+    Its fields are read by anyone and written only by its own methods below, each of
+    which checks the change against ``TRANSITIONS``."""
 
     def __init__(self, number: str, *, on_change: Callable[["Call", CallEvent], None] | None = None):
         self.number = number
@@ -97,13 +100,10 @@ class Call:
         self.local_release = False
         self.channel_lost = False  # our modem failed under the call: port lost, or no answer (stuck)
         self.releasing = False  # a release was reported; its cause is being asked (+CEER)
-        now = time.monotonic()
-        self.times: dict[CallState, float] = {CallState.DIALING: now}
-        self.wall_dialed = time.time()
+        self.times: dict[CallState, float] = {CallState.DIALING: time.monotonic()}
         self._changed = asyncio.Event()
         self._released = asyncio.Event()
         self._on_change = on_change
-        self.hangup_cb: Callable[[], "asyncio.Future[None] | object"] | None = None
 
     # -- driven by the modem -------------------------------------------------------
     def advance(self, state: CallState, cause: int | None = None) -> bool:
@@ -133,6 +133,35 @@ class Call:
             except Exception:  # a listener must never break the call
                 logger.exception("call listener failed")
         return True
+
+    def release(self, cause: int | None = None) -> bool:
+        """The call ended, with the Q.850 ``cause`` when the modem told it."""
+        return self.advance(CallState.RELEASED, cause)
+
+    def release_reported(self) -> bool:
+        """A release was reported whose cause is still to be asked (+CEER, or its own URC):
+        True the first time (the caller goes and asks), False after or once released."""
+        if self.released or self.releasing:
+            return False
+        self.releasing = True
+        return True
+
+    def channel_failed(self) -> bool:
+        """Our modem failed under the call (port lost, or no answer: stuck): released here,
+        a channel error unless it was answered. False when it was released already."""
+        if self.released:
+            return False
+        self.channel_lost = True
+        return self.advance(CallState.RELEASED, None)
+
+    def hung_up(self, cause: int) -> None:
+        """We hung up: a local release, released with ``cause``; when the modem's report
+        released it first, its cause stands and ``cause`` only fills a missing one."""
+        self.local_release = True
+        if not self.released:
+            self.advance(CallState.RELEASED, cause)
+        elif self.cause is None:
+            self.cause = cause
 
     # -- for the caller --------------------------------------------------------------
     @property

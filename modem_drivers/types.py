@@ -205,6 +205,22 @@ class PortRestored:
     problem: str | None = None
 
 
+class PlaybackEnd(enum.Enum):
+    """How a text-to-speech playback ended."""
+
+    FINISHED = "finished"  # the modem's end URC: the whole text was spoken
+    CALL_RELEASED = "call_released"  # the call ended first (the callee hung up)
+    TIMED_OUT = "timed_out"  # still speaking at the caller's deadline; stopped
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Playback:
+    """What ``Modem.play_tts`` did: how it ended and for how long the modem spoke."""
+
+    end: PlaybackEnd
+    seconds: float
+
+
 ModemEvent = (
     SmsReceived
     | SmsUndecodable

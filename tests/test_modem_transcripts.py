@@ -457,7 +457,7 @@ async def test_setup_after_reopen_is_tried_again_until_the_modem_answers(peer, m
     """A modem back on USB may not answer its set-up at once (still booting): the driver
     tries again with backoff and reports the port restored when it does — before, one
     failed set-up left the channel "port lost" for good."""
-    import modem_drivers.modem as modem_module
+    import modem_drivers.modem.lifecycle as modem_module
     from modem_drivers.types import PortRestored
 
     monkeypatch.setattr(modem_module, "REINIT_BACKOFF", (0.05, 0.2))  # the test's patience, not the rule

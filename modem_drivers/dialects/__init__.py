@@ -1,7 +1,7 @@
 """Vendor dialects as data; ``detect`` picks one from ``+CGMI``/``+CGMM``."""
 from __future__ import annotations
 
-from .base import MAX_COMMAND_LINE, CallProgress, CallUrc, Cmd, Dialect, PinCounter, Tts
+from .base import MAX_COMMAND_LINE, CallProgress, CallUrc, Cmd, Dialect, Query, Tts
 from .tables import BY_NAME, DIALECTS, GENERIC, HUAWEI, QUECTEL, SIMCOM, TTS_MAX_CHARS
 
 
@@ -19,4 +19,4 @@ def by_name(name: str) -> Dialect:
         raise ValueError(f"unknown dialect {name!r}; expected one of {', '.join(sorted(BY_NAME))}") from None
 
 
-__all__ = ["CallProgress", "CallUrc", "Cmd", "Dialect", "PinCounter", "MAX_COMMAND_LINE", "Tts", "TTS_MAX_CHARS", "DIALECTS", "GENERIC", "HUAWEI", "QUECTEL", "SIMCOM", "detect", "by_name"]
+__all__ = ["CallProgress", "CallUrc", "Cmd", "Dialect", "Query", "MAX_COMMAND_LINE", "Tts", "TTS_MAX_CHARS", "DIALECTS", "GENERIC", "HUAWEI", "QUECTEL", "SIMCOM", "detect", "by_name"]

@@ -11,13 +11,16 @@ import dataclasses
 import enum
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from ..call import CallState
 from ..ussd import UssdForm
 
 if TYPE_CHECKING:
     from ..pin import PinTries
+
+
+T = TypeVar("T")
 
 
 class CallProgress(enum.Enum):
@@ -38,17 +41,18 @@ class Cmd:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class PinCounter:
-    """How the modem tells how many PIN and PUK entries its SIM still accepts: read before
-    any PIN is sent (``modem_drivers.pin``); reading costs no try."""
+class Query(Generic[T]):
+    """A command whose answer is read, with its reader beside it: ``parse`` turns the
+    answer's information lines into what the driver wants (so a vendor's answer format
+    is one place, the row). E.g. the PIN counter row: how many PIN and PUK entries the
+    SIM still accepts, read before any PIN is sent (``modem_drivers.pin``; no try spent)."""
 
     query: Cmd
-    parse: Callable[[Sequence[str]], "PinTries"]
+    parse: Callable[[Sequence[str]], T]
 
 
 CallParser = Callable[[str], "tuple[CallState, int | None] | None"]
 DtmfParser = Callable[[str], "str | None"]
-CauseParser = Callable[[str], "int | None"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,9 +121,8 @@ class Dialect:
     matches: tuple[tuple[str, str], ...]
     #: Sent after identification, once the SIM is ready (order matters).
     init: tuple[Cmd, ...]
-    #: Read the ICCID; ``iccid_swapped`` when the answer is EF_ICCID's nibble-swapped BCD.
-    iccid: Cmd
-    iccid_swapped: bool
+    #: Read the ICCID (its reader undoes the vendor's form: EF_ICCID's nibble-swapped BCD...).
+    iccid: Query[str | None]
     #: Turn on call-progress reports; when it fails the modem is polled with AT+CLCC.
     call_progress_on: Cmd | None
     call_urcs: tuple[CallUrc, ...]
@@ -128,12 +131,13 @@ class Dialect:
     dtmf_send: str
     dtmf_urcs: tuple[tuple[str, DtmfParser], ...]
     dtmf_receive_on: Cmd | None
-    ceer: Cmd | None
-    ceer_parse: CauseParser
+    #: The last call's release cause (Q.850); None where it comes in its own URC (^CEND).
+    ceer: Query[int | None] | None
     ussd_form: UssdForm
     #: ``{slot}`` is filled in; None when the modem has one SIM slot.
     slot_switch: str | None
-    slot_query: Cmd | None
+    #: The active SIM slot as the modem says; None when it has no such query.
+    slot_query: Query[int | None] | None
     reset: str
     #: URC prefixes beyond the AT layer's table, and those whose PDU is on the next line.
     extra_urcs: tuple[str, ...] = ()
@@ -143,7 +147,7 @@ class Dialect:
     #: Text-to-speech to the far end during a call; None = the modem has none.
     tts: Tts | None = None
     #: Reads the SIM's PIN/PUK tries left; None = the modem cannot tell.
-    pin_counter: PinCounter | None = None
+    pin_counter: Query[PinTries] | None = None
 
     def urc_prefixes(self) -> tuple[str, ...]:
         tts = (self.tts.end_urc,) if self.tts is not None else ()

@@ -5,27 +5,87 @@ chan_dongle. See docs/dialects.md for the full exchange of each feature.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from .. import call as c
 from ..q850 import cause_from_text
 from ..ussd import UssdForm
 from ..pin import parse_cpinr, parse_huawei_cpin, parse_qpinc, parse_spic
-from .base import CallUrc, Cmd, Dialect, PinCounter, Tts, parse_dtmf_ascii, parse_dtmf_digit
+from .base import CallUrc, Cmd, Dialect, Query, Tts, parse_dtmf_ascii, parse_dtmf_digit
 
 
-def _ceer_text(text: str) -> int | None:
+# -- readers of the rows' answers (lines -> value), each beside the rows that use it ---------
+def _body(line: str) -> str:
+    return line.split(":", 1)[1].strip() if ":" in line else line.strip()
+
+
+def _fields(line: str) -> list[str]:
+    return [f.strip().strip('"') for f in _body(line).split(",")]
+
+
+def _ceer_text(lines: Sequence[str]) -> int | None:
+    """``+CEER: <text>`` (27.007 §6.10; SIM800 manual): the cause named in words."""
+    if not lines:
+        return None
+    text = lines[0]
     body = text.split(":", 1)[1] if ":" in text else text
     return cause_from_text(body)
 
 
-def _ceer_quectel(text: str) -> int | None:
+def _ceer_quectel(lines: Sequence[str]) -> int | None:
     """``+CEER: <locationID>,<cause>`` (Quectel M35 manual): the cause is the last field."""
+    if not lines:
+        return None
+    text = lines[0]
     body = text.split(":", 1)[1] if ":" in text else text
     parts = [p.strip().strip('"') for p in body.split(",")]
     if parts and parts[-1].isdigit():
         return int(parts[-1])
     return cause_from_text(body)
+
+
+def _iccid_field(lines: Sequence[str]) -> str:
+    """The ICCID's digits: the last field of the first answer line that has one (bare
+    digits on the SIM800, ``+CCID:``/``+QCCID:``/``^ICCID:`` prefixed elsewhere)."""
+    raw = ""
+    for line in lines:
+        raw = _fields(line)[-1]
+        if raw:
+            break
+    return raw
+
+
+def _unswap(raw: str) -> str:
+    """EF_ICCID's BCD with its nibbles swapped per byte (51.011 §10.1.1) as digits."""
+    return "".join(raw[i + 1 : i + 2] + raw[i : i + 1] for i in range(0, len(raw), 2))
+
+
+def _iccid_plain(lines: Sequence[str]) -> str | None:
+    return _iccid_field(lines).rstrip("Ff") or None
+
+
+def _iccid_swapped(lines: Sequence[str]) -> str | None:
+    """Huawei ``^ICCID: "<swapped>"``: EF_ICCID's bytes as the SIM stores them."""
+    return _unswap(_iccid_field(lines)).rstrip("Ff") or None
+
+
+def _iccid_crsm(lines: Sequence[str]) -> str | None:
+    """``+CRSM: <sw1>,<sw2>,"<response>"`` (27.007 §8.18): the READ BINARY's data when
+    <sw1> says it succeeded (144 = 0x90 normal ending; 145 = 0x91, 51.011 §9.4.1)."""
+    f = _fields(lines[0]) if lines else []
+    if len(f) < 3 or f[0] not in ("144", "145"):
+        return None
+    return _unswap(f[2]).rstrip("Ff") or None
+
+
+def _slot_number(lines: Sequence[str]) -> int | None:
+    """``+CSUS: <slot>`` (27.007 §8.66) / ``+QDSIM: <slot>`` (EC2x): the first number."""
+    for line in lines:
+        value = _fields(line)[0] if ":" in line else ""
+        if value.isdigit():
+            return int(value)
+    return None
 
 
 # Release finals are reported by every dialect (after ATD returned OK).
@@ -47,21 +107,20 @@ GENERIC: Final = Dialect(
     name="generic",
     matches=((".*", ".*"),),
     init=_COMMON_INIT,
-    iccid=Cmd("AT+CRSM=176,12258,0,0,10", expect="+CRSM", doc="READ BINARY of EF_ICCID 2FE2 (27.007 §8.18, 51.011 §10.1.1)"),
-    iccid_swapped=True,
+    iccid=Query(Cmd("AT+CRSM=176,12258,0,0,10", expect="+CRSM",
+                    doc="READ BINARY of EF_ICCID 2FE2 (27.007 §8.18, 51.011 §10.1.1)"), _iccid_crsm),
     call_progress_on=Cmd("AT+CLCC=1", optional=True, doc="auto-report call list; not in 27.007, widespread"),
     call_urcs=(CallUrc("+CLCC", c.parse_clcc),) + _RELEASE_FINALS,
     hangup="ATH",
     dtmf_send='AT+VTS="{digit}"',
     dtmf_urcs=(),
     dtmf_receive_on=None,
-    ceer=Cmd("AT+CEER", expect="+CEER", optional=True, doc="extended error report (27.007 §6.10)"),
-    ceer_parse=_ceer_text,
+    ceer=Query(Cmd("AT+CEER", expect="+CEER", optional=True, doc="extended error report (27.007 §6.10)"), _ceer_text),
     ussd_form=UssdForm.GSM,
     slot_switch="AT+CSUS={slot}",
-    slot_query=Cmd("AT+CSUS?", expect="+CSUS", optional=True, doc="27.007 §8.66"),
+    slot_query=Query(Cmd("AT+CSUS?", expect="+CSUS", optional=True, doc="27.007 §8.66"), _slot_number),
     reset="AT+CFUN=1,1",
-    pin_counter=PinCounter(
+    pin_counter=Query(
         Cmd("AT+CPINR", expect="+CPINR", doc="27.007 §8.65: +CPINR: <code>,<retries>,<default_retries> per code"),
         parse_cpinr,
     ),
@@ -71,8 +130,7 @@ SIMCOM: Final = Dialect(
     name="simcom",
     matches=(("simcom", ".*"), (".*", r"^SIM(800|900|5[0-9]{3}|7[0-9]{3})")),
     init=_COMMON_INIT,
-    iccid=Cmd("AT+CCID", doc="SIM800 manual AT+CCID: bare digits; SIM7600 adds +CCID:"),
-    iccid_swapped=False,
+    iccid=Query(Cmd("AT+CCID", doc="SIM800 manual AT+CCID: bare digits; SIM7600 adds +CCID:"), _iccid_plain),
     call_progress_on=Cmd("AT+CLCC=1", doc="SIM800/SIM7600 manual: +CLCC URC at each call change"),
     call_urcs=(
         CallUrc("+CLCC", c.parse_clcc),
@@ -83,11 +141,10 @@ SIMCOM: Final = Dialect(
     dtmf_send='AT+VTS="{digit}"',
     dtmf_urcs=(("+DTMF", parse_dtmf_digit), ("+RXDTMF", parse_dtmf_digit)),
     dtmf_receive_on=Cmd("AT+DDET=1", optional=True, doc="SIM800 manual: DTMF detection, +DTMF URC"),
-    ceer=Cmd("AT+CEER", expect="+CEER", optional=True, doc="SIM800 manual: +CEER: <text>"),
-    ceer_parse=_ceer_text,
+    ceer=Query(Cmd("AT+CEER", expect="+CEER", optional=True, doc="SIM800 manual: +CEER: <text>"), _ceer_text),
     ussd_form=UssdForm.GSM,
     slot_switch="AT+CSUS={slot}",
-    slot_query=Cmd("AT+CSUS?", expect="+CSUS", optional=True),
+    slot_query=Query(Cmd("AT+CSUS?", expect="+CSUS", optional=True), _slot_number),
     reset="AT+CFUN=1,1",
     # SIM7500/SIM7600 Series AT Command Manual, "AT+CTTS TTS operation": <mode> 0 stops,
     # 1 takes <text> as UCS2 hex, 2 as ASCII (GBK for Chinese); OK comes at once and the
@@ -99,7 +156,7 @@ SIMCOM: Final = Dialect(
                   doc='SIM7600 manual "AT+CDTAM TTS play path": 1 = remote path (the far end hears it)'),
         doc="SIM7600 manual AT+CTTS",
     ),
-    pin_counter=PinCounter(
+    pin_counter=Query(
         Cmd("AT+SPIC", expect="+SPIC", doc="SIM800/SIM7600 manuals AT+SPIC: +SPIC: <pin1>,<puk1>,<pin2>,<puk2>"),
         parse_spic,
     ),
@@ -109,26 +166,26 @@ QUECTEL: Final = Dialect(
     name="quectel",
     matches=(("quectel", ".*"), (".*", r"^(EC2\d|EG\d\d|M35|M95|UC15|UC20|BG\d\d)")),
     init=_COMMON_INIT,
-    iccid=Cmd("AT+QCCID", expect="+QCCID", doc="EC25 manual AT+QCCID"),
-    iccid_swapped=False,
+    iccid=Query(Cmd("AT+QCCID", expect="+QCCID", doc="EC25 manual AT+QCCID"), _iccid_plain),
     call_progress_on=Cmd("AT^DSCI=1", doc="EC25 manual: ^DSCI call status indication"),
     call_urcs=(CallUrc("^DSCI", c.parse_dsci),) + _RELEASE_FINALS,
     hangup="ATH",
     dtmf_send='AT+VTS="{digit}"',
     dtmf_urcs=(("+QTONEDET", parse_dtmf_ascii),),
     dtmf_receive_on=Cmd("AT+QTONEDET=1", optional=True, doc="EC25 manual: DTMF detection"),
-    ceer=Cmd("AT+CEER", expect="+CEER", optional=True, doc="M35 manual: +CEER: <locationID>,<cause>"),
-    ceer_parse=_ceer_quectel,
+    ceer=Query(Cmd("AT+CEER", expect="+CEER", optional=True, doc="M35 manual: +CEER: <locationID>,<cause>"),
+               _ceer_quectel),
     ussd_form=UssdForm.GSM,
     slot_switch="AT+QDSIM={slot}",
-    slot_query=Cmd("AT+QDSIM?", expect="+QDSIM", optional=True, doc="EC2x dual SIM single standby"),
+    slot_query=Query(Cmd("AT+QDSIM?", expect="+QDSIM", optional=True, doc="EC2x dual SIM single standby"),
+                     _slot_number),
     reset="AT+CFUN=1,1",
     # Quectel EC2x TTS application note / AT commands manual, "AT+QTTS Play Text":
     # <mode> 0 stops, 1 takes UCS2 hex, 2 ASCII (GBK for Chinese); OK, then the URC
     # +QTTS: 0 when playback is over. During a call the text is played to the far end.
     tts=Tts(command="AT+QTTS", ascii_mode=2, ucs2_mode=1, stop="AT+QTTS=0", end_urc="+QTTS",
             doc="EC2x manual AT+QTTS"),
-    pin_counter=PinCounter(
+    pin_counter=Query(
         Cmd("AT+QPINC?", expect="+QPINC", doc='EC2x/M35 manuals AT+QPINC: +QPINC: "SC",<pin>,<puk> and "P2",…'),
         parse_qpinc,
     ),
@@ -138,8 +195,7 @@ HUAWEI: Final = Dialect(
     name="huawei",
     matches=(("huawei", ".*"), (".*", r"^(E1550|E173|E1752|E169|E155X|K3715)")),
     init=(Cmd("AT^CVOICE=0", optional=True, doc="voice on the audio port (chan_dongle)"),) + _COMMON_INIT,
-    iccid=Cmd("AT^ICCID?", expect="^ICCID", doc="Huawei ^ICCID: nibble-swapped like EF_ICCID"),
-    iccid_swapped=True,
+    iccid=Query(Cmd("AT^ICCID?", expect="^ICCID", doc="Huawei ^ICCID: nibble-swapped like EF_ICCID"), _iccid_swapped),
     call_progress_on=None,  # ^ORIG/^CONF/^CONN/^CEND are always on
     call_urcs=(
         CallUrc("^ORIG", c.parse_huawei),
@@ -153,13 +209,12 @@ HUAWEI: Final = Dialect(
     dtmf_urcs=(("^DDTMF", parse_dtmf_digit),),
     dtmf_receive_on=None,
     ceer=None,  # ^CEND carries the cause
-    ceer_parse=_ceer_text,
     ussd_form=UssdForm.PACKED,
     slot_switch=None,
     slot_query=None,
     reset="AT+CFUN=1,1",
     extra_urcs=("^RSSI", "^BOOT", "^MODE", "^SRVST", "^SIMST", "^CVOICE"),
-    pin_counter=PinCounter(
+    pin_counter=Query(
         Cmd("AT^CPIN?", expect="^CPIN", doc="Huawei ^CPIN: <code>,[<times>],<puk>,<pin>,<puk2>,<pin2>"),
         parse_huawei_cpin,
     ),
