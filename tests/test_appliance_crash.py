@@ -6,7 +6,6 @@ was really dialed."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -17,7 +16,7 @@ from collections import Counter
 import aiohttp
 import pytest
 
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Timing
 
 TOKEN = "crash-token"
 
@@ -50,12 +49,11 @@ async def wait_api(base: str, proc, timeout: float = 30) -> None:
 
 
 @pytest.mark.timeout(240)
-async def test_kill_9_and_restart_loses_and_repeats_nothing(tmp_path):
-    cfg = EmulatorConfig(modems=8, sims_per_modem=1, timing=Timing.REALISTIC, state_dir=tmp_path / "emu", seed=11)
-    async with Emulator(cfg) as emu:
-        (tmp_path / "bank.json").write_text(json.dumps(emu.state()))
-        port = free_port()
-        (tmp_path / "a.toml").write_text(f"""
+@pytest.mark.bank(modems=8, sims_per_modem=1, timing=Timing.REALISTIC, seed=11)
+async def test_kill_9_and_restart_loses_and_repeats_nothing(tmp_path, bank):
+    emu = bank.emu  # its state file is tmp_path/bank.json, as the config says
+    port = free_port()
+    (tmp_path / "a.toml").write_text(f"""
 emulator_state = "bank.json"
 [appliance]
 id = "crash"
@@ -75,55 +73,55 @@ retry_interrupted = false
 [calls]
 max_ring_seconds = 20
 """)
-        base = f"http://127.0.0.1:{port}"
-        log = open(tmp_path / "appliance.log", "ab")
-        proc = await start_appliance(tmp_path / "a.toml", log)
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "appliance.log", "ab")
+    proc = await start_appliance(tmp_path / "a.toml", log)
+    await wait_api(base, proc)
+    behaviours = [0, 2, 6, 0, 3]
+    jobs = [{"id": f"k{i}", "kind": "call", "callee": f"+4860{i % 4}{behaviours[i % 5]}{i:05d}",
+             "call": {"max_ring_seconds": 8}} for i in range(24)]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/api/jobs", json={"jobs": jobs}, headers=headers) as r:
+            assert r.status == 200 and len((await r.json())["accepted"]) == 24
+    await asyncio.sleep(3.5)  # calls are ringing now
+    in_flight = sum(1 for c in emu.network.calls if c.outcome is None)
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+    proc = await start_appliance(tmp_path / "a.toml", log)
+    try:
         await wait_api(base, proc)
-        behaviours = [0, 2, 6, 0, 3]
-        jobs = [{"id": f"k{i}", "kind": "call", "callee": f"+4860{i % 4}{behaviours[i % 5]}{i:05d}",
-                 "call": {"max_ring_seconds": 8}} for i in range(24)]
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+        finals: dict[str, dict] = {}
         async with aiohttp.ClientSession() as s:
-            async with s.post(f"{base}/api/jobs", json={"jobs": jobs}, headers=headers) as r:
-                assert r.status == 200 and len((await r.json())["accepted"]) == 24
-        await asyncio.sleep(3.5)  # calls are ringing now
-        in_flight = sum(1 for c in emu.network.calls if c.outcome is None)
-        os.kill(proc.pid, signal.SIGKILL)
+            async with asyncio.timeout(150):
+                while len(finals) < len(jobs):
+                    async with s.get(f"{base}/api/results?after=0&limit=1000", headers=headers) as r:
+                        page = await r.json()
+                    finals = {}
+                    for item in page["results"]:
+                        if item.get("final"):
+                            assert item["job_id"] not in finals, f"two final results for {item['job_id']}"
+                            finals[item["job_id"]] = item
+                    await asyncio.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
         await proc.wait()
-        proc = await start_appliance(tmp_path / "a.toml", log)
-        try:
-            await wait_api(base, proc)
-            finals: dict[str, dict] = {}
-            async with aiohttp.ClientSession() as s:
-                async with asyncio.timeout(150):
-                    while len(finals) < len(jobs):
-                        async with s.get(f"{base}/api/results?after=0&limit=1000", headers=headers) as r:
-                            page = await r.json()
-                        finals = {}
-                        for item in page["results"]:
-                            if item.get("final"):
-                                assert item["job_id"] not in finals, f"two final results for {item['job_id']}"
-                                finals[item["job_id"]] = item
-                        await asyncio.sleep(0.2)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            await proc.wait()
-            log.close()
-        dialed = Counter(c.callee for c in emu.network.calls)
-        assert set(dialed) <= {j["callee"] for j in jobs}
-        db = sqlite3.connect(tmp_path / "a.db")
-        recorded = Counter(row[0] for row in db.execute("SELECT j.callee FROM attempts a JOIN jobs j ON j.id = a.job_id"))
-        # Every real call had its attempt written first, and no attempt was dialed twice:
-        # the network saw at most as many calls to a callee as attempts were recorded
-        # (max_attempts = 1: more than one attempt only after a failure on our side).
-        for callee, n in dialed.items():
-            assert n <= recorded[callee], (callee, n, recorded[callee])
-        ours = {row[0] for row in db.execute(
-            "SELECT j.callee FROM attempts a JOIN jobs j ON j.id = a.job_id"
-            " WHERE json_extract(a.result, '$.outcome') IN ('channel_error', 'network_error')")}
-        assert all(n == 1 for c, n in dialed.items() if c not in ours), dialed
-        interrupted = [f for f in finals.values() if f["outcome"] == "interrupted"]
-        assert in_flight == 0 or interrupted, "calls were up at the kill; their attempts must end interrupted"
-        for f in interrupted:
-            assert dialed[f["callee"]] <= 1 and f["number_shown"]  # not redialed after the restart
-        assert len(finals) == len(jobs)
+        log.close()
+    dialed = Counter(c.callee for c in emu.network.calls)
+    assert set(dialed) <= {j["callee"] for j in jobs}
+    db = sqlite3.connect(tmp_path / "a.db")
+    recorded = Counter(row[0] for row in db.execute("SELECT j.callee FROM attempts a JOIN jobs j ON j.id = a.job_id"))
+    # Every real call had its attempt written first, and no attempt was dialed twice:
+    # the network saw at most as many calls to a callee as attempts were recorded
+    # (max_attempts = 1: more than one attempt only after a failure on our side).
+    for callee, n in dialed.items():
+        assert n <= recorded[callee], (callee, n, recorded[callee])
+    ours = {row[0] for row in db.execute(
+        "SELECT j.callee FROM attempts a JOIN jobs j ON j.id = a.job_id"
+        " WHERE json_extract(a.result, '$.outcome') IN ('channel_error', 'network_error')")}
+    assert all(n == 1 for c, n in dialed.items() if c not in ours), dialed
+    interrupted = [f for f in finals.values() if f["outcome"] == "interrupted"]
+    assert in_flight == 0 or interrupted, "calls were up at the kill; their attempts must end interrupted"
+    for f in interrupted:
+        assert dialed[f["callee"]] <= 1 and f["number_shown"]  # not redialed after the restart
+    assert len(finals) == len(jobs)

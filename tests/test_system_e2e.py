@@ -6,16 +6,15 @@ honoured."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 
-import aiohttp
+import pytest
 
 from appliance.config import parse_config
 from appliance.runtime import Appliance
-from controller_harness import FakeClock, enroll, make_config, running
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
-from system_harness import Crm, appliance_config, clock_between, controller_sections, receiver
+from controller_harness import FakeClock, enroll, make_config
+from modem_drivers.emulator import Timing
+from system_harness import appliance_config, clock_between, controller_sections, receiver
 
 STRATEGY = [
     {"kind": "hlr", "method": "sms_ping"},
@@ -46,104 +45,120 @@ def contacts_csv() -> tuple[str, dict[str, str]]:
     return "\n".join(rows) + "\n", behaviour_of
 
 
-async def test_crm_to_modem_and_back(tmp_path):
-    clock = daytime_clock()
-    emu_cfg = EmulatorConfig(modems=16, sims_per_modem=2, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=5)
-    async with Emulator(emu_cfg) as emu, receiver(clock) as hooks:
-        (tmp_path / "bank.json").write_text(json.dumps(emu.state()))
-        ccfg = make_config(tmp_path / "controller.db", **controller_sections())
-        async with running(ccfg, clock) as (controller, key), aiohttp.ClientSession() as session:
-            credential = await enroll(session, controller, "box-01")
-            (tmp_path / "cred").write_text(credential)
-            link = controller.url.replace("http", "ws") + "/v1/link"
-            app = Appliance(parse_config(appliance_config(tmp_path, tmp_path / "bank.json", link, tmp_path / "cred")), seed=3)
-            await app.start()
-            try:
-                crm = Crm(session, controller.url, key)
-                status, hook = await crm.call("POST", "/v1/webhooks", json={"url": hooks.url, "events": ["result", "inbound"]})
-                assert status == 201
-                hooks.secret = hook["secret"]
-                status, _ = await crm.call("POST", "/v1/campaigns", json={
-                    "id": "nov", "name": "November", "strategy": STRATEGY, "rules": {"hours": ["00:00", "23:59"]}})
-                assert status == 201
-                body, behaviour_of = contacts_csv()
-                status, refused = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
-                                                 headers={"Content-Type": "text/csv"})
-                assert status == 422  # all or nothing: the two bad rows refuse the file
-                assert {(e["line"], e["field"]) for e in refused["detail"]["errors"]} == {(42, "phones"), (43, "due_date")}
-                body = "".join(line for line in body.splitlines(keepends=True) if not line.startswith("bad"))
-                status, imported = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
-                                                  headers={"Content-Type": "text/csv"})
-                assert status == 200
-                assert imported["created"] == 40 and imported["rejected"] == 0
+pytestmark = pytest.mark.bank(modems=16, sims_per_modem=2, timing=Timing.FAST, seed=5)
 
-                # Let every contact get its first call result, then one debtor texts STOP.
-                async with asyncio.timeout(60):
-                    while True:
-                        res = await crm.all_results("nov")
-                        called = {r["contact_id"] if "contact_id" in r else r.get("contact") for r in res if r.get("kind") == "call"}
-                        if len([r for r in res if r.get("kind") == "call"]) >= 16:
-                            break
-                        await asyncio.sleep(0.2)
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The controller's clock (``daytime_clock``)."""
+    return daytime_clock()
+
+
+@pytest.fixture
+def controller_config(tmp_path):
+    """The system tests' controller (system_harness.controller_sections)."""
+    return make_config(tmp_path / "controller.db", **controller_sections())
+
+
+@pytest.fixture
+async def hooks(clock):
+    """The CRM's webhook receiver, checking signatures on the controller's clock."""
+    async with receiver(clock) as r:
+        yield r
+
+
+async def test_crm_to_modem_and_back(tmp_path, bank, hooks, controller, crm, clock):
+    emu = bank.emu
+    credential = await enroll(crm.s, controller.c, "box-01")
+    (tmp_path / "cred").write_text(credential)
+    link = controller.c.url.replace("http", "ws") + "/v1/link"
+    app = Appliance(parse_config(appliance_config(tmp_path, bank.state, link, tmp_path / "cred")), seed=3)
+    await app.start()
+    try:
+        status, hook = await crm.call("POST", "/v1/webhooks", json={"url": hooks.url, "events": ["result", "inbound"]})
+        assert status == 201
+        hooks.secret = hook["secret"]
+        status, _ = await crm.call("POST", "/v1/campaigns", json={
+            "id": "nov", "name": "November", "strategy": STRATEGY, "rules": {"hours": ["00:00", "23:59"]}})
+        assert status == 201
+        body, behaviour_of = contacts_csv()
+        status, refused = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
+                                         headers={"Content-Type": "text/csv"})
+        assert status == 422  # all or nothing: the two bad rows refuse the file
+        assert {(e["line"], e["field"]) for e in refused["detail"]["errors"]} == {(42, "phones"), (43, "due_date")}
+        body = "".join(line for line in body.splitlines(keepends=True) if not line.startswith("bad"))
+        status, imported = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
+                                          headers={"Content-Type": "text/csv"})
+        assert status == 200
+        assert imported["created"] == 40 and imported["rejected"] == 0
+
+        # Let every contact get its first call result, then one debtor texts STOP.
+        async with asyncio.timeout(60):
+            while True:
                 res = await crm.all_results("nov")
-                no_answer = [r for r in res if r.get("kind") == "call" and r.get("outcome") == "no_answer"]
-                assert no_answer, "a no-answer contact has had its first call"
-                stopper = no_answer[0]
-                await emu.inbound_sms(stopper["callee"], stopper["number_shown"], "STOP")
-                async with asyncio.timeout(20):
-                    while True:
-                        status, outs = await crm.call("GET", "/v1/optouts")
-                        if any(o.get("number") == stopper["callee"] for o in outs["items"]):
-                            break
-                        await asyncio.sleep(0.2)
+                called = {r["contact_id"] if "contact_id" in r else r.get("contact") for r in res if r.get("kind") == "call"}
+                if len([r for r in res if r.get("kind") == "call"]) >= 16:
+                    break
+                await asyncio.sleep(0.2)
+        res = await crm.all_results("nov")
+        no_answer = [r for r in res if r.get("kind") == "call" and r.get("outcome") == "no_answer"]
+        assert no_answer, "a no-answer contact has had its first call"
+        stopper = no_answer[0]
+        await emu.inbound_sms(stopper["callee"], stopper["number_shown"], "STOP")
+        async with asyncio.timeout(20):
+            while True:
+                status, outs = await crm.call("GET", "/v1/optouts")
+                if any(o.get("number") == stopper["callee"] for o in outs["items"]):
+                    break
+                await asyncio.sleep(0.2)
 
-                # Retries wait 60 s of controller time: move its clock instead of sleeping.
-                async def tick() -> None:
-                    while True:
-                        await asyncio.sleep(0.5)
-                        clock.advance(61)
+        # Retries wait 60 s of controller time: move its clock instead of sleeping.
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                clock.advance(61)
 
-                ticker = asyncio.ensure_future(tick())
-                try:
-                    await crm.wait_campaign_done("nov", timeout=150)
-                finally:
-                    ticker.cancel()
+        ticker = asyncio.ensure_future(tick())
+        try:
+            await crm.wait_campaign_done("nov", timeout=150)
+        finally:
+            ticker.cancel()
 
-                results = await crm.all_results("nov")
-                # A callback: the answered debtor calls back the number he was shown. A SIM
-                # in a modem's inactive slot is not registered (the network says "absent"),
-                # so that SIM's slot is made active first, as a technician would.
-                answered = next(r for r in results if r.get("outcome") == "answered_human")
-                ch, slot = next((ch, sl) for ch in app.bank.channels.values() for sl in ch.sims.values()
-                                if sl.info is not None and sl.info.msisdn == answered["number_shown"])
-                async with asyncio.timeout(15):  # the bank may be busy switching on its own
-                    while ch.active_slot != slot.slot:
-                        if not await app.bank.switch(ch.id, slot.slot, reason="test: callback to this SIM"):
-                            await asyncio.sleep(0.2)
-                await emu.inbound_call(answered["callee"], answered["number_shown"], ring_seconds=0.5)
-                async with asyncio.timeout(20):
-                    while True:
-                        status, inbound = await crm.call("GET", "/v1/inbound?after=0")
-                        items = inbound["items"]
-                        calls_in = [i for i in items if i.get("kind") == "call" and i.get("from") == answered["callee"]]
-                        if calls_in:
-                            break
-                        await asyncio.sleep(0.2)
-                assert calls_in[0].get("campaign_id", calls_in[0].get("campaign")) == "nov"
-                assert calls_in[0].get("contact_id") or calls_in[0].get("contact")
-                try:
-                    async with asyncio.timeout(30):  # webhooks: every result and the inbound events pushed, signed
-                        while len([e for e in hooks.events if e["event"] == "result"]) < len(results):
-                            await asyncio.sleep(0.2)
-                except TimeoutError:
-                    got = [e for e in hooks.events if e["event"] == "result"]
-                    print("HOOKS", len(got), len(results), got[:2], results[:2])
-                    status, dl = await crm.call("GET", "/v1/webhooks/dead-letters")
-                    print("DEAD", dl)
-                    raise
-                assert hooks.bad_signatures == 0
-            finally:
-                await app.stop()
+        results = await crm.all_results("nov")
+        # A callback: the answered debtor calls back the number he was shown. A SIM
+        # in a modem's inactive slot is not registered (the network says "absent"),
+        # so that SIM's slot is made active first, as a technician would.
+        answered = next(r for r in results if r.get("outcome") == "answered_human")
+        ch, slot = next((ch, sl) for ch in app.bank.channels.values() for sl in ch.sims.values()
+                        if sl.info is not None and sl.info.msisdn == answered["number_shown"])
+        async with asyncio.timeout(15):  # the bank may be busy switching on its own
+            while ch.active_slot != slot.slot:
+                if not await app.bank.switch(ch.id, slot.slot, reason="test: callback to this SIM"):
+                    await asyncio.sleep(0.2)
+        await emu.inbound_call(answered["callee"], answered["number_shown"], ring_seconds=0.5)
+        async with asyncio.timeout(20):
+            while True:
+                status, inbound = await crm.call("GET", "/v1/inbound?after=0")
+                items = inbound["items"]
+                calls_in = [i for i in items if i.get("kind") == "call" and i.get("from") == answered["callee"]]
+                if calls_in:
+                    break
+                await asyncio.sleep(0.2)
+        assert calls_in[0].get("campaign_id", calls_in[0].get("campaign")) == "nov"
+        assert calls_in[0].get("contact_id") or calls_in[0].get("contact")
+        try:
+            async with asyncio.timeout(30):  # webhooks: every result and the inbound events pushed, signed
+                while len([e for e in hooks.events if e["event"] == "result"]) < len(results):
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            got = [e for e in hooks.events if e["event"] == "result"]
+            print("HOOKS", len(got), len(results), got[:2], results[:2])
+            status, dl = await crm.call("GET", "/v1/webhooks/dead-letters")
+            print("DEAD", dl)
+            raise
+        assert hooks.bad_signatures == 0
+    finally:
+        await app.stop()
 
     finals = [r for r in results if r.get("final", True) is not False]
     by_contact: dict[str, list[dict]] = {}
