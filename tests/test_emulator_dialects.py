@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from modem_drivers.emulator import Emulator, EmulatorConfig, PinState
+from modem_drivers.emulator import Emulator, PinState
 from modem_drivers.emulator.host import AtHost
 
 VENDORS = ("simcom", "quectel", "huawei", "generic")
 MANUFACTURER = {"simcom": "SIMCOM_Ltd", "quectel": "Quectel", "huawei": "huawei", "generic": "+CGMI: Emulated Wireless Inc."}
 
 
-@pytest.fixture
-async def bank(tmp_path):
-    async with Emulator(EmulatorConfig(modems=4, state_dir=tmp_path, control_port=None)) as emu:
-        yield emu
+pytestmark = pytest.mark.bank(modems=4, control_port=None)
 
 
 async def _host(emu: Emulator, i: int, echo_off: bool = True) -> AtHost:
@@ -24,10 +21,10 @@ async def _host(emu: Emulator, i: int, echo_off: bool = True) -> AtHost:
 
 
 @pytest.mark.parametrize("i,vendor", list(enumerate(VENDORS)))
-async def test_identification(bank: Emulator, i: int, vendor: str) -> None:
-    modem = bank.modems[i]
+async def test_identification(emu: Emulator, i: int, vendor: str) -> None:
+    modem = emu.modems[i]
     assert modem.vendor == vendor
-    host = await _host(bank, i)
+    host = await _host(emu, i)
     assert await host.command("AT+CGMI") == [MANUFACTURER[vendor], "OK"]
     model = await host.command("AT+CGMM")
     assert model[-1] == "OK" and model[0].endswith(modem.model)
@@ -53,15 +50,15 @@ async def test_identification(bank: Emulator, i: int, vendor: str) -> None:
     (1, "AT+QCCID", "+QCCID: {iccid}"),
     (2, 'AT^ICCID?', '^ICCID: "{swapped}"'),
 ])
-async def test_vendor_iccid(bank: Emulator, i: int, command: str, answer: str) -> None:
-    host = await _host(bank, i)
-    sim = bank.modems[i].sim
+async def test_vendor_iccid(emu: Emulator, i: int, command: str, answer: str) -> None:
+    host = await _host(emu, i)
+    sim = emu.modems[i].sim
     assert (await host.command(command))[0] == answer.format(iccid=sim.iccid, swapped=sim.iccid_swapped)
     host.close()
 
 
-async def test_vendor_commands_are_not_shared(bank: Emulator) -> None:
-    simcom, quectel, huawei, generic = [await _host(bank, i) for i in range(4)]
+async def test_vendor_commands_are_not_shared(emu: Emulator) -> None:
+    simcom, quectel, huawei, generic = [await _host(emu, i) for i in range(4)]
     assert (await simcom.command("AT+QCCID"))[-1] == "ERROR"
     assert (await quectel.command("AT+CCID"))[-1] == "ERROR"
     assert (await huawei.command("AT^CVOICE?")) == ["^CVOICE: 0,8000,16,20", "OK"]
@@ -76,8 +73,8 @@ async def test_vendor_commands_are_not_shared(bank: Emulator) -> None:
         h.close()
 
 
-async def test_echo_verbose_and_cmee(bank: Emulator) -> None:
-    host = AtHost(bank.modems[0].port)
+async def test_echo_verbose_and_cmee(emu: Emulator) -> None:
+    host = AtHost(emu.modems[0].port)
     # echo is on after power-up: the command comes back byte for byte, then the result
     assert await host.command("AT") == ["AT", "OK"]
     assert bytes(host.raw) == b"AT\r\r\nOK\r\n"
@@ -101,12 +98,12 @@ async def test_echo_verbose_and_cmee(bank: Emulator) -> None:
     host.close()
 
 
-async def test_line_endings_and_byte_at_a_time(bank: Emulator) -> None:
-    host = await _host(bank, 1)
+async def test_line_endings_and_byte_at_a_time(emu: Emulator) -> None:
+    host = await _host(emu, 1)
     assert await host.command("AT+CGMI", end=b"\r\n") == ["Quectel", "OK"]
     for byte in b"AT+CGMM\r":
         host.write(bytes([byte]))
-    assert await host.until_final() == [bank.modems[1].model, "OK"]
+    assert await host.until_final() == [emu.modems[1].model, "OK"]
     # concatenated commands on one line, and garbage before "AT" is ignored
     assert await host.command("\x00\x7fxxAT+CMEE=1;+CGMI") == ["Quectel", "OK"]
     # backspace edits the line
@@ -114,17 +111,15 @@ async def test_line_endings_and_byte_at_a_time(bank: Emulator) -> None:
     host.close()
 
 
-@pytest.fixture
-async def locked(tmp_path):
-    cfg = EmulatorConfig(modems=4, pin_locked=True, state_dir=tmp_path, control_port=None)
-    async with Emulator(cfg) as emu:
-        yield emu
+#: The bank of the PIN tests: every SIM asks for its PIN.
+locked = pytest.mark.bank(modems=4, pin_locked=True, control_port=None)
 
 
 @pytest.mark.parametrize("i", range(4))
-async def test_pin_flow(locked: Emulator, i: int) -> None:
-    modem = locked.modems[i]
-    host = await _host(locked, i)
+@locked
+async def test_pin_flow(emu: Emulator, i: int) -> None:
+    modem = emu.modems[i]
+    host = await _host(emu, i)
     assert await host.command("AT+CMEE=1;+CREG=1") == ["OK"]
     assert await host.command("AT+CPIN?") == ["+CPIN: SIM PIN", "OK"]
     assert await host.command("AT+CIMI") == ["+CME ERROR: 11"]
@@ -140,9 +135,10 @@ async def test_pin_flow(locked: Emulator, i: int) -> None:
     host.close()
 
 
-async def test_three_wrong_pins_want_the_puk(locked: Emulator) -> None:
-    sim = locked.modems[0].sim
-    host = await _host(locked, 0)
+@locked
+async def test_three_wrong_pins_want_the_puk(emu: Emulator) -> None:
+    sim = emu.modems[0].sim
+    host = await _host(emu, 0)
     await host.command("AT+CMEE=1")
     for _ in range(3):
         assert await host.command('AT+CPIN="9999"') == ["+CME ERROR: 16"]

@@ -8,14 +8,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from modem_drivers.emulator import Emulator, EmulatorConfig, Fault
+from modem_drivers.emulator import Emulator, Fault
 from modem_drivers.emulator.host import AtHost
 
 
-@pytest.fixture
-async def bank(tmp_path):
-    async with Emulator(EmulatorConfig(modems=4, state_dir=tmp_path)) as emu:
-        yield emu
+pytestmark = pytest.mark.bank(modems=4)
 
 
 async def _host(emu: Emulator, i: int) -> AtHost:
@@ -24,12 +21,12 @@ async def _host(emu: Emulator, i: int) -> AtHost:
     return host
 
 
-async def test_port_vanishes_and_returns_on_a_stable_path(bank: Emulator) -> None:
-    modem = bank.modems[1]
+async def test_port_vanishes_and_returns_on_a_stable_path(emu: Emulator) -> None:
+    modem = emu.modems[1]
     link = Path(modem.port)
     assert link.is_symlink() and os.readlink(link).startswith("/dev/pts/")
-    host = await _host(bank, 1)
-    await bank.inject(modem.id, Fault.VANISH, seconds=0.3)
+    host = await _host(emu, 1)
+    await emu.inject(modem.id, Fault.VANISH, seconds=0.3)
     assert not link.exists()
     with pytest.raises((TimeoutError, OSError)):
         await host.command("AT", timeout=0.1)  # the tty hung up under the host
@@ -44,23 +41,23 @@ async def test_port_vanishes_and_returns_on_a_stable_path(bank: Emulator) -> Non
     again.close()
 
 
-async def test_garbage_bytes_reach_the_host_and_the_modem_survives(bank: Emulator) -> None:
-    host = await _host(bank, 0)
-    await bank.inject("emu000", Fault.GARBAGE, bytes=b"\xff\x00\x13junk\r\n")
-    await bank.inject("emu000", Fault.GARBAGE, count=16)
+async def test_garbage_bytes_reach_the_host_and_the_modem_survives(emu: Emulator) -> None:
+    host = await _host(emu, 0)
+    await emu.inject("emu000", Fault.GARBAGE, bytes=b"\xff\x00\x13junk\r\n")
+    await emu.inject("emu000", Fault.GARBAGE, count=16)
     assert (await host.command("AT"))[-1] == "OK"
     assert b"\xff\x00\x13junk\r\n" in bytes(host.raw)
     host.close()
 
 
-async def test_stuck_modem_until_reset_or_timeout(bank: Emulator) -> None:
-    host = await _host(bank, 2)
-    await bank.inject("emu002", Fault.STUCK)
+async def test_stuck_modem_until_reset_or_timeout(emu: Emulator) -> None:
+    host = await _host(emu, 2)
+    await emu.inject("emu002", Fault.STUCK)
     host.write(b"AT\r")
     assert await host.silence(0.3) == []
     assert await host.command("AT+CFUN=1,1") == ["OK"]
     assert await host.command("AT") == ["AT", "OK"]  # rebooted: echo back on
-    await bank.inject("emu002", Fault.STUCK, seconds=0.2)
+    await emu.inject("emu002", Fault.STUCK, seconds=0.2)
     host.write(b"AT\r")
     assert await host.silence(0.1) == []
     await asyncio.sleep(0.2)
@@ -68,42 +65,42 @@ async def test_stuck_modem_until_reset_or_timeout(bank: Emulator) -> None:
     host.close()
 
 
-async def test_lost_urc_drops_only_the_next_one(bank: Emulator) -> None:
-    modem = bank.modems[0]
-    host = await _host(bank, 0)
+async def test_lost_urc_drops_only_the_next_one(emu: Emulator) -> None:
+    modem = emu.modems[0]
+    host = await _host(emu, 0)
     await host.command("AT+CNMI=2,1,0,2,0")
-    await bank.inject(modem.id, Fault.LOSE_URC, prefix="+CMTI")
-    await bank.inbound_sms("+48601012345", modem.sim.msisdn, "one")
-    await bank.inbound_sms("+48601012345", modem.sim.msisdn, "two")
+    await emu.inject(modem.id, Fault.LOSE_URC, prefix="+CMTI")
+    await emu.inbound_sms("+48601012345", modem.sim.msisdn, "one")
+    await emu.inbound_sms("+48601012345", modem.sim.msisdn, "two")
     assert await host.expect("+CMTI: ") == '+CMTI: "SM",2'
     assert b'+CMTI: "SM",1' not in bytes(host.raw)
     host.close()
 
 
-async def test_sim_blocked_mid_run(bank: Emulator) -> None:
-    host = await _host(bank, 3)
-    await bank.inject("emu003", Fault.BLOCK_SIM)
+async def test_sim_blocked_mid_run(emu: Emulator) -> None:
+    host = await _host(emu, 3)
+    await emu.inject("emu003", Fault.BLOCK_SIM)
     assert await host.command("ATD+48601012345;") == ["OK"]
     assert await host.until_final() == ["NO CARRIER"]
     assert await host.command("AT+CEER") == ["+CEER: Requested facility not subscribed", "OK"]
     host.close()
 
 
-async def test_inject_rejects_bad_input(bank: Emulator) -> None:
+async def test_inject_rejects_bad_input(emu: Emulator) -> None:
     from modem_drivers.emulator import EmulatorError
     with pytest.raises(EmulatorError, match="modem"):
-        await bank.inject("emu999", Fault.STUCK)
+        await emu.inject("emu999", Fault.STUCK)
     with pytest.raises(EmulatorError, match="fault"):
-        await bank.inject("emu000", "melt")
+        await emu.inject("emu000", "melt")
     with pytest.raises(EmulatorError, match="prefix"):
-        await bank.inject("emu000", Fault.LOSE_URC)
+        await emu.inject("emu000", Fault.LOSE_URC)
 
 
-async def test_control_api(bank: Emulator) -> None:
-    url = bank.control_url
+async def test_control_api(emu: Emulator) -> None:
+    url = emu.control_url
     assert url and url.startswith("http://127.0.0.1:")
-    modem = bank.modems[0]
-    host = await _host(bank, 0)
+    modem = emu.modems[0]
+    host = await _host(emu, 0)
     await host.command("AT+CNMI=2,1,0,2,0;+CLIP=1")
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{url}/modems") as r:

@@ -6,16 +6,11 @@ import asyncio
 import pytest
 from gsmmodem.pdu import decodeSmsPdu, encodeSmsSubmitPdu
 
-from modem_drivers.emulator import Emulator, EmulatorConfig, SmsStatus
+from modem_drivers.emulator import Emulator, SmsStatus, Timing
 from modem_drivers.emulator._pdu import from_ucs2_hex, ucs2_hex, ussd_unpack
 from modem_drivers.emulator.host import AtHost
 
-
-@pytest.fixture
-async def bank(tmp_path):
-    cfg = EmulatorConfig(modems=4, sims_per_modem=2, state_dir=tmp_path, control_port=None)
-    async with Emulator(cfg) as emu:
-        yield emu
+pytestmark = pytest.mark.bank(modems=4, sims_per_modem=2, control_port=None)
 
 
 async def _host(emu: Emulator, i: int) -> AtHost:
@@ -39,9 +34,9 @@ async def _cmgs(host: AtHost, number: str, text: str, *, reference: int = 0) -> 
     return mrs
 
 
-async def test_submit_with_stored_status_report(bank: Emulator) -> None:
+async def test_submit_with_stored_status_report(emu: Emulator) -> None:
     """SIMCom accepts ds=2: the report is stored in SR and announced with +CDSI."""
-    host = await _host(bank, 0)
+    host = await _host(emu, 0)
     assert await host.command("AT+CNMI=2,1,0,2,0") == ["OK"]
     number = "+48601012345"
     [mr] = await _cmgs(host, number, "Prosimy o kontakt")
@@ -56,9 +51,9 @@ async def test_submit_with_stored_status_report(bank: Emulator) -> None:
     assert await host.command(f"AT+CMGD={index}") == ["OK"]
     assert await host.command(f"AT+CMGR={index}") == ["+CMS ERROR: 321"]
     assert await host.command('AT+CPMS="SM"') == ["+CPMS: 0,50,0,50,0,50", "OK"]
-    [record] = bank.network.sms
+    [record] = emu.network.sms
     assert (record.to, record.text, record.status) == (number, "Prosimy o kontakt", SmsStatus.DELIVERED)
-    assert record.sender == bank.modems[0].sim.msisdn
+    assert record.sender == emu.modems[0].sim.msisdn
     host.close()
 
 
@@ -67,9 +62,9 @@ async def test_submit_with_stored_status_report(bank: Emulator) -> None:
     (5, [0x30, 0x46], SmsStatus.EXPIRED),
     (6, [0x41], SmsStatus.FAILED),
 ])
-async def test_direct_status_reports_follow_the_plan(bank: Emulator, behaviour: int, statuses: list[int], final: SmsStatus) -> None:
+async def test_direct_status_reports_follow_the_plan(emu: Emulator, behaviour: int, statuses: list[int], final: SmsStatus) -> None:
     """The generic modem refuses ds=2, the driver falls back to ds=1: reports come as +CDS."""
-    host = await _host(bank, 3)
+    host = await _host(emu, 3)
     assert await host.command("AT+CNMI=2,1,0,2,0") == ["+CMS ERROR: 303"]
     assert await host.command("AT+CNMI=2,1,0,1,0") == ["OK"]
     number = f"+48600{behaviour}00001"  # 60 O=0 B=behaviour
@@ -80,12 +75,12 @@ async def test_direct_status_reports_follow_the_plan(bank: Emulator, behaviour: 
         report = decodeSmsPdu(pdu)
         assert (report["reference"], report["status"]) == (mr, status)
         assert int(header.split(": ")[1]) == report["tpdu_length"]
-    assert bank.network.sms[-1].status is final
+    assert emu.network.sms[-1].status is final
     host.close()
 
 
-async def test_concatenated_message_is_reassembled(bank: Emulator) -> None:
-    host = await _host(bank, 1)
+async def test_concatenated_message_is_reassembled(emu: Emulator) -> None:
+    host = await _host(emu, 1)
     await host.command("AT+CNMI=2,1,0,2,0")
     text = "Dzien dobry, prosimy o kontakt w sprawie zadluzenia. " * 4
     mrs = await _cmgs(host, "+48602012345", text, reference=42)
@@ -95,13 +90,13 @@ async def test_concatenated_message_is_reassembled(bank: Emulator) -> None:
             break
         await asyncio.sleep(0.01)
     assert bytes(host.raw).count(b'+CDSI: "SR",') == 2
-    [record] = bank.network.sms
+    [record] = emu.network.sms
     assert (record.text, record.parts, record.references, record.status) == (text, 2, mrs, SmsStatus.DELIVERED)
     host.close()
 
 
-async def test_cmgs_cancel_and_bad_length(bank: Emulator) -> None:
-    host = await _host(bank, 0)
+async def test_cmgs_cancel_and_bad_length(emu: Emulator) -> None:
+    host = await _host(emu, 0)
     pdu = encodeSmsSubmitPdu("+48601012345", "x")[0]
     host.write(f"AT+CMGS={pdu.tpduLength}\r".encode())
     await host.prompt()
@@ -111,22 +106,22 @@ async def test_cmgs_cancel_and_bad_length(bank: Emulator) -> None:
     await host.prompt()
     host.write(str(pdu).encode() + b"\x1a")
     assert await host.until_final() == ["+CMS ERROR: 304"]
-    assert bank.network.sms == []
+    assert emu.network.sms == []
     host.close()
 
 
-async def test_inbound_sms_stored_and_direct(bank: Emulator) -> None:
-    modem = bank.modems[0]
-    host = await _host(bank, 0)
+async def test_inbound_sms_stored_and_direct(emu: Emulator) -> None:
+    modem = emu.modems[0]
+    host = await _host(emu, 0)
     await host.command("AT+CNMI=2,1,0,2,0")
-    await bank.inbound_sms("+48601012345", modem.sim.msisdn, "Zapłacę jutro")
+    await emu.inbound_sms("+48601012345", modem.sim.msisdn, "Zapłacę jutro")
     index = int((await host.expect('+CMTI: "SM",')).split(",")[1])
     lines = await host.command(f"AT+CMGR={index}")
     deliver = decodeSmsPdu(lines[1])
     assert (deliver["type"], deliver["number"], deliver["text"]) == ("SMS-DELIVER", "+48601012345", "Zapłacę jutro")
     assert await host.command("AT+CNMI=2,2,0,2,0") == ["OK"]
     long_text = "Oddzwonie po poludniu. " * 10
-    await bank.inbound_sms("+48601012345", modem.sim.msisdn, long_text)
+    await emu.inbound_sms("+48601012345", modem.sim.msisdn, long_text)
     parts = []
     for _ in range(2):
         header = await host.expect("+CMT: ,")
@@ -145,9 +140,9 @@ async def _cusd(host: AtHost) -> str:
     return line
 
 
-async def test_ussd_in_every_form(bank: Emulator) -> None:
+async def test_ussd_in_every_form(emu: Emulator) -> None:
     balance = "Saldo: 12,34 PLN.\r\nKonto wazne do 31.12.2026"
-    simcom, huawei = await _host(bank, 0), await _host(bank, 2)
+    simcom, huawei = await _host(emu, 0), await _host(emu, 2)
     assert await simcom.command('AT+CUSD=1,"*100#",15') == ["OK"]
     assert await _cusd(simcom) == f'+CUSD: 0,"{balance}",15'
     assert await simcom.command('AT+CSCS="UCS2"') == ["OK"]
@@ -164,9 +159,9 @@ async def test_ussd_in_every_form(bank: Emulator) -> None:
 
 
 @pytest.mark.parametrize("i,command", [(0, "+CSUS"), (1, "+QDSIM"), (3, "+CSUS")])
-async def test_slot_switch(bank: Emulator, i: int, command: str) -> None:
-    modem = bank.modems[i]
-    host = await _host(bank, i)
+async def test_slot_switch(emu: Emulator, i: int, command: str) -> None:
+    modem = emu.modems[i]
+    host = await _host(emu, i)
     assert await host.command("AT+CREG=2") == ["OK"]
     before = (await host.command("AT+CNUM"))[0]
     assert before == f'+CNUM: "","{modem.sims[0].msisdn}",145'
@@ -184,23 +179,21 @@ async def test_slot_switch(bank: Emulator, i: int, command: str) -> None:
     host.close()
 
 
-async def test_huawei_has_no_slot_switch(bank: Emulator) -> None:
-    host = await _host(bank, 2)
+async def test_huawei_has_no_slot_switch(emu: Emulator) -> None:
+    host = await _host(emu, 2)
     assert await host.command("AT+CSUS=1") == ["ERROR"]
-    assert bank.modems[2].active_slot == 0
+    assert emu.modems[2].active_slot == 0
     host.close()
 
 
-async def test_realistic_sms_takes_its_time(tmp_path) -> None:
-    from modem_drivers.emulator import Timing
-    cfg = EmulatorConfig(modems=1, timing=Timing.REALISTIC, state_dir=tmp_path, control_port=None)
-    async with Emulator(cfg) as emu:
-        host = await _host(emu, 0)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        await _cmgs(host, "+48601012345", "x")
-        elapsed = loop.time() - t0
-        # Realistic timing injects the submission delay (1–3 s); only its guaranteed
-        # minimum is asserted, an upper bound would measure CI load, not the emulator.
-        assert elapsed >= 1.0
-        host.close()
+@pytest.mark.bank(modems=1, timing=Timing.REALISTIC, control_port=None)
+async def test_realistic_sms_takes_its_time(emu: Emulator) -> None:
+    host = await _host(emu, 0)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await _cmgs(host, "+48601012345", "x")
+    elapsed = loop.time() - t0
+    # Realistic timing injects the submission delay (1–3 s); only its guaranteed
+    # minimum is asserted, an upper bound would measure CI load, not the emulator.
+    assert elapsed >= 1.0
+    host.close()
