@@ -29,6 +29,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
 
+import msgspec
+
+from common import contract
+from common.contract import JobKind
+
 from . import campaigns as cp
 from . import planner, rules
 from .store import Store
@@ -62,26 +67,27 @@ def job_id(campaign_id: str, contact_id: int, step: int, n: int, gen: int) -> st
 
 def build_job(contact: dict[str, Any], campaign: dict[str, Any], steps: tuple[cp.Step, ...], deadline: float,
               operator_prefixes: Mapping[str, str]) -> dict[str, Any]:
-    """The job (appliance/jobspec.py's shape) for the contact's current step."""
+    """The job (``common.contract.Job``, as the JSON-ready dict the store and the link
+    carry) for the contact's current step."""
     step = steps[contact["step"]]
     phones = contact["phones"]
-    callee = phones[contact["n"] % len(phones)] if step.kind is rules.JobKind.CALL else phones[0]
-    job: dict[str, Any] = {"id": job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]),
-                           "kind": step.kind.value, "callee": callee, "priority": 0, "deadline": deadline,
-                           "campaign": campaign["id"], "contact": contact["id"],
-                           # the controller owns the callee's attempts; the appliance only
-                           # retries failures on its side (channel/network) on another SIM
-                           "retry": {"max_attempts": 1}}
-    if step.kind is rules.JobKind.CALL:
-        job["call"] = {"max_ring_seconds": step.ring_seconds}
-    elif step.kind is rules.JobKind.SMS:
-        job["text"] = cp.render(step.text or "", contact)
-        job["report"] = True
-    else:
-        job["method"] = step.method
+    callee = phones[contact["n"] % len(phones)] if step.kind is JobKind.CALL else phones[0]
     op = planner.operator_of(callee, operator_prefixes)
-    job["hints"] = {"operator": op} if op else {}
-    return job
+    part: dict[str, Any]
+    if step.kind is JobKind.CALL:
+        part = {"call": contract.CallOptions(max_ring_seconds=step.ring_seconds)}
+    elif step.kind is JobKind.SMS:
+        part = {"text": cp.render(step.text or "", contact), "report": True}
+    else:
+        part = {"method": contract.HlrMethod(step.method)}
+    job = contract.Job(
+        id=job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]),
+        kind=step.kind, callee=callee, priority=0, deadline=deadline, campaign=campaign["id"], contact=contact["id"],
+        hints=contract.Hints(operator=op) if op else contract.Hints(),
+        # the controller owns the callee's attempts; the appliance only retries failures
+        # on its side (channel/network) on another SIM
+        retry=contract.Retry(max_attempts=1), **part)
+    return msgspec.to_builtins(job)
 
 
 def _utc(ts: float) -> datetime:

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from common.contract import JobKind  # the wire contract's (campaigns.py imports it from here too)
+
 #: Default calling window, callee's local time: FDCPA §805(a)(1) (15 U.S.C. 1692c(a)(1))
 #: presumes 8 a.m.–9 p.m. convenient; Polish collection practice (Kodeks Dobrych Praktyk
 #: of the Konferencja Przedsiębiorstw Finansowych) and the UK CSA Code use the same window.
@@ -41,12 +43,6 @@ DEFAULT_QUIET_AFTER_CONVERSATION: Final = timedelta(days=7)
 #: common setting of collection dialers (a stricter precedent: Massachusetts 940 CMR
 #: 7.04(1)(f), 2 calls per 7 days to a residence).
 DEFAULT_DAILY_CAP_PER_NUMBER: Final = 3
-
-
-class JobKind(enum.Enum):
-    CALL = "call"
-    SMS = "sms"
-    HLR = "hlr"
 
 
 class Reason(enum.Enum):

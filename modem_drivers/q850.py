@@ -3,83 +3,73 @@ and the call outcome each cause means for a dialer.
 
 Sources: ITU-T Q.850 Table 1 (cause values); 3GPP TS 24.008 Annex H (the cause names
 SIMCom and generic modems print); the outcome column is our own vocabulary from
-docs/architecture.md.
+docs/architecture.md (``common.contract.Outcome``).
 """
 from __future__ import annotations
 
-import enum
 import re
 from typing import Final
 
+from common.contract import Outcome
 
-class CallOutcome(enum.Enum):
-    """Call outcomes (docs/architecture.md vocabulary)."""
 
-    ANSWERED_HUMAN = "answered_human"
-    ANSWERED_MACHINE = "answered_machine"
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    REJECTED = "rejected"
-    UNREACHABLE = "unreachable"
-    INVALID_NUMBER = "invalid_number"
-    NETWORK_ERROR = "network_error"
-    CHANNEL_ERROR = "channel_error"
-    CANCELLED = "cancelled"
-    REFUSED_BY_POLICY = "refused_by_policy"
+#: Old name of the one outcome enum (appliance/jobs.py, modem_drivers/call.py and tests
+#: still import it from here).
+CallOutcome = Outcome
 
 
 #: cause -> (24.008 / Q.850 name, outcome when the call was never answered)
-CAUSES: Final[dict[int, tuple[str, CallOutcome]]] = {
-    1: ("Unassigned (unallocated) number", CallOutcome.INVALID_NUMBER),
-    3: ("No route to destination", CallOutcome.INVALID_NUMBER),
-    6: ("Channel unacceptable", CallOutcome.NETWORK_ERROR),
-    8: ("Operator determined barring", CallOutcome.CHANNEL_ERROR),
-    16: ("Normal call clearing", CallOutcome.NO_ANSWER),
-    17: ("User busy", CallOutcome.BUSY),
-    18: ("No user responding", CallOutcome.NO_ANSWER),
-    19: ("User alerting, no answer", CallOutcome.NO_ANSWER),
-    20: ("Subscriber absent", CallOutcome.UNREACHABLE),
-    21: ("Call rejected", CallOutcome.REJECTED),
-    22: ("Number changed", CallOutcome.INVALID_NUMBER),
-    25: ("Pre-emption", CallOutcome.NETWORK_ERROR),
-    26: ("Non selected user clearing", CallOutcome.NO_ANSWER),
-    27: ("Destination out of order", CallOutcome.UNREACHABLE),
-    28: ("Invalid number format (incomplete number)", CallOutcome.INVALID_NUMBER),
-    29: ("Facility rejected", CallOutcome.CHANNEL_ERROR),
-    30: ("Response to STATUS ENQUIRY", CallOutcome.NETWORK_ERROR),
-    31: ("Normal, unspecified", CallOutcome.NETWORK_ERROR),
-    34: ("No circuit/channel available", CallOutcome.NETWORK_ERROR),
-    38: ("Network out of order", CallOutcome.NETWORK_ERROR),
-    41: ("Temporary failure", CallOutcome.NETWORK_ERROR),
-    42: ("Switching equipment congestion", CallOutcome.NETWORK_ERROR),
-    43: ("Access information discarded", CallOutcome.NETWORK_ERROR),
-    44: ("Requested circuit/channel not available", CallOutcome.NETWORK_ERROR),
-    47: ("Resources unavailable, unspecified", CallOutcome.NETWORK_ERROR),
-    49: ("Quality of service unavailable", CallOutcome.NETWORK_ERROR),
-    50: ("Requested facility not subscribed", CallOutcome.CHANNEL_ERROR),
-    55: ("Incoming calls barred within the CUG", CallOutcome.CHANNEL_ERROR),
-    57: ("Bearer capability not authorized", CallOutcome.CHANNEL_ERROR),
-    58: ("Bearer capability not presently available", CallOutcome.NETWORK_ERROR),
-    63: ("Service or option not available, unspecified", CallOutcome.CHANNEL_ERROR),
-    65: ("Bearer service not implemented", CallOutcome.CHANNEL_ERROR),
-    68: ("ACM equal to or greater than ACMmax", CallOutcome.CHANNEL_ERROR),
-    69: ("Requested facility not implemented", CallOutcome.CHANNEL_ERROR),
-    70: ("Only restricted digital information bearer capability is available", CallOutcome.CHANNEL_ERROR),
-    79: ("Service or option not implemented, unspecified", CallOutcome.CHANNEL_ERROR),
-    81: ("Invalid transaction identifier value", CallOutcome.NETWORK_ERROR),
-    87: ("User not member of CUG", CallOutcome.CHANNEL_ERROR),
-    88: ("Incompatible destination", CallOutcome.INVALID_NUMBER),
-    91: ("Invalid transit network selection", CallOutcome.NETWORK_ERROR),
-    95: ("Semantically incorrect message", CallOutcome.NETWORK_ERROR),
-    96: ("Invalid mandatory information", CallOutcome.NETWORK_ERROR),
-    97: ("Message type non-existent or not implemented", CallOutcome.NETWORK_ERROR),
-    98: ("Message type not compatible with protocol state", CallOutcome.NETWORK_ERROR),
-    99: ("Information element non-existent or not implemented", CallOutcome.NETWORK_ERROR),
-    100: ("Conditional IE error", CallOutcome.NETWORK_ERROR),
-    101: ("Message not compatible with protocol state", CallOutcome.NETWORK_ERROR),
-    102: ("Recovery on timer expiry", CallOutcome.NETWORK_ERROR),
-    111: ("Protocol error, unspecified", CallOutcome.NETWORK_ERROR),
-    127: ("Interworking, unspecified", CallOutcome.NETWORK_ERROR),
+CAUSES: Final[dict[int, tuple[str, Outcome]]] = {
+    1: ("Unassigned (unallocated) number", Outcome.INVALID_NUMBER),
+    3: ("No route to destination", Outcome.INVALID_NUMBER),
+    6: ("Channel unacceptable", Outcome.NETWORK_ERROR),
+    8: ("Operator determined barring", Outcome.CHANNEL_ERROR),
+    16: ("Normal call clearing", Outcome.NO_ANSWER),
+    17: ("User busy", Outcome.BUSY),
+    18: ("No user responding", Outcome.NO_ANSWER),
+    19: ("User alerting, no answer", Outcome.NO_ANSWER),
+    20: ("Subscriber absent", Outcome.UNREACHABLE),
+    21: ("Call rejected", Outcome.REJECTED),
+    22: ("Number changed", Outcome.INVALID_NUMBER),
+    25: ("Pre-emption", Outcome.NETWORK_ERROR),
+    26: ("Non selected user clearing", Outcome.NO_ANSWER),
+    27: ("Destination out of order", Outcome.UNREACHABLE),
+    28: ("Invalid number format (incomplete number)", Outcome.INVALID_NUMBER),
+    29: ("Facility rejected", Outcome.CHANNEL_ERROR),
+    30: ("Response to STATUS ENQUIRY", Outcome.NETWORK_ERROR),
+    31: ("Normal, unspecified", Outcome.NETWORK_ERROR),
+    34: ("No circuit/channel available", Outcome.NETWORK_ERROR),
+    38: ("Network out of order", Outcome.NETWORK_ERROR),
+    41: ("Temporary failure", Outcome.NETWORK_ERROR),
+    42: ("Switching equipment congestion", Outcome.NETWORK_ERROR),
+    43: ("Access information discarded", Outcome.NETWORK_ERROR),
+    44: ("Requested circuit/channel not available", Outcome.NETWORK_ERROR),
+    47: ("Resources unavailable, unspecified", Outcome.NETWORK_ERROR),
+    49: ("Quality of service unavailable", Outcome.NETWORK_ERROR),
+    50: ("Requested facility not subscribed", Outcome.CHANNEL_ERROR),
+    55: ("Incoming calls barred within the CUG", Outcome.CHANNEL_ERROR),
+    57: ("Bearer capability not authorized", Outcome.CHANNEL_ERROR),
+    58: ("Bearer capability not presently available", Outcome.NETWORK_ERROR),
+    63: ("Service or option not available, unspecified", Outcome.CHANNEL_ERROR),
+    65: ("Bearer service not implemented", Outcome.CHANNEL_ERROR),
+    68: ("ACM equal to or greater than ACMmax", Outcome.CHANNEL_ERROR),
+    69: ("Requested facility not implemented", Outcome.CHANNEL_ERROR),
+    70: ("Only restricted digital information bearer capability is available", Outcome.CHANNEL_ERROR),
+    79: ("Service or option not implemented, unspecified", Outcome.CHANNEL_ERROR),
+    81: ("Invalid transaction identifier value", Outcome.NETWORK_ERROR),
+    87: ("User not member of CUG", Outcome.CHANNEL_ERROR),
+    88: ("Incompatible destination", Outcome.INVALID_NUMBER),
+    91: ("Invalid transit network selection", Outcome.NETWORK_ERROR),
+    95: ("Semantically incorrect message", Outcome.NETWORK_ERROR),
+    96: ("Invalid mandatory information", Outcome.NETWORK_ERROR),
+    97: ("Message type non-existent or not implemented", Outcome.NETWORK_ERROR),
+    98: ("Message type not compatible with protocol state", Outcome.NETWORK_ERROR),
+    99: ("Information element non-existent or not implemented", Outcome.NETWORK_ERROR),
+    100: ("Conditional IE error", Outcome.NETWORK_ERROR),
+    101: ("Message not compatible with protocol state", Outcome.NETWORK_ERROR),
+    102: ("Recovery on timer expiry", Outcome.NETWORK_ERROR),
+    111: ("Protocol error, unspecified", Outcome.NETWORK_ERROR),
+    127: ("Interworking, unspecified", Outcome.NETWORK_ERROR),
 }
 
 NORMAL_CLEARING: Final = 16
@@ -114,7 +104,7 @@ _BY_NAME.update(
 def cause_name(cause: int | None) -> str:
     if cause is None:
         return "unknown"
-    return CAUSES.get(cause, (f"cause {cause}", CallOutcome.NETWORK_ERROR))[0]
+    return CAUSES.get(cause, (f"cause {cause}", Outcome.NETWORK_ERROR))[0]
 
 
 def cause_from_text(text: str) -> int | None:
@@ -136,14 +126,14 @@ def cause_from_text(text: str) -> int | None:
     return None
 
 
-def outcome_for(cause: int | None, *, answered: bool, alerted: bool) -> CallOutcome:
+def outcome_for(cause: int | None, *, answered: bool, alerted: bool) -> Outcome:
     """The outcome of a call that ended with ``cause``.
 
     An answered call is ``answered_human`` here; answering-machine detection refines it
     later. Normal clearing (16) of an unanswered call that rang means nobody picked up.
     """
     if answered:
-        return CallOutcome.ANSWERED_HUMAN
+        return Outcome.ANSWERED_HUMAN
     if cause is None:
-        return CallOutcome.NO_ANSWER if alerted else CallOutcome.NETWORK_ERROR
-    return CAUSES.get(cause, ("", CallOutcome.NETWORK_ERROR))[1]
+        return Outcome.NO_ANSWER if alerted else Outcome.NETWORK_ERROR
+    return CAUSES.get(cause, ("", Outcome.NETWORK_ERROR))[1]

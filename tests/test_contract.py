@@ -254,3 +254,18 @@ def test_bad_link_frames_name_the_field(frame, field, words):
     with pytest.raises(ContractError) as err:
         c.decode_message(frame)
     assert err.value.field == field and words.lower() in err.value.reason.lower(), (err.value.field, err.value.reason)
+
+
+# -- one definition ---------------------------------------------------------------------------------
+def test_the_layers_use_the_contracts_enums_and_bounds():
+    from appliance import jobspec
+    from appliance.rotation import JobKind as RotationKind
+    from controller.rules import JobKind as RulesKind
+    from modem_drivers.dialects import TTS_MAX_CHARS
+    from modem_drivers.emulator import Outcome as EmulatorOutcome
+    from modem_drivers.q850 import CallOutcome
+
+    assert RotationKind is RulesKind is JobKind
+    assert CallOutcome is EmulatorOutcome is Outcome
+    assert c.MAX_MESSAGE_LENGTH == TTS_MAX_CHARS == jobspec.MAX_MESSAGE_LENGTH
+    assert jobspec.JobError is ContractError

@@ -13,17 +13,13 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+from common.contract import JobKind  # the wire contract's: the kinds a job comes in
+
 #: Rolling window lengths. "Per hour" and "per day" are rolling, not calendar, windows: a
 #: SIM never makes more than N calls in ANY hour, which is what an operator's fraud
 #: detection measures (a calendar reset would allow 2N around the hour boundary).
 HOUR_SECONDS = 3600.0
 DAY_SECONDS = 86400.0
-
-
-class JobKind(enum.Enum):
-    CALL = "call"
-    SMS = "sms"
-    HLR = "hlr"
 
 
 class Traffic(enum.Enum):
