@@ -1,4 +1,4 @@
-"""The call state machine driven directly, and the vendor URC parsers."""
+"""The call state machine driven directly, and the vendor call-progress readers."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +7,7 @@ import pytest
 
 from modem_drivers import call as c
 from modem_drivers.call import Call, CallState
+from modem_drivers.dialects import progress as p
 from modem_drivers.q850 import CallOutcome
 
 
@@ -68,23 +69,62 @@ async def test_wait_for_a_state_the_call_skipped():
 @pytest.mark.parametrize(
     "line, parser, expected",
     [
-        ('+CLCC: 1,0,2,0,0,"+48600000123",145', c.parse_clcc, (CallState.DIALING, None)),
-        ('+CLCC: 1,0,3,0,0,"+48600000123",145', c.parse_clcc, (CallState.ALERTING, None)),
-        ('+CLCC: 1,0,0,0,0,"+48600000123",145', c.parse_clcc, (CallState.ACTIVE, None)),
-        ('+CLCC: 1,0,6,0,0,"+48600000123",145', c.parse_clcc, (CallState.RELEASED, None)),
-        ('+CLCC: 1,1,4,0,0,"+48600000123",145', c.parse_clcc, None),  # incoming: not ours
-        ("+CLCC: garbage", c.parse_clcc, None),
-        ('^DSCI: 1,0,3,0,"+48600000123",145', c.parse_dsci, (CallState.ALERTING, None)),
-        ("^ORIG: 1,0", c.parse_huawei, (CallState.DIALING, None)),
-        ("^CONF: 1", c.parse_huawei, (CallState.ALERTING, None)),
-        ("^CONN: 1,0", c.parse_huawei, (CallState.ACTIVE, None)),
-        ("^CEND: 1,0,104,17", c.parse_huawei, (CallState.RELEASED, 17)),
-        ("^CEND: 1,12,104,16", c.parse_huawei, (CallState.RELEASED, 16)),
-        ("VOICE CALL: BEGIN", c.parse_voice_call, (CallState.ACTIVE, None)),
-        ("VOICE CALL: END: 000012", c.parse_voice_call, (CallState.RELEASED, None)),
-        ("BUSY", c.parse_release_final, (CallState.RELEASED, 17)),
-        ("NO CARRIER", c.parse_release_final, (CallState.RELEASED, None)),
+        ('+CLCC: 1,0,2,0,0,"+48600000123",145', p.parse_clcc, (CallState.DIALING, None)),
+        ('+CLCC: 1,0,3,0,0,"+48600000123",145', p.parse_clcc, (CallState.ALERTING, None)),
+        ('+CLCC: 1,0,0,0,0,"+48600000123",145', p.parse_clcc, (CallState.ACTIVE, None)),
+        ('+CLCC: 1,0,6,0,0,"+48600000123",145', p.parse_clcc, (CallState.RELEASED, None)),
+        ('+CLCC: 1,1,4,0,0,"+48600000123",145', p.parse_clcc, None),  # incoming: not ours
+        ("+CLCC: garbage", p.parse_clcc, None),
+        ('^DSCI: 1,0,3,0,"+48600000123",145', p.parse_dsci, (CallState.ALERTING, None)),
+        ("^ORIG: 1,0", p.parse_huawei, (CallState.DIALING, None)),
+        ("^CONF: 1", p.parse_huawei, (CallState.ALERTING, None)),
+        ("^CONN: 1,0", p.parse_huawei, (CallState.ACTIVE, None)),
+        ("^CEND: 1,0,104,17", p.parse_huawei, (CallState.RELEASED, 17)),
+        ("^CEND: 1,12,104,16", p.parse_huawei, (CallState.RELEASED, 16)),
+        ("VOICE CALL: BEGIN", p.parse_voice_call, (CallState.ACTIVE, None)),
+        ("VOICE CALL: END: 000012", p.parse_voice_call, (CallState.RELEASED, None)),
+        ("BUSY", p.parse_release_final, (CallState.RELEASED, 17)),
+        ("NO CARRIER", p.parse_release_final, (CallState.RELEASED, None)),
     ],
 )
 def test_vendor_call_lines(line, parser, expected):
     assert parser(line) == expected
+
+
+# -- the call's own state changes (the modem calls these; nobody writes its fields) -------
+
+
+async def test_release_reported_is_true_once_and_never_after_the_release():
+    call = Call("+48600000123")
+    assert call.release_reported() and call.releasing
+    assert not call.release_reported()  # the cause is already being asked
+    assert call.release(17) and call.cause == 17
+    done = Call("+48600000123")
+    done.release(16)
+    assert not done.release_reported()
+
+
+async def test_channel_failed_releases_as_a_channel_error_unless_answered():
+    call = Call("+48600000123")
+    assert call.channel_failed() and call.channel_lost and call.released and call.cause is None
+    assert call.report().outcome is CallOutcome.CHANNEL_ERROR
+    assert not call.channel_failed()  # once released, nothing changes
+    answered = Call("+48600000123")
+    answered.advance(CallState.ACTIVE)
+    answered.channel_failed()
+    assert answered.report().outcome is not CallOutcome.CHANNEL_ERROR
+
+
+async def test_hung_up_is_a_local_release_and_keeps_the_modems_cause():
+    call = Call("+48600000123")
+    call.advance(CallState.ACTIVE)
+    call.hung_up(16)
+    assert call.local_release and call.released and call.cause == 16
+    reported = Call("+48600000123")
+    reported.release(31)  # the modem's report came first: its cause stands
+    reported.hung_up(16)
+    assert reported.cause == 31 and reported.local_release
+    without = Call("+48600000123")
+    without.release(None)
+    without.hung_up(16)  # a missing cause is filled
+    assert without.cause == 16

@@ -32,11 +32,8 @@ from modem_drivers.pin import (
     PinTries,
     PinWithheld,
     RejectedPin,
-    parse_cpinr,
-    parse_huawei_cpin,
-    parse_qpinc,
-    parse_spic,
 )
+from modem_drivers.dialects.pin_counters import parse_cpinr, parse_huawei_cpin, parse_qpinc, parse_spic
 
 TOKEN = "pin-safety-token"
 VENDORS = ["simcom", "quectel", "huawei", "generic"]

@@ -13,9 +13,10 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from ..call import CallState, parse_clcc
+from ..call import CallState
 from ..types import PinState, Signal, rssi_to_dbm
 from .base import Cmd, Query
+from .progress import parse_clcc
 
 
 def _body(line: str) -> str:
@@ -103,7 +104,7 @@ def read_cnum(lines: Sequence[str]) -> str | None:
 
 
 def read_clcc(lines: Sequence[str]) -> list[tuple[CallState, int | None]]:
-    """Our calls in a polled ``AT+CLCC`` answer (``call.parse_clcc`` per line)."""
+    """Our calls in a polled ``AT+CLCC`` answer (``progress.parse_clcc`` per line)."""
     states = [parse_clcc("+CLCC: " + v) for v in _values(lines, "+CLCC")]
     return [s for s in states if s is not None]
 

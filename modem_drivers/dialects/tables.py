@@ -8,11 +8,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from .. import call as c
 from ..q850 import cause_from_text
 from ..ussd import UssdForm
-from ..pin import parse_cpinr, parse_huawei_cpin, parse_qpinc, parse_spic
 from .base import CallUrc, Cmd, Dialect, Query, Tts, parse_dtmf_ascii, parse_dtmf_digit
+from .pin_counters import parse_cpinr, parse_huawei_cpin, parse_qpinc, parse_spic
+from .progress import (
+    parse_clcc,
+    parse_dsci,
+    parse_huawei,
+    parse_release_final,
+    parse_voice_call,
+)
 
 
 # -- readers of the rows' answers (lines -> value), each beside the rows that use it ---------
@@ -89,7 +95,7 @@ def _slot_number(lines: Sequence[str]) -> int | None:
 
 
 # Release finals are reported by every dialect (after ATD returned OK).
-_RELEASE_FINALS: Final = tuple(CallUrc(p, c.parse_release_final) for p in ("NO CARRIER", "BUSY", "NO ANSWER"))
+_RELEASE_FINALS: Final = tuple(CallUrc(p, parse_release_final) for p in ("NO CARRIER", "BUSY", "NO ANSWER"))
 
 #: Commands every dialect sends once the SIM is ready (27.005/27.007).
 _COMMON_INIT: Final = (
@@ -110,7 +116,7 @@ GENERIC: Final = Dialect(
     iccid=Query(Cmd("AT+CRSM=176,12258,0,0,10", expect="+CRSM",
                     doc="READ BINARY of EF_ICCID 2FE2 (27.007 §8.18, 51.011 §10.1.1)"), _iccid_crsm),
     call_progress_on=Cmd("AT+CLCC=1", optional=True, doc="auto-report call list; not in 27.007, widespread"),
-    call_urcs=(CallUrc("+CLCC", c.parse_clcc),) + _RELEASE_FINALS,
+    call_urcs=(CallUrc("+CLCC", parse_clcc),) + _RELEASE_FINALS,
     hangup="ATH",
     dtmf_send='AT+VTS="{digit}"',
     dtmf_urcs=(),
@@ -133,8 +139,8 @@ SIMCOM: Final = Dialect(
     iccid=Query(Cmd("AT+CCID", doc="SIM800 manual AT+CCID: bare digits; SIM7600 adds +CCID:"), _iccid_plain),
     call_progress_on=Cmd("AT+CLCC=1", doc="SIM800/SIM7600 manual: +CLCC URC at each call change"),
     call_urcs=(
-        CallUrc("+CLCC", c.parse_clcc),
-        CallUrc("VOICE CALL", c.parse_voice_call),
+        CallUrc("+CLCC", parse_clcc),
+        CallUrc("VOICE CALL", parse_voice_call),
     )
     + _RELEASE_FINALS,
     hangup="ATH",
@@ -168,7 +174,7 @@ QUECTEL: Final = Dialect(
     init=_COMMON_INIT,
     iccid=Query(Cmd("AT+QCCID", expect="+QCCID", doc="EC25 manual AT+QCCID"), _iccid_plain),
     call_progress_on=Cmd("AT^DSCI=1", doc="EC25 manual: ^DSCI call status indication"),
-    call_urcs=(CallUrc("^DSCI", c.parse_dsci),) + _RELEASE_FINALS,
+    call_urcs=(CallUrc("^DSCI", parse_dsci),) + _RELEASE_FINALS,
     hangup="ATH",
     dtmf_send='AT+VTS="{digit}"',
     dtmf_urcs=(("+QTONEDET", parse_dtmf_ascii),),
@@ -198,10 +204,10 @@ HUAWEI: Final = Dialect(
     iccid=Query(Cmd("AT^ICCID?", expect="^ICCID", doc="Huawei ^ICCID: nibble-swapped like EF_ICCID"), _iccid_swapped),
     call_progress_on=None,  # ^ORIG/^CONF/^CONN/^CEND are always on
     call_urcs=(
-        CallUrc("^ORIG", c.parse_huawei),
-        CallUrc("^CONF", c.parse_huawei),
-        CallUrc("^CONN", c.parse_huawei),
-        CallUrc("^CEND", c.parse_huawei, cause_is_final=True),
+        CallUrc("^ORIG", parse_huawei),
+        CallUrc("^CONF", parse_huawei),
+        CallUrc("^CONN", parse_huawei),
+        CallUrc("^CEND", parse_huawei, cause_is_final=True),
     )
     + _RELEASE_FINALS,
     hangup="AT+CHUP",

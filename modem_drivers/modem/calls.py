@@ -44,7 +44,7 @@ RELEASE_FINAL_NAMES: Final = frozenset({"NO CARRIER", "BUSY", "NO ANSWER"})
 #: log line at most every 8 s, not every poll interval.
 POLL_BACKOFF_MAX: Final = 8.0
 #: The cause a final result implies when +CEER says nothing (Q.850: 17 user busy, 19 no
-#: answer from user), as ``call.RELEASE_FINALS``.
+#: answer from user), as ``dialects.progress.RELEASE_FINALS``.
 _FINAL_HINTS: Final = {FinalKind.BUSY: USER_BUSY, FinalKind.NO_ANSWER: NO_ANSWER}
 
 
