@@ -19,10 +19,23 @@ from typing import Any, Final, Union
 import msgspec
 
 from common import contract
-from common.contract import (  # noqa: F401 (re-exported: appliance/config.py and tests import them here)
-    CALL_BOUNDS, EPOCH, MAX_ID_LENGTH, MAX_MESSAGE_LENGTH, MAX_TEXT_LENGTH, PRIORITY, REQUIRABLE_HINTS, RETRY_BOUNDS,
-    ContractError as JobError, HlrMethod, JobKind, OnAnswer, message_problem,
+
+# re-exported: appliance/config.py, the API and tests import these from here
+from common.contract import (  # noqa: F401
+    CALL_BOUNDS,
+    EPOCH,
+    MAX_ID_LENGTH,
+    MAX_MESSAGE_LENGTH,
+    MAX_TEXT_LENGTH,
+    PRIORITY,
+    REQUIRABLE_HINTS,
+    RETRY_BOUNDS,
+    HlrMethod,
+    JobKind,
+    OnAnswer,
+    message_problem,
 )
+from common.contract import ContractError as JobError  # the old name of a job's mistake
 
 KINDS: Final = tuple(k.value for k in JobKind)
 HLR_METHODS: Final = tuple(m.value for m in HlrMethod)

@@ -21,7 +21,7 @@ import enum
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Final, Literal, Union
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType, field
@@ -145,14 +145,14 @@ def _meta(b: Bound, integer: bool) -> Meta:
 
 def _number(b: Bound) -> Any:
     """A JSON number within ``b``, kept as written (an int stays an int on the wire)."""
-    return Union[Annotated[int, _meta(b, True)], Annotated[float, _meta(b, False)]]
+    return Annotated[int, _meta(b, True)] | Annotated[float, _meta(b, False)]
 
 
 Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"\S")]  # not blank
 Epoch = Annotated[float, _meta(EPOCH, False)]
 OperatorCode = Annotated[str, Meta(pattern=r"^\d{5,6}\Z")]  # MCC + MNC, 3GPP TS 23.003 §2.2
-RowId = Union[Annotated[str, Meta(max_length=MAX_ID_LENGTH)], Annotated[int, Meta(ge=0, le=MAX_ROW_ID)]]
-Num = Union[int, float]
+RowId = Annotated[str, Meta(max_length=MAX_ID_LENGTH)] | Annotated[int, Meta(ge=0, le=MAX_ROW_ID)]
+Num = int | float
 
 
 # -- the job -----------------------------------------------------------------------------------
@@ -336,8 +336,8 @@ _REASONS: Final[dict[str, Callable[[Any], str]]] = {
 #: An unknown key inside this object -> (field, reason).
 _UNKNOWN: Final[dict[str, Callable[[str], tuple[str, str]]]] = {
     "": lambda name: (name[:MAX_ID_LENGTH], "unknown field (a typo?)"),
-    "call": lambda name: (f"call.{name[:MAX_ID_LENGTH]}", "unknown field (a typo?); known: "
-                                                          f"{', '.join(CallOptions.__struct_fields__)}"),
+    "call": lambda name: (f"call.{name[:MAX_ID_LENGTH]}",
+                          f"unknown field (a typo?); known: {', '.join(CallOptions.__struct_fields__)}"),
     "hints": lambda name: ("hints", _HINTS_SHAPE),
     "retry": lambda name: ("retry", _RETRY_SHAPE),
 }
@@ -387,7 +387,7 @@ def _explain(exc: msgspec.ValidationError, raw: Any, reasons: Mapping[str, Calla
     cause = exc.__cause__ or exc.__context__
     if isinstance(cause, ContractError):
         return ContractError(joined(path, cause.field), cause.reason)
-    if (u := re.fullmatch(r"Object contains unknown field `(.*)`", what, re.S)) and path in unknown:
+    if (u := re.fullmatch(r"Object contains unknown field `(.*)`", what, re.DOTALL)) and path in unknown:
         name, reason = unknown[path](u.group(1))
         return ContractError(joined(name), reason)
     if missing := re.fullmatch(r"Object missing required field `(.*)`", what):
@@ -559,7 +559,7 @@ class Error(_Message, tag="error"):
     detail: str
 
 
-LinkMessage = Union[Hello, Jobs, Ack, Results, ResultsAck, Inbound, InboundAck, Heartbeat, Cancel, Error]
+LinkMessage = Hello | Jobs | Ack | Results | ResultsAck | Inbound | InboundAck | Heartbeat | Cancel | Error
 _LINK_DECODER: Final = msgspec.json.Decoder(LinkMessage)
 _ENCODER: Final = msgspec.json.Encoder()
 _TYPES: Final = tuple(t.__struct_config__.tag for t in LinkMessage.__args__)  # type: ignore[attr-defined]

@@ -27,7 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
-from common.contract import JobKind  # the wire contract's (campaigns.py imports it from here too)
+# the wire contract's (campaigns.py imports it from here too)
+from common.contract import JobKind
 
 #: Default calling window, callee's local time: FDCPA §805(a)(1) (15 U.S.C. 1692c(a)(1))
 #: presumes 8 a.m.–9 p.m. convenient; Polish collection practice (Kodeks Dobrych Praktyk

@@ -12,7 +12,6 @@ from typing import Final
 
 from common.contract import Outcome
 
-
 #: Old name of the one outcome enum (appliance/jobs.py, modem_drivers/call.py and tests
 #: still import it from here).
 CallOutcome = Outcome

@@ -105,7 +105,9 @@ def test_result_bodies_round_trip_unchanged(body):
 def built(kind_step: int, prefixes=None) -> dict:
     from controller import campaigns as cp
     from controller.dispatcher import build_job
-    from controller.rules import JobKind as Kind  # the contract's (test_the_layers_use_the_contracts_enums_and_bounds)
+    from controller.rules import (
+        JobKind as Kind,  # the contract's (test_the_layers_use_the_contracts_enums_and_bounds)
+    )
 
     steps = (cp.Step(Kind.HLR, method="probe_call"), cp.Step(Kind.CALL, attempts=3, ring_seconds=25),
              cp.Step(Kind.SMS, text="Dzień dobry {name}"))

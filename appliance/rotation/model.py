@@ -13,7 +13,8 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from common.contract import JobKind  # the wire contract's: the kinds a job comes in
+# the wire contract's: the kinds a job comes in
+from common.contract import JobKind
 
 #: Rolling window lengths. "Per hour" and "per day" are rolling, not calendar, windows: a
 #: SIM never makes more than N calls in ANY hour, which is what an operator's fraud
