@@ -9,7 +9,7 @@ import pytest
 
 from modem_drivers.at import AtTimeout, PortState
 from modem_drivers.call import CallState
-from modem_drivers.emulator import Emulator, EmulatorConfig, Fault, Timing
+from modem_drivers.emulator import Emulator, Fault, Timing
 from modem_drivers.errors import SimPinRequired, WrongPin
 from modem_drivers.modem import Modem
 from modem_drivers.q850 import CallOutcome
@@ -27,10 +27,7 @@ from modem_drivers.types import (
 VENDORS = ["simcom", "quectel", "huawei", "generic"]
 
 
-@pytest.fixture
-async def emu(tmp_path):
-    async with Emulator(EmulatorConfig(modems=4, timing=Timing.FAST, state_dir=tmp_path, seed=3)) as e:
-        yield e
+pytestmark = pytest.mark.bank(modems=4, timing=Timing.FAST, seed=3)
 
 
 def vm_of(emu: Emulator, vendor: str):
@@ -141,26 +138,25 @@ async def test_ussd_balance(modems, vendor):
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
-async def test_pin_unlock(tmp_path, vendor):
-    cfg = EmulatorConfig(modems=1, vendors=(vendor,), pin_locked=True, state_dir=tmp_path)
-    async with Emulator(cfg) as emu:
-        m = await Modem.open(emu.modems[0].port)
-        try:
-            assert m.pin_state is PinState.SIM_PIN
-            with pytest.raises(SimPinRequired):
-                await m.dial("+48600000123")
-            with pytest.raises(WrongPin):
-                await m.unlock("9999")
-            assert await m.unlock("1234") is PinState.READY
-            assert (await m.sim_info()).iccid == emu.modems[0].sims[0].iccid
-            call = await m.dial("+48601200123")
-            await call.wait_released(5)
-            assert call.cause == 17
-        finally:
-            await m.close()
-        m2 = await Modem.open(emu.modems[0].port, pin="1234")  # PIN given up front: already READY
-        assert m2.pin_state is PinState.READY
-        await m2.close()
+async def test_pin_unlock(emulated_bank, vendor):
+    emu = (await emulated_bank(modems=1, vendors=(vendor,), pin_locked=True)).emu
+    m = await Modem.open(emu.modems[0].port)
+    try:
+        assert m.pin_state is PinState.SIM_PIN
+        with pytest.raises(SimPinRequired):
+            await m.dial("+48600000123")
+        with pytest.raises(WrongPin):
+            await m.unlock("9999")
+        assert await m.unlock("1234") is PinState.READY
+        assert (await m.sim_info()).iccid == emu.modems[0].sims[0].iccid
+        call = await m.dial("+48601200123")
+        await call.wait_released(5)
+        assert call.cause == 17
+    finally:
+        await m.close()
+    m2 = await Modem.open(emu.modems[0].port, pin="1234")  # PIN given up front: already READY
+    assert m2.pin_state is PinState.READY
+    await m2.close()
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
@@ -186,24 +182,23 @@ async def test_inbound_sms_even_during_a_call_and_inbound_call(emu, modems, vend
     assert next(e for e in got if isinstance(e, IncomingCall)).caller == "+48600000555"
 
 
-async def test_urc_inside_cmgs_does_not_break_submission(tmp_path):
-    cfg = EmulatorConfig(modems=1, vendors=("simcom",), timing=Timing.REALISTIC, state_dir=tmp_path, seed=1)
-    async with Emulator(cfg) as emu:
-        m = await Modem.open(emu.modems[0].port)
-        got: list = []
-        m.subscribe(got.append)
-        try:
-            send = asyncio.ensure_future(m.send_sms("+48601000123", "in the middle", report=False))
-            await asyncio.sleep(0.3)  # inside AT+CMGS: realistic submission takes 1-3 s
-            assert not send.done()
-            await emu.inbound_sms("+48600000555", emu.modems[0].sims[0].msisdn, "interleaved")
-            sub = await asyncio.wait_for(send, 10)
-            assert sub.parts == 1 and sub.references[0] >= 0
-            async with asyncio.timeout(10):
-                while not any(isinstance(e, SmsReceived) for e in got):
-                    await asyncio.sleep(0.01)
-        finally:
-            await m.close()
+@pytest.mark.bank(modems=1, vendors=("simcom",), timing=Timing.REALISTIC, seed=1)
+async def test_urc_inside_cmgs_does_not_break_submission(emu):
+    m = await Modem.open(emu.modems[0].port)
+    got: list = []
+    m.subscribe(got.append)
+    try:
+        send = asyncio.ensure_future(m.send_sms("+48601000123", "in the middle", report=False))
+        await asyncio.sleep(0.3)  # inside AT+CMGS: realistic submission takes 1-3 s
+        assert not send.done()
+        await emu.inbound_sms("+48600000555", emu.modems[0].sims[0].msisdn, "interleaved")
+        sub = await asyncio.wait_for(send, 10)
+        assert sub.parts == 1 and sub.references[0] >= 0
+        async with asyncio.timeout(10):
+            while not any(isinstance(e, SmsReceived) for e in got):
+                await asyncio.sleep(0.01)
+    finally:
+        await m.close()
 
 
 async def test_malformed_urc_and_undecodable_pdu_never_take_the_modem_offline(emu, modems):
@@ -281,48 +276,47 @@ STUCK_PHASES = {
 
 @pytest.mark.parametrize("phase", list(STUCK_PHASES))
 @pytest.mark.parametrize("vendor", VENDORS)
-async def test_stuck_modem_during_a_call_never_leaves_the_call_set(tmp_path, caplog, vendor, phase):
+async def test_stuck_modem_during_a_call_never_leaves_the_call_set(emulated_bank, caplog, vendor, phase):
     import logging
 
     from modem_drivers.errors import Unsupported
 
     number, reached, timing = STUCK_PHASES[phase]
-    cfg = EmulatorConfig(modems=1, vendors=(vendor,), sims_per_modem=2, timing=timing, state_dir=tmp_path, seed=5)
-    async with Emulator(cfg) as emu:
-        vm = emu.modems[0]
-        m = await Modem.open(vm.port)
-        m.dial_timeout = 1.0  # instead of 20 s (TimeoutClass.DIAL): the test's patience
-        m.port.abandoned_grace = 0.3
-        loop = asyncio.get_running_loop()
-        try:
-            with caplog.at_level(logging.INFO, logger="modem_drivers"):
-                caplog.clear()
-                if reached is None:
-                    await emu.inject(vm.id, Fault.STUCK, seconds=STUCK_SECONDS)
-                    stuck_until = loop.time() + STUCK_SECONDS
-                    with pytest.raises(AtTimeout):
-                        await m.dial(number)
-                else:
-                    call = await m.dial(number)
-                    assert await call.wait_for(reached, timeout=10) is reached
-                    await emu.inject(vm.id, Fault.STUCK, seconds=STUCK_SECONDS)
-                    stuck_until = loop.time() + STUCK_SECONDS
-                    await m.hangup()  # no answer: the call ends here
-                    assert call.released
-                    if reached is CallState.ALERTING:
-                        assert call.report().outcome is CallOutcome.CHANNEL_ERROR
-                assert m.call is None or m.call.released
-                await asyncio.sleep(max(0.0, stuck_until - loop.time()) + 0.1)
-                # the modem answers again: the owed hang-up goes first, the call is gone
-                assert (await m.signal()).rssi >= 0
-                assert vm.call is None
-                if vendor == "huawei":
-                    with pytest.raises(Unsupported, match="one SIM slot"):
-                        await m.switch_slot(1)
-                else:
+    emu = (await emulated_bank(modems=1, vendors=(vendor,), sims_per_modem=2, timing=timing, seed=5)).emu
+    vm = emu.modems[0]
+    m = await Modem.open(vm.port)
+    m.dial_timeout = 1.0  # instead of 20 s (TimeoutClass.DIAL): the test's patience
+    m.port.abandoned_grace = 0.3
+    loop = asyncio.get_running_loop()
+    try:
+        with caplog.at_level(logging.INFO, logger="modem_drivers"):
+            caplog.clear()
+            if reached is None:
+                await emu.inject(vm.id, Fault.STUCK, seconds=STUCK_SECONDS)
+                stuck_until = loop.time() + STUCK_SECONDS
+                with pytest.raises(AtTimeout):
+                    await m.dial(number)
+            else:
+                call = await m.dial(number)
+                assert await call.wait_for(reached, timeout=10) is reached
+                await emu.inject(vm.id, Fault.STUCK, seconds=STUCK_SECONDS)
+                stuck_until = loop.time() + STUCK_SECONDS
+                await m.hangup()  # no answer: the call ends here
+                assert call.released
+                if reached is CallState.ALERTING:
+                    assert call.report().outcome is CallOutcome.CHANNEL_ERROR
+            assert m.call is None or m.call.released
+            await asyncio.sleep(max(0.0, stuck_until - loop.time()) + 0.1)
+            # the modem answers again: the owed hang-up goes first, the call is gone
+            assert (await m.signal()).rssi >= 0
+            assert vm.call is None
+            if vendor == "huawei":
+                with pytest.raises(Unsupported, match="one SIM slot"):
                     await m.switch_slot(1)
-                    assert vm.active_slot == 1
-                lines = [r for r in caplog.records if r.name.startswith("modem_drivers")]
-            assert len(lines) <= STUCK_LOG_LINES, [r.getMessage() for r in lines]
-        finally:
-            await m.close()
+            else:
+                await m.switch_slot(1)
+                assert vm.active_slot == 1
+            lines = [r for r in caplog.records if r.name.startswith("modem_drivers")]
+        assert len(lines) <= STUCK_LOG_LINES, [r.getMessage() for r in lines]
+    finally:
+        await m.close()

@@ -13,7 +13,7 @@ import pytest
 from modem_drivers.at import CommandFailed
 from modem_drivers.call import CallState
 from modem_drivers.dialects import HUAWEI, QUECTEL, SIMCOM, TTS_MAX_CHARS
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Emulator, Timing
 from modem_drivers.emulator._timing import PROFILES
 from modem_drivers.errors import ModemError, PlaybackFailed, TtsUnsupported
 from modem_drivers.modem import Modem, PlaybackEnd
@@ -27,12 +27,7 @@ MODELS = ("SIMCOM_SIM7600E-H", "EC25", "E1550", "GSM-27007", "SIM800")
 RATE = 400.0
 
 
-@pytest.fixture
-async def emu(tmp_path):
-    cfg = EmulatorConfig(modems=len(MODELS), vendors=MODELS, timing=Timing.FAST, state_dir=tmp_path, seed=5,
-                         speech_rate=RATE)
-    async with Emulator(cfg) as e:
-        yield e
+pytestmark = pytest.mark.bank(modems=len(MODELS), vendors=MODELS, timing=Timing.FAST, seed=5, speech_rate=RATE)
 
 
 def vm_of(emu: Emulator, model: str):
@@ -129,64 +124,59 @@ async def test_tts_outside_a_call_is_refused(emu, opened, model, command):
         await m.play_tts(ENGLISH, timeout=5)
 
 
-async def test_callee_hanging_up_mid_message_ends_playback_and_call(tmp_path):
-    cfg = EmulatorConfig(modems=2, vendors=("SIMCOM_SIM7600E-H", "EC25"), timing=Timing.FAST,
-                         state_dir=tmp_path, seed=5, speech_rate=20.0)  # 81 chars ≈ 4 s
-    async with Emulator(cfg) as emu:
-        for vm in emu.modems:
-            async with await Modem.open(vm.port) as m:
-                call = await answered(m)
-                playing = asyncio.create_task(m.play_tts(POLISH, timeout=30))
-                async with asyncio.timeout(5):
-                    while not vm.speaker.playing:
-                        await asyncio.sleep(0.01)
-                await asyncio.sleep(0.3)
-                await emu.callee_hangs_up(vm.id)
-                playback = await asyncio.wait_for(playing, 5)
-                assert playback.end is PlaybackEnd.CALL_RELEASED
-                assert playback.seconds < len(POLISH) / 20.0 * 0.8  # cut short (upper bound loose for slow CI)
-                await call.wait_released(5)
-                report = call.report()
-                assert report.outcome.value == "answered_human" and report.cause == 16
-                assert not report.local_release
-                played = emu.network.calls[-1].played
-                assert len(played) == 1 and not played[0].completed
-                assert 0.2 < played[0].seconds < len(POLISH) / 20.0 * 0.8
-                assert not vm.speaker.playing and vm.call is None
-
-
-async def test_playback_past_its_deadline_is_stopped(tmp_path):
-    cfg = EmulatorConfig(modems=1, vendors=("EC25",), timing=Timing.FAST, state_dir=tmp_path, seed=5,
-                         speech_rate=10.0)
-    async with Emulator(cfg) as emu:
-        vm = emu.modems[0]
+@pytest.mark.bank(modems=2, vendors=("SIMCOM_SIM7600E-H", "EC25"), timing=Timing.FAST, seed=5,
+                  speech_rate=20.0)  # 81 chars ≈ 4 s
+async def test_callee_hanging_up_mid_message_ends_playback_and_call(emu):
+    for vm in emu.modems:
         async with await Modem.open(vm.port) as m:
             call = await answered(m)
-            playback = await m.play_tts(ENGLISH, timeout=0.5)
-            assert playback.end is PlaybackEnd.TIMED_OUT
-            assert 0.45 <= playback.seconds < 5.0  # stopped long before the ~9 s message ends
-            assert not vm.speaker.playing  # AT+QTTS=0 stopped the voice
-            assert call.state is CallState.ACTIVE
-            # The engine is free again: the next message plays.
+            playing = asyncio.create_task(m.play_tts(POLISH, timeout=30))
+            async with asyncio.timeout(5):
+                while not vm.speaker.playing:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
             await emu.callee_hangs_up(vm.id)
+            playback = await asyncio.wait_for(playing, 5)
+            assert playback.end is PlaybackEnd.CALL_RELEASED
+            assert playback.seconds < len(POLISH) / 20.0 * 0.8  # cut short (upper bound loose for slow CI)
             await call.wait_released(5)
-        played = emu.network.calls[-1].played
-        assert len(played) == 1 and not played[0].completed and played[0].seconds < 5.0
+            report = call.report()
+            assert report.outcome.value == "answered_human" and report.cause == 16
+            assert not report.local_release
+            played = emu.network.calls[-1].played
+            assert len(played) == 1 and not played[0].completed
+            assert 0.2 < played[0].seconds < len(POLISH) / 20.0 * 0.8
+            assert not vm.speaker.playing and vm.call is None
 
 
-async def test_second_message_while_one_plays_is_refused(tmp_path):
-    cfg = EmulatorConfig(modems=1, vendors=("SIM800",), timing=Timing.FAST, state_dir=tmp_path, seed=5,
-                         speech_rate=10.0)
-    async with Emulator(cfg) as emu:
-        async with await Modem.open(emu.modems[0].port) as m:
-            await answered(m)
-            await m.port.command('AT+CTTS=2,"one two three four five"')
-            with pytest.raises(CommandFailed):
-                await m.port.command('AT+CTTS=2,"six"')
-            r = await m.port.command("AT+CTTS?", expect="+CTTS")
-            assert r.value("+CTTS") == "1"
-            await m.hangup()
-            assert emu.network.calls[-1].played[0].text == "one two three four five"
+@pytest.mark.bank(modems=1, vendors=("EC25",), timing=Timing.FAST, seed=5, speech_rate=10.0)
+async def test_playback_past_its_deadline_is_stopped(emu):
+    vm = emu.modems[0]
+    async with await Modem.open(vm.port) as m:
+        call = await answered(m)
+        playback = await m.play_tts(ENGLISH, timeout=0.5)
+        assert playback.end is PlaybackEnd.TIMED_OUT
+        assert 0.45 <= playback.seconds < 5.0  # stopped long before the ~9 s message ends
+        assert not vm.speaker.playing  # AT+QTTS=0 stopped the voice
+        assert call.state is CallState.ACTIVE
+        # The engine is free again: the next message plays.
+        await emu.callee_hangs_up(vm.id)
+        await call.wait_released(5)
+    played = emu.network.calls[-1].played
+    assert len(played) == 1 and not played[0].completed and played[0].seconds < 5.0
+
+
+@pytest.mark.bank(modems=1, vendors=("SIM800",), timing=Timing.FAST, seed=5, speech_rate=10.0)
+async def test_second_message_while_one_plays_is_refused(emu):
+    async with await Modem.open(emu.modems[0].port) as m:
+        await answered(m)
+        await m.port.command('AT+CTTS=2,"one two three four five"')
+        with pytest.raises(CommandFailed):
+            await m.port.command('AT+CTTS=2,"six"')
+        r = await m.port.command("AT+CTTS?", expect="+CTTS")
+        assert r.value("+CTTS") == "1"
+        await m.hangup()
+        assert emu.network.calls[-1].played[0].text == "one two three four five"
 
 
 # -- the command line, as data (no tty needed) --------------------------------------------
