@@ -53,8 +53,8 @@ from common.logs import LogSection
 
 from .dispatcher import DEFAULT_LEASE_SECONDS, DEFAULT_STRANDED_AFTER
 from .link import HEARTBEAT_SECONDS
-from .stopwords import DEFAULT_STOP_WORDS
 from .planner import DEFAULT_QUEUE_DEPTH
+from .stopwords import DEFAULT_STOP_WORDS
 from .webhooks import DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DELIVERY_TIMEOUT
 
 

@@ -30,7 +30,7 @@ from common.clock import iso, parse_iso
 from . import auth
 from .contacts import RowError, _phone
 from .dispatcher import Dispatcher, result_event
-from .stopwords import DEFAULT_STOP_WORDS, stop_matcher  # noqa: F401 (DEFAULT_STOP_WORDS: named here before)
+from .stopwords import DEFAULT_STOP_WORDS, stop_matcher
 from .store import Store
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,100 @@
+"""The store's connection and its transaction: what every table group builds on.
+
+One SQLite connection in autocommit mode (``common.files.open_sqlite``: WAL,
+``synchronous=NORMAL`` — a killed process loses nothing committed, SQLite docs "PRAGMA
+synchronous"); every write is an explicit ``tx()``. A caller that must make several writes
+atomic (a result, its contact's next step and its webhook deliveries) opens ``tx()`` itself
+and calls the groups' ``…(c, …)`` functions inside it; every other method opens its own.
+
+Also here: the per-state contact counts (``campaign_counts``), which every group that moves
+a contact keeps in step inside its own transaction.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlite_utils
+
+from common.files import open_sqlite
+
+from .schema import migrate
+
+#: Chunk size of multi-row statements: SQLite's default SQLITE_MAX_VARIABLE_NUMBER is
+#: 32,766 since 3.32; 500 rows x 14 columns stays far below it.
+CHUNK = 500
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Conflict(StoreError):
+    """A unique key or a state precondition refused the write (HTTP 409 upstairs)."""
+
+
+encode = msgspec.json.Encoder().encode
+
+
+def loads(v: str | None) -> Any:
+    return None if v is None else json.loads(v)
+
+
+class StoreBase:
+    """The connection, ``tx()`` and the small helpers every table group uses."""
+
+    def __init__(self, path: str | Path, *, durability: str = "normal") -> None:
+        conn = open_sqlite(path, durability=durability)
+        conn.row_factory = sqlite3.Row
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        migrate(self.db, StoreError)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at its start (``BEGIN IMMEDIATE``) so two processes
+        never deadlock upgrading read locks."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> dict[str, Any] | None:
+        row = self.conn.execute(sql, args).fetchone()
+        return dict(row) if row is not None else None
+
+    @staticmethod
+    def _move(c: sqlite3.Connection, campaign_id: str, from_state: str | None, to_state: str | None, n: int = 1) -> None:
+        """Keep ``campaign_counts`` in step with contacts moving between states."""
+        if from_state == to_state or n == 0:
+            return
+        for state, delta in ((from_state, -n), (to_state, n)):
+            if state is not None:
+                c.execute("INSERT INTO campaign_counts(campaign_id, state, n) VALUES (?, ?, ?)"
+                          " ON CONFLICT(campaign_id, state) DO UPDATE SET n = campaign_counts.n + excluded.n",
+                          (campaign_id, state, delta))
+
+    def recount(self, campaign_id: str) -> None:
+        """Rebuild a campaign's counts from the contacts (after bulk changes, or repair)."""
+        with self.tx() as c:
+            self._recount(c, campaign_id)
+
+    @staticmethod
+    def _recount(c: sqlite3.Connection, campaign_id: str) -> None:
+        c.execute("DELETE FROM campaign_counts WHERE campaign_id = ?", (campaign_id,))
+        c.execute("INSERT INTO campaign_counts(campaign_id, state, n) SELECT campaign_id, state, COUNT(*) FROM contacts"
+                  " WHERE campaign_id = ? GROUP BY campaign_id, state", (campaign_id,))

@@ -1,0 +1,149 @@
+"""Campaigns, their contacts and the per-state counts kept beside them: create and move
+campaigns, import contacts (one transaction per import: all or nothing), read the due ones,
+and move one contact's cursor inside a caller's transaction.
+
+``upsert_contacts`` is a hot path (100,000 rows a request): raw SQL, one ``executemany``
+of a portable ``INSERT … ON CONFLICT … DO UPDATE``, the phone lists encoded with msgspec.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from ..contacts import ContactRow
+from .base import CHUNK, Conflict, StoreBase, encode
+
+
+class Campaigns(StoreBase):
+    # -- campaigns -------------------------------------------------------------------------
+    def create_campaign(self, campaign_id: str, name: str, strategy: list[Any], rules: dict[str, Any], now: float) -> None:
+        with self.tx() as c:
+            try:
+                c.execute("INSERT INTO campaigns(id, name, state, strategy, rules, created_at, updated_at)"
+                          " VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                          (campaign_id, name, json.dumps(strategy), json.dumps(rules), now, now))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"campaign {campaign_id!r} exists") from None
+
+    def _campaign(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        row["strategy"], row["rules"] = json.loads(row["strategy"]), json.loads(row["rules"])
+        return row
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        return self._campaign(self._one("SELECT * FROM campaigns WHERE id = ?", (campaign_id,)))
+
+    def list_campaigns(self) -> list[dict[str, Any]]:
+        return [c for r in self._all("SELECT * FROM campaigns ORDER BY created_at") if (c := self._campaign(r))]
+
+    def campaign_counts(self, campaign_id: str) -> dict[str, int]:
+        rows = self._all("SELECT state, n FROM campaign_counts WHERE campaign_id = ?", (campaign_id,))
+        counts = {"waiting": 0, "in_flight": 0, "done": 0}
+        counts.update({r["state"]: r["n"] for r in rows})
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def set_campaign_state(self, campaign_id: str, from_state: str, to_state: str, now: float) -> bool:
+        with self.tx() as c:
+            return c.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                             (to_state, now, campaign_id, from_state)).rowcount == 1
+
+    def running_campaigns(self) -> list[dict[str, Any]]:
+        return [c for r in self._all("SELECT * FROM campaigns WHERE state = 'running'") if (c := self._campaign(r))]
+
+    def finish_idle_campaigns(self, now: float) -> list[str]:
+        """Running campaigns whose every contact is done become ``done``."""
+        with self.tx() as c:
+            ids = [r[0] for r in c.execute(
+                "SELECT id FROM campaigns WHERE state = 'running'"
+                " AND EXISTS (SELECT 1 FROM campaign_counts WHERE campaign_id = campaigns.id AND state = 'done' AND n > 0)"
+                " AND NOT EXISTS (SELECT 1 FROM campaign_counts WHERE campaign_id = campaigns.id AND state <> 'done' AND n > 0)"
+            ).fetchall()]
+            for cid in ids:
+                c.execute("UPDATE campaigns SET state = 'done', updated_at = ? WHERE id = ? AND state = 'running'", (now, cid))
+            return ids
+
+    # -- contacts --------------------------------------------------------------------------
+    def upsert_contacts(self, campaign_id: str, rows: Sequence[ContactRow], now: float, *,
+                        closed: Collection[str] = (), reopen: Mapping[str, str] | None = None) -> tuple[int, int]:
+        """Insert new contacts (due now) and update known ones by external_id (unique within
+        ``rows``), keeping their progress, in one transaction: an import is all or nothing.
+        Refuses (``Conflict``) when the campaign is gone or in a ``closed`` state; moves it
+        by ``reopen`` (state -> state) when contacts were created. Returns (created, updated)."""
+        with self.tx() as c:
+            state = c.execute("SELECT state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            if state is None or state[0] in closed:
+                raise Conflict(f"campaign {campaign_id!r} is {state[0] if state else 'gone'}")
+            known = 0
+            ids = [r.external_id for r in rows]
+            for i in range(0, len(ids), CHUNK):
+                part = ids[i:i + CHUNK]
+                known += c.execute(f"SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND external_id IN ({','.join('?' * len(part))})",
+                                   (campaign_id, *part)).fetchone()[0]
+            c.executemany(
+                "INSERT INTO contacts(campaign_id, external_id, name, case_ref, amount, currency, due_date, time_zone,"
+                " language, phones, state, next_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?)"
+                " ON CONFLICT(campaign_id, external_id) DO UPDATE SET name = excluded.name, case_ref = excluded.case_ref,"
+                " amount = excluded.amount, currency = excluded.currency, due_date = excluded.due_date,"
+                " time_zone = excluded.time_zone, language = excluded.language, phones = excluded.phones,"
+                " updated_at = excluded.updated_at",
+                # msgspec encodes a phone list in ~0.3 µs, json.dumps in ~2.3: a fifth of a big import's commit
+                [(campaign_id, r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone,
+                  r.language, encode(r.phones).decode(), now, now, now) for r in rows])
+            self._move(c, campaign_id, None, "waiting", len(rows) - known)
+            to = (reopen or {}).get(state[0])
+            if to is not None and len(rows) > known:
+                c.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                          (to, now, campaign_id, state[0]))
+        return len(rows) - known, known
+
+    def _contact(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
+        if row is not None:
+            row["phones"] = json.loads(row["phones"])
+        return row
+
+    def get_contact(self, contact_id: int) -> dict[str, Any] | None:
+        return self._contact(self._one("SELECT * FROM contacts WHERE id = ?", (contact_id,)))
+
+    def list_contacts(self, campaign_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        return [c for r in self._all("SELECT * FROM contacts WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
+                                     (campaign_id, after, limit)) if (c := self._contact(r))]
+
+    def due_contacts(self, now: float, limit: int) -> list[dict[str, Any]]:
+        rows = self._all("SELECT ct.* FROM contacts ct JOIN campaigns cp ON cp.id = ct.campaign_id"
+                         " WHERE ct.state = 'waiting' AND ct.next_at <= ? AND cp.state = 'running'"
+                         " ORDER BY ct.next_at LIMIT ?", (now, limit))
+        return [c for r in rows if (c := self._contact(r))]
+
+
+    @classmethod
+    def advance_contact(cls, c: sqlite3.Connection, contact_id: int, campaign_id: str, *, state: str, step: int, n: int,
+                        gen: int, next_at: float, outcome: str | None, now: float) -> None:
+        """Move an in-flight contact's cursor (inside ``ingest_results``' or ``ack_batch``'s transaction)."""
+        if c.execute("UPDATE contacts SET state = ?, step = ?, n = ?, gen = ?, next_at = ?, outcome = COALESCE(?, outcome),"
+                     " updated_at = ? WHERE id = ? AND state = 'in_flight'",
+                     (state, step, n, gen, next_at, outcome, now, contact_id)).rowcount == 1:
+            cls._move(c, campaign_id, "in_flight", state)
+
+    @staticmethod
+    def contact_in_tx(c: sqlite3.Connection, contact_id: int) -> dict[str, Any] | None:
+        row = c.execute("SELECT * FROM contacts WHERE id = ?", (contact_id,)).fetchone()
+        if row is None:
+            return None
+        d = dict(row)
+        d["phones"] = json.loads(d["phones"])
+        return d
+
+    @staticmethod
+    def campaign_in_tx(c: sqlite3.Connection, campaign_id: str) -> dict[str, Any] | None:
+        row = c.execute("SELECT * FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        if row is None:
+            return None
+        d = dict(row)
+        d["strategy"], d["rules"] = json.loads(d["strategy"]), json.loads(d["rules"])
+        return d
+

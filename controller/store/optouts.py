@@ -1,0 +1,26 @@
+"""The opt-out (do-not-call) list: numbers that asked us to stop, by SMS or through the
+CRM. Read by the contact rules before every dispatch (a primary-key look-up)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import StoreBase
+
+
+class OptOuts(StoreBase):
+    def add_optout(self, number: str, source: str, reason: str | None, now: float) -> bool:
+        with self.tx() as c:
+            return c.execute("INSERT INTO optouts(number, source, reason, created_at) VALUES (?, ?, ?, ?)"
+                             " ON CONFLICT(number) DO NOTHING", (number, source, reason, now)).rowcount == 1
+
+    def remove_optout(self, number: str) -> bool:
+        with self.tx() as c:
+            return c.execute("DELETE FROM optouts WHERE number = ?", (number,)).rowcount == 1
+
+    def list_optouts(self, after: str, limit: int) -> list[dict[str, Any]]:
+        return self._all("SELECT number, source, reason, created_at FROM optouts WHERE number > ? ORDER BY number LIMIT ?",
+                         (after, limit))
+
+    def is_opted_out(self, number: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM optouts WHERE number = ?", (number,)).fetchone() is not None
+

@@ -1,0 +1,174 @@
+"""The controller's schema, by table group, and the migrations that bring a database to it.
+
+The base schema (version 1) is idempotent DDL (``CREATE … IF NOT EXISTS``) run at every
+open, as it always was, so an index added to it since reaches an older database too; a
+change that needs more than that is a numbered entry of ``MIGRATIONS``, run once, in its
+own transaction, in order. A database written by a newer version of the code than this one
+(``SCHEMA_VERSION``) is refused before anything touches it.
+
+The DDL is written out, not built with sqlite-utils' ``create()``: that cannot say partial
+indexes, ``AUTOINCREMENT`` (result and delivery cursors must never reuse an id) or a
+table-level ``UNIQUE``, all of which the store rests on. sqlite-utils runs the script and
+reads the version (cold path, once at open). The SQL is the portable subset (``ON CONFLICT``,
+partial indexes, times as epoch seconds): a PostgreSQL backend writes its own copy only
+where the types differ (``AUTOINCREMENT``, ``REAL``).
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+import sqlite_utils
+
+#: The schema version this code writes; a database at a later one is refused.
+SCHEMA_VERSION: Final = 1
+
+#: API keys, enrollment tokens, appliances and their SIMs (store/fleet.py).
+FLEET: Final = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL, revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS enroll_tokens (
+    hash TEXT PRIMARY KEY, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+    used_at REAL, appliance_id TEXT
+);
+CREATE TABLE IF NOT EXISTS appliances (
+    id TEXT PRIMARY KEY, credential_hash TEXT NOT NULL UNIQUE, enrolled_at REAL NOT NULL,
+    version TEXT, channels INTEGER, idle INTEGER, capacity INTEGER, queued INTEGER,
+    operators TEXT, connected INTEGER NOT NULL DEFAULT 0, last_seen REAL, connected_at REAL
+);
+CREATE TABLE IF NOT EXISTS sims (
+    appliance_id TEXT NOT NULL, sim_id TEXT NOT NULL, msisdn TEXT, operator TEXT,
+    channel_id TEXT, state TEXT, PRIMARY KEY (appliance_id, sim_id)
+);
+"""
+
+#: Campaigns, contacts and the per-state counts (store/campaigns.py).
+CAMPAIGNS: Final = """
+CREATE TABLE IF NOT EXISTS campaigns (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL, strategy TEXT NOT NULL,
+    rules TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    campaign_id TEXT NOT NULL, external_id TEXT NOT NULL,
+    name TEXT, case_ref TEXT, amount TEXT, currency TEXT, due_date TEXT, time_zone TEXT,
+    language TEXT, phones TEXT NOT NULL,
+    state TEXT NOT NULL,             -- waiting | in_flight | done
+    step INTEGER NOT NULL DEFAULT 0, n INTEGER NOT NULL DEFAULT 0, gen INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL, outcome TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    UNIQUE (campaign_id, external_id)
+);
+CREATE INDEX IF NOT EXISTS contacts_due ON contacts(next_at) WHERE state = 'waiting';
+-- contacts per campaign and state, kept in the transactions that move contacts, so
+-- reading a campaign never counts a million rows
+CREATE TABLE IF NOT EXISTS campaign_counts (
+    campaign_id TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, state)
+);
+"""
+
+#: Jobs and their leases (store/jobs.py).
+JOBS: Final = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, contact_id INTEGER NOT NULL,
+    kind TEXT NOT NULL, callee TEXT NOT NULL, spec TEXT NOT NULL,
+    state TEXT NOT NULL,             -- leased | accepted | started | done | rejected | cancelled
+    appliance_id TEXT, batch_id TEXT, lease_deadline REAL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_open ON jobs(appliance_id, state) WHERE state IN ('leased', 'accepted', 'started');
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(lease_deadline) WHERE state IN ('leased', 'accepted');
+"""
+
+#: Results and inbound events (store/results.py).
+RESULTS: Final = """
+CREATE TABLE IF NOT EXISTS results (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedupe TEXT NOT NULL UNIQUE,
+    appliance_id TEXT, app_seq INTEGER,
+    job_id TEXT, campaign_id TEXT, contact_id INTEGER,
+    kind TEXT, callee TEXT, outcome TEXT NOT NULL, reason TEXT, final INTEGER NOT NULL,
+    number_shown TEXT, counts_as_attempt INTEGER NOT NULL DEFAULT 0, at REAL NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (appliance_id, app_seq)
+);
+CREATE INDEX IF NOT EXISTS results_contact ON results(contact_id, at);
+CREATE INDEX IF NOT EXISTS results_callee ON results(callee, at);
+CREATE INDEX IF NOT EXISTS results_shown ON results(callee, number_shown);
+CREATE TABLE IF NOT EXISTS inbound (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, appliance_id TEXT,
+    kind TEXT NOT NULL, from_number TEXT NOT NULL, to_number TEXT, text TEXT, at REAL NOT NULL,
+    contact_id INTEGER, campaign_id TEXT, opted_out INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+#: The do-not-call list (store/optouts.py).
+OPTOUTS: Final = """
+CREATE TABLE IF NOT EXISTS optouts (
+    number TEXT PRIMARY KEY, source TEXT NOT NULL, reason TEXT, created_at REAL NOT NULL
+);
+"""
+
+#: Webhook targets and their deliveries (store/webhooks.py).
+WEBHOOKS: Final = """
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL, events TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id TEXT NOT NULL, event TEXT NOT NULL,
+    payload TEXT NOT NULL, state TEXT NOT NULL,   -- pending | delivered | dead
+    attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS deliveries_done ON deliveries(updated_at) WHERE state = 'delivered';
+"""
+
+#: The schema's version.
+META: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+#: Version 1, the base schema, in the order its tables were first created.
+BASE: Final = (FLEET, CAMPAIGNS, JOBS, RESULTS, OPTOUTS, WEBHOOKS, META)
+#: Changes after version 1: version -> statements, run in one transaction.
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
+
+
+def schema_version(db: sqlite_utils.Database) -> int | None:
+    row = next(db["meta"].rows_where("key = ?", ["schema"]), None) if "meta" in db.table_names() else None
+    return int(row["value"]) if row else None
+
+
+def migrate(db: sqlite_utils.Database, error: type[Exception]) -> None:
+    """Bring the database to ``SCHEMA_VERSION``; ``error`` if it is at a later one."""
+    have = schema_version(db)
+    if have is not None and have > SCHEMA_VERSION:
+        raise error(f"the store is at schema version {have}, newer than this controller's {SCHEMA_VERSION}; "
+                    "run the newer controller, or restore a backup taken before it ran")
+    db.executescript("".join(BASE))
+    conn = db.conn
+    for version in range((have or 1) + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            _set_version(conn, version)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    if have is None:
+        conn.execute("BEGIN IMMEDIATE")
+        _set_version(conn, SCHEMA_VERSION, overwrite=False)
+        conn.execute("COMMIT")
+
+
+def _set_version(conn: sqlite3.Connection, version: int, *, overwrite: bool = True) -> None:
+    conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) ON CONFLICT(key) DO "
+                 + ("UPDATE SET value = excluded.value" if overwrite else "NOTHING"), (str(version),))

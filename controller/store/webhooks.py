@@ -1,0 +1,92 @@
+"""Webhooks and their deliveries: the CRM's targets, the queue of signed deliveries with
+retry times, the dead letters, and the pruning of delivered rows.
+
+``enqueue`` runs inside the caller's transaction (a result and its deliveries commit
+together); the rest are single statements of the delivery worker. Raw SQL.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from .base import StoreBase
+
+
+class Webhooks(StoreBase):
+    # -- webhooks --------------------------------------------------------------------------
+    def add_webhook(self, webhook_id: str, url: str, secret: str, events: list[str], now: float) -> None:
+        with self.tx() as c:
+            c.execute("INSERT INTO webhooks(id, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?)",
+                      (webhook_id, url, secret, json.dumps(events), now))
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        rows = self._all("SELECT id, url, events, created_at FROM webhooks ORDER BY created_at")
+        for r in rows:
+            r["events"] = json.loads(r["events"])
+        return rows
+
+    def delete_webhook(self, webhook_id: str) -> bool:
+        with self.tx() as c:
+            c.execute("DELETE FROM deliveries WHERE webhook_id = ? AND state = 'pending'", (webhook_id,))
+            return c.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,)).rowcount == 1
+
+    def webhook_secret(self, webhook_id: str) -> tuple[str, str] | None:
+        row = self.conn.execute("SELECT url, secret FROM webhooks WHERE id = ?", (webhook_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _webhooks_for(self, event: str) -> list[str]:
+        return [r["id"] for r in self.list_webhooks() if event in r["events"]]
+
+    @staticmethod
+    def _enqueue(c: sqlite3.Connection, hooks: list[str], event: str, payload: dict[str, Any], now: float) -> None:
+        if hooks:
+            data = json.dumps(payload, ensure_ascii=False)
+            c.executemany("INSERT INTO deliveries(webhook_id, event, payload, state, next_at, created_at, updated_at)"
+                          " VALUES (?, ?, ?, 'pending', ?, ?, ?)", [(h, event, data, now, now, now) for h in hooks])
+
+    def due_deliveries(self, now: float, limit: int) -> list[dict[str, Any]]:
+        return self._all("SELECT d.*, w.url, w.secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id"
+                         " WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at LIMIT ?", (now, limit))
+
+    def next_delivery_at(self) -> float | None:
+        return self.conn.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+
+    def delivery_done(self, delivery_id: int, now: float) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                      (now, delivery_id))
+
+    def delivery_failed(self, delivery_id: int, error: str, next_at: float | None, now: float) -> None:
+        """Schedule the next try at ``next_at``, or move to the dead-letter list (None)."""
+        with self.tx() as c:
+            c.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = COALESCE(?, next_at),"
+                      " last_error = ?, updated_at = ? WHERE id = ?",
+                      ("pending" if next_at is not None else "dead", next_at, error[:500], now, delivery_id))
+
+    def prune_deliveries(self, before: float, limit: int) -> int:
+        """Forget up to ``limit`` deliveries that reached the CRM before ``before`` (the
+        result itself stays in ``results``; a delivered payload is only a copy of it).
+        Dead letters stay until replayed: a person has to see them."""
+        with self.tx() as c:
+            return c.execute("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state = 'delivered'"
+                             " AND updated_at < ? ORDER BY updated_at LIMIT ?)", (before, limit)).rowcount
+
+    def dead_letters(self, after: int, limit: int) -> list[dict[str, Any]]:
+        rows = self._all("SELECT id, webhook_id, event, payload, attempts, last_error, created_at, updated_at FROM deliveries"
+                         " WHERE state = 'dead' AND id > ? ORDER BY id LIMIT ?", (after, limit))
+        for r in rows:
+            r["payload"] = json.loads(r["payload"])
+        return rows
+
+    def replay_dead(self, ids: Sequence[int] | None, now: float) -> int:
+        with self.tx() as c:
+            if ids is None:
+                return c.execute("UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
+                                 " WHERE state = 'dead'", (now, now)).rowcount
+            return sum(c.execute("UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
+                                 " WHERE state = 'dead' AND id = ?", (now, now, i)).rowcount for i in ids)
+
+    def delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
