@@ -46,9 +46,6 @@ HASH_ROUNDS: Final = 10_000
 #: Bytes of random salt per remembered PIN (NIST SP 800-132 §5.1: at least 128 bits).
 SALT_BYTES: Final = 16
 
-PukRequired = SimPukRequired  # the name the rest of the code base reads best
-
-
 class PinWithheld(SimPinRequired):
     """The SIM asks for its PIN, but the PIN was not sent: one try is left, so sending a
     wrong one would lock the SIM. A person decides (``--last-try``)."""
@@ -61,10 +58,6 @@ class PinTries:
 
     pin: int | None = None
     puk: int | None = None
-
-    def for_state(self, state: PinState) -> int | None:
-        """The count that matters for what the SIM asks now (PUK when it wants its PUK)."""
-        return self.puk if state is PinState.SIM_PUK else self.pin
 
     def public(self) -> dict[str, int | None]:
         return {"pin_tries_left": self.pin, "puk_tries_left": self.puk}

@@ -8,7 +8,6 @@ is the human-readable contract these tables implement.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
@@ -21,13 +20,6 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
-
-
-class CallProgress(enum.Enum):
-    """How the modem tells us what an outbound call is doing."""
-
-    URC = "urc"  # the dialect's URCs report every change
-    POLL = "poll"  # no auto-report: paced AT+CLCC queries while a call is up
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -228,7 +228,6 @@ HUAWEI: Final = Dialect(
 
 #: Detection order: the first dialect whose pattern matches wins; generic is the fallback.
 DIALECTS: Final[tuple[Dialect, ...]] = (SIMCOM, QUECTEL, HUAWEI, GENERIC)
-BY_NAME: Final[dict[str, Dialect]] = {d.name: d for d in DIALECTS}
 #: Longest message (characters of any alphabet) every TTS dialect can speak in one line:
 #: 136 with the 556-character command line of the SIM800 manual (base.MAX_COMMAND_LINE).
 TTS_MAX_CHARS: Final = min(d.tts.max_chars() for d in DIALECTS if d.tts is not None)
