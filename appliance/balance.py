@@ -16,6 +16,7 @@ The checker is handed what it uses (``BalanceDeps``), not the whole appliance.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
@@ -86,10 +87,8 @@ class BalanceChecker:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(BaseException):
                 await self._task
-            except BaseException:
-                pass
 
     async def _run(self) -> None:
         # Let the bank settle and the first jobs start before the first round.

@@ -40,7 +40,17 @@ from typing import Any
 
 import msgspec
 
-from common.configkit import COUNT, MAX_SECONDS, SECONDS, WAIT, Bound, check_numbers, check_store_dir, check_token, explain
+from common.configkit import (
+    COUNT,
+    MAX_SECONDS,
+    SECONDS,
+    WAIT,
+    Bound,
+    check_numbers,
+    check_store_dir,
+    check_token,
+    explain,
+)
 from common.files import read_toml
 from common.logs import LogSection
 

@@ -118,13 +118,13 @@ class Link:
         while True:
             try:
                 credential = self._credential()
-                async with aiohttp.ClientSession() as session:
-                    async with session.ws_connect(self.cfg.url, headers={"Authorization": f"Bearer {credential}"},
-                                                  heartbeat=self.cfg.heartbeat_seconds * 3) as ws:
-                        await self._session(ws)
+                headers = {"Authorization": f"Bearer {credential}"}
+                async with aiohttp.ClientSession() as session, session.ws_connect(
+                        self.cfg.url, headers=headers, heartbeat=self.cfg.heartbeat_seconds * 3) as ws:
+                    await self._session(ws)
             except asyncio.CancelledError:
                 raise
-            except (aiohttp.ClientError, OSError, LinkError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, LinkError, ConnectionError) as exc:
                 backoff = delay if self.connected.is_set() else backoff
                 logger.warning("link: %s; reconnecting in %.1f s", exc, backoff)
             except Exception:

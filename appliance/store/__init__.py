@@ -34,8 +34,15 @@ import sqlite_utils
 from common.files import open_sqlite
 
 from . import schema
-from .events import (EVENTS_KEEP_SECONDS, EVENTS_MAX_ROWS, EVENTS_PER_SUBJECT, EVENTS_PRUNE_BATCH,
-                     EVENTS_WINDOW_SECONDS, EventRows, event_rate)
+from .events import (
+    EVENTS_KEEP_SECONDS,
+    EVENTS_MAX_ROWS,
+    EVENTS_PER_SUBJECT,
+    EVENTS_PRUNE_BATCH,
+    EVENTS_WINDOW_SECONDS,
+    EventRows,
+    event_rate,
+)
 from .inbound import InboundRows
 from .jobs import OPEN_STATES, JobRows
 from .kv import PIN_MARK_PREFIX, KvRows
