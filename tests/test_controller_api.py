@@ -8,11 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from controller.openapi import document
-from controller_harness import make_config, running
 
 
 def auth(key):
@@ -20,6 +18,9 @@ def auth(key):
 
 
 CALL = [{"kind": "call", "attempts": 2}]
+
+#: The ``controller`` fixture's controller only serves the API: no dispatch loop.
+pytestmark = pytest.mark.controller(dispatch=False)
 
 
 def test_openapi_document_validates():
@@ -30,39 +31,40 @@ def test_openapi_document_validates():
     assert doc["openapi"].startswith("3.1")
 
 
-async def test_routes_and_document_agree(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key):
-        app_routes = {(r.method.lower(), r.resource.canonical) for r in c.api.app().router.routes()
-                      if r.resource is not None and r.resource.canonical.startswith("/v1/") and r.method != "HEAD"}
-        documented = {(m, p) for p, ops in document()["paths"].items() for m in ops}
-        assert documented == app_routes - {("get", "/v1/link")}
+async def test_routes_and_document_agree(controller):
+    c, key = controller
+    app_routes = {(r.method.lower(), r.resource.canonical) for r in c.api.app().router.routes()
+                  if r.resource is not None and r.resource.canonical.startswith("/v1/") and r.method != "HEAD"}
+    documented = {(m, p) for p, ops in document()["paths"].items() for m in ops}
+    assert documented == app_routes - {("get", "/v1/link")}
 
 
-async def test_auth_errors_and_reference_page(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        async with s.get(f"{c.url}/v1/campaigns") as r:
-            assert r.status == 401 and set(await r.json()) == {"error", "detail"}
-        async with s.get(f"{c.url}/v1/campaigns", headers=auth("sr_wrong")) as r:
-            assert r.status == 401
-        async with s.get(f"{c.url}/v1/campaigns", headers=auth(key)) as r:
-            assert r.status == 200 and (await r.json()) == {"items": []}
-        async with s.get(f"{c.url}/v1/nothing", headers=auth(key)) as r:
-            assert r.status == 404 and (await r.json())["error"] == "not_found"
-        async with s.post(f"{c.url}/v1/campaigns", data=b"{not json", headers=auth(key)) as r:
-            assert r.status == 400 and (await r.json())["error"] == "bad_json"
-        async with s.get(f"{c.url}/v1/results?limit=0", headers=auth(key)) as r:
-            assert r.status == 400 and "limit" in (await r.json())["detail"]
-        async with s.get(f"{c.url}/docs") as r:
-            page = await r.text()
-        assert r.status == 200 and "/v1/campaigns/{id}/contacts" in page and "<script" not in page
-        async with s.get(f"{c.url}/openapi.json") as r:
-            assert (await r.json())["info"]["title"] == "simrotor controller API"
-        # a revoked key stops working
-        from controller.server import create_key
-        k2 = create_key(c.store, "crm", c.clock())
-        assert c.store.revoke_api_key(k2["id"], c.clock())
-        async with s.get(f"{c.url}/v1/campaigns", headers=auth(k2["key"])) as r:
-            assert r.status == 401
+async def test_auth_errors_and_reference_page(controller, http):
+    c, key = controller
+    s = http
+    async with s.get(f"{c.url}/v1/campaigns") as r:
+        assert r.status == 401 and set(await r.json()) == {"error", "detail"}
+    async with s.get(f"{c.url}/v1/campaigns", headers=auth("sr_wrong")) as r:
+        assert r.status == 401
+    async with s.get(f"{c.url}/v1/campaigns", headers=auth(key)) as r:
+        assert r.status == 200 and (await r.json()) == {"items": []}
+    async with s.get(f"{c.url}/v1/nothing", headers=auth(key)) as r:
+        assert r.status == 404 and (await r.json())["error"] == "not_found"
+    async with s.post(f"{c.url}/v1/campaigns", data=b"{not json", headers=auth(key)) as r:
+        assert r.status == 400 and (await r.json())["error"] == "bad_json"
+    async with s.get(f"{c.url}/v1/results?limit=0", headers=auth(key)) as r:
+        assert r.status == 400 and "limit" in (await r.json())["detail"]
+    async with s.get(f"{c.url}/docs") as r:
+        page = await r.text()
+    assert r.status == 200 and "/v1/campaigns/{id}/contacts" in page and "<script" not in page
+    async with s.get(f"{c.url}/openapi.json") as r:
+        assert (await r.json())["info"]["title"] == "simrotor controller API"
+    # a revoked key stops working
+    from controller.server import create_key
+    k2 = create_key(c.store, "crm", c.clock())
+    assert c.store.revoke_api_key(k2["id"], c.clock())
+    async with s.get(f"{c.url}/v1/campaigns", headers=auth(k2["key"])) as r:
+        assert r.status == 401
 
 
 @pytest.mark.parametrize("body,field", [
@@ -77,133 +79,139 @@ async def test_auth_errors_and_reference_page(tmp_path):
     ({"id": "x", "strategy": CALL, "rules": {"max_attempts": 0}}, "rules.max_attempts"),
     ({"id": "a b", "strategy": CALL}, "id"),
 ])
-async def test_campaign_validation_names_the_field(tmp_path, body, field):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
-            assert r.status == 400
-            assert (await r.json())["detail"]["field"] == field
+async def test_campaign_validation_names_the_field(controller, http, body, field):
+    c, key = controller
+    s = http
+    async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
+        assert r.status == 400
+        assert (await r.json())["detail"]["field"] == field
 
 
-async def test_campaign_lifecycle(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        body = {"id": "c1", "name": "January", "strategy": CALL, "rules": {"hours": ["09:00", "20:00"], "blackout_dates": ["2026-12-24"]}}
-        async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
-            assert r.status == 201
-            camp = await r.json()
-        assert camp["state"] == "running" and camp["rules"]["hours"] == ["09:00", "20:00"] and camp["rules"]["max_attempts"] == 7
-        async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
-            assert r.status == 409
-        for action, status, state in [("resume", 409, None), ("pause", 200, "paused"), ("pause", 409, None),
-                                      ("resume", 200, "running"), ("cancel", 200, "cancelled"), ("resume", 409, None)]:
-            async with s.post(f"{c.url}/v1/campaigns/c1/{action}", headers=auth(key)) as r:
-                assert r.status == status, (action, await r.text())
-                if state:
-                    assert (await r.json())["state"] == state
-        async with s.post(f"{c.url}/v1/campaigns/nope/pause", headers=auth(key)) as r:
-            assert r.status == 404
+async def test_campaign_lifecycle(controller, http):
+    c, key = controller
+    s = http
+    body = {"id": "c1", "name": "January", "strategy": CALL, "rules": {"hours": ["09:00", "20:00"], "blackout_dates": ["2026-12-24"]}}
+    async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
+        assert r.status == 201
+        camp = await r.json()
+    assert camp["state"] == "running" and camp["rules"]["hours"] == ["09:00", "20:00"] and camp["rules"]["max_attempts"] == 7
+    async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
+        assert r.status == 409
+    for action, status, state in [("resume", 409, None), ("pause", 200, "paused"), ("pause", 409, None),
+                                  ("resume", 200, "running"), ("cancel", 200, "cancelled"), ("resume", 409, None)]:
+        async with s.post(f"{c.url}/v1/campaigns/c1/{action}", headers=auth(key)) as r:
+            assert r.status == status, (action, await r.text())
+            if state:
+                assert (await r.json())["state"] == state
+    async with s.post(f"{c.url}/v1/campaigns/nope/pause", headers=auth(key)) as r:
+        assert r.status == 404
 
 
-async def test_import_refuses_the_file_for_any_bad_row_then_stores_it_whole_and_reimport_updates(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        async with s.post(f"{c.url}/v1/campaigns", json={"id": "c1", "strategy": CALL}, headers=auth(key)) as r:
-            assert r.status == 201
-        rows = [
-            {"external_id": "a1", "phones": ["+48600100200", "+48 601 100 200"], "name": "Jan", "amount": "10,5", "currency": "PLN"},
-            {"external_id": "a2", "phones": ["12345"]},
-            {"external_id": "a3", "phone": "+48600100202", "due_date": "2026-02-30"},
-            {"phones": ["+48600100203"]},
-            {"external_id": "a5", "phones": ["+48600100205"], "time_zone": "Mars/Olympus"},
-            {"external_id": "a6", "phones": ["+48600100206"], "currency": "zloty"},
-            {"external_id": "a7", "phones": ["600100207"], "language": "pl"},  # national format: region=PL
-            {"external_id": "a8", "phones": ["+48600100208"], "colour": "red"},
-        ]
-        async with s.post(f"{c.url}/v1/campaigns/c1/contacts?region=PL", json=rows, headers=auth(key)) as r:
-            body = await r.json()
-        assert r.status == 422 and body["error"] == "invalid_rows"
-        rep = body["detail"]
-        assert (rep["stored"], rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"]) == (False, 8, 2, 6, 0)
-        assert rep["rows"] == rep["valid"] + rep["rejected"] + rep["duplicates"] and rep["errors_total"] == 6
-        assert [(e["line"], e["field"]) for e in rep["errors"]] == [
-            (2, "phones"), (3, "due_date"), (4, "external_id"), (5, "time_zone"), (6, "currency"), (8, "colour")]
-        assert all(e["reason"] for e in rep["errors"])
-        async with s.get(f"{c.url}/v1/campaigns/c1", headers=auth(key)) as r:
-            assert (await r.json())["contacts"]["total"] == 0  # the two good rows were not stored either
-        # the CRM fixes the file: every row is stored, in one go
-        good = [rows[0], rows[6]]
-        async with s.post(f"{c.url}/v1/campaigns/c1/contacts?region=PL", json=good, headers=auth(key)) as r:
-            rep = await r.json()
+async def test_import_refuses_the_file_for_any_bad_row_then_stores_it_whole_and_reimport_updates(controller, http):
+    c, key = controller
+    s = http
+    async with s.post(f"{c.url}/v1/campaigns", json={"id": "c1", "strategy": CALL}, headers=auth(key)) as r:
+        assert r.status == 201
+    rows = [
+        {"external_id": "a1", "phones": ["+48600100200", "+48 601 100 200"], "name": "Jan", "amount": "10,5", "currency": "PLN"},
+        {"external_id": "a2", "phones": ["12345"]},
+        {"external_id": "a3", "phone": "+48600100202", "due_date": "2026-02-30"},
+        {"phones": ["+48600100203"]},
+        {"external_id": "a5", "phones": ["+48600100205"], "time_zone": "Mars/Olympus"},
+        {"external_id": "a6", "phones": ["+48600100206"], "currency": "zloty"},
+        {"external_id": "a7", "phones": ["600100207"], "language": "pl"},  # national format: region=PL
+        {"external_id": "a8", "phones": ["+48600100208"], "colour": "red"},
+    ]
+    async with s.post(f"{c.url}/v1/campaigns/c1/contacts?region=PL", json=rows, headers=auth(key)) as r:
+        body = await r.json()
+    assert r.status == 422 and body["error"] == "invalid_rows"
+    rep = body["detail"]
+    assert (rep["stored"], rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"]) == (False, 8, 2, 6, 0)
+    assert rep["rows"] == rep["valid"] + rep["rejected"] + rep["duplicates"] and rep["errors_total"] == 6
+    assert [(e["line"], e["field"]) for e in rep["errors"]] == [
+        (2, "phones"), (3, "due_date"), (4, "external_id"), (5, "time_zone"), (6, "currency"), (8, "colour")]
+    assert all(e["reason"] for e in rep["errors"])
+    async with s.get(f"{c.url}/v1/campaigns/c1", headers=auth(key)) as r:
+        assert (await r.json())["contacts"]["total"] == 0  # the two good rows were not stored either
+    # the CRM fixes the file: every row is stored, in one go
+    good = [rows[0], rows[6]]
+    async with s.post(f"{c.url}/v1/campaigns/c1/contacts?region=PL", json=good, headers=auth(key)) as r:
+        rep = await r.json()
+    assert r.status == 200
+    assert (rep["stored"], rep["rows"], rep["created"], rep["updated"], rep["rejected"]) == (True, 2, 2, 0, 0)
+    # CSV: header is line 1; phones separated by ';'; re-import of a1 updates it
+    csv = ("external_id,phones,name,amount,currency\n"
+           "a1,+48600100200;+48600100299,Jan Kowalski,11.00,PLN\n"
+           "b1,not-a-number,Ola,5,PLN\n"
+           "b2,+48600100300,Ola,5,PLN\n")
+    async with s.post(f"{c.url}/v1/campaigns/c1/contacts", data=csv.encode(),
+                      headers={**auth(key), "Content-Type": "text/csv"}) as r:
+        body = await r.json()
+    assert r.status == 422
+    assert [(e["line"], e["field"]) for e in body["detail"]["errors"]] == [(3, "phones")]
+    async with s.post(f"{c.url}/v1/campaigns/c1/contacts", data=csv.replace("not-a-number", "+48600100301").encode(),
+                      headers={**auth(key), "Content-Type": "text/csv"}) as r:
+        rep = await r.json()
+    assert (rep["created"], rep["updated"], rep["rejected"]) == (2, 1, 0)
+    async with s.get(f"{c.url}/v1/campaigns/c1/contacts?limit=2", headers=auth(key)) as r:
+        page = await r.json()
+    assert [x["external_id"] for x in page["items"]] == ["a1", "a7"]
+    assert page["items"][0]["name"] == "Jan Kowalski" and page["items"][0]["phones"] == ["+48600100200", "+48600100299"]
+    assert page["items"][1]["phones"] == ["+48600100207"]
+    async with s.get(f"{c.url}/v1/campaigns/c1/contacts?after={page['next']}", headers=auth(key)) as r:
+        assert [x["external_id"] for x in (await r.json())["items"]] == ["b1", "b2"]
+    async with s.get(f"{c.url}/v1/campaigns/c1", headers=auth(key)) as r:
+        assert (await r.json())["contacts"]["total"] == 4
+
+
+async def test_import_100k_rows_in_one_request(controller, http):
+    c, key = controller
+    s = http
+    async with s.post(f"{c.url}/v1/campaigns", json={"id": "big", "strategy": CALL}, headers=auth(key)) as r:
+        assert r.status == 201
+    rows = [{"external_id": f"e{i}", "phones": [f"+48600{i:06d}"], "name": f"D {i}", "amount": "99.90",
+             "currency": "PLN", "due_date": "2026-03-01"} for i in range(100_000)]
+    body = json.dumps(rows).encode()
+    async with s.post(f"{c.url}/v1/campaigns/big/contacts", data=body,
+                      headers={**auth(key), "Content-Type": "application/json"}) as r:
+        rep = await r.json()
+    # (its speed is bench/controller.py's to measure, not a timed assert's)
+    assert r.status == 200 and rep["created"] == 100_000 and rep["rows"] == 100_000 and rep["errors"] == []
+
+
+async def test_optouts_add_list_remove(controller, http):
+    c, key = controller
+    s = http
+    async with s.post(f"{c.url}/v1/optouts", json={"number": "+48 600 100 200", "reason": "asked"}, headers=auth(key)) as r:
+        assert r.status == 201 and (await r.json())["number"] == "+48600100200"
+    async with s.post(f"{c.url}/v1/optouts", json={"number": "+48600100200"}, headers=auth(key)) as r:
+        assert r.status == 200 and (await r.json())["created"] is False
+    async with s.post(f"{c.url}/v1/optouts", json={"number": "hello"}, headers=auth(key)) as r:
+        assert r.status == 400
+    async with s.get(f"{c.url}/v1/optouts", headers=auth(key)) as r:
+        assert [(o["number"], o["source"]) for o in (await r.json())["items"]] == [("+48600100200", "api")]
+    async with s.delete(f"{c.url}/v1/optouts/%2B48600100200", headers=auth(key)) as r:
         assert r.status == 200
-        assert (rep["stored"], rep["rows"], rep["created"], rep["updated"], rep["rejected"]) == (True, 2, 2, 0, 0)
-        # CSV: header is line 1; phones separated by ';'; re-import of a1 updates it
-        csv = ("external_id,phones,name,amount,currency\n"
-               "a1,+48600100200;+48600100299,Jan Kowalski,11.00,PLN\n"
-               "b1,not-a-number,Ola,5,PLN\n"
-               "b2,+48600100300,Ola,5,PLN\n")
-        async with s.post(f"{c.url}/v1/campaigns/c1/contacts", data=csv.encode(),
-                          headers={**auth(key), "Content-Type": "text/csv"}) as r:
-            body = await r.json()
-        assert r.status == 422
-        assert [(e["line"], e["field"]) for e in body["detail"]["errors"]] == [(3, "phones")]
-        async with s.post(f"{c.url}/v1/campaigns/c1/contacts", data=csv.replace("not-a-number", "+48600100301").encode(),
-                          headers={**auth(key), "Content-Type": "text/csv"}) as r:
-            rep = await r.json()
-        assert (rep["created"], rep["updated"], rep["rejected"]) == (2, 1, 0)
-        async with s.get(f"{c.url}/v1/campaigns/c1/contacts?limit=2", headers=auth(key)) as r:
-            page = await r.json()
-        assert [x["external_id"] for x in page["items"]] == ["a1", "a7"]
-        assert page["items"][0]["name"] == "Jan Kowalski" and page["items"][0]["phones"] == ["+48600100200", "+48600100299"]
-        assert page["items"][1]["phones"] == ["+48600100207"]
-        async with s.get(f"{c.url}/v1/campaigns/c1/contacts?after={page['next']}", headers=auth(key)) as r:
-            assert [x["external_id"] for x in (await r.json())["items"]] == ["b1", "b2"]
-        async with s.get(f"{c.url}/v1/campaigns/c1", headers=auth(key)) as r:
-            assert (await r.json())["contacts"]["total"] == 4
+    async with s.delete(f"{c.url}/v1/optouts/%2B48600100200", headers=auth(key)) as r:
+        assert r.status == 404
 
 
-async def test_import_100k_rows_in_one_request(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        async with s.post(f"{c.url}/v1/campaigns", json={"id": "big", "strategy": CALL}, headers=auth(key)) as r:
-            assert r.status == 201
-        rows = [{"external_id": f"e{i}", "phones": [f"+48600{i:06d}"], "name": f"D {i}", "amount": "99.90",
-                 "currency": "PLN", "due_date": "2026-03-01"} for i in range(100_000)]
-        body = json.dumps(rows).encode()
-        async with s.post(f"{c.url}/v1/campaigns/big/contacts", data=body,
-                          headers={**auth(key), "Content-Type": "application/json"}) as r:
-            rep = await r.json()
-        # (its speed is bench/controller.py's to measure, not a timed assert's)
-        assert r.status == 200 and rep["created"] == 100_000 and rep["rows"] == 100_000 and rep["errors"] == []
-
-
-async def test_optouts_add_list_remove(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        async with s.post(f"{c.url}/v1/optouts", json={"number": "+48 600 100 200", "reason": "asked"}, headers=auth(key)) as r:
-            assert r.status == 201 and (await r.json())["number"] == "+48600100200"
-        async with s.post(f"{c.url}/v1/optouts", json={"number": "+48600100200"}, headers=auth(key)) as r:
-            assert r.status == 200 and (await r.json())["created"] is False
-        async with s.post(f"{c.url}/v1/optouts", json={"number": "hello"}, headers=auth(key)) as r:
-            assert r.status == 400
-        async with s.get(f"{c.url}/v1/optouts", headers=auth(key)) as r:
-            assert [(o["number"], o["source"]) for o in (await r.json())["items"]] == [("+48600100200", "api")]
-        async with s.delete(f"{c.url}/v1/optouts/%2B48600100200", headers=auth(key)) as r:
-            assert r.status == 200
-        async with s.delete(f"{c.url}/v1/optouts/%2B48600100200", headers=auth(key)) as r:
-            assert r.status == 404
-
-
-async def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path):
+async def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path, controller, http):
     st = Path(sys.executable).with_name("schemathesis")
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        # some data so reads return real objects
-        async with s.post(f"{c.url}/v1/campaigns", json={"id": "c1", "strategy": CALL}, headers=auth(key)) as r:
-            assert r.status == 201
-        async with s.post(f"{c.url}/v1/campaigns/c1/contacts", json=[{"external_id": "a", "phones": ["+48600100200"]}],
-                          headers=auth(key)) as r:
-            assert r.status == 200
-        proc = await asyncio.create_subprocess_exec(
-            str(st), "run", f"{c.url}/openapi.json", "-H", f"Authorization: Bearer {key}",
-            "-c", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
-            "-n", "10", "--seed", "7", "--max-time", "25", "--phases", "coverage,fuzzing",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)  # its cache dir goes there
-        out, _ = await proc.communicate()
-        text = out.decode(errors="replace")
-        assert proc.returncode == 0, text[-4000:]
-        assert "generated" in text
+    c, key = controller
+    s = http
+    # some data so reads return real objects
+    async with s.post(f"{c.url}/v1/campaigns", json={"id": "c1", "strategy": CALL}, headers=auth(key)) as r:
+        assert r.status == 201
+    async with s.post(f"{c.url}/v1/campaigns/c1/contacts", json=[{"external_id": "a", "phones": ["+48600100200"]}],
+                      headers=auth(key)) as r:
+        assert r.status == 200
+    proc = await asyncio.create_subprocess_exec(
+        str(st), "run", f"{c.url}/openapi.json", "-H", f"Authorization: Bearer {key}",
+        "-c", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+        "-n", "10", "--seed", "7", "--max-time", "25", "--phases", "coverage,fuzzing",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)  # its cache dir goes there
+    out, _ = await proc.communicate()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-4000:]
+    assert "generated" in text

