@@ -10,7 +10,7 @@ A strategy is a list of steps, run in order for every contact::
 A contact's cursor is (step, n): the n-th try of that step. After a final result the
 ``NEXT`` table says what happens: ``RETRY`` the same step (n+1, after
 ``retry_after_seconds``, while n+1 < attempts), go to the ``NEXT_STEP``, or ``FINISH``
-the contact. A call answered by a human finishes the contact — reaching the SMS step
+the contact; ``after_result`` turns that into the cursor's new place (``Move``). A call answered by a human finishes the contact — reaching the SMS step
 therefore means every call failed (the issue's "SMS when calls fail").
 
 Templates may use the contact's fields (``TEMPLATE_FIELDS``); an unknown field or a
@@ -242,3 +242,40 @@ def next_after(step: Step, n: int, outcome: str) -> Next:
     if nxt is Next.RETRY and n + 1 >= step.attempts:
         return Next.NEXT_STEP
     return nxt
+
+
+def job_id(campaign_id: str, contact_id: int, step: int, n: int, gen: int) -> str:
+    """A job's id: ``<campaign>.<contact>.<step>.<n>``, the same for every lease of one try,
+    with ``.g<k>`` after the appliance reported the job expired (certainly never started)."""
+    base = f"{campaign_id}.{contact_id}.{step}.{n}"
+    return f"{base}.g{gen}" if gen else base
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Move:
+    """Where a contact's cursor goes after a final result: ``state`` is ``waiting`` (due at
+    ``next_at``) or ``done``; ``outcome`` None keeps the one it had."""
+
+    state: str
+    step: int
+    n: int
+    gen: int
+    next_at: float
+    outcome: str | None
+
+
+def after_result(contact: dict[str, Any], steps: tuple[Step, ...], outcome: str, *, cancelled: bool, now: float) -> Move:
+    """The contact's next place after a final ``outcome`` of its current try (a cancelled
+    campaign's contacts end)."""
+    i, n, gen = contact["step"], contact["n"], contact["gen"]
+    step = steps[i]
+    nxt = next_after(step, n, outcome)
+    if cancelled:
+        return Move("done", i, n, gen, now, "cancelled")
+    if nxt is Next.RETRY:
+        return Move("waiting", i, n + 1, 0, now + step.retry_after_seconds, outcome)
+    if nxt is Next.REPLAN:
+        return Move("waiting", i, n, gen + 1, now, None)
+    if nxt is Next.NEXT_STEP and i + 1 < len(steps):
+        return Move("waiting", i + 1, 0, 0, now, outcome)
+    return Move("done", i, n, gen, now, outcome)

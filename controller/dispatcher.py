@@ -1,5 +1,5 @@
-"""The dispatcher: turns due contacts into leased jobs on appliances, and final results
-into each contact's next step.
+"""The dispatcher: turns due contacts into leased jobs on appliances (what a final result
+does to its contact is controller/reports.py's, the next step itself campaigns.py's).
 
 One ``tick``:
 
@@ -23,7 +23,6 @@ lease — with ``.g<k>`` appended after the appliance reported the job ``expired
 from __future__ import annotations
 
 import logging
-import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
@@ -36,6 +35,8 @@ from common.contract import JobKind
 
 from . import campaigns as cp
 from . import planner, rules
+from .campaigns import job_id
+from .reports import Reports
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,6 @@ MAX_HOLD_LEASES: Final = 4
 MAX_RENEWALS_PER_TICK: Final = 500
 
 SendFn = Callable[[str, dict[str, Any]], Awaitable[bool]]
-
-
-def job_id(campaign_id: str, contact_id: int, step: int, n: int, gen: int) -> str:
-    base = f"{campaign_id}.{contact_id}.{step}.{n}"
-    return f"{base}.g{gen}" if gen else base
 
 
 def build_job(contact: dict[str, Any], campaign: dict[str, Any], steps: tuple[cp.Step, ...], deadline: float,
@@ -94,21 +90,15 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
-def result_event(row: dict[str, Any]) -> dict[str, Any]:
-    """The webhook payload of a result (the same shape as GET /v1/results items)."""
-    import json
-
-    return {"type": "result", "seq": row.get("seq"), "job_id": row["job_id"], "campaign_id": row["campaign_id"],
-            "contact_id": row["contact_id"], "kind": row["kind"], "callee": row["callee"], "outcome": row["outcome"],
-            "reason": row["reason"], "final": bool(row["final"]), "number_shown": row["number_shown"], "at": row["at"],
-            "detail": json.loads(row["body"]) if isinstance(row.get("body"), str) else row.get("body")}
-
-
 class Dispatcher:
-    def __init__(self, store: Store, clock: Callable[[], float], *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                 stranded_after: float = DEFAULT_STRANDED_AFTER, queue_depth: int = planner.DEFAULT_QUEUE_DEPTH,
-                 operator_prefixes: Mapping[str, str] | None = None) -> None:
+    """Plans and leases jobs; a refusal is written through ``reports`` (the result and the
+    contact's new due time in one transaction)."""
+
+    def __init__(self, store: Store, reports: Reports, clock: Callable[[], float], *,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS, stranded_after: float = DEFAULT_STRANDED_AFTER,
+                 queue_depth: int = planner.DEFAULT_QUEUE_DEPTH, operator_prefixes: Mapping[str, str] | None = None) -> None:
         self.store = store
+        self.reports = reports
         self.clock = clock
         self.lease_seconds = lease_seconds
         self.stranded_after = stranded_after
@@ -116,47 +106,6 @@ class Dispatcher:
         self.operator_prefixes = dict(operator_prefixes or {})
         self.refusals = 0
         self.dispatched = 0
-        self._strategies: dict[str, tuple[cp.Step, ...]] = {}
-
-    def _steps(self, campaign: dict[str, Any]) -> tuple[cp.Step, ...]:
-        """A campaign's strategy never changes after create: parse it once."""
-        steps = self._strategies.get(campaign["id"])
-        if steps is None:
-            steps = self._strategies[campaign["id"]] = cp.parse_strategy(campaign["strategy"])
-        return steps
-
-    # -- results -> next step ----------------------------------------------------------------
-    def advance(self, c: sqlite3.Connection, job: dict[str, Any], result: dict[str, Any]) -> None:
-        """Inside the ingest transaction: move the contact after a final result."""
-        contact = Store.contact_in_tx(c, job["contact_id"])
-        campaign = Store.campaign_in_tx(c, job["campaign_id"])
-        if contact is None or campaign is None or contact["state"] != "in_flight":
-            return
-        if job["id"] != job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]):
-            return  # a late result of an older job: recorded, but the contact has moved on
-        now = self.clock()
-        steps = self._steps(campaign)
-        step = steps[contact["step"]]
-        outcome = result["outcome"]
-        nxt = cp.next_after(step, contact["n"], outcome)
-        kw: dict[str, Any]
-        if campaign["state"] == cp.CampaignState.CANCELLED.value:
-            kw = dict(state="done", step=contact["step"], n=contact["n"], gen=contact["gen"], next_at=now, outcome="cancelled")
-        elif nxt is cp.Next.RETRY:
-            kw = dict(state="waiting", step=contact["step"], n=contact["n"] + 1, gen=0,
-                      next_at=now + step.retry_after_seconds, outcome=outcome)
-        elif nxt is cp.Next.REPLAN:
-            kw = dict(state="waiting", step=contact["step"], n=contact["n"], gen=contact["gen"] + 1, next_at=now, outcome=None)
-        elif nxt is cp.Next.NEXT_STEP and contact["step"] + 1 < len(steps):
-            kw = dict(state="waiting", step=contact["step"] + 1, n=0, gen=0, next_at=now, outcome=outcome)
-        else:
-            kw = dict(state="done", step=contact["step"], n=contact["n"], gen=contact["gen"], next_at=now, outcome=outcome)
-        Store.advance_contact(c, contact["id"], campaign["id"], now=now, **kw)
-
-    def on_rejected(self, c: sqlite3.Connection, job: dict[str, Any], reason: str) -> None:
-        """The appliance refused the job as invalid: retrying the same job cannot help."""
-        Store.advance_contact(c, job["contact_id"], job["campaign_id"], state="done", step=0, n=0, gen=0, next_at=self.clock(),
-                              outcome=f"rejected_by_appliance: {reason}"[:200], now=self.clock())
 
     # -- planning ----------------------------------------------------------------------------
     def _rule_history(self, contact: dict[str, Any], callee: str, settings: rules.Settings, now: float) -> rules.History:
@@ -230,8 +179,8 @@ class Dispatcher:
                                        settings, self._rule_history(contact, job["callee"], settings, now))
                 if not decision.allowed:
                     assert decision.reason is not None
-                    self.store.record_refusal(contact, job, decision.reason.value, decision.detail,
-                                              decision.retry_at.timestamp() if decision.retry_at else None, now, result_event)
+                    self.reports.record_refusal(contact, job, decision.reason.value, decision.detail,
+                                                decision.retry_at.timestamp() if decision.retry_at else None, now)
                     refused += 1
                     continue
                 target_id = planner.assign([(job.get("hints") or {}).get("operator")], slots)[0]

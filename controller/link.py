@@ -29,8 +29,7 @@ from common.clock import iso, parse_iso
 
 from . import auth
 from .contacts import RowError, _phone
-from .dispatcher import Dispatcher, result_event
-from .stopwords import DEFAULT_STOP_WORDS, stop_matcher
+from .reports import Reports
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -73,25 +72,20 @@ class Link:
             return False
 
 
-def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
-    """The webhook payload of an inbound event (the shape of GET /v1/inbound items)."""
-    return {"type": "inbound", **row}
-
-
 class LinkHub:
-    """The connected appliances, and what their messages do: handed the store, the
-    dispatcher (a final result plans the contact's next step), the clock and ``wake`` (new
-    capacity or results: dispatch again now)."""
+    """The connected appliances, and what their messages do: handed the store (fleet rows,
+    jobs to send again), ``reports`` (results, acks and inbound events written, each in one
+    transaction, before the reply), the clock and ``wake`` (new capacity or results:
+    dispatch again now)."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, clock: Callable[[], float], *, wake: Callable[[], None],
-                 heartbeat_seconds: float = HEARTBEAT_SECONDS, stop_words: Iterable[str] = DEFAULT_STOP_WORDS) -> None:
+    def __init__(self, store: Store, reports: Reports, clock: Callable[[], float], *, wake: Callable[[], None],
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         self.store = store
-        self.dispatcher = dispatcher
+        self.reports = reports
         self.clock = clock
         self.wake = wake
         self.heartbeat_seconds = heartbeat_seconds
         self.links: dict[str, Link] = {}
-        self.is_stop = stop_matcher(tuple(stop_words))
         self.handlers: dict[str, Callable[[Link, dict[str, Any]], Awaitable[None]]] = {
             "hello": self.on_hello, "ack": self.on_ack, "results": self.on_results,
             "inbound": self.on_inbound, "heartbeat": self.on_heartbeat,
@@ -204,7 +198,7 @@ class LinkHub:
     async def on_ack(self, link: Link, msg: dict[str, Any]) -> None:
         accepted = [str(j) for j in msg.get("accepted") or []]
         rejected = [(str(r.get("id")), str(r.get("reason") or "rejected")) for r in msg.get("rejected") or [] if isinstance(r, dict)]
-        self.store.ack_batch(link.appliance_id, accepted, rejected, self.clock(), self.dispatcher.on_rejected)
+        self.reports.ack_batch(link.appliance_id, accepted, rejected, self.clock())
 
     async def on_results(self, link: Link, msg: dict[str, Any]) -> None:
         items = msg.get("results")
@@ -222,8 +216,7 @@ class LinkHub:
             bodies.append({**r, "_at": at if at is not None else self.clock()})
             if seq is not None:
                 upto = seq if upto is None else max(upto, seq)
-        new = self.store.ingest_results(link.appliance_id, bodies, self.clock(), self.dispatcher.advance,
-                                          result_event)
+        new = self.reports.ingest_results(link.appliance_id, bodies, self.clock())
         await link.send({"type": "results_ack", "upto": upto, "count": len(items)})
         if new:
             self.wake()
@@ -243,5 +236,5 @@ class LinkHub:
                 frm, to = str(e.get("from")), e.get("to")
                 logger.info("inbound %s: %s", e["id"], exc.reason)
             good.append({**e, "from": frm, "to": to, "_at": _epoch(e.get("at")) or self.clock()})
-        self.store.add_inbound(link.appliance_id, good, self.clock(), self.is_stop, inbound_event)
+        self.reports.add_inbound(link.appliance_id, good, self.clock())
         await link.send({"type": "inbound_ack", "ids": [e["id"] for e in good]})

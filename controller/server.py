@@ -23,7 +23,8 @@ from . import auth, planner
 from .api import Api
 from .config import ControllerConfig
 from .dispatcher import Dispatcher
-from .link import LinkHub, inbound_event
+from .link import LinkHub
+from .reports import Reports
 from .store import Store
 from .webhooks import Deliverer
 
@@ -83,13 +84,13 @@ class Controller:
         self.store = Store(cfg.controller.store, durability=cfg.controller.durability)
         self.store.mark_all_disconnected(clock())
         d = cfg.dispatch
-        self.dispatcher = Dispatcher(self.store, clock, lease_seconds=d.lease_seconds, stranded_after=d.stranded_after_seconds,
+        self.reports = Reports(self.store, clock, stop_words=cfg.inbound.stop_words)
+        self.dispatcher = Dispatcher(self.store, self.reports, clock, lease_seconds=d.lease_seconds, stranded_after=d.stranded_after_seconds,
                                      queue_depth=d.queue_depth, operator_prefixes=cfg.operator_prefixes)
         w = cfg.webhooks
         self.deliverer = Deliverer(self.store, clock, backoff=w.backoff_seconds, max_attempts=w.max_attempts,
                                    timeout=w.timeout_seconds, allow_private=w.allow_private)
-        self.hub = LinkHub(self.store, self.dispatcher, clock, wake=self.wake, heartbeat_seconds=cfg.link.heartbeat_seconds,
-                           stop_words=cfg.inbound.stop_words)
+        self.hub = LinkHub(self.store, self.reports, clock, wake=self.wake, heartbeat_seconds=cfg.link.heartbeat_seconds)
         self.api = Api(self.store, self.hub, clock, wake=self.wake, wake_deliveries=self.deliverer.wake.set,
                        validation_pool=self.validation_pool, region=cfg.controller.region,
                        allow_private=w.allow_private)
@@ -97,8 +98,6 @@ class Controller:
         self._runner: web.AppRunner | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.port = 0
-
-    inbound_event = staticmethod(inbound_event)  # for tests that write inbound rows directly
 
     def validation_pool(self) -> concurrent.futures.Executor:
         """Worker processes for import validation (spawned on first use, one per core)."""

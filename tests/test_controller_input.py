@@ -350,8 +350,7 @@ async def test_a_target_that_resolves_to_loopback_at_delivery_time_is_not_contac
         async with running(cfg) as (c, key), aiohttp.ClientSession() as s:
             for i, host in enumerate(("localhost", "127.0.0.1")):
                 c.store.add_webhook(f"wh_{i}", f"http://{host}:{port}/hook", "s" * 20, ["inbound"], c.clock())
-            c.store.add_inbound("box", [{"id": "in-1", "kind": "sms", "from": "+48600100200", "text": "hi"}], c.clock(),
-                                lambda text: False, c.inbound_event)
+            c.reports.add_inbound("box", [{"id": "in-1", "kind": "sms", "from": "+48600100200", "text": "hi"}], c.clock())
             c.wake()
             for _ in range(200):
                 async with s.get(f"{c.url}/v1/webhooks/dead-letters", headers=auth(key)) as r:

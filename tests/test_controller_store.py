@@ -8,6 +8,7 @@ import pytest
 from controller import campaigns as cp
 from controller.contacts import ContactRow
 from controller.planner import Slot, assign, operator_of
+from controller.reports import Reports
 from controller.rules import JobKind
 from controller.store import Store
 
@@ -36,16 +37,15 @@ def test_two_processes_cannot_claim_the_same_contact_or_lease(tmp_path):
 
 def test_results_dedupe_by_appliance_seq_and_by_job_attempt_final(tmp_path):
     s = Store(tmp_path / "c.db")
-    calls = []
-    ev = lambda row: {}  # noqa: E731
+    rep = Reports(s, lambda: 1.0)
     body = {"job_id": "j1", "kind": "call", "callee": "+48600100200", "attempt": 1, "outcome": "busy", "final": True}
-    assert len(s.ingest_results("box", [{**body, "seq": 1}], 1.0, lambda *a: calls.append(a), ev)) == 1
-    assert s.ingest_results("box", [{**body, "seq": 1}], 1.0, lambda *a: calls.append(a), ev) == []
-    assert s.ingest_results("box", [{**body, "seq": 2}], 1.0, lambda *a: calls.append(a), ev) == []
-    assert len(s.ingest_results("box", [{**body, "seq": 3, "attempt": 2}], 1.0, lambda *a: calls.append(a), ev)) == 1
+    assert len(rep.ingest_results("box", [{**body, "seq": 1}], 1.0)) == 1
+    assert rep.ingest_results("box", [{**body, "seq": 1}], 1.0) == []
+    assert rep.ingest_results("box", [{**body, "seq": 2}], 1.0) == []
+    assert len(rep.ingest_results("box", [{**body, "seq": 3, "attempt": 2}], 1.0)) == 1
     rows = s.results_after(0, 10)
     assert [r["detail"]["attempt"] for r in rows] == [1, 2] and rows[0]["seq"] < rows[1]["seq"]
-    assert calls == []  # results of unknown jobs are kept, but move no contact
+    assert [r["contact_id"] for r in rows] == [None, None]  # results of unknown jobs are kept, but move no contact
 
 
 def test_enroll_token_is_consumed_once_and_expires(tmp_path):
@@ -86,7 +86,7 @@ def test_campaign_state_table_and_next_step():
 
 
 def test_stop_words_fold_case_accents_and_punctuation():
-    from controller.link import DEFAULT_STOP_WORDS, stop_matcher
+    from controller.stopwords import DEFAULT_STOP_WORDS, stop_matcher
     is_stop = stop_matcher(DEFAULT_STOP_WORDS)
     for text in ("STOP", "stop.", "Rezygnuję", "REZYGNUJE!", "nie", "Wypisz mnie", "nie dzwoń więcej", "  Stop  "):
         assert is_stop(text), text

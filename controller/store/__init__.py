@@ -34,11 +34,11 @@ from .campaigns import Campaigns
 from .fleet import Fleet
 from .jobs import Jobs
 from .optouts import OptOuts
-from .results import NOT_PLACED, Results
+from .results import Results
 from .schema import SCHEMA_VERSION
 from .webhooks import Webhooks
 
-__all__ = ["CHUNK", "NOT_PLACED", "SCHEMA_VERSION", "Conflict", "Store", "StoreError"]
+__all__ = ["CHUNK", "SCHEMA_VERSION", "Conflict", "Store", "StoreError"]
 
 
 class Store(Fleet, Campaigns, Jobs, Results, OptOuts, Webhooks):

@@ -121,9 +121,21 @@ class Campaigns(StoreBase):
 
 
     @classmethod
+    def finish_waiting(cls, c: sqlite3.Connection, contact_id: int, campaign_id: str, outcome: str, now: float) -> None:
+        """A waiting contact ends with ``outcome`` (in the caller's transaction)."""
+        if c.execute("UPDATE contacts SET state = 'done', outcome = ?, updated_at = ? WHERE id = ? AND state = 'waiting'",
+                     (outcome, now, contact_id)).rowcount == 1:
+            cls._move(c, campaign_id, "waiting", "done")
+
+    @staticmethod
+    def defer_waiting(c: sqlite3.Connection, contact_id: int, next_at: float, now: float) -> None:
+        """A waiting contact is due again at ``next_at`` (in the caller's transaction)."""
+        c.execute("UPDATE contacts SET next_at = ?, updated_at = ? WHERE id = ? AND state = 'waiting'", (next_at, now, contact_id))
+
+    @classmethod
     def advance_contact(cls, c: sqlite3.Connection, contact_id: int, campaign_id: str, *, state: str, step: int, n: int,
                         gen: int, next_at: float, outcome: str | None, now: float) -> None:
-        """Move an in-flight contact's cursor (inside ``ingest_results``' or ``ack_batch``'s transaction)."""
+        """Move an in-flight contact's cursor (in the caller's transaction: a result's or an ack's)."""
         if c.execute("UPDATE contacts SET state = ?, step = ?, n = ?, gen = ?, next_at = ?, outcome = COALESCE(?, outcome),"
                      " updated_at = ? WHERE id = ? AND state = 'in_flight'",
                      (state, step, n, gen, next_at, outcome, now, contact_id)).rowcount == 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from .base import StoreBase
@@ -85,18 +85,28 @@ class Jobs(StoreBase):
                              " spec = ?, updated_at = ? WHERE id = ? AND state IN ('leased', 'accepted') AND lease_deadline < ?",
                              (appliance_id, batch_id, deadline, json.dumps(spec), now, job_id, now)).rowcount == 1
 
-    def ack_batch(self, appliance_id: str, accepted: Iterable[str], rejected: Iterable[tuple[str, str]], now: float,
-                  on_rejected: Callable[[sqlite3.Connection, dict[str, Any], str], None]) -> None:
-        with self.tx() as c:
-            c.executemany("UPDATE jobs SET state = 'accepted', updated_at = ? WHERE id = ? AND appliance_id = ? AND state = 'leased'",
-                          [(now, j, appliance_id) for j in accepted])
-            for job_id, reason in rejected:
-                row = c.execute("SELECT * FROM jobs WHERE id = ? AND appliance_id = ? AND state IN ('leased', 'accepted')",
-                                (job_id, appliance_id)).fetchone()
-                if row is None:
-                    continue
-                c.execute("UPDATE jobs SET state = 'rejected', updated_at = ? WHERE id = ?", (now, job_id))
-                on_rejected(c, dict(row), reason)
+    @staticmethod
+    def job_reported(c: sqlite3.Connection, job_id: str, final: bool, now: float) -> None:
+        """A result of the job came back (in the caller's transaction): done, or started."""
+        c.execute("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state IN ('leased', 'accepted', 'started')",
+                  ("done" if final else "started", now, job_id))
+
+    @staticmethod
+    def accept_jobs(c: sqlite3.Connection, appliance_id: str, job_ids: Iterable[str], now: float) -> None:
+        """The appliance stored these jobs of its batch (in the caller's transaction)."""
+        c.executemany("UPDATE jobs SET state = 'accepted', updated_at = ? WHERE id = ? AND appliance_id = ? AND state = 'leased'",
+                      [(now, j, appliance_id) for j in job_ids])
+
+    @staticmethod
+    def reject_job(c: sqlite3.Connection, job_id: str, appliance_id: str, now: float) -> dict[str, Any] | None:
+        """The appliance refused the job (in the caller's transaction): the job as it was,
+        or None when it is not this appliance's open job."""
+        row = c.execute("SELECT * FROM jobs WHERE id = ? AND appliance_id = ? AND state IN ('leased', 'accepted')",
+                        (job_id, appliance_id)).fetchone()
+        if row is None:
+            return None
+        c.execute("UPDATE jobs SET state = 'rejected', updated_at = ? WHERE id = ?", (now, job_id))
+        return dict(row)
 
     def open_jobs(self, appliance_id: str) -> int:
         return count_open_jobs(self.conn, appliance_id)

@@ -2,6 +2,7 @@
 CRM. Read by the contact rules before every dispatch (a primary-key look-up)."""
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from .base import StoreBase
@@ -10,8 +11,13 @@ from .base import StoreBase
 class OptOuts(StoreBase):
     def add_optout(self, number: str, source: str, reason: str | None, now: float) -> bool:
         with self.tx() as c:
-            return c.execute("INSERT INTO optouts(number, source, reason, created_at) VALUES (?, ?, ?, ?)"
-                             " ON CONFLICT(number) DO NOTHING", (number, source, reason, now)).rowcount == 1
+            return self.opt_out(c, number, source, reason, now)
+
+    @staticmethod
+    def opt_out(c: sqlite3.Connection, number: str, source: str, reason: str | None, now: float) -> bool:
+        """Add ``number`` in the caller's transaction; False when it was there already."""
+        return c.execute("INSERT INTO optouts(number, source, reason, created_at) VALUES (?, ?, ?, ?)"
+                         " ON CONFLICT(number) DO NOTHING", (number, source, reason, now)).rowcount == 1
 
     def remove_optout(self, number: str) -> bool:
         with self.tx() as c:

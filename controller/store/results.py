@@ -2,20 +2,17 @@
 check first), read back by cursor, matched to the contact that was shown a number, and
 the history the contact rules read.
 
-Hot path (a results batch from an appliance, one transaction): raw SQL.
+Hot path (a results batch from an appliance, one transaction): raw SQL. The writes run in
+the caller's transaction (``controller/reports.py`` opens it): which rows to write and what
+follows from them is decided there.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import StoreBase
-
-#: Outcomes of a call result that did not reach the callee's network: not an "attempt"
-#: in the sense of Reg F 1006.14(b) (no telephone call was placed to him).
-NOT_PLACED = frozenset({"channel_error", "network_error", "expired", "refused_by_policy", "cancelled", "no_eligible_sim"})
 
 
 class Results(StoreBase):
@@ -28,73 +25,22 @@ class Results(StoreBase):
         r["detail"] = body
         return r
 
-    def ingest_results(self, appliance_id: str, items: Sequence[dict[str, Any]], now: float,
-                       advance: Callable[[sqlite3.Connection, dict[str, Any], dict[str, Any]], None],
-                       webhook_event: Callable[[dict[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
-        """Persist a batch of the appliance's results, deduplicated; for each new final
-        result call ``advance(conn, job, result)`` inside the same transaction (the next
-        step of the contact). Returns the new rows."""
-        new: list[dict[str, Any]] = []
-        hooks = self._webhooks_for("result")
-        with self.tx() as c:
-            for body in items:
-                job_id = str(body.get("job_id") or "")
-                job = c.execute("SELECT id, campaign_id, contact_id, kind, spec, state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                final = bool(body.get("final"))
-                outcome = str(body.get("outcome") or "unknown")
-                dedupe = f"{job_id}|{body.get('attempt')}|{int(final)}"
-                at = body.pop("_at", now)
-                kind = body.get("kind") or (job["kind"] if job else None)
-                row = {"dedupe": dedupe, "appliance_id": appliance_id, "app_seq": body.get("seq"), "job_id": job_id or None,
-                       "campaign_id": job["campaign_id"] if job else None, "contact_id": job["contact_id"] if job else None,
-                       "kind": kind, "callee": body.get("callee"), "outcome": outcome, "reason": body.get("reason"),
-                       "final": int(final), "number_shown": body.get("number_shown"),
-                       "counts_as_attempt": int(kind == "call" and outcome not in NOT_PLACED), "at": at,
-                       "body": json.dumps(body)}
-                cur = c.execute("INSERT INTO results(dedupe, appliance_id, app_seq, job_id, campaign_id, contact_id, kind, callee,"
-                                " outcome, reason, final, number_shown, counts_as_attempt, at, body)"
-                                " VALUES (:dedupe, :appliance_id, :app_seq, :job_id, :campaign_id, :contact_id, :kind, :callee,"
-                                " :outcome, :reason, :final, :number_shown, :counts_as_attempt, :at, :body)"
-                                " ON CONFLICT DO NOTHING", row)
-                if cur.rowcount != 1:
-                    continue
-                row["seq"] = cur.lastrowid
-                new.append(row)
-                if job is not None:
-                    c.execute("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state IN ('leased', 'accepted', 'started')",
-                              ("done" if final else "started", now, job_id))
-                    if final:
-                        advance(c, {**dict(job), "spec": json.loads(job["spec"])}, row)
-                self._enqueue(c, hooks, "result", webhook_event(row), now)
-        return new
+    @staticmethod
+    def job_for_result(c: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
+        """The job a result names (in the caller's transaction), or None: a result of an
+        unknown job is kept all the same."""
+        return c.execute("SELECT id, campaign_id, contact_id, kind, spec, state FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
-    def record_refusal(self, contact: dict[str, Any], job: dict[str, Any], reason: str, detail: str,
-                       next_at: float | None, now: float, webhook_event: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
-        """A refused_by_policy result, and the contact re-planned (or finished when no
-        retry is possible), in one transaction."""
-        body = {"job_id": job["id"], "kind": job["kind"], "callee": job["callee"], "outcome": "refused_by_policy",
-                "reason": reason, "detail": detail, "retry_at": next_at, "final": True}
-        row = {"dedupe": f"refused|{job['id']}|{now:.6f}", "appliance_id": None, "app_seq": None, "job_id": job["id"],
-               "campaign_id": contact["campaign_id"], "contact_id": contact["id"], "kind": job["kind"],
-               "callee": job["callee"], "outcome": "refused_by_policy", "reason": reason, "final": 1, "number_shown": None,
-               "counts_as_attempt": 0, "at": now, "body": json.dumps(body)}
-        hooks = self._webhooks_for("result")
-        with self.tx() as c:
-            cur = c.execute("INSERT INTO results(dedupe, appliance_id, app_seq, job_id, campaign_id, contact_id, kind, callee,"
-                            " outcome, reason, final, number_shown, counts_as_attempt, at, body)"
-                            " VALUES (:dedupe, :appliance_id, :app_seq, :job_id, :campaign_id, :contact_id, :kind, :callee,"
-                            " :outcome, :reason, :final, :number_shown, :counts_as_attempt, :at, :body)"
-                            " ON CONFLICT DO NOTHING", row)
-            row["seq"] = cur.lastrowid
-            if next_at is None:
-                if c.execute("UPDATE contacts SET state = 'done', outcome = ?, updated_at = ? WHERE id = ? AND state = 'waiting'",
-                             (f"refused_by_policy:{reason}", now, contact["id"])).rowcount == 1:
-                    self._move(c, contact["campaign_id"], "waiting", "done")
-            else:
-                c.execute("UPDATE contacts SET next_at = ?, updated_at = ? WHERE id = ? AND state = 'waiting'",
-                          (next_at, now, contact["id"]))
-            self._enqueue(c, hooks, "result", webhook_event(row), now)
-        return row
+    @staticmethod
+    def insert_result(c: sqlite3.Connection, row: dict[str, Any]) -> int | None:
+        """Store a result row (the ``results`` columns but ``seq``) in the caller's
+        transaction; its ``seq``, or None when a unique key says it is stored already."""
+        cur = c.execute("INSERT INTO results(dedupe, appliance_id, app_seq, job_id, campaign_id, contact_id, kind, callee,"
+                        " outcome, reason, final, number_shown, counts_as_attempt, at, body)"
+                        " VALUES (:dedupe, :appliance_id, :app_seq, :job_id, :campaign_id, :contact_id, :kind, :callee,"
+                        " :outcome, :reason, :final, :number_shown, :counts_as_attempt, :at, :body)"
+                        " ON CONFLICT DO NOTHING", row)
+        return cur.lastrowid if cur.rowcount == 1 else None
 
     def results_after(self, after: int, limit: int, campaign_id: str | None = None) -> list[dict[str, Any]]:
         if campaign_id is None:
@@ -122,30 +68,15 @@ class Results(StoreBase):
                             " AND number_shown IS NOT NULL ORDER BY seq DESC LIMIT 1", (from_number,)).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
-    def add_inbound(self, appliance_id: str, events: Sequence[dict[str, Any]], now: float,
-                    is_stop: Callable[[str | None], bool], webhook_event: Callable[[dict[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
-        hooks = self._webhooks_for("inbound")
-        new = []
-        with self.tx() as c:
-            for e in events:
-                contact_id, campaign_id = self.match_shown(c, e["from"], e.get("to"))
-                stop = e["kind"] == "sms" and is_stop(e.get("text"))
-                row = {"id": e["id"], "appliance_id": appliance_id, "kind": e["kind"], "from_number": e["from"],
-                       "to_number": e.get("to"), "text": e.get("text"), "at": e.get("_at", now), "contact_id": contact_id,
-                       "campaign_id": campaign_id, "opted_out": int(stop)}
-                cur = c.execute("INSERT INTO inbound(id, appliance_id, kind, from_number, to_number, text, at, contact_id,"
-                                " campaign_id, opted_out) VALUES (:id, :appliance_id, :kind, :from_number, :to_number, :text,"
-                                " :at, :contact_id, :campaign_id, :opted_out) ON CONFLICT DO NOTHING", row)
-                if cur.rowcount != 1:
-                    continue
-                row["seq"] = cur.lastrowid
-                if stop:
-                    c.execute("INSERT INTO optouts(number, source, reason, created_at) VALUES (?, 'sms', ?, ?)"
-                              " ON CONFLICT(number) DO NOTHING", (e["from"], (e.get("text") or "")[:100], now))
-                out = self._inbound(dict(row))
-                new.append(out)
-                self._enqueue(c, hooks, "inbound", webhook_event(out), now)
-        return new
+    def insert_inbound(self, c: sqlite3.Connection, row: dict[str, Any]) -> dict[str, Any] | None:
+        """Store an inbound row (the ``inbound`` columns but ``seq``) in the caller's
+        transaction; the stored event as the API shows it, or None when its id is known."""
+        cur = c.execute("INSERT INTO inbound(id, appliance_id, kind, from_number, to_number, text, at, contact_id,"
+                        " campaign_id, opted_out) VALUES (:id, :appliance_id, :kind, :from_number, :to_number, :text,"
+                        " :at, :contact_id, :campaign_id, :opted_out) ON CONFLICT DO NOTHING", row)
+        if cur.rowcount != 1:
+            return None
+        return self._inbound({**row, "seq": cur.lastrowid})
 
     def inbound_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         return [self._inbound(r) for r in self._all("SELECT * FROM inbound WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]

@@ -36,11 +36,13 @@ class Webhooks(StoreBase):
         row = self.conn.execute("SELECT url, secret FROM webhooks WHERE id = ?", (webhook_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
-    def _webhooks_for(self, event: str) -> list[str]:
+    def webhooks_for(self, event: str) -> list[str]:
+        """Ids of the webhooks that take ``event`` (read before the transaction that enqueues)."""
         return [r["id"] for r in self.list_webhooks() if event in r["events"]]
 
     @staticmethod
-    def _enqueue(c: sqlite3.Connection, hooks: list[str], event: str, payload: dict[str, Any], now: float) -> None:
+    def enqueue(c: sqlite3.Connection, hooks: list[str], event: str, payload: dict[str, Any], now: float) -> None:
+        """A delivery of ``payload`` to each of ``hooks``, due now (in the caller's transaction)."""
         if hooks:
             data = json.dumps(payload, ensure_ascii=False)
             c.executemany("INSERT INTO deliveries(webhook_id, event, payload, state, next_at, created_at, updated_at)"

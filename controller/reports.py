@@ -1,0 +1,158 @@
+"""What the appliances report, and the dispatcher's refusals, written down — and what
+follows from each: a result's contact takes its next step, a rejected job ends its
+contact, a STOP by SMS opts its sender out, every new row is queued for the webhooks.
+
+Each method is one store transaction that this module opens (``Store.tx``) and fills with
+the store's small in-transaction functions; the decisions (is the result new, which step
+comes next — ``campaigns.after_result`` —, does the text opt out, what a webhook carries)
+are made here, between those calls, so the store only reads and writes rows. The link
+acknowledges only after a method returns: nothing is acknowledged before it is committed.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from . import campaigns as cp
+from .stopwords import DEFAULT_STOP_WORDS, stop_matcher
+from .store import Store
+
+#: Outcomes of a call result that did not reach the callee's network: not an "attempt"
+#: in the sense of Reg F 1006.14(b) (no telephone call was placed to him).
+NOT_PLACED: Final = frozenset({"channel_error", "network_error", "expired", "refused_by_policy", "cancelled", "no_eligible_sim"})
+
+
+def result_event(row: dict[str, Any]) -> dict[str, Any]:
+    """The webhook payload of a result (the same shape as GET /v1/results items)."""
+    return {"type": "result", "seq": row.get("seq"), "job_id": row["job_id"], "campaign_id": row["campaign_id"],
+            "contact_id": row["contact_id"], "kind": row["kind"], "callee": row["callee"], "outcome": row["outcome"],
+            "reason": row["reason"], "final": bool(row["final"]), "number_shown": row["number_shown"], "at": row["at"],
+            "detail": json.loads(row["body"]) if isinstance(row.get("body"), str) else row.get("body")}
+
+
+def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
+    """The webhook payload of an inbound event (the shape of GET /v1/inbound items)."""
+    return {"type": "inbound", **row}
+
+
+class Reports:
+    def __init__(self, store: Store, clock: Callable[[], float], *, stop_words: Iterable[str] = DEFAULT_STOP_WORDS) -> None:
+        self.store = store
+        self.clock = clock
+        self.is_stop = stop_matcher(tuple(stop_words))
+        self._strategies: dict[str, tuple[cp.Step, ...]] = {}
+
+    def _steps(self, campaign: dict[str, Any]) -> tuple[cp.Step, ...]:
+        """A campaign's strategy never changes after create: parse it once."""
+        steps = self._strategies.get(campaign["id"])
+        if steps is None:
+            steps = self._strategies[campaign["id"]] = cp.parse_strategy(campaign["strategy"])
+        return steps
+
+    # -- results ----------------------------------------------------------------------------
+    def ingest_results(self, appliance_id: str, items: Sequence[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """Store a batch of the appliance's results, deduplicated, in one transaction; a new
+        final result moves its contact on. Returns the new rows."""
+        s = self.store
+        new: list[dict[str, Any]] = []
+        hooks = s.webhooks_for("result")
+        with s.tx() as c:
+            for body in items:
+                job_id = str(body.get("job_id") or "")
+                job = s.job_for_result(c, job_id)
+                final = bool(body.get("final"))
+                outcome = str(body.get("outcome") or "unknown")
+                at = body.pop("_at", now)
+                kind = body.get("kind") or (job["kind"] if job else None)
+                row = {"dedupe": f"{job_id}|{body.get('attempt')}|{int(final)}", "appliance_id": appliance_id,
+                       "app_seq": body.get("seq"), "job_id": job_id or None,
+                       "campaign_id": job["campaign_id"] if job else None, "contact_id": job["contact_id"] if job else None,
+                       "kind": kind, "callee": body.get("callee"), "outcome": outcome, "reason": body.get("reason"),
+                       "final": int(final), "number_shown": body.get("number_shown"),
+                       "counts_as_attempt": int(kind == "call" and outcome not in NOT_PLACED), "at": at,
+                       "body": json.dumps(body)}
+                seq = s.insert_result(c, row)
+                if seq is None:
+                    continue
+                row["seq"] = seq
+                new.append(row)
+                if job is not None:
+                    s.job_reported(c, job_id, final, now)
+                    if final:
+                        self._advance(c, job, outcome)
+                s.enqueue(c, hooks, "result", result_event(row), now)
+        return new
+
+    def _advance(self, c: sqlite3.Connection, job: sqlite3.Row, outcome: str) -> None:
+        """In the result's transaction: move the job's contact after its final result."""
+        contact = self.store.contact_in_tx(c, job["contact_id"])
+        campaign = self.store.campaign_in_tx(c, job["campaign_id"])
+        if contact is None or campaign is None or contact["state"] != "in_flight":
+            return
+        if job["id"] != cp.job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]):
+            return  # a late result of an older job: recorded, but the contact has moved on
+        now = self.clock()
+        m = cp.after_result(contact, self._steps(campaign), outcome,
+                            cancelled=campaign["state"] == cp.CampaignState.CANCELLED.value, now=now)
+        self.store.advance_contact(c, contact["id"], campaign["id"], state=m.state, step=m.step, n=m.n, gen=m.gen,
+                                   next_at=m.next_at, outcome=m.outcome, now=now)
+
+    def record_refusal(self, contact: dict[str, Any], job: dict[str, Any], reason: str, detail: str,
+                       next_at: float | None, now: float) -> dict[str, Any]:
+        """A refused_by_policy result, and the contact planned again at ``next_at`` (or
+        finished when no retry is possible), in one transaction."""
+        body = {"job_id": job["id"], "kind": job["kind"], "callee": job["callee"], "outcome": "refused_by_policy",
+                "reason": reason, "detail": detail, "retry_at": next_at, "final": True}
+        row: dict[str, Any] = {
+            "dedupe": f"refused|{job['id']}|{now:.6f}", "appliance_id": None, "app_seq": None, "job_id": job["id"],
+            "campaign_id": contact["campaign_id"], "contact_id": contact["id"], "kind": job["kind"],
+            "callee": job["callee"], "outcome": "refused_by_policy", "reason": reason, "final": 1, "number_shown": None,
+            "counts_as_attempt": 0, "at": now, "body": json.dumps(body)}
+        s = self.store
+        hooks = s.webhooks_for("result")
+        with s.tx() as c:
+            row["seq"] = s.insert_result(c, row)
+            if next_at is None:
+                s.finish_waiting(c, contact["id"], contact["campaign_id"], f"refused_by_policy:{reason}", now)
+            else:
+                s.defer_waiting(c, contact["id"], next_at, now)
+            s.enqueue(c, hooks, "result", result_event(row), now)
+        return row
+
+    # -- acknowledgements -------------------------------------------------------------------
+    def ack_batch(self, appliance_id: str, accepted: Iterable[str], rejected: Iterable[tuple[str, str]], now: float) -> None:
+        """The appliance stored ``accepted`` and refused ``rejected`` (id, reason) as invalid:
+        retrying the same job cannot help, so a rejected job ends its contact."""
+        s = self.store
+        with s.tx() as c:
+            s.accept_jobs(c, appliance_id, accepted, now)
+            for job_id, reason in rejected:
+                job = s.reject_job(c, job_id, appliance_id, now)
+                if job is not None:
+                    s.advance_contact(c, job["contact_id"], job["campaign_id"], state="done", step=0, n=0, gen=0,
+                                      next_at=self.clock(), outcome=f"rejected_by_appliance: {reason}"[:200], now=self.clock())
+
+    # -- inbound ----------------------------------------------------------------------------
+    def add_inbound(self, appliance_id: str, events: Sequence[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """Store inbound calls and SMS (deduplicated by id), each matched to the contact
+        that was shown the number it called; an SMS that says STOP opts its sender out."""
+        s = self.store
+        hooks = s.webhooks_for("inbound")
+        new = []
+        with s.tx() as c:
+            for e in events:
+                contact_id, campaign_id = s.match_shown(c, e["from"], e.get("to"))
+                stop = e["kind"] == "sms" and self.is_stop(e.get("text"))
+                row = {"id": e["id"], "appliance_id": appliance_id, "kind": e["kind"], "from_number": e["from"],
+                       "to_number": e.get("to"), "text": e.get("text"), "at": e.get("_at", now), "contact_id": contact_id,
+                       "campaign_id": campaign_id, "opted_out": int(stop)}
+                out = s.insert_inbound(c, row)
+                if out is None:
+                    continue
+                if stop:
+                    s.opt_out(c, e["from"], "sms", (e.get("text") or "")[:100], now)
+                new.append(out)
+                s.enqueue(c, hooks, "inbound", inbound_event(out), now)
+        return new
