@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given
@@ -65,6 +66,14 @@ def test_iso_round_trips_and_is_utc():
     assert iso(1.9996) == "1970-01-01T00:00:01.999Z"  # milliseconds truncate
     assert iso(1.9999996) == "1970-01-01T00:00:02.000Z"  # after microseconds round, as datetime does
     assert iso(86400.5, ms=False) == "1970-01-02T00:00:00Z"
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False) | st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999996))
+def test_iso_matches_datetime(ts):
+    # The per-second cache never changes what datetime itself would write.
+    want = datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert iso(ts) == want
+    assert iso(ts, ms=False) == want[:19] + "Z"
 
 
 def test_parse_iso_refuses_a_time_without_a_zone():
