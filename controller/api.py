@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
-import msgspec
 from aiohttp import web
 
 from . import auth
 from . import campaigns as cp
 from . import contacts as ct
+from . import contacts_csv, contacts_json
+from .apikit import (DEFAULT_PAGE, ID_PATTERN, MAX_CURSOR, MAX_PAGE, ApiError, int_param, json_object, page, path_campaign_id,
+                     path_contact_id, read_json, reply)
 from .contacts import RowError, _phone
 from .link import LinkHub
 from .openapi import document, reference_html
@@ -38,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 #: 100,000 contacts of ~250 bytes each in one request, with headroom.
 MAX_BODY: Final = 64 * 1024 * 1024
-DEFAULT_PAGE, MAX_PAGE = 100, 1000
 #: Rows per validation task: ~200 ms of phonenumbers work in a worker process.
 IMPORT_SLICE: Final = 5000
 #: Media types of an import body; a request without one is read as JSON.
@@ -46,69 +47,7 @@ JSON_TYPES: Final = frozenset({"application/json", "application/octet-stream"})
 CSV_TYPES: Final = frozenset({"text/csv", "application/csv"})
 #: The state an import moves a campaign to when it adds contacts (a done campaign reopens).
 REOPEN: Final = {s.value: t["reopen"].value for s, t in cp.TRANSITIONS.items() if "reopen" in t}
-#: Ids chosen by the CRM: short, URL- and log-safe.
-ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 _OPEN: Final = frozenset({"/v1/enroll", "/v1/link"})
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail = status, error, detail
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
-
-def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name}: expected an integer") from None
-    if not lo <= v <= hi:
-        raise ApiError(400, "bad_parameter", f"{name}: expected {lo} to {hi}")
-    return v
-
-
-async def _body(request: web.Request) -> Any:
-    """The JSON body. msgspec, not json: nesting past the recursion limit and integers of
-    thousands of digits are refused here instead of escaping as a 500."""
-    try:
-        return msgspec.json.decode(await request.read())
-    except RecursionError:
-        raise ApiError(400, "bad_json", {"field": "body", "reason": "nested too deeply; no request body of this API "
-                                                                    "is more than a few levels deep"}) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "bad_json", {"field": "body", "reason": f"the body is not JSON ({exc})"}) from None
-
-
-def _obj(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "expected a JSON object")
-    return body
-
-
-def _campaign_id(request: web.Request) -> str:
-    import re
-
-    cid = request.match_info["id"]
-    if not re.fullmatch(ID_PATTERN, cid):
-        raise ApiError(404, "not_found", f"no campaign {cid!r}")
-    return cid
-
-
-def _contact_id(request: web.Request) -> int:
-    try:
-        v = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "contact ids are integers") from None
-    if not 0 < v < 2**63:
-        raise ApiError(404, "not_found", "no such contact")
-    return v
 
 
 class Api:
@@ -169,32 +108,30 @@ class Api:
                     raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key> (simrotor controller keys create)")
             return await handler(request)
         except ApiError as exc:
-            return _json({"error": exc.error, "detail": exc.detail}, exc.status)
+            return reply({"error": exc.error, "detail": exc.detail}, exc.status)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "bad_request")
             if exc.status == 413:
-                return _json({"error": code, "detail": {"line": None, "field": "body", "reason":
+                return reply({"error": code, "detail": {"line": None, "field": "body", "reason":
                               f"larger than {MAX_BODY // 2**20} MiB; split it (an import is at most "
                               f"{ct.MAX_ROWS:,} rows)"}}, 413)
-            return _json({"error": code, "detail": exc.reason}, exc.status)
+            return reply({"error": code, "detail": exc.reason}, exc.status)
         except Exception:
             logger.exception("API %s %s", request.method, request.path)
-            return _json({"error": "internal", "detail": "the controller failed; see its log"}, 500)
+            return reply({"error": "internal", "detail": "the controller failed; see its log"}, 500)
 
     # -- documents ------------------------------------------------------------------------
     async def openapi(self, request: web.Request) -> web.Response:
-        return _json(document())
+        return reply(document())
 
     async def docs(self, request: web.Request) -> web.Response:
         return web.Response(text=reference_html(document()), content_type="text/html")
 
     # -- enrollment ----------------------------------------------------------------------
     async def enroll(self, request: web.Request) -> web.Response:
-        import re
-
-        body = _obj(await _body(request))
+        body = json_object(await read_json(request))
         token, appliance_id = body.get("token"), body.get("appliance_id")
         if not isinstance(token, str) or not token:
             raise ApiError(400, "bad_request", "token: the one-time enrollment token")
@@ -206,7 +143,7 @@ class Api:
             raise ApiError(401, "bad_token", "the token is unknown, used or expired")
         if status == "exists":
             raise ApiError(409, "exists", f"appliance {appliance_id!r} is already enrolled")
-        return _json({"appliance_id": appliance_id, "credential": credential})
+        return reply({"appliance_id": appliance_id, "credential": credential})
 
     # -- campaigns -----------------------------------------------------------------------
     def _campaign_out(self, camp: dict[str, Any]) -> dict[str, Any]:
@@ -215,12 +152,10 @@ class Api:
                 "contacts": self.store.campaign_counts(camp["id"])}
 
     async def list_campaigns(self, request: web.Request) -> web.Response:
-        return _json({"items": [self._campaign_out(c) for c in self.store.list_campaigns()]})
+        return reply({"items": [self._campaign_out(c) for c in self.store.list_campaigns()]})
 
     async def create_campaign(self, request: web.Request) -> web.Response:
-        import re
-
-        body = _obj(await _body(request))
+        body = json_object(await read_json(request))
         unknown = sorted(set(body) - {"id", "name", "strategy", "rules"})
         if unknown:
             raise ApiError(400, "invalid", {"field": unknown[0], "reason": "unknown field (a typo?)"})
@@ -241,18 +176,18 @@ class Api:
             raise ApiError(409, "exists", f"campaign {cid!r} exists") from None
         camp = self.store.get_campaign(cid)
         assert camp is not None
-        return _json(self._campaign_out(camp), 201)
+        return reply(self._campaign_out(camp), 201)
 
     async def get_campaign(self, request: web.Request) -> web.Response:
-        cid = _campaign_id(request)
+        cid = path_campaign_id(request)
         camp = self.store.get_campaign(cid)
         if camp is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
-        return _json(self._campaign_out(camp))
+        return reply(self._campaign_out(camp))
 
     def _transition(self, action: str) -> Any:
         async def handler(request: web.Request) -> web.Response:
-            cid = _campaign_id(request)
+            cid = path_campaign_id(request)
             camp = self.store.get_campaign(cid)
             if camp is None:
                 raise ApiError(404, "not_found", f"no campaign {cid!r}")
@@ -269,14 +204,14 @@ class Api:
             self.wake()
             camp = self.store.get_campaign(cid)
             assert camp is not None
-            return _json(self._campaign_out(camp))
+            return reply(self._campaign_out(camp))
 
         handler.__name__ = f"{action}_campaign"
         return handler
 
     # -- contacts ------------------------------------------------------------------------
     async def import_contacts(self, request: web.Request) -> web.Response:
-        cid = _campaign_id(request)
+        cid = path_campaign_id(request)
         camp = self.store.get_campaign(cid)
         if camp is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
@@ -289,7 +224,10 @@ class Api:
             raise ApiError(415, "unsupported_media_type", {"field": "Content-Type", "reason": "send application/json or text/csv"})
         body = await request.read()
         try:
-            parsed = ct.parse_csv(ct.decode_csv(body)) if request.content_type in CSV_TYPES else ct.parse_json(body)
+            if request.content_type in CSV_TYPES:
+                parsed = contacts_csv.parse_csv(contacts_csv.decode_csv(body))
+            else:
+                parsed = contacts_json.parse_json(body)
         except ct.BodyError as exc:
             raise ApiError(exc.status, exc.error, exc.detail()) from None
         checked = ct.combine(parsed, await self._validate(parsed.items, region))
@@ -301,7 +239,7 @@ class Api:
         except Conflict:
             raise ApiError(409, "bad_state", "the campaign was cancelled during the import; nothing was stored") from None
         self.wake()
-        return _json(checked.report(stored=True, created=created, updated=updated))
+        return reply(checked.report(stored=True, created=created, updated=updated))
 
     async def _validate(self, items: list[tuple[int, Any]], region: str | None) -> list[Any]:
         """Check every row; validation is CPU-bound pure Python (phonenumbers), so an import
@@ -322,46 +260,43 @@ class Api:
         return out
 
     async def list_contacts(self, request: web.Request) -> web.Response:
-        cid = _campaign_id(request)
+        cid = path_campaign_id(request)
         if self.store.get_campaign(cid) is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
-        after = _int_param(request, "after", 0, 0, 2**62)
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        after, limit = page(request)
         items = [self._contact_out(c) for c in self.store.list_contacts(cid, after, limit)]
         nxt = items[-1]["id"] if items else after
         if "text/csv" in request.headers.get("Accept", ""):
             # for a spreadsheet: formula-like cells neutralised; the cursor in a Link header (RFC 8288)
-            return web.Response(text=ct.contacts_csv(items), content_type="text/csv", charset="utf-8",
+            return web.Response(text=contacts_csv.contacts_csv(items), content_type="text/csv", charset="utf-8",
                                 headers={"Link": f'<{request.rel_url.with_query(after=nxt, limit=limit)}>; rel="next"'})
-        return _json({"items": items, "next": nxt})
+        return reply({"items": items, "next": nxt})
 
     async def get_contact(self, request: web.Request) -> web.Response:
-        ct = self.store.get_contact(_contact_id(request))
+        ct = self.store.get_contact(path_contact_id(request))
         if ct is None:
             raise ApiError(404, "not_found", "no such contact")
-        return _json(self._contact_out(ct))
+        return reply(self._contact_out(ct))
 
     async def contact_history(self, request: web.Request) -> web.Response:
-        cid = _contact_id(request)
+        cid = path_contact_id(request)
         ct = self.store.get_contact(cid)
         if ct is None:
             raise ApiError(404, "not_found", "no such contact")
         h = self.store.contact_history(cid)
-        return _json({"contact": self._contact_out(ct), "results": h["results"], "inbound": h["inbound"]})
+        return reply({"contact": self._contact_out(ct), "results": h["results"], "inbound": h["inbound"]})
 
     # -- results, inbound ----------------------------------------------------------------
     async def results(self, request: web.Request) -> web.Response:
-        after = _int_param(request, "after", 0, 0, 2**62)
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        after, limit = page(request)
         campaign = request.query.get("campaign")
         items = self.store.results_after(after, limit, campaign)
-        return _json({"items": items, "next": items[-1]["seq"] if items else after})
+        return reply({"items": items, "next": items[-1]["seq"] if items else after})
 
     async def inbound(self, request: web.Request) -> web.Response:
-        after = _int_param(request, "after", 0, 0, 2**62)
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        after, limit = page(request)
         items = self.store.inbound_after(after, limit)
-        return _json({"items": items, "next": items[-1]["seq"] if items else after})
+        return reply({"items": items, "next": items[-1]["seq"] if items else after})
 
     # -- opt-outs ------------------------------------------------------------------------
     def _number(self, value: Any) -> str:
@@ -372,31 +307,31 @@ class Api:
 
     async def list_optouts(self, request: web.Request) -> web.Response:
         after = request.query.get("after", "")
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        limit = int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         items = self.store.list_optouts(after, limit)
-        return _json({"items": items, "next": items[-1]["number"] if items else after})
+        return reply({"items": items, "next": items[-1]["number"] if items else after})
 
     async def add_optout(self, request: web.Request) -> web.Response:
-        body = _obj(await _body(request))
+        body = json_object(await read_json(request))
         number = self._number(body.get("number"))
         reason = body.get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 200):
             raise ApiError(400, "invalid", {"field": "reason", "reason": "a string of at most 200 characters"})
         created = self.store.add_optout(number, "api", reason, self.clock())
-        return _json({"number": number, "created": created}, 201 if created else 200)
+        return reply({"number": number, "created": created}, 201 if created else 200)
 
     async def remove_optout(self, request: web.Request) -> web.Response:
         number = self._number(request.match_info["number"])
         if not self.store.remove_optout(number):
             raise ApiError(404, "not_found", f"{number} is not opted out")
-        return _json({"number": number, "removed": True})
+        return reply({"number": number, "removed": True})
 
     # -- webhooks ------------------------------------------------------------------------
     async def list_webhooks(self, request: web.Request) -> web.Response:
-        return _json({"items": self.store.list_webhooks()})
+        return reply({"items": self.store.list_webhooks()})
 
     async def add_webhook(self, request: web.Request) -> web.Response:
-        body = _obj(await _body(request))
+        body = json_object(await read_json(request))
         url = body.get("url")
         if not isinstance(url, str):
             raise ApiError(400, "invalid", {"field": "url", "reason": "an http(s) URL"})
@@ -413,36 +348,35 @@ class Api:
             raise ApiError(400, "invalid", {"field": "secret", "reason": "16-200 characters (or omit it for a random one)"})
         wid = auth.new_id("wh_")
         self.store.add_webhook(wid, str(url), secret, sorted(set(events)), self.clock())
-        return _json({"id": wid, "url": url, "events": sorted(set(events)), "secret": secret}, 201)
+        return reply({"id": wid, "url": url, "events": sorted(set(events)), "secret": secret}, 201)
 
     async def delete_webhook(self, request: web.Request) -> web.Response:
         if not self.store.delete_webhook(request.match_info["id"]):
             raise ApiError(404, "not_found", "no such webhook")
-        return _json({"id": request.match_info["id"], "deleted": True})
+        return reply({"id": request.match_info["id"], "deleted": True})
 
     async def dead_letters(self, request: web.Request) -> web.Response:
-        after = _int_param(request, "after", 0, 0, 2**62)
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        after, limit = page(request)
         items = self.store.dead_letters(after, limit)
-        return _json({"items": items, "next": items[-1]["id"] if items else after})
+        return reply({"items": items, "next": items[-1]["id"] if items else after})
 
     async def replay(self, request: web.Request) -> web.Response:
-        body = _obj(await _body(request)) if request.can_read_body else {}
+        body = json_object(await read_json(request)) if request.can_read_body else {}
         ids = body.get("ids")
         if ids is not None and (not isinstance(ids, list)
-                                or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**62 for i in ids)
+                                or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < MAX_CURSOR for i in ids)
                                 or len(ids) > 10_000):
             raise ApiError(400, "invalid", {"field": "ids", "reason": "a list of dead-letter ids (or omit for all)"})
         n = self.store.replay_dead(ids, self.clock())
         self.wake_deliveries()
-        return _json({"replayed": n})
+        return reply({"replayed": n})
 
     # -- fleet ---------------------------------------------------------------------------
     async def list_appliances(self, request: web.Request) -> web.Response:
-        return _json({"items": self.store.list_appliances()})
+        return reply({"items": self.store.list_appliances()})
 
     async def get_appliance(self, request: web.Request) -> web.Response:
         app = self.store.get_appliance(request.match_info["id"])
         if app is None:
             raise ApiError(404, "not_found", "no such appliance")
-        return _json(app)
+        return reply(app)

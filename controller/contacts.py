@@ -25,15 +25,16 @@ quoted field running over a line break (the mark of an unterminated quote).
 Cells that a spreadsheet would run as a formula (OWASP "CSV injection": a leading ``=``,
 ``+``, ``-``, ``@``, tab or CR) are data to us: stored as given, flagged as warnings in
 the import report and on the contact (``formula_fields``), and written with a leading
-``'`` in every CSV the controller emits (``csv_cell``).
+``'`` in every CSV the controller emits (``contacts_csv.csv_cell``).
+
+A body is read into rows by ``contacts_json`` or ``contacts_csv``; this module checks
+the rows from either (in worker processes for a big import: ``pack``, ``check_slice``).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Union
@@ -266,12 +267,6 @@ def formula_fields(contact: Any) -> list[str]:
     return [f for f in TEXT_FIELDS if is_formula(get(f))]
 
 
-def csv_cell(value: Any) -> Any:
-    """A cell for a CSV the controller writes: formula-like text gets a leading ``'``, which
-    spreadsheets show as text (OWASP's advice); everything else as it is."""
-    return "'" + value if is_formula(value) else value
-
-
 def validate_rows(rows: Iterable[tuple[int, Any]], default_region: str | None = None
                   ) -> tuple[list[ContactRow], list[BadRow], list[BadRow]]:
     """(line, raw row: a dict or a ``ContactIn``) pairs -> good rows, bad rows (first bad
@@ -348,85 +343,10 @@ class ContactIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, 
     region: Union[str, None] = None
 
 
-class _Wrapped(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    contacts: list[ContactIn]
-
-
-class _RawWrapped(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    contacts: list[msgspec.Raw]
-
-
-_STRICT = msgspec.json.Decoder(Union[list[ContactIn], _Wrapped])
-_LOOSE = msgspec.json.Decoder(Union[list[msgspec.Raw], _RawWrapped])
-_ROW = msgspec.json.Decoder(ContactIn)
-_SHAPE = 'expected a list of contacts or {"contacts": [...]}'
-_TYPES: Final = {"str": "text", "int": "an integer", "float": "a number", "null": "null", "array": "a list",
-                 "object": "an object", "bool": "true/false"}
-_WHERE = re.compile(r" - at `\$(?:\.contacts)?(?:\[(\d+)\])?(?:\.(\w+))?[^`]*`$")
-
-
-def _schema_problem(exc: msgspec.ValidationError) -> tuple[int | None, str, str]:
-    """msgspec's "Expected `str | null`, got `array` - at `$[3].name`" -> (line 4, "name",
-    "expected text or null, got a list")."""
-    msg = str(exc)
-    m = _WHERE.search(msg)
-    what = msg[:m.start()] if m else msg
-    line = int(m.group(1)) + 1 if m and m.group(1) else None
-    field = (m.group(2) if m else None) or ("row" if line is not None else "body")
-    unknown = re.match(r"Object contains unknown field `(.*)`$", what, re.S)
-    if unknown:
-        return line, unknown.group(1)[:MAX_TEXT], f"unknown field (a typo?); known fields: {', '.join(FIELDS)}"
-    if what == "Number out of range":
-        return line, field, "a number beyond a 64-bit float; send amounts as text, e.g. \"1234.50\""
-    if what == "Integer value out of range":
-        return line, field, "an integer beyond 64 bits; send it as text"
-    words = re.sub(r"`([^`]*)`", lambda t: " or ".join(_TYPES.get(w.strip(), w.strip()) for w in t.group(1).split("|")), what)
-    return line, field, words[0].lower() + words[1:] if words else "does not fit a contact's shape"
-
-
-def parse_json(body: bytes) -> Parsed:
-    """``[{...}, ...]`` or ``{"contacts": [...]}`` -> (1-based position, row). The fast path
-    decodes straight into ``ContactIn``; when that finds a problem, each row is decoded on
-    its own so that every bad row is reported, not only the first."""
-    if body.count(b"{") > 2 * MAX_ROWS + 1:  # rows are flat: a cheap bound before any object is built
-        raise BodyError(413, "too_large", "body", f"more than {2 * MAX_ROWS + 1:,} JSON objects; an import is at most "
-                                                  f"{MAX_ROWS:,} rows: split it")
-    try:
-        decoded = _STRICT.decode(body)
-    except msgspec.ValidationError as exc:
-        return _parse_rows(body, exc)
-    except msgspec.DecodeError as exc:
-        raise BodyError(400, "bad_json", "body", f"not JSON: {exc}") from None
-    rows = decoded.contacts if isinstance(decoded, _Wrapped) else decoded
-    _check_count(len(rows))
-    return Parsed(list(enumerate(rows, 1)), [])
-
-
-def _check_count(n: int) -> None:
+def check_count(n: int) -> None:
+    """Refuse (413) a body of more than ``MAX_ROWS`` rows."""
     if n > MAX_ROWS:
         raise BodyError(413, "too_large", "body", f"{n:,} rows in one request; at most {MAX_ROWS:,}: split it")
-
-
-def _parse_rows(body: bytes, first: msgspec.ValidationError) -> Parsed:
-    line, field, reason = _schema_problem(first)
-    try:
-        decoded = _LOOSE.decode(body)
-    except RecursionError:  # nested past the interpreter's limit: the strict pass found where
-        raise BodyError(400, "bad_json", field, f"{reason} (nested deeper than a contact allows)", line) from None
-    except msgspec.ValidationError:
-        raise BodyError(400, "bad_request", field if line is not None else "body",
-                        reason if line is not None else _SHAPE, line) from None
-    raws = decoded.contacts if isinstance(decoded, _RawWrapped) else decoded
-    _check_count(len(raws))
-    items: list[tuple[int, Any]] = []
-    bad: list[BadRow] = []
-    for i, raw in enumerate(raws, 1):
-        try:
-            items.append((i, _ROW.decode(raw)))
-        except msgspec.ValidationError as exc:
-            _, field, reason = _schema_problem(exc)
-            bad.append(BadRow(i, field, reason))
-    return Parsed(items, bad)
 
 
 _ROWS = msgspec.json.Decoder(list[ContactIn])
@@ -453,158 +373,3 @@ def check_slice(payload: Any, default_region: str | None = None) -> tuple[bytes,
         payload = list(enumerate(_ROWS.decode(data), first))
     good, bad, warnings = validate_rows(payload, default_region)
     return _PACK_ROWS(good), bad, warnings
-
-
-# -- CSV ----------------------------------------------------------------------------------------
-class _Continued(Exception):
-    """The csv reader asked for a second line of one record."""
-
-
-class _Feed:
-    """Feeds ``csv.reader`` one physical line at a time, and notices when a record asks for
-    a second line: a quoted field holding a line break, which in a contact file is an
-    unterminated quote swallowing the rows below it. Over-long lines are held back (the
-    reader sees an empty line) so the csv module's own field limit never fires."""
-
-    __slots__ = ("_lines", "line", "open", "text", "long")
-
-    def __init__(self, text: str) -> None:
-        self._lines = iter(io.StringIO(text, newline=""))  # newline="": the csv module's own advice
-        self.line = 0
-        self.open = False
-        self.text = ""
-        self.long = False
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        if self.open:
-            raise _Continued
-        self.text = next(self._lines)
-        self.line += 1
-        self.open = True
-        self.long = len(self.text) > MAX_LINE
-        return "\n" if self.long else self.text
-
-
-def _cells(line: str) -> tuple[list[int], int | None]:
-    """Cell lengths of one CSV line and the index of its first malformed cell (a quote
-    left open, or text after a closing quote). Only for naming the field of an error."""
-    text = line.rstrip("\r\n")
-    n = len(text)
-    lengths: list[int] = []
-    bad: int | None = None
-    i = 0
-    while True:
-        start = i
-        if i < n and text[i] == '"':
-            j = i + 1
-            while True:
-                k = text.find('"', j)
-                if k < 0:  # the quote never closes on this line
-                    lengths.append(n - start)
-                    return lengths, len(lengths) - 1 if bad is None else bad
-                if text.startswith('"', k + 1):
-                    j = k + 2
-                    continue
-                break
-            comma = text.find(",", k + 1)
-            end = n if comma < 0 else comma
-            if end != k + 1 and bad is None:
-                bad = len(lengths)
-        else:
-            comma = text.find(",", i)
-            end = n if comma < 0 else comma
-        lengths.append(end - start)
-        if comma < 0:
-            return lengths, bad
-        i = comma + 1
-
-
-def _column(header: Sequence[str], index: int | None) -> str:
-    if index is None:
-        return "row"
-    return header[index] if index < len(header) else f"column {index + 1}"
-
-
-def decode_csv(body: bytes) -> str:
-    """UTF-8 (a byte-order mark allowed); a bad byte is reported with its line."""
-    try:
-        return body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = body.count(b"\n", 0, exc.start) + 1
-        raise BodyError(400, "bad_csv", "body", f"byte {exc.start + 1:,} is not UTF-8; save the file as UTF-8", line) from None
-
-
-def parse_csv(text: str) -> Parsed:
-    """CSV with a header row -> (file line number, row). Empty cells are absent fields; blank
-    lines are skipped; a line with more cells than the header, a malformed quote or a line
-    over ``MAX_LINE`` is a bad row; an unterminated quote ends the reading there."""
-    feed = _Feed(text)
-    reader = csv.reader(feed, strict=True)
-    try:
-        head = next(reader)
-    except StopIteration:
-        raise BodyError(400, "bad_csv", "body", "empty CSV: the first line must name the columns", 1) from None
-    except (csv.Error, _Continued):
-        raise BodyError(400, "bad_csv", "header", "the first line must name the columns, unquoted or well quoted", 1) from None
-    if feed.long or not head:
-        raise BodyError(400, "bad_csv", "header", "the first line must name the columns, e.g. external_id,phones,name", 1)
-    header = [h.strip() for h in head]
-    for i, name in enumerate(header):
-        if name not in FIELDS:
-            raise BodyError(400, "bad_csv", name[:MAX_TEXT] or f"column {i + 1}",
-                            f"unknown column; known columns: {', '.join(FIELDS)}", 1)
-        if name in header[:i]:
-            raise BodyError(400, "bad_csv", name, "the column appears twice in the header", 1)
-    items: list[tuple[int, dict[str, Any]]] = []
-    bad: list[BadRow] = []
-    width = len(header)
-    while True:
-        feed.open = False
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except _Continued:
-            line = feed.line
-            _, open_cell = _cells(feed.text)
-            bad.append(BadRow(line, _column(header, open_cell),
-                              "unterminated quote: the field runs past the end of its line and would swallow the rows "
-                              f"below; close the quote (the lines after {line} were not read)"))
-            break
-        except csv.Error as exc:
-            _, cell = _cells(feed.text)
-            bad.append(BadRow(feed.line, _column(header, cell), f"malformed CSV ({exc}); quote the whole field, "
-                                                                'doubling quotes inside it ("")'))
-            _check_count(len(items) + len(bad))
-            continue
-        if feed.long:
-            lengths, _ = _cells(feed.text)
-            longest = max(range(len(lengths)), key=lengths.__getitem__)
-            bad.append(BadRow(feed.line, _column(header, longest),
-                              f"the line has {len(feed.text):,} characters (this cell {lengths[longest]:,}); "
-                              f"a row is at most {MAX_LINE:,}"))
-        elif not cells:
-            continue
-        elif len(cells) > width:
-            bad.append(BadRow(feed.line, f"column {width + 1}",
-                              f"{len(cells)} cells but the header names {width} columns; quote values holding a comma"))
-        else:
-            items.append((feed.line, {k: v for k, v in zip(header, cells) if v != ""}))
-        _check_count(len(items) + len(bad))
-    return Parsed(items, bad)
-
-
-def contacts_csv(contacts: Iterable[dict[str, Any]]) -> str:
-    """Stored contacts as CSV for a spreadsheet: one header row, phones ``;``-separated,
-    formula-like text neutralised with a leading ``'`` (``csv_cell``)."""
-    columns = ("id", "external_id", "name", "case_ref", "phones", "amount", "currency", "due_date", "time_zone",
-               "language", "state", "outcome")
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
-    w.writerow(columns)
-    for ct in contacts:
-        w.writerow([";".join(ct["phones"]) if k == "phones" else csv_cell(ct.get(k)) for k in columns])
-    return out.getvalue()
