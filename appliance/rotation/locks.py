@@ -8,13 +8,18 @@ carries its evidence: one line per attempt that triggered it.
 Precedent: ejoin gateways' "Conditions for Locking Card" (consecutive failed, no-alert,
 no-answer and short-duration calls, each with its own threshold and a locking duration);
 GoIP and Dinstar banks have the same families.
+
+Quarantine is the strictest rule (``QuarantineRule``): attempts that fail the way an
+operator's barred SIMs fail, in a row, hold the SIM until a person releases it. It reads
+more of an attempt than ``AttemptSummary`` holds (was an SMS refused as not subscribed,
+was it a probe call), so it counts ``Barring`` signs with the same COUNT/BREAK/KEEP steps.
 """
 from __future__ import annotations
 
 import enum
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import AttemptSummary, JobKind, LockRules
 from common.clock import iso
@@ -148,3 +153,70 @@ class Streaks:
                 for t, k, al, an, talk, f, c in items
             )
         return s
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRule:
+    """``consecutive`` attempts in a row that look barred quarantine the SIM: calls
+    released without alerting with a Q.850 cause in ``causes`` (the [quarantine] section:
+    8 operator determined barring, 21 call rejected, 50 facility not subscribed, 57 bearer
+    capability not authorised), or SMS refused with +CMS ERROR 50."""
+
+    causes: frozenset[int]
+    consecutive: int
+
+    def __post_init__(self) -> None:
+        if self.consecutive < 1:
+            raise ValueError(f"QuarantineRule.consecutive must be >= 1, got {self.consecutive}")
+
+
+@dataclass(frozen=True, slots=True)
+class Barring:
+    """What one finished attempt says about its SIM being barred."""
+
+    voice: bool  # a call or an HLR probe call: its release cause speaks
+    alerted: bool
+    cause: int | None
+    sms_refused: bool  # +CMS ERROR 50, facility not subscribed (27.005 §3.2.5)
+    channel_trouble: bool  # the outcome was channel_error or network_error
+
+
+def barring_step(b: Barring, rule: QuarantineRule) -> Step:
+    """A call counts when it never alerted and its cause is a barring cause, else it
+    breaks the run. An SMS refused as not subscribed counts; other channel or network
+    trouble of an SMS says nothing either way; any other SMS outcome breaks the run."""
+    if b.voice:
+        return Step.COUNT if not b.alerted and b.cause in rule.causes else Step.BREAK
+    if b.sms_refused:
+        return Step.COUNT
+    return Step.KEEP if b.channel_trouble else Step.BREAK
+
+
+def barring_line(job_id: str, at: float, b: Barring) -> str:
+    """One line of quarantine evidence for one attempt."""
+    why = f"cause {b.cause} without alerting" if b.voice else "SMS refused: not subscribed"
+    return f"job {job_id}: {why} at {iso(at)}"
+
+
+@dataclass(slots=True)
+class BarringRuns:
+    """The quarantine rule's running streaks, per SIM (in memory: a restart starts them
+    afresh, as a released SIM does not)."""
+
+    runs: dict[str, list[str]] = field(default_factory=dict)
+
+    def observe(self, sim_id: str, job_id: str, at: float, b: Barring, rule: QuarantineRule) -> tuple[str, ...] | None:
+        """Count one attempt; returns the evidence when the SIM is to be quarantined."""
+        step = barring_step(b, rule)
+        if step is Step.KEEP:
+            return None
+        run = self.runs.setdefault(sim_id, [])
+        if step is Step.BREAK:
+            run.clear()
+            return None
+        run.append(barring_line(job_id, at, b))
+        if len(run) < rule.consecutive:
+            return None
+        evidence = tuple(run)
+        run.clear()
+        return evidence

@@ -44,7 +44,7 @@ from heapq import heappop, heappush
 from typing import Any, NamedTuple
 
 from .heaps import LazyHeap
-from .locks import LOW_BALANCE, Streaks
+from .locks import LOW_BALANCE, Barring, BarringRuns, QuarantineRule, Streaks
 from .model import (
     TRAFFIC_OF,
     AttemptSummary,
@@ -181,6 +181,7 @@ class RotationPolicy:
         self._moves = 0  # bumped whenever a SIM may change place: the census memo's version
         self._census_memo: dict[tuple[str | None, str | None, int], tuple[int, tuple[int, int]]] = {}
         self._live = tuple(self._live_check(tr.value) for tr in _TRAFFICS)
+        self._barring = BarringRuns()
 
     # ------------------------------------------------------------------ the bank's side
     def add_sim(self, sim: SimRef, *, limits: SimLimits | None = None, now: float) -> None:
@@ -477,6 +478,15 @@ class RotationPolicy:
         if s.locks.pop(LOW_BALANCE, None) is not None:
             self._refile_channel(s.channel, now, s)
         return None
+
+    def record_barring(self, sim_id: str, job_id: str, sign: Barring, rule: QuarantineRule, now: float) -> tuple[str, ...] | None:
+        """Quarantine's lock rule (``locks.QuarantineRule``): counts an attempt's signs of
+        a barred SIM and quarantines the SIM when the run reaches the rule's length;
+        returns the evidence if it did."""
+        evidence = self._barring.observe(sim_id, job_id, now, sign, rule)
+        if evidence is not None:
+            self.quarantine(sim_id, evidence, now)
+        return evidence
 
     def quarantine(self, sim_id: str, evidence: tuple[str, ...], now: float) -> None:
         """The bank judged the SIM blocked (e.g. calls failing with causes {21, 50, 57, 8}
