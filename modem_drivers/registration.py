@@ -62,7 +62,7 @@ def _split(body: str) -> list[tuple[str, bool]]:
 def _is_stat(text: str) -> bool:
     """An unquoted field that can be <stat> and not a LAC: at most two digits as written
     (ModemManager's ``item_is_lac_not_stat``; Altair's unquoted TAC ``0001`` is a LAC)."""
-    return text.isdigit() and len(text) <= 2
+    return text.isdecimal() and len(text) <= 2
 
 
 def _stat_index(fields: list[tuple[str, bool]]) -> int:
@@ -78,7 +78,7 @@ def _stat_index(fields: list[tuple[str, bool]]) -> int:
     if count == 2:
         return 1
     first, second = fields[0][0], fields[1][0]
-    if first.isdigit() and int(first) <= _MAX_N and _is_stat(second):
+    if first.isdecimal() and int(first) <= _MAX_N and _is_stat(second):
         return 1
     return 0
 
@@ -93,7 +93,7 @@ def parse_registration(line: str) -> Registration | None:
     fields = _split(body)
     s = _stat_index(fields)
     stat_text, quoted = fields[s]
-    if quoted or not stat_text.isdigit():
+    if quoted or not stat_text.isdecimal():
         return None
     rest = [text for text, _ in fields[s + 1 :]]
     if domain is RegDomain.EPS and len(rest) == 4 and not any(q for _, q in fields[s + 1 :]):
@@ -101,7 +101,7 @@ def parse_registration(line: str) -> Registration | None:
     lac = rest[0] or None if rest else None
     ci = rest[1] or None if len(rest) > 1 else None
     act = rest[2] if len(rest) > 2 else ""
-    technology = ACCESS_TECHNOLOGY.get(int(act)) if act.isdigit() else None
+    technology = ACCESS_TECHNOLOGY.get(int(act)) if act.isdecimal() else None
     return Registration(RegStat.of(int(stat_text)), lac, ci, technology, domain)
 
 

@@ -160,7 +160,7 @@ def parse_dtmf_digit(text: str) -> str | None:
 def parse_dtmf_ascii(text: str) -> str | None:
     """Quectel ``+QTONEDET: 49`` carries the ASCII code of the digit."""
     body = text.split(":", 1)[1].strip() if ":" in text else ""
-    if not body.isdigit():
+    if not body.isdecimal():
         return None
     ch = chr(int(body)) if int(body) < 128 else ""
     return ch.upper() if ch and ch.upper() in DTMF_DIGITS else None

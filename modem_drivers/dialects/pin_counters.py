@@ -11,7 +11,7 @@ from ..pin import PinTries
 
 def _int(text: str) -> int | None:
     text = text.strip().strip('"')
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdecimal() else None
 
 
 def _fields(line: str) -> list[str]:

@@ -35,7 +35,7 @@ def _fields(text: str) -> list[str]:
 def parse_clcc(text: str) -> tuple[CallState, int | None] | None:
     """``+CLCC: <idx>,<dir>,<stat>,<mode>,<mpty>[,"<number>",<type>]`` (27.007 §7.18)."""
     f = _fields(text)
-    if len(f) < 3 or not f[2].isdigit():
+    if len(f) < 3 or not f[2].isdecimal():
         return None
     if f[1] != "0":  # only mobile-originated calls are ours
         return None
@@ -59,7 +59,7 @@ def parse_huawei(text: str) -> tuple[CallState, int | None] | None:
         return CallState.ACTIVE, None
     if name == "^CEND":
         f = _fields(text)  # call_x, duration, end_status, cc_cause
-        cause = int(f[3]) if len(f) > 3 and f[3].isdigit() else None
+        cause = int(f[3]) if len(f) > 3 and f[3].isdecimal() else None
         return CallState.RELEASED, cause
     return None
 

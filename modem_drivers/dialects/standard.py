@@ -82,8 +82,8 @@ def read_csq(lines: Sequence[str]) -> Signal:
     """``+CSQ: <rssi>,<ber>`` (27.007 §8.5); 99 (not known) for a missing field."""
     value = _value(lines, "+CSQ")
     f = _fields(f"+CSQ: {value}") if value else [""]
-    rssi = int(f[0]) if f and f[0].isdigit() else 99
-    ber = int(f[1]) if len(f) > 1 and f[1].isdigit() else 99
+    rssi = int(f[0]) if f and f[0].isdecimal() else 99
+    ber = int(f[1]) if len(f) > 1 and f[1].isdecimal() else 99
     return Signal(rssi, rssi_to_dbm(rssi), ber)
 
 
@@ -125,7 +125,7 @@ def read_cmgl(lines: Sequence[str]) -> list[tuple[int, str]]:
     for head, pdu in itertools.pairwise(lines):
         if head.startswith("+CMGL:") and not pdu.startswith("+CMGL:"):
             f = _fields(head)
-            if f and f[0].isdigit():
+            if f and f[0].isdecimal():
                 found.append((int(f[0]), pdu))
     return found
 

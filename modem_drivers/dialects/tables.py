@@ -46,7 +46,7 @@ def _ceer_quectel(lines: Sequence[str]) -> int | None:
     text = lines[0]
     body = text.split(":", 1)[1] if ":" in text else text
     parts = [p.strip().strip('"') for p in body.split(",")]
-    if parts and parts[-1].isdigit():
+    if parts and parts[-1].isdecimal():
         return int(parts[-1])
     return cause_from_text(body)
 
@@ -89,7 +89,7 @@ def _slot_number(lines: Sequence[str]) -> int | None:
     """``+CSUS: <slot>`` (27.007 §8.66) / ``+QDSIM: <slot>`` (EC2x): the first number."""
     for line in lines:
         value = _fields(line)[0] if ":" in line else ""
-        if value.isdigit():
+        if value.isdecimal():
             return int(value)
     return None
 
