@@ -6,7 +6,6 @@ plans slot switches, the path that once failed 1.6 million times in 5 minutes.""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
@@ -15,7 +14,7 @@ import pytest
 
 from appliance.config import parse_config
 from appliance.runtime import Appliance
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Timing
 
 #: What a fault may cost, measured over the whole window (fault + recovery).
 MAX_LOG_LINES_PER_SECOND = 5.0
@@ -47,54 +46,51 @@ class Counting(logging.Handler):
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["dialing", "alerting", "active"])
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-async def test_a_fault_in_a_call_phase_costs_bounded_logs_events_and_cpu(tmp_path, fault, phase):
-    cfg = EmulatorConfig(modems=2, sims_per_modem=2, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=17,
-                         vendors=("generic", "simcom"))
-    async with Emulator(cfg) as emu:
-        state = emu.state()
-        (tmp_path / "bank.json").write_text(json.dumps(state))
-        app = Appliance(parse_config({
-            "emulator_state": str(tmp_path / "bank.json"),
-            "appliance": {"id": "f", "store": str(tmp_path / "a.db"), "listen": ""},
-            "supervision": {"check_interval_seconds": 2.0},
-        }), seed=1)
-        params, window = FAULTS[fault], WINDOW_SECONDS
-        if (fault, phase) == ("stuck", "dialing"):
-            params, window = STUCK_DIAL, STUCK_DIAL_WINDOW
-        counter = Counting()
-        root = logging.getLogger()
-        root.addHandler(counter)
-        old_level = root.level
-        root.setLevel(logging.INFO)
-        try:
-            await app.start()
-            generic = next(m["id"] for m in state["modems"] if m["vendor"] == "generic")
-            async with aiohttp.ClientSession() as s:
-                async with s.post(state["control"] + "/faults",
-                                  json={"modem": generic, "fault": fault, "phase": phase, **params}) as r:
-                    assert r.status in (200, 201, 202), await r.text()
-            finals: dict[str, dict] = {}
-            app.scheduler.result_listeners.append(lambda r: finals.__setitem__(r["job_id"], r) if r.get("final") else None)
-            jobs = [{"id": f"j{i}", "kind": "call", "callee": f"+4860{i % 4}0{i:05d}",
-                     "call": {"max_ring_seconds": 15, "max_talk_seconds": 1}, "retry": {"max_attempts": 1}}
-                    for i in range(6)]
-            cpu0, t0 = time.process_time(), time.monotonic()
-            app.scheduler.submit(jobs)
-            await asyncio.sleep(window)
-            cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-            events = app.store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        finally:
-            root.removeHandler(counter)
-            root.setLevel(old_level)
-            await app.stop()
-        lines = len(counter.records)
-        worst = sorted({r.getMessage()[:120] for r in counter.records})[:20]
-        assert lines <= LOG_LINES_ALLOWANCE + MAX_LOG_LINES_PER_SECOND * wall, (lines, worst)
-        assert events <= MAX_EVENT_ROWS, events
-        assert cpu / wall <= MAX_CPU_SHARE, (cpu, wall)
-        # Jobs either ended or still wait with a reason (the pauses between calls of the
-        # defaults leave some queued after the window): none is lost, none is stuck unexplained.
-        for job in jobs:
-            if job["id"] not in finals:
-                w = app.scheduler.waiting(job["id"])
-                assert w is not None or job["id"] in app.scheduler._running, job["id"]
+@pytest.mark.bank(modems=2, sims_per_modem=2, timing=Timing.FAST, seed=17, vendors=("generic", "simcom"))
+async def test_a_fault_in_a_call_phase_costs_bounded_logs_events_and_cpu(tmp_path, bank, fault, phase):
+    state = bank.emu.state()  # the same as the file bank.state holds
+    app = Appliance(parse_config({
+        "emulator_state": str(bank.state),
+        "appliance": {"id": "f", "store": str(tmp_path / "a.db"), "listen": ""},
+        "supervision": {"check_interval_seconds": 2.0},
+    }), seed=1)
+    params, window = FAULTS[fault], WINDOW_SECONDS
+    if (fault, phase) == ("stuck", "dialing"):
+        params, window = STUCK_DIAL, STUCK_DIAL_WINDOW
+    counter = Counting()
+    root = logging.getLogger()
+    root.addHandler(counter)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        await app.start()
+        generic = next(m["id"] for m in state["modems"] if m["vendor"] == "generic")
+        async with aiohttp.ClientSession() as s:
+            async with s.post(state["control"] + "/faults",
+                              json={"modem": generic, "fault": fault, "phase": phase, **params}) as r:
+                assert r.status in (200, 201, 202), await r.text()
+        finals: dict[str, dict] = {}
+        app.scheduler.result_listeners.append(lambda r: finals.__setitem__(r["job_id"], r) if r.get("final") else None)
+        jobs = [{"id": f"j{i}", "kind": "call", "callee": f"+4860{i % 4}0{i:05d}",
+                 "call": {"max_ring_seconds": 15, "max_talk_seconds": 1}, "retry": {"max_attempts": 1}}
+                for i in range(6)]
+        cpu0, t0 = time.process_time(), time.monotonic()
+        app.scheduler.submit(jobs)
+        await asyncio.sleep(window)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+        events = app.store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    finally:
+        root.removeHandler(counter)
+        root.setLevel(old_level)
+        await app.stop()
+    lines = len(counter.records)
+    worst = sorted({r.getMessage()[:120] for r in counter.records})[:20]
+    assert lines <= LOG_LINES_ALLOWANCE + MAX_LOG_LINES_PER_SECOND * wall, (lines, worst)
+    assert events <= MAX_EVENT_ROWS, events
+    assert cpu / wall <= MAX_CPU_SHARE, (cpu, wall)
+    # Jobs either ended or still wait with a reason (the pauses between calls of the
+    # defaults leave some queued after the window): none is lost, none is stuck unexplained.
+    for job in jobs:
+        if job["id"] not in finals:
+            w = app.scheduler.waiting(job["id"])
+            assert w is not None or job["id"] in app.scheduler._running, job["id"]

@@ -18,7 +18,7 @@ import pytest
 from controller.server import Controller
 from controller.server import create_key
 from controller_harness import enroll, make_config
-from modem_drivers.emulator import Emulator, EmulatorConfig, Timing
+from modem_drivers.emulator import Timing
 from system_harness import Crm, appliance_config, controller_sections
 from test_system_e2e import daytime_clock
 
@@ -51,73 +51,72 @@ async def wait_results(crm: Crm, at_least: int, timeout: float = 60) -> list[dic
 
 
 @pytest.mark.timeout(300)
-async def test_link_cut_controller_restart_and_appliance_kill(tmp_path):
+@pytest.mark.bank(modems=8, sims_per_modem=2, timing=Timing.FAST, seed=9)
+async def test_link_cut_controller_restart_and_appliance_kill(tmp_path, bank):
     clock = daytime_clock()
-    emu_cfg = EmulatorConfig(modems=8, sims_per_modem=2, timing=Timing.FAST, state_dir=tmp_path / "emu", seed=9)
-    async with Emulator(emu_cfg) as emu:
-        (tmp_path / "bank.json").write_text(json.dumps(emu.state()))
-        port = free_port()
-        sections = controller_sections()
-        sections["dispatch"]["lease_seconds"] = 60.0
-        sections["dispatch"]["stranded_after_seconds"] = 120.0
-        ccfg = make_config(tmp_path / "controller.db", controller={"listen": f"127.0.0.1:{port}"}, **sections)
-        controller = Controller(ccfg, clock=clock)
-        await controller.start()
-        key = create_key(controller.store, "crm", clock())["key"]
-        log = open(tmp_path / "appliance.log", "ab")
-        proc = None
-        try:
-            async with aiohttp.ClientSession() as session:
-                (tmp_path / "cred").write_text(await enroll(session, controller, "box-01"))
-                acfg = appliance_config(tmp_path, tmp_path / "bank.json", f"ws://127.0.0.1:{port}/v1/link", tmp_path / "cred")
-                acfg["appliance"]["listen"] = ""
-                (tmp_path / "a.json").write_text(json.dumps(acfg))
-                toml = tmp_path / "a.toml"
-                toml.write_text(_toml(acfg))
-                proc = await spawn_appliance(toml, log)
+    emu = bank.emu
+    port = free_port()
+    sections = controller_sections()
+    sections["dispatch"]["lease_seconds"] = 60.0
+    sections["dispatch"]["stranded_after_seconds"] = 120.0
+    ccfg = make_config(tmp_path / "controller.db", controller={"listen": f"127.0.0.1:{port}"}, **sections)
+    controller = Controller(ccfg, clock=clock)
+    await controller.start()
+    key = create_key(controller.store, "crm", clock())["key"]
+    log = open(tmp_path / "appliance.log", "ab")
+    proc = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            (tmp_path / "cred").write_text(await enroll(session, controller, "box-01"))
+            acfg = appliance_config(tmp_path, bank.state, f"ws://127.0.0.1:{port}/v1/link", tmp_path / "cred")
+            acfg["appliance"]["listen"] = ""
+            (tmp_path / "a.json").write_text(json.dumps(acfg))
+            toml = tmp_path / "a.toml"
+            toml.write_text(_toml(acfg))
+            proc = await spawn_appliance(toml, log)
+            crm = Crm(session, controller.url, key)
+            status, _ = await crm.call("POST", "/v1/campaigns", json={
+                "id": "chaos", "name": "Chaos", "strategy": STRATEGY, "rules": {"hours": ["00:00", "23:59"]}})
+            assert status == 201
+            people = [{"external_id": f"p{i}", "phones": [f"+4860{i % 4}{(0, 2, 3, 5, 6)[i % 5]}{i:05d}"],
+                       "name": f"P{i}"} for i in range(60)]
+            status, imported = await crm.call("POST", "/v1/campaigns/chaos/contacts", json=people)
+            assert status == 200 and imported["created"] == 60
+
+            async def tick() -> None:  # leases and retries run on the controller's clock
+                while True:
+                    await asyncio.sleep(0.5)
+                    clock.advance(30)
+
+            ticker = asyncio.ensure_future(tick())
+            try:
+                await wait_results(crm, 30)
+                # 1. The controller goes away (the link drops) and comes back on the same store.
+                await controller.stop()
+                await asyncio.sleep(1.0)
+                controller = Controller(ccfg, clock=clock)
+                await controller.start()
                 crm = Crm(session, controller.url, key)
-                status, _ = await crm.call("POST", "/v1/campaigns", json={
-                    "id": "chaos", "name": "Chaos", "strategy": STRATEGY, "rules": {"hours": ["00:00", "23:59"]}})
-                assert status == 201
-                people = [{"external_id": f"p{i}", "phones": [f"+4860{i % 4}{(0, 2, 3, 5, 6)[i % 5]}{i:05d}"],
-                           "name": f"P{i}"} for i in range(60)]
-                status, imported = await crm.call("POST", "/v1/campaigns/chaos/contacts", json=people)
-                assert status == 200 and imported["created"] == 60
-
-                async def tick() -> None:  # leases and retries run on the controller's clock
-                    while True:
-                        await asyncio.sleep(0.5)
-                        clock.advance(30)
-
-                ticker = asyncio.ensure_future(tick())
-                try:
-                    await wait_results(crm, 30)
-                    # 1. The controller goes away (the link drops) and comes back on the same store.
-                    await controller.stop()
-                    await asyncio.sleep(1.0)
-                    controller = Controller(ccfg, clock=clock)
-                    await controller.start()
-                    crm = Crm(session, controller.url, key)
-                    await wait_results(crm, 90)
-                    # 2. The appliance is killed mid-work and restarted.
-                    os.kill(proc.pid, signal.SIGKILL)
-                    await proc.wait()
-                    proc = await spawn_appliance(toml, log)
-                    await crm.wait_campaign_done("chaos", timeout=150)
-                finally:
-                    ticker.cancel()
-                results = await crm.all_results("chaos")
-        finally:
-            if proc is not None and proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 40)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-                    raise AssertionError("the appliance did not stop on SIGTERM; see appliance.log") from None
-            await controller.stop()
-            log.close()
+                await wait_results(crm, 90)
+                # 2. The appliance is killed mid-work and restarted.
+                os.kill(proc.pid, signal.SIGKILL)
+                await proc.wait()
+                proc = await spawn_appliance(toml, log)
+                await crm.wait_campaign_done("chaos", timeout=150)
+            finally:
+                ticker.cancel()
+            results = await crm.all_results("chaos")
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 40)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                raise AssertionError("the appliance did not stop on SIGTERM; see appliance.log") from None
+        await controller.stop()
+        log.close()
 
     finals = [r for r in results if r.get("final") is not False]
     contacts = {r["contact_id"] for r in results}
