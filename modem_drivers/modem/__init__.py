@@ -5,7 +5,10 @@ up (``lifecycle``); the SIM (``sim``), network registration (``network``), calls
 (``calls``), SMS (``messaging``) and USSD (``ussd_session``) are its parts, each a class
 over the shared state and command primitives of ``core.ModemCore``; unsolicited lines
 reach them through ``urcs``. The parts never import one another or this module: they
-meet only here, in ``Modem``, and in the URC table below.
+meet only here, in ``Modem``, and in the URC table below; a part that calls another's
+method declares it under ``TYPE_CHECKING`` in its class (no import). Timing constants are
+read where they are used (``lifecycle.REINIT_BACKOFF``, ``calls.HANGUP_GRACE``...): patch
+them there, not on this package.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from ..dialects import DIALECTS
 from ..types import Playback, PlaybackEnd
 from .calls import CAUSE_URC_GRACE, HANGUP_GRACE, Calls
 from .core import BACKLOG_MAX, translate
-from .lifecycle import CNMI_CHOICES, REINIT_BACKOFF, Lifecycle
+from .lifecycle import CNMI_CHOICES, Lifecycle
 from .messaging import Messaging
 from .network import Network
 from .sim import Sim
@@ -49,7 +52,6 @@ __all__: Final = [
     "CAUSE_URC_GRACE",
     "CNMI_CHOICES",
     "HANGUP_GRACE",
-    "REINIT_BACKOFF",
     "USSD_REPLY_TIMEOUT",
     "Modem",
     "Playback",
