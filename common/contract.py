@@ -409,7 +409,7 @@ class Result(msgspec.Struct):
 
     job_id: str
     outcome: Outcome
-    seq: int | UnsetType = UNSET  # the outbox's sequence number (``results`` messages)
+    seq: int | None | UnsetType = UNSET  # the outbox's sequence number (``results`` messages)
     kind: JobKind | UnsetType = UNSET
     callee: str | UnsetType = UNSET
     attempt: int | UnsetType = UNSET
@@ -563,9 +563,21 @@ LinkMessage = Hello | Jobs | Ack | Results | ResultsAck | Inbound | InboundAck |
 _LINK_DECODER: Final = msgspec.json.Decoder(LinkMessage)
 _ENCODER: Final = msgspec.json.Encoder()
 _TYPES: Final = tuple(t.__struct_config__.tag for t in LinkMessage.__args__)  # type: ignore[attr-defined]
+_EVENT_SHAPE: Final = "every event has an id and kind sms or call"
+#: A link message's field path -> the reason for a value msgspec refused there, in the
+#: words the controller answered before the contract (``hello.channels: expected …``).
 _LINK_REASONS: Final[dict[str, Callable[[Any], str]]] = {
     "type": lambda v: f"{'missing' if v is None else f'unknown message type {v!r}'}; expected one of {', '.join(_TYPES)}",
     **{k: (lambda v: "expected a non-negative integer") for k in ("channels", "idle", "capacity")},
+    "operators": lambda v: "expected an object of operator (MCC+MNC) -> active SIMs, e.g. {\"26001\": 2}",
+    "sims": lambda v: (f"every SIM is an object of {', '.join(SimInfo.__struct_fields__)}" if isinstance(v, list)
+                       else "expected a list"),
+    "results": lambda v: "every result is an object with job_id and outcome" if isinstance(v, list) else "expected a list",
+    "results.job_id": lambda v: "every result is an object with job_id and outcome",
+    "results.seq": lambda v: "seq must be an integer",
+    "events": lambda v: _EVENT_SHAPE if isinstance(v, list) else "expected events: [...]",
+    "events.id": lambda v: _EVENT_SHAPE,
+    "events.kind": lambda v: _EVENT_SHAPE,
 }
 
 

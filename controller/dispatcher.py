@@ -58,7 +58,7 @@ MAX_HOLD_LEASES: Final = 4
 #: Renewals sent per tick, at most (each is one UPDATE and one line of a batch).
 MAX_RENEWALS_PER_TICK: Final = 500
 
-SendFn = Callable[[str, dict[str, Any]], Awaitable[bool]]
+SendFn = Callable[[str, contract.LinkMessage], Awaitable[bool]]
 
 
 def build_job(contact: dict[str, Any], campaign: dict[str, Any], steps: tuple[cp.Step, ...], deadline: float,
@@ -193,7 +193,7 @@ class Dispatcher:
                     by_id[target_id].open_jobs -= 1
         sent = 0
         for appliance_id, jobs in batches.items():
-            if await send(appliance_id, {"type": "jobs", "batch_id": batch_ids[appliance_id], "jobs": jobs}):
+            if await send(appliance_id, contract.Jobs(batch_id=batch_ids[appliance_id], jobs=jobs)):
                 sent += len(jobs)
         self.refusals += refused
         self.dispatched += planned + released

@@ -1,7 +1,8 @@
 """The fleet link, server side: one WebSocket per appliance at ``GET /v1/link``.
 
-JSON text frames, one message each, ``type`` selects the handler (``HANDLERS``). The
-appliance authenticates with ``Authorization: Bearer <credential>`` from ``POST
+JSON text frames, one message each, read and written through the wire contract
+(``common.contract``: ``decode_message`` / ``encode_message``); the message's type selects
+the handler (``LinkHub.handlers``). The appliance authenticates with ``Authorization: Bearer <credential>`` from ``POST
 /v1/enroll``. Every message that carries data is persisted before it is acknowledged:
 
 * ``hello``     -> fleet row + SIMs updated, the appliance becomes a dispatch target
@@ -10,22 +11,38 @@ appliance authenticates with ``Authorization: Bearer <credential>`` from ``POST
 * ``inbound``   -> matched to contact and campaign, STOP words opt out; ``inbound_ack``
 * ``heartbeat`` -> free capacity refreshed
 
-A malformed message is answered with ``{"type": "error", "detail": ...}`` and the link
-stays up (one bad frame never kills a link). A second connection of the same appliance
+A malformed message (one the contract refuses, or out of turn) is answered with
+``{"type": "error", "detail": ...}`` naming the field, and the link stays up (one bad frame
+never kills a link). A second connection of the same appliance
 replaces the first.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
+import msgspec
 from aiohttp import WSMsgType, web
 
 from common.clock import iso, parse_iso
+from common.contract import (
+    Ack,
+    Cancel,
+    Error,
+    Heartbeat,
+    Hello,
+    Inbound,
+    InboundAck,
+    Jobs,
+    LinkMessage,
+    Results,
+    ResultsAck,
+    decode_message,
+    encode_message,
+)
 
 from . import auth
 from .contacts import RowError, _phone
@@ -51,22 +68,26 @@ class LinkError(ValueError):
     pass
 
 
+def _tag(msg: LinkMessage) -> str:
+    return str(type(msg).__struct_config__.tag)
+
+
 class Link:
     """One connected appliance."""
 
     def __init__(self, appliance_id: str, ws: web.WebSocketResponse) -> None:
         self.appliance_id = appliance_id
         self.ws = ws
-        self.hello: dict[str, Any] | None = None
+        self.hello: Hello | None = None
         self.capacity = 0
         self.lock = asyncio.Lock()
 
-    async def send(self, msg: dict[str, Any]) -> bool:
+    async def send(self, msg: LinkMessage) -> bool:
         if self.ws.closed:
             return False
         try:
             async with self.lock:
-                await self.ws.send_str(json.dumps(msg, ensure_ascii=False))
+                await self.ws.send_str(encode_message(msg).decode())
             return True
         except (ConnectionError, RuntimeError):
             return False
@@ -86,12 +107,13 @@ class LinkHub:
         self.wake = wake
         self.heartbeat_seconds = heartbeat_seconds
         self.links: dict[str, Link] = {}
-        self.handlers: dict[str, Callable[[Link, dict[str, Any]], Awaitable[None]]] = {
-            "hello": self.on_hello, "ack": self.on_ack, "results": self.on_results,
-            "inbound": self.on_inbound, "heartbeat": self.on_heartbeat,
+        # What an appliance may send; the contract's other messages go the other way.
+        self.handlers: dict[type[LinkMessage], Callable[[Link, Any], Awaitable[None]]] = {
+            Hello: self.on_hello, Ack: self.on_ack, Results: self.on_results,
+            Inbound: self.on_inbound, Heartbeat: self.on_heartbeat,
         }
 
-    async def send(self, appliance_id: str, msg: dict[str, Any]) -> bool:
+    async def send(self, appliance_id: str, msg: LinkMessage) -> bool:
         link = self.links.get(appliance_id)
         return await link.send(msg) if link is not None else False
 
@@ -103,7 +125,7 @@ class LinkHub:
             if appliance_id:
                 by_app.setdefault(appliance_id, []).append(job_id)
         for appliance_id, ids in by_app.items():
-            await self.send(appliance_id, {"type": "cancel", "ids": ids, "reason": reason})
+            await self.send(appliance_id, Cancel(ids=ids, reason=reason))
 
     async def close_all(self) -> None:
         for link in list(self.links.values()):
@@ -130,7 +152,7 @@ class LinkHub:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     if msg.type == WSMsgType.BINARY:
-                        await link.send({"type": "error", "detail": "binary frames are not part of the protocol"})
+                        await link.send(Error(detail="binary frames are not part of the protocol"))
                     continue
                 await self._dispatch(link, msg.data)
         finally:
@@ -143,92 +165,71 @@ class LinkHub:
 
     async def _dispatch(self, link: Link, data: str) -> None:
         try:
-            msg = json.loads(data)
-            if not isinstance(msg, dict):
-                raise LinkError("a message is a JSON object")
-            handler = self.handlers.get(msg.get("type"))  # type: ignore[arg-type]
+            msg = decode_message(data)  # ContractError (a ValueError) names the field
+            handler = self.handlers.get(type(msg))
             if handler is None:
-                raise LinkError(f"unknown message type {msg.get('type')!r}")
-            if msg["type"] != "hello" and link.hello is None:
+                raise LinkError(f"unknown message type {_tag(msg)!r}")
+            if not isinstance(msg, Hello) and link.hello is None:
                 raise LinkError("send hello first")
             await handler(link, msg)
         except (LinkError, ValueError, KeyError, TypeError) as exc:
             logger.warning("bad message from %s: %s", link.appliance_id, exc)
-            await link.send({"type": "error", "detail": str(exc)})
+            await link.send(Error(detail=str(exc)))
 
     async def _heartbeat(self, link: Link) -> None:
         while not link.ws.closed:
             await asyncio.sleep(self.heartbeat_seconds)
-            await link.send({"type": "heartbeat", "at": iso(self.clock(), ms=False)})
+            await link.send(Heartbeat(at=iso(self.clock(), ms=False)))
 
-    # -- handlers ---------------------------------------------------------------------------
-    async def on_hello(self, link: Link, msg: dict[str, Any]) -> None:
-        if msg.get("appliance_id") not in (None, link.appliance_id):
+    # -- handlers (the contract has checked each message's shape and types) -------------------
+    async def on_hello(self, link: Link, msg: Hello) -> None:
+        if msg.appliance_id not in (None, link.appliance_id):
             raise LinkError(f"this credential belongs to {link.appliance_id!r}")
-        for key in ("channels", "idle", "capacity"):
-            v = msg.get(key, 0)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise LinkError(f"hello.{key}: expected a non-negative integer")
-        if not isinstance(msg.get("operators", {}), dict) or not isinstance(msg.get("sims", []), list):
-            raise LinkError("hello: operators is an object, sims a list")
-        self.store.appliance_hello(link.appliance_id, msg, self.clock())
+        self.store.appliance_hello(link.appliance_id, msgspec.to_builtins(msg), self.clock())
         link.hello = msg
-        link.capacity = int(msg.get("capacity", 0))
+        link.capacity = msg.capacity
         # Pauses and cancels that happened while this appliance was away reach it now.
         stale = self.store.unstarted_jobs(appliance_id=link.appliance_id, campaign_states=("paused", "cancelled"))
         if stale:
-            await link.send({"type": "cancel", "ids": [j for j, _ in stale], "reason": "campaign paused or cancelled"})
+            await link.send(Cancel(ids=[j for j, _ in stale], reason="campaign paused or cancelled"))
         # Jobs leased to it whose batch it never acknowledged (the link or one of the two
         # processes died in between) go again, same ids and deadlines: it dedupes by id, so
         # a job it did store is not doubled, and one it never got is not left to wait out
         # its lease (5 minutes) before anyone notices.
         unacked = self.store.unacked_jobs(link.appliance_id, self.clock())
         if unacked:
-            await link.send({"type": "jobs", "batch_id": f"b-{uuid.uuid4().hex[:16]}", "jobs": unacked})
+            await link.send(Jobs(batch_id=f"b-{uuid.uuid4().hex[:16]}", jobs=unacked))
             logger.info("link %s: %d unacknowledged job(s) sent again", link.appliance_id, len(unacked))
         self.wake()
 
-    async def on_heartbeat(self, link: Link, msg: dict[str, Any]) -> None:
-        cap = msg.get("capacity")
-        if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0:
-            link.capacity = cap
-        self.store.appliance_heartbeat(link.appliance_id, msg, self.clock())
+    async def on_heartbeat(self, link: Link, msg: Heartbeat) -> None:
+        if not isinstance(msg.capacity, msgspec.UnsetType):
+            link.capacity = msg.capacity
+        self.store.appliance_heartbeat(link.appliance_id, msgspec.to_builtins(msg), self.clock())
         self.wake()
 
-    async def on_ack(self, link: Link, msg: dict[str, Any]) -> None:
-        accepted = [str(j) for j in msg.get("accepted") or []]
-        rejected = [(str(r.get("id")), str(r.get("reason") or "rejected")) for r in msg.get("rejected") or [] if isinstance(r, dict)]
-        self.reports.ack_batch(link.appliance_id, accepted, rejected, self.clock())
+    async def on_ack(self, link: Link, msg: Ack) -> None:
+        rejected = [(str(r.id), r.reason or "rejected") for r in msg.rejected]
+        self.reports.ack_batch(link.appliance_id, msg.accepted, rejected, self.clock())
 
-    async def on_results(self, link: Link, msg: dict[str, Any]) -> None:
-        items = msg.get("results")
-        if not isinstance(items, list):
-            raise LinkError("results: expected a list")
-        bodies = []
+    async def on_results(self, link: Link, msg: Results) -> None:
+        # Stored as the appliance sent them (the fields the contract declares), as dicts.
+        bodies: list[dict[str, Any]] = msgspec.to_builtins(msg.results)
         upto = None
-        for r in items:
-            if not isinstance(r, dict) or not isinstance(r.get("job_id"), str):
-                raise LinkError("results: every result is an object with job_id")
-            seq = r.get("seq")
-            if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
-                raise LinkError("results: seq must be an integer")
+        for r in bodies:
             at = next((t for k in ("dialed_at", "submitted_at", "started_at", "at", "ended_at") if (t := _epoch(r.get(k)))), None)
-            bodies.append({**r, "_at": at if at is not None else self.clock()})
+            r["_at"] = at if at is not None else self.clock()
+            seq = r.get("seq")
             if seq is not None:
                 upto = seq if upto is None else max(upto, seq)
         new = self.reports.ingest_results(link.appliance_id, bodies, self.clock())
-        await link.send({"type": "results_ack", "upto": upto, "count": len(items)})
+        await link.send(ResultsAck(upto=upto, count=len(bodies)))
         if new:
             self.wake()
 
-    async def on_inbound(self, link: Link, msg: dict[str, Any]) -> None:
-        events = msg.get("events")
-        if not isinstance(events, list):
-            raise LinkError("inbound: expected events: [...]")
+    async def on_inbound(self, link: Link, msg: Inbound) -> None:
         good = []
-        for e in events:
-            if not isinstance(e, dict) or not isinstance(e.get("id"), str) or e.get("kind") not in ("sms", "call"):
-                raise LinkError("inbound: every event has an id and kind sms or call")
+        for e in msgspec.to_builtins(msg.events):
             try:
                 frm = _phone(e.get("from"), None)
                 to = _phone(e["to"], None) if e.get("to") else None
@@ -237,4 +238,4 @@ class LinkHub:
                 logger.info("inbound %s: %s", e["id"], exc.reason)
             good.append({**e, "from": frm, "to": to, "_at": _epoch(e.get("at")) or self.clock()})
         self.reports.add_inbound(link.appliance_id, good, self.clock())
-        await link.send({"type": "inbound_ack", "ids": [e["id"] for e in good]})
+        await link.send(InboundAck(ids=[e["id"] for e in good]))

@@ -113,8 +113,7 @@ class Controller:
 
     def slots(self) -> list[planner.Slot]:
         open_jobs = self.store.open_jobs_by_appliance()
-        return [planner.Slot(aid, link.capacity, open_jobs.get(aid, 0), dict((link.hello or {}).get("operators") or {}),
-                             self.cfg.dispatch.queue_depth)
+        return [planner.Slot(aid, link.capacity, open_jobs.get(aid, 0), dict(link.hello.operators), self.cfg.dispatch.queue_depth)
                 for aid, link in self.hub.links.items() if link.hello is not None]
 
     async def dispatch_once(self) -> dict[str, int]:

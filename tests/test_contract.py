@@ -249,6 +249,15 @@ def test_link_messages_keep_todays_field_names():
     (b'{"channels": 1}', "type", "missing; expected one of hello, jobs"),
     (b'{"type": "results", "results": [{"job_id": "j", "outcome": "exploded"}]}', "results.results.outcome", "invalid enum"),
     (b'{"type": "cancel", "ids": [1]}', "cancel.ids", "expected `str`"),
+    (b'{"type": "hello", "operators": [], "sims": []}', "hello.operators", "expected an object of operator"),
+    (b'{"type": "hello", "sims": {}}', "hello.sims", "expected a list"),
+    (b'{"type": "hello", "sims": [1]}', "hello.sims", "every SIM is an object"),
+    (b'{"type": "results", "results": {}}', "results.results", "expected a list"),
+    (b'{"type": "results", "results": [{"outcome": "busy"}]}', "results.results.job_id", "object with job_id"),
+    (b'{"type": "results", "results": [{"job_id": "j", "outcome": "busy", "seq": "1"}]}', "results.results.seq",
+     "seq must be an integer"),
+    (b'{"type": "inbound", "events": {}}', "inbound.events", "expected events"),
+    (b'{"type": "inbound", "events": [{"id": "e", "kind": "fax"}]}', "inbound.events.kind", "kind sms or call"),
     (b"[1]", "message", "JSON object"),
     (b"{", "message", "not JSON"),
 ])
@@ -256,6 +265,11 @@ def test_bad_link_frames_name_the_field(frame, field, words):
     with pytest.raises(ContractError) as err:
         c.decode_message(frame)
     assert err.value.field == field and words.lower() in err.value.reason.lower(), (err.value.field, err.value.reason)
+
+
+def test_a_result_without_seq_or_with_a_null_one_is_kept_as_sent():
+    frame = b'{"type":"results","results":[{"job_id":"j","outcome":"busy","seq":null},{"job_id":"k","outcome":"busy"}]}'
+    assert msgspec.json.decode(c.encode_message(c.decode_message(frame))) == msgspec.json.decode(frame)
 
 
 # -- one definition ---------------------------------------------------------------------------------
