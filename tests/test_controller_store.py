@@ -85,6 +85,18 @@ def test_campaign_state_table_and_next_step():
         cp.check_template("{name!r}", "t")
 
 
+def test_after_result_moves_the_cursor_by_the_next_step_table():
+    steps = (cp.Step(JobKind.CALL, attempts=2, retry_after_seconds=600.0), cp.Step(JobKind.SMS, text="hi"))
+    at = {"step": 0, "n": 0, "gen": 0}
+    assert cp.after_result(at, steps, "busy", cancelled=False, now=10.0) == cp.Move("waiting", 0, 1, 0, 610.0, "busy")
+    assert cp.after_result({**at, "n": 1}, steps, "busy", cancelled=False, now=10.0) == cp.Move("waiting", 1, 0, 0, 10.0, "busy")
+    assert cp.after_result({**at, "gen": 2}, steps, "expired", cancelled=False, now=10.0) == cp.Move("waiting", 0, 0, 3, 10.0, None)
+    assert cp.after_result(at, steps, "answered_human", cancelled=False, now=10.0).state == "done"
+    assert cp.after_result({"step": 1, "n": 0, "gen": 0}, steps, "delivered", cancelled=False, now=10.0).state == "done"
+    assert cp.after_result(at, steps, "busy", cancelled=True, now=10.0) == cp.Move("done", 0, 0, 0, 10.0, "cancelled")
+    assert cp.job_id("c1", 7, 1, 2, 0) == "c1.7.1.2" and cp.job_id("c1", 7, 1, 2, 3) == "c1.7.1.2.g3"
+
+
 def test_stop_words_fold_case_accents_and_punctuation():
     from controller.stopwords import DEFAULT_STOP_WORDS, stop_matcher
     is_stop = stop_matcher(DEFAULT_STOP_WORDS)
