@@ -167,7 +167,7 @@ async def test_hello_names_sims_outside_the_rotation_instead_of_failing(tmp_path
         (ch, slot), *_ = app.bank.sims()
         app.policy.remove_sim(slot.sim_id)
         hello = app.link._hello()
-        states = {s["sim_id"]: s["state"] for s in hello["sims"]}
+        states = {s.sim_id: s.state for s in hello.sims}
         assert states[slot.sim_id] == "not_in_rotation"
         assert set(states.values()) - {"not_in_rotation"} == {"ready"}
     finally:
