@@ -14,15 +14,10 @@ A pure, synchronous core and a thin asyncio shell:
 """
 from __future__ import annotations
 
-from .channels import ROUTINE_STATES, SWITCH_BACKOFF_SECONDS, UNSETTLED_STATES
-from .core import MAX_CHOICES_PER_ROUND, SHOWN_CACHE, SchedulerCore
+from .core import MAX_CHOICES_PER_ROUND, SchedulerCore
 from .retry import CHANNEL_FAILURES
-from .running import COMMIT_RETRY_SECONDS
-from .shell import ROTATION_CHECKPOINT_SECONDS, Scheduler
+from .shell import Scheduler
 from .waits import NO_ELIGIBLE_GRACE_SECONDS, JobWait, Waiting
 
-__all__ = [
-    "CHANNEL_FAILURES", "COMMIT_RETRY_SECONDS", "MAX_CHOICES_PER_ROUND", "NO_ELIGIBLE_GRACE_SECONDS",
-    "ROTATION_CHECKPOINT_SECONDS", "ROUTINE_STATES", "SHOWN_CACHE", "SWITCH_BACKOFF_SECONDS", "UNSETTLED_STATES",
-    "JobWait", "Scheduler", "SchedulerCore", "Waiting",
-]
+__all__ = ["CHANNEL_FAILURES", "MAX_CHOICES_PER_ROUND", "NO_ELIGIBLE_GRACE_SECONDS", "JobWait", "Scheduler",
+           "SchedulerCore", "Waiting"]

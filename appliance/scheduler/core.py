@@ -93,6 +93,7 @@ class SchedulerCore:
         self.learn_operator = learn_operator
         self.queue = JobQueue()
         self.quarantine_rule = QuarantineRule(frozenset(cfg.quarantine.causes), int(cfg.quarantine.consecutive))
+        self.retry_rules = RetryRules.of(cfg.retry, None)  # a job's own ``retry`` overrides it
         self.idle = 0  # idle channels (the shell counts the bank's moves)
         self.decisions = 0
         self.decision_seconds = 0.0
@@ -260,7 +261,8 @@ class SchedulerCore:
         job_id = spec["id"]
         lock = self.policy.record_end(p.sim_id, summary(spec["kind"], result), now)
         quarantined = self.policy.record_barring(p.sim_id, job_id, barring(spec, result), self.quarantine_rule, now)
-        rules = RetryRules.of(self.cfg.retry, spec.get("retry"))
+        override = spec.get("retry")
+        rules = RetryRules.of(self.cfg.retry, override) if override else self.retry_rules
         outcome = result.get("outcome")
         awaiting_report = pending is not None
         if outcome in rules.retry_outcomes and not awaiting_report and job_id not in self._outcomes:
