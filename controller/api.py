@@ -30,7 +30,7 @@ from . import contacts as ct
 from . import contacts_csv, contacts_json
 from .apikit import (DEFAULT_PAGE, ID_PATTERN, MAX_CURSOR, MAX_PAGE, ApiError, int_param, json_object, page, path_campaign_id,
                      path_contact_id, read_json, reply)
-from .contacts import RowError, _phone
+from common import phone
 from .link import LinkHub
 from .openapi import document, reference_html
 from .store import Conflict, Store
@@ -301,9 +301,9 @@ class Api:
     # -- opt-outs ------------------------------------------------------------------------
     def _number(self, value: Any) -> str:
         try:
-            return _phone(value, self.region)
-        except RowError as exc:
-            raise ApiError(400, "invalid", {"field": "number", "reason": exc.reason}) from None
+            return phone.normalise(value, self.region)
+        except phone.NumberError as exc:
+            raise ApiError(400, "invalid", {"field": "number", "reason": str(exc)}) from None
 
     async def list_optouts(self, request: web.Request) -> web.Response:
         after = request.query.get("after", "")

@@ -45,7 +45,7 @@ from common.contract import (
 )
 
 from . import auth
-from .contacts import RowError, _phone
+from common import phone
 from .reports import Reports
 from .store import Store
 
@@ -231,11 +231,11 @@ class LinkHub:
         good = []
         for e in msgspec.to_builtins(msg.events):
             try:
-                frm = _phone(e.get("from"), None)
-                to = _phone(e["to"], None) if e.get("to") else None
-            except RowError as exc:
+                frm = phone.normalise(e.get("from"))
+                to = phone.normalise(e["to"]) if e.get("to") else None
+            except phone.NumberError as exc:
                 frm, to = str(e.get("from")), e.get("to")
-                logger.info("inbound %s: %s", e["id"], exc.reason)
+                logger.info("inbound %s: %s", e["id"], exc)
             good.append({**e, "from": frm, "to": to, "_at": _epoch(e.get("at")) or self.clock()})
         self.reports.add_inbound(link.appliance_id, good, self.clock())
         await link.send(InboundAck(ids=[e["id"] for e in good]))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli import controller
-from controller.config import ConfigError, load_config, parse_config
+from controller.config import ConfigError, load_config
 
 
 def write(tmp_path, text):

@@ -3,7 +3,6 @@ restart no job is handed out again before its lease has expired."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from appliance.rotation import (
     AttemptSummary,
-    Decision,
     JobKind,
     LockRules,
     Refusal,
