@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .base import Context, Executed, Executor, Followup, Placement, iso, result_base
+from .base import Context, Executed, Executor, Followup, Placement, result_base
 from .call import ANSWER_ACTIONS, execute_call, run_call
 from .hlr import (
     HLR_METHODS,
@@ -35,6 +35,6 @@ EXECUTORS: Final[dict[str, Executor]] = {
 
 __all__ = [
     "ANSWER_ACTIONS", "EXECUTORS", "HLR_METHODS", "PROBE_CAUSES", "Context", "Executed", "Executor", "Followup",
-    "HlrStatus", "Placement", "ReportTracker", "await_delivery", "classify_ping", "hlr_extras", "iso",
+    "HlrStatus", "Placement", "ReportTracker", "await_delivery", "classify_ping", "hlr_extras",
     "result_base", "run_call", "run_probe_call", "submit_sms",
 ]

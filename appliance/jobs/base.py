@@ -12,16 +12,10 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from common.clock import iso as clock_iso
 from modem_drivers.modem import Modem
 from modem_drivers.sms import StatusReport
 
 from .tracker import ReportTracker
-
-
-def iso(ts: float | None) -> str | None:
-    """A result's time stamp (UTC ISO 8601 with milliseconds), or None."""
-    return None if ts is None else clock_iso(ts)
 
 
 @dataclasses.dataclass(slots=True)

@@ -7,13 +7,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from common.clock import iso
 from modem_drivers.at import AtError, TimeoutClass
 from modem_drivers.call import Call, CallState
 from modem_drivers.errors import ModemError
 from modem_drivers.modem import Modem, PlaybackEnd
 from modem_drivers.q850 import CallOutcome, cause_name
 
-from .base import Context, Executed, Placement, iso, result_base
+from .base import Context, Executed, Placement, result_base
 
 logger = logging.getLogger("appliance.jobs")
 

@@ -9,13 +9,14 @@ import asyncio
 import time
 from typing import Any
 
+from common.clock import iso
 from modem_drivers.at import AtError
 from modem_drivers.deadlines import coarse_timeout
 from modem_drivers.errors import ModemError, SimBlocked
 from modem_drivers.modem import Modem
 from modem_drivers.sms import DeliveryState, StatusReport, delivery_state
 
-from .base import Context, Executed, Followup, Placement, iso, result_base
+from .base import Context, Executed, Followup, Placement, result_base
 from .tracker import ReportTracker
 
 

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from common.clock import iso
 from modem_drivers.types import PinState, StatusReportReceived
 
 from ..bank import Bank
 from ..channel import SWITCHABLE, Channel, ChannelState
-from ..jobs import ReportTracker, iso
+from ..jobs import ReportTracker
 from ..rotation import Decision, RotationPolicy, SimRef
 from ..store import Store
 from .core import SchedulerCore

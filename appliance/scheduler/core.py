@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from ..jobs import Placement, iso
+from common.clock import iso
+
+from ..jobs import Placement
 from ..rotation import Decision, JobKind, Lock, Refusal, Request, RotationPolicy
 from ..rotation.locks import QuarantineRule
 from .attempts import barring, summary

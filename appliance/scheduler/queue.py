@@ -12,7 +12,8 @@ import itertools
 from collections import defaultdict, deque
 from typing import Any
 
-from ..jobs import iso
+from common.clock import iso
+
 from .waits import JobWait, Waits
 
 

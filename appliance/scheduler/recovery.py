@@ -14,7 +14,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Final
 
-from ..jobs import iso
+from common.clock import iso
+
 from ..rotation import JobKind, RotationPolicy
 from .attempts import summary
 from .retry import JobState, RetryRules, after_restart

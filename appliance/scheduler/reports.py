@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ..jobs import HlrStatus, Placement, classify_ping, iso
+from common.clock import iso
+
+from ..jobs import HlrStatus, Placement, classify_ping
 
 #: An SMS's delivery state (``jobs.await_delivery``) -> its final outcome.
 SMS_OUTCOMES: Final[dict[str, str]] = {"delivered": "delivered", "failed": "failed"}

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterable
 from typing import Any, Final
 
-from ..jobs import iso
+from common.clock import iso
 
 #: A job whose only SIMs are quarantined, locked until released, absent, or the callee's
 #: last number (``rotation.DEAD_ENDS``) ends ``no_eligible_sim`` once that has held this
