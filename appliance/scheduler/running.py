@@ -9,13 +9,14 @@ the attempt. A mixin of ``shell.Scheduler``, whose attributes it names below.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ..bank import Bank
 from ..config import ApplianceConfig
@@ -38,27 +39,28 @@ logger = logging.getLogger("appliance.scheduler")
 
 #: After a failed commit (disk full, I/O error) or dispatch round, the dispatch loop
 #: tries again this much later.
-COMMIT_RETRY_SECONDS = 1.0
+COMMIT_RETRY_SECONDS: Final = 1.0
 #: Attempts that could not be written go back to the queue this much later.
-UNDO_DELAY_SECONDS = 1.0
+UNDO_DELAY_SECONDS: Final = 1.0
 
 Starting = list[tuple[dict[str, Any], Decision, Any, float | None]]
 
 
+@dataclasses.dataclass(slots=True)
 class _Start:
     """An attempt written to the store, ready for its executor."""
 
-    __slots__ = ("attempt_id", "freed", "modem", "placement", "spec")
-
-    def __init__(self, spec: dict[str, Any], placement: Placement, attempt_id: int, modem: Any, freed: float | None) -> None:
-        self.spec = spec
-        self.placement = placement
-        self.attempt_id = attempt_id
-        self.modem = modem
-        self.freed = freed  # perf_counter when its channel came free (dispatch latency)
+    spec: dict[str, Any]
+    placement: Placement
+    attempt_id: int
+    modem: Any
+    freed: float | None  # perf_counter when its channel came free (dispatch latency)
 
 
 class Running:
+    """The shell's methods that run attempts; ``shell.Scheduler`` supplies the attributes
+    and methods annotated here."""
+
     cfg: ApplianceConfig
     store: Store
     bank: Bank
