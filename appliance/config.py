@@ -40,6 +40,7 @@ from typing import Any
 
 import msgspec
 
+from common.contract import CALL_BOUNDS, RETRY_BOUNDS
 from common.configkit import (
     COUNT,
     MAX_SECONDS,
@@ -214,14 +215,12 @@ _BOUNDS: dict[str, Bound] = {
     "lock.consecutive_short": Bound(1, None, "a rule counts at least one attempt; leave the key out to switch it off"),
     "quarantine.causes": Bound(1, 127, "Q.850 cause values are 1 to 127 (ITU-T Q.850 §2.2.5, a 7-bit field)"),
     "quarantine.consecutive": Bound(1, None, "at least one failed call before a SIM is quarantined"),
-    # 3GPP TS 24.008 table 11.4: T301 (alerting, network side) is at least 3 minutes;
-    # ringing longer than that is cut by the network anyway.
-    "calls.max_ring_seconds": Bound(0, 180, "seconds; the network clears a call ringing 3 minutes (3GPP TS 24.008, T301)",
-                                    lo_open=True),
-    "calls.max_talk_seconds": WAIT,
+    # A job may set the same keys within the same bounds: the wire contract's.
+    "calls.max_ring_seconds": CALL_BOUNDS["max_ring_seconds"],
+    "calls.max_talk_seconds": CALL_BOUNDS["max_talk_seconds"],
     "retry.max_attempts": Bound(1, None, "the first attempt counts: 1 means no retry"),
     "retry.backoff_seconds": WAIT,
-    "retry.backoff_factor": Bound(1, 10, "1 keeps the backoff constant, 2 doubles it; above 10 the third try is days away"),
+    "retry.backoff_factor": RETRY_BOUNDS["backoff_factor"],
     "retry.channel_retry_seconds": WAIT,
     "sms.report_timeout_seconds": WAIT,
     "sms.ping_timeout_seconds": WAIT,

@@ -118,6 +118,8 @@ PRIORITY: Final = Bound(-2**31, 2**31 - 1, "a 32-bit signed integer; higher runs
 EPOCH: Final = Bound(0, 253402300799, "UTC epoch seconds up to 9999-12-31T23:59:59Z")
 #: A job may set what [calls] and [retry] set, within the same bounds (appliance/config.py).
 CALL_BOUNDS: Final = {
+    # 3GPP TS 24.008 table 11.4: T301 (alerting, network side) is at least 3 minutes;
+    # ringing longer than that is cut by the network anyway.
     "max_ring_seconds": Bound(0, 180, "seconds; the network clears a call ringing 3 minutes (3GPP TS 24.008, T301)",
                               lo_open=True),
     "max_talk_seconds": WAIT,

@@ -24,6 +24,8 @@ import string
 from datetime import date, time, timedelta
 from typing import Any, Final
 
+from common.contract import MAX_TEXT_LENGTH
+
 from .rules import JobKind, Settings
 
 #: Contact fields an SMS template may use.
@@ -37,9 +39,8 @@ DEFAULT_RETRY_AFTER: Final = 3600.0
 #: Attempts of one call step; the Reg F 7-in-7 cap bounds it anyway (rules.py).
 MAX_STEP_ATTEMPTS: Final = 20
 MAX_STEPS: Final = 10
-#: An SMS longer than 10 concatenated parts (GSM-7, 23.040 §9.2.3.24.1) is refused
-#: by the appliance (appliance/jobspec.py MAX_TEXT_LENGTH).
-MAX_SMS_TEXT: Final = 1530
+#: An SMS longer than 10 concatenated parts is refused by the appliance: the wire contract's bound.
+MAX_SMS_TEXT: Final = MAX_TEXT_LENGTH
 
 
 class CampaignState(enum.Enum):
