@@ -11,29 +11,23 @@ Only the active slot's SIM can be asked; SIMs in other slots are checked when th
 active. Checks never take a channel a job is waiting for: they run only when no job is
 queued, and hold the channel for the few seconds of one USSD session.
 
-The checker is handed what it uses (``BalanceDeps``), not the whole appliance.
+The checker is handed what it uses (``services.Core``), not the whole appliance.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import re
-import time
-from collections.abc import Callable
 from typing import Final
 
 from common.clock import iso
 from modem_drivers.at import AtError
 from modem_drivers.errors import ModemError
 
-from .bank import Bank
 from .channel import ChannelState
 from .config import UssdSection
-from .rotation import RotationPolicy
-from .scheduler import Scheduler
-from .store import Store
+from .services import Core
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +51,8 @@ def parse_balance(text: str, pattern: str) -> float | None:
         return None
 
 
-@dataclasses.dataclass(slots=True, frozen=True)
-class BalanceDeps:
-    """What the balance checker uses."""
-
-    bank: Bank
-    scheduler: Scheduler
-    store: Store
-    policy: RotationPolicy
-    clock: Callable[[], float] = time.time  # UTC epoch seconds (when a SIM was checked)
-
-
 class BalanceChecker:
-    def __init__(self, cfg: UssdSection, deps: BalanceDeps) -> None:
+    def __init__(self, cfg: UssdSection, deps: Core) -> None:
         self.cfg = cfg
         self.bank = deps.bank
         self.scheduler = deps.scheduler

@@ -17,14 +17,13 @@ Messages are JSON text frames, each one of the wire contract's messages
 Nothing is lost across a dropped link or a restart: the outbox and the inbound table are
 in SQLite and are resent from the last acknowledgement; the controller deduplicates.
 
-The link is handed what it uses (``LinkDeps``: the bank, scheduler, store, rotation
+The link is handed what it uses (``services.Core``: the bank, scheduler, store, rotation
 policy and wall clock), not the whole appliance.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -57,13 +56,10 @@ from common.contract import (
 )
 from modem_drivers.types import IncomingCall, SmsReceived
 
-from .bank import Bank
 from .channel import Channel
 from .config import LinkSection
 from .jobspec import JobError, validate_job
-from .rotation import RotationPolicy
-from .scheduler import Scheduler
-from .store import Store
+from .services import Core
 
 logger = logging.getLogger(__name__)
 
@@ -87,26 +83,14 @@ async def enroll(controller: str, token: str, appliance_id: str) -> str:
         return str(body["credential"])
 
 
-@dataclasses.dataclass(slots=True, frozen=True)
-class LinkDeps:
-    """What the link uses."""
-
-    appliance_id: str
-    bank: Bank
-    scheduler: Scheduler
-    store: Store
-    policy: RotationPolicy
-    clock: Callable[[], float] = time.time  # UTC epoch seconds (leases, heartbeats' ``at``)
-
-
 class Link:
-    def __init__(self, cfg: LinkSection, deps: LinkDeps) -> None:
+    def __init__(self, cfg: LinkSection, appliance_id: str, deps: Core) -> None:
         self.cfg = cfg
         self.bank = deps.bank
         self.scheduler = deps.scheduler
         self.store = deps.store
         self.policy = deps.policy
-        self.appliance_id = deps.appliance_id
+        self.appliance_id = appliance_id
         self.clock = deps.clock
         self.connected = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None

@@ -20,12 +20,13 @@ from typing import Any
 from aiohttp import web
 
 from .api import ApiDeps, make_app
-from .balance import BalanceChecker, BalanceDeps
+from .balance import BalanceChecker
 from .bank import Bank
 from .channel import Channel
 from .config import ApplianceConfig
 from .inbound import InboundRecorder
-from .link import Link, LinkDeps
+from .link import Link
+from .services import Core
 from .metrics import Metrics
 from .rotation import LockRules, RotationPolicy, SimLimits, WindowCap
 from .scheduler import Scheduler
@@ -149,12 +150,13 @@ class Appliance:
         self.bank.on_change(lambda ch, old, new, reason: self.metrics.count_change(new))
         self.inbound = InboundRecorder(self.store)
         self.bank.on_event(self.inbound)
+        core = Core(self.bank, self.scheduler, self.store, self.policy)
         self.link: Link | None = None
         if cfg.link.url:
-            self.link = Link(cfg.link, LinkDeps(cfg.appliance.id, self.bank, self.scheduler, self.store, self.policy))
+            self.link = Link(cfg.link, cfg.appliance.id, core)
         self.balance: BalanceChecker | None = None
         if cfg.ussd.balance_code and cfg.ussd.interval_seconds > 0:
-            self.balance = BalanceChecker(cfg.ussd, BalanceDeps(self.bank, self.scheduler, self.store, self.policy))
+            self.balance = BalanceChecker(cfg.ussd, core)
         self.runner: web.AppRunner | None = None
         self.started_at = time.time()
         self.address: str | None = None
