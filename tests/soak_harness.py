@@ -45,8 +45,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from system_harness import Crm
-from test_system_chaos import free_port
+from system_harness import Crm, free_port, toml_text
 
 # -- the run's shape --------------------------------------------------------------------
 #: The issue's bank: 8 modems x 2 SIMs, vendors round-robin (simcom, quectel, huawei,
@@ -148,30 +147,6 @@ def soak_seeds() -> list[int]:
     if not one.isdigit():
         raise ValueError(f"SIMROTOR_SOAK_SEED: {one!r} is not a whole number")
     return [int(one)]
-
-
-def toml_text(cfg: dict[str, Any]) -> str:
-    """A config dict as TOML: top-level values, then one table per dict; keys that are
-    not bare TOML keys (``"+48600"``) quoted. (tests/test_system_chaos.py's writer leaves
-    keys bare, which an ``[operator_prefixes]`` table cannot be.)"""
-    def key(k: str) -> str:
-        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
-
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return json.dumps(v)  # a JSON string literal is a valid TOML basic string
-
-    lines = [f"{key(k)} = {val(v)}" for k, v in cfg.items() if not isinstance(v, dict)]
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            lines.append(f"[{key(k)}]")
-            lines += [f"{key(kk)} = {val(vv)}" for kk, vv in v.items() if vv is not None]
-    return "\n".join(lines) + "\n"
 
 
 # -- the clock ----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -137,3 +139,32 @@ async def receiver(clock: Any = time.time) -> Any:
         yield r
     finally:
         await r.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def toml_text(cfg: dict[str, Any]) -> str:
+    """A config dict as TOML: top-level values, then one table per dict; keys that are
+    not bare TOML keys (``"+48600"``, as in ``[operator_prefixes]``) quoted."""
+    def key(k: str) -> str:
+        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return json.dumps(v)  # a JSON string literal is a valid TOML basic string
+
+    lines = [f"{key(k)} = {val(v)}" for k, v in cfg.items() if not isinstance(v, dict)]
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            lines.append(f"[{key(k)}]")
+            lines += [f"{key(kk)} = {val(vv)}" for kk, vv in v.items() if vv is not None]
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections import Counter
@@ -17,14 +16,10 @@ import aiohttp
 import pytest
 
 from modem_drivers.emulator import Timing
+from system_harness import free_port
 
 TOKEN = "crash-token"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def start_appliance(config_path, log):

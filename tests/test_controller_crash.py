@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,10 @@ import aiohttp
 from controller.server import create_enroll_token, create_key
 from controller.store import Store
 from controller_harness import FakeAppliance
+from system_harness import free_port
 
 HOURS = {"hours": ["00:00", "23:59"]}  # real clock: any hour of the day will do
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def start(cfg, port):

@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -20,6 +19,7 @@ from appliance.store import Store
 from modem_drivers.emulator import Timing
 from common.logs import (OVERFLOW, RATE_BURST, RATE_INTERVAL_SECONDS, RATE_TOTAL_BURST, Throttle,
                                setup_logging)
+from system_harness import free_port
 
 TOKEN = "logs-token-0123456789"
 CALLEE = "+48600000123"
@@ -196,11 +196,6 @@ def test_an_uncaught_exception_is_one_json_line():
     doc = json.loads(out[0])
     assert doc["level"] == "CRITICAL" and "RuntimeError" in doc["exc"] and CALLEE not in proc.stderr
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.timeout(180)

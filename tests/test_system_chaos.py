@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections import Counter
 
@@ -19,7 +18,7 @@ from controller.server import Controller
 from controller.server import create_key
 from controller_harness import enroll, make_config
 from modem_drivers.emulator import Timing
-from system_harness import Crm, appliance_config, controller_sections
+from system_harness import Crm, appliance_config, controller_sections, free_port, toml_text
 from test_system_e2e import daytime_clock
 
 STRATEGY = [
@@ -27,12 +26,6 @@ STRATEGY = [
     {"kind": "call", "attempts": 1, "ring_seconds": 15},
     {"kind": "sms", "text": "Dzień dobry {name}."},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def spawn_appliance(config_path, log):
@@ -72,7 +65,7 @@ async def test_link_cut_controller_restart_and_appliance_kill(tmp_path, bank):
             acfg["appliance"]["listen"] = ""
             (tmp_path / "a.json").write_text(json.dumps(acfg))
             toml = tmp_path / "a.toml"
-            toml.write_text(_toml(acfg))
+            toml.write_text(toml_text(acfg))
             proc = await spawn_appliance(toml, log)
             crm = Crm(session, controller.url, key)
             status, _ = await crm.call("POST", "/v1/campaigns", json={
@@ -135,19 +128,3 @@ async def test_link_cut_controller_restart_and_appliance_kill(tmp_path, bank):
     assert set(per_contact) == contacts
 
 
-def _toml(cfg: dict) -> str:
-    def val(v):  # small TOML writer for the harness' dict
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return json.dumps(v)
-
-    lines = [f"{k} = {val(v)}" for k, v in cfg.items() if not isinstance(v, dict)]
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            lines.append(f"[{k}]")
-            lines += [f"{kk} = {val(vv)}" for kk, vv in v.items() if vv is not None]
-    return "\n".join(lines) + "\n"

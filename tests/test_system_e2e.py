@@ -96,7 +96,6 @@ async def test_crm_to_modem_and_back(tmp_path, bank, hooks, controller, crm, clo
         async with asyncio.timeout(60):
             while True:
                 res = await crm.all_results("nov")
-                called = {r["contact_id"] if "contact_id" in r else r.get("contact") for r in res if r.get("kind") == "call"}
                 if len([r for r in res if r.get("kind") == "call"]) >= 16:
                     break
                 await asyncio.sleep(0.2)
