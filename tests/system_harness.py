@@ -168,3 +168,18 @@ def toml_text(cfg: dict[str, Any]) -> str:
             lines.append(f"[{key(k)}]")
             lines += [f"{key(kk)} = {val(vv)}" for kk, vv in v.items() if vv is not None]
     return "\n".join(lines) + "\n"
+
+
+def config_mistake(load: Any, error: type[Exception], path: Path, text: str) -> str:
+    """Write ``text`` to ``path``, load it and return the one-line message of the refusal,
+    which must name the file and say how to fix it (issue 12: every mistake names file,
+    key and fix; none escapes as a traceback)."""
+    path.write_text(text)
+    try:
+        load(path)
+    except error as exc:
+        msg = str(exc)
+    else:
+        raise AssertionError(f"{path}: loaded without a complaint")
+    assert msg.startswith(f"{path}: ") and "fix: " in msg and "\n" not in msg, msg
+    return msg

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from appliance.config import ConfigError, load_config
+from system_harness import config_mistake
 
 GOOD = """
 [appliance]
@@ -81,13 +82,7 @@ def test_job_hints_name_operators_as_mcc_mnc():
 
 # -- issue 12 item 8: every mistake names file, key and fix; none escapes as a traceback --------
 def load_text(tmp_path, text):
-    p = tmp_path / "a.toml"
-    p.write_text(text)
-    with pytest.raises(ConfigError) as err:
-        load_config(p)
-    msg = str(err.value)
-    assert msg.startswith(f"{p}: ") and "fix: " in msg and "\n" not in msg, msg
-    return msg
+    return config_mistake(load_config, ConfigError, tmp_path / "a.toml", text)
 
 
 @pytest.mark.parametrize("table, line, words", [

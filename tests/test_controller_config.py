@@ -8,16 +8,11 @@ import sys
 import pytest
 
 from controller.config import ConfigError, load_config
+from system_harness import config_mistake
 
 
 def load_text(tmp_path, text):
-    p = tmp_path / "controller.toml"
-    p.write_text(text)
-    with pytest.raises(ConfigError) as err:
-        load_config(p)
-    msg = str(err.value)
-    assert msg.startswith(f"{p}: ") and "fix: " in msg and "\n" not in msg, msg
-    return msg
+    return config_mistake(load_config, ConfigError, tmp_path / "controller.toml", text)
 
 
 @pytest.mark.parametrize("text, words", [
