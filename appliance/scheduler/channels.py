@@ -56,6 +56,7 @@ class BankSide:
         self._switching: set[str] = set()  # channels with a switch of ours under way
         self._last_collect: dict[str, float] = {}
         self._last_collect_round = 0.0
+        self._collect_wake: tuple[float, asyncio.TimerHandle] | None = None  # (when, timer)
 
     # -- channel moves ----------------------------------------------------------------------
     def register(self, ch: Channel, now: float) -> None:
@@ -174,20 +175,41 @@ class BankSide:
         A report for a SIM in an inactive slot waits on that SIM (27.005: it is stored
         in its SR memory, with no URC); switching to the slot sweeps it up. Done only
         when no job is waiting, at most once per ``interval`` ([sms]
-        collect_interval_seconds) per channel."""
-        if now - self._last_collect_round < min(1.0, interval):
-            return  # bounded: at most one scan a second, however busy the bank
-        self._last_collect_round = now
+        collect_interval_seconds) per channel. A visit held back by those bounds is
+        booked as a wake-up: at the quiet end of a run no channel event comes to bring
+        the next idle moment, and the report waited out its timeout (``no_report``)
+        while its SIM sat one slot switch away."""
         owed = self.tracker.sims_waiting()
         if not owed:
             return
+        every = min(1.0, interval)
+        if now - self._last_collect_round < every:
+            self._wake_at(self._last_collect_round + every, now)  # bounded: one scan a second
+            return
+        self._last_collect_round = now
         for ch in self.bank.channels.values():
-            if ch.slots < 2:
+            if ch.slots < 2 or ch.state is not ChannelState.IDLE:
+                continue  # a busy channel's move back to idle is an event of its own
+            slot = next((s for s in ch.sims.values() if s.slot != ch.active_slot and s.sim_id in owed), None)
+            if slot is None:
                 continue
-            if ch.state is not ChannelState.IDLE or now - self._last_collect.get(ch.id, 0.0) < interval:
+            last = self._last_collect.get(ch.id, 0.0)
+            if now - last < interval:
+                self._wake_at(last + interval, now)
                 continue
-            for slot in ch.sims.values():
-                if slot.slot != ch.active_slot and slot.sim_id in owed:
-                    self._last_collect[ch.id] = now
-                    self.switch(ch.id, slot.slot, "collecting status reports", now)
-                    break
+            self._last_collect[ch.id] = now
+            self.switch(ch.id, slot.slot, "collecting status reports", now)
+
+    def _wake_at(self, at: float, now: float) -> None:
+        """Wake the dispatch loop at ``at`` (one timer: the earliest booked)."""
+        if self._collect_wake is not None:
+            when, handle = self._collect_wake
+            if when <= at:
+                return  # an earlier wake-up is booked; its round books the next
+            handle.cancel()
+        handle = asyncio.get_running_loop().call_later(max(0.0, at - now), self._collect_woken)
+        self._collect_wake = (at, handle)
+
+    def _collect_woken(self) -> None:
+        self._collect_wake = None
+        self.wake()
