@@ -64,7 +64,7 @@ class Outcome(enum.Enum):
     DELIVERED = "delivered"
     FAILED = "failed"
     NO_REPORT = "no_report"
-    # HLR-style checks (appliance/jobs.py HlrStatus)
+    # HLR-style checks (appliance/jobs/hlr.py HlrStatus)
     ACTIVE = "active"
     ABSENT = "absent"
     INVALID = "invalid"
@@ -76,7 +76,7 @@ class Outcome(enum.Enum):
 
 
 class OnAnswer(enum.Enum):
-    """What an answered call does (appliance/jobs.py ANSWER_ACTIONS)."""
+    """What an answered call does (appliance/jobs/call.py ANSWER_ACTIONS)."""
 
     HANGUP = "hangup"
     HOLD = "hold"
@@ -404,7 +404,7 @@ def _explain(exc: msgspec.ValidationError, raw: Any, reasons: Mapping[str, Calla
 
 # -- results -----------------------------------------------------------------------------------
 class Result(msgspec.Struct):
-    """One result body as the appliance's outbox sends it (appliance/jobs.py, scheduler).
+    """One result body as the appliance's outbox sends it (appliance/jobs/, appliance/scheduler/).
     Every field but ``job_id`` and ``outcome`` is there only when it applies; unknown
     fields are ignored, so a newer appliance's results still reach an older controller.
     Times are UTC ISO 8601 with milliseconds (common.clock.iso)."""

@@ -26,7 +26,9 @@ from typing import Final
 from common.phone import mask
 
 from .deadlines import coarse_timeout
-from .q850 import CallOutcome, outcome_for
+from common.contract import Outcome
+
+from .q850 import outcome_for
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class CallReport:
     """What a finished call looked like: timestamps (UTC, ISO) and its cause."""
 
     number: str
-    outcome: CallOutcome
+    outcome: Outcome
     cause: int | None
     dialed_at: float
     alerting_at: float | None
@@ -172,7 +174,7 @@ class Call:
         talk = (ended - ans) if (ended is not None and ans is not None) else 0.0
         outcome = outcome_for(self.cause, answered=answered, alerted=alerted)
         if self.channel_lost and not answered:
-            outcome = CallOutcome.CHANNEL_ERROR  # our modem failed, not the callee
+            outcome = Outcome.CHANNEL_ERROR  # our modem failed, not the callee
         return CallReport(
             number=self.number,
             outcome=outcome,

@@ -12,11 +12,6 @@ from typing import Final
 
 from common.contract import Outcome
 
-#: Old name of the one outcome enum (appliance/jobs.py, modem_drivers/call.py and tests
-#: still import it from here).
-CallOutcome = Outcome
-
-
 #: cause -> (24.008 / Q.850 name, outcome when the call was never answered)
 CAUSES: Final[dict[int, tuple[str, Outcome]]] = {
     1: ("Unassigned (unallocated) number", Outcome.INVALID_NUMBER),

@@ -56,13 +56,13 @@ def test_the_outcome_enum_covers_what_every_layer_produces_and_expects():
     values = {o.value for o in Outcome}
     assert {o.value for _, o in CAUSES.values()} <= values  # calls, by release cause
     assert {o for table in NEXT.values() for o in table} | set(RetrySection().retry_outcomes) <= values
-    # appliance/jobs.py (HlrStatus, SMS), appliance/scheduler.py (its own endings), the
+    # appliance/jobs/ (HlrStatus, SMS), appliance/scheduler/ (its own endings), the
     # controller's store (NOT_PLACED) and its refusals:
     assert {"active", "absent", "invalid", "unknown", "submitted", "delivered", "failed", "no_report", "interrupted",
             "expired", "cancelled", "no_eligible_sim", "channel_error", "network_error", "refused_by_policy"} <= values
 
 
-# Result bodies as the appliance writes them (appliance/jobs.py, appliance/scheduler.py) and
+# Result bodies as the appliance writes them (appliance/jobs/, appliance/scheduler/) and
 # the controller's refusal: decoded and encoded again, each is the same JSON.
 RESULTS = [
     {"job_id": "c1.7.1.0", "kind": "call", "callee": CALLEE, "attempt": 1, "channel_id": "m1", "sim_id": "8948",
@@ -279,9 +279,8 @@ def test_the_layers_use_the_contracts_enums_and_bounds():
     from controller.rules import JobKind as RulesKind
     from modem_drivers.dialects import TTS_MAX_CHARS
     from modem_drivers.emulator import Outcome as EmulatorOutcome
-    from modem_drivers.q850 import CallOutcome
 
     assert RotationKind is RulesKind is JobKind
-    assert CallOutcome is EmulatorOutcome is Outcome
+    assert EmulatorOutcome is Outcome
     assert c.MAX_MESSAGE_LENGTH == TTS_MAX_CHARS == jobspec.MAX_MESSAGE_LENGTH
     assert jobspec.JobError is ContractError

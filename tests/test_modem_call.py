@@ -8,7 +8,7 @@ import pytest
 from modem_drivers import call as c
 from modem_drivers.call import Call, CallState
 from modem_drivers.dialects import progress as p
-from modem_drivers.q850 import CallOutcome
+from common.contract import Outcome
 
 
 async def test_forward_moves_and_duplicates():
@@ -21,14 +21,14 @@ async def test_forward_moves_and_duplicates():
     assert not call.advance(CallState.ACTIVE)
     assert call.state is CallState.RELEASED and call.cause == 16
     rep = call.report()
-    assert rep.outcome is CallOutcome.ANSWERED_HUMAN
+    assert rep.outcome is Outcome.ANSWERED_HUMAN
     assert rep.alerting_at is not None and rep.answered_at is not None
 
 
 async def test_skipping_states_and_outcome_of_busy():
     call = Call("+48602000123")
     assert call.advance(CallState.RELEASED, 17)
-    assert call.report().outcome is CallOutcome.BUSY
+    assert call.report().outcome is Outcome.BUSY
     assert call.report().alerting_at is None
 
 
@@ -107,12 +107,12 @@ async def test_release_reported_is_true_once_and_never_after_the_release():
 async def test_channel_failed_releases_as_a_channel_error_unless_answered():
     call = Call("+48600000123")
     assert call.channel_failed() and call.channel_lost and call.released and call.cause is None
-    assert call.report().outcome is CallOutcome.CHANNEL_ERROR
+    assert call.report().outcome is Outcome.CHANNEL_ERROR
     assert not call.channel_failed()  # once released, nothing changes
     answered = Call("+48600000123")
     answered.advance(CallState.ACTIVE)
     answered.channel_failed()
-    assert answered.report().outcome is not CallOutcome.CHANNEL_ERROR
+    assert answered.report().outcome is not Outcome.CHANNEL_ERROR
 
 
 async def test_hung_up_is_a_local_release_and_keeps_the_modems_cause():

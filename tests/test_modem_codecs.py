@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.contract import Outcome
 from modem_drivers import q850, sms, ussd
 from modem_drivers.dialects import DIALECTS, detect
 from modem_drivers.dialects.base import parse_dtmf_ascii, parse_dtmf_digit
@@ -105,7 +106,7 @@ def test_ceer_text_to_cause(text, cause):
 
 
 def test_outcomes():
-    O = q850.CallOutcome
+    O = Outcome
     assert q850.outcome_for(17, answered=False, alerted=False) is O.BUSY
     assert q850.outcome_for(1, answered=False, alerted=False) is O.INVALID_NUMBER
     assert q850.outcome_for(20, answered=False, alerted=False) is O.UNREACHABLE

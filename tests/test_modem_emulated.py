@@ -12,7 +12,7 @@ from modem_drivers.call import CallState
 from modem_drivers.emulator import Emulator, Fault, Timing
 from modem_drivers.errors import SimPinRequired, WrongPin
 from modem_drivers.modem import Modem
-from modem_drivers.q850 import CallOutcome
+from common.contract import Outcome
 from modem_drivers.sms import DeliveryState
 from modem_drivers.types import (
     IncomingCall,
@@ -60,12 +60,12 @@ async def test_probe(emu, modems, vendor):
 
 
 CALLS = [
-    ("+48600000123", CallOutcome.ANSWERED_HUMAN, 16, True),
-    ("+48601200123", CallOutcome.BUSY, 17, False),
-    ("+48602300123", CallOutcome.NO_ANSWER, 19, True),
-    ("+48603400123", CallOutcome.REJECTED, 21, True),
-    ("+48600500123", CallOutcome.UNREACHABLE, 20, False),
-    ("+48601600123", CallOutcome.INVALID_NUMBER, 1, False),
+    ("+48600000123", Outcome.ANSWERED_HUMAN, 16, True),
+    ("+48601200123", Outcome.BUSY, 17, False),
+    ("+48602300123", Outcome.NO_ANSWER, 19, True),
+    ("+48603400123", Outcome.REJECTED, 21, True),
+    ("+48600500123", Outcome.UNREACHABLE, 20, False),
+    ("+48601600123", Outcome.INVALID_NUMBER, 1, False),
 ]
 
 
@@ -253,7 +253,7 @@ async def test_sim_blocked_mid_run_fails_calls_with_cause_50(emu, modems):
     call = await m.dial("+48600000123")
     await call.wait_released(10)
     assert call.cause == 50 and call.report().alerting_at is None
-    assert call.report().outcome is CallOutcome.CHANNEL_ERROR
+    assert call.report().outcome is Outcome.CHANNEL_ERROR
 
 
 # -- a stuck modem during a call never leaves the driver's call set (issue 12 item 2) ------
@@ -304,7 +304,7 @@ async def test_stuck_modem_during_a_call_never_leaves_the_call_set(emulated_bank
                 await m.hangup()  # no answer: the call ends here
                 assert call.released
                 if reached is CallState.ALERTING:
-                    assert call.report().outcome is CallOutcome.CHANNEL_ERROR
+                    assert call.report().outcome is Outcome.CHANNEL_ERROR
             assert m.call is None or m.call.released
             await asyncio.sleep(max(0.0, stuck_until - loop.time()) + 0.1)
             # the modem answers again: the owed hang-up goes first, the call is gone

@@ -7,7 +7,7 @@ import pytest
 
 from modem_drivers.call import CallState
 from modem_drivers.modem import CAUSE_URC_GRACE, Modem
-from modem_drivers.q850 import CallOutcome
+from common.contract import Outcome
 from tests.at_peer import Peer
 
 
@@ -49,7 +49,7 @@ async def test_cause_from_cend_after_a_bare_no_carrier(tmp_path, no_carrier_as: 
         await call.wait_released(CAUSE_URC_GRACE + 1.0)
         assert call.state is CallState.RELEASED
         rep = call.report()
-        assert (rep.outcome, rep.cause) == (CallOutcome.INVALID_NUMBER, 1)
+        assert (rep.outcome, rep.cause) == (Outcome.INVALID_NUMBER, 1)
         assert "AT+CEER" not in peer.received
     finally:
         await modem.close()

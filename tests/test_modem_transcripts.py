@@ -24,7 +24,7 @@ from modem_drivers.at import AtTimeout
 from modem_drivers.call import CallState
 from modem_drivers.errors import NotRegistered
 from modem_drivers.modem import Modem
-from modem_drivers.q850 import CallOutcome
+from common.contract import Outcome
 from modem_drivers.registration import decisive, parse_registration
 from modem_drivers.types import (
     RegDomain,
@@ -427,7 +427,7 @@ async def test_refused_dial_with_unanswered_ceer_still_releases(peer) -> None:
     modem = await opened(peer)
     try:
         call = await asyncio.wait_for(modem.dial("+48601200123"), 10)
-        assert call.released and call.report().outcome is CallOutcome.BUSY
+        assert call.released and call.report().outcome is Outcome.BUSY
         assert modem.call is None or modem.call.released
     finally:
         await modem.close()

@@ -12,7 +12,8 @@ from modem_drivers.at import AtError, TimeoutClass
 from modem_drivers.call import Call, CallState
 from modem_drivers.errors import ModemError
 from modem_drivers.modem import Modem, PlaybackEnd
-from modem_drivers.q850 import CallOutcome, cause_name
+from common.contract import Outcome
+from modem_drivers.q850 import cause_name
 
 from .base import Context, Executed, Placement, result_base
 
@@ -82,7 +83,7 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
     try:
         call = await modem.dial(job["callee"])
     except (AtError, ModemError) as exc:
-        return {**out, "outcome": CallOutcome.CHANNEL_ERROR.value, "cause": None, "error": str(exc), "dialed_at": iso(wall0)}
+        return {**out, "outcome": Outcome.CHANNEL_ERROR.value, "cause": None, "error": str(exc), "dialed_at": iso(wall0)}
     try:
         state = await call.wait_for(CallState.ACTIVE, timeout=max_ring)
     except TimeoutError:

@@ -18,7 +18,8 @@ from modem_drivers.at import AtError
 from modem_drivers.call import CallState
 from modem_drivers.errors import ModemError
 from modem_drivers.modem import Modem
-from modem_drivers.q850 import CallOutcome, cause_name
+from common.contract import Outcome
+from modem_drivers.q850 import cause_name
 from modem_drivers.sms import PID_TYPE0, DeliveryState, delivery_state
 
 from .base import Context, Executed, Executor, Followup, Placement, result_base
@@ -88,7 +89,7 @@ async def run_probe_call(modem: Modem, job: dict[str, Any], p: Placement) -> dic
         return {**out, "outcome": "channel_error", "method": "probe_call", "error": "the modem's port went away during the probe"}
     if state in (CallState.ALERTING, CallState.ACTIVE):
         status = HlrStatus.ACTIVE
-    elif call.cause is not None and call.report().outcome is CallOutcome.CHANNEL_ERROR:
+    elif call.cause is not None and call.report().outcome is Outcome.CHANNEL_ERROR:
         # Our SIM was refused (barred, not subscribed): says nothing about the callee.
         return {**out, "outcome": "channel_error", "method": "probe_call", "cause": call.cause,
                 "cause_name": cause_name(call.cause), "error": "the network refused our SIM"}
