@@ -40,7 +40,6 @@ from typing import Any
 
 import msgspec
 
-from common.contract import CALL_BOUNDS, RETRY_BOUNDS
 from common.configkit import (
     COUNT,
     MAX_SECONDS,
@@ -52,6 +51,7 @@ from common.configkit import (
     check_token,
     explain,
 )
+from common.contract import CALL_BOUNDS, RETRY_BOUNDS
 from common.files import read_toml
 from common.logs import LogSection
 

@@ -26,10 +26,10 @@ from .channel import Channel
 from .config import ApplianceConfig
 from .inbound import InboundRecorder
 from .link import Link
-from .services import Core
 from .metrics import Metrics
 from .rotation import LockRules, RotationPolicy, SimLimits, WindowCap
 from .scheduler import Scheduler
+from .services import Core
 from .status import Status
 from .store import Store
 from .web import add_routes as add_page_routes

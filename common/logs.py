@@ -31,6 +31,7 @@ from typing import IO, Any, Final, Literal
 
 import click
 import msgspec
+
 from .clock import iso
 from .phone import mask
 

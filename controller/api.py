@@ -24,13 +24,25 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from . import auth
+from common import phone
+
+from . import auth, contacts_csv, contacts_json
 from . import campaigns as cp
 from . import contacts as ct
-from . import contacts_csv, contacts_json
-from .apikit import (DEFAULT_PAGE, ID_PATTERN, MAX_CURSOR, MAX_PAGE, ApiError, int_param, json_object, page, path_campaign_id,
-                     path_contact_id, read_json, reply)
-from common import phone
+from .apikit import (
+    DEFAULT_PAGE,
+    ID_PATTERN,
+    MAX_CURSOR,
+    MAX_PAGE,
+    ApiError,
+    int_param,
+    json_object,
+    page,
+    path_campaign_id,
+    path_contact_id,
+    read_json,
+    reply,
+)
 from .link import LinkHub
 from .openapi import document, reference_html
 from .store import Conflict, Store

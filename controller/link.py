@@ -27,6 +27,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import WSMsgType, web
 
+from common import phone
 from common.clock import iso, parse_iso
 from common.contract import (
     Ack,
@@ -45,7 +46,6 @@ from common.contract import (
 )
 
 from . import auth
-from common import phone
 from .reports import Reports
 from .store import Store
 

@@ -23,11 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from common.contract import Outcome
 from common.phone import mask
 
 from .deadlines import coarse_timeout
-from common.contract import Outcome
-
 from .q850 import outcome_for
 
 logger = logging.getLogger(__name__)

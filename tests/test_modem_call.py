@@ -5,10 +5,10 @@ import asyncio
 
 import pytest
 
+from common.contract import Outcome
 from modem_drivers import call as c
 from modem_drivers.call import Call, CallState
 from modem_drivers.dialects import progress as p
-from common.contract import Outcome
 
 
 async def test_forward_moves_and_duplicates():

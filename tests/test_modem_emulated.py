@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
+from common.contract import Outcome
 from modem_drivers.at import AtTimeout, PortState
 from modem_drivers.call import CallState
 from modem_drivers.emulator import Emulator, Fault, Timing
 from modem_drivers.errors import SimPinRequired, WrongPin
 from modem_drivers.modem import Modem
-from common.contract import Outcome
 from modem_drivers.sms import DeliveryState
 from modem_drivers.types import (
     IncomingCall,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from common.contract import Outcome
 from modem_drivers.call import CallState
 from modem_drivers.modem import CAUSE_URC_GRACE, Modem
-from common.contract import Outcome
 from tests.at_peer import Peer
 
 

@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from common.contract import Outcome
 from modem_drivers.at import AtTimeout
 from modem_drivers.call import CallState
 from modem_drivers.errors import NotRegistered
 from modem_drivers.modem import Modem
-from common.contract import Outcome
 from modem_drivers.registration import decisive, parse_registration
 from modem_drivers.types import (
     RegDomain,

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from common.clock import iso
+from common.contract import Outcome
 from modem_drivers.at import AtError, TimeoutClass
 from modem_drivers.call import Call, CallState
 from modem_drivers.errors import ModemError
 from modem_drivers.modem import Modem, PlaybackEnd
-from common.contract import Outcome
 from modem_drivers.q850 import cause_name
 
 from .base import Context, Executed, Placement, result_base

@@ -14,11 +14,11 @@ import enum
 import time
 from typing import Any, Final
 
+from common.contract import Outcome
 from modem_drivers.at import AtError
 from modem_drivers.call import CallState
 from modem_drivers.errors import ModemError
 from modem_drivers.modem import Modem
-from common.contract import Outcome
 from modem_drivers.q850 import cause_name
 from modem_drivers.sms import PID_TYPE0, DeliveryState, delivery_state
 

@@ -21,8 +21,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .model import AttemptSummary, JobKind, LockRules
 from common.clock import iso
+
+from .model import AttemptSummary, JobKind, LockRules
 
 
 class Step(enum.Enum):

@@ -43,6 +43,9 @@ from collections.abc import Iterable
 from heapq import heappop, heappush
 from typing import Any, NamedTuple
 
+from common.clock import iso
+from common.phone import mask
+
 from .heaps import LazyHeap
 from .locks import LOW_BALANCE, Barring, BarringRuns, QuarantineRule, Streaks
 from .model import (
@@ -61,8 +64,6 @@ from .model import (
     WaitingFor,
 )
 from .windows import INF, Usage, WindowClock
-from common.clock import iso
-from common.phone import mask
 
 SNAPSHOT_VERSION = 1
 _TRAFFICS = (Traffic.VOICE, Traffic.SMS)

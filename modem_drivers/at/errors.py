@@ -11,8 +11,9 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
-from .events import Final, FinalKind
 from common.phone import mask
+
+from .events import Final, FinalKind
 
 __all__ = [
     "CME_MESSAGES",

@@ -39,11 +39,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from common.phone import mask
+
 from ..deadlines import Deadlines, deadlines
 from .errors import AtError, AtTimeout, PortClosed, PortUnavailable, failure_for
 from .events import NEED_DATA, Final, FinalKind, InfoLine, Prompt, Urc
 from .protocol import AtParser, default_expect
-from common.phone import mask
 from .response import Response
 from .tables import ANSWER_WITHOUT_FINAL
 from .timeouts import TimeoutClass

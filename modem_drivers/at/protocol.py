@@ -35,9 +35,10 @@ import re
 import time
 from collections.abc import Iterable
 
+from common.phone import mask
+
 from .errors import AtProtocolError, error_code_from_text
 from .events import NEED_DATA, Final, FinalKind, InfoLine, NeedData, Prompt, Urc
-from common.phone import mask
 from .tables import (
     CALL_COMMAND_PREFIXES,
     CALL_PROGRESS_KINDS,
