@@ -16,13 +16,13 @@ The checker is handed what it uses (``services.Core``), not the whole appliance.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from typing import Final
 
 from common.clock import iso
 from modem_drivers.at import AtError
+from modem_drivers.background import Background
 from modem_drivers.errors import ModemError
 
 from .channel import ChannelState
@@ -62,16 +62,13 @@ class BalanceChecker:
         self.last: dict[str, float] = dict(deps.store.get_kv("balance_checked", {}))
         self.balances: dict[str, float] = {}
         self._sem = asyncio.Semaphore(MAX_CONCURRENT)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = Background("balance", logger)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._tasks.spawn(self._run(), "balance checks")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+        await self._tasks.cancel_all()
 
     async def _run(self) -> None:
         # Let the bank settle and the first jobs start before the first round.

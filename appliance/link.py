@@ -54,6 +54,7 @@ from common.contract import (
     decode_message,
     encode_message,
 )
+from modem_drivers.background import Background
 from modem_drivers.types import IncomingCall, SmsReceived
 
 from .channel import Channel
@@ -94,7 +95,7 @@ class Link:
         self.clock = deps.clock
         self.connected = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = Background("link", logger)
         self._wake = asyncio.Event()
         self.sent_results = 0
         # What the controller may send us; hello, ack, results and inbound go the other way.
@@ -107,13 +108,10 @@ class Link:
     def start(self) -> None:
         self.bank.on_event(self._on_bank_event)
         self.scheduler.result_listeners.append(lambda _r: self._wake.set())
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._tasks.spawn(self._run(), "the fleet link")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+        await self._tasks.cancel_all()
 
     def state(self) -> dict[str, Any]:
         """For the status: where to, whether up, how many results sent."""
