@@ -57,6 +57,7 @@ class Outcome(enum.Enum):
     INVALID_NUMBER = "invalid_number"
     NETWORK_ERROR = "network_error"
     CHANNEL_ERROR = "channel_error"
+    AUDIO_FAULT = "audio_fault"  # answered, but no live frames on the audio port within 500 ms (issue 14)
     CANCELLED = "cancelled"
     REFUSED_BY_POLICY = "refused_by_policy"  # the controller's contact rules
     # SMS: a non-final submitted, then the status reports' verdict

@@ -1,0 +1,49 @@
+"""The far side of an audio port on a real pseudo-terminal: the test writes PCM bytes into
+the master (as the modem would) and collects what the port wrote, in the test's loop."""
+from __future__ import annotations
+
+import asyncio
+import os
+import tty
+
+
+class AudioPeer:
+    def __init__(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self.master, self.slave = master, slave
+        self.path = os.ttyname(slave)
+        self.received = bytearray()
+        self.arrivals: list[float] = []  # loop.time() of each read from the port
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(master, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        self.received += data
+        self.arrivals.append(self._loop.time())
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    async def wait_received(self, count: int, timeout: float = 5.0) -> bytes:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                await asyncio.sleep(0.005)
+        return bytes(self.received)
+
+    def vanish(self) -> None:
+        if self.master < 0:
+            return
+        self._loop.remove_reader(self.master)
+        os.close(self.master)
+        os.close(self.slave)
+        self.master = self.slave = -1
+
+    close = vanish
