@@ -171,7 +171,7 @@ class Engine:
         if isinstance(event, Digit):
             self.digits.append((event.key, event.at))
             return self._digit(event.key)
-        return self._timeout()
+        return self._replay("timeouts")  # once (timeout_retries), then give_up
 
     def key(self) -> tuple[object, ...]:
         """Everything that decides what comes next (for walking the state graph in tests)."""
