@@ -10,8 +10,19 @@ from decimal import Decimal
 
 import pytest
 
-from appliance.voicebot.engine import (Collect, Digit, End, Engine, EngineError, Hangup, Phase, Play,
-                                       PromptDone, Result, Timeout)
+from appliance.voicebot.engine import (
+    Collect,
+    Digit,
+    End,
+    Engine,
+    EngineError,
+    Hangup,
+    Phase,
+    Play,
+    PromptDone,
+    Result,
+    Timeout,
+)
 from appliance.voicebot.load import shipped
 from appliance.voicebot.model import Identity
 from appliance.voicebot.variables import JobVariables, VariablesError
@@ -142,6 +153,7 @@ def test_keys_typed_during_a_prompt_are_taken_and_a_stale_prompt_done_ignored() 
     assert isinstance(debt, Play) and debt.prompt_id == "debt"
     assert engine.handle(PromptDone("identity")) == []  # the replaced prompt's late report
     (ask,) = engine.handle(PromptDone("debt"))
+    assert isinstance(ask, Play) and ask.prompt_id == "ask_date"
     engine.handle(Digit("2", 3.0))  # typing ahead into the date
     assert engine.handle(PromptDone()) == [Collect(3, 15.0)]
 

@@ -4,8 +4,21 @@ out) so the live call path and the tests drive it the same way; amounts and date
 in words (num2words, babel); prompts synthesised with espeak-ng and cached on disk.
 See docs/voicebot.md.
 """
-from .engine import (Action, Collect, Digit, End, Engine, EngineError, Event, Hangup, Phase, Play,
-                     PromptDone, Result, Timeout)
+from .engine import (
+                     Action,
+                     Collect,
+                     Digit,
+                     End,
+                     Engine,
+                     EngineError,
+                     Event,
+                     Hangup,
+                     Phase,
+                     Play,
+                     PromptDone,
+                     Result,
+                     Timeout,
+)
 from .load import Dialogue, DialogueError, load, parse, shipped, shipped_names
 from .model import Identity
 from .spoken import SpokenError, say_amount, say_date

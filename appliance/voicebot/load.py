@@ -21,7 +21,13 @@ import msgspec
 
 from .model import DATE_FORMATS, KEYPAD, DialogueFile, Header, Identity, State
 from .spoken import LANGUAGES
-from .variables import DEBT_VARIABLES, JOB_VARIABLES, RUNTIME_VARIABLES, VariablesError, placeholders
+from .variables import (
+    DEBT_VARIABLES,
+    JOB_VARIABLES,
+    RUNTIME_VARIABLES,
+    VariablesError,
+    placeholders,
+)
 
 T = TypeVar("T")
 
@@ -54,7 +60,7 @@ def _where(source: str, state: str | None, key: str) -> str:
     return f"{source}: [states.{state}] {key}" if state else f"{source}: [dialogue] {key}"
 
 
-def _edges(header: Header, name: str, state: State) -> Iterator[tuple[str, str]]:
+def _edges(header: Header, state: State) -> Iterator[tuple[str, str]]:
     """(key, target) for every way out of a state, the dialogue-wide ones included."""
     yield from state.targets().items()
     if state.waits_for_keys:
@@ -144,7 +150,7 @@ def _check_state(h: Header, name: str, st: State, states: dict[str, State], src:
 
 
 def _check_graph(h: Header, states: dict[str, State], src: str) -> None:
-    step = {n: [t for _, t in _edges(h, n, s)] for n, s in states.items()}
+    step = {n: [t for _, t in _edges(h, s)] for n, s in states.items()}
     reached = _reachable([h.start], step)
     for name in states:
         if name not in reached:
