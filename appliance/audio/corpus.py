@@ -33,64 +33,31 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from modem_drivers.emulator.sounds import (
+    ANNOUNCEMENT,
+    HUMAN,
+    HUMAN_SHORT,
+    MACHINE,
+    NAMES,
+    REPLY,
+    SIT_PLANS,
+    VARIANTS,
+    VOICES,
+    add_noise,
+    dtmf_tone,
+    speak,
+    to_pcm,
+    tone,
+    zeros,
+)
+
 from .events import DTMF_KEYS
-from .goertzel import COLS, ROWS
 from .pcm import SAMPLE_RATE
 
 LABELS_FILE: Final = "labels.csv"
 CLASSES: Final = ("human", "machine", "silence", "fax", "sit", "dtmf")
 #: Share of each class; AMD classes dominate because that is what the bench measures.
 MIX: Final = (0.36, 0.36, 0.07, 0.07, 0.07, 0.07)
-VOICES: Final = {"en": ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp"), "pl": ("pl",)}
-VARIANTS: Final = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3",
-                   "+f4", "+f5", "+klatt", "+klatt2", "+klatt3")
-NAMES: Final = {"en": ("John", "Anna Smith", "Mark", "Sarah Jones", "David", "Emily"),
-                "pl": ("Jan Kowalski", "Anna", "Piotr Nowak", "Kasia", "Marek", "Zofia Wiśniewska")}
-#: How people answer: most with one or two words, some with a sentence (picked 60/40).
-HUMAN_SHORT: Final = {
-    "en": ("Hello?", "Yes?", "Hi!", "Yeah?", "Hello.", "Yes, hello?"),
-    "pl": ("Halo?", "Tak?", "Słucham?", "Tak, słucham.", "Halo.", "No, słucham?"),
-}
-HUMAN: Final = {
-    "en": ("Hello, who's this?", "Yeah, hello?", "Hello, speaking.", "Good morning.",
-           "Hi, who is it?", "Hello, this is {name}."),
-    "pl": ("Halo, kto mówi?", "Dzień dobry.", "Tak, halo?", "Halo, tu {name}.",
-           "Słucham, kto dzwoni?", "Dzień dobry, słucham."),
-}
-REPLY: Final = {
-    "en": ("Hello? Anyone there?", "Who is calling?", "Yes, go ahead.", "Hello?"),
-    "pl": ("Halo, jest tam ktoś?", "Kto mówi?", "Proszę mówić.", "Halo?"),
-}
-MACHINE: Final = {
-    "en": ("Hi, you've reached {name}. I can't take your call right now. Please leave a message after the tone.",
-           "Hello. This is {name}. Leave a message and I'll call you back.",
-           "The person you are calling is not available. Please leave a message after the beep.",
-           "Hello, you have reached the voicemail of {name}. Please leave your name and number.",
-           "{name} here. Sorry I missed you. Leave a message.",
-           "Thank you for calling. Nobody is available to take your call. Please leave a message."),
-    "pl": ("Dzień dobry, dodzwoniłeś się do {name}. Nie mogę teraz odebrać. Zostaw wiadomość po sygnale.",
-           "Cześć, tu {name}. Oddzwonię najszybciej jak to możliwe.",
-           "Abonent jest czasowo niedostępny. Proszę zostawić wiadomość po sygnale.",
-           "Witaj, tu poczta głosowa {name}. Nagraj wiadomość po sygnale.",
-           "Halo. Tu {name}. Nie ma mnie teraz, zostaw wiadomość.",
-           "Dzień dobry. Nie możemy odebrać telefonu. Prosimy o pozostawienie wiadomości."),
-}
-ANNOUNCEMENT: Final = {
-    "en": ("The number you have dialed is not in service. Please check the number and dial again.",
-           "We're sorry, your call cannot be completed as dialed."),
-    "pl": ("Wybrany numer nie istnieje. Sprawdź numer i spróbuj ponownie.",
-           "Abonent o podanym numerze nie istnieje."),
-}
-#: SIT segment plans (frequency, ms): Bellcore codes and the plain ITU sequence.
-SIT_PLANS: Final = {
-    "intercept": ((913.8, 274), (1370.6, 274), (1776.7, 380)),
-    "vacant_code": ((985.2, 380), (1370.6, 274), (1776.7, 380)),
-    "no_circuit": ((985.2, 380), (1428.5, 380), (1776.7, 380)),
-    "reorder": ((913.8, 274), (1428.5, 380), (1776.7, 380)),
-    "itu": ((950.0, 330), (1400.0, 330), (1800.0, 330)),
-}
-
-
 class CorpusError(RuntimeError):
     """The corpus cannot be made (missing espeak-ng/sox, bad arguments)."""
 
@@ -160,101 +127,61 @@ def _plan(i: int, label: str, rng: np.random.Generator) -> CorpusItem:
 
 # -- rendering (runs in worker processes) ---------------------------------------------
 def _speak(text: str, item: CorpusItem) -> npt.NDArray[np.float64]:
-    """espeak-ng → sox (resample to 8 kHz) → float samples at about −20 dBFS active level."""
-    speak = subprocess.run(
-        ["espeak-ng", "-v", item.voice, "-s", str(item.speed), "-p", str(item.pitch), "--stdout", text],
-        capture_output=True, check=True,
-    )
-    conv = subprocess.run(
-        ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed", "-b", "16", "-c", "1", "-"],
-        input=speak.stdout, capture_output=True, check=True,
-    )
-    x = np.frombuffer(conv.stdout, dtype="<i2").astype(np.float64)
-    nz = np.flatnonzero(np.abs(x) > 64)
-    if len(nz):
-        x = x[nz[0] : nz[-1] + 1]  # espeak pads silence; the plan decides the timing
-    active = x[np.abs(x) > 0.05 * (np.abs(x).max() + 1)]
-    rms = float(np.sqrt(np.mean(active**2))) if len(active) else 1.0
-    return x * (32768 * 10 ** (-20 / 20) / rms)
-
-
-def _tone(f: float, ms: float, dbfs: float, rng: np.random.Generator) -> npt.NDArray[np.float64]:
-    t = np.arange(int(round(ms * SAMPLE_RATE / 1000))) / SAMPLE_RATE
-    return 32768 * 10 ** (dbfs / 20) * np.sqrt(2) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-
-
-def _noise(kind: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
-    w = rng.normal(size=n)
-    if kind == "white" or n < 4:
-        return w
-    spec = np.fft.rfft(w)
-    f = np.maximum(np.arange(len(spec)), 1)
-    spec /= np.sqrt(f) if kind == "pink" else f
-    out = np.fft.irfft(spec, n)
-    return out / (out.std() + 1e-12)
-
-
-def _zeros(ms: float) -> npt.NDArray[np.float64]:
-    return np.zeros(int(ms * SAMPLE_RATE / 1000))
+    return speak(text, item.voice, item.speed, item.pitch)
 
 
 def _render(item: CorpusItem, out_dir: str) -> CorpusItem:
     rng = np.random.default_rng(item.seed)
-    parts: list[npt.NDArray[np.float64]] = [_zeros(item.onset_ms)]
+    parts: list[npt.NDArray[np.float64]] = [zeros(item.onset_ms)]
     extra: dict[str, object] = {}
     pos = lambda: sum(len(p) for p in parts) * 1000 // SAMPLE_RATE  # noqa: E731
     if item.label == "human":
         parts.append(_speak(item.text, item))
         extra["greeting_end_ms"] = pos()
         if item.reply:
-            parts += [_zeros(rng.uniform(800, 2500)), _speak(item.reply, item)]
-        parts.append(_zeros(rng.uniform(1500, 3500)))
+            parts += [zeros(rng.uniform(800, 2500)), _speak(item.reply, item)]
+        parts.append(zeros(rng.uniform(1500, 3500)))
     elif item.label == "machine":
         parts.append(_speak(item.text, item))
         extra["greeting_end_ms"] = pos()
         if item.beep_ms:
-            parts += [_zeros(rng.uniform(200, 800)), _tone(item.beep_hz, item.beep_ms, rng.uniform(-22, -10), rng)]
+            parts += [zeros(rng.uniform(200, 800)), tone(item.beep_hz, item.beep_ms, rng.uniform(-22, -10), rng)]
             extra["beep_end_ms"] = pos()
-        parts.append(_zeros(rng.uniform(500, 3000)))
+        parts.append(zeros(rng.uniform(500, 3000)))
     elif item.label == "sit":
         level = rng.uniform(-24, -14)  # ITU-T E.180: −24 dBm0 nominal
         for k, (f, ms) in enumerate(SIT_PLANS[item.sit_kind]):
             if k:
-                parts.append(_zeros(rng.uniform(0, 30)))
-            parts.append(_tone(f, ms, level + rng.uniform(-1, 1), rng))
+                parts.append(zeros(rng.uniform(0, 30)))
+            parts.append(tone(f, ms, level + rng.uniform(-1, 1), rng))
         extra["sit_end_ms"] = pos()
-        parts += [_zeros(rng.uniform(300, 1000)), _speak(item.text, item), _zeros(rng.uniform(500, 2000))]
+        parts += [zeros(rng.uniform(300, 1000)), _speak(item.text, item), zeros(rng.uniform(500, 2000))]
     elif item.label == "fax":
         level = rng.uniform(-20, -10)
         if item.fax_kind == "ced":
-            parts.append(_tone(2100, rng.uniform(2600, 4000), level, rng))
+            parts.append(tone(2100, rng.uniform(2600, 4000), level, rng))
             bits = rng.integers(0, 2, int(rng.uniform(1, 2) * 300))  # V.21 ch2 at 300 bit/s
             freq = np.repeat(np.where(bits, 1650.0, 1850.0), SAMPLE_RATE // 300)
             phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE
-            parts += [_zeros(75), 32768 * 10 ** (level / 20) * np.sqrt(2) * np.sin(phase)]
+            parts += [zeros(75), 32768 * 10 ** (level / 20) * np.sqrt(2) * np.sin(phase)]
         else:
             for _ in range(2):
-                parts += [_tone(1100, 500, level, rng), _zeros(3000)]
-        parts.append(_zeros(rng.uniform(500, 1500)))
+                parts += [tone(1100, 500, level, rng), zeros(3000)]
+        parts.append(zeros(rng.uniform(500, 1500)))
     elif item.label == "dtmf":
         for d in item.digits:
-            k = DTMF_KEYS.index(d)
             ms = rng.uniform(40, 60)
             twist = rng.uniform(-3.5, 7.5)  # low minus high group, inside the 8/4 dB rules
             level = rng.uniform(-22, -10)
-            t = np.arange(int(ms * SAMPLE_RATE / 1000)) / SAMPLE_RATE
-            lo = 32768 * 10 ** ((level + twist / 2) / 20) * np.sin(2 * np.pi * ROWS[k // 4] * (1 + rng.uniform(-0.012, 0.012)) * t + rng.uniform(0, 6.3))
-            hi = 32768 * 10 ** ((level - twist / 2) / 20) * np.sin(2 * np.pi * COLS[k % 4] * (1 + rng.uniform(-0.012, 0.012)) * t + rng.uniform(0, 6.3))
-            parts += [lo + hi, _zeros(rng.uniform(50, 80))]
-        parts.append(_zeros(rng.uniform(500, 1500)))
+            parts += [dtmf_tone(d, ms, level, rng, twist, detune=0.012), zeros(rng.uniform(50, 80))]
+        parts.append(zeros(rng.uniform(500, 1500)))
     else:  # silence
-        parts.append(_zeros(rng.uniform(4500, 8000)))
+        parts.append(zeros(rng.uniform(4500, 8000)))
     x = np.concatenate(parts)
     if item.snr_db >= 0:
-        speech_level = 32768 * 10 ** (-20 / 20)
-        x = x + _noise(item.noise, len(x), rng) * speech_level * 10 ** (-item.snr_db / 20)
+        x = add_noise(x, item.noise, item.snr_db, rng)
     x = x * 10 ** (item.gain_db / 20)
-    raw = np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
+    raw = to_pcm(x)
     path = os.path.join(out_dir, item.file)
     effects = ["sinc", "300-3400"] if item.band_limited else []
     subprocess.run(

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import io
 import time
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from common.contract import Outcome  # the one outcome enum; _network and the package import it from here
+from common.clikit import to_jsonable
+from common.contract import (
+    Outcome,  # the one outcome enum; _network and the package import it from here
+)
 
 from ._dialects import CallReport
 
@@ -62,6 +67,74 @@ class PlayedMessage:
     heard: bool  # reached the far end (False: played on the modem's local audio path)
 
 
+@dataclass(frozen=True, slots=True)
+class HeardSpan:
+    """A stretch of sound the far end heard from the modem (a prompt, a message), in ms
+    after the answer on the far end's frame clock (20 ms a frame)."""
+
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPress:
+    """A key the far end pressed: in-band tone (and the dialect's URC) ending ``at_ms``."""
+
+    digit: str
+    at_ms: int
+
+
+@dataclass(slots=True)
+class CallAudio:
+    """What the far end of an answered call on an audio port played and heard
+    (``CallRecord.audio``): the network's ground truth for live-audio tests.
+
+    ``pcm`` is everything it heard, 8 kHz s16le, one 20 ms frame per tick of its clock
+    from the answer (a tick with nothing from the host records silence), capped at
+    :data:`MAX_RECORDED_SECONDS`. It is left out of :meth:`public` (the control API
+    serves it as a WAV: ``GET /calls/{n}/heard.wav``)."""
+
+    kind: str  # the callee's kind (``_voices.CalleeKind`` value)
+    source: str  # "espeak", a WAV file of --audio-dir, or "none" (no voice could be made)
+    said: str = ""  # text of what the callee said ("" for tones and WAV files)
+    beep_ms: int | None = None  # a machine's beep ended here (ms after answer)
+    frames_sent: int = 0
+    frames_heard: int = 0  # ticks with a whole frame from the host
+    late_ticks: int = 0  # ticks the far end itself sent more than a frame late
+    heard: list[HeardSpan] = field(default_factory=list)
+    keys: list[KeyPress] = field(default_factory=list)
+    pcm: bytearray = field(default_factory=bytearray, repr=False)
+
+    def heard_after(self, ms: int) -> bytes:
+        """The recording from ``ms`` after the answer on."""
+        start = max(0, ms) * SAMPLES_PER_MS * 2
+        return bytes(self.pcm[start:])
+
+    def after_beep(self) -> bytes:
+        """What the machine recorded after its beep (b"" when it has no beep yet)."""
+        return b"" if self.beep_ms is None else self.heard_after(self.beep_ms)
+
+    def span_audio(self, span: HeardSpan) -> bytes:
+        """One heard prompt or message as PCM."""
+        return bytes(self.pcm[span.start_ms * SAMPLES_PER_MS * 2 : span.end_ms * SAMPLES_PER_MS * 2])
+
+    def public(self) -> dict[str, object]:
+        return {
+            "kind": self.kind, "source": self.source, "said": self.said, "beep_ms": self.beep_ms,
+            "frames_sent": self.frames_sent, "frames_heard": self.frames_heard, "late_ticks": self.late_ticks,
+            "heard": [{"start_ms": h.start_ms, "end_ms": h.end_ms} for h in self.heard],
+            "keys": [{"digit": k.digit, "at_ms": k.at_ms} for k in self.keys],
+            "recorded_ms": len(self.pcm) // (2 * SAMPLES_PER_MS),
+        }
+
+
+#: 8 kHz audio: samples per millisecond.
+SAMPLES_PER_MS: Final = 8
+#: A call's recording stops growing after this long (a far end kept up for hours would
+#: otherwise hold 57 MB an hour); two minutes cover the longest scripted conversation.
+MAX_RECORDED_SECONDS: Final = 120
+
+
 @dataclass(slots=True)
 class CallRecord:
     """One call as the network saw it (``Network.calls``)."""
@@ -82,6 +155,24 @@ class CallRecord:
     # system-wide on Linux, so another process on this host can compare its own stamp)
     answered_monotonic: float | None = None
     played: list[PlayedMessage] = field(default_factory=list)  # TTS messages, in order
+    audio: CallAudio | None = None  # the far end on the modem's audio port (audio modems only)
+
+    def public(self) -> dict[str, object]:
+        """The record as JSON-ready data, its audio without the PCM."""
+        data = {f: to_jsonable(getattr(self, f)) for f in self.__dataclass_fields__ if f != "audio"}
+        data["audio"] = self.audio.public() if self.audio is not None else None
+        return data
+
+
+def wav_bytes(pcm: bytes) -> bytes:
+    """8 kHz s16le mono PCM as a WAV file."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLES_PER_MS * 1000)
+        w.writeframes(pcm)
+    return out.getvalue()
 
 
 def toa(number: str) -> int:

@@ -1,6 +1,6 @@
 """HTTP control API (aiohttp, 127.0.0.1 only) so other processes can drive the emulator.
 
-GET /modems, GET /calls, GET /sms, POST /faults {modem, fault, ...params},
+GET /modems, GET /calls, GET /calls/{n}/heard.wav, GET /sms, POST /faults {modem, fault, ...params},
 GET /faults (faults armed for a call phase, and those that fired),
 POST /inbound/sms {from, to, text}, POST /inbound/call {from, to, ring_seconds}.
 Errors are JSON ``{error, detail}`` with a 4xx status (docs/architecture.md, Conventions).
@@ -22,9 +22,7 @@ from typing import Any, Final, Protocol
 
 from aiohttp import web
 
-from common.clikit import to_jsonable
-
-from ._calls import Call, CallState
+from ._calls import Call, CallState, wav_bytes
 from ._faults import EmulatorError, Fault
 from ._modem import VirtualModem
 from ._network import Network
@@ -120,6 +118,7 @@ class ControlServer:
         app = web.Application()
         app.router.add_get("/modems", self.modems)
         app.router.add_get("/calls", self.calls)
+        app.router.add_get("/calls/{n}/heard.wav", self.heard)
         app.router.add_get("/sms", self.sms)
         app.router.add_post("/faults", self.faults)
         app.router.add_get("/faults", self.armed_faults)
@@ -145,6 +144,8 @@ class ControlServer:
         for m in self.emulator.modems:
             out.append({
                 "id": m.id, "port": m.port, "device": m.device, "online": m.online,
+                "audio_port": m.audio_port, "audio_device": m.audio.device if m.audio is not None else None,
+                "audio_setup": m.settings.audio,
                 "vendor": m.vendor, "model": m.model, "imei": m.imei, "active_slot": m.active_slot,
                 "registration": m.reg_stat, "stuck": m.stuck,
                 "call": m.call.state.value if m.call else None,
@@ -153,7 +154,31 @@ class ControlServer:
         return web.json_response(out)
 
     async def calls(self, request: web.Request) -> web.Response:
-        return web.json_response(to_jsonable(self.emulator.network.calls))
+        return web.json_response([r.public() for r in self.emulator.network.calls])
+
+    async def heard(self, request: web.Request) -> web.Response:
+        """What the far end of call ``n`` (its index in GET /calls) heard, as a WAV;
+        ``?from=beep`` starts at a machine's beep, ``?from_ms=N`` N ms after the answer."""
+        calls = self.emulator.network.calls
+        try:
+            n = int(request.match_info["n"])
+            record = calls[n]
+        except (ValueError, IndexError):
+            return _error(404, "unknown_call", f"n: expected a call index 0…{len(calls) - 1}")
+        audio = record.audio
+        if audio is None:
+            return _error(404, "no_audio", f"call {n} had no far end on an audio port")
+        start = request.query.get("from")
+        if start == "beep":
+            if audio.beep_ms is None:
+                return _error(404, "no_beep", f"call {n}: the callee played no beep")
+            pcm = audio.after_beep()
+        else:
+            try:
+                pcm = audio.heard_after(int(request.query.get("from_ms", "0")))
+            except ValueError:
+                return _error(422, "bad_field", "from_ms: expected whole milliseconds after the answer")
+        return web.Response(body=wav_bytes(pcm), content_type="audio/wav")
 
     async def sms(self, request: web.Request) -> web.Response:
         return web.json_response([r.public() for r in self.emulator.network.sms])

@@ -58,6 +58,10 @@ class Dialect:
     #: Command that tells the SIM's PIN/PUK tries left (docs/dialects.md "PIN tries"):
     #: +SPIC (SIMCom), +QPINC (Quectel), ^CPIN (Huawei), +CPINR (27.007 §8.65, generic).
     pin_counter: str = "+CPINR"
+    #: Command that puts call audio on the modem's audio port, and so whether the model
+    #: has one: ^DDSETEX (Huawei voice dongles, chan_dongle), +CPCMREG (SIM7600 USB audio),
+    #: +QPCMV (EC25 USB audio). SIM800 and the generic modem have none.
+    audio_setup: str | None = None
 
 
 _COMMON_HANGUP: Final = frozenset({"H", "+CHUP"})  # ATH (V.250) and AT+CHUP (27.007 §6.5)
@@ -88,24 +92,25 @@ _HUAWEI = dict(
     # voice call up. The emulator keeps that quirk (ATH is not in this set).
     hangup_commands=frozenset({"+CHUP"}),
     cnmi_ds_supported=frozenset({0, 1, 2}), caret_not_supported=False,
-    iccid_prefix="", rssi_urc=True,
+    iccid_prefix="", rssi_urc=True, audio_setup="^DDSETEX",
 )
 
 #: Every model the emulator can be; a vendor name picks its models round-robin.
 DIALECTS: Final[dict[str, Dialect]] = {
     "SIMCOM_SIM7600E-H": Dialect(
         **_SIMCOM, model="SIMCOM_SIM7600E-H", revision="LE11B12SIM7600M22", tac="86147503",
-        commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS", "+CDTAM", "+SPIC"}), voice_call_urcs=True,
+        commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS", "+CDTAM", "+SPIC", "+CPCMREG"}), voice_call_urcs=True,
         dtmf_urc="+RXDTMF: {digit}", dtmf_enable=None, iccid_prefix="+CCID: ",
         # SIM7600 manual AT+CDTAM: TTS plays on the local path until set to 1 (remote).
-        tts="+CTTS", tts_path="+CDTAM",
+        tts="+CTTS", tts_path="+CDTAM", audio_setup="+CPCMREG",
     ),
     "SIM800": Dialect(
         **_SIMCOM, model="SIM800", revision="Revision:1418B05SIM800L24", tac="86469103",
         commands=frozenset({"+CCID", "+CSUS", "+DDET", "+CTTS", "+SPIC"}), voice_call_urcs=False,
         dtmf_urc="+DTMF: {digit}", dtmf_enable="+DDET", iccid_prefix="", tts="+CTTS",
     ),
-    "EC25": Dialect(**_QUECTEL, model="EC25", revision="EC25EFAR06A06M4G", tac="86167503"),
+    "EC25": Dialect(**{**_QUECTEL, "commands": _QUECTEL["commands"] | {"+QPCMV"}},  # type: ignore[arg-type]
+                    model="EC25", revision="EC25EFAR06A06M4G", tac="86167503", audio_setup="+QPCMV"),
     "M35": Dialect(**_QUECTEL, model="M35", revision="M35FAR02A03", tac="86280303"),
     "UC15": Dialect(**_QUECTEL, model="UC15", revision="UC15AR02A01E1G", tac="86210203"),
     "E1550": Dialect(**_HUAWEI, model="E1550", revision="11.608.12.02.21", tac="35414003"),

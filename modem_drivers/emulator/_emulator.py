@@ -25,6 +25,7 @@ from ._network import Network
 from ._sim import luhn_digit, make_sim
 from ._state import STATE_VERSION, appliance_config, modem_entry
 from ._timing import PROFILES, Timing
+from ._voices import SoundLibrary, default_cache_dir
 
 
 @dataclass(slots=True)
@@ -42,6 +43,10 @@ class EmulatorConfig:
     # TTS voice speed in characters a second; None = the timing profile's (15 realistic,
     # instant in fast timing). Lets a fast-timing test hear a message that takes time.
     speech_rate: float | None = None
+    # Call audio (docs/emulator.md, "Call audio"): WAV files that replace the generated
+    # callee sounds, and where generated voices are cached (None: default_cache_dir()).
+    audio_dir: Path | None = None
+    sound_cache: Path | None = None
 
     def validate(self) -> None:
         if self.modems < 1:
@@ -59,6 +64,8 @@ class EmulatorConfig:
             raise EmulatorError("block_after_calls: expected a number ≥ 0 or None")
         if self.speech_rate is not None and not self.speech_rate > 0:
             raise EmulatorError("speech_rate: expected characters per second > 0, or None")
+        if self.audio_dir is not None and not Path(self.audio_dir).is_dir():
+            raise EmulatorError(f"audio_dir: {self.audio_dir} is not a directory of WAV files")
 
 
 def make_imei(tac: str, serial: int) -> str:
@@ -73,7 +80,9 @@ class Emulator:
         self.profile = PROFILES[config.timing]
         if config.speech_rate is not None:
             self.profile = dataclasses.replace(self.profile, speech_chars_per_second=config.speech_rate)
-        self.network = Network(self.profile, config.seed, config.block_after_calls)
+        sounds = SoundLibrary(Path(config.sound_cache) if config.sound_cache else default_cache_dir(),
+                              Path(config.audio_dir) if config.audio_dir else None, config.seed)
+        self.network = Network(self.profile, config.seed, config.block_after_calls, sounds)
         self.modems: list[VirtualModem] = []
         self._by_id: dict[str, VirtualModem] = {}
         self._own_state_dir = config.state_dir is None
@@ -111,6 +120,7 @@ class Emulator:
                     modem_id, dialect, make_imei(dialect.tac, cfg.seed * 100_003 + i), sims,
                     self.network, self.profile, random.Random(f"modem:{cfg.seed}:{i}"),
                     self.state_dir / f"tty{modem_id.upper()}",
+                    self.state_dir / f"tty{modem_id.upper()}-audio",
                 )
                 modem.start(loop)
                 self.modems.append(modem)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from ._callee import AudioLine
 from ._calls import Call, CallState, RELEASE_RESULT, DEFAULT_RELEASE_RESULT, progress_urcs, toa, _clcc
 from ._commands import Command, Kind, parse_line
 from ._dialects import DIALECTS, CallReport, CeerStyle, Dialect, UssdCoding
@@ -74,11 +75,13 @@ class Settings:
     cops_format: int = 0
     cmgf: int = 0
     cfun: int = 1
+    audio: int = 0  # the audio set-up command's last value (AT^DDSETEX=2, AT+CPCMREG=1, AT+QPCMV=1,0)
 
 
 class VirtualModem:
     def __init__(self, modem_id: str, dialect: Dialect, imei: str, sims: list[VirtualSim],
-                 network: Network, profile: TimingProfile, rng: random.Random, link: Path) -> None:
+                 network: Network, profile: TimingProfile, rng: random.Random, link: Path,
+                 audio_link: Path | None = None) -> None:
         self.id = modem_id
         self.dialect = dialect
         self.vendor = dialect.vendor
@@ -111,6 +114,10 @@ class VirtualModem:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.speaker = Speaker(self, dialect.tts)
+        #: The audio port (a second pty), on models whose dialect has an audio set-up command.
+        self.audio: AudioLine | None = (
+            AudioLine(audio_link, self) if dialect.audio_setup is not None and audio_link is not None else None
+        )
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -128,6 +135,8 @@ class VirtualModem:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pty.open(loop)
+        if self.audio is not None:
+            self.audio.open(loop)
         self._worker = loop.create_task(self._work(), name=f"modem-{self.id}")
         self._power_on()
 
@@ -137,6 +146,8 @@ class VirtualModem:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._pty.close(remove_link=True)
+        if self.audio is not None:
+            self.audio.close(remove_link=True)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         self.track(asyncio.get_running_loop().create_task(coro))  # type: ignore[arg-type]
@@ -166,8 +177,14 @@ class VirtualModem:
             self.network.drop(self, self.call)
         self._power_on()
 
+    @property
+    def audio_port(self) -> str | None:
+        return self.audio.port if self.audio is not None else None
+
     def vanish(self, seconds: float | None) -> None:
         self._pty.close(remove_link=True)
+        if self.audio is not None:
+            self.audio.close(remove_link=True)  # one USB device: its audio interface goes too
         self._power_cycle()
         if seconds is not None:
             asyncio.get_running_loop().call_later(seconds, self.reappear)
@@ -175,6 +192,8 @@ class VirtualModem:
     def reappear(self) -> None:
         if not self._pty.is_open and self._loop is not None:
             self._pty.open(self._loop)
+            if self.audio is not None:
+                self.audio.open(self._loop)
             self._power_on()
 
     def set_stuck(self, seconds: float | None) -> None:
@@ -346,6 +365,8 @@ class VirtualModem:
         if remote:
             self.urc(RELEASE_RESULT.get(call.cause or 0, DEFAULT_RELEASE_RESULT))
         self.speaker.call_ended(call)  # the voice stops with the call: end URC after release
+        if self.audio is not None and self.audio.far is not None and self.audio.far.call is call:
+            self.audio.hang_up()  # the port falls quiet with the call
         if self.call is call:
             self.call = None
         self.last_cause = call.cause or 0
@@ -400,7 +421,7 @@ class VirtualModem:
         self.settings = Settings()
         return []
 
-    @at("Q", "X", "L", "M", "&C", "&D", "&W", "S", "+IFC", "+IPR", "^CURC", "^DDSETEX", "+CSCB")
+    @at("Q", "X", "L", "M", "&C", "&D", "&W", "S", "+IFC", "+IPR", "^CURC", "+CSCB")
     async def _accepted(self, c: Command) -> list[str]:
         return ["+IPR: 115200"] if c.name == "+IPR" and c.kind is Kind.READ else []
 
@@ -769,6 +790,23 @@ class VirtualModem:
     @at("+CDTAM")
     async def _tts_path(self, c: Command) -> list[str]:
         return self._numeric_setting(c, "tts_path", range(2))
+
+    @at("^DDSETEX", "+CPCMREG", "+QPCMV")
+    async def _audio_setup(self, c: Command) -> list[str]:
+        """Switch the voice to the audio port (docs/emulator.md, "Call audio"): Huawei
+        ``AT^DDSETEX=2`` (chan_dongle), SIM7600 ``AT+CPCMREG=1``/``=0``, EC25
+        ``AT+QPCMV=1,0``/``=0``. Accepted and remembered; the port does not wait for it."""
+        if c.name != self.dialect.audio_setup:
+            raise CmeError(100)
+        if c.kind is Kind.READ:
+            return [f"{c.name}: {self.settings.audio}"]
+        if c.kind is Kind.TEST:
+            return [f"{c.name}: (0-2)" if c.name == "^DDSETEX" else f"{c.name}: (0,1)"]
+        value = c.int_arg(0, 0)
+        if value not in ((2,) if c.name == "^DDSETEX" else (0, 1)):
+            raise CmeError(50)
+        self.settings.audio = value
+        return []
 
     @at("^CVOICE")
     async def _cvoice(self, c: Command) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Final, Protocol
 
+from ._callee import AudioLine
 from ._calls import Call, CallRecord, CallState, Outcome
 from ._pdu import Submit, build_deliver, build_status_report
 from ._plan import (
@@ -29,6 +30,7 @@ from ._plan import (
 )
 from ._sim import VirtualSim
 from ._timing import TimingProfile
+from ._voices import CalleeKind, CalleeSound, SoundLibrary, listens
 
 
 class VirtualModem(Protocol):
@@ -39,6 +41,7 @@ class VirtualModem(Protocol):
     id: str
     sims: list[VirtualSim]
     call: Call | None
+    audio: AudioLine | None  # the audio port, on models that have one
 
     def reachable_via(self, sim: VirtualSim) -> bool: ...
 
@@ -163,13 +166,16 @@ def balance_text(balance: float) -> str:
 
 
 def dtmf_answer(rng: random.Random) -> str:
-    """What a behaviour-8 callee keys: 1 (promise to pay), a date DDMM, then #."""
+    """What the plan's first behaviour-8 callee keys (V ≠ 9): 1 (promise to pay), a date
+    DDMM, then # (the listening keypad person of ``_voices.KeyScript`` keys after prompts)."""
     return f"1{rng.randint(1, 28):02d}{rng.randint(1, 12):02d}#"
 
 
 class Network:
-    def __init__(self, profile: TimingProfile, seed: int, block_after_calls: int | None) -> None:
+    def __init__(self, profile: TimingProfile, seed: int, block_after_calls: int | None,
+                 sounds: SoundLibrary | None = None) -> None:
         self.profile = profile
+        self.sounds = sounds  # what callees play on audio ports; None: a quiet line
         self.rng = random.Random(f"network:{seed}")
         self.block_after_calls = block_after_calls
         self.calls: list[CallRecord] = []
@@ -231,10 +237,29 @@ class Network:
         )
         self.calls.append(record)
         call = Call(number=callee, direction=0, record=record, state=CallState.DIALING)
-        call.task = self._spawn(self._outgoing(modem, call, script))
+        sound = self._prepare_sound(modem, callee, behaviour) if script.answer is not None else None
+        call.task = self._spawn(self._outgoing(modem, call, script, sound, self._kind(callee, behaviour)))
         return call
 
-    async def _outgoing(self, modem: VirtualModem, call: Call, script: CalleeScript) -> None:
+    def _prepare_sound(self, modem: VirtualModem, callee: str, behaviour: Behaviour) -> asyncio.Future[CalleeSound] | None:
+        """Start making what the callee will play (espeak-ng, in a worker thread) while
+        the call is set up; only for modems with an audio port."""
+        if modem.audio is None:
+            return None
+        if self.sounds is None:
+            done: asyncio.Future[CalleeSound] = asyncio.get_running_loop().create_future()
+            done.set_result(CalleeSound(self._kind(callee, behaviour), b"", source="none"))
+            return done
+        return asyncio.get_running_loop().run_in_executor(None, self.sounds.sound_for, callee, behaviour)
+
+    def _kind(self, callee: str, behaviour: Behaviour) -> CalleeKind:
+        if self.sounds is not None:
+            return self.sounds.kind_of(callee, behaviour)
+        return CalleeKind.KEYPAD if behaviour is Behaviour.HUMAN_DTMF else CalleeKind.SILENCE
+
+    async def _outgoing(self, modem: VirtualModem, call: Call, script: CalleeScript,
+                        sound: asyncio.Future[CalleeSound] | None = None,
+                        kind: CalleeKind = CalleeKind.SILENCE) -> None:
         # The modem's OK to ATD goes out first. One loop turn was not always enough: a
         # call released at once (FAST timing, invalid number) could put NO CARRIER
         # before the OK, and the host took it for ATD's final result.
@@ -255,7 +280,11 @@ class Network:
         await asyncio.sleep(self._delay(script.answer))
         call.record.answered, call.record.outcome = True, script.outcome
         self._set(modem, call, CallState.ACTIVE)
-        if script.dtmf:
+        if sound is not None and modem.audio is not None:
+            far = modem.audio.connect(call, sound, kind)  # a listening keypad person keys after prompts
+            if script.dtmf and not listens(call.number):
+                far.press_now(dtmf_answer(self.rng))  # in-band and the URC, from the answer on
+        elif script.dtmf:
             for digit in dtmf_answer(self.rng):
                 await asyncio.sleep(self._delay("dtmf_gap"))
                 call.record.dtmf += digit

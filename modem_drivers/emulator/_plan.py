@@ -96,6 +96,13 @@ def plan_behaviour(number: str) -> Behaviour:
     return Behaviour(int(national[3]))
 
 
+def plan_variant(number: str) -> int:
+    """Digit ``V`` of ``60OBV XXXX`` (the fifth national digit): what an answering callee
+    plays on an audio port (docs/emulator.md, "Call audio"); 0 off-plan."""
+    national = national_number(number)
+    return int(national[4]) if national is not None else 0
+
+
 def plan_operator(number: str) -> str | None:
     """The PLMN id (``"26001"``…) of a callee or virtual-SIM number, None off-plan."""
     op = plan_operator_info(number)

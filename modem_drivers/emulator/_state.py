@@ -37,7 +37,7 @@ def appliance_config(modems: list[VirtualModem]) -> str:
 
 def modem_entry(m: VirtualModem) -> dict[str, Any]:
     return {
-        "id": m.id, "port": m.port, "vendor": m.vendor, "model": m.model, "imei": m.imei,
+        "id": m.id, "port": m.port, "audio_port": m.audio_port, "vendor": m.vendor, "model": m.model, "imei": m.imei,
         "active_slot": m.active_slot, "sims": [s.public() for s in m.sims],
     }
 

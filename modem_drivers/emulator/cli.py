@@ -36,10 +36,16 @@ from ._timing import Timing
               help="The operator blocks a SIM after this many calls.")
 @click.option("--control-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="HTTP control API port on 127.0.0.1 (0: any free port).")
+@click.option("--audio-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="WAV files the callees play instead of generated voices: <number>.wav or <kind>.wav "
+                   "(person, machine, silence, fax, sit, keypad).")
+@click.option("--sound-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where generated callee voices are cached (default: ~/.cache/simrotor/emulator-sounds).")
 @json_option
 def emulate(modems: int, sims_per_modem: int, vendors: str, timing: str, seed: int,
             state_file: Path | None, state_dir: Path | None, pin_locked: bool,
-            block_after_calls: int | None, control_port: int, as_json: bool) -> None:
+            block_after_calls: int | None, control_port: int, audio_dir: Path | None,
+            sound_cache: Path | None, as_json: bool) -> None:
     """Serve N virtual GSM modems on pseudo-terminals, with a simulated network.
 
     \b
@@ -47,12 +53,14 @@ def emulate(modems: int, sims_per_modem: int, vendors: str, timing: str, seed: i
       simrotor emulate --modems 4 --state-file /tmp/bank.json
       simrotor emulate -n 1024 --vendors simcom,quectel --timing fast --state-file /tmp/big.json
       simrotor emulate -n 2 --sims-per-modem 2 --timing realistic --pin-locked --json
+      simrotor emulate -n 3 --vendors huawei,simcom,quectel --audio-dir ./recordings
     """
     config = EmulatorConfig(
         modems=modems, sims_per_modem=sims_per_modem,
         vendors=tuple(v.strip() for v in vendors.split(",") if v.strip()),
         timing=Timing(timing), seed=seed, state_dir=state_dir, pin_locked=pin_locked,
         block_after_calls=block_after_calls, control_port=control_port,
+        audio_dir=audio_dir, sound_cache=sound_cache,
     )
     try:
         run_async(lambda: _serve(config, state_file, as_json))
