@@ -30,7 +30,17 @@ class AudioPeer:
         self.arrivals.append(self._loop.time())
 
     def send(self, data: bytes) -> None:
+        """Write at once (a few frames: the pty's buffer holds them)."""
         os.write(self.master, data)
+
+    async def feed(self, data: bytes) -> None:
+        """Write any amount, yielding to the loop while the pty's buffer is full."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.master, view):]
+            except BlockingIOError:
+                await asyncio.sleep(0.002)
 
     async def wait_received(self, count: int, timeout: float = 5.0) -> bytes:
         async with asyncio.timeout(timeout):

@@ -189,8 +189,7 @@ async def test_reads_are_bounded_and_drops_counted(peer: AudioPeer):
     port = await AudioPort.open(peer.path)
     try:
         total = RX_QUEUE_FRAMES + 10
-        for i in range(total):
-            peer.send(frame(i + 1))
+        await peer.feed(b"".join(frame(i + 1) for i in range(total)))
         async with asyncio.timeout(3):
             while port.stats.frames_in < total:
                 await asyncio.sleep(0.005)

@@ -144,13 +144,18 @@ class AudioPort:
         self._healthy = asyncio.Event()
         return health
 
-    async def wait_healthy(self) -> None:
-        """Return once a live frame came after the answer (``begin_call``), or when the call
-        ended first (``end_call``); raise ``AudioFault`` when the 500 ms window passes with
-        no frame or only zero frames, or when the port is lost meanwhile."""
-        health, event = self._health, self._healthy
-        if health is None or event is None:
-            raise RuntimeError("wait_healthy without begin_call")
+    async def wait_healthy(self, health: AudioHealth | None = None) -> None:
+        """Return once a live frame came after the answer (``begin_call``, whose watch
+        ``health`` is; the current one when None), or when that call ended first
+        (``end_call``); raise ``AudioFault`` when the 500 ms window passes with no frame or
+        only zero frames, or when the port is lost meanwhile."""
+        if health is None:
+            health = self._health
+            if health is None:
+                raise RuntimeError("wait_healthy without begin_call")
+        if self._health is not health or self._healthy is None:
+            return  # that call ended already: nothing to judge
+        event = self._healthy
         remaining = health.deadline - self._loop.time()
         if health.verdict(self._loop.time()) is Verdict.PENDING and remaining > 0:
             try:

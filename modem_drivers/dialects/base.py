@@ -8,6 +8,7 @@ is the human-readable contract these tables implement.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
@@ -106,6 +107,32 @@ class Tts:
         return (MAX_COMMAND_LINE - overhead) // 4
 
 
+class AudioMoment(enum.Enum):
+    """When a dialect's audio set-up step is sent in a call."""
+
+    BEFORE_DIAL = "before_dial"  # before each ATD (Quectel: the path must exist at set-up)
+    AFTER_CONNECT = "after_connect"  # once the call is answered (its connect report)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AudioSetup:
+    """A modem's audio port (8 kHz S16LE mono PCM, ``modem_drivers.audio``): which models
+    of the dialect have it, the command that turns the call's voice onto it, and when that
+    command goes. Where the port appears is for the installer (``port``); the driver is
+    given its path."""
+
+    step: Cmd
+    moment: AudioMoment
+    #: Regex searched in +CGMM: the dialect's models that have the port (SIMCom's SIM800
+    #: and Quectel's M35 speak the dialect but have none).
+    models: str = ".*"
+    #: Where the modem puts the port (which USB interface / tty), as its sources say.
+    port: str = ""
+
+    def fits(self, model: str) -> bool:
+        return re.search(self.models, model, re.I) is not None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Dialect:
     name: str
@@ -140,6 +167,8 @@ class Dialect:
     tts: Tts | None = None
     #: Reads the SIM's PIN/PUK tries left; None = the modem cannot tell.
     pin_counter: Query[PinTries] | None = None
+    #: The audio port and its set-up step; None = no audio port (the TTS is the fallback).
+    audio: AudioSetup | None = None
 
     def urc_prefixes(self) -> tuple[str, ...]:
         tts = (self.tts.end_urc,) if self.tts is not None else ()

@@ -10,7 +10,7 @@ from typing import Final
 
 from ..q850 import cause_from_text
 from ..ussd import UssdForm
-from .base import CallUrc, Cmd, Dialect, Query, Tts, parse_dtmf_ascii, parse_dtmf_digit
+from .base import AudioMoment, AudioSetup, CallUrc, Cmd, Dialect, Query, Tts, parse_dtmf_ascii, parse_dtmf_digit
 from .pin_counters import parse_cpinr, parse_huawei_cpin, parse_qpinc, parse_spic
 from .progress import (
     parse_clcc,
@@ -166,6 +166,17 @@ SIMCOM: Final = Dialect(
         Cmd("AT+SPIC", expect="+SPIC", doc="SIM800/SIM7600 manuals AT+SPIC: +SPIC: <pin1>,<puk1>,<pin2>,<puk2>"),
         parse_spic,
     ),
+    # SIM7500/SIM7600 Series AT Command Manual, "AT+CPCMREG Control PCM data transfer by
+    # diagnostics port": 1 starts the call's PCM (8 kHz, 16 bit, mono; AT+CPCMFRM selects
+    # 16 kHz) on the USB audio interface, and only while a call is up, so it is sent again
+    # after each connect (the SIM7600 drops it at each release). Seen the same way in
+    # asterisk-chan-quectel's SIM7600 support. The SIM800 has no USB audio: no port.
+    audio=AudioSetup(
+        step=Cmd("AT+CPCMREG=1", doc="SIM7600 manual AT+CPCMREG: call PCM on the USB audio port"),
+        moment=AudioMoment.AFTER_CONNECT,
+        models=r"SIM7[5-9]\d\d",
+        port="USB interface 4 (the 5th ttyUSB of the module, ttyUSB4 after a fresh boot)",
+    ),
 )
 
 QUECTEL: Final = Dialect(
@@ -195,6 +206,19 @@ QUECTEL: Final = Dialect(
         Cmd("AT+QPINC?", expect="+QPINC", doc='EC2x/M35 manuals AT+QPINC: +QPINC: "SC",<pin>,<puk> and "P2",…'),
         parse_qpinc,
     ),
+    # Quectel EC2x "Voice over USB and UAC" application note / EC25 AT commands manual,
+    # "AT+QPCMV Enable/Disable Voice over USB": AT+QPCMV=1,0 carries the call's voice as
+    # 8 kHz 16-bit mono PCM on the USB serial port otherwise used for NMEA (1,2 = UAC sound
+    # card instead). It must be on before the call is set up, and is re-sent before each
+    # dial: the modules lose the voice path after a few calls otherwise (issue 14;
+    # asterisk-chan-quectel does the same and turns NMEA off that port,
+    # AT+QGPSCFG="outport","none"). M35/UC15 have no voice over USB: no port.
+    audio=AudioSetup(
+        step=Cmd("AT+QPCMV=1,0", doc="EC2x manual AT+QPCMV: voice over USB on the NMEA port"),
+        moment=AudioMoment.BEFORE_DIAL,
+        models=r"^(EC2\d|EG\d\d)",
+        port="USB interface 1, the NMEA tty (ttyUSB1)",
+    ),
 )
 
 HUAWEI: Final = Dialect(
@@ -223,6 +247,15 @@ HUAWEI: Final = Dialect(
     pin_counter=Query(
         Cmd("AT^CPIN?", expect="^CPIN", doc="Huawei ^CPIN: <code>,[<times>],<puk>,<pin>,<puk2>,<pin2>"),
         parse_huawei_cpin,
+    ),
+    # chan_dongle (asterisk-chan-dongle at_command.c, cmd_ddsetex2 "AT^DDSETEX=2"): moves
+    # the call's voice (^CVOICE: 0,8000,16,20 — 8 kHz, 16 bit, 20 ms frames) to the
+    # dongle's serial voice port. chan_dongle queues it behind ATD and after ATA; issue 14
+    # sends it when the call connects (^CONN), when the voice path exists for sure.
+    audio=AudioSetup(
+        step=Cmd("AT^DDSETEX=2", doc="chan_dongle: voice on the serial audio port"),
+        moment=AudioMoment.AFTER_CONNECT,
+        port="the dongle's voice tty (chan_dongle's audio=/dev/ttyUSB1; AT is ttyUSB2)",
     ),
 )
 

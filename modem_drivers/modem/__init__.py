@@ -2,9 +2,11 @@
 
 ``Modem.open(url)`` opens the AT port, identifies the modem, picks its dialect and sets it
 up (``lifecycle``); the SIM (``sim``), network registration (``network``), calls and TTS
-(``calls``), SMS (``messaging``) and USSD (``ussd_session``) are its parts, each a class
-over the shared state and command primitives of ``core.ModemCore``; unsolicited lines
-reach them through ``urcs``. The parts never import one another or this module: they
+(``calls``), SMS (``messaging``), USSD (``ussd_session``) and the audio port (``audio``)
+are its parts, each a class over the shared state and command primitives of
+``core.ModemCore``; unsolicited lines reach them through ``urcs``. ``audio`` wraps
+``dial``, the call-change hook and ``close`` with cooperative ``super()`` calls, so it
+comes first in the bases. The parts never import one another or this module: they
 meet only here, in ``Modem``, and in the URC table below; a part that calls another's
 method declares it under ``TYPE_CHECKING`` in its class (no import). Timing constants are
 read where they are used (``lifecycle.REINIT_BACKOFF``, ``calls.HANGUP_GRACE``...): patch
@@ -19,6 +21,7 @@ from typing import Any, ClassVar, Final
 from ..at import Urc
 from ..dialects import DIALECTS
 from ..types import Playback, PlaybackEnd
+from .audio import Audio, CallEndedBeforeAudio
 from .calls import CAUSE_URC_GRACE, HANGUP_GRACE, Calls
 from .core import BACKLOG_MAX, translate
 from .lifecycle import CNMI_CHOICES, Lifecycle
@@ -29,7 +32,7 @@ from .urcs import UrcRouting
 from .ussd_session import USSD_REPLY_TIMEOUT, Ussd
 
 
-class Modem(Lifecycle, Sim, Network, Calls, Messaging, Ussd, UrcRouting):
+class Modem(Audio, Lifecycle, Sim, Network, Calls, Messaging, Ussd, UrcRouting):
     """A modem behind one AT port. Create with ``await Modem.open(url)``."""
 
     URC_HANDLERS: ClassVar[Mapping[str, Callable[[Any, Urc], None]]] = MappingProxyType({
@@ -51,6 +54,7 @@ __all__: Final = [
     "BACKLOG_MAX",
     "CAUSE_URC_GRACE",
     "CNMI_CHOICES",
+    "CallEndedBeforeAudio",
     "HANGUP_GRACE",
     "USSD_REPLY_TIMEOUT",
     "Modem",
