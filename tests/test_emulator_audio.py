@@ -356,3 +356,27 @@ async def test_audio_dir_plays_wav_files_per_number_then_per_kind(bank_of, tmp_p
     for h, p in ((h1, machine), (h2, person)):
         h.close()
         p.close()
+
+
+# -- a caller calling back -----------------------------------------------------------------------
+async def test_an_inbound_caller_keys_after_the_prompt(bank_of) -> None:  # type: ignore[no-untyped-def]
+    emu, _ = await bank_of(modems=1, vendors=("huawei",))
+    host = AtHost(emu.modems[0].port)
+    await host.command("ATE0")
+    port = AudioPort(emu.modems[0].audio_port or "")
+    async with aiohttp.ClientSession() as http:
+        body = {"from": "+48601012345", "to": emu.modems[0].sim.msisdn, "ring_seconds": 5, "keys": "1"}
+        async with http.post(f"{emu.control_url}/inbound/call", json=body) as resp:
+            assert resp.status == 202
+        async with http.post(f"{emu.control_url}/inbound/call", json={**body, "keys": "x"}) as resp:
+            assert resp.status == 422 and (await resp.json())["detail"].startswith("keys:")
+    await host.expect("RING")
+    assert await host.command("ATA") == ["OK"]
+    await port.frames(10)
+    record = emu.network.calls[0]
+    assert record.direction == "in" and record.dtmf == ""  # nothing before he hears a prompt
+    await port.say(tone_pcm(440, 600))
+    assert await host.expect("^DDTMF: ") == "^DDTMF: 1"
+    assert record.dtmf == "1" and record.audio is not None and record.audio.keys[0].at_ms > record.audio.heard[0].end_ms
+    host.close()
+    port.close()

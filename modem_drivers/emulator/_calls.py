@@ -194,6 +194,7 @@ class Call:
     answered_event: asyncio.Event = field(default_factory=asyncio.Event)
     #: set once the modem's OK to ATD is written: progress (and a release) comes after it
     dial_confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+    caller_keys: str = ""  # an inbound caller's keys, one after each prompt he hears
 
     def advance(self, new: CallState) -> CallState:
         if new not in TRANSITIONS[self.state]:

@@ -2,7 +2,7 @@
 
 GET /modems, GET /calls, GET /calls/{n}/heard.wav, GET /sms, POST /faults {modem, fault, ...params},
 GET /faults (faults armed for a call phase, and those that fired),
-POST /inbound/sms {from, to, text}, POST /inbound/call {from, to, ring_seconds}.
+POST /inbound/sms {from, to, text}, POST /inbound/call {from, to, ring_seconds, keys}.
 Errors are JSON ``{error, detail}`` with a 4xx status (docs/architecture.md, Conventions).
 
 A fault posted with ``"phase": "dialing" | "alerting" | "active"`` is armed instead of
@@ -103,7 +103,7 @@ class Controlled(Protocol):
 
     async def inbound_sms(self, sender: str, to_msisdn: str, text: str) -> None: ...
 
-    async def inbound_call(self, caller: str, to_msisdn: str, ring_seconds: float = 5) -> None: ...
+    async def inbound_call(self, caller: str, to_msisdn: str, ring_seconds: float = 5, keys: str = "") -> None: ...
 
 
 class ControlServer:
@@ -260,7 +260,9 @@ class ControlServer:
         except (TypeError, ValueError):
             return _error(422, "bad_field", "ring_seconds: expected a number of seconds")
         try:
-            await self.emulator.inbound_call(str(body["from"]), str(body["to"]), ring)
+            await self.emulator.inbound_call(str(body["from"]), str(body["to"]), ring, str(body.get("keys", "")))
         except EmulatorError as exc:
+            if str(exc).startswith("keys:"):
+                return _error(422, "bad_field", str(exc))
             return _error(404, "unknown_subscriber", str(exc))
         return web.json_response({"ok": True}, status=202)

@@ -194,9 +194,13 @@ class Emulator:
         self._need_subscriber(to_msisdn)
         self.network.inbound_sms(sender, to_msisdn, text)
 
-    async def inbound_call(self, caller: str, to_msisdn: str, ring_seconds: float = 5) -> None:
+    async def inbound_call(self, caller: str, to_msisdn: str, ring_seconds: float = 5, keys: str = "") -> None:
+        """A call towards a virtual SIM; answered, the caller keys ``keys`` (DTMF), one
+        key after each prompt he hears on an audio port, from the answer on elsewhere."""
         self._need_subscriber(to_msisdn)
-        self.network.inbound_call(caller, to_msisdn, ring_seconds)
+        if any(k not in "0123456789*#ABCD" for k in keys):
+            raise EmulatorError("keys: expected DTMF keys 0-9, *, #, A-D")
+        self.network.inbound_call(caller, to_msisdn, ring_seconds, keys)
 
     def _need_subscriber(self, msisdn: str) -> None:
         if self.network.subscriber(msisdn) is None:

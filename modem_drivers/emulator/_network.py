@@ -329,9 +329,25 @@ class Network:
         """The host answered an incoming call (ATA)."""
         call.record.answered, call.record.outcome = True, Outcome.ANSWERED_HUMAN
         self._set(modem, call, CallState.ACTIVE)
+        keys = call.caller_keys
+        if modem.audio is not None:  # the caller listens, and keys one digit after each prompt
+            modem.audio.connect(call, CalleeSound(CalleeKind.KEYPAD, b"", keys=tuple(keys), source="keys"), CalleeKind.KEYPAD)
+        elif keys:
+            self._spawn(self._caller_keys(modem, call, keys))
+
+    async def _caller_keys(self, modem: VirtualModem, call: Call, keys: str) -> None:
+        """A caller on a modem without an audio port keys his digits from the answer on
+        (the dialect's DTMF URC only)."""
+        for digit in keys:
+            await asyncio.sleep(self._delay("dtmf_gap"))
+            if call.state is not CallState.ACTIVE:
+                return
+            call.record.dtmf += digit
+            modem.dtmf_received(digit)
 
     # -- incoming calls ---------------------------------------------------------------------
-    def inbound_call(self, caller: str, to_msisdn: str, ring_seconds: float) -> CallRecord:
+    def inbound_call(self, caller: str, to_msisdn: str, ring_seconds: float, keys: str = "") -> CallRecord:
+        """A call towards a virtual SIM; once answered the caller keys ``keys``."""
         target = self.subscriber(to_msisdn)
         record = CallRecord(
             caller_msisdn=international(caller), callee=international(to_msisdn),
@@ -349,7 +365,8 @@ class Network:
         if modem.call is not None:
             record.outcome, record.cause = Outcome.BUSY, Q850.USER_BUSY
             return record
-        call = Call(number=record.caller_msisdn, direction=1, record=record, state=CallState.INCOMING)
+        call = Call(number=record.caller_msisdn, direction=1, record=record, state=CallState.INCOMING,
+                    caller_keys=keys)
         modem.call = call
         call.task = self._spawn(self._incoming(modem, call, ring_seconds))
         return record
