@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "appliance": "appliance.cli:appliance",
     "controller": "controller.cli:controller",
     "provision": "provisioning.cli:provision",
+    "voicebot": "appliance.voicebot.cli:voicebot",
 }
 
 
