@@ -13,7 +13,15 @@ what each vendor dialect answers.
 """
 from __future__ import annotations
 
-from ._calls import CallAudio, CallRecord, CallState, HeardSpan, KeyPress, Outcome, PlayedMessage
+from ._calls import (
+    CallAudio,
+    CallRecord,
+    CallState,
+    HeardSpan,
+    KeyPress,
+    Outcome,
+    PlayedMessage,
+)
 from ._dialects import DIALECTS, VENDOR_MODELS, Dialect
 from ._emulator import Emulator, EmulatorConfig, EmulatorError, Fault
 from ._modem import VirtualModem

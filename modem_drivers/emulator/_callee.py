@@ -82,7 +82,7 @@ class LineHost(Protocol):
     def dtmf_received(self, digit: str) -> None: ...
 
 
-def _floor() -> bytes:
+def _make_floor() -> bytes:
     x = noise("white", _FLOOR_SECONDS * 1000 * FRAME_SAMPLES // FRAME_MS, np.random.default_rng(0))
     return to_pcm(x * 32768 * 10 ** (FLOOR_DBFS / 20))
 
@@ -96,7 +96,7 @@ def _rms_dbfs(frame: bytes) -> float:
 class AudioLine:
     """One modem's audio port and the far end playing into it while a call is up."""
 
-    FLOOR: Final = _floor()
+    FLOOR: Final = _make_floor()
 
     def __init__(self, link: Path, host: LineHost) -> None:
         self._pty = PtyPort(link, self._on_data)
@@ -210,6 +210,7 @@ class FarEnd:
         self.audio.frames_sent += 1
 
     def _floor(self, n: int) -> bytes:
+        """The next ``n`` bytes of the noise floor (a loop through ``AudioLine.FLOOR``)."""
         floor = AudioLine.FLOOR
         if self._floor_pos + n > len(floor):
             self._floor_pos = 0
@@ -292,6 +293,7 @@ class FarEnd:
         return self._floor_bytes(max(0, ms) * FRAME_BYTES // FRAME_MS)
 
     def _floor_bytes(self, n: int) -> bytes:
+        """``n`` bytes of the noise floor to queue as a pause."""
         n -= n % 2
         floor = AudioLine.FLOOR
         reps = -(-n // len(floor)) if n else 0

@@ -104,6 +104,7 @@ class CallAudio:
     heard: list[HeardSpan] = field(default_factory=list)
     keys: list[KeyPress] = field(default_factory=list)
     pcm: bytearray = field(default_factory=bytearray, repr=False)
+    pcm_dropped: bool = False  # the recording was let go (only the newest calls keep theirs)
 
     def heard_after(self, ms: int) -> bytes:
         """The recording from ``ms`` after the answer on."""
@@ -124,7 +125,7 @@ class CallAudio:
             "frames_sent": self.frames_sent, "frames_heard": self.frames_heard, "late_ticks": self.late_ticks,
             "heard": [{"start_ms": h.start_ms, "end_ms": h.end_ms} for h in self.heard],
             "keys": [{"digit": k.digit, "at_ms": k.at_ms} for k in self.keys],
-            "recorded_ms": len(self.pcm) // (2 * SAMPLES_PER_MS),
+            "recorded_ms": len(self.pcm) // (2 * SAMPLES_PER_MS), "pcm_dropped": self.pcm_dropped,
         }
 
 

@@ -12,11 +12,12 @@ import asyncio
 import enum
 import logging
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Final, Protocol
 
-from ._callee import AudioLine
+from ._callee import AudioLine, FarEnd
 from ._calls import Call, CallRecord, CallState, Outcome
 from ._pdu import Submit, build_deliver, build_status_report
 from ._plan import (
@@ -157,6 +158,9 @@ class SmsRejected(Exception):
 RP_FACILITY_NOT_SUBSCRIBED: Final = 50  # 24.011 §8.2.5.4 (SIM blocked by the operator)
 RP_TRANSFER_REJECTED: Final = 21  # 24.011 §8.2.5.4 (no credit)
 BALANCE_USSD: Final = "*100#"
+#: Calls whose far-end recording (``CallAudio.pcm``) is kept: the newest 256, enough for a
+#: benchmark's 128 concurrent calls and the test that checks them afterwards.
+KEEP_RECORDINGS: Final = 256
 
 
 def balance_text(balance: float) -> str:
@@ -176,6 +180,7 @@ class Network:
                  sounds: SoundLibrary | None = None) -> None:
         self.profile = profile
         self.sounds = sounds  # what callees play on audio ports; None: a quiet line
+        self._recorded: deque[CallRecord] = deque()  # calls whose far end keeps its recording
         self.rng = random.Random(f"network:{seed}")
         self.block_after_calls = block_after_calls
         self.calls: list[CallRecord] = []
@@ -252,6 +257,19 @@ class Network:
             return done
         return asyncio.get_running_loop().run_in_executor(None, self.sounds.sound_for, callee, behaviour)
 
+    def _connect_audio(self, line: AudioLine, call: Call, sound: asyncio.Future[CalleeSound] | CalleeSound,
+                       kind: CalleeKind) -> FarEnd:
+        """Start the far end on ``line``; only the last :data:`KEEP_RECORDINGS` calls keep
+        what their far end heard (a soak run's thousands of calls would hold gigabytes)."""
+        far = line.connect(call, sound, kind)
+        self._recorded.append(call.record)
+        if len(self._recorded) > KEEP_RECORDINGS:
+            old = self._recorded.popleft().audio
+            if old is not None:
+                old.pcm = bytearray()
+                old.pcm_dropped = True
+        return far
+
     def _kind(self, callee: str, behaviour: Behaviour) -> CalleeKind:
         if self.sounds is not None:
             return self.sounds.kind_of(callee, behaviour)
@@ -281,7 +299,7 @@ class Network:
         call.record.answered, call.record.outcome = True, script.outcome
         self._set(modem, call, CallState.ACTIVE)
         if sound is not None and modem.audio is not None:
-            far = modem.audio.connect(call, sound, kind)  # a listening keypad person keys after prompts
+            far = self._connect_audio(modem.audio, call, sound, kind)  # a listening keypad person keys after prompts
             if script.dtmf and not listens(call.number):
                 far.press_now(dtmf_answer(self.rng))  # in-band and the URC, from the answer on
         elif script.dtmf:
@@ -331,7 +349,8 @@ class Network:
         self._set(modem, call, CallState.ACTIVE)
         keys = call.caller_keys
         if modem.audio is not None:  # the caller listens, and keys one digit after each prompt
-            modem.audio.connect(call, CalleeSound(CalleeKind.KEYPAD, b"", keys=tuple(keys), source="keys"), CalleeKind.KEYPAD)
+            caller = CalleeSound(CalleeKind.KEYPAD, b"", keys=tuple(keys), source="keys")
+            self._connect_audio(modem.audio, call, caller, CalleeKind.KEYPAD)
         elif keys:
             self._spawn(self._caller_keys(modem, call, keys))
 

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -201,7 +202,10 @@ class SoundLibrary:
         slot = _number_seed(self.seed, number) % VOICE_POOL
         rng = np.random.default_rng(slot * 7919 + len(kind.value))
         variant = plan_variant(number)
-        lang = "en" if kind is CalleeKind.PERSON and variant % 2 else "pl" if kind is CalleeKind.PERSON else str(rng.choice(["en", "pl"]))
+        if kind is CalleeKind.PERSON:
+            lang = "en" if variant % 2 else "pl"
+        else:
+            lang = str(rng.choice(["en", "pl"]))
         voice = str(rng.choice(VOICES[lang])) + str(rng.choice(VARIANTS))
         speed, pitch = int(rng.integers(150, 231)), int(rng.integers(25, 76))
         name = str(rng.choice(NAMES[lang]))
@@ -245,14 +249,14 @@ class SoundLibrary:
             x = add_noise(x, ("white", "pink", "brown")[slot % 3], snr, np.random.default_rng(slot))
         return codec_round_trip(x)
 
-    def _clip(self, key: tuple[object, ...], make: object) -> bytes:
+    def _clip(self, key: tuple[object, ...], make: Callable[[], Samples]) -> bytes:
         digest = hashlib.sha1(repr((CACHE_VERSION, *key)).encode()).hexdigest()
         path = self.cache_dir / f"{digest}.s16"
         try:
             return path.read_bytes()
         except FileNotFoundError:
             pass
-        pcm = to_pcm(make())  # type: ignore[operator]
+        pcm = to_pcm(make())
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(pcm)
