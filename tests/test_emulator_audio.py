@@ -172,13 +172,11 @@ async def test_frames_only_during_an_answered_call_at_20_ms_and_what_the_host_se
     number = "+48600000123"  # a person
     loop = asyncio.get_running_loop()
     assert await host.command(f"ATD{number};") == ["OK"]
-    t0 = loop.time()
     await port.frames(1)
     first = loop.time()
     await port.frames(51)
     # 50 frames after the first took 50 ticks of 20 ms: a paced stream, never a burst
     assert loop.time() - first >= 50 * 0.02 - 0.05
-    assert first - t0 < 1.0
     # the host says something: a 1 s tone, paced; the far end records it on its clock
     said_at = emu.network.calls[-1].audio.frames_sent * 20  # type: ignore[union-attr]
     await port.say(tone_pcm(700, 1000))

@@ -5,8 +5,10 @@ same event loop as the AT ports) carrying raw 8 kHz s16le mono PCM in 20 ms fram
 bytes. Outside an answered call it reads and discards, and writes nothing.
 
 During a call a ``FarEnd`` runs one clock of 20 ms ticks from the answer, paced by the
-event loop's clock against the tick's due time (a late tick is counted, never made up by
-sending a burst). Each tick it
+event loop's clock against each tick's due time: a tick sent more than 20 ms late is
+counted (``late_ticks``); the ones missed in a stall of up to :data:`MAX_CATCH_UP` are
+sent at once, as a modem's buffered stream hands them over, and after a longer stall the
+clock starts again from now. Each tick it
 
 * writes one frame: the next 20 ms of what the callee plays (``_voices.CalleeSound``),
   else the line's noise floor — never digital zero, which the appliance counts as a dead
@@ -65,6 +67,10 @@ MIN_SPAN_MS: Final = 100
 KEY_MS: Final = 80
 KEY_GAP_MS: Final = 80
 KEY_DBFS: Final = -10.0  # each of the two tones (Q.23 levels, −10 dBm0 nominal)
+#: A tick due less than this long ago is still sent (a modem's stream keeps real time and
+#: its USB buffer hands over what piled up); behind by more, the clock starts again from
+#: now. 200 ms = the 10 frames of the buffer below.
+MAX_CATCH_UP: Final = 0.2
 #: A modem's audio buffer: frames the host may write ahead before the oldest are dropped.
 MAX_BACKLOG_FRAMES: Final = 10
 _FLOOR_SECONDS: Final = 2  # length of the noise loop the floor is cut from
@@ -187,10 +193,13 @@ class FarEnd:
             self._send_frame()
             self._record_frame()
             self.tick += 1
-            delay = t0 + self.tick * TICK - loop.time()
-            if delay < -TICK:
+            behind = loop.time() - (t0 + self.tick * TICK)
+            if behind > TICK:
                 self.audio.late_ticks += 1
-            await asyncio.sleep(max(delay, 0))
+            if behind > MAX_CATCH_UP:  # a long stall: start the clock again from now
+                t0 = loop.time() - self.tick * TICK
+                behind = 0.0
+            await asyncio.sleep(max(-behind, 0.0))
 
     def _send_frame(self) -> None:
         frame = bytearray()
