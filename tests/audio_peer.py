@@ -5,18 +5,34 @@ from __future__ import annotations
 import asyncio
 import os
 import tty
+from pathlib import Path
 
 
 class AudioPeer:
-    def __init__(self) -> None:
+    """``path`` is the pty itself, or ``link`` (a stable symlink, as udev's) when given;
+    ``reappear`` then makes a fresh pty behind the same link (a USB re-enumeration)."""
+
+    def __init__(self, link: Path | None = None) -> None:
+        self.link = link
+        self.received = bytearray()
+        self.arrivals: list[float] = []  # loop.time() of each read from the port
+        self._loop = asyncio.get_running_loop()
+        self.master = self.slave = -1
+        self.path = ""
+        self.reappear()
+
+    def reappear(self) -> None:
         master, slave = os.openpty()
         tty.setraw(slave)
         os.set_blocking(master, False)
         self.master, self.slave = master, slave
         self.path = os.ttyname(slave)
-        self.received = bytearray()
-        self.arrivals: list[float] = []  # loop.time() of each read from the port
-        self._loop = asyncio.get_running_loop()
+        if self.link is not None:
+            tmp = self.link.with_suffix(".tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(self.path)
+            os.replace(tmp, self.link)
+            self.path = str(self.link)
         self._loop.add_reader(master, self._on_readable)
 
     def _on_readable(self) -> None:

@@ -161,7 +161,7 @@ async def test_writes_are_paced_and_a_blocked_loop_is_counted(peer: AudioPeer):
 
         task = loop.create_task(writer())
         await asyncio.sleep(0.045)  # two or three frames out
-        time.sleep(0.12)  # the loop blocked on purpose: six slots missed
+        time.sleep(0.12)  # noqa: ASYNC251 - the loop blocked on purpose: six slots missed
         await task
         assert port.stats.late_writes == 1  # counted once, then a new schedule (no burst)
         assert port.stats.frames_out == 8

@@ -13,7 +13,14 @@ import pytest
 
 from modem_drivers.audio import FRAME_BYTES, SILENCE, AudioFault, AudioFaultReason
 from modem_drivers.call import CallState
-from modem_drivers.dialects import DIALECTS, GENERIC, HUAWEI, QUECTEL, SIMCOM, AudioMoment
+from modem_drivers.dialects import (
+    DIALECTS,
+    GENERIC,
+    HUAWEI,
+    QUECTEL,
+    SIMCOM,
+    AudioMoment,
+)
 from modem_drivers.errors import Unsupported
 from modem_drivers.modem import CallEndedBeforeAudio, Modem
 from tests.at_peer import Peer
@@ -226,11 +233,13 @@ async def test_before_dial_step_refused_places_no_call(tmp_path, audio: AudioPee
         peer.close()
 
 
-async def test_a_lost_audio_port_places_no_call(tmp_path, audio: AudioPeer):
+async def test_a_lost_audio_port_places_no_call_until_it_is_back(tmp_path):
+    audio = AudioPeer(tmp_path / "ttyUSB4")
     peer, modem = await opened(tmp_path, SIM7600)
     try:
         port = await modem.audio_port(audio.path)
         audio.vanish()
+        (tmp_path / "ttyUSB4").unlink()  # udev removes the link with the device
         async with asyncio.timeout(2):
             while not port.closed:
                 await asyncio.sleep(0.01)
@@ -238,9 +247,15 @@ async def test_a_lost_audio_port_places_no_call(tmp_path, audio: AudioPeer):
             await modem.dial(NUMBER)
         assert err.value.reason is AudioFaultReason.PORT_LOST
         assert f"ATD{NUMBER};" not in peer.received
+        audio.reappear()  # the modem re-enumerated: the same link, a new tty
+        await answered(modem)
+        assert modem.audio is not None and modem.audio is not port and not modem.audio.closed
+        audio.send(LIVE)
+        assert await asyncio.wait_for(modem.audio_ready(), 2) is modem.audio
     finally:
         await modem.close()
         peer.close()
+        audio.close()
 
 
 async def test_callee_hanging_up_before_the_verdict(tmp_path, audio: AudioPeer):

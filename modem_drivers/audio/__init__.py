@@ -9,7 +9,14 @@ turns the voice onto it are dialect rows (``dialects.base.AudioSetup``); the Mod
 from __future__ import annotations
 
 from ..at.errors import PortUnavailable
-from .frames import FRAME_BYTES, FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, SILENCE, Framer
+from .frames import (
+    FRAME_BYTES,
+    FRAME_SAMPLES,
+    FRAME_SECONDS,
+    SAMPLE_RATE,
+    SILENCE,
+    Framer,
+)
 from .health import HEALTH_WINDOW, AudioFault, AudioFaultReason, AudioHealth, Verdict
 from .pacing import LATE_AFTER, Pacer
 from .port import RX_QUEUE_FRAMES, AudioPort, AudioStats

@@ -20,7 +20,7 @@ from .frames import FRAME_BYTES, Framer
 from .health import AudioFault, AudioFaultReason, AudioHealth, Verdict
 from .pacing import Pacer
 
-__all__ = ["AudioPort", "AudioStats", "RX_QUEUE_FRAMES"]
+__all__ = ["RX_QUEUE_FRAMES", "AudioPort", "AudioStats"]
 
 logger = logging.getLogger(__name__)
 

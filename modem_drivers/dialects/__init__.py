@@ -1,7 +1,16 @@
 """Vendor dialects as data; ``detect`` picks one from ``+CGMI``/``+CGMM``."""
 from __future__ import annotations
 
-from .base import MAX_COMMAND_LINE, AudioMoment, AudioSetup, CallUrc, Cmd, Dialect, Query, Tts
+from .base import (
+    MAX_COMMAND_LINE,
+    AudioMoment,
+    AudioSetup,
+    CallUrc,
+    Cmd,
+    Dialect,
+    Query,
+    Tts,
+)
 from .tables import DIALECTS, GENERIC, HUAWEI, QUECTEL, SIMCOM, TTS_MAX_CHARS
 
 
@@ -12,4 +21,4 @@ def detect(manufacturer: str, model: str) -> Dialect:
     return GENERIC
 
 
-__all__ = ["AudioMoment", "AudioSetup", "CallUrc", "Cmd", "Dialect", "Query", "MAX_COMMAND_LINE", "Tts", "TTS_MAX_CHARS", "DIALECTS", "GENERIC", "HUAWEI", "QUECTEL", "SIMCOM", "detect"]
+__all__ = ["DIALECTS", "GENERIC", "HUAWEI", "MAX_COMMAND_LINE", "QUECTEL", "SIMCOM", "TTS_MAX_CHARS", "AudioMoment", "AudioSetup", "CallUrc", "Cmd", "Dialect", "Query", "Tts", "detect"]

@@ -130,7 +130,7 @@ class AudioSetup:
     port: str = ""
 
     def fits(self, model: str) -> bool:
-        return re.search(self.models, model, re.I) is not None
+        return re.search(self.models, model, re.IGNORECASE) is not None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -176,7 +176,7 @@ class Dialect:
 
     def selected_by(self, manufacturer: str, model: str) -> bool:
         return any(
-            re.search(mre, manufacturer, re.I) and re.search(dre, model, re.I) for mre, dre in self.matches
+            re.search(mre, manufacturer, re.IGNORECASE) and re.search(dre, model, re.IGNORECASE) for mre, dre in self.matches
         )
 
 

@@ -10,7 +10,17 @@ from typing import Final
 
 from ..q850 import cause_from_text
 from ..ussd import UssdForm
-from .base import AudioMoment, AudioSetup, CallUrc, Cmd, Dialect, Query, Tts, parse_dtmf_ascii, parse_dtmf_digit
+from .base import (
+    AudioMoment,
+    AudioSetup,
+    CallUrc,
+    Cmd,
+    Dialect,
+    Query,
+    Tts,
+    parse_dtmf_ascii,
+    parse_dtmf_digit,
+)
 from .pin_counters import parse_cpinr, parse_huawei_cpin, parse_qpinc, parse_spic
 from .progress import (
     parse_clcc,

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import asyncio
 
-from ..audio import AudioFault, AudioFaultReason, AudioHealth, AudioPort
+from ..audio import (
+    AudioFault,
+    AudioFaultReason,
+    AudioHealth,
+    AudioPort,
+    PortUnavailable,
+)
 from ..call import Call, CallEvent, CallState
 from ..dialects import AudioMoment, AudioSetup
 from ..errors import ModemError, Unsupported
@@ -50,10 +56,14 @@ class Audio(ModemCore):
         port = self._audio
         if port is not None and not port.closed and port.url == path:
             return port
-        await self.close_audio()
-        self._audio = await AudioPort.open(path, name=f"{self.name} audio")
+        if port is not None and port.closed:
+            await port.close()  # lost: its tty is free, and it stays configured if the open fails
+        else:
+            await self.close_audio()
+        new = await AudioPort.open(path, name=f"{self.name} audio")
+        self._audio = new
         logger.info("%s: audio port on %s", self.name, path)
-        return self._audio
+        return new
 
     async def close_audio(self) -> None:
         port, self._audio = self._audio, None
@@ -75,15 +85,22 @@ class Audio(ModemCore):
 
     # -- the call path, wrapped ------------------------------------------------------------
     async def dial(self, number: str) -> Call:
+        """The calls part's dial, after the audio port's checks when one is configured: a
+        lost port is reopened at its path (``AudioFault`` when it is not back), and a
+        before-dial set-up step is sent (``AudioFault`` when refused: no call is placed,
+        so no one answers a silent line)."""
         port = self._audio
         if port is not None:
             self._audio_verdict = None
-            if port.closed:
-                raise AudioFault(AudioFaultReason.PORT_LOST, f"{port.url} is gone; no call placed")
+            if port.closed:  # lost (USB re-enumerated): its stable path may be back
+                try:
+                    await self.audio_port(port.url)
+                except PortUnavailable as exc:
+                    raise AudioFault(AudioFaultReason.PORT_LOST, f"{exc}; no call placed") from exc
             setup = self.audio_setup()
-            if setup is not None and setup.moment is AudioMoment.BEFORE_DIAL:
-                if not await self._run(setup.step, optional=True):
-                    raise AudioFault(AudioFaultReason.SETUP_REFUSED, f"{setup.step.command} refused; no call placed")
+            if (setup is not None and setup.moment is AudioMoment.BEFORE_DIAL
+                    and not await self._run(setup.step, optional=True)):
+                raise AudioFault(AudioFaultReason.SETUP_REFUSED, f"{setup.step.command} refused; no call placed")
         return await super().dial(number)  # type: ignore[misc]  # the calls part's dial
 
     def _on_call_change(self, call: Call, event: object) -> None:
@@ -104,9 +121,9 @@ class Audio(ModemCore):
                            verdict: asyncio.Future[AudioPort]) -> None:
         try:
             setup = self.audio_setup()
-            if setup is not None and setup.moment is AudioMoment.AFTER_CONNECT:
-                if not await self._run(setup.step, optional=True):
-                    raise AudioFault(AudioFaultReason.SETUP_REFUSED, setup.step.command)
+            if (setup is not None and setup.moment is AudioMoment.AFTER_CONNECT
+                    and not await self._run(setup.step, optional=True)):
+                raise AudioFault(AudioFaultReason.SETUP_REFUSED, setup.step.command)
             await port.wait_healthy(health)
             if call.released:
                 raise CallEndedBeforeAudio("the call ended before its audio was live")
