@@ -52,6 +52,7 @@ from .sounds import FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, dtmf_tone, noise, to_p
 log = logging.getLogger(__name__)
 
 TICK: Final = FRAME_MS / 1000
+BYTES_PER_MS: Final = FRAME_BYTES // FRAME_MS  # 16: 8 samples of 2 bytes
 #: The line's noise floor (white noise, dBFS RMS): a quiet GSM line after the codec's
 #: comfort noise, well under the appliance's speech thresholds but not digital zero.
 FLOOR_DBFS: Final = -66.0
@@ -165,6 +166,7 @@ class FarEnd:
         self._quiet_ms = 0
         self._prompt_ended = asyncio.Event()
         self._prompts = 0  # heard stretches closed so far
+        self.mark_ms = 0  # where the last finished piece of sound ended (set before its callback)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- life cycle ---------------------------------------------------------------------
@@ -212,6 +214,8 @@ class FarEnd:
                 self._out.popleft()
                 self._out_pos = 0
                 if done is not None:
+                    # where this piece ended on the far end's timeline (ms after the answer)
+                    self.mark_ms = (self.audio.frames_sent * FRAME_BYTES + len(frame)) // BYTES_PER_MS
                     done()
         if len(frame) < FRAME_BYTES:
             frame += self._floor(FRAME_BYTES - len(frame))
@@ -283,12 +287,11 @@ class FarEnd:
         self.audio.source, self.audio.said = sound.source, sound.said
         await self.played(self._quiet(sound.onset_ms - self.now_ms))  # he draws breath
         if sound.kind is CalleeKind.MACHINE:
-            await self.played(sound.greeting)
-            self.audio.beep_ms = self.now_ms  # what comes now is the message it records
+            self.play(sound.greeting, self._beeped)
             return
         if sound.repeat_ms:
             while True:
-                await self.played(sound.greeting + self._quiet(sound.repeat_ms - len(sound.greeting) // 16))
+                await self.played(sound.greeting + self._quiet(sound.repeat_ms - len(sound.greeting) // BYTES_PER_MS))
         await self.played(sound.greeting)
         heard_before = len(self.audio.heard)
         if sound.reply and sound.kind is CalleeKind.PERSON:
@@ -298,8 +301,11 @@ class FarEnd:
         if sound.kind is CalleeKind.KEYPAD:
             await self._press(sound.keys)
 
+    def _beeped(self) -> None:
+        self.audio.beep_ms = self.mark_ms  # what comes now is the message it records
+
     def _quiet(self, ms: int) -> bytes:
-        return self._floor_bytes(max(0, ms) * FRAME_BYTES // FRAME_MS)
+        return self._floor_bytes(max(0, ms) * BYTES_PER_MS)
 
     def _floor_bytes(self, n: int) -> bytes:
         """``n`` bytes of the noise floor to queue as a pause."""
@@ -334,6 +340,6 @@ class FarEnd:
             seen = self._prompts
 
     def _key_sent(self, digit: str) -> None:
-        self.audio.keys.append(KeyPress(digit, self.now_ms + FRAME_MS))
+        self.audio.keys.append(KeyPress(digit, self.mark_ms))
         self.call.record.dtmf += digit
         self._host.dtmf_received(digit)
