@@ -4,11 +4,12 @@
 same event loop as the AT ports) carrying raw 8 kHz s16le mono PCM in 20 ms frames of 320
 bytes. Outside an answered call it reads and discards, and writes nothing.
 
-During a call a ``FarEnd`` runs one clock of 20 ms ticks from the answer, paced by the
-event loop's clock against each tick's due time: a tick sent more than 20 ms late is
-counted (``late_ticks``); the ones missed in a stall of up to :data:`MAX_CATCH_UP` are
-sent at once, as a modem's buffered stream hands them over, and after a longer stall the
-clock starts again from now. Each tick it
+During a call a ``FarEnd`` steps on the loop's one ``FrameClock`` of 20 ms ticks (its
+first tick the next after the answer), paced by the event loop's clock against each
+tick's due time: a tick sent more than 20 ms late is counted (``late_ticks``); the ones
+missed in a stall of up to :data:`MAX_CATCH_UP` are sent at once, as a modem's buffered
+stream hands them over, and after a longer stall the clock starts again from now. Each
+tick it
 
 * writes one frame: the next 20 ms of what the callee plays (``_voices.CalleeSound``),
   else the line's noise floor — never digital zero, which the appliance counts as a dead
@@ -75,6 +76,8 @@ MAX_CATCH_UP: Final = 0.2
 #: A modem's audio buffer: frames the host may write ahead before the oldest are dropped.
 MAX_BACKLOG_FRAMES: Final = 10
 _FLOOR_SECONDS: Final = 2  # length of the noise loop the floor is cut from
+SILENT_FRAME: Final = bytes(FRAME_BYTES)
+MAX_RECORDED_BYTES: Final = MAX_RECORDED_SECONDS * 1000 // FRAME_MS * FRAME_BYTES
 
 
 class LineHost(Protocol):
@@ -94,10 +97,52 @@ def _make_floor() -> bytes:
     return to_pcm(x * 32768 * 10 ** (FLOOR_DBFS / 20))
 
 
-def _rms_dbfs(frame: bytes) -> float:
-    x = np.frombuffer(frame, dtype="<i2").astype(np.float64)
-    power = float(np.mean(x * x))
-    return 10 * np.log10(power / 32768**2) if power > 0 else -120.0
+#: A frame's sum of squared samples above which it is heard (:data:`HEARD_DBFS` RMS).
+HEARD_ENERGY: Final = FRAME_SAMPLES * (32768 * 10 ** (HEARD_DBFS / 20)) ** 2
+
+
+def _loud(frame: bytes) -> bool:
+    x = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+    return float(x @ x) > HEARD_ENERGY
+
+
+class FrameClock:
+    """The one 20 ms clock every far end in the event loop steps on: one timer for all
+    calls instead of one per call (128 calls' timers cost more than their frames)."""
+
+    def __init__(self) -> None:
+        self._ends: dict[FarEnd, None] = {}  # insertion-ordered set
+        self._task: asyncio.Task[None] | None = None
+
+    def join(self, far: FarEnd) -> None:
+        self._ends[far] = None
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="far-end-clock")
+
+    def leave(self, far: FarEnd) -> None:
+        self._ends.pop(far, None)
+
+    async def close(self) -> None:
+        self._ends.clear()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        t0, n = loop.time(), 0
+        while self._ends:
+            for far in list(self._ends):
+                far.step()
+            n += 1
+            behind = loop.time() - (t0 + n * TICK)
+            if behind > TICK:
+                for far in self._ends:
+                    far.audio.late_ticks += 1
+            if behind > MAX_CATCH_UP:  # a long stall: start the clock again from now
+                t0, n, behind = loop.time(), 0, 0.0
+            await asyncio.sleep(max(-behind, 0.0))
 
 
 class AudioLine:
@@ -105,9 +150,10 @@ class AudioLine:
 
     FLOOR: Final = _make_floor()
 
-    def __init__(self, link: Path, host: LineHost) -> None:
+    def __init__(self, link: Path, host: LineHost, clock: FrameClock) -> None:
         self._pty = PtyPort(link, self._on_data)
         self._host = host
+        self._clock = clock
         self.far: FarEnd | None = None
 
     @property
@@ -137,7 +183,7 @@ class AudioLine:
     def connect(self, call: Call, sound: asyncio.Future[CalleeSound] | CalleeSound, kind: CalleeKind) -> FarEnd:
         """The call was answered: start the far end's clock."""
         self.hang_up()
-        far = FarEnd(call, self._pty.write, self._host, kind)
+        far = FarEnd(call, self._pty.write, self._host, kind, self._clock)
         self.far = far
         far.start(sound)
         return far
@@ -151,8 +197,10 @@ class AudioLine:
 class FarEnd:
     """The callee of one answered call, on the far end's 20 ms clock."""
 
-    def __init__(self, call: Call, write: Callable[[bytes], None], host: LineHost, kind: CalleeKind) -> None:
+    def __init__(self, call: Call, write: Callable[[bytes], None], host: LineHost, kind: CalleeKind,
+                 clock: FrameClock) -> None:
         self.call = call
+        self._clock = clock
         self._write = write
         self._host = host
         self.audio = CallAudio(kind=kind.value, source="")
@@ -171,13 +219,13 @@ class FarEnd:
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self, sound: asyncio.Future[CalleeSound] | CalleeSound) -> None:
-        loop = asyncio.get_running_loop()
-        for coro in (self._clock(), self._script(sound)):
-            task = loop.create_task(coro)
-            self._tasks.append(task)
-            self._host.track(task)
+        task = asyncio.get_running_loop().create_task(self._script(sound))
+        self._tasks.append(task)
+        self._host.track(task)
+        self._clock.join(self)
 
     def stop(self) -> None:
+        self._clock.leave(self)
         for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()
@@ -188,20 +236,14 @@ class FarEnd:
         return self.tick * FRAME_MS
 
     # -- the clock ----------------------------------------------------------------------
-    async def _clock(self) -> None:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        while self.call.state is CallState.ACTIVE:
-            self._send_frame()
-            self._record_frame()
-            self.tick += 1
-            behind = loop.time() - (t0 + self.tick * TICK)
-            if behind > TICK:
-                self.audio.late_ticks += 1
-            if behind > MAX_CATCH_UP:  # a long stall: start the clock again from now
-                t0 = loop.time() - self.tick * TICK
-                behind = 0.0
-            await asyncio.sleep(max(-behind, 0.0))
+    def step(self) -> None:
+        """One tick of the clock: a frame out, a frame recorded."""
+        if self.call.state is not CallState.ACTIVE:
+            self._clock.leave(self)
+            return
+        self._send_frame()
+        self._record_frame()
+        self.tick += 1
 
     def _send_frame(self) -> None:
         frame = bytearray()
@@ -242,11 +284,12 @@ class FarEnd:
             frame = bytes(self._in[:FRAME_BYTES])
             del self._in[:FRAME_BYTES]
             self.audio.frames_heard += 1
+            loud = _loud(frame)
         else:
-            frame = bytes(FRAME_BYTES)
-        if len(self.audio.pcm) < MAX_RECORDED_SECONDS * 1000 // FRAME_MS * FRAME_BYTES:
+            frame, loud = SILENT_FRAME, False
+        if len(self.audio.pcm) < MAX_RECORDED_BYTES:
             self.audio.pcm += frame
-        self._track_sound(_rms_dbfs(frame) > HEARD_DBFS)
+        self._track_sound(loud)
 
     def _track_sound(self, loud: bool) -> None:
         if loud:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._callee import FrameClock
 from ._calls import CallState
 from ._control import ControlServer
 from ._dialects import dialect_for
@@ -83,6 +84,7 @@ class Emulator:
         sounds = SoundLibrary(Path(config.sound_cache) if config.sound_cache else default_cache_dir(),
                               Path(config.audio_dir) if config.audio_dir else None, config.seed)
         self.network = Network(self.profile, config.seed, config.block_after_calls, sounds)
+        self.frame_clock = FrameClock()  # the 20 ms clock every audio port's far end steps on
         self.modems: list[VirtualModem] = []
         self._by_id: dict[str, VirtualModem] = {}
         self._own_state_dir = config.state_dir is None
@@ -120,7 +122,7 @@ class Emulator:
                     modem_id, dialect, make_imei(dialect.tac, cfg.seed * 100_003 + i), sims,
                     self.network, self.profile, random.Random(f"modem:{cfg.seed}:{i}"),
                     self.state_dir / f"tty{modem_id.upper()}",
-                    self.state_dir / f"tty{modem_id.upper()}-audio",
+                    self.state_dir / f"tty{modem_id.upper()}-audio", self.frame_clock,
                 )
                 modem.start(loop)
                 self.modems.append(modem)
@@ -140,6 +142,7 @@ class Emulator:
             self._control = None
         await self.network.close()
         await asyncio.gather(*(m.stop() for m in self.modems), return_exceptions=True)
+        await self.frame_clock.close()
         self.started = False
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from ._callee import AudioLine
+from ._callee import AudioLine, FrameClock
 from ._calls import Call, CallState, RELEASE_RESULT, DEFAULT_RELEASE_RESULT, progress_urcs, toa, _clcc
 from ._commands import Command, Kind, parse_line
 from ._dialects import DIALECTS, CallReport, CeerStyle, Dialect, UssdCoding
@@ -81,7 +81,7 @@ class Settings:
 class VirtualModem:
     def __init__(self, modem_id: str, dialect: Dialect, imei: str, sims: list[VirtualSim],
                  network: Network, profile: TimingProfile, rng: random.Random, link: Path,
-                 audio_link: Path | None = None) -> None:
+                 audio_link: Path | None = None, audio_clock: FrameClock | None = None) -> None:
         self.id = modem_id
         self.dialect = dialect
         self.vendor = dialect.vendor
@@ -116,7 +116,8 @@ class VirtualModem:
         self.speaker = Speaker(self, dialect.tts)
         #: The audio port (a second pty), on models whose dialect has an audio set-up command.
         self.audio: AudioLine | None = (
-            AudioLine(audio_link, self) if dialect.audio_setup is not None and audio_link is not None else None
+            AudioLine(audio_link, self, audio_clock or FrameClock())
+            if dialect.audio_setup is not None and audio_link is not None else None
         )
 
     # -- life cycle -------------------------------------------------------------------------
