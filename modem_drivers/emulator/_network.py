@@ -31,7 +31,7 @@ from ._plan import (
 )
 from ._sim import VirtualSim
 from ._timing import TimingProfile
-from ._voices import CalleeKind, CalleeSound, SoundLibrary, listens
+from ._voices import CalleeKind, CalleeSound, NotReady, SoundLibrary, listens
 
 
 class VirtualModem(Protocol):
@@ -251,11 +251,16 @@ class Network:
         the call is set up; only for modems with an audio port."""
         if modem.audio is None:
             return None
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[CalleeSound] = loop.create_future()
         if self.sounds is None:
-            done: asyncio.Future[CalleeSound] = asyncio.get_running_loop().create_future()
             done.set_result(CalleeSound(self._kind(callee, behaviour), b"", source="none"))
             return done
-        return asyncio.get_running_loop().run_in_executor(None, self.sounds.sound_for, callee, behaviour)
+        try:
+            done.set_result(self.sounds.sound_for(callee, behaviour, blocking=False))  # cached: no thread
+        except NotReady:
+            return loop.run_in_executor(None, self.sounds.sound_for, callee, behaviour)
+        return done
 
     def _connect_audio(self, line: AudioLine, call: Call, sound: asyncio.Future[CalleeSound] | CalleeSound,
                        kind: CalleeKind) -> FarEnd:

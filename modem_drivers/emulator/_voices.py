@@ -13,7 +13,9 @@ as raw PCM in the cache directory, so each is synthesised once per machine.
 ``machine.wav``, ``silence.wav``, ``fax.wav``, ``sit.wav``, ``keypad.wav``). The file
 is played once from the answer; for a machine its end counts as the beep's end.
 
-Building a sound blocks (subprocesses); the network runs it in a worker thread.
+Making a sound blocks (subprocesses): the network runs that in a worker thread, and asks
+first without blocking (``blocking=False``), which serves a sound whose clips are cached
+at once, from the event loop.
 """
 from __future__ import annotations
 
@@ -59,6 +61,14 @@ CACHE_VERSION: Final = 1
 #: Distinct voices per kind: callees share them (a number picks one by its hash), so a
 #: bank dialling thousands of numbers synthesises a few dozen clips, not thousands.
 VOICE_POOL: Final = 8
+
+
+#: Clips kept in memory (a bank's few dozen voices, and --audio-dir files): ~50 KB each.
+MEMORY_CLIPS: Final = 512
+
+
+class NotReady(Exception):
+    """A sound asked for without blocking needs making first (espeak-ng, sox)."""
 
 
 class CalleeKind(enum.Enum):
@@ -152,6 +162,7 @@ class SoundLibrary:
         self.audio_dir = audio_dir
         self.seed = seed
         self._warned = False
+        self._memory: dict[str, bytes] = {}  # clips and WAV files read or made, by key
 
     def kind_of(self, number: str, behaviour: Behaviour) -> CalleeKind:
         if behaviour is Behaviour.MACHINE:
@@ -160,8 +171,11 @@ class SoundLibrary:
             return CalleeKind.KEYPAD
         return PERSON_VARIANTS[plan_variant(number)]
 
-    def sound_for(self, number: str, behaviour: Behaviour, today: dt.date | None = None) -> CalleeSound:
-        """The far end of a call to ``number`` (blocking: may run espeak-ng and sox)."""
+    def sound_for(self, number: str, behaviour: Behaviour, today: dt.date | None = None, *,
+                  blocking: bool = True) -> CalleeSound:
+        """The far end of a call to ``number``. Blocking, it may run espeak-ng and sox;
+        with ``blocking=False`` it only reads what is cached and raises :class:`NotReady`
+        when something would have to be made (the event loop's fast path)."""
         kind = self.kind_of(number, behaviour)
         rng = np.random.default_rng(_number_seed(self.seed, number))
         onset = int(rng.uniform(100, 800))
@@ -172,11 +186,15 @@ class SoundLibrary:
             keys = key_groups(KEY_VARIANTS[_script_digit(number)], today or dt.date.today(), rng)
         wav = self._wav_for(number, kind)
         if wav is not None:
-            pcm = _read_wav(wav)
+            pcm = self._memory.get(str(wav))
+            if pcm is None:
+                if not blocking:
+                    raise NotReady(str(wav))
+                pcm = self._remember(str(wav), _read_wav(wav))
             beep = len(pcm) // (2 * SAMPLE_RATE // 1000) if kind is CalleeKind.MACHINE else None
             return CalleeSound(kind, pcm, onset, beep_end_ms=beep, keys=keys, source=str(wav))
         try:
-            return self._generated(kind, number, keys, onset)
+            return self._generated(kind, number, keys, onset, blocking)
         except (OSError, subprocess.CalledProcessError) as exc:
             if not self._warned:
                 log.warning("callee voices cannot be made (%s): callees play a quiet line", exc)
@@ -198,7 +216,8 @@ class SoundLibrary:
         return None
 
     # -- generated sounds -------------------------------------------------------------------
-    def _generated(self, kind: CalleeKind, number: str, keys: tuple[str, ...], onset: int) -> CalleeSound:
+    def _generated(self, kind: CalleeKind, number: str, keys: tuple[str, ...], onset: int,
+                   blocking: bool) -> CalleeSound:
         slot = _number_seed(self.seed, number) % VOICE_POOL
         rng = np.random.default_rng(slot * 7919 + len(kind.value))
         variant = plan_variant(number)
@@ -211,19 +230,22 @@ class SoundLibrary:
         name = str(rng.choice(NAMES[lang]))
         snr = float(rng.choice([-1.0, 35.0, 25.0, 18.0]))  # -1: no added noise
         line = (voice, speed, pitch, snr, slot)
+
+        def clip(text: str) -> bytes:
+            return self._clip(("say", text, *line), lambda: self._voice(text, line), blocking)
+
         if kind in (CalleeKind.PERSON, CalleeKind.KEYPAD):
             pool = HUMAN_SHORT if rng.random() < 0.6 else HUMAN
             said = str(rng.choice(pool[lang])).format(name=name)
             reply_text = str(rng.choice(REPLY[lang]))
-            greeting = self._clip(("say", said, *line), lambda: self._voice(said, line))
-            reply = self._clip(("say", reply_text, *line), lambda: self._voice(reply_text, line))
+            greeting, reply = clip(said), clip(reply_text)
             return CalleeSound(kind, greeting, onset, said, reply=reply, keys=keys,
                                reply_after_ms=int(rng.uniform(800, 2500)))
         if kind is CalleeKind.MACHINE:
             said = str(rng.choice(MACHINE[lang])).format(name=name)
             beep_hz, beep_ms = round(float(rng.uniform(400, 2000)), 1), int(rng.uniform(150, 1000))
             pause_ms = int(rng.uniform(200, 800))
-            voice_pcm = self._clip(("say", said, *line), lambda: self._voice(said, line))
+            voice_pcm = clip(said)
             beep = to_pcm(zeros(pause_ms)) + to_pcm(codec_round_trip(
                 tone(beep_hz, beep_ms, float(rng.uniform(-22, -10)), rng)))
             greeting = voice_pcm + beep
@@ -233,7 +255,7 @@ class SoundLibrary:
             said = str(rng.choice(ANNOUNCEMENT[lang]))
             level = float(rng.uniform(-24, -14))  # ITU-T E.180: −24 dBm0 nominal
             tones = np.concatenate([tone(f, ms, level, rng) for f, ms in SIT_PLANS[sit_kind]])
-            announcement = self._clip(("say", said, *line), lambda: self._voice(said, line))
+            announcement = clip(said)
             greeting = to_pcm(codec_round_trip(tones)) + to_pcm(zeros(int(rng.uniform(300, 1000)))) + announcement
             return CalleeSound(kind, greeting, onset, said)
         if kind is CalleeKind.FAX:
@@ -249,18 +271,28 @@ class SoundLibrary:
             x = add_noise(x, ("white", "pink", "brown")[slot % 3], snr, np.random.default_rng(slot))
         return codec_round_trip(x)
 
-    def _clip(self, key: tuple[object, ...], make: Callable[[], Samples]) -> bytes:
+    def _clip(self, key: tuple[object, ...], make: Callable[[], Samples], blocking: bool = True) -> bytes:
         digest = hashlib.sha1(repr((CACHE_VERSION, *key)).encode()).hexdigest()
+        if digest in self._memory:
+            return self._memory[digest]
         path = self.cache_dir / f"{digest}.s16"
         try:
-            return path.read_bytes()
+            return self._remember(digest, path.read_bytes())
         except FileNotFoundError:
             pass
-        pcm = to_pcm(make())
+        if not blocking:
+            raise NotReady(digest)
+        pcm = self._remember(digest, to_pcm(make()))
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(pcm)
         os.replace(tmp, path)  # atomic: two emulators sharing a cache never read half a clip
+        return pcm
+
+    def _remember(self, key: str, pcm: bytes) -> bytes:
+        if len(self._memory) >= MEMORY_CLIPS:
+            self._memory.pop(next(iter(self._memory)))  # the oldest goes
+        self._memory[key] = pcm
         return pcm
 
 
