@@ -383,3 +383,13 @@ async def test_an_inbound_caller_keys_after_the_prompt(bank_of) -> None:  # type
     assert record.dtmf == "1" and record.audio is not None and record.audio.keys[0].at_ms > record.audio.heard[0].end_ms
     host.close()
     port.close()
+
+
+def test_the_cli_takes_an_audio_dir_that_exists(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modem_drivers.emulator.cli import emulate
+
+    result = CliRunner().invoke(emulate, ["--audio-dir", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "--audio-dir" in result.output
+    assert "--sound-cache" in CliRunner().invoke(emulate, ["--help"]).output
