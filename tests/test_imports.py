@@ -9,6 +9,8 @@ follow. The test fails on:
 * a library module importing a command module: the command root ``simrotor/``, the
   installer's commands ``provisioning/``, the benchmarks ``bench/``, or any package's
   ``cli`` module (a command imports libraries, never the other way);
+* a product module importing the emulator (only commands, the benchmarks and issue 6's
+  corpus generator may);
 * an import that runs up the floors: ``simrotor`` → ``provisioning`` / ``controller`` /
   ``appliance`` → ``modem_drivers`` → ``common``.
 """
@@ -157,6 +159,20 @@ def test_imports_run_down_the_floors(package):
     wrong = [f"{m} -> {t}" for m, targets in GRAPH.items() if m.split(".")[0] == package
              for t in sorted(targets) if t.split(".")[0] not in allowed]
     assert not wrong, f"{package} may import only {sorted(allowed)}:\n  " + "\n  ".join(wrong)
+
+
+#: Modules that may import the emulator besides commands: the labelled corpus generator
+#: stands in for the network (issue 6) and makes its sounds the emulator's way.
+MAY_IMPORT_THE_EMULATOR = {"appliance.audio.corpus"}
+
+
+def test_the_product_never_imports_the_emulator():
+    # The emulator is the edge of the world we cannot reach; a runtime that imported it
+    # would run differently on a real modem than in every test.
+    wrong = [f"{m} -> {t}" for m, targets in GRAPH.items()
+             if not _is_command(m) and not m.startswith("modem_drivers.emulator") and m not in MAY_IMPORT_THE_EMULATOR
+             for t in sorted(targets) if t.startswith("modem_drivers.emulator")]
+    assert not wrong, "product modules importing the emulator:\n  " + "\n  ".join(wrong)
 
 
 def test_the_rules_catch_a_circle_and_an_upward_import():

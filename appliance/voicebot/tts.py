@@ -2,7 +2,7 @@
 mono WAV (the audio ports' format), made once and cached on disk by a hash of the text
 and the voice.
 
-The espeak-ng and sox call itself is :func:`modem_drivers.emulator.sounds.speak`, the one
+The espeak-ng and sox call itself is :func:`modem_drivers.audio.speech.speak`, the one
 the emulator's callees and the labelled corpus use (imports run down, so it lives on the
 hardware floor); this module adds the voice per language, the cache and the WAV file.
 """
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from modem_drivers.emulator.sounds import SAMPLE_RATE, speak, to_pcm
+from modem_drivers.audio.frames import SAMPLE_RATE
+from modem_drivers.audio.speech import speak, to_pcm
 
 #: espeak-ng voice per dialogue language (``espeak-ng --voices=pl`` / ``=en`` on Debian).
 VOICES: Final = {"pl": "pl", "en": "en"}

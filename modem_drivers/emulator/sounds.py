@@ -6,25 +6,54 @@ resampled by sox, tones, line noise, and the phrases people, machines and operat
 They live here, on the hardware floor, because the emulator may not import ``appliance/``
 (imports run down); the corpus imports them from here, so nothing is written twice.
 
-Everything works on float samples at 8 kHz (full scale = 32768) until :func:`to_pcm`.
+Everything works on float samples at 8 kHz (full scale = 32768) until ``to_pcm``. The
+espeak-ng voice itself (``speak``, ``to_pcm``) is ``modem_drivers.audio.speech``: the
+appliance's prompts use it too, and the appliance must not import the emulator.
 """
 from __future__ import annotations
 
-import subprocess
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
-Samples = npt.NDArray[np.float64]
+from ..audio.frames import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE
+from ..audio.speech import BAND_LIMIT, SPEECH_DBFS, Samples, speak, to_pcm
 
-#: The audio ports' format: 8 kHz (G.711 narrowband), s16le mono, 20 ms frames (issue 14).
-SAMPLE_RATE: Final = 8000
+#: What the emulator's far ends and the corpus take from here (speech and the frame
+#: format re-exported from ``modem_drivers.audio``, where they live).
+__all__ = [
+    "ANNOUNCEMENT",
+    "BAND_LIMIT",
+    "DTMF_COLS",
+    "DTMF_KEYS",
+    "DTMF_ROWS",
+    "FRAME_BYTES",
+    "FRAME_MS",
+    "FRAME_SAMPLES",
+    "HUMAN",
+    "HUMAN_SHORT",
+    "MACHINE",
+    "MU",
+    "NAMES",
+    "REPLY",
+    "SAMPLE_RATE",
+    "SIT_PLANS",
+    "SPEECH_DBFS",
+    "VARIANTS",
+    "VOICES",
+    "Samples",
+    "add_noise",
+    "codec_round_trip",
+    "dtmf_tone",
+    "noise",
+    "speak",
+    "to_pcm",
+    "tone",
+    "zeros",
+]
+
+#: Frame length in milliseconds (the audio port's 20 ms frames).
 FRAME_MS: Final = 20
-FRAME_SAMPLES: Final = SAMPLE_RATE * FRAME_MS // 1000  # 160
-FRAME_BYTES: Final = FRAME_SAMPLES * 2  # 320
-#: Speech is normalised to this active level (dBFS); the corpus's reference level too.
-SPEECH_DBFS: Final = -20.0
 
 #: DTMF keys in keypad order and their ITU-T Q.23 frequencies (row = low group).
 DTMF_KEYS: Final = "123A456B789C*0#D"
@@ -79,31 +108,6 @@ SIT_PLANS: Final = {
     "reorder": ((913.8, 274), (1428.5, 380), (1776.7, 380)),
     "itu": ((950.0, 330), (1400.0, 330), (1800.0, 330)),
 }
-#: ITU-T G.712 telephone band, as ``sox sinc`` applies it.
-BAND_LIMIT: Final = ("sinc", "300-3400")
-
-
-def speak(text: str, voice: str, speed: int, pitch: int, effects: tuple[str, ...] = ()) -> Samples:
-    """espeak-ng → sox (resample to 8 kHz, then ``effects``) → float samples at
-    :data:`SPEECH_DBFS` active level, the voice's leading and trailing silence cut."""
-    said = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
-        capture_output=True, check=True,
-    )
-    conv = subprocess.run(
-        ["sox", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed", "-b", "16", "-c", "1", "-",
-         *effects],
-        input=said.stdout, capture_output=True, check=True,
-    )
-    x = np.frombuffer(conv.stdout, dtype="<i2").astype(np.float64)
-    nz = np.flatnonzero(np.abs(x) > 64)
-    if len(nz):
-        x = x[nz[0] : nz[-1] + 1]  # espeak pads silence; the caller decides the timing
-    active = x[np.abs(x) > 0.05 * (np.abs(x).max() + 1)]
-    rms = float(np.sqrt(np.mean(active**2))) if len(active) else 1.0
-    return x * (32768 * 10 ** (SPEECH_DBFS / 20) / rms)
-
-
 def tone(f: float, ms: float, dbfs: float, rng: np.random.Generator) -> Samples:
     """A sine of ``f`` Hz for ``ms`` at ``dbfs`` RMS, random starting phase."""
     t = np.arange(round(ms * SAMPLE_RATE / 1000)) / SAMPLE_RATE
@@ -162,8 +166,3 @@ def codec_round_trip(x: Samples) -> Samples:
     c = np.sign(y) * np.log1p(MU * np.abs(y)) / np.log1p(MU)
     c = np.round(c * 127) / 127
     return np.sign(c) * np.expm1(np.abs(c) * np.log1p(MU)) / MU * 32768
-
-
-def to_pcm(x: Samples) -> bytes:
-    """Float samples → s16le bytes, clipped as a real codec clips."""
-    return np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
