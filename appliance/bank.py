@@ -118,7 +118,15 @@ class Bank:
         await asyncio.gather(*(m.close() for m in self.modems.values()), return_exceptions=True)
 
     async def _open(self, ch: Channel) -> Modem:
-        return await Modem.open(ch.port, pin=ch.pin, name=ch.id, pin_marks=self.pin_marks, expected_imei=ch.imei)
+        modem = await Modem.open(ch.port, pin=ch.pin, name=ch.id, pin_marks=self.pin_marks, expected_imei=ch.imei)
+        if ch.audio is not None:
+            # The audio port opens with the modem; one that fails leaves the channel on the
+            # modem's own TTS (a lost port is reopened before each dial, modem/audio.py).
+            try:
+                await modem.audio_port(ch.audio)
+            except (AtError, ModemError, OSError) as exc:
+                logger.warning("channel %s: audio port %s not opened: %s", ch.id, ch.audio, exc)
+        return modem
 
     async def _bring_up(self, ch: Channel) -> None:
         try:

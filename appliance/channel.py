@@ -69,6 +69,7 @@ class Channel:
     slots: int
     pin: str | None = None
     pools: tuple[str, ...] = ()
+    audio: str | None = None  # the modem's audio port path ([[modem]] audio), opened with the modem
     state: ChannelState = ChannelState.OPENING
     reason: str = "starting"
     since: float = dataclasses.field(default_factory=time.time)

@@ -15,6 +15,7 @@ Shape (every table optional except where noted; defaults beside each field)::
     [[modem]]                           # one per modem (or from emulator_state)
     id = "m01"
     port = "/dev/serial/by-id/usb-SimTech…-if02"
+    audio = "/dev/serial/by-id/usb-SimTech…-if04"   # optional: the modem's audio port (on_answer = "amd")
     slots = 2
     pin = "1234"                        # optional
     pools = ["creditor-a"]              # optional: tags for job hints
@@ -23,7 +24,7 @@ Shape (every table optional except where noted; defaults beside each field)::
     [operator_limits."26001"]           # per-operator caps
     [lock]                              # SIM-bank lock rules
     [quarantine]                        # causes that look like a blocked SIM
-    [calls]                             # on_answer = "hangup" | "hold" | "play", message = "…"
+    [calls]                             # on_answer = "hangup" | "hold" | "play" | "amd", message = "…"
     [retry] / [ussd] / [supervision]
     [log]                               # format = "json" | "text", level = "INFO"
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -51,11 +52,15 @@ from common.configkit import (
     check_token,
     explain,
 )
-from common.contract import CALL_BOUNDS, RETRY_BOUNDS
+from common.contract import CALL_BOUNDS, MESSAGE_LANGS, RETRY_BOUNDS, VOICEBOT_LIVE, OnHuman, OnMachine
 from common.files import read_toml
 from common.logs import LogSection
 
 from .jobspec import MAX_MESSAGE_LENGTH, ON_ANSWER, message_problem
+
+
+ON_MACHINE: Final = tuple(a.value for a in OnMachine)
+ON_HUMAN: Final = tuple(a.value for a in OnHuman)
 
 
 class ConfigError(ValueError):
@@ -78,6 +83,7 @@ class ApplianceSection(_Base):
 class ModemEntry(_Base):
     id: str
     port: str
+    audio: str | None = None  # the modem's audio port (docs/dialects.md, "Call audio on the audio port")
     slots: int = 1
     pin: str | None = None
     vendor: str | None = None  # force a dialect; default: detected from +CGMI/+CGMM
@@ -134,6 +140,11 @@ class CallsSection(_Base):
     max_talk_seconds: float = 60.0
     on_answer: str = "hangup"  # hangup | hold | play (speak ``message`` with the modem's TTS)
     message: str | None = None  # for "play"; a job's call.message overrides it
+    # on_answer = "amd" (issue 14): what each AMD decision does, and the message as audio
+    on_machine: str = "leave_message"  # leave_message | hangup
+    on_human: str = "play"  # play | hangup (voicebot once its live runner exists)
+    lang: str = "pl"  # the voice message text is synthesised in (espeak-ng, appliance/voicebot/tts.py)
+    message_wav: str | None = None  # an 8 kHz mono WAV played instead of synthesising message
 
 
 class RetrySection(_Base):
@@ -305,6 +316,13 @@ def _check(cfg: ApplianceConfig, source: str) -> None:
     if cfg.calls.on_answer == "play" and cfg.calls.message is None:
         raise bad("[calls] message", 'on_answer = "play" needs the message to play',
                   f'message = "Dzień dobry, …" (at most {MAX_MESSAGE_LENGTH} characters), or on_answer = "hangup"')
+    for key, known in (("on_machine", ON_MACHINE), ("on_human", ON_HUMAN), ("lang", MESSAGE_LANGS)):
+        if getattr(cfg.calls, key) not in known:
+            raise bad(f"[calls] {key}", f"{getattr(cfg.calls, key)!r} is not known", f"{key} = one of {', '.join(map(repr, known))}")
+    if cfg.calls.on_human == "voicebot" and not VOICEBOT_LIVE:
+        raise bad("[calls] on_human", '"voicebot" is not yet available on live calls', 'on_human = "play" or "hangup"')
+    if cfg.calls.message_wav is not None and not Path(cfg.calls.message_wav).is_file():
+        raise bad("[calls] message_wav", f"{cfg.calls.message_wav!r} is not a file", 'message_wav = "/etc/simrotor/message.wav"')
     if cfg.calls.message is not None:
         problem = message_problem(cfg.calls.message)
         if problem:
@@ -327,7 +345,9 @@ def modems_from_emulator_state(path: Path, source: str = "config") -> list[Modem
         if not isinstance(m, dict) or "id" not in m or "port" not in m:
             raise ConfigError(f"{source}: emulator_state {str(path)!r}: modem #{i + 1} has no id or port; fix: "
                               f"rewrite the file with `simrotor emulate --state-file {path}`")
-        out.append(ModemEntry(id=str(m["id"]), port=str(m["port"]), slots=max(1, len(m.get("sims") or []) or 1)))
+        audio = m.get("audio_port")
+        out.append(ModemEntry(id=str(m["id"]), port=str(m["port"]), audio=str(audio) if audio else None,
+                              slots=max(1, len(m.get("sims") or []) or 1)))
     return out
 
 

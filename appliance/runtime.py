@@ -134,7 +134,7 @@ class Appliance:
         # Relative to the working directory, as given (parse_config resolves only
         # emulator_state against the config file's folder).
         self.store = Store(cfg.appliance.store)
-        channels = [Channel(m.id, m.port, m.slots, pin=m.pin, pools=tuple(m.pools)) for m in cfg.modem]
+        channels = [Channel(m.id, m.port, m.slots, pin=m.pin, pools=tuple(m.pools), audio=m.audio) for m in cfg.modem]
         sup = cfg.supervision
         self.bank = Bank(channels, check_interval=sup.check_interval_seconds,
                          command_timeout=sup.stuck_timeout_seconds, reopen_backoff=tuple(sup.reopen_backoff),  # type: ignore[arg-type]

@@ -32,7 +32,8 @@ from common.phone import shown
 
 __all__ = [
     "Ack", "CallOptions", "Cancel", "ContractError", "Error", "Heartbeat", "Hello", "Hints", "HlrMethod", "Inbound",
-    "InboundAck", "InboundEvent", "Job", "JobKind", "Jobs", "LinkMessage", "OnAnswer", "Outcome", "Rejection", "Result",
+    "AmdReport", "InboundAck", "InboundEvent", "Job", "JobKind", "Jobs", "LinkMessage", "OnAnswer", "OnHuman", "OnMachine",
+    "Outcome", "Rejection", "Result",
     "Results", "ResultsAck", "Retry", "SimInfo", "decode_message", "encode_message", "job_from", "message_problem",
 ]
 
@@ -82,6 +83,30 @@ class OnAnswer(enum.Enum):
     HANGUP = "hangup"
     HOLD = "hold"
     PLAY = "play"
+    AMD = "amd"  # decide human or machine on the live audio, then on_machine / on_human (issue 14)
+
+
+class OnMachine(enum.Enum):
+    """``on_answer: "amd"`` and the far end is a machine (appliance/jobs/live.py)."""
+
+    LEAVE_MESSAGE = "leave_message"  # after the beep (or the greeting's end when none comes within 10 s)
+    HANGUP = "hangup"
+
+
+class OnHuman(enum.Enum):
+    """``on_answer: "amd"`` and a person is (or may be) on the line: human or unsure."""
+
+    PLAY = "play"
+    VOICEBOT = "voicebot"  # a named dialogue (appliance/voicebot); refused until its live runner exists
+    HANGUP = "hangup"
+
+
+#: Whether this build can run ``on_human: "voicebot"`` on a live call. False until the
+#: voicebot's live runner (appliance/voicebot/live.py) lands: a job we cannot run is refused
+#: when it is received, never accepted and then failed.
+VOICEBOT_LIVE: Final = False
+#: Languages of the appliance's own prompts (appliance/voicebot/tts.py VOICES).
+MESSAGE_LANGS: Final = ("pl", "en")
 
 
 class HlrMethod(enum.Enum):
@@ -186,11 +211,21 @@ class CallOptions(msgspec.Struct, forbid_unknown_fields=True):
     max_ring_seconds: _number(CALL_BOUNDS["max_ring_seconds"]) | UnsetType = UNSET  # type: ignore[valid-type]
     max_talk_seconds: _number(CALL_BOUNDS["max_talk_seconds"]) | UnsetType = UNSET  # type: ignore[valid-type]
     on_answer: OnAnswer | UnsetType = UNSET
-    message: str | UnsetType = UNSET  # on_answer "play": spoken by the modem's TTS
+    message: str | UnsetType = UNSET  # "play" (or amd's play / leave_message): the text the callee hears
+    on_machine: OnMachine | UnsetType = UNSET  # on_answer "amd": default leave_message
+    on_human: OnHuman | UnsetType = UNSET  # on_answer "amd": default play
+    lang: Literal["pl", "en"] | UnsetType = UNSET  # the voice the appliance speaks message in (default pl)
+    dialogue: Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)] | UnsetType = UNSET  # on_human "voicebot"
 
     def __post_init__(self) -> None:
         if self.on_answer is OnAnswer.PLAY and self.message is UNSET:
             raise ContractError("message", 'on_answer "play" needs the message to play, e.g. "message": "Dzień dobry…"')
+        if self.on_human is OnHuman.VOICEBOT:
+            if not VOICEBOT_LIVE:
+                raise ContractError("on_human", '"voicebot" is not yet available on live calls (its live runner is '
+                                    'not built); use "play" or "hangup"')
+            if self.dialogue is UNSET:
+                raise ContractError("dialogue", 'on_human "voicebot" needs the dialogue to run, e.g. "promise_to_pay"')
         if self.message is not UNSET and (problem := message_problem(self.message)):
             raise ContractError("message", problem)
 
@@ -320,6 +355,10 @@ _REASONS: Final[dict[str, Callable[[Any], str]]] = {
     **{f"call.{k}": _number_reason(f"call.{k}", b) for k, b in CALL_BOUNDS.items()},
     "call.on_answer": lambda v: f"expected one of {', '.join(a.value for a in OnAnswer)}, got {v!r}",
     "call.message": lambda v: message_problem(v) or "expected text",
+    "call.on_machine": lambda v: f"expected one of {', '.join(a.value for a in OnMachine)}, got {v!r}",
+    "call.on_human": lambda v: f"expected one of {', '.join(a.value for a in OnHuman)}, got {v!r}",
+    "call.lang": lambda v: f"expected one of {', '.join(MESSAGE_LANGS)}, got {v!r}",
+    "call.dialogue": lambda v: f"expected a dialogue name of 1-{MAX_ID_LENGTH} characters, e.g. \"promise_to_pay\"",
     "text": _sms_text,
     "report": lambda v: "expected true or false",
     "method": lambda v: f"expected one of {', '.join(m.value for m in HlrMethod)}",
@@ -404,6 +443,19 @@ def _explain(exc: msgspec.ValidationError, raw: Any, reasons: Mapping[str, Calla
 
 
 # -- results -----------------------------------------------------------------------------------
+class AmdReport(msgspec.Struct):
+    """``amd`` in a call's result: the live AMD's first decision (appliance/audio/amd.py
+    ``AmdResult`` value, its rule, ms after the answer) and, when a fast "human" turned out
+    to be a machine talking on, that revision's rule and time — so revisions are countable."""
+
+    decision: str
+    rule: str
+    decided_ms: int
+    revised: bool = False
+    revised_ms: int | None | UnsetType = UNSET
+    revised_rule: str | None | UnsetType = UNSET
+
+
 class Result(msgspec.Struct):
     """One result body as the appliance's outbox sends it (appliance/jobs/, appliance/scheduler/).
     Every field but ``job_id`` and ``outcome`` is there only when it applies; unknown
@@ -435,7 +487,9 @@ class Result(msgspec.Struct):
     answered_monotonic: Num | None | UnsetType = UNSET
     message_played: bool | UnsetType = UNSET
     message_seconds: Num | UnsetType = UNSET
-    message_error: str | UnsetType = UNSET
+    message_error: str | UnsetType = UNSET  # why the message was not heard whole (not played, or cut)
+    amd: AmdReport | UnsetType = UNSET  # on_answer "amd"
+    beep_ms: int | None | UnsetType = UNSET  # a machine's beep ended (ms after the answer); None: no beep heard
     # SMS
     submitted_at: str | None | UnsetType = UNSET
     parts: int | UnsetType = UNSET

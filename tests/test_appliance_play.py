@@ -177,7 +177,7 @@ def test_config_play_with_a_message_loads(tmp_path):
     ({"on_answer": "play", "message": "x" * (MAX_MESSAGE_LENGTH + 1)}, "call.message", ["137 characters", "556"]),
     ({"on_answer": "play", "message": "Hi 🙂"}, "call.message", ["UCS2"]),
     ({"on_answer": "play", "message": 42}, "call.message", ["non-empty text"]),
-    ({"on_answer": "dance"}, "call.on_answer", ["hangup, hold, play", "'dance'"]),
+    ({"on_answer": "dance"}, "call.on_answer", ["hangup, hold, play, amd", "'dance'"]),
 ])
 def test_job_mistakes_name_the_field_and_the_reason(call, field, words):
     with pytest.raises(JobError) as err:

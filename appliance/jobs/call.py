@@ -10,11 +10,13 @@ from typing import Any, Final
 from common.clock import iso
 from common.contract import Outcome
 from modem_drivers.at import AtError, TimeoutClass
+from modem_drivers.audio import AudioFault
 from modem_drivers.call import Call, CallState
 from modem_drivers.errors import ModemError
 from modem_drivers.modem import Modem, PlaybackEnd
 from modem_drivers.q850 import cause_name
 
+from .amd import answer_amd, message_pcm
 from .base import Context, Executed, Placement, result_base
 
 logger = logging.getLogger("appliance.jobs")
@@ -65,11 +67,19 @@ async def _answer_play(modem: Modem, call: Call, opts: dict[str, Any], talk_left
     return out
 
 
-#: What an answered call does (jobspec.ON_ANSWER); each returns its own result fields.
+async def _answer_amd(modem: Modem, call: Call, opts: dict[str, Any], talk_left: float) -> dict[str, Any]:
+    """Live AMD and the decision's branch (appliance/jobs/amd.py); the modem's TTS is the
+    fallback on a modem without an audio port."""
+    return await answer_amd(modem, call, opts, talk_left, _answer_play)
+
+
+#: What an answered call does (jobspec.ON_ANSWER); each returns its own result fields
+#: (an ``outcome`` among them overrides the release's: the AMD's human or machine).
 ANSWER_ACTIONS: Final[dict[str, Callable[[Modem, Call, dict[str, Any], float], Awaitable[dict[str, Any]]]]] = {
     "hangup": _answer_hangup,
     "hold": _answer_hold,
     "play": _answer_play,
+    "amd": _answer_amd,
 }
 
 
@@ -79,9 +89,14 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
     max_talk = float(opts.get("max_talk_seconds", 60.0))
     action = ANSWER_ACTIONS[opts.get("on_answer", "hangup")]
     out = result_base(job, p)
+    if opts.get("on_answer") == "amd" and modem.audio is not None:
+        # the message's audio is ready before the dial: the answer never waits for espeak-ng
+        opts["message_pcm"], opts["message_pcm_error"] = await message_pcm(opts)
     wall0, mono0 = time.time(), time.monotonic()
     try:
         call = await modem.dial(job["callee"])
+    except AudioFault as exc:  # the audio port is lost or its set-up refused: no call placed
+        return {**out, "outcome": Outcome.AUDIO_FAULT.value, "cause": None, "error": str(exc), "dialed_at": iso(wall0)}
     except (AtError, ModemError) as exc:
         return {**out, "outcome": Outcome.CHANNEL_ERROR.value, "cause": None, "error": str(exc), "dialed_at": iso(wall0)}
     try:

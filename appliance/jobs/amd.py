@@ -1,0 +1,138 @@
+"""``on_answer: "amd"``: decide human or machine on the live audio, then run the job's
+branch for that decision (issue 14, docs/appliance.md "Answer policies").
+
+* machine — ``leave_message``: wait for the beep (or, when none comes within 10 s, the
+  greeting's end) and play the message; ``hangup``. A fax or an operator's SIT always hangs
+  up: nobody there would hear a message.
+* human, unsure (and silence: bias to human, a quiet person may be listening) — ``play``
+  the message at once (said within 1 s of the end of his greeting: the AMD's verdict comes
+  0.2–0.5 s after it), or ``hangup``. While the message plays the watch may revise "human" to
+  "machine" (the greeting ran on): the message stops and the machine branch runs.
+
+The message is audio the appliance plays itself: ``message_wav`` or the text rendered by
+``appliance.voicebot.tts`` (prepared before the dial, so the answer never waits for it).
+A modem without an audio port falls back to the modem's TTS (``fallback``).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from appliance.audio.events import AmdResult
+from appliance.audio.wav import WavError, read_wav
+from appliance.voicebot.tts import Synthesiser, TtsError
+from common.contract import OnHuman, OnMachine, Outcome
+from modem_drivers.audio import AudioFault
+from modem_drivers.call import Call
+from modem_drivers.modem import CallEndedBeforeAudio, Modem
+
+from .live import BEEP_WAIT_S, Listener, Played, play, until
+
+logger = logging.getLogger("appliance.jobs")
+
+#: The machine verdicts after which no message is left (rule names of appliance/audio/amd.py).
+_NO_MESSAGE_RULES: Final = frozenset({"sit"})
+_HUMAN_SIDE: Final = frozenset({AmdResult.HUMAN, AmdResult.UNSURE, AmdResult.SILENCE})
+#: The AMD has 5 s of analysis (AmdConfig.total_analysis_ms) plus a frame or two.
+DECIDE_WAIT_S: Final = 6.0
+
+Fallback = Callable[[Modem, Call, dict[str, Any], float], Awaitable[dict[str, Any]]]
+
+
+async def message_pcm(opts: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """The message as 8 kHz s16le PCM (``message_wav``, else ``message`` synthesised in
+    ``lang``), or None and why. Rendering runs once per text (cached on disk), off the loop."""
+    try:
+        if wav := opts.get("message_wav"):
+            return (await asyncio.to_thread(read_wav, wav)).samples.tobytes(), None
+        if text := opts.get("message"):
+            return await asyncio.to_thread(Synthesiser().pcm, text, opts.get("lang") or "pl"), None
+    except (WavError, TtsError, OSError) as exc:
+        return None, f"the message cannot be played: {exc}"
+    return None, "no message to play: neither the job's call.message nor [calls] message / message_wav reached the call"
+
+
+def _played(p: Played) -> dict[str, Any]:
+    out: dict[str, Any] = {"message_played": p.whole, "message_seconds": p.seconds}
+    if p.cut is not None:
+        out["message_error"] = p.cut.value
+    return out
+
+
+async def answer_amd(modem: Modem, call: Call, opts: dict[str, Any], talk_left: float, fallback: Fallback) -> dict[str, Any]:
+    if modem.audio is None:
+        # No audio port: no live AMD; the modem's TTS says the message when a branch would.
+        if opts.get("on_human", OnHuman.PLAY.value) == OnHuman.PLAY.value:
+            return {**await fallback(modem, call, opts, talk_left), "detail": "no audio port: no live AMD, the modem's TTS spoke"}
+        return {"detail": "no audio port: no live AMD"}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + talk_left
+    try:
+        port = await modem.audio_ready()
+    except AudioFault as exc:
+        return {"outcome": Outcome.AUDIO_FAULT.value, "error": str(exc)}
+    except CallEndedBeforeAudio:
+        return {}
+    listener = Listener(port)
+    reader = asyncio.create_task(listener.run(), name=f"audio of {modem.name}")
+    try:
+        return await _decide_and_act(listener, port, call, opts, deadline)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+async def _decide_and_act(listener: Listener, port: Any, call: Call, opts: dict[str, Any], deadline: float) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    decided = asyncio.ensure_future(listener.decided.wait())
+    if not await until(call, decided, min(DECIDE_WAIT_S, max(0.0, deadline - loop.time()))):
+        decided.cancel()
+        if listener.error is not None:
+            return {"outcome": Outcome.AUDIO_FAULT.value, "error": str(listener.error)}
+        return {"detail": "the call ended before the AMD decided"}
+    first = listener.first
+    assert first is not None
+    out: dict[str, Any] = {"amd": {"decision": first.result.value, "rule": first.rule, "decided_ms": first.decided_ms,
+                                   "revised": False}}
+    pcm: bytes | None = opts.get("message_pcm")
+    why_not = opts.get("message_pcm_error")
+    machine = first.result not in _HUMAN_SIDE
+    if not machine:
+        out["outcome"] = Outcome.ANSWERED_HUMAN.value
+        if opts.get("on_human", OnHuman.PLAY.value) == OnHuman.PLAY.value:
+            if pcm is None:
+                out.update(message_played=False, message_seconds=0.0, message_error=why_not)
+            else:
+                stop = listener.revised
+                played = await play(port, call, pcm, deadline, stop)
+                out.update(_played(played))
+        else:  # hangup; the watch still runs until the hang-up, which is now
+            pass
+        if listener.revision is not None:
+            rev = listener.revision
+            out["amd"].update(revised=True, revised_ms=rev.decided_ms, revised_rule=rev.rule)
+            machine = True
+    if machine:
+        out["outcome"] = Outcome.ANSWERED_MACHINE.value
+        rule = listener.revision.rule if listener.revision is not None else first.rule
+        if (first.result is AmdResult.FAX or rule in _NO_MESSAGE_RULES
+                or opts.get("on_machine", OnMachine.LEAVE_MESSAGE.value) != OnMachine.LEAVE_MESSAGE.value):
+            out["beep_ms"] = listener.beep_ms
+            return out
+        if listener.beep_ms is None:
+            beeped = asyncio.ensure_future(listener.beeped.wait())
+            if not await until(call, beeped, min(BEEP_WAIT_S, max(0.0, deadline - loop.time()))):
+                beeped.cancel()
+                quiet = asyncio.ensure_future(listener.quiet())
+                if not await until(call, quiet, max(0.0, deadline - loop.time())):
+                    quiet.cancel()
+        out["beep_ms"] = listener.beep_ms
+        if pcm is None:
+            out.update(message_played=False, message_seconds=0.0, message_error=why_not)
+        else:
+            out.update(_played(await play(port, call, pcm, deadline)))
+    return out

@@ -1,0 +1,108 @@
+"""``on_answer: "amd"`` end to end on the emulator: the call executor dials from a virtual
+Huawei with its audio port, decides human or machine on the live audio, and runs the
+decision's branch; the emulator's record of the call (what its far end heard, and when its
+beep ended) is the ground truth."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import pytest
+
+from appliance.jobs.base import Placement
+from appliance.jobs.call import run_call
+from modem_drivers.emulator import Emulator, Timing
+from modem_drivers.modem import Modem
+
+PERSON = "+48600000123"  # plan behaviour 0, V = 0: a Polish person says hello and waits
+MACHINE = "+48601100200"  # behaviour 1: greeting, beep, then it records
+MESSAGE = "Dzień dobry, prosimy o pilny kontakt z działem obsługi klienta."
+AMD = {"on_answer": "amd", "on_machine": "leave_message", "on_human": "play", "message": MESSAGE, "lang": "pl",
+       "max_ring_seconds": 30.0, "max_talk_seconds": 40.0}
+
+
+def job(callee: str) -> dict[str, Any]:
+    return {"id": f"j{callee}", "kind": "call", "callee": callee}
+
+
+def record_of(emu: Emulator, callee: str) -> Any:
+    return next(r for r in reversed(emu.network.calls) if r.callee == callee)
+
+
+async def on_huawei(emulated_bank: Any, n: int = 1) -> tuple[Emulator, list[Any]]:
+    emu, _ = await emulated_bank(modems=n, vendors=("huawei",), timing=Timing.FAST, control_port=None)
+    return emu, list(emu.modems)
+
+
+async def test_a_machine_gets_the_message_after_its_beep(emulated_bank) -> None:  # type: ignore[no-untyped-def]
+    emu, (vm,) = await on_huawei(emulated_bank)
+    modem = await Modem.open(vm.port)
+    try:
+        await modem.audio_port(vm.audio_port)
+        result = await run_call(modem, job(MACHINE), Placement("m1", "s1", "+48690000000", 1), AMD)
+    finally:
+        await modem.close()
+    assert result["outcome"] == "answered_machine", result
+    amd = result["amd"]
+    assert amd["decision"] == "machine" or amd["revised"], amd
+    assert result["message_played"] is True, result
+    audio = record_of(emu, MACHINE).audio
+    assert audio is not None and audio.beep_ms is not None
+    # the far end heard the message after its beep (its recording), and our beep agrees with its
+    assert any(s.start_ms >= audio.beep_ms and s.end_ms - s.start_ms > 1000 for s in audio.heard), (audio.heard, audio.beep_ms)
+    assert result["beep_ms"] is not None and abs(result["beep_ms"] - audio.beep_ms) <= 200, (result["beep_ms"], audio.beep_ms)
+
+
+async def test_a_person_hears_the_message_within_a_second_of_his_greeting(emulated_bank) -> None:  # type: ignore[no-untyped-def]
+    emu, (vm,) = await on_huawei(emulated_bank)
+    modem = await Modem.open(vm.port)
+    try:
+        await modem.audio_port(vm.audio_port)
+        result = await run_call(modem, job(PERSON), Placement("m1", "s1", "+48690000000", 1), AMD)
+    finally:
+        await modem.close()
+    assert result["outcome"] == "answered_human", result
+    assert result["amd"]["decision"] in ("human", "unsure") and result["amd"]["revised"] is False, result["amd"]
+    assert result["message_played"] is True, result
+    audio = record_of(emu, PERSON).audio
+    assert audio is not None and audio.heard, audio
+    first = audio.heard[0]
+    # said within 1 s of the AMD's verdict (itself 0.2–0.5 s after the greeting's end)
+    assert first.start_ms - result["amd"]["decided_ms"] <= 1000, (first, result["amd"])
+    assert first.end_ms - first.start_ms > 1000
+
+
+async def test_an_audio_port_that_carries_nothing_ends_audio_fault(emulated_bank) -> None:  # type: ignore[no-untyped-def]
+    """The customer's mistake: [[modem]] audio names a tty that is not the modem's voice port
+    (here a pty nobody writes to). The call is answered, no frame comes within 500 ms."""
+    emu, (vm,) = await on_huawei(emulated_bank)
+    master, slave = os.openpty()
+    modem = await Modem.open(vm.port)
+    try:
+        await modem.audio_port(os.ttyname(slave))
+        t0 = time.monotonic()
+        result = await run_call(modem, job(PERSON), Placement("m1", "s1", "+48690000000", 1), AMD)
+        took = time.monotonic() - t0
+    finally:
+        await modem.close()
+        os.close(master)
+        os.close(slave)
+    assert result["outcome"] == "audio_fault", result
+    assert "500 ms" in result["error"] or "frame" in result["error"], result["error"]
+    assert "amd" not in result and took < 15
+    assert not record_of(emu, PERSON).audio or not record_of(emu, PERSON).audio.heard
+
+
+async def test_without_an_audio_port_the_modems_tts_is_the_fallback(emulated_bank) -> None:  # type: ignore[no-untyped-def]
+    emu, _ = await emulated_bank(modems=1, vendors=("generic",), timing=Timing.FAST, control_port=None)
+    vm = emu.modems[0]
+    assert vm.audio_port is None
+    modem = await Modem.open(vm.port)
+    try:
+        result = await run_call(modem, job(PERSON), Placement("m1", "s1", "+48690000000", 1), {**AMD, "message": "Dzień dobry"})
+    finally:
+        await modem.close()
+    assert "amd" not in result and "no audio port" in result["detail"], result
+    assert result["outcome"] == "answered_human"
