@@ -18,7 +18,9 @@ import pytest
 from appliance.voicebot import Identity, JobVariables, shipped
 from appliance.voicebot.keys import PAIR_WINDOW_S, KeyMerger, KeySource
 from appliance.voicebot.live import LiveStats, run_dialogue
-from modem_drivers.audio import FRAME_BYTES, SILENCE
+from appliance.voicebot.prepare import known_prompts, prepare_prompts
+from appliance.voicebot.tts import Synthesiser
+from modem_drivers.audio import FRAME_BYTES, SILENCE, AudioFault, AudioFaultReason
 from modem_drivers.types import DtmfReceived
 
 # -- the merger ------------------------------------------------------------------------------
@@ -282,3 +284,49 @@ async def test_keys_during_menu_and_date_prompts_cut_them() -> None:
 async def test_a_hang_up_ends_the_dialogue() -> None:
     result, _, _ = await converse(["1"], hang_up_at=103.0)
     assert result.hung_up and result.end_state is None
+
+
+# -- prompts rendered before the call ------------------------------------------------------------
+def test_known_prompts_are_every_prompt_but_the_read_back() -> None:
+    dialogue = shipped("promise_to_pay", "en")
+    texts = known_prompts(dialogue, VARIABLES)
+    assert len(texts) == len(dialogue.states) - 1  # read_back names {promise_date}
+    assert texts[0] == "Hello, this is a call on behalf of Kredyt Plus."
+    assert not any("{" in t for t in texts)
+
+
+async def test_prepare_prompts_fills_the_cache_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    synth = Synthesiser(cache_dir=tmp_path)
+    dialogue = shipped("promise_to_pay", "pl")
+    made = await prepare_prompts(dialogue, VARIABLES, synth)
+    assert made == len(known_prompts(dialogue, VARIABLES))
+    assert all(synth.path(t, "pl").is_file() for t in known_prompts(dialogue, VARIABLES))
+    assert await prepare_prompts(dialogue, VARIABLES, synth) == 0
+
+
+# -- the port fails ------------------------------------------------------------------------------
+@dataclass
+class FailingPort(FakePort):
+    fail_after: int = 10
+    release_first: bool = False
+
+    async def write_frame(self, frame: bytes) -> None:
+        if self.written >= self.fail_after:
+            if self.release_first:
+                self.person.modem.call.released = True
+            raise AudioFault(AudioFaultReason.PORT_LOST, "gone")
+        await super().write_frame(frame)
+
+
+@pytest.mark.parametrize("released", [False, True], ids=["call_up", "call_gone"])
+async def test_a_lost_port_raises_while_the_call_is_up_and_ends_it_when_it_is_gone(released: bool) -> None:
+    clock, modem = Clock(), FakeModem()
+    port = FailingPort(Person([], modem, clock), clock, release_first=released)
+    run = run_dialogue(port, modem, shipped("promise_to_pay", "en"), VARIABLES, prompts=prompt_pcm, clock=clock)
+    if released:
+        result = await asyncio.wait_for(run, 5)
+        assert result.hung_up and result.path == ("greet",)
+    else:
+        with pytest.raises(AudioFault):
+            await asyncio.wait_for(run, 5)
+    assert not modem.listeners
