@@ -1,8 +1,9 @@
 """The promise-to-pay voicebot: keypad dialogues written as data (TOML, one file per
 dialogue and language), checked at load, run by a sans-I/O engine (events in, actions
 out) so the live call path and the tests drive it the same way; amounts and dates said
-in words (num2words, babel); prompts synthesised with espeak-ng and cached on disk.
-See docs/voicebot.md.
+in words (num2words, babel); prompts synthesised with espeak-ng and cached on disk. ``live.run_dialogue`` runs a
+dialogue on an answered call's audio port (imported from its module: it brings the audio
+detectors, which ``voicebot check`` does not need). See docs/voicebot.md.
 """
 from .engine import (
                      Action,
