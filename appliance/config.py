@@ -52,12 +52,18 @@ from common.configkit import (
     check_token,
     explain,
 )
-from common.contract import CALL_BOUNDS, MESSAGE_LANGS, RETRY_BOUNDS, VOICEBOT_LIVE, OnHuman, OnMachine
+from common.contract import (
+    CALL_BOUNDS,
+    MESSAGE_LANGS,
+    RETRY_BOUNDS,
+    VOICEBOT_LIVE,
+    OnHuman,
+    OnMachine,
+)
 from common.files import read_toml
 from common.logs import LogSection
 
 from .jobspec import MAX_MESSAGE_LENGTH, ON_ANSWER, message_problem
-
 
 ON_MACHINE: Final = tuple(a.value for a in OnMachine)
 ON_HUMAN: Final = tuple(a.value for a in OnHuman)

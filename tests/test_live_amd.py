@@ -4,12 +4,9 @@ decision's branch; the emulator's record of the call (what its far end heard, an
 beep ended) is the ground truth."""
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import Any
-
-import pytest
 
 from appliance.jobs.base import Placement
 from appliance.jobs.call import run_call

@@ -1,0 +1,66 @@
+"""The live listener (appliance/jobs/live.py) driven frame by frame, without a port: its
+first verdict, the watch that revises a fast "human" to "machine" while the far end talks
+on, the beep, and the greeting's end."""
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.audio.events import AmdResult
+from appliance.audio.tones import tone_signal
+from appliance.jobs.live import REVISE_UNTIL_MS, Listener
+from modem_drivers.audio import FRAME_BYTES
+
+SAMPLES = FRAME_BYTES // 2
+RNG = np.random.default_rng(6)
+
+
+def noise(ms: int, dbfs: float) -> list[bytes]:
+    """White noise at ``dbfs`` (voice-band energy, no pitch: speech to the detector's level
+    rules, never a tone), cut into frames."""
+    n = ms // 20
+    x = RNG.normal(0.0, 32768 * 10 ** (dbfs / 20), n * SAMPLES).clip(-32768, 32767).astype("<i2")
+    return [x[i * SAMPLES:(i + 1) * SAMPLES].tobytes() for i in range(n)]
+
+
+def feed(listener: Listener, frames: list[bytes]) -> None:
+    for f in frames:
+        listener.feed(f)
+
+
+LINE = -66.0  # the emulator's line floor
+TALK = -22.0
+
+
+def test_a_short_hello_and_a_pause_is_human_and_stays_so() -> None:
+    listener = Listener(port=None)  # type: ignore[arg-type]
+    feed(listener, noise(400, LINE) + noise(500, TALK) + noise(3000, LINE))
+    assert listener.first is not None and listener.first.result is AmdResult.HUMAN
+    assert listener.revision is None and not listener.revised.is_set()
+
+
+def test_a_greeting_that_runs_on_after_its_first_pause_is_revised_to_machine() -> None:
+    listener = Listener(port=None)  # type: ignore[arg-type]
+    feed(listener, noise(400, LINE) + noise(500, TALK) + noise(800, LINE))
+    first = listener.first
+    assert first is not None and first.result is AmdResult.HUMAN
+    feed(listener, noise(2500, TALK))
+    assert listener.revision is not None and listener.revision.result is AmdResult.MACHINE
+    assert listener.revision.rule == "long_greeting" and listener.revised.is_set()
+    assert listener.first is first  # the first decision is kept for the result
+
+
+def test_no_revision_after_the_watch_window() -> None:
+    listener = Listener(port=None)  # type: ignore[arg-type]
+    feed(listener, noise(400, LINE) + noise(500, TALK) + noise(REVISE_UNTIL_MS, LINE) + noise(3000, TALK))
+    assert listener.first is not None and listener.first.result is AmdResult.HUMAN and listener.revision is None
+
+
+def test_a_beep_is_heard_and_timed() -> None:
+    listener = Listener(port=None)  # type: ignore[arg-type]
+    beep = tone_signal(1000.0, 500).astype("<i2").tobytes()
+    frames = noise(400, LINE) + noise(2500, TALK) + noise(300, LINE)
+    feed(listener, frames + [beep[i:i + FRAME_BYTES] for i in range(0, len(beep), FRAME_BYTES)] + noise(600, LINE))
+    assert listener.first is not None and listener.first.result is AmdResult.MACHINE
+    assert listener.beeped.is_set() and listener.beep_ms is not None
+    assert abs(listener.beep_ms - (len(frames) * 20 + 500)) <= 40, listener.beep_ms
+    assert listener.ms - listener.last_sound_ms >= 500  # the line is quiet after it
