@@ -99,7 +99,7 @@ class KeyScript(enum.Enum):
 
     CONFIRMS = 0  # 1 (it is me), DDMM, 1 (the date read back is right)
     INVALID_DATE_FIRST = 1  # 1, 3102 (31 February), DDMM, 1
-    AGENT = 2  # 1, then 0 (a call back from a person) when asked for the date
+    AGENT = 2  # 0 (a call back from a person) at the first question: inside a DDMM date 0 is a digit
     SILENT = 3  # never presses anything
     WRONG_PERSON = 4  # 2 (it is not me)
 
@@ -116,7 +116,7 @@ def key_groups(script: KeyScript, today: dt.date, rng: np.random.Generator) -> t
     return {
         KeyScript.CONFIRMS: ("1", date, "1"),
         KeyScript.INVALID_DATE_FIRST: ("1", INVALID_DATE, date, "1"),
-        KeyScript.AGENT: ("1", "0"),
+        KeyScript.AGENT: ("0",),
         KeyScript.SILENT: (),
         KeyScript.WRONG_PERSON: ("2",),
     }[script]
