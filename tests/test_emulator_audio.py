@@ -273,7 +273,7 @@ async def test_each_callee_plays_its_kind_of_audio(bank_of) -> None:  # type: ig
 SCRIPTS = {
     "+48600890111": ["1", "DDMM", "1"],  # confirms a valid date
     "+48600891111": ["1", "3102", "DDMM", "1"],  # an impossible date first
-    "+48600892111": ["1", "0"],  # asks for a person
+    "+48600892111": ["0"],  # asks for a person at the first question
     "+48600893111": [],  # never presses anything
     "+48600894111": ["2"],  # not the debtor
 }
