@@ -238,6 +238,33 @@ class Bank:
 
         self._cooling[channel_id] = loop.call_later(cooldown, cool)
 
+    def audio_fault(self, channel_id: str, detail: str) -> None:
+        """A call on this channel ended ``audio_fault`` (no live frames within 500 ms): the
+        channel leaves rotation while its modem is checked — the audio port reopened at its
+        path when it was lost, the AT side asked for its signal — and comes back when both
+        answer; until then the check repeats at the supervision interval."""
+        ch = self.channels[channel_id]
+        if ch.state in (ChannelState.IDLE, ChannelState.COOLING) and ch.audio is not None:
+            self._move(ch, ChannelState.FAULTY, f"audio fault, checking the modem: {detail}")
+            self._spawn(self._check_audio(ch), f"audio check of {ch.id}")
+
+    async def _check_audio(self, ch: Channel) -> None:
+        while not self._closing and ch.state is ChannelState.FAULTY and ch.reason.startswith("audio fault"):
+            modem = self.modems.get(ch.id)
+            if modem is not None and ch.audio is not None:
+                try:
+                    port = modem.audio
+                    if port is None or port.closed:
+                        await modem.audio_port(ch.audio)
+                    await modem.signal()
+                except (AtError, ModemError, OSError) as exc:
+                    logger.warning("channel %s: audio check failed: %s", ch.id, exc)
+                else:
+                    if ch.state is ChannelState.FAULTY and ch.reason.startswith("audio fault"):
+                        self._settle(ch, "audio port checked")
+                    return
+            await asyncio.sleep(self.check_interval * self.rng.uniform(0.9, 1.1))
+
     def quarantine(self, channel_id: str, reason: str) -> None:
         ch = self.channels[channel_id]
         if ch.state in (ChannelState.IDLE, ChannelState.COOLING):

@@ -4,13 +4,17 @@ carries only ``on_answer``, the rest is the customer's [calls]; machines end
 ``answered_machine`` with the message in their recording, people ``answered_human``."""
 from __future__ import annotations
 
+import asyncio
+import os
+
 import pytest
+from test_appliance_dispatch import config as dispatch_config
+from test_appliance_dispatch import run_until_final
 
 from appliance.config import ConfigError, parse_config
 from appliance.jobspec import validate_batch
 from appliance.runtime import Appliance
 from modem_drivers.emulator import Emulator, Timing
-from test_appliance_dispatch import config as dispatch_config, run_until_final
 
 MESSAGE = "Dzień dobry, prosimy o pilny kontakt z działem obsługi klienta."
 #: two persons (Polish, English), two machines
@@ -58,3 +62,34 @@ def test_the_customers_mistakes_are_named(tmp_path, bank) -> None:  # type: igno
         with pytest.raises(ConfigError) as err:
             parse_config(config(tmp_path, state, **calls))
         assert where in str(err.value), err.value
+
+
+async def test_an_audio_fault_takes_the_channel_out_while_its_modem_is_checked(tmp_path, bank) -> None:  # type: ignore[no-untyped-def]
+    """[[modem]] audio names a tty that is not the modem's voice port (a pty nobody writes
+    to): the answered call ends ``audio_fault``, the channel goes FAULTY while the bank
+    checks the modem, and comes back once the port and the AT side answer."""
+    emu: Emulator
+    emu, state = bank
+    vm = emu.modems[0]
+    master, slave = os.openpty()
+    raw = {k: v for k, v in config(tmp_path, state).items() if k != "emulator_state"}
+    raw["modem"] = [{"id": "m0", "port": vm.port, "audio": os.ttyname(slave)}]
+    app = Appliance(parse_config(raw), seed=1)
+    moves: list[tuple[str, str]] = []
+    app.bank.on_change(lambda ch, old, new, reason: moves.append((new.value, reason)))
+    await app.start()
+    good, errors = validate_batch([{"id": "f", "kind": "call", "callee": "+48600000123"}])
+    assert not errors
+    try:
+        finals = await run_until_final(app, good, 30)
+        async with asyncio.timeout(10):
+            while app.bank.channels["m0"].state.value != "idle":
+                await asyncio.sleep(0.05)
+    finally:
+        await app.stop()
+        os.close(master)
+        os.close(slave)
+    r = finals["f"]
+    assert r["outcome"] == "audio_fault" and "amd" not in r, r
+    assert any(state == "faulty" and reason.startswith("audio fault") for state, reason in moves), moves
+    assert ("idle", "audio port checked") in moves, moves
