@@ -103,3 +103,35 @@ async def test_without_an_audio_port_the_modems_tts_is_the_fallback(emulated_ban
         await modem.close()
     assert "amd" not in result and "no audio port" in result["detail"], result
     assert result["outcome"] == "answered_human"
+
+
+async def test_a_machine_without_a_beep_gets_the_message_after_its_greeting(emulated_bank, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--audio-dir plays a greeting with no beep (its end counts as the beep's end on the far
+    end's record): after 10 s without a beep the message goes once the greeting has ended."""
+    import wave
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    greeting = (rng.normal(0, 2600, 8000 * 3)).clip(-32768, 32767).astype("<i2")  # 3 s of talk, about −22 dBFS
+    (tmp_path / "voices").mkdir()
+    with wave.open(str(tmp_path / "voices" / "machine.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(greeting.tobytes())
+    emu, _ = await emulated_bank(modems=1, vendors=("huawei",), timing=Timing.FAST, control_port=None,
+                                 audio_dir=tmp_path / "voices")
+    vm = emu.modems[0]
+    modem = await Modem.open(vm.port)
+    try:
+        await modem.audio_port(vm.audio_port)
+        result = await run_call(modem, job(MACHINE), Placement("m1", "s1", "+48690000000", 1), AMD)
+    finally:
+        await modem.close()
+    assert result["outcome"] == "answered_machine" and result["amd"]["rule"] == "long_greeting", result
+    assert result["beep_ms"] is None and result["message_played"] is True, result
+    audio = record_of(emu, MACHINE).audio
+    assert audio is not None and audio.beep_ms is not None  # the greeting's end, on the far end's timeline
+    spans = [s for s in audio.heard if s.start_ms >= audio.beep_ms]
+    assert spans and spans[0].start_ms >= result["amd"]["decided_ms"] + 10000, (spans, result["amd"])
