@@ -56,7 +56,6 @@ from common.contract import (
     CALL_BOUNDS,
     MESSAGE_LANGS,
     RETRY_BOUNDS,
-    VOICEBOT_LIVE,
     OnHuman,
     OnMachine,
 )
@@ -148,7 +147,7 @@ class CallsSection(_Base):
     message: str | None = None  # for "play"; a job's call.message overrides it
     # on_answer = "amd" (issue 14): what each AMD decision does, and the message as audio
     on_machine: str = "leave_message"  # leave_message | hangup
-    on_human: str = "play"  # play | hangup (voicebot once its live runner exists)
+    on_human: str = "play"  # play | hangup (voicebot: per job, with the job's variables)
     lang: str = "pl"  # the voice message text is synthesised in (espeak-ng, appliance/voicebot/tts.py)
     message_wav: str | None = None  # an 8 kHz mono WAV played instead of synthesising message
 
@@ -325,8 +324,9 @@ def _check(cfg: ApplianceConfig, source: str) -> None:
     for key, known in (("on_machine", ON_MACHINE), ("on_human", ON_HUMAN), ("lang", MESSAGE_LANGS)):
         if getattr(cfg.calls, key) not in known:
             raise bad(f"[calls] {key}", f"{getattr(cfg.calls, key)!r} is not known", f"{key} = one of {', '.join(map(repr, known))}")
-    if cfg.calls.on_human == "voicebot" and not VOICEBOT_LIVE:
-        raise bad("[calls] on_human", '"voicebot" is not yet available on live calls', 'on_human = "play" or "hangup"')
+    if cfg.calls.on_human == "voicebot":
+        raise bad("[calls] on_human", '"voicebot" needs each job\'s variables (the debtor, the debt)',
+                  'on_human = "play" or "hangup" here, and "on_human": "voicebot" with its "voicebot" variables per job')
     if cfg.calls.message_wav is not None and not Path(cfg.calls.message_wav).is_file():
         raise bad("[calls] message_wav", f"{cfg.calls.message_wav!r} is not a file", 'message_wav = "/etc/simrotor/message.wav"')
     if cfg.calls.message is not None:

@@ -17,6 +17,8 @@ decoded and encoded again is the same JSON: no field appears that was not sent.
 """
 from __future__ import annotations
 
+import datetime
+import decimal
 import enum
 import math
 import re
@@ -58,6 +60,7 @@ __all__ = [
     "ResultsAck",
     "Retry",
     "SimInfo",
+    "VoicebotVars",
     "decode_message",
     "encode_message",
     "job_from",
@@ -128,10 +131,9 @@ class OnHuman(enum.Enum):
     HANGUP = "hangup"
 
 
-#: Whether this build can run ``on_human: "voicebot"`` on a live call. False until the
-#: voicebot's live runner (appliance/voicebot/live.py) lands: a job we cannot run is refused
-#: when it is received, never accepted and then failed.
-VOICEBOT_LIVE: Final = False
+#: Whether this build can run ``on_human: "voicebot"`` on a live call (appliance/voicebot/
+#: live.py): a job we cannot run is refused when it is received, never accepted and then failed.
+VOICEBOT_LIVE: Final = True
 #: Languages of the appliance's own prompts (appliance/voicebot/tts.py VOICES).
 MESSAGE_LANGS: Final = ("pl", "en")
 
@@ -232,6 +234,26 @@ def _e164(value: Any, region: str | None, field_name: str) -> str:
         raise ContractError(field_name, str(exc)) from None
 
 
+class VoicebotVars(msgspec.Struct, forbid_unknown_fields=True):
+    """``call.voicebot``: what the dialogue says and accepts (appliance/voicebot/variables.py
+    ``JobVariables``): the creditor, the debtor's name for the identity question, the debt,
+    and the last acceptable promise date (the window starts today unless given)."""
+
+    creditor: Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_LENGTH)]
+    debtor_name: Annotated[str, Meta(min_length=1, max_length=MAX_MESSAGE_LENGTH)]
+    amount: decimal.Decimal
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}\Z")]  # ISO 4217
+    due_date: datetime.date
+    window_end: datetime.date
+    window_start: datetime.date | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite() or self.amount < 0:
+            raise ContractError("amount", f"expected a non-negative amount, e.g. \"123.45\", got {self.amount}")
+        if self.window_start is not UNSET and self.window_end < self.window_start:
+            raise ContractError("window_end", f"{self.window_end} is before window_start {self.window_start}")
+
+
 class CallOptions(msgspec.Struct, forbid_unknown_fields=True):
     """``call``: a call job's own settings; unset ones come from the appliance's [calls]."""
 
@@ -243,6 +265,7 @@ class CallOptions(msgspec.Struct, forbid_unknown_fields=True):
     on_human: OnHuman | UnsetType = UNSET  # on_answer "amd": default play
     lang: Literal["pl", "en"] | UnsetType = UNSET  # the voice the appliance speaks message in (default pl)
     dialogue: Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)] | UnsetType = UNSET  # on_human "voicebot"
+    voicebot: VoicebotVars | UnsetType = UNSET  # on_human "voicebot": the dialogue's variables
 
     def __post_init__(self) -> None:
         if self.on_answer is OnAnswer.PLAY and self.message is UNSET:
@@ -253,6 +276,9 @@ class CallOptions(msgspec.Struct, forbid_unknown_fields=True):
                                     'not built); use "play" or "hangup"')
             if self.dialogue is UNSET:
                 raise ContractError("dialogue", 'on_human "voicebot" needs the dialogue to run, e.g. "promise_to_pay"')
+            if self.voicebot is UNSET:
+                raise ContractError("voicebot", 'on_human "voicebot" needs the dialogue\'s variables: creditor, '
+                                    'debtor_name, amount, currency, due_date, window_end')
         if self.message is not UNSET and (problem := message_problem(self.message)):
             raise ContractError("message", problem)
 
@@ -385,6 +411,14 @@ _REASONS: Final[dict[str, Callable[[Any], str]]] = {
     "call.on_machine": lambda v: f"expected one of {', '.join(a.value for a in OnMachine)}, got {v!r}",
     "call.on_human": lambda v: f"expected one of {', '.join(a.value for a in OnHuman)}, got {v!r}",
     "call.lang": lambda v: f"expected one of {', '.join(MESSAGE_LANGS)}, got {v!r}",
+    "call.voicebot": lambda v: ("expected an object with creditor, debtor_name, amount, currency, due_date, "
+                                "window_end and optionally window_start"),
+    "call.voicebot.creditor": lambda v: f"expected non-empty text of at most {MAX_MESSAGE_LENGTH} characters",
+    "call.voicebot.debtor_name": lambda v: f"expected non-empty text of at most {MAX_MESSAGE_LENGTH} characters",
+    "call.voicebot.amount": lambda v: "expected a non-negative amount, e.g. \"123.45\"",
+    "call.voicebot.currency": lambda v: "expected an ISO 4217 code, e.g. \"PLN\"",
+    **{f"call.voicebot.{k}": (lambda v: "expected an ISO 8601 date, e.g. \"2026-03-31\"")
+       for k in ("due_date", "window_end", "window_start")},
     "call.dialogue": lambda v: f"expected a dialogue name of 1-{MAX_ID_LENGTH} characters, e.g. \"promise_to_pay\"",
     "text": _sms_text,
     "report": lambda v: "expected true or false",
@@ -517,6 +551,9 @@ class Result(msgspec.Struct):
     message_error: str | UnsetType = UNSET  # why the message was not heard whole (not played, or cut)
     amd: AmdReport | UnsetType = UNSET  # on_answer "amd"
     beep_ms: int | None | UnsetType = UNSET  # a machine's beep ended (ms after the answer); None: no beep heard
+    # on_human "voicebot": identity, promise_date, callback_requested, path, digits, end_state,
+    # hung_up (appliance/voicebot/engine.py Result.to_dict)
+    voicebot: dict[str, Any] | UnsetType = UNSET
     # SMS
     submitted_at: str | None | UnsetType = UNSET
     parts: int | UnsetType = UNSET

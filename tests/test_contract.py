@@ -4,6 +4,9 @@ check; bad input names the field and the reason; and the enums the layers use ar
 contract's own."""
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 import msgspec
 import pytest
 
@@ -26,6 +29,11 @@ def jobs() -> list[Job]:
         Job(id="call-amd", kind=JobKind.CALL, call=c.CallOptions(on_answer=c.OnAnswer.AMD, on_machine=c.OnMachine.LEAVE_MESSAGE,
                                                                  on_human=c.OnHuman.HANGUP, message="Prosimy o kontakt",
                                                                  lang="en"), **common),
+        Job(id="call-bot", kind=JobKind.CALL, call=c.CallOptions(
+            on_answer=c.OnAnswer.AMD, on_human=c.OnHuman.VOICEBOT, dialogue="promise_to_pay",
+            voicebot=c.VoicebotVars(creditor="Kredyt Plus", debtor_name="Jan Kowalski", amount=Decimal("123.45"),
+                                    currency="PLN", due_date=dt.date(2026, 2, 28), window_end=dt.date(2026, 3, 31),
+                                    window_start=dt.date(2026, 3, 1))), **common),
         Job(id="sms-1", kind=JobKind.SMS, text="Prosimy o wpłatę", report=False, **common),
         Job(id="hlr-1", kind=JobKind.HLR, method=c.HlrMethod.PROBE_CALL, **common),
         Job(id="bare", kind=JobKind.HLR, callee=CALLEE),
@@ -99,6 +107,11 @@ RESULTS = [
     {"job_id": "a", "kind": "call", "callee": CALLEE, "outcome": "answered_human",
      "amd": {"decision": "unsure", "rule": "too_long", "decided_ms": 5000, "revised": False},
      "message_played": False, "message_seconds": 1.1, "message_error": "the callee hung up before the message ended"},
+    {"job_id": "b", "kind": "call", "callee": CALLEE, "outcome": "answered_human",
+     "amd": {"decision": "human", "rule": "question_then_silence", "decided_ms": 900, "revised": False},
+     "voicebot": {"identity": "confirmed", "promise_date": "2026-03-12", "callback_requested": False,
+                  "path": ["greet", "identity", "debt", "ask_date", "confirm", "thanks"],
+                  "digits": [{"key": "1", "at": 4.1}], "end_state": "thanks", "hung_up": False}},
     {"job_id": "a", "kind": "call", "callee": CALLEE, "outcome": "audio_fault", "error": "no frames within 500 ms"},
     {"job_id": "x", "kind": "sms", "callee": CALLEE, "outcome": "refused_by_policy", "reason": "opted_out",
      "detail": "opted out", "retry_at": None, "final": True},
@@ -160,6 +173,8 @@ def test_the_appliance_spec_fills_the_defaults_the_scheduler_reads():
 
 # -- bad input -------------------------------------------------------------------------------------
 GOOD = {"id": "j", "kind": "call", "callee": CALLEE}
+VB = {"creditor": "Kredyt Plus", "debtor_name": "Jan Kowalski", "amount": "123.45", "currency": "PLN",
+      "due_date": "2026-02-28", "window_end": "2026-03-31"}
 
 
 @pytest.mark.parametrize("change, field, words", [
@@ -178,8 +193,12 @@ GOOD = {"id": "j", "kind": "call", "callee": CALLEE}
     ({"call": {"on_answer": "dance"}}, "call.on_answer", "hangup, hold, play, amd, got 'dance'"),
     ({"call": {"on_answer": "amd", "on_machine": "wait"}}, "call.on_machine", "leave_message, hangup, got 'wait'"),
     ({"call": {"on_answer": "amd", "on_human": "sing"}}, "call.on_human", "play, voicebot, hangup, got 'sing'"),
-    ({"call": {"on_answer": "amd", "on_human": "voicebot", "dialogue": "promise_to_pay"}}, "call.on_human",
-     "not yet available on live calls"),
+    ({"call": {"on_answer": "amd", "on_human": "voicebot", "dialogue": "promise_to_pay"}}, "call.voicebot",
+     "needs the dialogue's variables"),
+    ({"call": {"on_answer": "amd", "on_human": "voicebot", "voicebot": VB}}, "call.dialogue", "needs the dialogue to run"),
+    ({"call": {"voicebot": {**VB, "currency": "zł"}}}, "call.voicebot.currency", "ISO 4217"),
+    ({"call": {"voicebot": {**VB, "due_date": "31.02.2026"}}}, "call.voicebot.due_date", "ISO 8601 date"),
+    ({"call": {"voicebot": {**VB, "window_start": "2026-04-01"}}}, "call.voicebot.window_end", "before window_start"),
     ({"call": {"on_answer": "amd", "lang": "de"}}, "call.lang", "pl, en, got 'de'"),
     ({"call": {"on_answer": "play"}}, "call.message", 'on_answer "play" needs the message'),
     ({"call": {"message": "x" * 137}}, "call.message", "137 characters is more than 136"),

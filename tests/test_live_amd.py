@@ -135,3 +135,32 @@ async def test_a_machine_without_a_beep_gets_the_message_after_its_greeting(emul
     assert audio is not None and audio.beep_ms is not None  # the greeting's end, on the far end's timeline
     spans = [s for s in audio.heard if s.start_ms >= audio.beep_ms]
     assert spans and spans[0].start_ms >= result["amd"]["decided_ms"] + 10000, (spans, result["amd"])
+
+
+async def test_a_person_runs_the_voicebot(emulated_bank) -> None:  # type: ignore[no-untyped-def]
+    """A listening keypad person (B = 8, V = 9, W = 0: he confirms, then keys a date) answers;
+    the AMD hands him to the promise-to-pay dialogue, which hears his keys. (The shipped
+    Polish prompts at espeak-ng's pace run ~55 s to the read-back, and the emulator's person
+    hangs up after 60 s: the promise date itself is the voicebot's tests' to check.)"""
+    import datetime as dt
+
+    callee = "+48600890111"
+    today = dt.date.today()
+    opts = {**AMD, "on_human": "voicebot", "dialogue": "promise_to_pay", "max_talk_seconds": 90.0,
+            "voicebot": {"creditor": "Kredyt Plus", "debtor_name": "Jan Kowalski", "amount": "123.45", "currency": "PLN",
+                         "due_date": (today - dt.timedelta(days=10)).isoformat(),
+                         "window_end": (today + dt.timedelta(days=30)).isoformat()}}
+    emu, (vm,) = await on_huawei(emulated_bank)
+    modem = await Modem.open(vm.port)
+    try:
+        await modem.audio_port(vm.audio_port)
+        result = await run_call(modem, job(callee), Placement("m1", "s1", "+48690000000", 1), opts)
+    finally:
+        await modem.close()
+    assert result["outcome"] == "answered_human" and result["amd"]["decision"] in ("human", "unsure"), result
+    bot = result["voicebot"]
+    assert bot["identity"] == "confirmed" and bot["path"][:4] == ["greet", "identity", "debt", "ask_date"], bot
+    audio = record_of(emu, callee).audio
+    assert audio.heard and audio.heard[0].start_ms - result["amd"]["decided_ms"] <= 1000, (audio.heard, result["amd"])
+    keyed = [k.digit for k in audio.keys]
+    assert keyed[0] == "1" and [d["key"] for d in bot["digits"]][:1] == ["1"], (keyed, bot["digits"])

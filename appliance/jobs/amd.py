@@ -6,8 +6,10 @@ branch for that decision (issue 14, docs/appliance.md "Answer policies").
   up: nobody there would hear a message.
 * human, unsure (and silence: bias to human, a quiet person may be listening) — ``play``
   the message at once (said within 1 s of the end of his greeting: the AMD's verdict comes
-  0.2–0.5 s after it), or ``hangup``. While the message plays the watch may revise "human" to
-  "machine" (the greeting ran on): the message stops and the machine branch runs.
+  0.2–0.5 s after it), run the named ``voicebot`` dialogue (appliance/voicebot/live.py; it
+  reads the port from then on, so no revision during it), or ``hangup``. While the message
+  plays the watch may revise "human" to "machine" (the greeting ran on): the message stops
+  and the machine branch runs.
 
 The message is audio the appliance plays itself: ``message_wav`` or the text rendered by
 ``appliance.voicebot.tts`` (prepared before the dial, so the answer never waits for it).
@@ -17,13 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any, Final
 
 from appliance.audio.events import AmdResult
 from appliance.audio.wav import WavError, read_wav
+from appliance.voicebot.live import run_dialogue
+from appliance.voicebot.load import DialogueError, shipped
 from appliance.voicebot.tts import Synthesiser, TtsError
+from appliance.voicebot.variables import JobVariables, VariablesError
 from common.contract import OnHuman, OnMachine, Outcome
 from modem_drivers.audio import AudioFault
 from modem_drivers.call import Call
@@ -78,15 +85,53 @@ async def answer_amd(modem: Modem, call: Call, opts: dict[str, Any], talk_left: 
         return {}
     listener = Listener(port)
     reader = asyncio.create_task(listener.run(), name=f"audio of {modem.name}")
+
+    async def voicebot() -> dict[str, Any]:
+        # the dialogue reads the port itself from here on: the listener (and its watch) stops
+        await _stop(reader)
+        return await _run_voicebot(modem, port, opts, deadline)
+
     try:
-        return await _decide_and_act(listener, port, call, opts, deadline)
+        return await _decide_and_act(listener, port, call, opts, deadline, voicebot)
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await _stop(reader)
 
 
-async def _decide_and_act(listener: Listener, port: Any, call: Call, opts: dict[str, Any], deadline: float) -> dict[str, Any]:
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def job_variables(raw: dict[str, Any]) -> JobVariables:
+    """``call.voicebot`` as the contract checked it (JSON values) -> the dialogue's variables."""
+    start = raw.get("window_start")
+    return JobVariables(creditor=raw["creditor"], debtor_name=raw["debtor_name"], amount=Decimal(str(raw["amount"])),
+                        currency=raw["currency"], due_date=dt.date.fromisoformat(str(raw["due_date"])),
+                        window_start=dt.date.fromisoformat(str(start)) if start else dt.date.today(),
+                        window_end=dt.date.fromisoformat(str(raw["window_end"])))
+
+
+async def _run_voicebot(modem: Modem, port: Any, opts: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """The named dialogue on the live call, bounded by max_talk_seconds; its result, or why not."""
+    loop = asyncio.get_running_loop()
+    try:
+        dialogue = shipped(str(opts.get("dialogue")), opts.get("lang") or "pl")
+        variables = job_variables(opts.get("voicebot") or {})
+    except (DialogueError, VariablesError, KeyError, ValueError) as exc:
+        return {"error": f"the voicebot cannot run: {exc}"}
+    try:
+        async with asyncio.timeout(max(0.0, deadline - loop.time())):
+            result = await run_dialogue(port, modem, dialogue, variables)  # type: ignore[arg-type]
+    except TimeoutError:
+        return {"error": "the dialogue was stopped at max_talk_seconds"}
+    except (AudioFault, TtsError) as exc:
+        return {"error": f"the dialogue stopped: {exc}"}
+    return {"voicebot": result.to_dict()}
+
+
+async def _decide_and_act(listener: Listener, port: Any, call: Call, opts: dict[str, Any], deadline: float,
+                          voicebot: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     decided = asyncio.ensure_future(listener.decided.wait())
     if not await until(call, decided, min(DECIDE_WAIT_S, max(0.0, deadline - loop.time()))):
@@ -110,8 +155,10 @@ async def _decide_and_act(listener: Listener, port: Any, call: Call, opts: dict[
                 stop = listener.revised
                 played = await play(port, call, pcm, deadline, stop)
                 out.update(_played(played))
-        else:  # hangup; the watch still runs until the hang-up, which is now
-            pass
+        elif opts.get("on_human") == OnHuman.VOICEBOT.value:
+            out.update(await voicebot())  # the watch stops with the listener: no revision from here
+            return out
+        # else hangup, which is now
         if listener.revision is not None:
             rev = listener.revision
             out["amd"].update(revised=True, revised_ms=rev.decided_ms, revised_rule=rev.rule)
