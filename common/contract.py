@@ -266,6 +266,7 @@ class CallOptions(msgspec.Struct, forbid_unknown_fields=True):
     lang: Literal["pl", "en"] | UnsetType = UNSET  # the voice the appliance speaks message in (default pl)
     dialogue: Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)] | UnsetType = UNSET  # on_human "voicebot"
     voicebot: VoicebotVars | UnsetType = UNSET  # on_human "voicebot": the dialogue's variables
+    record: bool | UnsetType = UNSET  # record the answered call, both directions (campaign option; default off)
 
     def __post_init__(self) -> None:
         if self.on_answer is OnAnswer.PLAY and self.message is UNSET:
@@ -554,6 +555,9 @@ class Result(msgspec.Struct):
     # on_human "voicebot": identity, promise_date, callback_requested, path, digits, end_state,
     # hung_up (appliance/voicebot/engine.py Result.to_dict)
     voicebot: dict[str, Any] | UnsetType = UNSET
+    # call.record: the recording made of this call (id, format, seconds, bytes); the file
+    # travels apart from the result (appliance/recordings, controller/recordings)
+    recording: dict[str, Any] | UnsetType = UNSET
     # SMS
     submitted_at: str | None | UnsetType = UNSET
     parts: int | UnsetType = UNSET
@@ -647,6 +651,9 @@ class InboundEvent(msgspec.Struct):
     channel_id: str | None = None
     sim_id: str | None = None
     at: str | UnsetType = UNSET
+    # an answered callback: what the caller keyed at the menu ("callback": 1, call me back;
+    # "opt_out": 9, stop calling this number; "none": nothing, or he hung up first)
+    choice: Literal["callback", "opt_out", "none"] | UnsetType = UNSET
 
 
 class Inbound(_Message, tag="inbound"):

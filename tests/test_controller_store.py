@@ -104,3 +104,30 @@ def test_stop_words_fold_case_accents_and_punctuation():
         assert is_stop(text), text
     for text in ("Zapłacę jutro", "niestety nie mam", "", None, "STOPIEŃ"):
         assert not is_stop(text), text
+
+
+def test_a_version_1_store_is_migrated_and_a_newer_one_refused(tmp_path):
+    import sqlite3
+
+    from controller.store import schema
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)  # the store as version 1 left it: base DDL without the later columns
+    base = "".join(schema.BASE)
+    for added in ("    promise_date TEXT,               -- the voicebot's promise to pay (ISO date), version 2\n",
+                  ",\n    choice TEXT                      -- an answered callback's menu choice, version 2"):
+        assert added in base
+        base = base.replace(added, "")
+    conn.executescript(base + "INSERT INTO meta VALUES ('schema', '1');")
+    conn.close()
+    assert "promise_date" not in {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(contacts)")}
+    Store(path).close()
+    Store(path).close()  # a second open runs nothing again
+    conn = sqlite3.connect(path)
+    assert "promise_date" in {r[1] for r in conn.execute("PRAGMA table_info(contacts)")}
+    assert "choice" in {r[1] for r in conn.execute("PRAGMA table_info(inbound)")}
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == str(schema.SCHEMA_VERSION)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(schema.SCHEMA_VERSION + 1),))
+    conn.commit()
+    conn.close()
+    with pytest.raises(Exception, match="newer than this controller"):
+        Store(path)

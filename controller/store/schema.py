@@ -2,8 +2,8 @@
 
 The base schema (version 1) is idempotent DDL (``CREATE … IF NOT EXISTS``) run at every
 open, as it always was, so an index added to it since reaches an older database too; a
-change that needs more than that is a numbered entry of ``MIGRATIONS``, run once, in its
-own transaction, in order. A database written by a newer version of the code than this one
+change that needs more than that is a numbered entry of ``MIGRATIONS``, run once, in order,
+in one transaction under the write lock. A database written by a newer version of the code than this one
 (``SCHEMA_VERSION``) is refused before anything touches it.
 
 The DDL is written out, not built with sqlite-utils' ``create()``: that cannot say partial
@@ -21,7 +21,7 @@ from typing import Final
 import sqlite_utils
 
 #: The schema version this code writes; a database at a later one is refused.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: API keys, enrollment tokens, appliances and their SIMs (store/fleet.py).
 FLEET: Final = """
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS contacts (
     step INTEGER NOT NULL DEFAULT 0, n INTEGER NOT NULL DEFAULT 0, gen INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL, outcome TEXT,
     created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    promise_date TEXT,               -- the voicebot's promise to pay (ISO date), version 2
     UNIQUE (campaign_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS contacts_due ON contacts(next_at) WHERE state = 'waiting';
@@ -101,7 +102,8 @@ CREATE INDEX IF NOT EXISTS results_shown ON results(callee, number_shown);
 CREATE TABLE IF NOT EXISTS inbound (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, appliance_id TEXT,
     kind TEXT NOT NULL, from_number TEXT NOT NULL, to_number TEXT, text TEXT, at REAL NOT NULL,
-    contact_id INTEGER, campaign_id TEXT, opted_out INTEGER NOT NULL DEFAULT 0
+    contact_id INTEGER, campaign_id TEXT, opted_out INTEGER NOT NULL DEFAULT 0,
+    choice TEXT                      -- an answered callback's menu choice, version 2
 );
 """
 
@@ -136,8 +138,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 #: Version 1, the base schema, in the order its tables were first created.
 BASE: Final = (FLEET, CAMPAIGNS, JOBS, RESULTS, OPTOUTS, WEBHOOKS, META)
-#: Changes after version 1: version -> statements, run in one transaction.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
+#: Changes after version 1: version -> statements, run in one transaction. A column added
+#: here is written into the base DDL above too (a new database gets it there and is stamped
+#: with the latest version without running these).
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    # issue 14: the voicebot's promise to pay on the contact; an answered callback's choice
+    2: ("ALTER TABLE contacts ADD COLUMN promise_date TEXT",
+        "ALTER TABLE inbound ADD COLUMN choice TEXT"),
+}
 
 
 def schema_version(db: sqlite_utils.Database) -> int | None:
@@ -146,27 +154,30 @@ def schema_version(db: sqlite_utils.Database) -> int | None:
 
 
 def migrate(db: sqlite_utils.Database, error: type[Exception]) -> None:
-    """Bring the database to ``SCHEMA_VERSION``; ``error`` if it is at a later one."""
+    """Bring the database to ``SCHEMA_VERSION``; ``error`` if it is at a later one.
+
+    The version is read again under the write lock: two processes opening one new file
+    at once must not both run a migration (the second would add a column twice)."""
     have = schema_version(db)
     if have is not None and have > SCHEMA_VERSION:
         raise error(f"the store is at schema version {have}, newer than this controller's {SCHEMA_VERSION}; "
                     "run the newer controller, or restore a backup taken before it ran")
     db.executescript("".join(BASE))
     conn = db.conn
-    for version in range((have or 1) + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
-            _set_version(conn, version)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    if have is None:
-        conn.execute("BEGIN IMMEDIATE")
-        _set_version(conn, SCHEMA_VERSION, overwrite=False)
-        conn.execute("COMMIT")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:  # a new file: the base DDL above is already the latest schema
+            _set_version(conn, SCHEMA_VERSION)
+        else:
+            for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                _set_version(conn, version)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _set_version(conn: sqlite3.Connection, version: int, *, overwrite: bool = True) -> None:
