@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from common.clikit import EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE, emit, fail, json_option, run_async
+from common.clikit import (
+    EXIT_FAILURE,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    emit,
+    fail,
+    json_option,
+    run_async,
+)
 
 from .at import AtError, AtTimeout, CommandFailed, PortClosed, PortUnavailable
 from .call import CallState
@@ -47,7 +55,7 @@ def _explain(exc: BaseException) -> tuple[str, int]:
     raise exc
 
 
-def _run(as_json: bool, main: Callable[[], Awaitable[Any]]) -> Any:
+def run_command(as_json: bool, main: Callable[[], Awaitable[Any]]) -> Any:
     try:
         return run_async(main)
     except SystemExit:
@@ -57,7 +65,7 @@ def _run(as_json: bool, main: Callable[[], Awaitable[Any]]) -> Any:
         fail(message, code=code, as_json=as_json)
 
 
-def _with_modem(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def with_modem(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(func)
     async def wrapper(port: str, pin: str | None, *args: Any, **kwargs: Any) -> Any:
         modem = await Modem.open(port, pin=pin, reconnect=False)
@@ -87,7 +95,7 @@ def modem() -> None:
     """
 
 
-@_with_modem
+@with_modem
 async def probe_modem(modem: Modem) -> dict[str, Any]:
     sim = await modem.sim_info()
     out: dict[str, Any] = {"port": modem.port.url, "identity": modem.identity, "sim": sim}
@@ -111,13 +119,13 @@ def probe(port: str, pin: str | None, as_json: bool) -> None:
     Example:
       simrotor modem probe /dev/ttyUSB2 --pin 1234 --json
     """
-    result = _run(as_json, lambda: probe_modem(port, pin))
+    result = run_command(as_json, lambda: probe_modem(port, pin))
     emit(result, as_json)
     if result["sim"].pin_state is not PinState.READY:
         fail(f"SIM not ready: {result['sim'].pin_state.value}" + (" (give --pin)" if result["sim"].pin_state is PinState.SIM_PIN else ""), as_json=False)
 
 
-@_with_modem
+@with_modem
 async def raw_at(modem: Modem, command: str, timeout: float) -> dict[str, Any]:
     """The reply lines and final result, and the unsolicited lines that came meanwhile: a
     ``+X:``/``^X:`` answer whose prefix is not the command's own (``AT^SYSINFO`` is
@@ -147,7 +155,7 @@ def at_command(port: str, command: str, pin: str | None, timeout: float, as_json
     """
     if not command.upper().startswith("AT"):
         fail(f"not an AT command: {command!r} (it must start with AT)", code=2, as_json=as_json)
-    result = _run(as_json, lambda: raw_at(port, pin, command, timeout))
+    result = run_command(as_json, lambda: raw_at(port, pin, command, timeout))
     if as_json:
         emit(result, True)
     else:
@@ -158,7 +166,7 @@ def at_command(port: str, command: str, pin: str | None, timeout: float, as_json
         click.echo(result["final"])
 
 
-@_with_modem
+@with_modem
 async def send_sms(modem: Modem, to: str, text: str, report: bool, wait: float) -> dict[str, Any]:
     await modem.require_registered()
     reports: dict[int, Any] = {}
@@ -211,13 +219,13 @@ def sms(port: str, to: str, text: str, report: bool, wait: float, pin: str | Non
     Example:
       simrotor modem sms /dev/ttyUSB2 --to +48601000123 --text 'Zażółć gęślą jaźń' --report
     """
-    result = _run(as_json, lambda: send_sms(port, pin, to, text, report, wait))
+    result = run_command(as_json, lambda: send_sms(port, pin, to, text, report, wait))
     emit(result, as_json)
     if report and result.get("delivery") != "delivered":
         raise SystemExit(EXIT_FAILURE)
 
 
-@_with_modem
+@with_modem
 async def dial_call(modem: Modem, to: str, seconds: float, ring: float) -> dict[str, Any]:
     await modem.require_registered()
     call = await modem.dial(to)
@@ -250,11 +258,11 @@ def dial(port: str, to: str, seconds: float, ring: float, pin: str | None, as_js
     Example:
       simrotor modem dial /dev/ttyUSB2 --to +48600000123 --seconds 3 --json
     """
-    result = _run(as_json, lambda: dial_call(port, pin, to, seconds, ring))
+    result = run_command(as_json, lambda: dial_call(port, pin, to, seconds, ring))
     emit(result, as_json)
 
 
-@_with_modem
+@with_modem
 async def run_ussd(modem: Modem, code: str, timeout: float) -> dict[str, Any]:
     await modem.require_registered()
     reply = await modem.ussd(code, timeout=timeout)
@@ -274,7 +282,7 @@ def ussd(port: str, code: str, timeout: float, pin: str | None, as_json: bool) -
     Example:
       simrotor modem ussd /dev/ttyUSB2 '*100#'
     """
-    result = _run(as_json, lambda: run_ussd(port, pin, code, timeout))
+    result = run_command(as_json, lambda: run_ussd(port, pin, code, timeout))
     emit(result, as_json)
 
 
@@ -313,7 +321,7 @@ def _pin_outcome(as_json: bool, result: dict[str, Any]) -> None:
     fail(error, code=EXIT_FAILURE, as_json=as_json, **result)
 
 
-@_with_modem
+@with_modem
 async def unlock_sim(modem: Modem, pin: str | None, puk: str | None, new_pin: str | None,
                      last_try: bool) -> dict[str, Any]:
     before = await _pin_view(modem)
@@ -347,11 +355,11 @@ def unlock(port: str, pin: str | None, puk: str | None, new_pin: str | None, las
     if (pin is None) == (puk is None) or (puk is None) != (new_pin is None):
         fail("give either --pin P, or --puk P with --new-pin N", code=EXIT_USAGE, as_json=as_json)
     _check_codes(as_json, pin=pin, puk=puk, new_pin=new_pin)
-    result = _run(as_json, lambda: unlock_sim(port, None, pin, puk, new_pin, last_try))
+    result = run_command(as_json, lambda: unlock_sim(port, None, pin, puk, new_pin, last_try))
     _pin_outcome(as_json, result)
 
 
-@_with_modem
+@with_modem
 async def sim_pin(modem: Modem, change: bool, old: str | None, new: str | None, last_try: bool) -> dict[str, Any]:
     before = await _pin_view(modem)
     if not change:
@@ -387,5 +395,5 @@ def pin_command(port: str, change: bool, old: str | None, new: str | None, last_
     if not change and (old is not None or new is not None):
         fail("--old and --new go with --change", code=EXIT_USAGE, as_json=as_json)
     _check_codes(as_json, old=old, new=new)
-    result = _run(as_json, lambda: sim_pin(port, None, change, old, new, last_try))
+    result = run_command(as_json, lambda: sim_pin(port, None, change, old, new, last_try))
     _pin_outcome(as_json, result)

@@ -14,7 +14,7 @@ import click
 SUBCOMMANDS: dict[str, str] = {
     "demo": "simrotor.demo:demo",
     "emulate": "modem_drivers.emulator.cli:emulate",
-    "modem": "modem_drivers.cli:modem",
+    "modem": "simrotor.modem:modem",
     "audio": "appliance.audio.cli:audio",
     "bench": "bench.cli:bench",
     "appliance": "appliance.cli:appliance",
