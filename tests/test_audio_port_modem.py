@@ -270,3 +270,25 @@ async def test_callee_hanging_up_before_the_verdict(tmp_path, audio: AudioPeer):
     finally:
         await modem.close()
         peer.close()
+
+
+async def test_a_call_job_whose_audio_fails_before_the_dial_is_a_channel_failure(tmp_path, audio: AudioPeer):
+    """No call was placed: the callee's attempt is not spent (``channel_error``, retried soon
+    on another SIM), and ``audio_lost`` has the bank check this channel's audio."""
+    from appliance.jobs.base import Placement
+    from appliance.jobs.call import run_call
+    from appliance.scheduler.retry import CHANNEL_FAILURES
+
+    peer, modem = await opened(tmp_path, EC25)
+    peer.replies["AT+QPCMV=1,0"] = b"\r\nERROR\r\n"
+    try:
+        await modem.audio_port(audio.path)
+        job = {"id": "j1", "kind": "call", "callee": NUMBER, "call": {"on_answer": "amd", "on_human": "hangup",
+                                                                       "on_machine": "hangup"}}
+        result = await run_call(modem, job, Placement("ch1", "sim1", "+48600000001", 1), {})
+        assert result["outcome"] in CHANNEL_FAILURES and result["audio_lost"] is True, result
+        assert result["error"].startswith("audio port:"), result
+        assert f"ATD{NUMBER};" not in peer.received
+    finally:
+        await modem.close()
+        peer.close()

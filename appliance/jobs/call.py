@@ -92,11 +92,18 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
     if opts.get("on_answer") == "amd" and modem.audio is not None:
         # the message's audio is ready before the dial: the answer never waits for espeak-ng
         opts["message_pcm"], opts["message_pcm_error"] = await message_pcm(opts)
+    recorder = opts.get("recordings") if opts.get("record") else None  # appliance.recordings.Recordings
+    if recorder is not None:
+        opts["recording_tap"] = recorder.tap()  # attached to the audio port at the answer (amd.py)
     wall0, mono0 = time.time(), time.monotonic()
     try:
         call = await modem.dial(job["callee"])
-    except AudioFault as exc:  # the audio port is lost or its set-up refused: no call placed
-        return {**out, "outcome": Outcome.AUDIO_FAULT.value, "cause": None, "error": str(exc), "dialed_at": iso(wall0)}
+    except AudioFault as exc:
+        # The audio port is lost or its set-up refused before the dial: no call was placed,
+        # so the callee's attempt is not spent (a channel failure: soon, on another SIM);
+        # ``audio_lost`` has the bank check this channel's audio as after an audio_fault.
+        return {**out, "outcome": Outcome.CHANNEL_ERROR.value, "cause": None, "error": f"audio port: {exc}",
+                "audio_lost": True, "dialed_at": iso(wall0)}
     except (AtError, ModemError) as exc:
         return {**out, "outcome": Outcome.CHANNEL_ERROR.value, "cause": None, "error": str(exc), "dialed_at": iso(wall0)}
     try:
@@ -117,6 +124,8 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
             await modem.hangup()
         except (AtError, ModemError) as exc:
             logger.warning("hang-up failed on %s: %s", p.channel_id, exc)
+    if recorder is not None:
+        answered["recording"] = await _recording(recorder, opts["recording_tap"], modem, state)
     report = call.report()
     times = call.times
     return {
@@ -135,6 +144,22 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
         "answered_monotonic": times.get(CallState.ACTIVE),
         **answered,
     }
+
+
+async def _recording(recorder: Any, tap: Any, modem: Modem, state: CallState) -> dict[str, Any]:
+    """The result's ``recording``: the file made of what the tap heard, or why there is none."""
+    if tap.frames:
+        try:
+            return dict(await recorder.save(tap))
+        except (OSError, ValueError) as exc:
+            return {"id": None, "reason": f"the recording could not be written: {exc}"}
+    if state is not CallState.ACTIVE:
+        why = "the call was not answered"
+    elif modem.audio is None:
+        why = "no audio port on this modem: nothing to record"
+    else:
+        why = 'nothing was heard on the audio port (recording needs on_answer "amd")'
+    return {"id": None, "reason": why}
 
 
 async def execute_call(ctx: Context, modem: Modem, job: dict[str, Any], p: Placement) -> Executed:

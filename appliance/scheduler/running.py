@@ -117,7 +117,7 @@ class Running:
                 lo, hi = self.cfg.limits.pause_after_call if kind == "call" else (0.0, 0.0)
                 self.bank.release(c.placement.channel_id, cooldown=self.rng.uniform(lo, hi) if hi > 0 else 0.0,
                                   reason=f"{kind} {c.row['result'].get('outcome')}")
-                if c.row["result"].get("outcome") == "audio_fault":
+                if c.row["result"].get("outcome") == "audio_fault" or c.row["result"].get("audio_lost"):
                     self.bank.audio_fault(c.placement.channel_id, str(c.row["result"].get("error") or ""))
                 self.core.queue.callee_done(c.spec["callee"])
                 if c.again:
