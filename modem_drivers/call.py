@@ -71,13 +71,17 @@ class CallReport:
 
 
 class Call:
-    """One outbound call. Created by ``Modem.dial``; fed by the modem's URC handling.
+    """One call: outbound (``Modem.dial``), or an incoming one we answered (``Modem.answer``,
+    ``incoming``: it starts DIALING while ``ATA`` is in flight and is ACTIVE once the modem
+    says the call is connected); fed by the modem's URC handling.
 
     Its fields are read by anyone and written only by its own methods below, each of
     which checks the change against ``TRANSITIONS``."""
 
-    def __init__(self, number: str, *, on_change: Callable[["Call", CallEvent], None] | None = None):
+    def __init__(self, number: str, *, on_change: Callable[[Call, CallEvent], None] | None = None,
+                 incoming: bool = False):
         self.number = number
+        self.incoming = incoming  # answered by us (a callback), not dialled
         self.state = CallState.DIALING
         self.cause: int | None = None
         self.local_release = False

@@ -1,9 +1,10 @@
 """The modem's audio port: open and close it, and send the dialect's audio set-up step at
-its moment in each call — before the dial (Quectel) or when the call connects (Huawei,
-SIM7600) — then judge the call's voice path within 500 ms of the answer.
+its moment in each call — before the dial or the answer (Quectel) or when the call
+connects (Huawei, SIM7600), for dialled and answered calls alike — then judge the call's
+voice path within 500 ms of the answer.
 
-Nothing here runs for a modem without an audio port: ``dial``, the call-change hook and
-``close`` pass straight through to the calls and lifecycle parts (this part sits before
+Nothing here runs for a modem without an audio port: ``dial``, ``answer``, the call-change
+hook and ``close`` pass straight through to the calls and lifecycle parts (this part sits before
 them in ``Modem``'s bases and wraps them with cooperative ``super()`` calls, so neither
 part knows of audio, and a modem without a port keeps today's path and its TTS).
 """
@@ -89,19 +90,37 @@ class Audio(ModemCore):
         lost port is reopened at its path (``AudioFault`` when it is not back), and a
         before-dial set-up step is sent (``AudioFault`` when refused: no call is placed,
         so no one answers a silent line)."""
-        port = self._audio
-        if port is not None:
-            self._audio_verdict = None
-            if port.closed:  # lost (USB re-enumerated): its stable path may be back
-                try:
-                    await self.audio_port(port.url)
-                except PortUnavailable as exc:
-                    raise AudioFault(AudioFaultReason.PORT_LOST, f"{exc}; no call placed") from exc
-            setup = self.audio_setup()
-            if (setup is not None and setup.moment is AudioMoment.BEFORE_DIAL
-                    and not await self._run(setup.step, optional=True)):
-                raise AudioFault(AudioFaultReason.SETUP_REFUSED, f"{setup.step.command} refused; no call placed")
+        await self._prepare_audio("no call placed")
         return await super().dial(number)  # type: ignore[misc]  # the calls part's dial
+
+    async def answer(self, caller: str | None = None) -> Call:
+        """The calls part's answer, after the same checks as ``dial`` (the before-call
+        set-up step, Quectel's ``AT+QPCMV``, is due before ``ATA`` too). A caller is
+        answered even when they fail — he must not be left ringing: the call's audio
+        verdict then says the port is not live (``audio_ready`` raises ``AudioFault``) and
+        the answerer falls back to the modem's TTS."""
+        try:
+            await self._prepare_audio("answered without it")
+        except AudioFault as exc:
+            logger.warning("%s: %s", self.name, exc)
+        return await super().answer(caller)  # type: ignore[misc]  # the calls part's answer
+
+    async def _prepare_audio(self, otherwise: str) -> None:
+        """Before a call: reopen a lost audio port at its path and send a before-call set-up
+        step; ``AudioFault`` (its detail ending ``otherwise``) when either fails."""
+        port = self._audio
+        if port is None:
+            return
+        self._audio_verdict = None
+        if port.closed:  # lost (USB re-enumerated): its stable path may be back
+            try:
+                await self.audio_port(port.url)
+            except PortUnavailable as exc:
+                raise AudioFault(AudioFaultReason.PORT_LOST, f"{exc}; {otherwise}") from exc
+        setup = self.audio_setup()
+        if (setup is not None and setup.moment is AudioMoment.BEFORE_DIAL
+                and not await self._run(setup.step, optional=True)):
+            raise AudioFault(AudioFaultReason.SETUP_REFUSED, f"{setup.step.command} refused; {otherwise}")
 
     def _on_call_change(self, call: Call, event: object) -> None:
         super()._on_call_change(call, event)  # type: ignore[misc]  # the calls part's hook

@@ -1,6 +1,8 @@
-"""Voice calls on a modem: dial, hang up, DTMF, text-to-speech, and following the call.
+"""Voice calls on a modem: dial, answer, hang up, DTMF, text-to-speech, and following the call.
 
-``dial`` returns at once with a ``Call``; the dialect's call-progress URCs (or, on a modem
+``dial`` returns at once with a ``Call``; ``answer`` returns the incoming call it answered
+(ACTIVE, or already released when the caller gave up first), followed to its release the
+same way; the dialect's call-progress URCs (or, on a modem
 without auto-report, paced ``AT+CLCC`` polls) drive it to its release. A release whose
 cause is not in the report is completed here: ``+CEER`` is asked (or the cause URC
 awaited), with the final result's hint as fallback. Every way out of a dial or a hang-up
@@ -54,7 +56,8 @@ def urc_value(text: str) -> str:
 
 
 class Calls(ModemCore):
-    """One outbound call at a time: dial, follow, release, DTMF and TTS during it."""
+    """One call at a time (dialled, or an incoming one answered): follow, release, DTMF and
+    TTS during it."""
 
     async def dial(self, number: str) -> Call:
         """Start a voice call. Returns at once; follow the ``Call`` for its progress."""
@@ -94,6 +97,48 @@ class Calls(ModemCore):
                 self._drop_call(call, owe_hangup=not answered,
                                 why="refused" if answered else "ATD got no answer")
 
+    async def answer(self, caller: str | None = None) -> Call:
+        """Answer the incoming call ringing now (``ATA``, V.250 §6.3.5; a voice call answers
+        ``OK`` once connected, 27.007 §6.6) and return it as the modem's ``Call``: ACTIVE,
+        its audio set up like an outgoing call's once it connects, its release followed by
+        the dialect's reports (``^CEND``, ``VOICE CALL: END``, ``NO CARRIER``) and ended by
+        ``hangup``. ``caller`` is the number ``+CLIP`` gave (logs and the report).
+
+        A caller who gave up before the answer (``NO CARRIER``) gives a released call.
+        +CLCC/^DSCI reports of a mobile-terminated call are not read (the dialect's readers
+        follow our dialled calls only), so a polled modem is not polled for it: its release
+        comes as ``NO CARRIER``, and our hang-up ends it after ``HANGUP_GRACE``.
+        Raises ``CallBusy`` when a call of ours is up, ``ModemError`` when the modem refused
+        (no call was ringing); any other way out leaves the hang-up owed, as for ``dial``."""
+        self._require_sim()
+        if self.call is not None and not self.call.released:
+            raise CallBusy("a call is already up on this modem")
+        call = Call(caller or "", on_change=self._on_call_change, incoming=True)
+        self.call = call
+        self._release_hint = None
+        handed_over = False
+        answered = False  # the modem gave ATA a final result
+        try:
+            try:
+                await self._cmd("ATA", timeout=self.dial_timeout)
+            except (CommandFailed, ModemError) as exc:
+                answered = True
+                kind = exc.final.kind if isinstance(exc, CommandFailed) else None
+                if kind in (FinalKind.NO_CARRIER, FinalKind.BUSY, FinalKind.NO_ANSWER):
+                    call.release(NORMAL_CLEARING)  # the caller hung up while we answered
+                    handed_over = True
+                    return call
+                raise
+            answered = True
+            call.advance(CallState.ACTIVE)  # a ^CONN/VOICE CALL: BEGIN after OK is a duplicate
+            logger.info("%s: answered a call from %s", self.name, mask(caller or "a hidden number"))
+            handed_over = True
+            return call
+        finally:
+            if not handed_over:
+                self._drop_call(call, owe_hangup=not answered,
+                                why="refused" if answered else "ATA got no answer")
+
     def _on_call_change(self, call: Call, event: object) -> None:
         if call.released:
             self._last_release = time.monotonic()
@@ -117,6 +162,8 @@ class Calls(ModemCore):
         answer the hang-up (stuck, port lost) or the wait is cancelled — here, as a channel
         error with the hang-up owed to the modem (sent before its next command)."""
         call = self.call
+        # released before our hang-up (the far end hung up first): not a local release
+        released_before = call is not None and call.released
         answered = False
         released_by_modem = False
         failure: str = "cancelled"
@@ -130,7 +177,9 @@ class Calls(ModemCore):
             if call is not None and not call.released:
                 with contextlib.suppress(TimeoutError):
                     await call.wait_released(HANGUP_GRACE)
-                released_by_modem = call.released
+            # the modem's report of our hang-up may come before its OK (emulated Huawei
+            # sends ^CEND first): released since the command started is ours all the same
+            released_by_modem = call is not None and call.released and not released_before
         except AtError as exc:
             failure = str(exc)
         finally:
