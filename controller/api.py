@@ -168,7 +168,7 @@ class Api:
 
     async def create_campaign(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
-        unknown = sorted(set(body) - {"id", "name", "strategy", "rules"})
+        unknown = sorted(set(body) - {"id", "name", "strategy", "rules", "creditor"})
         if unknown:
             raise ApiError(400, "invalid", {"field": unknown[0], "reason": "unknown field (a typo?)"})
         cid = body.get("id")
@@ -178,7 +178,7 @@ class Api:
         if not isinstance(name, str) or not 0 < len(name) <= 200:
             raise ApiError(400, "invalid", {"field": "name", "reason": "a string of 1-200 characters"})
         try:
-            steps = cp.parse_strategy(body.get("strategy"))
+            steps = cp.parse_strategy(body.get("strategy"), body.get("creditor"))
             settings = cp.parse_rules(body.get("rules"))
         except cp.CampaignError as exc:
             raise ApiError(400, "invalid", {"field": exc.field, "reason": exc.reason}) from None
@@ -267,7 +267,7 @@ class Api:
     def _contact_out(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {k: row[k] for k in ("id", "campaign_id", "external_id", "name", "case_ref", "amount", "currency", "due_date",
                                    "time_zone", "language", "phones", "state", "step", "n", "next_at", "outcome",
-                                   "created_at", "updated_at")}
+                                   "promise_date", "created_at", "updated_at")}
         out["formula_fields"] = ct.formula_fields(row)  # verbatim in JSON; flagged for whoever exports it
         return out
 

@@ -13,7 +13,11 @@ One ``tick``:
 2. due contacts of running campaigns get their next job built from the strategy, are
    checked against the contact rules (a refusal becomes a ``refused_by_policy`` result
    with its reason and re-plans the contact at the rule's ``retry_at``), and are
-   claimed and leased atomically (``Store.claim_and_lease``);
+   claimed and leased atomically (``Store.claim_and_lease``). A contact that cannot make
+   the job its step asks for (a voicebot step without the contact's amount, say:
+   ``campaigns.ContactDataError``) is refused for good with reason
+   ``unusable_contact_data`` naming the field, instead of sending a job the appliance
+   would reject;
 3. batches are sent to the appliances; the appliance acknowledges after persisting.
 
 Job ids are ``<campaign>.<contact>.<step>.<n>`` — stable across re-dispatch of the same
@@ -25,7 +29,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import msgspec
@@ -61,24 +65,36 @@ MAX_RENEWALS_PER_TICK: Final = 500
 SendFn = Callable[[str, contract.LinkMessage], Awaitable[bool]]
 
 
-def build_job(contact: dict[str, Any], campaign: dict[str, Any], steps: tuple[cp.Step, ...], deadline: float,
-              operator_prefixes: Mapping[str, str]) -> dict[str, Any]:
-    """The job (``common.contract.Job``, as the JSON-ready dict the store and the link
-    carry) for the contact's current step."""
+def job_head(contact: dict[str, Any], campaign: dict[str, Any], steps: tuple[cp.Step, ...]) -> dict[str, Any]:
+    """The job's id, kind and callee for the contact's current step (what a refusal names)."""
     step = steps[contact["step"]]
     phones = contact["phones"]
     callee = phones[contact["n"] % len(phones)] if step.kind is JobKind.CALL else phones[0]
+    return {"id": job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]),
+            "kind": step.kind.value, "callee": callee}
+
+
+def build_job(contact: dict[str, Any], campaign: dict[str, Any], steps: tuple[cp.Step, ...], deadline: float,
+              operator_prefixes: Mapping[str, str], *, now: float | None = None) -> dict[str, Any]:
+    """The job (``common.contract.Job``, as the JSON-ready dict the store and the link
+    carry) for the contact's current step, built at ``now`` (default: ``deadline``; a
+    voicebot's promise window starts on that day in the contact's zone). Raises
+    ``campaigns.ContactDataError`` when the contact lacks what the step needs."""
+    step = steps[contact["step"]]
+    head = job_head(contact, campaign, steps)
+    callee = head["callee"]
     op = planner.operator_of(callee, operator_prefixes)
     part: dict[str, Any]
     if step.kind is JobKind.CALL:
-        part = {"call": contract.CallOptions(max_ring_seconds=step.ring_seconds)}
+        at = _utc(deadline if now is None else now)
+        zone = rules.resolve_zones(rules.Request(JobKind.CALL, callee, at, contact.get("time_zone")))[0]
+        part = {"call": cp.call_options(step, contact, at, zone)}
     elif step.kind is JobKind.SMS:
-        part = {"text": cp.render(step.text or "", contact), "report": True}
+        part = {"text": cp.render(step.text or "", contact, step.creditor), "report": True}
     else:
         part = {"method": contract.HlrMethod(step.method)}
     job = contract.Job(
-        id=job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]),
-        kind=step.kind, callee=callee, priority=0, deadline=deadline, campaign=campaign["id"], contact=contact["id"],
+        id=head["id"], kind=step.kind, callee=callee, priority=0, deadline=deadline, campaign=campaign["id"], contact=contact["id"],
         hints=contract.Hints(operator=op) if op else contract.Hints(),
         # the controller owns the callee's attempts; the appliance only retries failures
         # on its side (channel/network) on another SIM
@@ -87,7 +103,16 @@ def build_job(contact: dict[str, Any], campaign: dict[str, Any], steps: tuple[cp
 
 
 def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _promise_date(contact: dict[str, Any]) -> date | None:
+    """The contact's promise to pay (``contacts.promise_date``, written from a voicebot result)."""
+    raw = contact.get("promise_date")
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
 
 
 class Dispatcher:
@@ -113,7 +138,7 @@ class Dispatcher:
         h = self.store.contact_history_counts(contact["id"], callee, now - settings.attempt_window.total_seconds(), day0)
         return rules.History(opted_out=h["opted_out"], recent_attempts=[_utc(t) for t in h["attempts"]],
                              last_conversation=_utc(h["last_conversation"]) if h["last_conversation"] else None,
-                             attempts_today=h["attempts_today"])
+                             attempts_today=h["attempts_today"], promise_date=_promise_date(contact))
 
     async def tick(self, slots: list[planner.Slot], send: SendFn) -> dict[str, int]:
         """One round of dispatch over the connected appliances' ``slots``."""
@@ -174,7 +199,14 @@ class Dispatcher:
                     campaigns[cid] = (camp, cp.parse_strategy(camp["strategy"]), cp.parse_rules(camp["rules"]))
                 camp, steps, settings = campaigns[cid]
                 deadline = now + self.lease_seconds
-                job = build_job(contact, camp, steps, deadline, self.operator_prefixes)
+                try:
+                    job = build_job(contact, camp, steps, deadline, self.operator_prefixes, now=now)
+                except cp.ContactDataError as exc:
+                    self.reports.record_refusal(
+                        contact, job_head(contact, camp, steps), rules.Reason.UNUSABLE_CONTACT_DATA.value,
+                        f"strategy[{contact['step']}] cannot run for this contact: {exc.field}: {exc.reason}", None, now)
+                    refused += 1
+                    continue
                 decision = rules.check(rules.Request(rules.JobKind(job["kind"]), job["callee"], _utc(now), contact.get("time_zone")),
                                        settings, self._rule_history(contact, job["callee"], settings, now))
                 if not decision.allowed:

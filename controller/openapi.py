@@ -65,8 +65,27 @@ SCHEMAS: Final[dict[str, Any]] = {
         "retry_after_seconds": {"type": "number", "minimum": 60, "maximum": 2592000, "default": 3600},
         "ring_seconds": {"type": "number", "minimum": 15, "maximum": 60, "default": 30, "description": "call steps"},
         "text": {"type": "string", "maxLength": 1530,
-                 "description": "sms steps: template with {name} {amount} {currency} {due_date} {case_ref} {external_id}"},
-        "method": {"enum": ["sms_ping", "probe_call"], "description": "hlr steps"}}},
+                 "description": "sms steps: template with {name} {amount} {currency} {due_date} {case_ref} {external_id} "
+                                "{creditor}"},
+        "method": {"enum": ["sms_ping", "probe_call"], "description": "hlr steps"},
+        # call steps, after the answer (docs/controller.md, "Live-call steps")
+        "on_answer": {"enum": ["hangup", "hold", "play", "amd"],
+                      "description": "call steps: what an answered call does (absent: the appliance's [calls] on_answer)"},
+        "message": {"type": "string", "maxLength": 1530,
+                    "description": "call steps: what the callee hears (play, leave_message); a template like an SMS text, "
+                                   "at most 136 characters once rendered"},
+        "on_machine": {"enum": ["leave_message", "hangup"], "description": 'on_answer "amd": a machine answered'},
+        "on_human": {"enum": ["play", "voicebot", "hangup"], "description": 'on_answer "amd": a person (or maybe one)'},
+        "lang": {"enum": ["pl", "en"], "description": "the voice; absent: the contact's language when pl or en, else pl"},
+        "dialogue": {"enum": ["promise_to_pay"], "default": "promise_to_pay", "description": 'on_human "voicebot"'},
+        "promise_window_days": {"type": "integer", "minimum": 1, "maximum": 60, "default": 14,
+                                "description": "voicebot: the latest acceptable promise date is today + this (contact's zone)"},
+        "after_promise": {"enum": ["finish", "wait"], "default": "finish",
+                          "description": "voicebot: after a promise, finish the contact, or take the next step the day "
+                                         "after the promised date"},
+        "record": {"type": "boolean", "default": False, "description": "call steps: record the answered call"},
+        "creditor": {"type": "string", "minLength": 1, "maxLength": 136,
+                     "description": "overrides the campaign's creditor for this step"}}},
     "Rules": {"type": "object", "additionalProperties": False, "properties": {
         "hours": {"type": "array", "items": {"type": "string", "pattern": "^\\d\\d:\\d\\d$"}, "minItems": 2, "maxItems": 2,
                   "default": ["08:00", "21:00"]},
@@ -74,12 +93,17 @@ SCHEMAS: Final[dict[str, Any]] = {
         "attempt_window_days": {"type": "integer", "minimum": 1, "maximum": 90, "default": 7},
         "quiet_days_after_conversation": {"type": "integer", "minimum": 0, "maximum": 90, "default": 7},
         "daily_cap_per_number": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
-        "blackout_dates": {"type": "array", "items": {"type": "string", "format": "date"}, "maxItems": 366}}},
+        "blackout_dates": {"type": "array", "items": {"type": "string", "format": "date"}, "maxItems": 366},
+        "recording_retention_days": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 30,
+                                     "description": "days a call recording is kept"}}},
     "CampaignCreate": {"type": "object", "required": ["id", "strategy"], "additionalProperties": False, "properties": {
         "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}$"},
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "strategy": {"type": "array", "items": _ref("Step"), "minItems": 1, "maxItems": 10},
-        "rules": _ref("Rules")}},
+        "rules": _ref("Rules"),
+        "creditor": {"type": "string", "minLength": 1, "maxLength": 136,
+                     "description": "the creditor's name as the debtor hears it: the voicebot's greeting, {creditor} in "
+                                    "templates; required by a voicebot step or a template naming it"}}},
     "Campaign": {"type": "object", "required": ["id", "name", "state", "strategy", "rules", "contacts", "created_at", "updated_at"],
                  "properties": {
                      "id": {"type": "string"}, "name": {"type": "string"},
@@ -120,7 +144,10 @@ SCHEMAS: Final[dict[str, Any]] = {
         "name": _NULL_STR, "case_ref": _NULL_STR, "amount": _NULL_STR, "currency": _NULL_STR, "due_date": _NULL_STR,
         "time_zone": _NULL_STR, "language": _NULL_STR, "phones": {"type": "array", "items": {"type": "string"}},
         "state": {"enum": ["waiting", "in_flight", "done"]}, "step": {"type": "integer"}, "n": {"type": "integer"},
-        "next_at": {"type": "number"}, "outcome": _NULL_STR, "created_at": {"type": "number"}, "updated_at": {"type": "number"},
+        "next_at": {"type": "number"}, "outcome": _NULL_STR,
+        "promise_date": {"type": ["string", "null"], "format": "date",
+                         "description": "the date the debtor promised to pay by (the voicebot); no call while it holds"},
+        "created_at": {"type": "number"}, "updated_at": {"type": "number"},
         "formula_fields": {"type": "array", "items": {"type": "string"},
                            "description": "free-text fields a spreadsheet would run as a formula; values are verbatim here"}}},
     "Result": {"type": "object", "required": ["seq", "outcome", "final", "at"], "properties": {
@@ -132,7 +159,13 @@ SCHEMAS: Final[dict[str, Any]] = {
                     "detail.waiting_for and detail.detail say why; retried like a channel failure, not a contact attempt), "
                     "… A job withdrawn by pause or cancel is cancelled with detail.detail naming why."},
         "reason": _NULL_STR, "final": {"type": "boolean"}, "number_shown": _NULL_STR, "at": {"type": "number"},
-        "detail": {"type": "object", "description": "the appliance's result body"}}},
+        "detail": {"type": "object", "description": "the appliance's result body"},
+        "voicebot": _ref("VoicebotOutcome")}},
+    "VoicebotOutcome": {"type": "object", "required": ["identity", "promise_date", "callback_requested"],
+                        "description": "present when the call ran the voicebot (the path and digits: detail.voicebot)",
+                        "properties": {"identity": {"enum": ["confirmed", "denied", "unknown"]},
+                                       "promise_date": {"type": ["string", "null"], "format": "date"},
+                                       "callback_requested": {"type": "boolean"}}},
     "Inbound": {"type": "object", "required": ["seq", "id", "kind", "from", "at", "opted_out"], "properties": {
         "seq": {"type": "integer"}, "id": {"type": "string"}, "appliance_id": _NULL_STR, "kind": {"enum": ["sms", "call"]},
         "from": {"type": "string"}, "to": _NULL_STR, "text": _NULL_STR, "at": {"type": "number"},

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from . import campaigns as cp
+from . import rules
 from .stopwords import DEFAULT_STOP_WORDS, stop_matcher
 from .store import Store
 
@@ -25,11 +27,17 @@ NOT_PLACED: Final = frozenset({"channel_error", "network_error", "expired", "ref
 
 
 def result_event(row: dict[str, Any]) -> dict[str, Any]:
-    """The webhook payload of a result (the same shape as GET /v1/results items)."""
-    return {"type": "result", "seq": row.get("seq"), "job_id": row["job_id"], "campaign_id": row["campaign_id"],
-            "contact_id": row["contact_id"], "kind": row["kind"], "callee": row["callee"], "outcome": row["outcome"],
-            "reason": row["reason"], "final": bool(row["final"]), "number_shown": row["number_shown"], "at": row["at"],
-            "detail": json.loads(row["body"]) if isinstance(row.get("body"), str) else row.get("body")}
+    """The webhook payload of a result (the same shape as GET /v1/results items). A call
+    that ran the voicebot carries its outcome on top (``voicebot``: identity, promise_date,
+    callback_requested; the path and digits stay in ``detail.voicebot``)."""
+    detail = json.loads(row["body"]) if isinstance(row.get("body"), str) else row.get("body")
+    event = {"type": "result", "seq": row.get("seq"), "job_id": row["job_id"], "campaign_id": row["campaign_id"],
+             "contact_id": row["contact_id"], "kind": row["kind"], "callee": row["callee"], "outcome": row["outcome"],
+             "reason": row["reason"], "final": bool(row["final"]), "number_shown": row["number_shown"], "at": row["at"],
+             "detail": detail}
+    if (vb := cp.voicebot_outcome(detail)) is not None:
+        event["voicebot"] = vb
+    return event
 
 
 def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
@@ -80,13 +88,17 @@ class Reports:
                 new.append(row)
                 if job is not None:
                     s.job_reported(c, job_id, final, now)
+                    promise = cp.valid_promise(body, json.loads(job["spec"]) if job["spec"] else None)
+                    if promise is not None:
+                        s.set_promise_date(c, job["contact_id"], promise.isoformat(), now)
                     if final:
-                        self._advance(c, job, outcome)
+                        self._advance(c, job, outcome, promise)
                 s.enqueue(c, hooks, "result", result_event(row), now)
         return new
 
-    def _advance(self, c: sqlite3.Connection, job: sqlite3.Row, outcome: str) -> None:
-        """In the result's transaction: move the job's contact after its final result."""
+    def _advance(self, c: sqlite3.Connection, job: sqlite3.Row, outcome: str, promise: date | None = None) -> None:
+        """In the result's transaction: move the job's contact after its final result (a
+        promise to pay: per the step's ``after_promise``)."""
         contact = self.store.contact_in_tx(c, job["contact_id"])
         campaign = self.store.campaign_in_tx(c, job["campaign_id"])
         if contact is None or campaign is None or contact["state"] != "in_flight":
@@ -94,8 +106,15 @@ class Reports:
         if job["id"] != cp.job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]):
             return  # a late result of an older job: recorded, but the contact has moved on
         now = self.clock()
+        over = None
+        if promise is not None:
+            spec = json.loads(job["spec"]) if job["spec"] else {}
+            at = datetime.fromtimestamp(now, UTC)
+            zone = rules.resolve_zones(rules.Request(rules.JobKind.CALL, str(spec.get("callee") or ""), at,
+                                                     contact.get("time_zone")))[0]
+            over = rules.promise_over_at(promise, zone, cp.parse_rules(campaign["rules"]).hours).timestamp()
         m = cp.after_result(contact, self._steps(campaign), outcome,
-                            cancelled=campaign["state"] == cp.CampaignState.CANCELLED.value, now=now)
+                            cancelled=campaign["state"] == cp.CampaignState.CANCELLED.value, now=now, promise_over=over)
         self.store.advance_contact(c, contact["id"], campaign["id"], state=m.state, step=m.step, n=m.n, gen=m.gen,
                                    next_at=m.next_at, outcome=m.outcome, now=now)
 

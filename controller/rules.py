@@ -13,13 +13,17 @@ result with outcome ``refused_by_policy`` and re-plans the contact at ``retry_at
 Rules are checked in the order of ``RULES_BY_KIND`` (cheapest and most permanent first),
 and which rules apply depends on the kind of job: a silent HLR ping is not a contact
 attempt, so only opt-out and blackout dates apply to it.
+
+A promise to pay the voicebot took (``History.promise_date``) holds until the promised
+day has passed in the callee's zone: no call is placed to him meanwhile (issue 14), and
+``promise_over_at`` says when he may be called again (the next day's first calling hour).
 """
 from __future__ import annotations
 
 import dataclasses
 import enum
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,6 +48,10 @@ DEFAULT_QUIET_AFTER_CONVERSATION: Final = timedelta(days=7)
 #: common setting of collection dialers (a stricter precedent: Massachusetts 940 CMR
 #: 7.04(1)(f), 2 calls per 7 days to a residence).
 DEFAULT_DAILY_CAP_PER_NUMBER: Final = 3
+#: Days a call recording is kept (issue 14, off unless a step records). 30 days is the
+#: usual short retention of call-centre QA recordings; 3650 (10 years) bounds a mistake.
+#: Not a contact rule: it rides in the campaign's rules because the campaign owns it.
+DEFAULT_RECORDING_RETENTION_DAYS: Final = 30
 
 
 class Reason(enum.Enum):
@@ -55,6 +63,8 @@ class Reason(enum.Enum):
     QUIET_AFTER_CONVERSATION = "quiet_after_conversation"
     ATTEMPT_CAP = "attempt_cap"
     DAILY_CAP_PER_NUMBER = "daily_cap_per_number"
+    PROMISE_HOLDS = "promise_holds"  # the callee promised to pay by a date not yet passed
+    UNUSABLE_CONTACT_DATA = "unusable_contact_data"  # the step needs a field the contact lacks (dispatcher.py)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +77,7 @@ class Settings:
     quiet_after_conversation: timedelta = DEFAULT_QUIET_AFTER_CONVERSATION
     daily_cap_per_number: int = DEFAULT_DAILY_CAP_PER_NUMBER
     blackout_dates: frozenset[date] = frozenset()
+    recording_retention_days: int = DEFAULT_RECORDING_RETENTION_DAYS
 
     def __post_init__(self) -> None:
         if not self.hours[0] < self.hours[1]:
@@ -85,6 +96,8 @@ class History:
     last_conversation: datetime | None = None
     #: call attempts to this number since the start of the callee's local day
     attempts_today: int = 0
+    #: the date the callee promised to pay by (the voicebot), if any
+    promise_date: date | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -151,7 +164,7 @@ def resolve_zones(req: Request) -> tuple[ZoneInfo, ...]:
 def _local_midnight_after(now: datetime, tz: ZoneInfo) -> datetime:
     local = now.astimezone(tz)
     nxt = datetime.combine(local.date() + timedelta(days=1), time(0), tz)
-    return nxt.astimezone(timezone.utc)
+    return nxt.astimezone(UTC)
 
 
 def next_window_start(now: datetime, tz: ZoneInfo, start: time, end: time) -> datetime | None:
@@ -165,7 +178,7 @@ def next_window_start(now: datetime, tz: ZoneInfo, start: time, end: time) -> da
     if start <= local.time().replace(tzinfo=None) < end:
         return None
     day = local.date() if local.time().replace(tzinfo=None) < start else local.date() + timedelta(days=1)
-    candidate = datetime.combine(day, start, tz).astimezone(timezone.utc)
+    candidate = datetime.combine(day, start, tz).astimezone(UTC)
     # a non-existent local time (gap) maps forward; make sure we never go back in time
     return max(candidate, now + timedelta(seconds=1))
 
@@ -188,7 +201,7 @@ def _blackout(req: Request, s: Settings, h: History, zones: tuple[ZoneInfo, ...]
     day = today
     while day in s.blackout_dates:
         day += timedelta(days=1)
-    return Decision(False, Reason.BLACKOUT_DATE, datetime.combine(day, time(0), tz).astimezone(timezone.utc),
+    return Decision(False, Reason.BLACKOUT_DATE, datetime.combine(day, time(0), tz).astimezone(UTC),
                     f"{today.isoformat()} is a blackout date of the campaign")
 
 
@@ -223,6 +236,23 @@ def _attempt_cap(req: Request, s: Settings, h: History, zones: tuple[ZoneInfo, .
                     f"{len(inside)} call attempts in the last {s.attempt_window.days} days (cap {s.max_attempts})")
 
 
+def promise_over_at(promise: date, tz: ZoneInfo, hours: tuple[time, time]) -> datetime:
+    """When a promise to pay by ``promise`` stops holding, for calling: the first calling
+    hour of the next day in the callee's zone (UTC)."""
+    return datetime.combine(promise + timedelta(days=1), hours[0], tz).astimezone(UTC)
+
+
+def _promise(req: Request, s: Settings, h: History, zones: tuple[ZoneInfo, ...]) -> Decision | None:
+    if h.promise_date is None:
+        return None
+    over = max(promise_over_at(h.promise_date, tz, s.hours) for tz in zones)
+    if req.now >= over:
+        return None
+    return Decision(False, Reason.PROMISE_HOLDS, over,
+                    f"the callee promised to pay by {h.promise_date.isoformat()}; no call before "
+                    f"{over.astimezone(zones[0]).strftime('%Y-%m-%d %H:%M')} {zones[0].key}")
+
+
 def _daily_cap(req: Request, s: Settings, h: History, zones: tuple[ZoneInfo, ...]) -> Decision | None:
     if h.attempts_today < s.daily_cap_per_number:
         return None
@@ -232,7 +262,7 @@ def _daily_cap(req: Request, s: Settings, h: History, zones: tuple[ZoneInfo, ...
 
 #: Which rules apply to which kind of job, in the order they are checked.
 RULES_BY_KIND: Final[dict[JobKind, tuple[Rule, ...]]] = {
-    JobKind.CALL: (_opt_out, _blackout, _hours, _quiet, _attempt_cap, _daily_cap),
+    JobKind.CALL: (_opt_out, _blackout, _promise, _hours, _quiet, _attempt_cap, _daily_cap),
     JobKind.SMS: (_opt_out, _blackout, _hours, _quiet),
     JobKind.HLR: (_opt_out, _blackout),
 }
@@ -252,4 +282,4 @@ def day_start_utc(now: datetime, zone: str | None, number: str) -> datetime:
     """Start of the callee's local day, in UTC (what ``attempts_today`` counts from)."""
     tz = resolve_zones(Request(JobKind.CALL, number, now, zone))[0]
     local = now.astimezone(tz)
-    return datetime.combine(local.date(), time(0), tz).astimezone(timezone.utc)
+    return datetime.combine(local.date(), time(0), tz).astimezone(UTC)

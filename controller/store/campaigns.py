@@ -142,6 +142,11 @@ class Campaigns(StoreBase):
             cls._move(c, campaign_id, "in_flight", state)
 
     @staticmethod
+    def set_promise_date(c: sqlite3.Connection, contact_id: int, promise_date: str, now: float) -> None:
+        """The contact promised to pay by ``promise_date`` (ISO date; in the result's transaction)."""
+        c.execute("UPDATE contacts SET promise_date = ?, updated_at = ? WHERE id = ?", (promise_date, now, contact_id))
+
+    @staticmethod
     def contact_in_tx(c: sqlite3.Connection, contact_id: int) -> dict[str, Any] | None:
         row = c.execute("SELECT * FROM contacts WHERE id = ?", (contact_id,)).fetchone()
         if row is None:

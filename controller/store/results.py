@@ -12,6 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
+from ..campaigns import voicebot_outcome
 from .base import StoreBase
 
 
@@ -23,6 +24,8 @@ class Results(StoreBase):
         r.pop("dedupe", None)
         r.pop("counts_as_attempt", None)
         r["detail"] = body
+        if (vb := voicebot_outcome(body)) is not None:
+            r["voicebot"] = vb  # the dialogue's outcome on top, as in the result webhook
         return r
 
     @staticmethod
