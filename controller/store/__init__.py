@@ -8,7 +8,8 @@ module per table group, each with its own job:
 * ``jobs``      claims, leases, acknowledgements, withdrawals;
 * ``results``   results and inbound events, the contact rules' history;
 * ``optouts``   the do-not-call list;
-* ``webhooks``  webhook targets, deliveries, dead letters.
+* ``webhooks``  webhook targets, deliveries, dead letters;
+* ``recordings`` call recordings sent by the appliances, until their retention ends.
 
 ``Store`` joins the groups into the one object the rest of the controller is handed. It
 takes and returns plain values; times are epoch seconds (UTC) passed in by the caller (the
@@ -34,6 +35,7 @@ from .campaigns import Campaigns
 from .fleet import Fleet
 from .jobs import Jobs
 from .optouts import OptOuts
+from .recordings import RecordingRows
 from .results import Results
 from .schema import SCHEMA_VERSION
 from .webhooks import Webhooks
@@ -41,5 +43,5 @@ from .webhooks import Webhooks
 __all__ = ["CHUNK", "SCHEMA_VERSION", "Conflict", "Store", "StoreError"]
 
 
-class Store(Fleet, Campaigns, Jobs, Results, OptOuts, Webhooks):
+class Store(Fleet, Campaigns, Jobs, Results, OptOuts, Webhooks, RecordingRows):
     """All persistence of the controller: the table groups over one connection."""

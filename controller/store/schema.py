@@ -131,13 +131,26 @@ CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(id) WHERE state = 'dead
 CREATE INDEX IF NOT EXISTS deliveries_done ON deliveries(updated_at) WHERE state = 'delivered';
 """
 
+#: Call recordings the appliances sent, kept per campaign's retention (store/recordings.py).
+#: A new table: made by this DDL at every open, no migration.
+RECORDINGS: Final = """
+CREATE TABLE IF NOT EXISTS recordings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, appliance_id TEXT NOT NULL,
+    job_id TEXT NOT NULL, attempt INTEGER NOT NULL, campaign_id TEXT NOT NULL, contact_id INTEGER,
+    format TEXT NOT NULL, seconds REAL, bytes INTEGER NOT NULL,
+    path TEXT NOT NULL,              -- the file's name under the recordings folder
+    created_at REAL NOT NULL, deleted_at REAL   -- deleted_at: swept after the campaign's retention
+);
+CREATE INDEX IF NOT EXISTS recordings_campaign ON recordings(campaign_id, created_at) WHERE deleted_at IS NULL;
+"""
+
 #: The schema's version.
 META: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 #: Version 1, the base schema, in the order its tables were first created.
-BASE: Final = (FLEET, CAMPAIGNS, JOBS, RESULTS, OPTOUTS, WEBHOOKS, META)
+BASE: Final = (FLEET, CAMPAIGNS, JOBS, RESULTS, OPTOUTS, WEBHOOKS, RECORDINGS, META)
 #: Changes after version 1: version -> statements, run in one transaction. A column added
 #: here is written into the base DDL above too (a new database gets it there and is stamped
 #: with the latest version without running these).
