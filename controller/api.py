@@ -45,6 +45,7 @@ from .apikit import (
 )
 from .link import LinkHub
 from .openapi import document, reference_html
+from .recordings import RecordingsApi
 from .store import Conflict, Store
 from .webhooks import TargetRefused, check_target
 
@@ -60,6 +61,8 @@ CSV_TYPES: Final = frozenset({"text/csv", "application/csv"})
 #: The state an import moves a campaign to when it adds contacts (a done campaign reopens).
 REOPEN: Final = {s.value: t["reopen"].value for s, t in cp.TRANSITIONS.items() if "reopen" in t}
 _OPEN: Final = frozenset({"/v1/enroll", "/v1/link"})
+#: Routes under it take the appliance's link credential, checked by their handler (recordings.py).
+_LINK_PREFIX: Final = "/v1/link/"
 
 
 class Api:
@@ -70,8 +73,9 @@ class Api:
 
     def __init__(self, store: Store, hub: LinkHub, clock: Callable[[], float], *, wake: Callable[[], None],
                  wake_deliveries: Callable[[], None], validation_pool: Callable[[], concurrent.futures.Executor],
-                 region: str | None = None, allow_private: bool = False) -> None:
+                 region: str | None = None, allow_private: bool = False, recordings: RecordingsApi | None = None) -> None:
         self.store = store
+        self.recordings = recordings
         self.hub = hub
         self.clock = clock
         self.wake = wake
@@ -109,12 +113,14 @@ class Api:
         r.add_post("/v1/webhooks/dead-letters/replay", self.replay)
         r.add_get("/v1/appliances", self.list_appliances)
         r.add_get("/v1/appliances/{id}", self.get_appliance)
+        if self.recordings is not None:
+            self.recordings.add_routes(app)  # /v1/recordings…, and the appliances' /v1/link/recordings/{id}
         return app
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            if request.path.startswith("/v1/") and request.path not in _OPEN:
+            if request.path.startswith("/v1/") and request.path not in _OPEN and not request.path.startswith(_LINK_PREFIX):
                 secret = auth.bearer(request.headers.get("Authorization"))
                 if secret is None or self.store.api_key_for_hash(auth.digest(secret)) is None:
                     raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key> (simrotor controller keys create)")

@@ -186,6 +186,14 @@ SCHEMAS: Final[dict[str, Any]] = {
         "queued": _NULL_INT, "operators": {"type": "object"}, "connected": {"type": "boolean"}, "last_seen": _NULL_NUM,
         "connected_at": _NULL_NUM, "enrolled_at": {"type": "number"},
         "sims": {"type": "array", "items": {"type": "object"}}, "open_jobs": {"type": "integer"}}},
+    "Recording": {"type": "object", "required": ["id", "campaign_id", "job_id", "format", "bytes", "created_at", "expires_at"],
+                  "properties": {
+        "id": {"type": "string"}, "campaign_id": {"type": "string"}, "contact_id": _NULL_INT, "job_id": {"type": "string"},
+        "attempt": {"type": "integer"}, "appliance_id": {"type": "string"},
+        "format": {"type": "string", "description": "ogg/opus: stereo, 8 kHz; left the far end, right ours"},
+        "seconds": _NULL_NUM, "bytes": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": "string", "format": "date-time",
+                       "description": "deleted after this: the campaign's rules.recording_retention_days (default 30)"}}},
 }
 
 
@@ -301,6 +309,38 @@ def _paths() -> dict[str, Any]:
         "/v1/appliances/{id}": {"get": _op("One appliance with its SIMs and open jobs", _json_body(_ref("Appliance")),
                                            errors=(401, 404), tag="fleet",
                                            params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        **_recording_paths(),
+    }
+
+
+def _recording_paths() -> dict[str, Any]:
+    """Call recordings (controller/recordings.py): the CRM lists and fetches them while the
+    campaign retains them; an appliance sends each one with its link credential."""
+    rec_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    ogg = {"description": "The recording (Ogg Opus, stereo: left the far end, right ours)",
+           "content": {"audio/ogg": {"schema": {"type": "string", "format": "binary"}}}}
+    upload = _op("An appliance sends one call's recording (its link credential as the bearer, not an API key); "
+                 "200 again for an id already stored. 422 unknown_job: no such job was leased here.",
+                 _json_body({"type": "object", "required": ["id", "stored", "duplicate"], "properties": {
+                     "id": {"type": "string"}, "stored": {"type": "boolean"}, "duplicate": {"type": "boolean"}}}),
+                 errors=(400, 401, 413, 415, 422), tag="recordings",
+                 params=[{**rec_id, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}},
+                         {"name": "job_id", "in": "query", "required": True, "schema": {"type": "string"}},
+                         {"name": "attempt", "in": "query", "required": False, "schema": {"type": "integer"}},
+                         {"name": "seconds", "in": "query", "required": False, "schema": {"type": "number"}}],
+                 body={"required": True, "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                                     for t in ("audio/ogg", "application/octet-stream")}})
+    upload["security"] = [{"applianceCredential": []}]
+    return {
+        "/v1/recordings": {"get": _op(
+            "Recordings retained, in the order they arrived, of one campaign (campaign_id) or all",
+            _json_body(_page(_ref("Recording"))), tag="recordings",
+            params=[{"name": "campaign_id", "in": "query", "required": False,
+                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}$"}}, _AFTER, _LIMIT])},
+        "/v1/recordings/{id}": {"get": _op(
+            "One recording's file while retained; 404 not_found for an unknown id, 404 deleted (when, and the "
+            "campaign's retention) once the sweep removed it", ogg, errors=(401, 404), tag="recordings", params=[rec_id])},
+        "/v1/link/recordings/{id}": {"put": upload},
     }
 
 
@@ -323,7 +363,9 @@ def _document() -> str:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "an API key from `simrotor controller keys create`"}},
+                                           "description": "an API key from `simrotor controller keys create`"},
+                                "applianceCredential": {"type": "http", "scheme": "bearer",
+                                                        "description": "an appliance's credential from POST /v1/enroll"}},
             "schemas": SCHEMAS,
             "responses": {
                 "Error": _json_body(_ref("Error"), "Error"),

@@ -1,9 +1,10 @@
 """Call recordings on the controller (issue 14): appliances send them, the CRM lists and
 fetches them while the campaign retains them, and a sweep deletes them after.
 
-* ``PUT /v1/link/recordings/{id}`` — an appliance sends one file (``audio/ogg``, Ogg Opus
-  stereo: left the far end, right ours) with ``job_id``, ``attempt`` and ``seconds`` as query
-  parameters, authenticated by its own link credential (``Bearer``, as ``GET /v1/link``).
+* ``PUT /v1/link/recordings/{id}`` — an appliance sends one file (Ogg Opus, stereo: left
+  the far end, right ours; ``audio/ogg`` or ``application/octet-stream``) with ``job_id``,
+  ``attempt`` and ``seconds`` as query parameters, authenticated by its own link
+  credential (``Bearer``, as ``GET /v1/link``).
   200 once the file and its row are committed, and again 200 for an id already stored (a
   retry after a lost answer); 422 ``unknown_job`` for a job this controller never leased
   (the appliance then drops the file: nobody could ever list it).
@@ -49,6 +50,8 @@ MAX_RECORDING_BYTES: Final = 32 * 1024 * 1024
 #: Ids the appliance makes (uuid4 hex) — also file names, so nothing else is accepted.
 RECORDING_ID: Final = re.compile(r"^[0-9a-f]{32}$")
 CONTENT_TYPE: Final = "audio/ogg"
+#: What an upload may say it is: the file is checked for Ogg's capture pattern either way.
+UPLOAD_TYPES: Final = frozenset({CONTENT_TYPE, "application/octet-stream"})
 FORMAT: Final = "ogg/opus"
 SUFFIX: Final = ".opus"
 #: Every Ogg page starts with this capture pattern (RFC 3533 §6).
@@ -94,7 +97,7 @@ class RecordingsApi:
             seconds = float(request.query["seconds"]) if "seconds" in request.query else None
         except ValueError:
             raise ApiError(400, "bad_parameter", "attempt: an integer; seconds: a number") from None
-        if request.content_type != CONTENT_TYPE:
+        if request.content_type not in UPLOAD_TYPES:
             raise ApiError(415, "unsupported_media_type", {"field": "Content-Type", "reason": f"expected {CONTENT_TYPE}"})
         if request.content_length is not None and request.content_length > MAX_RECORDING_BYTES:
             raise ApiError(413, "too_large", {"field": "body", "reason": f"a recording is at most {MAX_RECORDING_BYTES} bytes"})

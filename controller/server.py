@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from .api import Api
 from .config import ControllerConfig
 from .dispatcher import Dispatcher
 from .link import LinkHub
+from .recordings import RecordingsApi
 from .reports import Reports
 from .store import Store
 from .webhooks import Deliverer
@@ -90,10 +92,12 @@ class Controller:
         w = cfg.webhooks
         self.deliverer = Deliverer(self.store, clock, backoff=w.backoff_seconds, max_attempts=w.max_attempts,
                                    timeout=w.timeout_seconds, allow_private=w.allow_private)
+        # recordings in a folder named after the store (controller.db -> controller.recordings/)
+        self.recordings = RecordingsApi(self.store, Path(cfg.controller.store).resolve().with_suffix(".recordings"), clock)
         self.hub = LinkHub(self.store, self.reports, clock, wake=self.wake, heartbeat_seconds=cfg.link.heartbeat_seconds)
         self.api = Api(self.store, self.hub, clock, wake=self.wake, wake_deliveries=self.deliverer.wake.set,
                        validation_pool=self.validation_pool, region=cfg.controller.region,
-                       allow_private=w.allow_private)
+                       allow_private=w.allow_private, recordings=self.recordings)
         self._wake = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
@@ -139,7 +143,7 @@ class Controller:
         """The API's application with the background loops and the links' shutdown."""
         app = self.api.app()
         loops: list[Callable[[], Coroutine[Any, Any, None]]] = [self._dispatch_loop] if dispatch else []
-        app[BACKGROUND] = Background([*loops, self.deliverer.run_forever])
+        app[BACKGROUND] = Background([*loops, self.deliverer.run_forever, self.recordings.sweep_forever])
         app[HUB] = self.hub
         app.cleanup_ctx.append(_background)
         app.on_shutdown.append(_shutdown)
