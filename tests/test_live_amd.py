@@ -164,3 +164,54 @@ async def test_a_person_runs_the_voicebot(emulated_bank) -> None:  # type: ignor
     assert audio.heard and audio.heard[0].start_ms - result["amd"]["decided_ms"] <= 1000, (audio.heard, result["amd"])
     keyed = [k.digit for k in audio.keys]
     assert keyed[0] == "1" and [d["key"] for d in bot["digits"]][:1] == ["1"], (keyed, bot["digits"])
+
+
+async def test_a_machine_judged_human_is_revised_during_the_voicebot_dialogue(emulated_bank, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A greeting that pauses after its first word (0.4 s of line, "Halo." 0.5 s, then
+    0.9 s of quiet: a fast "human") and runs on for 3 s, then beeps: the dialogue has started, the watch
+    hears its frames too, revises to machine, the dialogue stops and the message goes
+    after the beep."""
+    import datetime as dt
+    import wave
+
+    import numpy as np
+
+    from appliance.audio.tones import tone_signal
+
+    rng = np.random.default_rng(2)
+
+    def talk(ms: int) -> np.ndarray:
+        return rng.normal(0, 2600, 8 * ms).clip(-32768, 32767)
+
+    beep = tone_signal(1000.0, 400, 6000.0)
+    greeting = np.concatenate([np.zeros(8 * 400), talk(500), np.zeros(8 * 900), talk(3000), np.zeros(8 * 300), beep])
+    # a recording carries its line's noise throughout (−60 dBFS), its onset included
+    greeting = (greeting + rng.normal(0, 32768 * 10 ** (-60 / 20), len(greeting))).clip(-32768, 32767).astype("<i2")
+    (tmp_path / "voices").mkdir()
+    with wave.open(str(tmp_path / "voices" / "machine.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(greeting.tobytes())
+    today = dt.date.today()
+    opts = {**AMD, "on_human": "voicebot", "dialogue": "promise_to_pay",
+            "voicebot": {"creditor": "Kredyt Plus", "debtor_name": "Jan Kowalski", "amount": "123.45", "currency": "PLN",
+                         "due_date": today.isoformat(), "window_end": (today + dt.timedelta(days=30)).isoformat()}}
+    emu, _ = await emulated_bank(modems=1, vendors=("huawei",), timing=Timing.FAST, control_port=None,
+                                 audio_dir=tmp_path / "voices")
+    vm = emu.modems[0]
+    modem = await Modem.open(vm.port)
+    try:
+        await modem.audio_port(vm.audio_port)
+        result = await run_call(modem, job(MACHINE), Placement("m1", "s1", "+48690000000", 1), opts)
+    finally:
+        await modem.close()
+    amd = result["amd"]
+    assert amd["decision"] == "human" and amd["revised"] is True and amd["revised_rule"] == "long_greeting", (amd, result)
+    assert amd["revised_ms"] > amd["decided_ms"], amd
+    assert result["outcome"] == "answered_machine" and "voicebot" not in result and result["message_played"], result
+    assert result["beep_ms"] is not None, result
+    audio = record_of(emu, MACHINE).audio
+    assert audio is not None and audio.beep_ms is not None
+    assert audio.heard[0].start_ms < amd["revised_ms"], audio.heard  # the dialogue's first prompt had begun
+    assert any(s.start_ms >= audio.beep_ms for s in audio.heard), (audio.heard, audio.beep_ms)
