@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from .config import ApplianceConfig
 from .inbound import InboundRecorder
 from .link import Link
 from .metrics import Metrics
+from .recordings import RecordingRows, Recordings, Uploader
 from .rotation import LockRules, RotationPolicy, SimLimits, WindowCap
 from .scheduler import Scheduler
 from .services import Core
@@ -148,12 +150,20 @@ class Appliance:
         self.metrics = Metrics(self.bank.channels, self.scheduler)
         self.scheduler.result_listeners.append(self.metrics.count_result)
         self.bank.on_change(lambda ch, old, new, reason: self.metrics.count_change(new))
+        # Recordings (call.record): files in a folder named after the store, rows in it; the
+        # executor reaches them through its call defaults; a row is written with its result.
+        self.recordings = Recordings(RecordingRows(self.store.conn), Path(cfg.appliance.store).resolve().with_suffix(".recordings"))
+        self.scheduler._context.call_defaults["recordings"] = self.recordings
+        self.scheduler.result_listeners.append(self.recordings.on_result)
         self.inbound = InboundRecorder(self.store)
         self.bank.on_event(self.inbound)
         core = Core(self.bank, self.scheduler, self.store, self.policy)
         self.link: Link | None = None
+        self.uploader: Uploader | None = None
         if cfg.link.url:
             self.link = Link(cfg.link, cfg.appliance.id, core)
+            credential = Path(cfg.link.credential_file)
+            self.uploader = Uploader(self.recordings, cfg.link.url, lambda: credential.read_text().strip())
         self.balance: BalanceChecker | None = None
         if cfg.ussd.balance_code and cfg.ussd.interval_seconds > 0:
             self.balance = BalanceChecker(cfg.ussd, core)
@@ -176,6 +186,9 @@ class Appliance:
         if self.link is not None:
             self.link.start()
             self._stack.push_async_callback(self.link.stop)
+        if self.uploader is not None:
+            self.uploader.start()
+            self._stack.push_async_callback(self.uploader.stop)
         if self.balance is not None:
             self.balance.start()
             self._stack.push_async_callback(self.balance.stop)

@@ -88,6 +88,20 @@ CREATE TABLE IF NOT EXISTS events (
     subject TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+-- recorded calls' files not yet stored by the controller (appliance/recordings/store.py);
+-- a new table needs no version: this DDL runs at every open
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY,              -- the file <store>.recordings/<id>.opus, until the controller has it
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    bytes INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    next_try_at REAL NOT NULL,
+    last_error TEXT
+);
 """
 
 
