@@ -64,3 +64,28 @@ def test_a_beep_is_heard_and_timed() -> None:
     assert listener.beeped.is_set() and listener.beep_ms is not None
     assert abs(listener.beep_ms - (len(frames) * 20 + 500)) <= 40, listener.beep_ms
     assert listener.ms - listener.last_sound_ms >= 500  # the line is quiet after it
+
+
+async def test_a_voicebot_jobs_known_prompts_render_while_the_call_rings(tmp_path) -> None:
+    """``prepare_voicebot`` renders every prompt the job's variables fix (not the read-back of
+    the date he will key) into the cache, so the first prompt never waits for espeak-ng."""
+    import datetime as dt
+
+    from appliance.jobs.amd import job_variables, prepare_voicebot
+    from appliance.voicebot.load import shipped
+    from appliance.voicebot.prepare import known_prompts
+    from appliance.voicebot.tts import Synthesiser
+
+    today = dt.date.today()
+    raw = {"creditor": "Kredyt Plus", "debtor_name": "Jan Kowalski", "amount": "123.45", "currency": "PLN",
+           "due_date": today.isoformat(), "window_end": (today + dt.timedelta(days=30)).isoformat()}
+    opts = {"on_human": "voicebot", "dialogue": "promise_to_pay", "lang": "en", "voicebot": raw}
+    synth = Synthesiser(cache_dir=tmp_path)
+    task = prepare_voicebot(opts, synth)
+    assert task is not None
+    made = await task
+    texts = known_prompts(shipped("promise_to_pay", "en"), job_variables(raw))
+    assert made == len(texts) > 3
+    assert all(synth.path(t, "en").is_file() for t in texts)
+    assert prepare_voicebot({**opts, "on_human": "play"}) is None
+    assert prepare_voicebot({**opts, "dialogue": "no_such"}) is None  # the runner says why, at the answer

@@ -6,10 +6,10 @@ branch for that decision (issue 14, docs/appliance.md "Answer policies").
   up: nobody there would hear a message.
 * human, unsure (and silence: bias to human, a quiet person may be listening) — ``play``
   the message at once (said within 1 s of the end of his greeting: the AMD's verdict comes
-  0.2–0.5 s after it), run the named ``voicebot`` dialogue (appliance/voicebot/live.py; it
-  reads the port from then on, so no revision during it), or ``hangup``. While the message
-  plays the watch may revise "human" to "machine" (the greeting ran on): the message stops
-  and the machine branch runs.
+  0.2–0.5 s after it), run the named ``voicebot`` dialogue (appliance/voicebot/live.py,
+  reading the port through ``WatchedPort``), or ``hangup``. While the message plays or the
+  dialogue runs, the watch may revise "human" to "machine" (the greeting ran on): the
+  message or dialogue stops and the machine branch runs.
 
 The message is audio the appliance plays itself: ``message_wav`` or the text rendered by
 ``appliance.voicebot.tts`` (prepared before the dial, so the answer never waits for it).
@@ -29,6 +29,7 @@ from appliance.audio.events import AmdResult
 from appliance.audio.wav import WavError, read_wav
 from appliance.voicebot.live import run_dialogue
 from appliance.voicebot.load import DialogueError, shipped
+from appliance.voicebot.prepare import prepare_prompts
 from appliance.voicebot.tts import Synthesiser, TtsError
 from appliance.voicebot.variables import JobVariables, VariablesError
 from common.contract import OnHuman, OnMachine, Outcome
@@ -86,23 +87,78 @@ async def answer_amd(modem: Modem, call: Call, opts: dict[str, Any], talk_left: 
     if (tap := opts.get("recording_tap")) is not None:  # call.record: the tap copies both ways (appliance/recordings)
         port = tap.attach(port)
     listener = Listener(port)
-    reader = asyncio.create_task(listener.run(), name=f"audio of {modem.name}")
+    readers = [asyncio.create_task(listener.run(), name=f"audio of {modem.name}")]
 
-    async def voicebot() -> dict[str, Any]:
-        # the dialogue reads the port itself from here on: the listener (and its watch) stops
-        await _stop(reader)
-        return await _run_voicebot(modem, port, opts, deadline)
+    async def voicebot() -> dict[str, Any] | None:
+        """The dialogue, with the revision watch hearing every frame it reads; None when
+        the watch revised "human" to "machine" first (the dialogue stopped, the listener
+        reads again for the machine branch's beep)."""
+        await _stop(readers[-1])
+        dialogue = asyncio.ensure_future(_run_voicebot(modem, WatchedPort(port, listener), opts, deadline))
+        revised = asyncio.ensure_future(listener.revised.wait())
+        try:
+            await asyncio.wait({dialogue, revised}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            revised.cancel()
+        if dialogue.done():
+            return dialogue.result()
+        await _stop(dialogue)  # type: ignore[arg-type]
+        readers.append(asyncio.create_task(listener.run(), name=f"audio of {modem.name}"))
+        return None
 
     try:
         return await _decide_and_act(listener, port, call, opts, deadline, voicebot)
     finally:
-        await _stop(reader)
+        await _stop(readers[-1])
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
+async def _stop(task: asyncio.Future[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+class WatchedPort:
+    """The audio port as a voicebot dialogue reads it, each frame also fed to the call's
+    ``Listener``: its watch may still revise a fast "human" while the dialogue runs (a
+    greeting that runs on over the first prompt), as it does while a message plays."""
+
+    def __init__(self, port: Any, listener: Listener) -> None:
+        self.port = port
+        self.listener = listener
+
+    def pending_frames(self) -> int:
+        return int(self.port.pending_frames())
+
+    async def read_frame(self, timeout: float | None = None) -> bytes:
+        frame: bytes = await self.port.read_frame(timeout)
+        self.listener.feed(frame)
+        return frame
+
+    async def write_frame(self, frame: bytes) -> None:
+        await self.port.write_frame(frame)
+
+
+def prepare_voicebot(opts: dict[str, Any], synthesiser: Synthesiser | None = None) -> asyncio.Task[int] | None:
+    """For ``on_human: "voicebot"``: start rendering the dialogue's prompts whose words the
+    job fixes (appliance/voicebot/prepare.py) in a worker thread, to run while the call
+    rings; None when there is no dialogue to prepare (its errors are the runner's to say)."""
+    if opts.get("on_human") != OnHuman.VOICEBOT.value:
+        return None
+    try:
+        dialogue = shipped(str(opts.get("dialogue")), opts.get("lang") or "pl")
+        variables = job_variables(opts.get("voicebot") or {})
+    except (DialogueError, VariablesError, KeyError, ValueError):
+        return None
+
+    async def prepare() -> int:
+        try:
+            return await prepare_prompts(dialogue, variables, synthesiser or Synthesiser())
+        except (TtsError, OSError) as exc:  # the dialogue renders on demand and says so
+            logger.warning("voicebot prompts not prepared: %s", exc)
+            return 0
+
+    return asyncio.create_task(prepare(), name="voicebot prompts")
 
 
 def job_variables(raw: dict[str, Any]) -> JobVariables:
@@ -133,7 +189,7 @@ async def _run_voicebot(modem: Modem, port: Any, opts: dict[str, Any], deadline:
 
 
 async def _decide_and_act(listener: Listener, port: Any, call: Call, opts: dict[str, Any], deadline: float,
-                          voicebot: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+                          voicebot: Callable[[], Awaitable[dict[str, Any] | None]]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     decided = asyncio.ensure_future(listener.decided.wait())
     if not await until(call, decided, min(DECIDE_WAIT_S, max(0.0, deadline - loop.time()))):
@@ -158,8 +214,11 @@ async def _decide_and_act(listener: Listener, port: Any, call: Call, opts: dict[
                 played = await play(port, call, pcm, deadline, stop)
                 out.update(_played(played))
         elif opts.get("on_human") == OnHuman.VOICEBOT.value:
-            out.update(await voicebot())  # the watch stops with the listener: no revision from here
-            return out
+            dialogue = await voicebot()
+            if dialogue is not None:
+                out.update(dialogue)
+                return out
+            # revised during the dialogue: the machine branch below
         # else hangup, which is now
         if listener.revision is not None:
             rev = listener.revision

@@ -1,6 +1,7 @@
 """The call executor: dial, wait for the answer, do the job's ``on_answer``, hang up."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -16,7 +17,7 @@ from modem_drivers.errors import ModemError
 from modem_drivers.modem import Modem, PlaybackEnd
 from modem_drivers.q850 import cause_name
 
-from .amd import answer_amd, message_pcm
+from .amd import answer_amd, message_pcm, prepare_voicebot
 from .base import Context, Executed, Placement, result_base
 
 logger = logging.getLogger("appliance.jobs")
@@ -89,9 +90,12 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
     max_talk = float(opts.get("max_talk_seconds", 60.0))
     action = ANSWER_ACTIONS[opts.get("on_answer", "hangup")]
     out = result_base(job, p)
+    prompts: asyncio.Task[int] | None = None
     if opts.get("on_answer") == "amd" and modem.audio is not None:
         # the message's audio is ready before the dial: the answer never waits for espeak-ng
         opts["message_pcm"], opts["message_pcm_error"] = await message_pcm(opts)
+        # a voicebot's prompts render (into the disk cache) while the call rings
+        prompts = prepare_voicebot(opts)
     recorder = opts.get("recordings") if opts.get("record") else None  # appliance.recordings.Recordings
     if recorder is not None:
         opts["recording_tap"] = recorder.tap()  # attached to the audio port at the answer (amd.py)
@@ -126,6 +130,8 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
             logger.warning("hang-up failed on %s: %s", p.channel_id, exc)
     if recorder is not None:
         answered["recording"] = await _recording(recorder, opts["recording_tap"], modem, state)
+    if prompts is not None and not prompts.done():
+        prompts.cancel()  # the thread finishes its prompt; nothing waits for it
     report = call.report()
     times = call.times
     return {
