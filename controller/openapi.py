@@ -169,7 +169,13 @@ SCHEMAS: Final[dict[str, Any]] = {
     "Inbound": {"type": "object", "required": ["seq", "id", "kind", "from", "at", "opted_out"], "properties": {
         "seq": {"type": "integer"}, "id": {"type": "string"}, "appliance_id": _NULL_STR, "kind": {"enum": ["sms", "call"]},
         "from": {"type": "string"}, "to": _NULL_STR, "text": _NULL_STR, "at": {"type": "number"},
-        "contact_id": _NULL_INT, "campaign_id": _NULL_STR, "opted_out": {"type": "boolean"}}},
+        "contact_id": _NULL_INT, "campaign_id": _NULL_STR, "opted_out": {"type": "boolean"},
+        "choice": {"enum": ["callback", "opt_out", "none", None],
+                   "description": "an answered callback's menu choice: callback (he keyed 1: call me back, a request "
+                                  "matched to contact_id and campaign_id), opt_out (9: stop calling this number; the "
+                                  "number is on the opt-out list, source callback), none (no key, another key, or he "
+                                  "hung up); null for SMS and calls not answered or not chosen yet (the event comes "
+                                  "again with its choice, same id)"}}},
     "History": {"type": "object", "required": ["contact", "results", "inbound"], "properties": {
         "contact": _ref("Contact"), "results": {"type": "array", "items": _ref("Result")},
         "inbound": {"type": "array", "items": _ref("Inbound")}}},

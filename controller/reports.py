@@ -156,22 +156,34 @@ class Reports:
     # -- inbound ----------------------------------------------------------------------------
     def add_inbound(self, appliance_id: str, events: Sequence[dict[str, Any]], now: float) -> list[dict[str, Any]]:
         """Store inbound calls and SMS (deduplicated by id), each matched to the contact
-        that was shown the number it called; an SMS that says STOP opts its sender out."""
+        that was shown the number it called; an SMS that says STOP opts its sender out.
+
+        An answered callback carries the caller's menu choice (``choice``), in the call's
+        first send or in a later one of the same id (the appliance sends the call at its
+        first ring, the choice once he keyed): "opt_out" (9) opts the caller's number out
+        (source "callback"), "callback" (1) is kept on the row as his request to be called
+        back, matched to the contact and campaign like the call; each reaches the webhook
+        once, the choice with the event it completes."""
         s = self.store
         hooks = s.webhooks_for("inbound")
         new = []
         with s.tx() as c:
             for e in events:
+                choice = e.get("choice") if e["kind"] == "call" else None
+                opt_out = (e["kind"] == "sms" and self.is_stop(e.get("text"))) or choice == "opt_out"
                 contact_id, campaign_id = s.match_shown(c, e["from"], e.get("to"))
-                stop = e["kind"] == "sms" and self.is_stop(e.get("text"))
                 row = {"id": e["id"], "appliance_id": appliance_id, "kind": e["kind"], "from_number": e["from"],
                        "to_number": e.get("to"), "text": e.get("text"), "at": e.get("_at", now), "contact_id": contact_id,
-                       "campaign_id": campaign_id, "opted_out": int(stop)}
+                       "campaign_id": campaign_id, "opted_out": int(opt_out), "choice": choice}
                 out = s.insert_inbound(c, row)
+                if out is None and choice is not None:
+                    out = s.set_inbound_choice(c, e["id"], choice, opt_out)
                 if out is None:
                     continue
-                if stop:
+                if opt_out and e["kind"] == "sms":
                     s.opt_out(c, e["from"], "sms", (e.get("text") or "")[:100], now)
+                elif opt_out:
+                    s.opt_out(c, e["from"], "callback", "keyed 9 (stop calling this number) on an answered callback", now)
                 new.append(out)
                 s.enqueue(c, hooks, "inbound", inbound_event(out), now)
         return new

@@ -72,14 +72,28 @@ class Results(StoreBase):
         return (row[0], row[1]) if row else (None, None)
 
     def insert_inbound(self, c: sqlite3.Connection, row: dict[str, Any]) -> dict[str, Any] | None:
-        """Store an inbound row (the ``inbound`` columns but ``seq``) in the caller's
-        transaction; the stored event as the API shows it, or None when its id is known."""
+        """Store an inbound row (the ``inbound`` columns but ``seq``; ``choice`` may be left
+        out) in the caller's transaction; the stored event as the API shows it, or None when
+        its id is known."""
+        row = {"choice": None, **row}
         cur = c.execute("INSERT INTO inbound(id, appliance_id, kind, from_number, to_number, text, at, contact_id,"
-                        " campaign_id, opted_out) VALUES (:id, :appliance_id, :kind, :from_number, :to_number, :text,"
-                        " :at, :contact_id, :campaign_id, :opted_out) ON CONFLICT DO NOTHING", row)
+                        " campaign_id, opted_out, choice) VALUES (:id, :appliance_id, :kind, :from_number, :to_number,"
+                        " :text, :at, :contact_id, :campaign_id, :opted_out, :choice) ON CONFLICT DO NOTHING", row)
         if cur.rowcount != 1:
             return None
         return self._inbound({**row, "seq": cur.lastrowid})
+
+    def set_inbound_choice(self, c: sqlite3.Connection, inbound_id: str, choice: str,
+                           opted_out: bool) -> dict[str, Any] | None:
+        """An answered callback's menu choice for a stored call (the appliance sends the
+        call at its first ring, and again with the choice), in the caller's transaction;
+        the event as the API shows it now, or None when the id is unknown or has its
+        choice already (a repeated send)."""
+        cur = c.execute("UPDATE inbound SET choice = ?, opted_out = MAX(opted_out, ?) WHERE id = ? AND choice IS NULL",
+                        (choice, int(opted_out), inbound_id))
+        if cur.rowcount != 1:
+            return None
+        return self._inbound(dict(c.execute("SELECT * FROM inbound WHERE id = ?", (inbound_id,)).fetchone()))
 
     def inbound_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         return [self._inbound(r) for r in self._all("SELECT * FROM inbound WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]
