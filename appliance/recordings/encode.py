@@ -6,8 +6,8 @@ one channel; a two-channel GSM WAV is refused, "Format not recognised"), so both
 one file would be mixed — and the point of a two-sided recording is to hear who said what.
 Opus keeps the two channels apart at speech bitrates, and every browser and player reads
 Ogg Opus. ``COMPRESSION`` is libsndfile's compression level (0 best quality … 1 smallest):
-at 0.95 a tone in one channel leaves the other 57 dB below it (~38 kbit/s on noise, less
-on speech); at 0.97 the bleed rises to −30 dB and at 1.0 libsndfile's Opus encoder folds the
+at 0.95 a tone in one channel leaves the other 57 dB below it (~38 kbit/s on noise; a
+minute of espeak-ng speech on both sides, half the time each, is 150 kB: 20 kbit/s); at 0.97 the bleed rises to −30 dB and at 1.0 libsndfile's Opus encoder folds the
 channels into one (measured with ``tests/test_recordings.py::test_opus_keeps_the_sides_apart``).
 """
 from __future__ import annotations
