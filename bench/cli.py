@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "at": "bench.at:at",
     "audio": "bench.audio:audio",
     "controller": "bench.controller:controller",
+    "live": "bench.live:live",
     "multiplex": "bench.multiplex:multiplex",
     "rotation": "bench.rotation:rotation",
 }

@@ -241,7 +241,7 @@ async def test_each_callee_plays_its_kind_of_audio(bank_of) -> None:  # type: ig
     assert person.said in {p.format(name=n) for p in HUMAN_SHORT["pl"] + HUMAN["pl"] for n in NAMES["pl"]}  # V even: Polish
     loud = [rms_dbfs(heard["person"][i : i + FRAME_BYTES]) for i in range(0, 200 * FRAME_BYTES, FRAME_BYTES)]
     assert max(loud) > -35  # he speaks...
-    assert loud[0] < -50  # ...after a breath
+    assert loud[0] < max(loud) - 12  # ...after a breath (his line's noise, which runs all call long)
 
     beeps = [e for e in detect(heard["machine"]) if isinstance(e, Beep)]
     assert len(beeps) == 1 and abs(beeps[0].tone.end_ms - beep_ms) <= 25, (beeps, beep_ms)

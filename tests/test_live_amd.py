@@ -113,7 +113,8 @@ async def test_a_machine_without_a_beep_gets_the_message_after_its_greeting(emul
     import numpy as np
 
     rng = np.random.default_rng(1)
-    greeting = (rng.normal(0, 2600, 8000 * 3)).clip(-32768, 32767).astype("<i2")  # 3 s of talk, about −22 dBFS
+    # 0.4 s of quiet (the emulator plays a recording as recorded, its onset included), then 3 s of talk, about −22 dBFS
+    greeting = np.concatenate([np.zeros(3200), rng.normal(0, 2600, 8000 * 3)]).clip(-32768, 32767).astype("<i2")
     (tmp_path / "voices").mkdir()
     with wave.open(str(tmp_path / "voices" / "machine.wav"), "wb") as w:
         w.setnchannels(1)

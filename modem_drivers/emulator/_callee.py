@@ -12,8 +12,9 @@ stream hands them over, and after a longer stall the clock starts again from now
 tick it
 
 * writes one frame: the next 20 ms of what the callee plays (``_voices.CalleeSound``),
-  else the line's noise floor — never digital zero, which the appliance counts as a dead
-  audio path;
+  else the line's noise (the callee's ``line_floor``: the noise his voice carries, so a
+  noisy line stays noisy between words; else the quiet floor) — never digital zero, which
+  the appliance counts as a dead audio path;
 * records one frame of what the host sent (a tick with less than a frame from the host
   records silence; more than :data:`MAX_BACKLOG_FRAMES` queued is dropped, as a modem's
   small buffer drops it) into ``CallRecord.audio``, and tracks the stretches of sound it
@@ -210,6 +211,7 @@ class FarEnd:
         self._out_pos = 0
         self._in = bytearray()
         self._floor_pos = 0
+        self._line_floor = AudioLine.FLOOR  # the callee's line noise once his sound is known
         self._span_start: int | None = None
         self._quiet_ms = 0
         self._prompt_ended = asyncio.Event()
@@ -265,8 +267,9 @@ class FarEnd:
         self.audio.frames_sent += 1
 
     def _floor(self, n: int) -> bytes:
-        """The next ``n`` bytes of the noise floor (a loop through ``AudioLine.FLOOR``)."""
-        floor = AudioLine.FLOOR
+        """The next ``n`` bytes of the line's noise (a loop through the callee's line floor,
+        else ``AudioLine.FLOOR``)."""
+        floor = self._line_floor
         if self._floor_pos + n > len(floor):
             self._floor_pos = 0
         chunk = floor[self._floor_pos : self._floor_pos + n]
@@ -328,7 +331,10 @@ class FarEnd:
     async def _script(self, pending: asyncio.Future[CalleeSound] | CalleeSound) -> None:
         sound = pending if isinstance(pending, CalleeSound) else await pending
         self.audio.source, self.audio.said = sound.source, sound.said
-        await self.played(self._quiet(sound.onset_ms - self.now_ms))  # he draws breath
+        if sound.line_floor:
+            self._line_floor, self._floor_pos = sound.line_floor, 0
+        if sound.onset_ms > self.now_ms:  # a recording (onset 0) starts at once
+            await self.played(self._quiet(sound.onset_ms - self.now_ms))  # he draws breath
         if sound.kind is CalleeKind.MACHINE:
             self.play(sound.greeting, self._beeped)
             return
@@ -336,6 +342,7 @@ class FarEnd:
             while True:
                 await self.played(sound.greeting + self._quiet(sound.repeat_ms - len(sound.greeting) // BYTES_PER_MS))
         await self.played(sound.greeting)
+        self.audio.greeting_end_ms = self.mark_ms
         heard_before = len(self.audio.heard)
         if sound.reply and sound.kind is CalleeKind.PERSON:
             await asyncio.sleep(sound.reply_after_ms / 1000)
@@ -353,7 +360,7 @@ class FarEnd:
     def _floor_bytes(self, n: int) -> bytes:
         """``n`` bytes of the noise floor to queue as a pause."""
         n -= n % 2
-        floor = AudioLine.FLOOR
+        floor = self._line_floor
         reps = -(-n // len(floor)) if n else 0
         return (floor * reps)[:n]
 

@@ -98,6 +98,7 @@ class CallAudio:
     source: str  # "espeak", a WAV file of --audio-dir, or "none" (no voice could be made)
     said: str = ""  # text of what the callee said ("" for tones and WAV files)
     beep_ms: int | None = None  # a machine's beep ended here (ms after answer)
+    greeting_end_ms: int | None = None  # a person's greeting (his first words) ended here
     frames_sent: int = 0
     frames_heard: int = 0  # ticks with a whole frame from the host
     late_ticks: int = 0  # ticks the far end itself sent more than a frame late
@@ -122,6 +123,7 @@ class CallAudio:
     def public(self) -> dict[str, object]:
         return {
             "kind": self.kind, "source": self.source, "said": self.said, "beep_ms": self.beep_ms,
+            "greeting_end_ms": self.greeting_end_ms,
             "frames_sent": self.frames_sent, "frames_heard": self.frames_heard, "late_ticks": self.late_ticks,
             "heard": [{"start_ms": h.start_ms, "end_ms": h.end_ms} for h in self.heard],
             "keys": [{"digit": k.digit, "at_ms": k.at_ms} for k in self.keys],

@@ -8,10 +8,20 @@ phrases and voices) with the network's impairments: telephone band (sox sinc), l
 noise, a µ-law codec round trip. A clip is keyed by everything that makes it and stored
 as raw PCM in the cache directory, so each is synthesised once per machine.
 
+A line with noise carries it all call long, not only under the voice: ``line_floor`` is
+the far end's quiet between sounds, the same noise at the same level as in its clips (a
+step from a quieter floor to the clip's noise at the greeting's start, and back at its
+end, made the AMD hear one long utterance where a person paused: issue 14).
+
 ``audio_dir`` replaces the generated sound by WAV files: ``<number>.wav`` (``+48…``,
 ``48…`` or the 9 national digits) first, then ``<kind>.wav`` (``person.wav``,
 ``machine.wav``, ``silence.wav``, ``fax.wav``, ``sit.wav``, ``keypad.wav``). The file
-is played once from the answer; for a machine its end counts as the beep's end.
+is played once from the first frame after the answer, as recorded: a recording carries
+its own onset and its own line noise (an added onset of the emulator's floor delayed
+every decision by 0.1–0.8 s and put a level step before the recording's noise). Its
+digital silence is played as ±1 LSB (−90 dBFS): a live line never carries digital zero,
+and the appliance rightly calls 500 ms of it a dead voice path. For a machine the file's
+end counts as the beep's end.
 
 Making a sound blocks (subprocesses): the network runs that in a worker thread, and asks
 first without blocking (``blocking=False``), which serves a sound whose clips are cached
@@ -25,6 +35,7 @@ import hashlib
 import logging
 import os
 import subprocess
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +72,11 @@ CACHE_VERSION: Final = 1
 #: Distinct voices per kind: callees share them (a number picks one by its hash), so a
 #: bank dialling thousands of numbers synthesises a few dozen clips, not thousands.
 VOICE_POOL: Final = 8
+
+
+#: The line noise loop a callee's quiet is cut from (s): long enough that its repeat is
+#: not a tone (0.5 Hz), 32 KB per noise kind and level.
+LINE_FLOOR_SECONDS: Final = 2
 
 
 #: Clips kept in memory (a bank's few dozen voices, and --audio-dir files): ~50 KB each.
@@ -136,6 +152,7 @@ class CalleeSound:
     repeat_ms: int = 0  # fax: the greeting repeats with this period until the call ends
     keys: tuple[str, ...] = ()  # keypad person: key groups, one after each prompt
     source: str = "espeak"
+    line_floor: bytes | None = None  # the line's noise between sounds (None: the quiet floor)
 
 
 def listens(number: str) -> bool:
@@ -188,11 +205,12 @@ class SoundLibrary:
         if wav is not None:
             pcm = self._memory.get(str(wav))
             if pcm is None:
-                if not blocking:
+                plain = _read_plain_wav(wav)  # already the port's format: read at once, no sox
+                if plain is None and not blocking:
                     raise NotReady(str(wav))
-                pcm = self._remember(str(wav), _read_wav(wav))
+                pcm = self._remember(str(wav), _never_zero(plain if plain is not None else _read_wav(wav)))
             beep = len(pcm) // (2 * SAMPLE_RATE // 1000) if kind is CalleeKind.MACHINE else None
-            return CalleeSound(kind, pcm, onset, beep_end_ms=beep, keys=keys, source=str(wav))
+            return CalleeSound(kind, pcm, 0, beep_end_ms=beep, keys=keys, source=str(wav))
         try:
             return self._generated(kind, number, keys, onset, blocking)
         except (OSError, subprocess.CalledProcessError) as exc:
@@ -234,13 +252,15 @@ class SoundLibrary:
         def clip(text: str) -> bytes:
             return self._clip(("say", text, *line), lambda: self._voice(text, line), blocking)
 
+        floor = self._line_floor(slot, snr, blocking)
+
         if kind in (CalleeKind.PERSON, CalleeKind.KEYPAD):
             pool = HUMAN_SHORT if rng.random() < 0.6 else HUMAN
             said = str(rng.choice(pool[lang])).format(name=name)
             reply_text = str(rng.choice(REPLY[lang]))
             greeting, reply = clip(said), clip(reply_text)
             return CalleeSound(kind, greeting, onset, said, reply=reply, keys=keys,
-                               reply_after_ms=int(rng.uniform(800, 2500)))
+                               reply_after_ms=int(rng.uniform(800, 2500)), line_floor=floor)
         if kind is CalleeKind.MACHINE:
             said = str(rng.choice(MACHINE[lang])).format(name=name)
             beep_hz, beep_ms = round(float(rng.uniform(400, 2000)), 1), int(rng.uniform(150, 1000))
@@ -249,7 +269,8 @@ class SoundLibrary:
             beep = to_pcm(zeros(pause_ms)) + to_pcm(codec_round_trip(
                 tone(beep_hz, beep_ms, float(rng.uniform(-22, -10)), rng)))
             greeting = voice_pcm + beep
-            return CalleeSound(kind, greeting, onset, said, beep_end_ms=len(greeting) // (2 * SAMPLE_RATE // 1000))
+            return CalleeSound(kind, greeting, onset, said, beep_end_ms=len(greeting) // (2 * SAMPLE_RATE // 1000),
+                               line_floor=floor)
         if kind is CalleeKind.SIT:
             sit_kind = str(rng.choice(list(SIT_PLANS)))
             said = str(rng.choice(ANNOUNCEMENT[lang]))
@@ -257,7 +278,7 @@ class SoundLibrary:
             tones = np.concatenate([tone(f, ms, level, rng) for f, ms in SIT_PLANS[sit_kind]])
             announcement = clip(said)
             greeting = to_pcm(codec_round_trip(tones)) + to_pcm(zeros(int(rng.uniform(300, 1000)))) + announcement
-            return CalleeSound(kind, greeting, onset, said)
+            return CalleeSound(kind, greeting, onset, said, line_floor=floor)
         if kind is CalleeKind.FAX:
             # T.30 §4.1.2: a calling fax sends CNG, 1100 Hz for 0.5 s every 3.5 s (0.5 on, 3 off).
             cng = tone(1100.0, 500, float(rng.uniform(-20, -10)), rng)
@@ -268,8 +289,18 @@ class SoundLibrary:
         voice, speed, pitch, snr, slot = line
         x = speak(text, voice, speed, pitch, BAND_LIMIT)
         if snr >= 0:
-            x = add_noise(x, ("white", "pink", "brown")[slot % 3], snr, np.random.default_rng(slot))
+            x = add_noise(x, _noise_kind(slot), snr, np.random.default_rng(slot))
         return codec_round_trip(x)
+
+    def _line_floor(self, slot: int, snr: float, blocking: bool) -> bytes | None:
+        """The noise of this callee's line between his sounds: the kind and level his clips
+        carry, through the codec, a loop of :data:`LINE_FLOOR_SECONDS` (None: a clean line)."""
+        if snr < 0:
+            return None
+        kind = _noise_kind(slot)
+        n = LINE_FLOOR_SECONDS * SAMPLE_RATE
+        return self._clip(("floor", kind, snr), lambda: codec_round_trip(add_noise(zeros(n * 1000 / SAMPLE_RATE), kind, snr,
+                                                                                  np.random.default_rng(n))), blocking)
 
     def _clip(self, key: tuple[object, ...], make: Callable[[], Samples], blocking: bool = True) -> bytes:
         digest = hashlib.sha1(repr((CACHE_VERSION, *key)).encode()).hexdigest()
@@ -294,6 +325,30 @@ class SoundLibrary:
             self._memory.pop(next(iter(self._memory)))  # the oldest goes
         self._memory[key] = pcm
         return pcm
+
+
+def _noise_kind(slot: int) -> str:
+    return ("white", "pink", "brown")[slot % 3]
+
+
+def _never_zero(pcm: bytes) -> bytes:
+    """Digital zero samples as ±1 LSB (alternating): a live line is never digital zero."""
+    x = np.frombuffer(pcm, dtype="<i2").copy()
+    zero = np.flatnonzero(x == 0)
+    x[zero] = np.where(zero % 2, 1, -1)
+    return x.tobytes()
+
+
+def _read_plain_wav(path: Path) -> bytes | None:
+    """The samples of a WAV that is already 8 kHz s16 mono PCM (a corpus file: read in the
+    event loop, so its call starts with it), else None (sox converts it, in a thread)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            if (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getcomptype()) != (SAMPLE_RATE, 1, 2, "NONE"):
+                return None
+            return w.readframes(w.getnframes())
+    except (wave.Error, EOFError):
+        return None
 
 
 def _read_wav(path: Path) -> bytes:
