@@ -6,7 +6,9 @@ raises ``ChannelStateError`` from None):
 * IDLE channels take jobs (→ BUSY), start a SIM-slot switch (→ SWITCHING), or fall
   FAULTY (port lost, not registered, not answering) or QUARANTINED (its SIM looks
   blocked and no other slot can take over);
-* after a job a channel COOLS DOWN for the SIM's pause, then is IDLE again;
+* after a job a channel COOLS DOWN for the SIM's pause, then is IDLE again; a callback
+  answered during the pause takes it BUSY (no job is placed on a BUSY channel, and the
+  SIM's pause is the rotation policy's, kept there);
 * SWITCHING ends IDLE when the new SIM registered, FAULTY when it did not;
 * FAULTY ends IDLE when supervision brings the modem back.
 
@@ -37,7 +39,7 @@ TRANSITIONS: Final[dict[ChannelState, frozenset[ChannelState]]] = {
     S.OPENING: frozenset({S.IDLE, S.FAULTY, S.SWITCHING, S.QUARANTINED}),
     S.IDLE: frozenset({S.BUSY, S.SWITCHING, S.FAULTY, S.QUARANTINED, S.COOLING}),
     S.BUSY: frozenset({S.COOLING, S.IDLE, S.FAULTY}),
-    S.COOLING: frozenset({S.IDLE, S.FAULTY, S.SWITCHING, S.QUARANTINED}),
+    S.COOLING: frozenset({S.IDLE, S.BUSY, S.FAULTY, S.SWITCHING, S.QUARANTINED}),
     S.SWITCHING: frozenset({S.IDLE, S.FAULTY, S.QUARANTINED}),
     S.FAULTY: frozenset({S.IDLE, S.OPENING, S.SWITCHING, S.QUARANTINED}),
     S.QUARANTINED: frozenset({S.IDLE, S.SWITCHING, S.FAULTY}),

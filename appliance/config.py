@@ -25,6 +25,9 @@ Shape (every table optional except where noted; defaults beside each field)::
     [lock]                              # SIM-bank lock rules
     [quarantine]                        # causes that look like a blocked SIM
     [calls]                             # on_answer = "hangup" | "hold" | "play" | "amd", message = "…"
+    [callbacks]                         # answer calls to our SIMs: answer = true, lang, creditor
+    [callbacks.creditors]               # pool -> the creditor a callback's message names
+    [callbacks.texts.pl]                # menu = "…{creditor}…", callback, opt_out, none, client
     [retry] / [ussd] / [supervision]
     [log]                               # format = "json" | "text", level = "INFO"
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from pathlib import Path
 from typing import Any, Final
 
@@ -63,6 +67,8 @@ from common.files import read_toml
 from common.logs import LogSection
 
 from .jobspec import MAX_MESSAGE_LENGTH, ON_ANSWER, message_problem
+
+_formatter: Final = string.Formatter()
 
 ON_MACHINE: Final = tuple(a.value for a in OnMachine)
 ON_HUMAN: Final = tuple(a.value for a in OnHuman)
@@ -152,6 +158,54 @@ class CallsSection(_Base):
     message_wav: str | None = None  # an 8 kHz mono WAV played instead of synthesising message
 
 
+class CallbackTexts(_Base):
+    """What an answered caller hears in one language (``None``: the shipped text)."""
+
+    menu: str | None = None  # names {creditor}, then offers 1 (call me back) and 9 (stop calling)
+    callback: str | None = None  # after 1
+    opt_out: str | None = None  # after 9
+    none: str | None = None  # no key (or another) after the repeat
+    client: str | None = None  # said as {creditor} when the SIM's pools name none
+
+
+#: The shipped texts, each a short sentence or two: the modem's TTS (the fallback without
+#: an audio port) carries at most MAX_MESSAGE_LENGTH characters a line. Polish says the
+#: creditor in the genitive slot ("w imieniu …"): company names stay as they are there,
+#: and the unnamed client is declined to fit ("naszego klienta").
+CALLBACK_TEXTS: Final[dict[str, CallbackTexts]] = {
+    "pl": CallbackTexts(
+        menu="Dzień dobry, dzwoniliśmy w imieniu {creditor}. Naciśnij 1, a oddzwonimy. "
+             "Naciśnij 9, a nie zadzwonimy więcej.",
+        callback="Dziękujemy, oddzwonimy. Do widzenia.",
+        opt_out="Nie będziemy już dzwonić na ten numer. Do widzenia.",
+        none="Dziękujemy, do widzenia.",
+        client="naszego klienta",
+    ),
+    "en": CallbackTexts(
+        menu="Hello, we called you for {creditor}. Press 1 and we will call you back. "
+             "Press 9 and we will stop calling.",
+        callback="Thank you, we will call you back. Goodbye.",
+        opt_out="We will not call this number again. Goodbye.",
+        none="Thank you, goodbye.",
+        client="our client",
+    ),
+}
+
+
+class CallbacksSection(_Base):
+    # A debtor calling back a number he was shown is answered, never left ringing
+    # (issue 14); answer = false leaves incoming calls ringing and only records them.
+    answer: bool = True
+    lang: str = "pl"  # the language of the texts (and of the espeak-ng voice)
+    creditor: str | None = None  # named for SIMs whose pools have no creditor below
+    creditors: dict[str, str] = {}  # [[modem]] pool -> the creditor's name
+    # Seconds a caller has to key after the menu; one repeat, then "none". 8 s is the
+    # voicebot's menu timeout (appliance/voicebot, timeout_s), itself ITU-T E.180's few
+    # seconds for a person to react to a prompt, with margin.
+    key_timeout_seconds: float = 8.0
+    texts: dict[str, CallbackTexts] = {}  # per language: any text replaced
+
+
 class RetrySection(_Base):
     max_attempts: int = 3
     backoff_seconds: float = 300.0
@@ -210,6 +264,7 @@ class ApplianceConfig(_Base):
     lock: LockSection = LockSection()
     quarantine: QuarantineSection = QuarantineSection()
     calls: CallsSection = CallsSection()
+    callbacks: CallbacksSection = CallbacksSection()
     retry: RetrySection = RetrySection()
     sms: SmsSection = SmsSection()
     ussd: UssdSection = UssdSection()
@@ -234,6 +289,8 @@ _BOUNDS: dict[str, Bound] = {
     # A job may set the same keys within the same bounds: the wire contract's.
     "calls.max_ring_seconds": CALL_BOUNDS["max_ring_seconds"],
     "calls.max_talk_seconds": CALL_BOUNDS["max_talk_seconds"],
+    "callbacks.key_timeout_seconds": Bound(1, 60, "seconds a caller has to key after the menu: under 1 s nobody "
+                                           "can react, past a minute he has hung up"),
     "retry.max_attempts": Bound(1, None, "the first attempt counts: 1 means no retry"),
     "retry.backoff_seconds": WAIT,
     "retry.backoff_factor": RETRY_BOUNDS["backoff_factor"],
@@ -276,6 +333,7 @@ def parse_config(data: dict[str, Any], *, source: str = "config", base_dir: Path
         cfg = msgspec.structs.replace(cfg, modem=cfg.modem + tuple(modems_from_emulator_state(path, source)))
     if not cfg.modem:
         raise ConfigError(f"{source}: no modems: add [[modem]] tables or emulator_state = \"bank.json\"")
+    _check_callbacks(cfg, source)
     ids = [m.id for m in cfg.modem]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -333,6 +391,79 @@ def _check(cfg: ApplianceConfig, source: str) -> None:
         problem = message_problem(cfg.calls.message)
         if problem:
             raise bad("[calls] message", problem, f'a shorter text, at most {MAX_MESSAGE_LENGTH} characters')
+
+
+def callback_texts(section: CallbacksSection, lang: str | None = None) -> CallbackTexts:
+    """The texts of ``lang`` (default: the section's): the shipped ones, each replaced by
+    the config's where it gives one."""
+    lang = lang or section.lang
+    own = section.texts.get(lang)
+    base = CALLBACK_TEXTS[lang]
+    if own is None:
+        return base
+    return CallbackTexts(**{f: getattr(own, f) or getattr(base, f) for f in CallbackTexts.__struct_fields__})
+
+
+def creditor_for(section: CallbacksSection, pools: tuple[str, ...], lang: str | None = None) -> str:
+    """The creditor a callback to a SIM in ``pools`` names: the first pool's with one in
+    ``[callbacks.creditors]``, else ``creditor``, else the language's unnamed client."""
+    for pool in pools:
+        name = section.creditors.get(pool)
+        if name:
+            return name
+    return section.creditor or callback_texts(section, lang).client or ""
+
+
+def _check_callbacks(cfg: ApplianceConfig, source: str) -> None:
+    """[callbacks]: a known language, texts that name only {creditor}, creditors of pools
+    some modem is in, and every message a modem's TTS can say (the fallback without an
+    audio port)."""
+    def bad(where: str, what: str, fix: str) -> ConfigError:
+        return ConfigError(f"{source}: {where}: {what}; fix: {fix}")
+
+    cb = cfg.callbacks
+    langs = ", ".join(map(repr, MESSAGE_LANGS))
+    if cb.lang not in MESSAGE_LANGS:
+        raise bad("[callbacks] lang", f"{cb.lang!r} is not known", f"lang = one of {langs}")
+    for lang in cb.texts:
+        if lang not in MESSAGE_LANGS:
+            raise bad(f"[callbacks.texts.{lang}]", f"{lang!r} is not a language the appliance speaks",
+                      f"name the table after one of {langs}")
+    pools = {p for m in cfg.modem for p in m.pools}
+    for pool, name in cb.creditors.items():
+        if pool not in pools:
+            known = ", ".join(sorted(pools)) or "none: add pools = [\"…\"] to a [[modem]]"
+            raise bad(f"[callbacks.creditors] {pool}", "no [[modem]] is in this pool",
+                      f"use a pool of a [[modem]] (pools: {known}), or remove the key")
+        if not name.strip():
+            raise bad(f"[callbacks.creditors] {pool}", "the creditor's name is empty", f'{pool} = "Kredyt Plus"')
+    if cb.creditor is not None and not cb.creditor.strip():
+        raise bad("[callbacks] creditor", "the creditor's name is empty", 'creditor = "Kredyt Plus", or leave it out')
+    names = {*cb.creditors.values(), cb.creditor} - {None}
+    for lang in MESSAGE_LANGS:
+        texts = callback_texts(cb, lang)
+        where = f"[callbacks.texts.{lang}]" if lang in cb.texts else f"[callbacks] (the shipped {lang} texts)"
+        for field in CallbackTexts.__struct_fields__:
+            text = getattr(texts, field)
+            try:
+                fields = {f for _, f, _, _ in _formatter.parse(text) if f is not None}
+            except ValueError as exc:
+                raise bad(f"{where} {field}", f"a brace that is not {{creditor}} ({exc})",
+                          "write {creditor} where the name goes, and no other brace") from None
+            if fields - {"creditor"} or (field != "menu" and fields):
+                allowed = "{creditor}" if field == "menu" else "no variable"
+                raise bad(f"{where} {field}", f"names {', '.join(sorted(fields))}; it may name {allowed}",
+                          "write {creditor} where the name goes in menu, and no other brace")
+        if "creditor" not in {f for _, f, _, _ in _formatter.parse(texts.menu) if f is not None}:
+            raise bad(f"{where} menu", "the menu does not name the creditor",
+                      "put {creditor} where the creditor's name goes (the caller must hear who called him)")
+        for name in sorted(names | {texts.client or ""}):
+            for field in ("menu", "callback", "opt_out", "none"):
+                said = getattr(texts, field).replace("{creditor}", name)
+                problem = message_problem(said)
+                if problem:
+                    raise bad(f"{where} {field}", f"with the creditor {name!r}: {problem}",
+                              "a shorter text, or a shorter creditor name")
 
 
 def modems_from_emulator_state(path: Path, source: str = "config") -> list[ModemEntry]:

@@ -35,6 +35,7 @@ import msgspec
 
 from common.clock import iso
 from common.contract import (
+    UNSET,
     Ack,
     Cancel,
     ContractError,
@@ -97,6 +98,10 @@ class Link:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks = Background("link", logger)
         self._wake = asyncio.Event()
+        #: Inbound rows sent in this session: id -> the choice they carried (None: none yet).
+        #: A row whose choice came after it was sent goes again; an ack counts only for
+        #: the version sent (an answered call's first send must not ack its choice).
+        self._inbound_sent: dict[str, str | None] = {}
         self.sent_results = 0
         # What the controller may send us; hello, ack, results and inbound go the other way.
         self.handlers: dict[type[LinkMessage], Callable[[Any], Awaitable[None]]] = {
@@ -213,7 +218,7 @@ class Link:
         """Results and inbound events out, in order; heartbeats between. On a new session
         everything not yet acknowledged is sent again (the controller deduplicates)."""
         sent_upto = int(self.store.get_kv("link_results_acked", 0))
-        inbound_sent: set[str] = set()
+        inbound_sent = self._inbound_sent = {}
         next_beat = 0.0
         while True:
             self._wake.clear()
@@ -224,12 +229,14 @@ class Link:
                 await self._send(Results(results=_results(items)))
                 self.sent_results += len(items)
                 sent_upto = nxt
-            inbound = [e for e in self.store.unacked_inbound() if e["id"] not in inbound_sent]
+            inbound = [e for e in self.store.unacked_inbound()
+                       if e["id"] not in inbound_sent or inbound_sent[e["id"]] != e["choice"]]
             if inbound:
                 await self._send(Inbound(events=[
                     InboundEvent(id=e["id"], kind=e["kind"], from_=e["from"], to=e["to"], text=e["text"],
-                                 channel_id=e["channel_id"], sim_id=e["sim_id"], at=iso(e["at"])) for e in inbound]))
-                inbound_sent.update(e["id"] for e in inbound)
+                                 channel_id=e["channel_id"], sim_id=e["sim_id"], at=iso(e["at"]),
+                                 choice=e["choice"] if e["choice"] else UNSET) for e in inbound]))
+                inbound_sent.update((e["id"], e["choice"]) for e in inbound)
             now = time.monotonic()
             if now >= next_beat:
                 stats = self.scheduler.stats()
@@ -281,7 +288,7 @@ class Link:
             self.store.set_kv("link_results_acked", msg.upto)
 
     async def _on_inbound_ack(self, msg: InboundAck) -> None:
-        self.store.ack_inbound(msg.ids)
+        self.store.ack_inbound([(i, self._inbound_sent.get(i)) for i in msg.ids])
 
     async def _on_cancel(self, msg: Cancel) -> None:
         # Withdrawn by the controller (campaign paused or cancelled): jobs not yet on a
@@ -296,6 +303,11 @@ class Link:
         logger.warning("link: the controller refused a message: %s", msg.detail)
 
     # -- inbound events (callbacks) --------------------------------------------------------
+    def wake(self) -> None:
+        """Something new to send (an answered callback's choice): send it now, not at the
+        next heartbeat."""
+        self._wake.set()
+
     def _on_bank_event(self, ch: Channel, ev: Any) -> None:
         # The runtime's InboundRecorder stored it already (it subscribed first).
         if isinstance(ev, (SmsReceived, IncomingCall)):

@@ -23,6 +23,7 @@ from aiohttp import web
 from .api import ApiDeps, make_app
 from .balance import BalanceChecker
 from .bank import Bank
+from .callbacks import CallbackAnswerer
 from .channel import Channel
 from .config import ApplianceConfig
 from .inbound import InboundRecorder
@@ -155,13 +156,16 @@ class Appliance:
         self.recordings = Recordings(RecordingRows(self.store.conn), Path(cfg.appliance.store).resolve().with_suffix(".recordings"))
         self.scheduler._context.call_defaults["recordings"] = self.recordings
         self.scheduler.result_listeners.append(self.recordings.on_result)
-        self.inbound = InboundRecorder(self.store)
+        # Callbacks are answered (a menu: 1 call me back, 9 stop calling) at their first ring.
+        self.callbacks = CallbackAnswerer(self.bank, self.store, cfg.callbacks)
+        self.inbound = InboundRecorder(self.store, on_ring=self.callbacks.on_ring)
         self.bank.on_event(self.inbound)
         core = Core(self.bank, self.scheduler, self.store, self.policy)
         self.link: Link | None = None
         self.uploader: Uploader | None = None
         if cfg.link.url:
             self.link = Link(cfg.link, cfg.appliance.id, core)
+            self.callbacks.on_choice = self.link.wake  # a caller's choice goes out at once
             credential = Path(cfg.link.credential_file)
             self.uploader = Uploader(self.recordings, cfg.link.url, lambda: credential.read_text().strip())
         self.balance: BalanceChecker | None = None
@@ -181,6 +185,8 @@ class Appliance:
     async def start(self) -> None:
         await self.bank.start()
         await self.scheduler.start()
+        self.callbacks.start()
+        self._stack.push_async_callback(self.callbacks.close)
         if self.cfg.appliance.listen:
             await self._serve(self.cfg.appliance.listen)
         if self.link is not None:

@@ -102,7 +102,7 @@ def test_awaited_reports_live_in_their_table_and_old_stores_migrate(tmp_path):
     s.close()
     s = Store(db)
     assert s.pending_reports() == {"old1": {"refs": [1, 2], "attempt_id": 5}}
-    assert s.get_kv("sms_pending") is None and s.get_kv("schema_version") == 2
+    assert s.get_kv("sms_pending") is None and s.get_kv("schema_version") == 3
 
 
 def test_schema_1_store_keeps_its_callees_memory(tmp_path):

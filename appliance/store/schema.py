@@ -18,7 +18,8 @@ from .base import Tx
 
 #: 2: status-report waits in their own table (were one JSON value in kv); the numbers
 #: shown to a callee are read from his attempts (was a ``shown`` table written beside them).
-SCHEMA_VERSION = 2
+#: 3: an answered callback's menu choice on its inbound row (``inbound.choice``).
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -69,7 +70,8 @@ CREATE TABLE IF NOT EXISTS inbound (
     channel_id TEXT,
     sim_id TEXT,
     at REAL NOT NULL,
-    acked INTEGER NOT NULL DEFAULT 0
+    acked INTEGER NOT NULL DEFAULT 0,
+    choice TEXT                       -- an answered callback: callback | opt_out | none (3)
 );
 CREATE TABLE IF NOT EXISTS pending_reports (
     job_id TEXT PRIMARY KEY,          -- an SMS or HLR ping whose status report(s) are awaited
@@ -113,19 +115,23 @@ def create(db: sqlite_utils.Database) -> None:
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    """Bring a schema-1 store up to date, in one transaction:
+    """Bring a schema-1 or -2 store up to date, in one transaction:
 
     * every awaited status report was one JSON value (``kv.sms_pending``) rewritten
       whole on each SMS, O(pending) per SMS: its entries move to ``pending_reports``;
     * the numbers shown to each callee were a table of their own, one more row and
-      index entry per attempt: attempts now carry the callee, and the table goes."""
+      index entry per attempt: attempts now carry the callee, and the table goes;
+    * (3) inbound rows gain ``choice``: what an answered caller keyed at the callback menu."""
     attempts = db.table("attempts")
+    inbound = db.table("inbound")
     row = db.conn.execute("SELECT value FROM kv WHERE key = 'sms_pending'").fetchone()
     old_pending: dict[str, Any] = (json.loads(row[0]) if row else None) or {}
     with Tx(db.conn):
         if "callee" not in attempts.columns_dict:
             attempts.add_column("callee", str)
             db.execute("UPDATE attempts SET callee = (SELECT callee FROM jobs WHERE jobs.id = attempts.job_id)")
+        if "choice" not in inbound.columns_dict:
+            inbound.add_column("choice", str)
         db.table("shown").drop(ignore=True)
         attempts.create_index(["callee", "started_at"], index_name="attempts_callee", if_not_exists=True)
         if old_pending:
