@@ -63,46 +63,34 @@ class FakePort:
         return len(self.rx)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def frame(value: int) -> bytes:
     return np.full(FRAME_BYTES // 2, value, dtype="<i2").tobytes()
 
 
 async def test_the_tap_lines_both_sides_up_on_the_frame_clock() -> None:
-    clock = Clock()
-    port = FakePort([frame(1), frame(2)])  # queued since the answer, 40 ms ago
-    tap = Tap(clock=clock).attach(port)  # type: ignore[arg-type]
-    clock.t = 100.005
+    """The far end's frames are the clock: read or still queued, each is 20 ms of the call."""
+    port = FakePort([frame(1), frame(2)])  # queued since the answer
+    tap = Tap().attach(port)  # type: ignore[arg-type]
     assert [await tap.read_frame(), await tap.read_frame()] == [frame(1), frame(2)]  # slots 0, 1
-    clock.t = 100.025
-    port.rx = [frame(3)]  # read as it comes: slot 2
-    await tap.read_frame()
-    clock.t = 100.065  # we speak in slot 5 (the clock started 40 ms back): silence before it on our side
-    await tap.write_frame(frame(9))
-    clock.t = 100.175  # three frames read in one burst after a busy turn: where they arrived, slots 7, 8, 9
-    port.rx = [frame(4), frame(5), frame(6)]
-    for _ in range(3):
-        await tap.read_frame()
-    assert port.written == [frame(9)] and tap.pending_frames() == 0 and tap.name == "fake-audio"
+    port.rx = [frame(3), frame(4), frame(5)]
+    await tap.read_frame()  # slot 2; 4 and 5 came in but wait in the port
+    await tap.write_frame(frame(9))  # we speak now: slot 5 (after the far end's 5 frames), silence before it
+    await tap.write_frame(frame(8))  # paced: the next slot, 6
+    for _ in range(2):
+        await tap.read_frame()  # slots 3, 4
+    port.rx = [frame(6)]
+    await tap.read_frame()  # slot 5
+    assert port.written == [frame(9), frame(8)] and tap.pending_frames() == 0 and tap.name == "fake-audio"
     per_slot = tap.stereo().reshape(-1, FRAME_BYTES // 2, 2)[:, 0, :]
-    assert per_slot[:, 0].tolist() == [1, 2, 3, 0, 0, 0, 0, 4, 5, 6]
-    assert per_slot[:, 1].tolist() == [0, 0, 0, 0, 0, 9, 0, 0, 0, 0]
-    assert tap.frames == 10 and tap.seconds == 0.2 and not tap.truncated
+    assert per_slot[:, 0].tolist() == [1, 2, 3, 4, 5, 6, 0]
+    assert per_slot[:, 1].tolist() == [0, 0, 0, 0, 0, 9, 8]
+    assert tap.frames == 7 and tap.seconds == 0.14 and not tap.truncated
 
 
 async def test_the_tap_keeps_at_most_its_bound_and_says_so() -> None:
-    clock = Clock()
     port = FakePort([])
-    tap = Tap(max_seconds=0.1, clock=clock).attach(port)  # type: ignore[arg-type]
-    for i in range(8):
-        clock.t = 100.0 + 0.02 * i
+    tap = Tap(max_seconds=0.1).attach(port)  # type: ignore[arg-type]
+    for _ in range(8):
         await tap.write_frame(frame(7))
     assert tap.frames == 5 and tap.truncated and len(port.written) == 8  # the call itself is not cut
     with pytest.raises(ValueError, match="max_seconds"):
@@ -140,12 +128,10 @@ def recordings(tmp_path: Path, **kw: Any) -> tuple[Recordings, ApplianceStore]:
 
 
 async def a_tap(seconds: float) -> Tap:
-    clock = Clock()
     port = FakePort([])
-    tap = Tap(clock=clock).attach(port)  # type: ignore[arg-type]
+    tap = Tap().attach(port)  # type: ignore[arg-type]
     pcm = tone(seconds, 300).tobytes()
     for i in range(0, len(pcm), FRAME_BYTES):
-        clock.t += 0.02
         await tap.write_frame(pcm[i:i + FRAME_BYTES])
     return tap
 
@@ -366,7 +352,8 @@ MESSAGE = "Dzień dobry, prosimy o pilny kontakt z działem obsługi klienta."
 @pytest.mark.bank(modems=2, vendors=("huawei",), timing=Timing.FAST, seed=3)
 async def test_a_recorded_call_is_fetched_through_the_api_and_gone_after_its_retention(tmp_path, bank, controller, crm, http,
                                                                                        clock) -> None:  # type: ignore[no-untyped-def]
-    """A campaign whose call step records: a person answers on the emulator (his "Halo?"),
+    """A campaign whose call step records (another's does not: off by default): a person
+    answers on the emulator (his "Halo?"),
     the AMD says human and the appliance plays the message. The result names the
     recording; the appliance sends it and deletes its copy; the CRM lists it, fetches it,
     and hears the person's greeting on the far end's side and the message on ours, about
@@ -384,17 +371,24 @@ async def test_a_recorded_call_is_fetched_through_the_api_and_gone_after_its_ret
     app = Appliance(cfg, seed=1)
     await app.start()
     try:
-        status, body = await crm.call("POST", "/v1/campaigns", json={
-            "id": "rec", "name": "Recorded", "rules": {"hours": ["00:00", "23:59"], "recording_retention_days": 2},
-            "strategy": [{"kind": "call", "attempts": 1, "on_answer": "amd", "on_human": "play", "message": MESSAGE,
-                          "record": True}]})
-        assert status == 201, body
-        status, body = await crm.call("POST", "/v1/campaigns/rec/contacts",
-                                      json=[{"external_id": "p1", "phones": ["+48600000123"], "name": "Jan"}])
-        assert status == 200, body
+        step = {"kind": "call", "attempts": 1, "on_answer": "amd", "on_human": "play", "message": MESSAGE}
+        for cid, record, phone in (("rec", True, "+48600000123"), ("plain", False, "+48600010123")):
+            status, body = await crm.call("POST", "/v1/campaigns", json={
+                "id": cid, "name": cid, "rules": {"hours": ["00:00", "23:59"], "recording_retention_days": 2},
+                "strategy": [{**step, "record": True} if record else step]})
+            assert status == 201, body
+            status, body = await crm.call("POST", f"/v1/campaigns/{cid}/contacts",
+                                          json=[{"external_id": "p1", "phones": [phone], "name": "Jan"}])
+            assert status == 200, body
         async with asyncio.timeout(60):
             while not (page := (await crm.call("GET", "/v1/recordings?campaign_id=rec"))[1])["items"]:
                 await asyncio.sleep(0.2)
+            while not [r for r in await crm.all_results("plain") if r.get("kind") == "call"]:
+                await asyncio.sleep(0.2)
+        # recording is off by default: the other campaign's answered call has none
+        plain = [r["detail"] for r in await crm.all_results("plain") if r.get("kind") == "call"]
+        assert plain[0]["outcome"] == "answered_human" and "recording" not in plain[0], plain
+        assert (await crm.call("GET", "/v1/recordings?campaign_id=plain"))[1]["items"] == []
         results = [r for r in await crm.all_results("rec") if r.get("kind") == "call"]
         assert len(results) == 1, results
         result = results[0]

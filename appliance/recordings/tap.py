@@ -1,20 +1,25 @@
 """A recording tap on a live call's audio port: every frame read (the far end) and written
-(ours) is copied into a two-channel buffer — left the far end, right ours — placed on the
-20 ms frame clock, so the two sides line up as they did on the line.
+(ours) is copied into a two-channel buffer — left the far end, right ours — lined up on
+the 20 ms frame clock the way they met on the line.
 
-Placement: a frame goes into its side's next slot, or into the slot the clock says when
-that is later (a side that was quiet — we write nothing while we listen — gets silence
-for the gap). A frame read is placed where it arrived, not where it was read: the slot
-that ended as it came in, i.e. now's less the frames still queued behind it (a burst read
-after a busy loop turn lands where its sound was). A frame written is placed in the slot
-the port's pacing wrote it in. The buffer is bounded (``MAX_SECONDS``):
-past it frames are no longer kept and ``truncated`` says so. The tap is the port to
-whoever reads and writes through it: other attributes pass through to the port.
+The clock is the far end's own stream: the modem delivers one 20 ms frame per 20 ms of
+the call, so the frames that came in so far (read, plus those still queued in the port)
+say where on the call's timeline "now" is. A frame read takes the far end's next slot; a
+frame written takes that "now" slot, or our next slot when that is later (a side that
+was quiet — we write nothing while we listen — gets silence for the gap). So when the
+AMD's verdict comes after the frame ending at ``decided_ms`` and the message starts at
+once, the message starts at ``decided_ms`` in the recording too, whatever the loop's
+scheduling did to the reads (a wall clock would move our side by the read jitter: the
+emulator's far end sends a late frame together with the next one). The frames the port
+already holds when the tap is attached (queued since the answer while the voice path was
+judged) are the recording's first slots.
+
+The buffer is bounded (``MAX_SECONDS``): past it frames are no longer kept and
+``truncated`` says so. The tap is the port to whoever reads and writes through it: other
+attributes pass through to the port.
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -30,24 +35,17 @@ MAX_SECONDS: Final = 600.0
 class Tap:
     """Records what passes through an ``AudioPort`` (``attach``), both ways."""
 
-    def __init__(self, *, max_seconds: float = MAX_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, max_seconds: float = MAX_SECONDS) -> None:
         if not max_seconds > 0:
             raise ValueError(f"a recording's max_seconds must be above 0, not {max_seconds!r}")
         self._max_frames = int(max_seconds / FRAME_SECONDS)
-        self._clock = clock
         self._sides: tuple[bytearray, bytearray] = (bytearray(), bytearray())  # far end, ours
-        self._t0: float | None = None
         self.port: AudioPort | None = None
         self.truncated = False
 
     def attach(self, port: AudioPort) -> Tap:
-        """Record ``port`` from now on; returns the tap to use as the port. The frames the
-        port already holds (queued since the answer while its voice path was judged) came
-        before now: the clock starts that many frames back, so they are the recording's
-        first slots and our side lines up with them."""
+        """Record ``port`` from now on; returns the tap to use as the port."""
         self.port = port
-        if self._t0 is None:
-            self._t0 = self._clock() - port.pending_frames() * FRAME_SECONDS
         return self
 
     def __getattr__(self, name: str) -> Any:  # pending_frames, stats, name… of the port
@@ -59,26 +57,22 @@ class Tap:
     async def read_frame(self, timeout: float | None = None) -> bytes:
         assert self.port is not None, "attach the tap to a port first"
         frame = await self.port.read_frame(timeout)
-        # it came in before the frames still queued behind it, each 20 ms of sound, and its
-        # slot ended as it arrived
-        self._put(0, frame, -1 - self.port.pending_frames())
+        self._put(0, frame, len(self._sides[0]) // FRAME_BYTES)
         return frame
 
     async def write_frame(self, frame: bytes) -> None:
         assert self.port is not None, "attach the tap to a port first"
-        await self.port.write_frame(frame)  # paced into its 20 ms slot: the clock after it is the slot
-        self._put(1, frame)
+        await self.port.write_frame(frame)  # paced into its 20 ms slot
+        now = len(self._sides[0]) // FRAME_BYTES + self.port.pending_frames()  # far-end frames come in so far
+        self._put(1, frame, max(len(self._sides[1]) // FRAME_BYTES, now))
 
-    def _put(self, side: int, frame: bytes, back: int = 0) -> None:
-        """``frame`` into ``side`` at its clock slot (``back`` slots before now's) or the
-        side's next slot, whichever is later."""
-        if len(frame) != FRAME_BYTES or self._t0 is None:
+    def _put(self, side: int, frame: bytes, slot: int) -> None:
+        if len(frame) != FRAME_BYTES:
             return
-        buf = self._sides[side]
-        slot = max(len(buf) // FRAME_BYTES, int((self._clock() - self._t0) / FRAME_SECONDS) + back)
         if slot >= self._max_frames:
             self.truncated = True
             return
+        buf = self._sides[side]
         if slot * FRAME_BYTES > len(buf):
             buf.extend(bytes(slot * FRAME_BYTES - len(buf)))
         buf.extend(frame)
