@@ -214,7 +214,7 @@ async def run_menu(modem: Modem, caller: str | None, texts: CallbackTexts, credi
         if voice is None:
             return result  # no way to speak: the caller is hung up on (the answerer checked before)
         result.voice = voice.name
-        menu = texts.menu.replace("{creditor}", creditor)
+        menu = (texts.menu or "").replace("{creditor}", creditor)
         # Said at least once, so he hears who called him; a key pressed before it counts
         # (type-ahead), one pressed during it stops it (on the audio port).
         while result.menus < MENU_TIMES and not call.released:
@@ -266,7 +266,7 @@ class CallbackAnswerer:
         """Render every channel's menu and the confirmations into the prompt cache (a worker
         thread), so a caller hears the menu at once after the answer."""
         texts = self.texts
-        said = {texts.menu.replace("{creditor}", self.creditor(ch)) for ch in self.bank.channels.values()}
+        said = {(texts.menu or "").replace("{creditor}", self.creditor(ch)) for ch in self.bank.channels.values()}
         said |= {t for t in (texts.callback, texts.opt_out, texts.none) if t}
         for text in sorted(said):
             try:

@@ -18,12 +18,19 @@ from controller_harness import FakeClock, enroll, make_config
 from system_harness import (
     appliance_config,
     clock_between,
+    config_mistake,
     controller_sections,
     receiver,
 )
 
 from appliance.channel import ChannelState
-from appliance.config import callback_texts, parse_config
+from appliance.config import (
+    ConfigError,
+    callback_texts,
+    creditor_for,
+    load_config,
+    parse_config,
+)
 from appliance.runtime import Appliance
 from appliance.store import SCHEMA_VERSION, Store
 from controller.reports import Reports
@@ -201,6 +208,36 @@ async def test_no_key_hears_the_menu_twice_and_a_busy_channel_is_not_answered(em
     menu = texts.menu.replace("{creditor}", CREDITOR)  # type: ignore[union-attr]
     assert [p.text for p in bank.emu.network.calls[-1].played] == [menu, menu, texts.none]
     assert app.callbacks.results[-1].menus == 2 and app.callbacks.results[-1].key is None
+
+
+# -- config ----------------------------------------------------------------------------------
+
+_MODEM = '[appliance]\nid = "a"\nlisten = ""\n[[modem]]\nid = "m1"\nport = "/dev/ttyUSB2"\npools = ["creditor-a"]\n'
+
+
+@pytest.mark.parametrize(("callbacks", "names"), [
+    ('[callbacks]\nlang = "de"\n', "[callbacks] lang: 'de' is not known"),
+    ('[callbacks.creditors]\ncreditor-b = "X"\n', "[callbacks.creditors] creditor-b: no [[modem]] is in this pool"),
+    ('[callbacks.texts.pl]\nmenu = "Dzwoni {firma}."\n', "[callbacks.texts.pl] menu: names firma"),
+    ('[callbacks.texts.en]\nmenu = "Hello. Press 1 or 9."\n', "[callbacks.texts.en] menu: the menu does not name the creditor"),
+    ('[callbacks.texts.fr]\nmenu = "Bonjour {creditor}."\n', "[callbacks.texts.fr]: 'fr' is not a language"),
+    ('[callbacks.creditors]\ncreditor-a = "' + "Kredyt " * 10 + '"\n', "more than 136"),
+    ('[callbacks]\nkey_timeout_seconds = 0.2\n', "[callbacks] key_timeout_seconds: 0.2 is out of range"),
+    ('[callbacks]\nanswer = "yes"\n', "answer"),
+])
+def test_callbacks_config_mistakes_name_the_key(tmp_path: Path, callbacks: str, names: str) -> None:
+    msg = config_mistake(load_config, ConfigError, tmp_path / "a.toml", _MODEM + callbacks)
+    assert names in msg, msg
+
+
+def test_callbacks_config_names_the_pools_creditor(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text(_MODEM + '[callbacks.creditors]\ncreditor-a = "Kredyt Plus"\n'
+                                     '[callbacks.texts.en]\nnone = "Bye."\n')
+    cb = load_config(tmp_path / "a.toml").callbacks
+    assert cb.answer and creditor_for(cb, ("creditor-a",)) == "Kredyt Plus"
+    assert creditor_for(cb, ("other",)) == "naszego klienta"  # no creditor for the pool: the unnamed client
+    en = callback_texts(cb, "en")
+    assert en.none == "Bye." and en.menu is not None and "{creditor}" in en.menu  # the rest stays shipped
 
 
 # -- the store: the choice column, and acks that count for the version sent -------------------
