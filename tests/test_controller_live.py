@@ -264,3 +264,16 @@ async def test_the_crm_sees_the_promise_and_no_call_is_placed_while_it_holds(tmp
         assert [j["contact"] for j in batch["jobs"]] == [cid] and batch["jobs"][0]["call"] == {
             "max_ring_seconds": 30.0, "on_answer": "hangup", "lang": "pl"}
         await app.close()
+
+
+def test_the_documented_campaign_is_accepted() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "controller.md").read_text()
+    section = doc.split("### Live-call steps", 1)[1]
+    body = json.loads(re.search(r"```json\n(.*?)```", section, re.DOTALL).group(1))  # type: ignore[union-attr]
+    steps = cp.parse_strategy(body["strategy"], body["creditor"])
+    assert steps[0].voicebot and steps[0].after_promise == "wait" and steps[1].creditor == "Kredyt Plus"
+    assert cp.parse_rules(body["rules"]).recording_retention_days == 30
