@@ -88,7 +88,9 @@ class Reports:
                 new.append(row)
                 if job is not None:
                     s.job_reported(c, job_id, final, now)
-                    promise = cp.valid_promise(body, json.loads(job["spec"]) if job["spec"] else None)
+                    promise = None
+                    if isinstance(body.get("voicebot"), dict):  # the job's spec is read only then: a hot path
+                        promise = cp.valid_promise(body, json.loads(job["spec"]) if job["spec"] else None)
                     if promise is not None:
                         s.set_promise_date(c, job["contact_id"], promise.isoformat(), now)
                     if final:
