@@ -502,6 +502,8 @@ def call_options(step: Step, contact: dict[str, Any], now: datetime, zone: Any) 
     """The job's ``call`` for ``contact`` at ``now`` (its ``zone``, a ZoneInfo, fixes today);
     raises ``ContactDataError`` when the contact cannot make a job the appliance would take."""
     opts: dict[str, Any] = {"max_ring_seconds": step.ring_seconds}
+    if step.record:
+        opts["record"] = True
     if step.on_answer is None:
         return contract.CallOptions(**opts)
     opts["on_answer"] = contract.OnAnswer(step.on_answer)
@@ -521,8 +523,6 @@ def call_options(step: Step, contact: dict[str, Any], now: datetime, zone: Any) 
     if step.voicebot:
         opts["dialogue"] = step.dialogue
         opts["voicebot"] = _voicebot_vars(step, contact, now.astimezone(zone).date())
-    if step.record:
-        opts["record"] = True
     return contract.CallOptions(**opts)
 
 

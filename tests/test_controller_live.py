@@ -131,6 +131,7 @@ def test_the_window_and_the_language_are_the_contacts() -> None:
     assert _built(VOICEBOT, {**DEBTOR, "language": "en-GB"})["call"]["lang"] == "en"
     assert _built(VOICEBOT, {**DEBTOR, "language": "de"})["call"]["lang"] == "pl"
     assert _built({**VOICEBOT, "lang": "en"}, DEBTOR)["call"]["lang"] == "en"
+    assert _built({"kind": "call", "record": True}, DEBTOR)["call"] == {"max_ring_seconds": 30.0, "record": True}
 
 
 @pytest.mark.parametrize(("change", "field"), [
