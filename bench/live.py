@@ -344,9 +344,13 @@ async def run_load(state: dict[str, Any], numbers: list[str], talk_s: float) -> 
     seen = await calls_seen(state["control"])
     live_s = sum(r.get("talk_seconds") or 0.0 for r in results.values())
     human_ms, machine_ms, to_prompt, far_late, outcomes, identities = [], [], [], 0, {}, {}
+    rules: dict[str, int] = {}
+    slowest: list[tuple[int, str, str]] = []  # (greeting end → first prompt, callee, what he said)
     for number, r in results.items():
         outcomes[r.get("outcome", "?")] = outcomes.get(r.get("outcome", "?"), 0) + 1
         amd = r.get("amd") or {}
+        rule = f"{amd.get('decision')}/{amd.get('rule')}"
+        rules[rule] = rules.get(rule, 0) + 1
         if amd.get("decision") in ("human", "unsure"):
             human_ms.append(amd["decided_ms"])
         elif amd.get("decision") == "machine":
@@ -359,6 +363,7 @@ async def run_load(state: dict[str, Any], numbers: list[str], talk_s: float) -> 
         end, heard = audio.get("greeting_end_ms"), audio.get("heard") or []
         if end is not None and heard:
             to_prompt.append(heard[0]["start_ms"] - end)
+            slowest.append((heard[0]["start_ms"] - end, number, f"{audio.get('said')!r}, decided {amd.get('decided_ms')} ms"))
     return {
         "calls": len(numbers), "talk_seconds_max": talk_s, "outcomes": outcomes, "voicebot_identity": identities,
         "loadavg_before": load0, "loadavg_after": load1,
@@ -371,6 +376,8 @@ async def run_load(state: dict[str, Any], numbers: list[str], talk_s: float) -> 
         "cores_for_all_calls": round(cpu / wall, 3) if wall else None,
         "amd_decided_ms": {"human": _dist(human_ms), "machine": _dist(machine_ms)},
         "greeting_end_to_first_prompt_ms": _dist(to_prompt),
+        "amd_rules": dict(sorted(rules.items())),
+        "slowest_first_prompts": [{"ms": ms, "callee": n, "said": said} for ms, n, said in sorted(slowest)[-5:]],
     }
 
 

@@ -48,16 +48,13 @@ from ._calls import (
 )
 from ._port import PtyPort
 from ._timing import TimingProfile
-from ._voices import CalleeKind, CalleeSound
+from ._voices import FLOOR_DBFS, CalleeKind, CalleeSound
 from .sounds import FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, dtmf_tone, noise, to_pcm
 
 log = logging.getLogger(__name__)
 
 TICK: Final = FRAME_MS / 1000
 BYTES_PER_MS: Final = FRAME_BYTES // FRAME_MS  # 16: 8 samples of 2 bytes
-#: The line's noise floor (white noise, dBFS RMS): a quiet GSM line after the codec's
-#: comfort noise, well under the appliance's speech thresholds but not digital zero.
-FLOOR_DBFS: Final = -66.0
 #: A frame louder than this (RMS, dBFS) is sound the callee hears; the appliance's prompts
 #: are normalised near −20 dBFS, its silence is zero or a noise floor.
 HEARD_DBFS: Final = -45.0

@@ -59,6 +59,7 @@ from .sounds import (
     Samples,
     add_noise,
     codec_round_trip,
+    noise,
     speak,
     to_pcm,
     tone,
@@ -68,12 +69,17 @@ from .sounds import (
 log = logging.getLogger(__name__)
 
 #: Bump when the way clips are made changes, so stale cache files are not reused.
-CACHE_VERSION: Final = 1
+CACHE_VERSION: Final = 2  # 2: every clip carries its line's noise (a clean line its quiet floor)
 #: Distinct voices per kind: callees share them (a number picks one by its hash), so a
 #: bank dialling thousands of numbers synthesises a few dozen clips, not thousands.
 VOICE_POOL: Final = 8
 
 
+#: A quiet GSM line after the codec's comfort noise (white noise, dBFS RMS): under the
+#: appliance's speech thresholds but not digital zero. A clean line carries it all call
+#: long, under the voice too: a clip's pauses quieter than the line between them made the
+#: AMD's floor sink and took 5 s to climb back (a person judged "unsure").
+FLOOR_DBFS: Final = -66.0
 #: The line noise loop a callee's quiet is cut from (s): long enough that its repeat is
 #: not a tone (0.5 Hz), 32 KB per noise kind and level.
 LINE_FLOOR_SECONDS: Final = 2
@@ -266,8 +272,10 @@ class SoundLibrary:
             beep_hz, beep_ms = round(float(rng.uniform(400, 2000)), 1), int(rng.uniform(150, 1000))
             pause_ms = int(rng.uniform(200, 800))
             voice_pcm = clip(said)
-            beep = to_pcm(zeros(pause_ms)) + to_pcm(codec_round_trip(
-                tone(beep_hz, beep_ms, float(rng.uniform(-22, -10)), rng)))
+            level, phase = float(rng.uniform(-22, -10)), int(rng.integers(2**31))
+            beep = self._clip(("beep", pause_ms, beep_hz, beep_ms, level, phase, slot, snr), lambda: self._on_line(
+                np.concatenate([zeros(pause_ms), tone(beep_hz, beep_ms, level, np.random.default_rng(phase))]), slot, snr),
+                blocking)
             greeting = voice_pcm + beep
             return CalleeSound(kind, greeting, onset, said, beep_end_ms=len(greeting) // (2 * SAMPLE_RATE // 1000),
                                line_floor=floor)
@@ -277,19 +285,29 @@ class SoundLibrary:
             level = float(rng.uniform(-24, -14))  # ITU-T E.180: −24 dBm0 nominal
             tones = np.concatenate([tone(f, ms, level, rng) for f, ms in SIT_PLANS[sit_kind]])
             announcement = clip(said)
-            greeting = to_pcm(codec_round_trip(tones)) + to_pcm(zeros(int(rng.uniform(300, 1000)))) + announcement
-            return CalleeSound(kind, greeting, onset, said, line_floor=floor)
+            gap = int(rng.uniform(300, 1000))
+            sit = self._clip(("sit", sit_kind, level, gap, slot, snr),
+                             lambda: self._on_line(np.concatenate([tones, zeros(gap)]), slot, snr), blocking)
+            return CalleeSound(kind, sit + announcement, onset, said, line_floor=floor)
         if kind is CalleeKind.FAX:
             # T.30 §4.1.2: a calling fax sends CNG, 1100 Hz for 0.5 s every 3.5 s (0.5 on, 3 off).
             cng = tone(1100.0, 500, float(rng.uniform(-20, -10)), rng)
-            return CalleeSound(kind, to_pcm(codec_round_trip(cng)), onset, repeat_ms=3500)
-        return CalleeSound(kind, b"", onset)  # silence: the line's noise floor only
+            return CalleeSound(kind, to_pcm(self._on_line(cng, slot, snr)), onset, repeat_ms=3500, line_floor=floor)
+        return CalleeSound(kind, b"", onset)  # silence: a quiet line (docs/emulator.md), its floor only
 
     def _voice(self, text: str, line: tuple[str, int, int, float, int]) -> Samples:
         voice, speed, pitch, snr, slot = line
-        x = speak(text, voice, speed, pitch, BAND_LIMIT)
+        return self._on_line(speak(text, voice, speed, pitch, BAND_LIMIT), slot, snr)
+
+    @staticmethod
+    def _on_line(x: Samples, slot: int, snr: float) -> Samples:
+        """``x`` as the callee's line carries it: with the line's noise (its kind and level;
+        a clean line's quiet floor, :data:`FLOOR_DBFS` white) and through the codec."""
+        rng = np.random.default_rng(slot)
         if snr >= 0:
-            x = add_noise(x, _noise_kind(slot), snr, np.random.default_rng(slot))
+            x = add_noise(x, _noise_kind(slot), snr, rng)
+        else:
+            x = x + noise("white", len(x), rng) * 32768 * 10 ** (FLOOR_DBFS / 20)
         return codec_round_trip(x)
 
     def _line_floor(self, slot: int, snr: float, blocking: bool) -> bytes | None:
