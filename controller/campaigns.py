@@ -235,7 +235,7 @@ def _live(raw: dict[str, Any], field: str, creditor: str | None) -> dict[str, An
         if key in raw and not voicebot:
             raise CampaignError(f"{field}.{key}", 'only with "on_answer": "amd" and "on_human": "voicebot"')
     dialogue = raw.get("dialogue", DEFAULT_DIALOGUE if voicebot else None)
-    if dialogue is not None and dialogue not in DIALOGUES:
+    if dialogue is not None and (not isinstance(dialogue, str) or dialogue not in DIALOGUES):
         raise CampaignError(f"{field}.dialogue", f"{dialogue!r} is not a shipped dialogue; available: "
                             + ", ".join(f"{n} ({'/'.join(sorted(langs))})" for n, langs in sorted(DIALOGUES.items())))
     if dialogue is not None and lang is not None and lang not in DIALOGUES[dialogue]:
