@@ -188,15 +188,26 @@ class _TtsVoice:
             released.cancel()
 
 
+def _decide(result: MenuResult, keys: _Keys) -> None:
+    """The choice is the first key's (CHOICE_KEYS; any other key: none)."""
+    result.keys = list(keys.got)
+    if keys.got and result.key is None:
+        result.key = keys.got[0]
+        result.choice = CHOICE_KEYS.get(result.key, Choice.NONE)
+
+
 async def run_menu(modem: Modem, caller: str | None, texts: CallbackTexts, creditor: str, *,
-                   render: Callable[[str], bytes], key_timeout: float) -> MenuResult:
+                   render: Callable[[str], bytes], key_timeout: float,
+                   result: MenuResult | None = None) -> MenuResult:
     """Answer the ringing call of ``modem`` and run the menu (module docstring); returns the
-    caller's choice. Does not hang up: the caller of this function does, once it returns.
-    Raises ``ModemError``/``AtError`` when the modem would not answer."""
+    caller's choice, filled into ``result`` as it is made (so a failure after his key —
+    the port lost during the goodbye — keeps it). Does not hang up: the caller of this
+    function does, once it returns. Raises ``ModemError``/``AtError`` when the modem would
+    not answer or failed during the call, ``AudioFault`` when its audio port did."""
+    result = result if result is not None else MenuResult(Choice.NONE)
     keys = _Keys(modem)
     try:
         call = await modem.answer(caller)
-        result = MenuResult(Choice.NONE)
         if call.released:
             result.hung_up = True
             return result
@@ -224,10 +235,7 @@ async def run_menu(modem: Modem, caller: str | None, texts: CallbackTexts, credi
                 await voice.wait_key(key_timeout)
             if keys.got:
                 break
-        result.keys = list(keys.got)
-        if keys.got:
-            result.key = keys.got[0]
-            result.choice = CHOICE_KEYS.get(result.key, Choice.NONE)
+        _decide(result, keys)
         if call.released:
             result.hung_up = result.key is None
             return result
@@ -235,6 +243,7 @@ async def run_menu(modem: Modem, caller: str | None, texts: CallbackTexts, credi
         await voice.say(goodbye or "", stop_on_key=False)
         return result
     finally:
+        _decide(result, keys)
         keys.close()
 
 
@@ -299,12 +308,12 @@ class CallbackAnswerer:
         return True
 
     async def _answer(self, ch: Channel, modem: Modem, caller: str | None, inbound_id: str) -> None:
-        result = MenuResult(Choice.NONE)
+        result = MenuResult(Choice.NONE)  # filled as the caller chooses, kept whatever fails after
         audio_fault: str | None = None
         try:
             async with asyncio.timeout(CALL_LIMIT_S):
-                result = await run_menu(modem, caller, self.texts, self.creditor(ch), render=self.render,
-                                        key_timeout=self.cfg.key_timeout_seconds)
+                await run_menu(modem, caller, self.texts, self.creditor(ch), render=self.render,
+                               key_timeout=self.cfg.key_timeout_seconds, result=result)
         except AudioFault as exc:
             audio_fault = str(exc)
             logger.warning("channel %s: callback %s: %s", ch.id, inbound_id, exc)

@@ -37,6 +37,7 @@ from controller.reports import Reports
 from controller.store import Store as CStore
 from modem_drivers.call import CallState
 from modem_drivers.emulator import Emulator, Timing
+from modem_drivers.errors import PlaybackFailed
 from modem_drivers.modem import Modem
 from modem_drivers.types import IncomingCall
 
@@ -208,6 +209,33 @@ async def test_no_key_hears_the_menu_twice_and_a_busy_channel_is_not_answered(em
     menu = texts.menu.replace("{creditor}", CREDITOR)  # type: ignore[union-attr]
     assert [p.text for p in bank.emu.network.calls[-1].played] == [menu, menu, texts.none]
     assert app.callbacks.results[-1].menus == 2 and app.callbacks.results[-1].key is None
+
+
+async def test_a_choice_made_is_kept_when_the_goodbye_fails(emulated_bank, start_appliance, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    bank = await emulated_bank(modems=1, vendors=("SIM800",))
+    base = {"emulator_state": str(bank.state), "appliance": {"id": "t", "store": str(tmp_path / "a.db"), "listen": ""}}
+    app = await start_appliance(_with_pools(base, bank.state))
+    ch = next(iter(app.bank.channels.values()))
+    said: list[str] = []
+    real = Modem.play_tts
+
+    async def refused_after_the_menu(self: Modem, text: str, *, timeout: float) -> object:
+        said.append(text)
+        if len(said) > 1:  # the modem refuses the goodbye after he keyed 9
+            raise PlaybackFailed("the modem refused to play the message: ERROR")
+        return await real(self, text, timeout=timeout)
+
+    monkeypatch.setattr(Modem, "play_tts", refused_after_the_menu)
+    async with asyncio.timeout(10):
+        while ch.state is not ChannelState.IDLE:
+            await asyncio.sleep(0.05)
+    await bank.emu.inbound_call(CALLER, ch.active_sim.info.msisdn, ring_seconds=30, keys="9")  # type: ignore[union-attr]
+    row = await _inbound_row(app, CALLER, choice=True)
+    assert row["choice"] == "opt_out" and len(said) == 2
+    async with asyncio.timeout(10):  # hung up all the same, the channel free again
+        while ch.state is not ChannelState.IDLE or bank.emu.modems[0].call is not None:
+            await asyncio.sleep(0.05)
 
 
 # -- config ----------------------------------------------------------------------------------
