@@ -58,8 +58,8 @@ AUDIO_VENDORS: Final = "huawei,SIMCOM_SIM7600E-H,EC25"
 #: The human side's message in the corpus phase: silence as long as the watch listens
 #: (appliance/jobs/live.py REVISE_UNTIL_MS, 14 s), so a revision is seen as in production.
 WATCH_MESSAGE_S: Final = 14.0
-#: A corpus call: the watch's 14 s plus the AMD's 5 s bound and margin.
-CORPUS_TALK_S: Final = 22.0
+#: A corpus call lasts the message plus the AMD's 5 s bound and margin.
+CORPUS_TALK_MARGIN_S: Final = 8.0
 #: Corpus label → (plan behaviour digit B, variant digit V) of a callee of that kind
 #: (docs/emulator.md, number plan): person, machine, silence, fax, operator SIT.
 KIND_DIGITS: Final = {"human": (0, 0), "machine": (1, 0), "silence": (0, 7), "fax": (0, 8), "sit": (0, 9)}
@@ -248,14 +248,14 @@ def _port_stats(modems: list[Any]) -> tuple[int, int, int]:
     return late, written, dropped
 
 
-async def run_corpus(state: dict[str, Any], recs: list[Recording], tmp: Path) -> dict[str, Any]:
+async def run_corpus(state: dict[str, Any], recs: list[Recording], tmp: Path, watch_s: float) -> dict[str, Any]:
     from appliance.jobs.base import Placement
     from appliance.jobs.call import run_call
 
     message = tmp / "silence.wav"
-    _silence_wav(message, WATCH_MESSAGE_S)
+    _silence_wav(message, watch_s)
     opts = {"on_answer": "amd", "on_machine": "hangup", "on_human": "play", "message_wav": str(message),
-            "max_ring_seconds": 30.0, "max_talk_seconds": CORPUS_TALK_S}
+            "max_ring_seconds": 30.0, "max_talk_seconds": watch_s + CORPUS_TALK_MARGIN_S}
     queue: asyncio.Queue[Recording] = asyncio.Queue()
     for r in recs:
         queue.put_nowait(r)
@@ -395,7 +395,8 @@ def corpus_dir(corpus: Path | None, count: int, seed: int) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def corpus_phase(corpus: Path | None, count: int, seed: int, calls: int, emu_seed: int) -> dict[str, Any]:
+def corpus_phase(corpus: Path | None, count: int, seed: int, calls: int, emu_seed: int,
+                 watch_s: float = WATCH_MESSAGE_S) -> dict[str, Any]:
     from bench._emulated import emulator_process
 
     with corpus_dir(corpus, count, seed) as cdir, tempfile.TemporaryDirectory(prefix="simrotor-live-") as tmp_s:
@@ -415,10 +416,10 @@ def corpus_phase(corpus: Path | None, count: int, seed: int, calls: int, emu_see
         load0 = _load()
         with emulator_process(modems, timing="fast", vendors=AUDIO_VENDORS, seed=emu_seed,
                               extra=["--audio-dir", str(audio_dir)]) as state:
-            run = asyncio.run(run_corpus(state, recs, tmp))
+            run = asyncio.run(run_corpus(state, recs, tmp, watch_s))
         return {
             "corpus": str(corpus) if corpus is not None else f"generated: --count {count} --seed {seed}",
-            "recordings": len(recs), "concurrent_calls": modems, "loadavg_before": load0, "loadavg_after": _load(),
+            "recordings": len(recs), "concurrent_calls": modems, "watch_seconds": watch_s, "loadavg_before": load0, "loadavg_after": _load(),
             "offline": score(recs, "offline"), "live": score(recs, "live"), "live_vs_offline": compare(recs),
             "offline_cpu_s": round(off_cpu, 2), "run": run,
         }
@@ -446,10 +447,12 @@ def load_phase(calls: int, talk_s: float, emu_seed: int) -> dict[str, Any]:
               help="Concurrent calls: the emulator's modems (corpus: calls at once; load: all at once).")
 @click.option("--talk-seconds", type=click.FloatRange(1.0, 600.0), default=30.0, show_default=True,
               help="Load phase: each call's max_talk_seconds (the shipped dialogue runs ~55 s to its end).")
+@click.option("--watch-seconds", type=click.FloatRange(1.0, 60.0), default=WATCH_MESSAGE_S, show_default=True,
+              help="Corpus phase: how long the human side's silent message keeps the revision watch listening.")
 @click.option("--emulator-seed", type=int, default=0, show_default=True)
 @json_option
 def live(mode: str, corpus: Path | None, count: int, seed: int, calls: int, talk_seconds: float,
-         emulator_seed: int, as_json: bool) -> None:
+         watch_seconds: float, emulator_seed: int, as_json: bool) -> None:
     """Live AMD on a corpus played by the emulator (beside the offline figures), and the
     voicebot under load: late frames, CPU per live call-second, AMD and first-prompt times.
 
@@ -466,7 +469,7 @@ def live(mode: str, corpus: Path | None, count: int, seed: int, calls: int, talk
                            "loadavg_start": _load()}
     try:
         if mode in ("both", "corpus"):
-            out["corpus"] = corpus_phase(corpus, count, seed, calls, emulator_seed)
+            out["corpus"] = corpus_phase(corpus, count, seed, calls, emulator_seed, watch_seconds)
         if mode in ("both", "load"):
             out["load"] = load_phase(calls, talk_seconds, emulator_seed)
     except (CorpusError, RuntimeError) as exc:
