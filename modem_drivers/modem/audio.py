@@ -152,6 +152,10 @@ class Audio(ModemCore):
             logger.warning("%s: %s", self.name, exc)
             if not verdict.done():
                 verdict.set_exception(exc)
+        except CallEndedBeforeAudio as exc:  # the callee hung up at once: routine, not an error
+            logger.info("%s: %s", self.name, exc)
+            if not verdict.done():
+                verdict.set_exception(exc)
         except BaseException as exc:
             if not verdict.done():
                 verdict.set_exception(exc if isinstance(exc, Exception) else CallEndedBeforeAudio(str(exc) or "cancelled"))
