@@ -34,6 +34,9 @@ class Background:
         task = asyncio.get_running_loop().create_task(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # cancelled before its first step (stopped at once), ``coro`` never ran: close it,
+        # or Python warns that it was never awaited (a no-op once it has run)
+        task.add_done_callback(lambda _: coro.close())
         return task
 
     def __len__(self) -> int:
