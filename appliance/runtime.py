@@ -152,9 +152,9 @@ class Appliance:
         self.scheduler.result_listeners.append(self.metrics.count_result)
         self.bank.on_change(lambda ch, old, new, reason: self.metrics.count_change(new))
         # Recordings (call.record): files in a folder named after the store, rows in it; the
-        # executor reaches them through its call defaults; a row is written with its result.
+        # executors reach them through their Context; a row is written with its result.
         self.recordings = Recordings(RecordingRows(self.store.conn), Path(cfg.appliance.store).resolve().with_suffix(".recordings"))
-        self.scheduler._context.call_defaults["recordings"] = self.recordings
+        self.scheduler.context.recordings = self.recordings
         self.scheduler.result_listeners.append(self.recordings.on_result)
         # Callbacks are answered (a menu: 1 call me back, 9 stop calling) at their first ring.
         self.callbacks = CallbackAnswerer(self.bank, self.store, cfg.callbacks)

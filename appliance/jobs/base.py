@@ -42,12 +42,15 @@ class Followup:
 @dataclasses.dataclass(slots=True)
 class Context:
     """What the scheduler hands every executor: the [calls] defaults a job's ``call``
-    overrides, the status-report router, and the callee-operator look-up (HLR results
-    name the operator when it is known)."""
+    overrides, the status-report router, the callee-operator look-up (HLR results name the
+    operator when it is known), and the recordings' keeper."""
 
     call_defaults: dict[str, Any]
     tracker: ReportTracker
     operator_of: Callable[[str], str | None]
+    #: Where ``call.record`` recordings go (``appliance.recordings.Recordings``); None: the
+    #: appliance keeps none (a job asking for one gets a result saying so).
+    recordings: Any = None
 
 
 Executed = tuple[dict[str, Any], Followup | None]

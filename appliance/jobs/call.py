@@ -84,7 +84,8 @@ ANSWER_ACTIONS: Final[dict[str, Callable[[Modem, Call, dict[str, Any], float], A
 }
 
 
-async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: dict[str, Any]) -> dict[str, Any]:
+async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: dict[str, Any],
+                   recordings: Any = None) -> dict[str, Any]:
     opts = {**defaults, **(job.get("call") or {})}
     max_ring = float(opts.get("max_ring_seconds", 30.0))
     max_talk = float(opts.get("max_talk_seconds", 60.0))
@@ -96,7 +97,7 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
         opts["message_pcm"], opts["message_pcm_error"] = await message_pcm(opts)
         # a voicebot's prompts render (into the disk cache) while the call rings
         prompts = prepare_voicebot(opts)
-    recorder = opts.get("recordings") if opts.get("record") else None  # appliance.recordings.Recordings
+    recorder = recordings if opts.get("record") else None  # appliance.recordings.Recordings
     if recorder is not None:
         opts["recording_tap"] = recorder.tap()  # attached to the audio port at the answer (amd.py)
     wall0, mono0 = time.time(), time.monotonic()
@@ -130,6 +131,8 @@ async def run_call(modem: Modem, job: dict[str, Any], p: Placement, defaults: di
             logger.warning("hang-up failed on %s: %s", p.channel_id, exc)
     if recorder is not None:
         answered["recording"] = await _recording(recorder, opts["recording_tap"], modem, state)
+    elif opts.get("record"):
+        answered["recording"] = {"id": None, "reason": "this appliance keeps no recordings (no store for them)"}
     if prompts is not None and not prompts.done():
         prompts.cancel()  # the thread finishes its prompt; nothing waits for it
     report = call.report()
@@ -170,4 +173,4 @@ async def _recording(recorder: Any, tap: Any, modem: Modem, state: CallState) ->
 
 async def execute_call(ctx: Context, modem: Modem, job: dict[str, Any], p: Placement) -> Executed:
     """A ``call`` job: the [calls] defaults, overridden by the job's own ``call``."""
-    return await run_call(modem, job, p, ctx.call_defaults), None
+    return await run_call(modem, job, p, ctx.call_defaults, ctx.recordings), None

@@ -71,7 +71,7 @@ class Running:
     clock: Callable[[], float]
     dispatch_latencies: deque[float]
     last_dispatch_at: float | None
-    _context: Context
+    context: Context
     _running: dict[str, asyncio.Task[Any]]
     _awaiting: set[str]
     _finishing: list[Closing]
@@ -209,7 +209,7 @@ class Running:
             if execute is None:
                 result = {"job_id": spec["id"], "outcome": "channel_error", "error": f"unknown kind {kind!r}"}
             else:
-                result, followup = await execute(self._context, start.modem, spec, p)
+                result, followup = await execute(self.context, start.modem, spec, p)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an executor bug must not lose the job
@@ -253,7 +253,7 @@ class Running:
             self.tracker.forget(p.sim_id, r)
         now = self.clock()
         body = reports.final_body(spec, p, first_only=followup.first_only, state=state, statuses=statuses, now=now,
-                                  sent_at=sent_at, extras=hlr_extras(self._context, spec["callee"]) if followup.first_only else {})
+                                  sent_at=sent_at, extras=hlr_extras(self.context, spec["callee"]) if followup.first_only else {})
         self.store.add_result(spec["id"], attempt_id, body, final=True, job_state="done", now=now)
         self._notify(body)
         self._awaiting.discard(spec["id"])

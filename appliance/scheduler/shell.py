@@ -66,7 +66,7 @@ class Scheduler(Running):
         self._wake = asyncio.Event()
         self.channels = BankSide(bank, policy, self.core, store, self.tracker, clock=lambda: self.clock(),
                                  spawn=self._spawn, wake=self._wake.set)
-        self._context = Context({"max_ring_seconds": cfg.calls.max_ring_seconds, "max_talk_seconds": cfg.calls.max_talk_seconds,
+        self.context = Context({"max_ring_seconds": cfg.calls.max_ring_seconds, "max_talk_seconds": cfg.calls.max_talk_seconds,
                                  "on_answer": cfg.calls.on_answer, "message": cfg.calls.message,
                                  "on_machine": cfg.calls.on_machine, "on_human": cfg.calls.on_human,
                                  "lang": cfg.calls.lang, "message_wav": cfg.calls.message_wav},
