@@ -215,9 +215,14 @@ class FarEnd:
         self._prompts = 0  # heard stretches closed so far
         self.mark_ms = 0  # where the last finished piece of sound ended (set before its callback)
         self._tasks: list[asyncio.Task[None]] = []
+        self._opened: asyncio.Event | None = None  # set once the greeting queued at the answer has played
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self, sound: asyncio.Future[CalleeSound] | CalleeSound) -> None:
+        # a sound ready at the answer is queued before the first tick: his first frame is his
+        if not isinstance(sound, CalleeSound) and sound.done() and not sound.cancelled() and sound.exception() is None:
+            sound = sound.result()
+        self._opened = self._open(sound) if isinstance(sound, CalleeSound) else None
         task = asyncio.get_running_loop().create_task(self._script(sound))
         self._tasks.append(task)
         self._host.track(task)
@@ -325,21 +330,42 @@ class FarEnd:
         self.play(pcm, finished.set)
         await finished.wait()
 
-    async def _script(self, pending: asyncio.Future[CalleeSound] | CalleeSound) -> None:
-        sound = pending if isinstance(pending, CalleeSound) else await pending
+    def _open(self, sound: CalleeSound) -> asyncio.Event:
+        """Queue what the callee plays first — the quiet while he draws breath, then his
+        greeting (a fax: its first burst) — in one go, so no tick of the line's floor falls
+        between them however busy the loop (the clock catching up steps several ticks
+        before the script runs again: 128 calls answered at once put a frame of the quiet
+        floor before recordings, a level step the AMD took for a long greeting). The event
+        is set when the greeting has played."""
         self.audio.source, self.audio.said = sound.source, sound.said
         if sound.line_floor:
             self._line_floor, self._floor_pos = sound.line_floor, 0
         if sound.onset_ms > self.now_ms:  # a recording (onset 0) starts at once
-            await self.played(self._quiet(sound.onset_ms - self.now_ms))  # he draws breath
+            self.play(self._quiet(sound.onset_ms - self.now_ms))  # he draws breath
+        done = asyncio.Event()
+
+        def ended() -> None:
+            if sound.kind is CalleeKind.MACHINE:
+                self._beeped()
+            elif sound.kind in (CalleeKind.PERSON, CalleeKind.KEYPAD):
+                self.audio.greeting_end_ms = self.mark_ms
+            done.set()
+
+        if sound.repeat_ms:
+            self.play(sound.greeting + self._quiet(sound.repeat_ms - len(sound.greeting) // BYTES_PER_MS), ended)
+        else:
+            self.play(sound.greeting, ended)
+        return done
+
+    async def _script(self, pending: asyncio.Future[CalleeSound] | CalleeSound) -> None:
+        sound = pending if isinstance(pending, CalleeSound) else await pending
+        opened = self._opened if self._opened is not None else self._open(sound)
+        await opened.wait()
         if sound.kind is CalleeKind.MACHINE:
-            self.play(sound.greeting, self._beeped)
-            return
+            return  # it records what comes after its beep
         if sound.repeat_ms:
             while True:
                 await self.played(sound.greeting + self._quiet(sound.repeat_ms - len(sound.greeting) // BYTES_PER_MS))
-        await self.played(sound.greeting)
-        self.audio.greeting_end_ms = self.mark_ms
         heard_before = len(self.audio.heard)
         if sound.reply and sound.kind is CalleeKind.PERSON:
             await asyncio.sleep(sound.reply_after_ms / 1000)
