@@ -49,3 +49,11 @@ def enroll(config_path: str, controller: str, token: str, as_json: bool) -> None
     path.write_text(credential + "\n")
     path.chmod(0o600)
     emit({"appliance_id": cfg.appliance.id, "credential_file": str(path)}, as_json)
+
+
+from .bank_cli import BANK_COMMANDS  # scan, sims, assign, write-config, inventory
+from .install import install_command  # each command registered at the end, in one place
+
+provision.add_command(install_command)
+for _command in BANK_COMMANDS:
+    provision.add_command(_command)
