@@ -25,6 +25,7 @@ from ._modem import VirtualModem
 from ._network import Network
 from ._sim import luhn_digit, make_sim
 from ._state import STATE_VERSION, appliance_config, modem_entry
+from ._sysfs import lay_out
 from ._timing import PROFILES, Timing
 from ._voices import SoundLibrary, default_cache_dir
 
@@ -48,6 +49,9 @@ class EmulatorConfig:
     # callee sounds, and where generated voices are cached (None: default_cache_dir()).
     audio_dir: Path | None = None
     sound_cache: Path | None = None
+    # A fake sysfs and by-id tree under <state_dir>/sysroot (docs/emulator.md, "Fake
+    # sysfs"), for `simrotor provision scan --sysfs-root`; off by default: nothing reads it.
+    sysfs: bool = False
 
     def validate(self) -> None:
         if self.modems < 1:
@@ -90,6 +94,7 @@ class Emulator:
         self._own_state_dir = config.state_dir is None
         self.state_dir = Path(config.state_dir) if config.state_dir else Path(tempfile.mkdtemp(prefix="simrotor-emu-"))
         self.control_url: str | None = None
+        self.sysfs_root: Path | None = None
         self._control: ControlServer | None = None
         self.started = False
 
@@ -128,6 +133,8 @@ class Emulator:
                 self.modems.append(modem)
                 self._by_id[modem_id] = modem
                 self.network.attach(modem)
+            if cfg.sysfs:
+                self.sysfs_root = lay_out(self.state_dir / "sysroot", self.modems)
             if cfg.control_port is not None:
                 self._control = ControlServer(self)
                 self.control_url = await self._control.start(cfg.control_port)
@@ -144,6 +151,9 @@ class Emulator:
         await asyncio.gather(*(m.stop() for m in self.modems), return_exceptions=True)
         await self.frame_clock.close()
         self.started = False
+        if self.sysfs_root is not None:  # by-id links to ports that are gone would mislead a scan
+            shutil.rmtree(self.sysfs_root, ignore_errors=True)
+            self.sysfs_root = None
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -218,6 +228,7 @@ class Emulator:
             "timing": self.config.timing.value,
             "seed": self.config.seed,
             "state_dir": str(self.state_dir),
+            "sysfs_root": str(self.sysfs_root) if self.sysfs_root else None,
             "modems": [modem_entry(m) for m in self.modems],
             "appliance_config": appliance_config(self.modems),
         }

@@ -41,11 +41,13 @@ from ._timing import Timing
                    "(person, machine, silence, fax, sit, keypad).")
 @click.option("--sound-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where generated callee voices are cached (default: ~/.cache/simrotor/emulator-sounds).")
+@click.option("--sysfs", is_flag=True, help="Lay out a fake sysfs and by-id tree (state file: sysfs_root) "
+                                          "for `simrotor provision scan --sysfs-root`.")
 @json_option
 def emulate(modems: int, sims_per_modem: int, vendors: str, timing: str, seed: int,
             state_file: Path | None, state_dir: Path | None, pin_locked: bool,
             block_after_calls: int | None, control_port: int, audio_dir: Path | None,
-            sound_cache: Path | None, as_json: bool) -> None:
+            sound_cache: Path | None, sysfs: bool, as_json: bool) -> None:
     """Serve N virtual GSM modems on pseudo-terminals, with a simulated network.
 
     \b
@@ -60,7 +62,7 @@ def emulate(modems: int, sims_per_modem: int, vendors: str, timing: str, seed: i
         vendors=tuple(v.strip() for v in vendors.split(",") if v.strip()),
         timing=Timing(timing), seed=seed, state_dir=state_dir, pin_locked=pin_locked,
         block_after_calls=block_after_calls, control_port=control_port,
-        audio_dir=audio_dir, sound_cache=sound_cache,
+        audio_dir=audio_dir, sound_cache=sound_cache, sysfs=sysfs,
     )
     try:
         run_async(lambda: _serve(config, state_file, as_json))
