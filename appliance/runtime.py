@@ -20,11 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
+from common.sdnotify import Notifier, keep_alive
+
 from .api import ApiDeps, make_app
 from .balance import BalanceChecker
 from .bank import Bank
 from .callbacks import CallbackAnswerer
-from .channel import Channel
+from .channel import Channel, ChannelState
 from .config import ApplianceConfig
 from .inbound import InboundRecorder
 from .link import Link
@@ -130,6 +132,23 @@ def build_policy(cfg: ApplianceConfig, rng: random.Random) -> RotationPolicy:
     return RotationPolicy(limits=limits, lock_rules=rules, operator_limits=ops, tz=cfg.appliance.timezone, rng=rng)
 
 
+#: Modems named in the STATUS line when down, at most: `systemctl status` shows one line.
+STATUS_DOWN_NAMED = 3
+
+
+def status_line(channels: list[Channel], link: Link | None) -> str:
+    """systemd's STATUS= line: modems up (those down named, with their state) and the link."""
+    down = [ch for ch in channels if ch.state in (ChannelState.OPENING, ChannelState.FAULTY)]
+    text = f"{len(channels) - len(down)}/{len(channels)} modems up"
+    if down:
+        named = ", ".join(f"{ch.id} {ch.state.value}" for ch in down[:STATUS_DOWN_NAMED])
+        more = f", +{len(down) - STATUS_DOWN_NAMED} more" if len(down) > STATUS_DOWN_NAMED else ""
+        text += f" (down: {named}{more})"
+    if link is None:
+        return text + "; no link (standalone)"
+    return text + ("; link connected to " if link.connected.is_set() else "; link down, reconnecting to ") + str(link.cfg.url)
+
+
 class Appliance:
     def __init__(self, cfg: ApplianceConfig, *, seed: int | None = None) -> None:
         self.cfg = cfg
@@ -226,7 +245,14 @@ class Appliance:
     def status(self) -> dict[str, Any]:
         return self._status.summary()
 
-    async def run_forever(self) -> None:
+    def status_line(self) -> str:
+        return status_line(list(self.bank.channels.values()), self.link)
+
+    async def run_forever(self, notifier: Notifier | None = None) -> None:
+        """Start, serve until SIGINT/SIGTERM, stop; under systemd (``notifier``, from the
+        environment by default) READY=1 once started, WATCHDOG=1 and STATUS= from this
+        loop while it runs, STOPPING=1 at the stop."""
+        notifier = Notifier() if notifier is None else notifier
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -234,9 +260,13 @@ class Appliance:
         tune_gc()
         await self.start()
         freeze_startup_heap()
+        notifier.ready(self.status_line())
+        alive = asyncio.create_task(keep_alive(notifier, self.status_line), name="sd_notify keep-alive")
         try:
             await stop.wait()
         finally:
+            alive.cancel()
+            notifier.stopping("stopping: closing the modems' ports")
             logger.info("stopping")
             try:
                 await asyncio.wait_for(self.stop(), STOP_TIMEOUT)

@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from common.sdnotify import Notifier, keep_alive
+
 from . import auth, planner
 from .api import Api
 from .config import ControllerConfig
@@ -172,10 +174,22 @@ class Controller:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
-    async def run_forever(self) -> None:
+    def status_line(self) -> str:
+        """systemd's STATUS= line: appliances on the link, campaigns running, the API."""
+        connected = sum(1 for link in self.hub.links.values() if link.hello is not None)
+        running = len(self.store.running_campaigns())
+        return f"appliances connected: {connected}, campaigns running: {running}; API {self.url}"
+
+    async def run_forever(self, notifier: Notifier | None = None) -> None:
+        """Start, serve until SIGINT/SIGTERM, stop; under systemd (``notifier``, from the
+        environment by default) READY=1 once listening, WATCHDOG=1 and STATUS= from this
+        loop while it runs, STOPPING=1 at the stop."""
         import signal
 
+        notifier = Notifier() if notifier is None else notifier
         await self.start()
+        notifier.ready(self.status_line())
+        alive = asyncio.create_task(keep_alive(notifier, self.status_line), name="sd_notify keep-alive")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -184,6 +198,8 @@ class Controller:
         try:
             await stop.wait()
         finally:
+            alive.cancel()
+            notifier.stopping("stopping: closing the appliances' links")
             await self.stop()
 
 

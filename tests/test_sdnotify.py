@@ -6,10 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import os
+import signal
+import sys
 import time
 
+import aiohttp
 import pytest
 from notify_peer import NotifyPeer
+from system_harness import appliance_config, free_port, toml_text
 
 from common.sdnotify import (
     Notifier,
@@ -139,3 +145,116 @@ async def test_a_failing_status_source_does_not_stop_the_pings(peer, caplog):
         await task
     assert all(m == {"WATCHDOG": "1"} for m in got)
     assert "status line" in caplog.text
+
+
+# -- the two services, started as systemd starts them --------------------------------------
+
+#: The processes' WATCHDOG_USEC: a ping every second; every gap must stay under it.
+WATCHDOG = 2.0
+
+
+async def simrotor(*args: str, env: dict[str, str] | None = None, log=None) -> asyncio.subprocess.Process:  # type: ignore[no-untyped-def]
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simrotor", *args, env={**os.environ, **(env or {})},
+        stdout=log or asyncio.subprocess.PIPE, stderr=log or asyncio.subprocess.PIPE)
+
+
+async def output(*args: str) -> dict:
+    proc = await simrotor(*args, "--json")
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out)
+
+
+def pings_after_ready(peer: NotifyPeer) -> list[float]:
+    ready = next(t for t, m in peer.snapshot() if "READY" in m)
+    return [t for t, m in peer.snapshot() if "WATCHDOG" in m and t >= ready]
+
+
+async def until_pings(peer: NotifyPeer, n: int, timeout: float = 30.0) -> list[float]:
+    async with asyncio.timeout(timeout):
+        while len(pings := pings_after_ready(peer)) < n:
+            await asyncio.sleep(0.1)
+    return pings
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.bank(modems=2, sims_per_modem=1)
+async def test_controller_and_appliance_processes_speak_sd_notify(tmp_path, bank):
+    """Both services as child processes with $NOTIFY_SOCKET and $WATCHDOG_USEC: READY once
+    serving, STATUS naming appliances and campaigns / modems and the link, WATCHDOG within
+    the interval all along, STOPPING at SIGTERM, exit 0."""
+    port = free_port()
+    (tmp_path / "c.toml").write_text(f'[controller]\nstore = "{tmp_path / "c.db"}"\nlisten = "127.0.0.1:{port}"\n'
+                                     "[link]\nheartbeat_seconds = 1.0\n")
+    cpeer, apeer = NotifyPeer(tmp_path / "c.sock"), NotifyPeer(tmp_path / "a.sock")
+    log = open(tmp_path / "services.log", "ab")  # noqa: SIM115, ASYNC230 - both processes write to it until the end
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        env = {"WATCHDOG_USEC": str(int(WATCHDOG * 1e6))}
+        procs.append(await simrotor("controller", "run", "--config", str(tmp_path / "c.toml"), "--log-level", "WARNING",
+                                    env={**env, **cpeer.env}, log=log))
+        ready = await cpeer.wait_for("controller READY", lambda m: "READY" in m, 30)
+        assert ready["STATUS"] == f"appliances connected: 0, campaigns running: 0; API http://127.0.0.1:{port}"
+
+        key = (await output("controller", "keys", "create", "--config", str(tmp_path / "c.toml"), "--name", "crm"))["key"]
+        token = (await output("controller", "enroll-token", "--config", str(tmp_path / "c.toml")))["token"]
+        link = f"ws://127.0.0.1:{port}/v1/link"
+        (tmp_path / "a.toml").write_text(toml_text(appliance_config(tmp_path, bank.state, link, tmp_path / "cred")))
+        await output("provision", "enroll", "--config", str(tmp_path / "a.toml"),
+                     "--controller", f"http://127.0.0.1:{port}", "--token", token)
+        procs.append(await simrotor("appliance", "run", "--config", str(tmp_path / "a.toml"), "--log-level", "WARNING",
+                                    env={**env, **apeer.env}, log=log))
+        ready = await apeer.wait_for("appliance READY", lambda m: "READY" in m, 60)
+        # READY comes at the end of start-up: every modem tried, the link only just dialling
+        assert ready["STATUS"] == f"2/2 modems up; link down, reconnecting to {link}"
+        await apeer.wait_for("appliance STATUS with its link up",
+                             lambda m: m.get("STATUS") == f"2/2 modems up; link connected to {link}", 30)
+        await cpeer.wait_for("controller STATUS with the appliance",
+                             lambda m: m.get("STATUS", "").startswith("appliances connected: 1, campaigns running: 0"), 30)
+        async with aiohttp.ClientSession() as s, s.post(
+                f"http://127.0.0.1:{port}/v1/campaigns", headers={"Authorization": f"Bearer {key}"},
+                json={"id": "c1", "name": "January", "strategy": [{"kind": "call", "attempts": 1}]}) as r:
+            assert r.status == 201, await r.text()
+        await cpeer.wait_for("controller STATUS with the campaign",
+                             lambda m: m.get("STATUS", "").startswith("appliances connected: 1, campaigns running: 1"), 30)
+
+        for peer in (cpeer, apeer):
+            pings = await until_pings(peer, 4)
+            gaps = [b - a for a, b in itertools.pairwise(pings)]
+            assert all(g < WATCHDOG for g in gaps), gaps  # systemd's rule: a ping within WatchdogSec
+
+        for proc, peer in ((procs[1], apeer), (procs[0], cpeer)):
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 40) == 0
+            stopping = [m for _, m in peer.snapshot() if "STOPPING" in m]
+            assert len(stopping) == 1 and stopping[0]["STOPPING"] == "1"
+            # nothing after STOPPING but silence: no READY twice, no ping after it
+            last = max(t for t, m in peer.snapshot() if "STOPPING" in m)
+            assert [m for t, m in peer.snapshot() if t > last and "WATCHDOG" in m] == []
+            assert len([m for _, m in peer.snapshot() if "READY" in m]) == 1
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        log.close()
+        cpeer.close()
+        apeer.close()
+
+
+def test_appliance_status_line_names_the_modems_down_and_the_link():
+    from types import SimpleNamespace
+
+    from appliance.channel import Channel, ChannelState
+    from appliance.runtime import status_line
+
+    states = [ChannelState.IDLE, ChannelState.BUSY, ChannelState.FAULTY, ChannelState.QUARANTINED,
+              ChannelState.OPENING, ChannelState.FAULTY, ChannelState.FAULTY, ChannelState.COOLING]
+    channels = [Channel(f"m{i}", f"/dev/x{i}", 1, state=s) for i, s in enumerate(states)]
+    assert status_line(channels, None) == ("4/8 modems up (down: m2 faulty, m4 opening, m5 faulty, +1 more); "
+                                           "no link (standalone)")
+    link = SimpleNamespace(connected=asyncio.Event(), cfg=SimpleNamespace(url="wss://c:8480/v1/link"))
+    assert status_line(channels[:2], link) == "2/2 modems up; link down, reconnecting to wss://c:8480/v1/link"  # type: ignore[arg-type]
+    link.connected.set()
+    assert status_line(channels[:2], link) == "2/2 modems up; link connected to wss://c:8480/v1/link"  # type: ignore[arg-type]
