@@ -133,7 +133,7 @@ def scan_command(pattern: str | None, sysfs_root: Path, timeout: float, concurre
         _table(rows)
         click.echo(f"{len(result.modems)} modems on {result.ports_probed} ports in {result.seconds:.2f} s; "
                    f"{len(result.problems)} problems; state: {state_path}")
-        _problems([to_jsonable(p) for p in result.problems])
+    _problems([to_jsonable(p) for p in result.problems])  # stderr: for the person, with --json too
     if result.problems or not result.modems:
         raise SystemExit(EXIT_FAILURE)
 
@@ -198,11 +198,11 @@ def sims_command(pin_file: Path | None, number_ussd: tuple[str, ...], modems: tu
         _table(rows)
         ready = sum(1 for r in out if r["status"] == "ready")
         click.echo(f"{ready} of {sum(1 for r in out if r['status'] != 'no_slot')} SIMs ready; state: {state_path}")
-        _problems([{"problem": f"{r['modem_id']} slot {r['slot']} ({r['port']}): {r['problem']}", "fix": r["fix"]}
-                   for r in out if r["status"] not in FINE])
-        for r in out:
-            if r["status"] == "no_slot":
-                click.echo(f"note: {r['modem_id']} slot {r['slot']}: {r['problem']}; {r['fix']}", err=True)
+    _problems([{"problem": f"{r['modem_id']} slot {r['slot']} ({r['port']}): {r['problem']}", "fix": r["fix"]}
+               for r in out if r["status"] not in FINE])
+    for r in out:
+        if r["status"] == "no_slot":
+            click.echo(f"note: {r['modem_id']} slot {r['slot']}: {r['problem']}; {r['fix']}", err=True)
     if any(r["status"] not in FINE for r in out):
         raise SystemExit(EXIT_FAILURE)
 

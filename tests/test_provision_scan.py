@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,6 +30,14 @@ HOLD = ("import serial, sys, time; s = serial.Serial(sys.argv[1], exclusive=True
         "time.sleep(120)")
 
 pytestmark = pytest.mark.timeout(120)
+
+
+def hold(port: str) -> subprocess.Popen[str]:
+    """Another process holding ``port``; started in a thread (the CLI's runs install
+    uvloop's policy, which has no child watcher for the test loop's subprocesses)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, port], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
 
 
 @pytest.mark.bank(modems=8, vendors=("simcom", "quectel", "huawei", "generic"), sysfs=True)
@@ -67,15 +76,13 @@ async def test_fake_sysfs_groups_each_modems_ttys(bank):
 async def test_busy_port_and_silent_modem_are_reported_the_rest_found(bank, tmp_path):
     emu, _ = bank
     held, stuck = emu.modems[0], emu.modems[2]
-    holder = await asyncio.create_subprocess_exec(  # another process holds the port (flock, as the AT layer)
-        sys.executable, "-c", HOLD, held.port, stdout=asyncio.subprocess.PIPE)
+    holder = await asyncio.to_thread(hold, held.port)
     try:
-        assert holder.stdout is not None and (await holder.stdout.readline()).strip() == b"held"
         await emu.inject(stuck.id, Fault.STUCK)
         result = await scan(sysfs_root=emu.sysfs_root, timeout=PROBE)
     finally:
         holder.kill()
-        await holder.wait()
+        holder.wait()
     found = {m.imei for m in result.modems}
     assert found == {emu.modems[1].imei, emu.modems[3].imei}
     busy = [p for p in result.problems if p.kind == "busy"]
