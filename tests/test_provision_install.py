@@ -183,3 +183,18 @@ def test_a_wheel_carries_every_shipped_file():
     covered = {p.name for g in globs for p in REPO.glob(g)}
     assert covered == {p.name for p in (REPO / "systemd").iterdir() if p.is_file()}
     assert shipped_dir() == REPO / "systemd"
+
+
+def test_the_sysusers_file_makes_the_user(tmp_path):
+    """systemd-sysusers reads the staged file (a dry run against the staged root: it says
+    what it would create and writes nothing)."""
+    root = tmp_path / "stage"
+    assert staged_json(root)[0] == 0
+    tool = shutil.which("systemd-sysusers")
+    assert tool, "systemd-sysusers is missing: Debian's systemd package (./scripts/test installs it)"
+    done = subprocess.run([tool, f"--root={root}", "--dry-run", str(root / "etc/sysusers.d/simrotor.conf")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    assert "Creating user 'simrotor' (simrotor telephony edge)" in said and "Creating group 'dialout'" in said
+    assert not (root / "etc/passwd").exists()
