@@ -254,21 +254,24 @@ def assign_command(targets: tuple[str, ...], label: str | None, pools: tuple[str
 @click.option("--id", "appliance_id", default=None, help="[appliance] id (default: kept, else the host name).")
 @click.option("--store", default=None, help="[appliance] store (default: kept, else /var/lib/simrotor/appliance.db).")
 @click.option("--force", is_flag=True, help="Write even when existing lines are removed or changed (see the diff).")
+@click.option("--udev-names", is_flag=True,
+              help="Name ports /dev/simrotor/imei-<IMEI>.at|audio (the udev rules' names) instead of the scanned paths.")
 @state_option
 @json_option
 def write_config_command(config_path: Path, appliance_id: str | None, store: str | None, force: bool,
-                         state_path: Path, as_json: bool) -> None:
+                         udev_names: bool, state_path: Path, as_json: bool) -> None:
     """Write the appliance config from what was scanned, read and assigned. An existing
     setting is never dropped silently: the diff is shown and --force writes it. The
     modems written become the inventory `provision inventory` checks.
 
     \b
     Example:
-      simrotor provision write-config --config /etc/simrotor/appliance.toml
+      simrotor provision write-config --config /etc/simrotor/appliance.toml --udev-names
     """
     data = _load(state_path, as_json)
     try:
-        plan = write_config(data, config_path, force=force, now=_now(), appliance_id=appliance_id, store=store)
+        plan = write_config(data, config_path, force=force, now=_now(), appliance_id=appliance_id, store=store,
+                            udev_names=udev_names)
     except ProvisioningError as exc:
         fail(str(exc), code=EXIT_FAILURE, as_json=as_json)
     if plan.written or not plan.removed:

@@ -73,6 +73,8 @@ class ScannedModem:
     usb_path: str | None
     usb_id: str | None
     ports: list[dict[str, object]] = field(default_factory=list)  # every tty: port, interface, status
+    at_interface: int | None = None  # bInterfaceNumber of the AT and audio ports (udev rules match them)
+    audio_interface: int | None = None
 
 
 @dataclass(slots=True)
@@ -217,13 +219,16 @@ def group(probes: list[PortProbe]) -> tuple[list[ScannedModem], list[ScanProblem
             continue
 
         chosen = min(answering, key=lambda p, at=layout.at if layout else (): _rank(p, at))
-        audio = next((p.port for p in members if p.status == "audio"), None)
+        audio_probe = next((p for p in members if p.status == "audio"), None)
+        audio = audio_probe.port if audio_probe else None
         modems.append(ScannedModem(
             chosen.port, audio, chosen.manufacturer or "", chosen.model or "", chosen.revision or "",
             chosen.imei or "", chosen.dialect or "", usb_path, where.usb_id if where else None,
             [{"port": p.port, "interface": p.place.interface if p.place else None, "status": p.status}
              for p in sorted(members, key=lambda m: (m.place.interface if m.place and m.place.interface is not None
-                                                     else -1, m.port))]))
+                                                     else -1, m.port))],
+            chosen.place.interface if chosen.place else None,
+            audio_probe.place.interface if audio_probe and audio_probe.place else None))
     modems.sort(key=lambda m: (_usb_sort(m.usb_path), m.at_port))
     return modems, problems
 
@@ -256,6 +261,7 @@ def record_scan(data: dict[str, object], result: ScanResult, now: str) -> None:
         entry.update({"id": modem_id_for(data, key), "imei": m.imei, "at_port": m.at_port, "audio_port": m.audio_port,
                       "manufacturer": m.manufacturer, "model": m.model, "revision": m.revision,
                       "dialect": m.dialect, "usb_path": m.usb_path, "usb_id": m.usb_id,
+                      "at_interface": m.at_interface, "audio_interface": m.audio_interface,
                       "slots": entry.get("slots", 1), "last_seen": now, "present": True})
         modems[key] = entry
     for key, entry in modems.items():

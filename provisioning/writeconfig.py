@@ -1,6 +1,7 @@
 """``provision write-config``: the appliance TOML from what was scanned, read and
-assigned — one ``[[modem]]`` per modem with a ready SIM (its by-id AT port, audio port,
-slots, PIN, pools), ``[limits]`` and ``[operator_limits]`` from ``assign`` — merged into
+assigned — one ``[[modem]]`` per modem with a ready SIM (its by-id AT port and audio
+port, or with ``udev_names`` the ``/dev/simrotor/imei-<IMEI>.at|audio`` names the udev
+rules give them; slots, PIN, pools), ``[limits]`` and ``[operator_limits]`` from ``assign`` — merged into
 the existing config, so the installer's other settings stay.
 
 It never drops or changes an existing setting silently: when the file exists and the new
@@ -43,7 +44,11 @@ class ConfigPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def _modem_tables(data: dict[str, Any], existing: dict[str, dict[str, Any]]
+#: The names `provision udev`'s rules give a modem's ports (systemd/99-simrotor.rules.in).
+UDEV_NAME: Final = "/dev/simrotor/imei-{imei}.{role}"
+
+
+def _modem_tables(data: dict[str, Any], existing: dict[str, dict[str, Any]], udev_names: bool
                   ) -> tuple[list[dict[str, Any]], dict[tuple[str, int], list[str]], list[str], list[str], dict]:
     tables: list[dict[str, Any]] = []
     comments: dict[tuple[str, int], list[str]] = {}
@@ -61,9 +66,16 @@ def _modem_tables(data: dict[str, Any], existing: dict[str, dict[str, Any]]
             left_out.append(f"{m['id']} ({m.get('model')}, IMEI {m.get('imei')}): no ready SIM ({why})")
             continue
         table: dict[str, Any] = dict(existing.get(str(m["id"]), {}))  # keys we do not write (vendor) stay
-        table.update({"id": m["id"], "port": m["at_port"]})
-        if m.get("audio_port"):
-            table["audio"] = m["audio_port"]
+        port, audio = m["at_port"], m.get("audio_port")
+        if udev_names:
+            if m.get("imei") and m.get("usb_path"):
+                port = UDEV_NAME.format(imei=m["imei"], role="at")
+                audio = UDEV_NAME.format(imei=m["imei"], role="audio") if audio else None
+            else:
+                warnings.append(f"{m['id']}: no IMEI or USB place, so no udev name: its scanned port is written")
+        table.update({"id": m["id"], "port": port})
+        if audio:
+            table["audio"] = audio
         else:
             table.pop("audio", None)
         table["slots"] = int(m.get("slots") or 1)
@@ -104,7 +116,7 @@ def _modem_tables(data: dict[str, Any], existing: dict[str, dict[str, Any]]
 
 
 def plan_config(data: dict[str, Any], path: Path, *, appliance_id: str | None = None,
-                store: str | None = None) -> tuple[ConfigPlan, dict[str, Any]]:
+                store: str | None = None, udev_names: bool = False) -> tuple[ConfigPlan, dict[str, Any]]:
     """The config ``write-config`` would write at ``path``, checked by the appliance's
     loader; also the inventory it provisions."""
     old_text = path.read_text(encoding="utf-8") if path.exists() else None
@@ -130,7 +142,7 @@ def plan_config(data: dict[str, Any], path: Path, *, appliance_id: str | None = 
         made_token = False
     doc["appliance"] = section
     by_id = {str(m.get("id")): m for m in existing.get("modem", []) if isinstance(m, dict)}
-    tables, comments, left_out, warnings, inventory = _modem_tables(data, by_id)
+    tables, comments, left_out, warnings, inventory = _modem_tables(data, by_id, udev_names)
     if not tables:
         raise ProvisioningError("no modem with a ready SIM to write; fix: `provision scan`, then `provision sims "
                                 "--pin-file FILE` until SIMs read ready" + (f" (left out: {'; '.join(left_out)})"
@@ -171,9 +183,9 @@ def plan_config(data: dict[str, Any], path: Path, *, appliance_id: str | None = 
 
 
 def write_config(data: dict[str, Any], path: Path, *, force: bool = False, now: str,
-                 appliance_id: str | None = None, store: str | None = None) -> ConfigPlan:
+                 appliance_id: str | None = None, store: str | None = None, udev_names: bool = False) -> ConfigPlan:
     """Write the config when it drops nothing (or ``force``); record the inventory."""
-    plan, inventory = plan_config(data, path, appliance_id=appliance_id, store=store)
+    plan, inventory = plan_config(data, path, appliance_id=appliance_id, store=store, udev_names=udev_names)
     if plan.removed and not force:
         return plan
     if path.exists() and path.read_text(encoding="utf-8") == plan.text:

@@ -179,6 +179,17 @@ async def test_write_config_keeps_lines_then_inventory_names_a_missing_modem(ban
     run = await cli(*args, "--force")
     assert run.exit_code == 0 and tomllib.loads(config.read_text())["limits"]["calls_per_day"] == 120
 
+    # With the udev rules installed, the config names the rules' stable names.
+    udev = tmp_path / "udev.toml"
+    run = await cli("write-config", "--config", str(udev), "--state", state, "--store", str(tmp_path / "a.db"),
+                    "--udev-names")
+    assert run.exit_code == 0, run.output
+    named = {x.id: x for x in load_config(str(udev)).modem}
+    huawei = next(x for x in emu.modems if x.vendor == "huawei")
+    ids = {e["imei"]: e["id"] for e in json.loads(Path(state).read_text())["modems"].values()}
+    assert named[ids[huawei.imei]].port == f"/dev/simrotor/imei-{huawei.imei}.at"
+    assert named[ids[huawei.imei]].audio == f"/dev/simrotor/imei-{huawei.imei}.audio"
+
     run = await cli("inventory", "--sysfs-root", str(emu.sysfs_root), "--timeout", PROBE, "--state", state)
     assert run.exit_code == 0 and run.stdout.strip() == "expected 3 modems, found 3"
 

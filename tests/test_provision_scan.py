@@ -68,6 +68,7 @@ async def test_fake_sysfs_groups_each_modems_ttys(bank):
             assert at is not None and audio is not None
             assert at.usb_path == audio.usb_path == found.usb_path
             assert (at.interface, audio.interface) == (layout.at[0], layout.audio)
+            assert (found.at_interface, found.audio_interface) == (layout.at[0], layout.audio)
     # Three models carry audio ports (SIM7600, EC25, Huawei): each has one in this bank.
     assert {m.model for m in result.modems if m.audio_port} >= {"SIMCOM_SIM7600E-H", "EC25", "E1550"}
 
