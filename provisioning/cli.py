@@ -53,7 +53,9 @@ def enroll(config_path: str, controller: str, token: str, as_json: bool) -> None
 
 from .bank_cli import BANK_COMMANDS  # scan, sims, assign, write-config, inventory
 from .install import install_command  # each command registered at the end, in one place
+from .udev import udev_command
 
 provision.add_command(install_command)
+provision.add_command(udev_command)
 for _command in BANK_COMMANDS:
     provision.add_command(_command)
