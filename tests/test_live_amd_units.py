@@ -89,3 +89,16 @@ async def test_a_voicebot_jobs_known_prompts_render_while_the_call_rings(tmp_pat
     assert all(synth.path(t, "en").is_file() for t in texts)
     assert prepare_voicebot({**opts, "on_human": "play"}) is None
     assert prepare_voicebot({**opts, "dialogue": "no_such"}) is None  # the runner says why, at the answer
+
+
+def test_a_greeting_ends_on_a_noisy_line_too() -> None:
+    """The greeting's end (when no beep comes) is quiet against the line's own floor: on a
+    line whose noise stands at −38 dBFS (louder than a fixed −45 dBFS 'sound' level) the
+    greeting still ends, and on a clean line a −45 dBFS murmur is not taken for talk."""
+    listener = Listener(port=None)  # type: ignore[arg-type]
+    feed(listener, noise(1000, -38.0) + noise(3000, -14.0) + noise(1000, -38.0))
+    assert listener.ms - listener.last_sound_ms >= 700, (listener.ms, listener.last_sound_ms)
+    assert 3900 <= listener.last_sound_ms <= 4200, listener.last_sound_ms  # the talk's end, not the noise's
+    clean = Listener(port=None)  # type: ignore[arg-type]
+    feed(clean, noise(1000, LINE) + noise(2000, TALK) + noise(1000, -47.0))
+    assert clean.ms - clean.last_sound_ms >= 700 and 2900 <= clean.last_sound_ms <= 3200, clean.last_sound_ms

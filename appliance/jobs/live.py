@@ -17,7 +17,7 @@ from typing import Final
 
 from appliance.audio.amd import AmdConfig, AmdDetector
 from appliance.audio.events import AmdDecision, AmdResult, Beep
-from appliance.audio.features import FrameClock
+from appliance.audio.features import FrameClock, follow_floor
 from appliance.audio.pcm import FRAME_MS
 from appliance.audio.tones import ToneDetector
 from modem_drivers.audio import FRAME_BYTES, AudioFault, AudioPort
@@ -37,9 +37,15 @@ BEEP_WAIT_S: Final = 10.0
 #: statement on a noisy line (AmdConfig.human_silence_ms 500) plus margin, 700 ms as the
 #: emulator closes what it heard.
 GREETING_END_MS: Final = 700
-#: A frame louder than this is sound (the emulator's line floor is −66 dBFS; speech and
-#: beeps are above −45, the level at which the far end counts what it hears).
-SOUND_DBFS: Final = -45.0
+#: A frame is sound when it is this far over the line's noise floor (the AMD's own
+#: speech_on_db: a fixed level never saw a greeting end on a line noisier than it) ...
+SOUND_OVER_FLOOR_DB: Final = 9.0
+#: ... and over this level at least (speech and beeps are above −45 dBFS, the level at
+#: which the emulator's far end counts what it hears; its clean line floor is −66).
+SOUND_MIN_DBFS: Final = -45.0
+#: The floor follows the quietest frames at once and creeps up 3 dB/s otherwise
+#: (``features.follow_floor``, the AMD's ``floor_rise_db_per_s``).
+_FLOOR_RISE_DB: Final = 3.0 * FRAME_MS / 1000
 #: After the last frame is written, the modem's small buffer still holds a few frames;
 #: hanging up at once would cut the message's end (10 frames = the emulator's buffer).
 PLAY_TAIL_S: Final = 10 * FRAME_MS / 1000
@@ -76,6 +82,7 @@ class Listener:
         self.beep_ms: int | None = None
         self.ms = 0  # audio heard so far, ms after the answer
         self.last_sound_ms = 0
+        self._floor: float | None = None  # the line's noise floor, dBFS (follow_floor)
         self.decided = asyncio.Event()
         self.revised = asyncio.Event()
         self.beeped = asyncio.Event()
@@ -98,7 +105,8 @@ class Listener:
             return
         ft = self._clock.features(frame)
         self.ms = ft.end_ms
-        if ft.level_db > SOUND_DBFS:
+        self._floor = follow_floor(self._floor, ft.level_db, _FLOOR_RISE_DB)
+        if ft.level_db > max(SOUND_MIN_DBFS, self._floor + SOUND_OVER_FLOOR_DB):
             self.last_sound_ms = ft.end_ms
         tones = self._tones.feed_features(ft)
         for ev in tones:
