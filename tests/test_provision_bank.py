@@ -10,15 +10,19 @@ line without --force, and inventory names a modem gone from its hub port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from click.testing import CliRunner, Result
+from system_harness import free_port
 
 from appliance.channel import ChannelState
 from appliance.config import load_config
@@ -30,6 +34,8 @@ from provisioning.cli import provision
 PROBE = "0.5"
 #: Seconds any awaited condition may take on a loaded 2-core machine.
 WAIT = 30.0
+#: The bearer token of the appliance run as a process.
+TOKEN = "provision-run-token"
 #: Another process holding a port open exclusively (the AT layer's flock).
 HOLD = ("import serial, sys, time; s = serial.Serial(sys.argv[1], exclusive=True); print('held', flush=True); "
         "time.sleep(120)")
@@ -204,3 +210,60 @@ async def test_write_config_keeps_lines_then_inventory_names_a_missing_modem(ban
     run = await cli("inventory", "--sysfs-root", str(emu.sysfs_root), "--timeout", PROBE, "--state", state)
     assert f"expected 3 modems, found 2: missing IMEI {gone.imei}" in run.stdout
     assert "last seen on hub port 1-1.2" in run.stdout
+
+
+@pytest.mark.bank(modems=3, vendors=VENDORS, pin_locked=True, sysfs=True, control_port=None)
+async def test_appliance_run_as_a_process_on_the_written_config(bank, tmp_path: Path):
+    """The config `write-config` wrote, run as the service runs it: `simrotor appliance
+    run` in its own process opens the scanned by-id ports, enters the PINs and serves."""
+    emu, _ = bank
+    state = str(tmp_path / "provisioning.json")
+    config = tmp_path / "appliance.toml"
+    port = free_port()
+    config.write_text(f'[appliance]\nid = "box-run"\nstore = "{tmp_path / "a.db"}"\nlisten = "127.0.0.1:{port}"\n'
+                      f'token = "{TOKEN}"\n')
+    pins = tmp_path / "pins.txt"
+    pins.write_text("* 1234\n")
+    assert (await cli("scan", "--sysfs-root", str(emu.sysfs_root), "--timeout", PROBE, "--state", state)).exit_code == 0
+    assert (await cli("sims", "--pin-file", str(pins), "--state", state)).exit_code == 0
+    run = await cli("write-config", "--config", str(config), "--state", state)
+    assert run.exit_code == 0, run.output
+    ids = sorted(x.id for x in load_config(str(config)).modem)
+    assert len(ids) == 3
+    # The SIMs ask for their PIN again after a power-up: the appliance enters the config's.
+    for vm in emu.modems:
+        vm.sims[0].pin_state = PinState.SIM_PIN
+    proc = await asyncio.to_thread(run_appliance, config, tmp_path / "appliance.log")
+    try:
+        channels = await wait_channels(f"http://127.0.0.1:{port}", proc, len(ids))
+        assert sorted(c["id"] for c in channels) == ids
+        assert all(c["state"] == "idle" for c in channels), channels
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, WAIT)
+    assert code == 0, (tmp_path / "appliance.log").read_text()
+
+
+def run_appliance(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """`simrotor appliance run` as a child, its output in ``log_path`` (started in a
+    thread: the CLI's runs install uvloop's policy, without a child watcher here)."""
+    with open(log_path, "wb") as log:  # the child has its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "simrotor", "appliance", "run", "--config", str(config),
+                                 "--log-level", "WARNING"], stdout=log, stderr=log)
+
+
+async def wait_channels(base: str, proc: subprocess.Popen[bytes], count: int) -> list[dict[str, Any]]:
+    """The appliance's channels once ``count`` are idle (polled, bounded by WAIT)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        while True:
+            assert proc.poll() is None, "the appliance exited"
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base}/api/channels") as r:
+                    if r.status == 200:
+                        channels = (await r.json())["channels"]
+                        if sum(c["state"] == "idle" for c in channels) >= count:
+                            return list(channels)
+            assert loop.time() < deadline, "the appliance's channels did not come up"
+            await asyncio.sleep(0.2)  # waiting for the appliance to open the modems and enter PINs
