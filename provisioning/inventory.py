@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .scan import ScanResult
+from .scan import ScanResult, modem_key
 from .state import ProvisioningError
 
 
@@ -36,7 +36,7 @@ def compare(data: dict[str, Any], result: ScanResult) -> InventoryReport:
         raise ProvisioningError("no provisioned inventory yet; fix: run `provision write-config` once the bank is "
                                 "scanned and its SIMs read")
     expected: dict[str, Any] = provisioned["modems"]
-    found = {(m.imei or f"port:{m.at_port}"): m for m in result.modems}
+    found = {modem_key(m, result): m for m in result.modems}
     report = InventoryReport(len(expected), sum(1 for k in found if k in expected),
                              provisioned_at=provisioned.get("provisioned_at"))
     for key, was in sorted(expected.items(), key=lambda kv: str(kv[1].get("id"))):

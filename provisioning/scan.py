@@ -80,7 +80,8 @@ class ScannedModem:
 @dataclass(slots=True)
 class ScanProblem:
     """``kind``: ``busy`` (held by another process), ``unavailable`` (cannot be opened),
-    ``silent`` (no tty of the modem, or this port, answered AT)."""
+    ``silent`` (no tty of the modem, or this port, answered AT), ``duplicate_imei`` (a
+    second modem with an IMEI already seen: it is found and kept, by its port)."""
 
     kind: str
     port: str
@@ -230,7 +231,22 @@ def group(probes: list[PortProbe]) -> tuple[list[ScannedModem], list[ScanProblem
             chosen.place.interface if chosen.place else None,
             audio_probe.place.interface if audio_probe and audio_probe.place else None))
     modems.sort(key=lambda m: (_usb_sort(m.usb_path), m.at_port))
+    seen: dict[str, ScannedModem] = {}
+    for m in modems:
+        first = seen.setdefault(m.imei, m) if m.imei else m
+        if first is not m:  # cloned dongles share an IMEI: both are kept, told apart by port
+            problems.append(ScanProblem(
+                "duplicate_imei", m.at_port, f"two modems answer with IMEI {m.imei} ({first.at_port} and {m.at_port})",
+                "the network may bar both (an IMEI is one device); the second is recorded by its port: replace it, "
+                "or use udev names by hub port", m.usb_path))
     return modems, problems
+
+
+def modem_key(m: ScannedModem, result: ScanResult) -> str:
+    """The state's key of a scanned modem: its IMEI, or its port when it has none or
+    shares it with an earlier modem of the scan."""
+    first = next((x for x in result.modems if x.imei == m.imei), m)
+    return m.imei if m.imei and first is m else f"port:{m.at_port}"
 
 
 def _rank(p: PortProbe, preferred: tuple[int, ...]) -> tuple[int, str]:
@@ -255,7 +271,7 @@ def record_scan(data: dict[str, object], result: ScanResult, now: str) -> None:
     assert isinstance(modems, dict)
     found = set()
     for m in result.modems:
-        key = m.imei or f"port:{m.at_port}"
+        key = modem_key(m, result)
         found.add(key)
         entry = modems.get(key, {})
         entry.update({"id": modem_id_for(data, key), "imei": m.imei, "at_port": m.at_port, "audio_port": m.audio_port,

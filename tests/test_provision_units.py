@@ -126,3 +126,25 @@ def test_inventory_sentence_and_state_file(tmp_path: Path):
     path.write_text("{not json")
     with pytest.raises(ProvisioningError, match="provisioning.json: not JSON"):
         load_state(path)
+
+
+def test_two_modems_with_one_imei_are_both_kept():
+    """On two USB devices (cloned dongles); without sysfs two AT ports with one IMEI are
+    one modem's (SIM7600's interfaces 2 and 3 both answer AT)."""
+    from provisioning.scan import PortProbe, group, record_scan
+    from provisioning.sysfs import UsbPlace
+
+    def probes(placed: bool) -> list[PortProbe]:
+        return [PortProbe(f"/dev/ttyUSB{i}", "at", None, "HUAWEI", "E173", "r", "863313010000068", "huawei",
+                          UsbPlace(f"ttyUSB{i}", f"1-1.{i}", 2, "12d1:1436", None, None, None) if placed else None)
+                for i in (2, 5)]
+
+    assert len(group(probes(False))[0]) == 1
+    modems, problems = group(probes(True))
+    assert len(modems) == 2
+    (dup,) = problems
+    assert dup.kind == "duplicate_imei" and dup.port == "/dev/ttyUSB5" and "863313010000068" in dup.problem
+    data = empty()
+    record_scan(data, ScanResult(modems, problems, 2, 0.0), "now")
+    assert sorted(data["modems"]) == ["863313010000068", "port:/dev/ttyUSB5"]
+    assert sorted(m["id"] for m in data["modems"].values()) == ["m01", "m02"]
