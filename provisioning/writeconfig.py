@@ -56,6 +56,9 @@ def _modem_tables(data: dict[str, Any], existing: dict[str, dict[str, Any]], ude
     warnings: list[str] = []
     inventory: dict[str, Any] = {}
     modems = sorted((m for m in data["modems"].values() if m.get("present", True)), key=lambda m: str(m["id"]))
+    for m in sorted((m for m in data["modems"].values() if not m.get("present", True)), key=lambda m: str(m["id"])):
+        left_out.append(f"{m['id']} ({m.get('model')}, IMEI {m.get('imei')}): not found at the last scan (last seen "
+                        f"{m.get('last_seen')} on USB {m.get('usb_path') or '-'})")
     for m in modems:
         sims = sorted((s for i, s in data["sims"].items() if s.get("modem_id") == m["id"]
                        and s.get("imei") == m.get("imei")), key=lambda s: s.get("slot", 0))

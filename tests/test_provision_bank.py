@@ -210,6 +210,12 @@ async def test_write_config_keeps_lines_then_inventory_names_a_missing_modem(ban
     run = await cli("inventory", "--sysfs-root", str(emu.sysfs_root), "--timeout", PROBE, "--state", state)
     assert f"expected 3 modems, found 2: missing IMEI {gone.imei}" in run.stdout
     assert "last seen on hub port 1-1.2" in run.stdout
+    # A scan now marks it absent: write-config leaves it out and says so.
+    assert (await cli("scan", "--sysfs-root", str(emu.sysfs_root), "--timeout", PROBE, "--state", state)).exit_code == 1
+    run = await cli(*args, "--force", "--json")
+    assert run.exit_code == 0, run.output
+    assert any(gone.imei in x and "not found at the last scan" in x for x in doc(run)["left_out"])
+    assert len(load_config(str(config)).modem) == 2
 
 
 @pytest.mark.bank(modems=3, vendors=VENDORS, pin_locked=True, sysfs=True, control_port=None)
