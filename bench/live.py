@@ -9,12 +9,13 @@ check, the ``Listener`` feeding the streaming AMD, the decision's branch). Two p
 * **corpus** — the emulator plays a labelled corpus (``simrotor audio corpus``, issue 6's
   generator) with ``--audio-dir``: one number per recording, of the plan behaviour whose
   kind matches the label. Machines hang up at the verdict (``on_machine: "hangup"``);
-  the human side plays a silent message of :data:`WATCH_MESSAGE_S` so the watch that may
-  revise a fast "human" listens as long as it would in production (``REVISE_UNTIL_MS``).
+  the human side plays a silent message of ``--watch-seconds`` (14 s) so the watch that
+  may revise a fast "human" listens as long as it would in production (``REVISE_UNTIL_MS``).
   The same recordings go through the same ``Listener`` offline (frames cut from the WAV,
-  no port), and both are printed side by side: per-class accuracy, human median and
-  p95 decision time, the revision rate, and per recording how the live verdict, decision
-  time and beep differ from the offline one (the beep's offset is the frame alignment).
+  no port), and both are printed side by side: per-class accuracy of the first verdict
+  and after revisions, human and machine median and p95 decision time, the revision
+  rate, and every recording whose live verdict or revision differs from the offline one,
+  with the live − offline decision time (0 when the port delivers the file as it is).
 * **load** — ``--calls`` listening keypad persons (plan behaviour 8, V = 9: the emulator's
   espeak voices) answer at once, the AMD decides, the shipped ``promise_to_pay`` dialogue
   runs (``on_human: "voicebot"``) until the dialogue ends or ``--talk-seconds``. Figures:
