@@ -27,12 +27,13 @@ NOT_PLACED: Final = frozenset({"channel_error", "network_error", "expired", "ref
 
 
 def result_event(row: dict[str, Any]) -> dict[str, Any]:
-    """The webhook payload of a result (the same shape as GET /v1/results items). A call
+    """The webhook payload of a result (the same shape as GET /v1/results items): the
+    contact's id and the CRM's own key for it (``external_id``). A call
     that ran the voicebot carries its outcome on top (``voicebot``: identity, promise_date,
     callback_requested; the path and digits stay in ``detail.voicebot``)."""
     detail = json.loads(row["body"]) if isinstance(row.get("body"), str) else row.get("body")
     event = {"type": "result", "seq": row.get("seq"), "job_id": row["job_id"], "campaign_id": row["campaign_id"],
-             "contact_id": row["contact_id"], "kind": row["kind"], "callee": row["callee"], "outcome": row["outcome"],
+             "contact_id": row["contact_id"], "external_id": row.get("external_id"), "kind": row["kind"], "callee": row["callee"], "outcome": row["outcome"],
              "reason": row["reason"], "final": bool(row["final"]), "number_shown": row["number_shown"], "at": row["at"],
              "detail": detail}
     if (vb := cp.voicebot_outcome(detail)) is not None:
@@ -41,7 +42,8 @@ def result_event(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
-    """The webhook payload of an inbound event (the shape of GET /v1/inbound items)."""
+    """The webhook payload of an inbound event (the shape of GET /v1/inbound items, with
+    the matched contact's ``external_id``)."""
     return {"type": "inbound", **row}
 
 
@@ -77,6 +79,7 @@ class Reports:
                 row = {"dedupe": f"{job_id}|{body.get('attempt')}|{int(final)}", "appliance_id": appliance_id,
                        "app_seq": body.get("seq"), "job_id": job_id or None,
                        "campaign_id": job["campaign_id"] if job else None, "contact_id": job["contact_id"] if job else None,
+                       "external_id": job["external_id"] if job else None,
                        "kind": kind, "callee": body.get("callee"), "outcome": outcome, "reason": body.get("reason"),
                        "final": int(final), "number_shown": body.get("number_shown"),
                        "counts_as_attempt": int(kind == "call" and outcome not in NOT_PLACED), "at": at,
@@ -128,7 +131,8 @@ class Reports:
                 "reason": reason, "detail": detail, "retry_at": next_at, "final": True}
         row: dict[str, Any] = {
             "dedupe": f"refused|{job['id']}|{now:.6f}", "appliance_id": None, "app_seq": None, "job_id": job["id"],
-            "campaign_id": contact["campaign_id"], "contact_id": contact["id"], "kind": job["kind"],
+            "campaign_id": contact["campaign_id"], "contact_id": contact["id"],
+            "external_id": contact.get("external_id"), "kind": job["kind"],
             "callee": job["callee"], "outcome": "refused_by_policy", "reason": reason, "final": 1, "number_shown": None,
             "counts_as_attempt": 0, "at": now, "body": json.dumps(body)}
         s = self.store
@@ -173,10 +177,10 @@ class Reports:
             for e in events:
                 choice = e.get("choice") if e["kind"] == "call" else None
                 opt_out = (e["kind"] == "sms" and self.is_stop(e.get("text"))) or choice == "opt_out"
-                contact_id, campaign_id = s.match_shown(c, e["from"], e.get("to"))
+                contact_id, campaign_id, external_id = s.match_shown(c, e["from"], e.get("to"))
                 row = {"id": e["id"], "appliance_id": appliance_id, "kind": e["kind"], "from_number": e["from"],
                        "to_number": e.get("to"), "text": e.get("text"), "at": e.get("_at", now), "contact_id": contact_id,
-                       "campaign_id": campaign_id, "opted_out": int(opt_out), "choice": choice}
+                       "external_id": external_id, "campaign_id": campaign_id, "opted_out": int(opt_out), "choice": choice}
                 out = s.insert_inbound(c, row)
                 if out is None and choice is not None:
                     out = s.set_inbound_choice(c, e["id"], choice, opt_out)

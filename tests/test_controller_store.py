@@ -114,7 +114,9 @@ def test_a_version_1_store_is_migrated_and_a_newer_one_refused(tmp_path):
     conn = sqlite3.connect(path)  # the store as version 1 left it: base DDL without the later columns
     base = "".join(schema.BASE)
     for added in ("    promise_date TEXT,               -- the voicebot's promise to pay (ISO date), version 2\n",
-                  ",\n    choice TEXT                      -- an answered callback's menu choice, version 2"):
+                  "    external_id TEXT,                -- the contact's CRM key, copied at ingest (it never changes), version 3\n",
+                  ",\n    choice TEXT,                     -- an answered callback's menu choice, version 2\n"
+                  "    external_id TEXT                 -- the matched contact's CRM key, version 3"):
         assert added in base
         base = base.replace(added, "")
     conn.executescript(base + "INSERT INTO meta VALUES ('schema', '1');")

@@ -9,7 +9,8 @@ module per table group, each with its own job:
 * ``results``   results and inbound events, the contact rules' history;
 * ``optouts``   the do-not-call list;
 * ``webhooks``  webhook targets, deliveries, dead letters;
-* ``recordings`` call recordings sent by the appliances, until their retention ends.
+* ``recordings`` call recordings sent by the appliances, until their retention ends;
+* ``reporting`` a campaign report's aggregates and the results export's pages.
 
 ``Store`` joins the groups into the one object the rest of the controller is handed. It
 takes and returns plain values; times are epoch seconds (UTC) passed in by the caller (the
@@ -36,6 +37,7 @@ from .fleet import Fleet
 from .jobs import Jobs
 from .optouts import OptOuts
 from .recordings import RecordingRows
+from .reporting import ReportRows
 from .results import Results
 from .schema import SCHEMA_VERSION
 from .webhooks import Webhooks
@@ -43,5 +45,5 @@ from .webhooks import Webhooks
 __all__ = ["CHUNK", "SCHEMA_VERSION", "Conflict", "Store", "StoreError"]
 
 
-class Store(Fleet, Campaigns, Jobs, Results, OptOuts, Webhooks, RecordingRows):
+class Store(Fleet, Campaigns, Jobs, Results, OptOuts, Webhooks, RecordingRows, ReportRows):
     """All persistence of the controller: the table groups over one connection."""

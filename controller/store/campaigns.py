@@ -18,12 +18,14 @@ from .base import CHUNK, Conflict, StoreBase, encode
 
 class Campaigns(StoreBase):
     # -- campaigns -------------------------------------------------------------------------
-    def create_campaign(self, campaign_id: str, name: str, strategy: list[Any], rules: dict[str, Any], now: float) -> None:
+    def create_campaign(self, campaign_id: str, name: str, strategy: list[Any], rules: dict[str, Any], now: float, *,
+                        state: str = "running") -> None:
+        """A new campaign in ``state`` (the API creates drafts unless asked to start)."""
         with self.tx() as c:
             try:
                 c.execute("INSERT INTO campaigns(id, name, state, strategy, rules, created_at, updated_at)"
-                          " VALUES (?, ?, 'running', ?, ?, ?, ?)",
-                          (campaign_id, name, json.dumps(strategy), json.dumps(rules), now, now))
+                          " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (campaign_id, name, state, json.dumps(strategy), json.dumps(rules), now, now))
             except sqlite3.IntegrityError:
                 raise Conflict(f"campaign {campaign_id!r} exists") from None
 
@@ -112,6 +114,18 @@ class Campaigns(StoreBase):
     def list_contacts(self, campaign_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         return [c for r in self._all("SELECT * FROM contacts WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
                                      (campaign_id, after, limit)) if (c := self._contact(r))]
+
+    def contacts_by_external_id(self, external_id: str, campaign_id: str | None, after: int,
+                                limit: int) -> list[dict[str, Any]]:
+        """The contacts the CRM keys ``external_id`` (in every campaign, or one), by id after
+        ``after``: the ``contacts_external`` index, or the campaign's unique key."""
+        if campaign_id is None:
+            rows = self._all("SELECT * FROM contacts WHERE external_id = ? AND id > ? ORDER BY id LIMIT ?",
+                             (external_id, after, limit))
+        else:
+            rows = self._all("SELECT * FROM contacts WHERE external_id = ? AND campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
+                             (external_id, campaign_id, after, limit))
+        return [c for r in rows if (c := self._contact(r))]
 
     def due_contacts(self, now: float, limit: int) -> list[dict[str, Any]]:
         rows = self._all("SELECT ct.* FROM contacts ct JOIN campaigns cp ON cp.id = ct.campaign_id"

@@ -13,6 +13,12 @@ class OptOuts(StoreBase):
         with self.tx() as c:
             return self.opt_out(c, number, source, reason, now)
 
+    def add_optouts(self, rows: list[tuple[str, str | None]], source: str, now: float) -> int:
+        """Add every (number, reason) in one transaction (all or nothing); how many were new
+        (a number listed already keeps its first source and reason)."""
+        with self.tx() as c:
+            return sum(self.opt_out(c, number, source, reason, now) for number, reason in rows)
+
     @staticmethod
     def opt_out(c: sqlite3.Connection, number: str, source: str, reason: str | None, now: float) -> bool:
         """Add ``number`` in the caller's transaction; False when it was there already."""

@@ -30,18 +30,20 @@ class Results(StoreBase):
 
     @staticmethod
     def job_for_result(c: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
-        """The job a result names (in the caller's transaction), or None: a result of an
-        unknown job is kept all the same."""
-        return c.execute("SELECT id, campaign_id, contact_id, kind, spec, state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        """The job a result names (in the caller's transaction) with its contact's
+        ``external_id`` (one primary-key join: the CRM's key travels with the result), or
+        None: a result of an unknown job is kept all the same."""
+        return c.execute("SELECT j.id, j.campaign_id, j.contact_id, j.kind, j.spec, j.state, ct.external_id FROM jobs j"
+                         " LEFT JOIN contacts ct ON ct.id = j.contact_id WHERE j.id = ?", (job_id,)).fetchone()
 
     @staticmethod
     def insert_result(c: sqlite3.Connection, row: dict[str, Any]) -> int | None:
         """Store a result row (the ``results`` columns but ``seq``) in the caller's
         transaction; its ``seq``, or None when a unique key says it is stored already."""
-        cur = c.execute("INSERT INTO results(dedupe, appliance_id, app_seq, job_id, campaign_id, contact_id, kind, callee,"
-                        " outcome, reason, final, number_shown, counts_as_attempt, at, body)"
-                        " VALUES (:dedupe, :appliance_id, :app_seq, :job_id, :campaign_id, :contact_id, :kind, :callee,"
-                        " :outcome, :reason, :final, :number_shown, :counts_as_attempt, :at, :body)"
+        cur = c.execute("INSERT INTO results(dedupe, appliance_id, app_seq, job_id, campaign_id, contact_id, external_id,"
+                        " kind, callee, outcome, reason, final, number_shown, counts_as_attempt, at, body)"
+                        " VALUES (:dedupe, :appliance_id, :app_seq, :job_id, :campaign_id, :contact_id, :external_id,"
+                        " :kind, :callee, :outcome, :reason, :final, :number_shown, :counts_as_attempt, :at, :body)"
                         " ON CONFLICT DO NOTHING", row)
         return cur.lastrowid if cur.rowcount == 1 else None
 
@@ -59,26 +61,30 @@ class Results(StoreBase):
         r["from"], r["to"] = r.pop("from_number"), r.pop("to_number")
         return r
 
-    def match_shown(self, c: sqlite3.Connection, from_number: str, to_number: str | None) -> tuple[int | None, str | None]:
-        """The contact (and campaign) that was last shown ``to_number`` when we called or
-        texted ``from_number``; failing that, the last contact we reached at ``from_number``."""
+    def match_shown(self, c: sqlite3.Connection, from_number: str,
+                    to_number: str | None) -> tuple[int | None, str | None, str | None]:
+        """The contact (its id, campaign and CRM key) that was last shown ``to_number`` when
+        we called or texted ``from_number``; failing that, the last contact we reached at
+        ``from_number``."""
         row = None
         if to_number:
-            row = c.execute("SELECT contact_id, campaign_id FROM results WHERE callee = ? AND number_shown = ?"
+            row = c.execute("SELECT contact_id, campaign_id, external_id FROM results WHERE callee = ? AND number_shown = ?"
                             " AND contact_id IS NOT NULL ORDER BY seq DESC LIMIT 1", (from_number, to_number)).fetchone()
         if row is None:
-            row = c.execute("SELECT contact_id, campaign_id FROM results WHERE callee = ? AND contact_id IS NOT NULL"
-                            " AND number_shown IS NOT NULL ORDER BY seq DESC LIMIT 1", (from_number,)).fetchone()
-        return (row[0], row[1]) if row else (None, None)
+            row = c.execute("SELECT contact_id, campaign_id, external_id FROM results WHERE callee = ?"
+                            " AND contact_id IS NOT NULL AND number_shown IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                            (from_number,)).fetchone()
+        return (row[0], row[1], row[2]) if row else (None, None, None)
 
     def insert_inbound(self, c: sqlite3.Connection, row: dict[str, Any]) -> dict[str, Any] | None:
         """Store an inbound row (the ``inbound`` columns but ``seq``; ``choice`` may be left
         out) in the caller's transaction; the stored event as the API shows it, or None when
         its id is known."""
-        row = {"choice": None, **row}
+        row = {"choice": None, "external_id": None, **row}
         cur = c.execute("INSERT INTO inbound(id, appliance_id, kind, from_number, to_number, text, at, contact_id,"
-                        " campaign_id, opted_out, choice) VALUES (:id, :appliance_id, :kind, :from_number, :to_number,"
-                        " :text, :at, :contact_id, :campaign_id, :opted_out, :choice) ON CONFLICT DO NOTHING", row)
+                        " external_id, campaign_id, opted_out, choice) VALUES (:id, :appliance_id, :kind, :from_number,"
+                        " :to_number, :text, :at, :contact_id, :external_id, :campaign_id, :opted_out, :choice)"
+                        " ON CONFLICT DO NOTHING", row)
         if cur.rowcount != 1:
             return None
         return self._inbound({**row, "seq": cur.lastrowid})

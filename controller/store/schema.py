@@ -21,7 +21,7 @@ from typing import Final
 import sqlite_utils
 
 #: The schema version this code writes; a database at a later one is refused.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: API keys, enrollment tokens, appliances and their SIMs (store/fleet.py).
 FLEET: Final = """
@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS contacts (
     UNIQUE (campaign_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS contacts_due ON contacts(next_at) WHERE state = 'waiting';
+-- GET /v1/contacts?external_id=: the CRM's key across campaigns (one debtor may be in
+-- several; within one campaign the UNIQUE above answers)
+CREATE INDEX IF NOT EXISTS contacts_external ON contacts(external_id);
 -- contacts per campaign and state, kept in the transactions that move contacts, so
 -- reading a campaign never counts a million rows
 CREATE TABLE IF NOT EXISTS campaign_counts (
@@ -94,16 +97,20 @@ CREATE TABLE IF NOT EXISTS results (
     kind TEXT, callee TEXT, outcome TEXT NOT NULL, reason TEXT, final INTEGER NOT NULL,
     number_shown TEXT, counts_as_attempt INTEGER NOT NULL DEFAULT 0, at REAL NOT NULL,
     body TEXT NOT NULL,
+    external_id TEXT,                -- the contact's CRM key, copied at ingest (it never changes), version 3
     UNIQUE (appliance_id, app_seq)
 );
 CREATE INDEX IF NOT EXISTS results_contact ON results(contact_id, at);
 CREATE INDEX IF NOT EXISTS results_callee ON results(callee, at);
 CREATE INDEX IF NOT EXISTS results_shown ON results(callee, number_shown);
+-- a campaign's results in order: its report and CSV export (controller/reporting.py)
+CREATE INDEX IF NOT EXISTS results_campaign ON results(campaign_id, seq);
 CREATE TABLE IF NOT EXISTS inbound (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, appliance_id TEXT,
     kind TEXT NOT NULL, from_number TEXT NOT NULL, to_number TEXT, text TEXT, at REAL NOT NULL,
     contact_id INTEGER, campaign_id TEXT, opted_out INTEGER NOT NULL DEFAULT 0,
-    choice TEXT                      -- an answered callback's menu choice, version 2
+    choice TEXT,                     -- an answered callback's menu choice, version 2
+    external_id TEXT                 -- the matched contact's CRM key, version 3
 );
 """
 
@@ -158,6 +165,14 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     # issue 14: the voicebot's promise to pay on the contact; an answered callback's choice
     2: ("ALTER TABLE contacts ADD COLUMN promise_date TEXT",
         "ALTER TABLE inbound ADD COLUMN choice TEXT"),
+    # issue 16: the CRM's key beside the contact id on results and inbound events (what
+    # the CRM reads and its webhooks carry); rows stored before are filled from their contact
+    3: ("ALTER TABLE results ADD COLUMN external_id TEXT",
+        "ALTER TABLE inbound ADD COLUMN external_id TEXT",
+        ("UPDATE results SET external_id = (SELECT external_id FROM contacts WHERE contacts.id = results.contact_id)"
+         " WHERE contact_id IS NOT NULL"),
+        ("UPDATE inbound SET external_id = (SELECT external_id FROM contacts WHERE contacts.id = inbound.contact_id)"
+         " WHERE contact_id IS NOT NULL")),
 }
 
 

@@ -1,0 +1,120 @@
+"""The aggregates a campaign report reads (controller/reporting.py) and the rows a CSV
+export streams: every query is bounded by one campaign (the ``results_campaign`` index,
+the contacts' ``UNIQUE (campaign_id, external_id)``) and answers a handful of grouped rows,
+never the results themselves; an export reads them a page at a time by ``seq``.
+
+A result's strategy step is in its job id (``<campaign>.<contact>.<step>.<n>[.g<k>]``,
+campaigns.job_id; a campaign id holds no dot), read here with ``substr``/``instr``
+(PostgreSQL: ``split_part``). The voicebot's identity is in the result body
+(``json_extract``, evaluated only on answered calls).
+"""
+from __future__ import annotations
+
+from typing import Any, Final
+
+from .base import StoreBase
+
+#: Outcomes that cost nothing: the job never reached the network (reports.NOT_PLACED,
+#: repeated here: the store does not import the layer above it).
+NOT_SPENT: Final = ("channel_error", "network_error", "expired", "refused_by_policy", "cancelled", "no_eligible_sim")
+_NOT_SPENT_SQL: Final = ", ".join(f"'{o}'" for o in NOT_SPENT)
+
+#: The strategy step of a result, from its job id (see the module's docstring).
+_STEP: Final = ("CAST(substr(substr(substr(job_id, length(campaign_id) + 2), instr(substr(job_id, length(campaign_id) + 2),"
+                " '.') + 1), 1, instr(substr(substr(job_id, length(campaign_id) + 2), instr(substr(job_id,"
+                " length(campaign_id) + 2), '.') + 1), '.') - 1) AS INTEGER)")
+#: A call that reached the debtor himself: answered by a person, and the voicebot (when it
+#: ran) did not hear the identity denied or left unconfirmed.
+_RIGHT_PARTY: Final = ("outcome = 'answered_human' AND COALESCE(json_extract(body, '$.voicebot.identity'), 'confirmed')"
+                       " = 'confirmed'")
+_CALL: Final = "kind = 'call' AND counts_as_attempt = 1"
+_SMS: Final = f"kind = 'sms' AND final = 1 AND outcome NOT IN ({_NOT_SPENT_SQL})"
+_HLR: Final = f"kind = 'hlr' AND final = 1 AND outcome NOT IN ({_NOT_SPENT_SQL})"
+
+
+class ReportRows(StoreBase):
+    def step_outcomes(self, campaign_id: str) -> list[dict[str, Any]]:
+        """(step, kind, outcome, n) of the campaign's final results."""
+        return self._all(f"SELECT {_STEP} AS step, kind, outcome, COUNT(*) AS n FROM results"
+                         " WHERE campaign_id = ? AND final = 1 AND job_id IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                         (campaign_id,))
+
+    def campaign_totals(self, campaign_id: str) -> dict[str, Any]:
+        """Contacts attempted, reached by a person, right-party; calls, SMS and HLR checks spent."""
+        row = self._one(
+            f"SELECT COUNT(DISTINCT CASE WHEN {_CALL} THEN contact_id END) AS attempted,"
+            " COUNT(DISTINCT CASE WHEN outcome = 'answered_human' THEN contact_id END) AS reached,"
+            f" COUNT(DISTINCT CASE WHEN {_RIGHT_PARTY} THEN contact_id END) AS right_party,"
+            f" COALESCE(SUM({_CALL}), 0) AS calls, COALESCE(SUM({_SMS}), 0) AS sms, COALESCE(SUM({_HLR}), 0) AS hlr,"
+            " COUNT(*) AS results, COALESCE(SUM(final = 1), 0) AS final_results,"
+            " COALESCE(SUM(outcome = 'refused_by_policy' AND reason = 'opted_out'), 0) AS refused_opted_out"
+            " FROM results WHERE campaign_id = ?", (campaign_id,))
+        assert row is not None
+        return row
+
+    def attempts_histogram(self, campaign_id: str) -> dict[int, int]:
+        """Call attempts per attempted contact -> how many contacts had that many."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            f"SELECT n, COUNT(*) FROM (SELECT contact_id, COUNT(*) AS n FROM results WHERE campaign_id = ? AND {_CALL}"
+            " GROUP BY contact_id) GROUP BY n ORDER BY n", (campaign_id,))}
+
+    def contact_totals(self, campaign_id: str, since: float) -> dict[str, Any]:
+        """Promises to pay on the contacts, and contacts finished since ``since``."""
+        row = self._one("SELECT COALESCE(SUM(promise_date IS NOT NULL), 0) AS promises,"
+                        " COALESCE(SUM(state = 'done' AND updated_at >= ?), 0) AS done_recently"
+                        " FROM contacts WHERE campaign_id = ?", (since, campaign_id))
+        assert row is not None
+        return row
+
+    def due_now(self, campaign_id: str, now: float) -> tuple[int, float | None]:
+        """Waiting contacts due at ``now``, and when the next not yet due one is."""
+        row = self.conn.execute("SELECT COALESCE(SUM(next_at <= ?), 0), MIN(CASE WHEN next_at > ? THEN next_at END)"
+                                " FROM contacts WHERE campaign_id = ? AND state = 'waiting'",
+                                (now, now, campaign_id)).fetchone()
+        return int(row[0]), row[1]
+
+    def inbound_opt_outs(self, campaign_id: str) -> int:
+        """Inbound STOPs and callback 9s matched to the campaign."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM inbound WHERE campaign_id = ? AND opted_out = 1",
+                                     (campaign_id,)).fetchone()[0])
+
+    def by_hour(self, campaign_id: str, since: float) -> list[dict[str, Any]]:
+        """Per clock hour (UTC, epoch seconds of its start) since ``since``: calls, people
+        reached, right-party contacts, SMS."""
+        return self._all(
+            f"SELECT CAST(at / 3600 AS INTEGER) * 3600 AS hour, COALESCE(SUM({_CALL}), 0) AS calls,"
+            f" COALESCE(SUM({_CALL} AND outcome = 'answered_human'), 0) AS answered_human,"
+            f" COALESCE(SUM({_CALL} AND {_RIGHT_PARTY}), 0) AS right_party, COALESCE(SUM({_SMS}), 0) AS sms,"
+            " COUNT(*) AS results FROM results WHERE campaign_id = ? AND at >= ? GROUP BY 1 ORDER BY 1",
+            (campaign_id, since))
+
+    def by_operator(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Per operator of the SIM that placed the job (the fleet's ``sims``): calls, people
+        reached, SMS; ``unknown`` when no SIM is named (a refusal, an HLR by the network)."""
+        return self._all(
+            "SELECT COALESCE(s.operator, 'unknown') AS operator,"
+            f" COALESCE(SUM(r.kind = 'call' AND r.counts_as_attempt = 1), 0) AS calls,"
+            " COALESCE(SUM(r.kind = 'call' AND r.counts_as_attempt = 1 AND r.outcome = 'answered_human'), 0) AS answered_human,"
+            f" COALESCE(SUM(r.kind = 'sms' AND r.final = 1 AND r.outcome NOT IN ({_NOT_SPENT_SQL})), 0) AS sms,"
+            " COUNT(*) AS results"
+            " FROM results r LEFT JOIN sims s ON s.appliance_id = r.appliance_id AND s.sim_id = json_extract(r.body, '$.sim_id')"
+            " WHERE r.campaign_id = ? GROUP BY 1 ORDER BY 1", (campaign_id,))
+
+    def recent(self, campaign_id: str, since: float) -> dict[str, Any]:
+        """What happened since ``since``: final results, calls, and the refusals and SIM waits
+        by reason (``refused_by_policy`` reason, ``no_eligible_sim`` detail.waiting_for)."""
+        row = self._one(f"SELECT COALESCE(SUM(final = 1), 0) AS final_results, COALESCE(SUM({_CALL}), 0) AS calls,"
+                        f" COALESCE(SUM({_SMS}), 0) AS sms FROM results WHERE campaign_id = ? AND at >= ?",
+                        (campaign_id, since))
+        assert row is not None
+        row["held"] = self._all(
+            "SELECT outcome, COALESCE(reason, json_extract(body, '$.waiting_for'), 'unknown') AS why, COUNT(*) AS n"
+            " FROM results WHERE campaign_id = ? AND at >= ? AND outcome IN ('refused_by_policy', 'no_eligible_sim')"
+            " GROUP BY 1, 2 ORDER BY 3 DESC", (campaign_id, since))
+        return row
+
+    def export_page(self, campaign_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """A page of the campaign's results by ``seq`` for the CSV export."""
+        return self._all("SELECT seq, at, campaign_id, contact_id, external_id, job_id, kind, callee, outcome, reason, final,"
+                         " number_shown, appliance_id, body FROM results WHERE campaign_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                         (campaign_id, after, limit))
