@@ -69,6 +69,10 @@ FIELDS: Final = ("external_id", "phones", "phone", "name", "case_ref", "amount",
                  "time_zone", "language", "region")
 #: Free-text fields a CRM may fill with anything, hence the ones checked for formulas.
 TEXT_FIELDS: Final = ("external_id", "name", "case_ref")
+#: CSV column separators read (contacts_csv.detect_delimiter), by the name an import report
+#: gives them: a spreadsheet in a locale whose decimal mark is a comma (pl, de, fr) saves
+#: "CSV" with semicolons; tab is what "text (tab-separated)" saves.
+DELIMITER_NAMES: Final = {",": "comma", ";": "semicolon", "\t": "tab"}
 #: OWASP "CSV Injection": a cell starting with one of these runs as a formula.
 FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -132,6 +136,7 @@ class Parsed:
 
     items: list[tuple[int, Any]]
     bad: list[BadRow]
+    delimiter: str | None = None  # CSV: the column separator read off the header line
 
 
 @dataclasses.dataclass(slots=True)
@@ -143,6 +148,7 @@ class Checked:
     bad: list[BadRow]          # one per refused row: its first bad field
     duplicates: list[BadRow]   # rows repeating an earlier row's external_id
     warnings: list[BadRow]     # formula-like cells, stored as data
+    delimiter: str | None = None  # CSV: the detected column separator
 
     @property
     def refused(self) -> bool:
@@ -155,7 +161,8 @@ class Checked:
         return {"stored": stored, "rows": self.total, "created": created, "updated": updated,
                 "valid": self.total - len(errors), "rejected": len(self.bad), "duplicates": len(self.duplicates),
                 "errors": [e.to_json() for e in errors[:MAX_REPORTED]], "errors_total": len(errors),
-                "warnings": [w.to_json() for w in self.warnings[:MAX_REPORTED]], "warnings_total": len(self.warnings)}
+                "warnings": [w.to_json() for w in self.warnings[:MAX_REPORTED]], "warnings_total": len(self.warnings),
+                **({"delimiter": DELIMITER_NAMES[self.delimiter]} if self.delimiter else {})}
 
 
 def _text(raw: dict[str, Any], key: str) -> str | None:
@@ -318,7 +325,7 @@ def combine(parsed: Parsed, slices: Sequence[tuple[list[ContactRow] | bytes, lis
     bad = list(parsed.bad) + [b for _, errs, _ in slices for b in errs if b.line not in dup_lines]
     rows = [r for ok, _, _ in slices for r in (_UNPACK_ROWS(ok) if isinstance(ok, bytes) else ok)]
     warnings = sorted((w for _, _, ws in slices for w in ws), key=lambda w: w.line)
-    return Checked(len(parsed.items) + len(parsed.bad), rows, bad, dups, warnings)
+    return Checked(len(parsed.items) + len(parsed.bad), rows, bad, dups, warnings, parsed.delimiter)
 
 
 # -- JSON ---------------------------------------------------------------------------------------

@@ -3,16 +3,37 @@
 cannot swallow the rows below it), and the contact list written for a spreadsheet with
 formula-like cells neutralised (OWASP "CSV injection").
 
+The column separator is read off the header line (``detect_delimiter``): comma, semicolon
+(what a spreadsheet saves in a locale whose decimal mark is a comma, Polish among them) or
+tab; the import report names the one used. The header names known columns, none of which
+holds a separator, so counting them there decides without guessing at the data. In any of
+them a ``phones`` cell may separate its numbers with ``;`` (quoted in a semicolon file) or
+``,`` (no number holds a comma). The text is UTF-8 unless the request's ``Content-Type``
+names another charset (``text/csv; charset=windows-1250``: Excel's "CSV" in Poland).
+
 The rows it reads are checked by ``contacts.validate_rows`` like a JSON body's.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from .contacts import FIELDS, MAX_LINE, MAX_TEXT, BadRow, BodyError, Parsed, check_count, is_formula
+from common.phone import shown
+
+from .contacts import (
+    DELIMITER_NAMES,
+    FIELDS,
+    MAX_LINE,
+    MAX_TEXT,
+    BadRow,
+    BodyError,
+    Parsed,
+    check_count,
+    is_formula,
+)
 
 
 def csv_cell(value: Any) -> Any:
@@ -53,7 +74,23 @@ class _Feed:
         return "\n" if self.long else self.text
 
 
-def _cells(line: str) -> tuple[list[int], int | None]:
+def detect_delimiter(text: str) -> str:
+    """The column separator of a CSV text: of comma, semicolon and tab, the one its first
+    line (the header) holds most often outside quotes; a comma when it holds none (a
+    one-column header)."""
+    first = text.split("\n", 1)[0][:MAX_LINE]
+    counts = dict.fromkeys(DELIMITER_NAMES, 0)
+    quoted = False
+    for ch in first:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def _cells(line: str, sep: str = ",") -> tuple[list[int], int | None]:
     """Cell lengths of one CSV line and the index of its first malformed cell (a quote
     left open, or text after a closing quote). Only for naming the field of an error."""
     text = line.rstrip("\r\n")
@@ -74,12 +111,12 @@ def _cells(line: str) -> tuple[list[int], int | None]:
                     j = k + 2
                     continue
                 break
-            comma = text.find(",", k + 1)
+            comma = text.find(sep, k + 1)
             end = n if comma < 0 else comma
             if end != k + 1 and bad is None:
                 bad = len(lengths)
         else:
-            comma = text.find(",", i)
+            comma = text.find(sep, i)
             end = n if comma < 0 else comma
         lengths.append(end - start)
         if comma < 0:
@@ -93,21 +130,30 @@ def _column(header: Sequence[str], index: int | None) -> str:
     return header[index] if index < len(header) else f"column {index + 1}"
 
 
-def decode_csv(body: bytes) -> str:
-    """UTF-8 (a byte-order mark allowed); a bad byte is reported with its line."""
+def decode_csv(body: bytes, charset: str | None = None) -> str:
+    """UTF-8 (a byte-order mark allowed), or the ``charset`` the request's Content-Type
+    names; a bad byte is reported with its line, an unknown charset by name."""
+    name = (charset or "utf-8").strip().lower()
     try:
-        return body.decode("utf-8-sig")
+        codec = "utf-8-sig" if codecs.lookup(name).name == "utf-8" else name
+    except LookupError:
+        raise BodyError(400, "bad_csv", "Content-Type", f"charset {shown(charset)} is unknown; send UTF-8 "
+                                                        "(or name the file's charset, e.g. windows-1250)") from None
+    try:
+        return body.decode(codec)
     except UnicodeDecodeError as exc:
         line = body.count(b"\n", 0, exc.start) + 1
-        raise BodyError(400, "bad_csv", "body", f"byte {exc.start + 1:,} is not UTF-8; save the file as UTF-8", line) from None
+        raise BodyError(400, "bad_csv", "body", f"byte {exc.start + 1:,} is not {name}; save the file as UTF-8 or "
+                                                "name its charset in the Content-Type", line) from None
 
 
 def parse_csv(text: str) -> Parsed:
     """CSV with a header row -> (file line number, row). Empty cells are absent fields; blank
     lines are skipped; a line with more cells than the header, a malformed quote or a line
     over ``MAX_LINE`` is a bad row; an unterminated quote ends the reading there."""
+    sep = detect_delimiter(text)
     feed = _Feed(text)
-    reader = csv.reader(feed, strict=True)
+    reader = csv.reader(feed, delimiter=sep, strict=True)
     try:
         head = next(reader)
     except StopIteration:
@@ -134,19 +180,19 @@ def parse_csv(text: str) -> Parsed:
             break
         except _Continued:
             line = feed.line
-            _, open_cell = _cells(feed.text)
+            _, open_cell = _cells(feed.text, sep)
             bad.append(BadRow(line, _column(header, open_cell),
                               "unterminated quote: the field runs past the end of its line and would swallow the rows "
                               f"below; close the quote (the lines after {line} were not read)"))
             break
         except csv.Error as exc:
-            _, cell = _cells(feed.text)
+            _, cell = _cells(feed.text, sep)
             bad.append(BadRow(feed.line, _column(header, cell), f"malformed CSV ({exc}); quote the whole field, "
                                                                 'doubling quotes inside it ("")'))
             check_count(len(items) + len(bad))
             continue
         if feed.long:
-            lengths, _ = _cells(feed.text)
+            lengths, _ = _cells(feed.text, sep)
             longest = max(range(len(lengths)), key=lengths.__getitem__)
             bad.append(BadRow(feed.line, _column(header, longest),
                               f"the line has {len(feed.text):,} characters (this cell {lengths[longest]:,}); "
@@ -155,11 +201,15 @@ def parse_csv(text: str) -> Parsed:
             continue
         elif len(cells) > width:
             bad.append(BadRow(feed.line, f"column {width + 1}",
-                              f"{len(cells)} cells but the header names {width} columns; quote values holding a comma"))
+                              f"{len(cells)} cells but the header names {width} columns; quote values holding "
+                              f"a {DELIMITER_NAMES[sep]}"))
         else:
-            items.append((feed.line, {k: v for k, v in zip(header, cells) if v != ""}))
+            row = {k: v for k, v in zip(header, cells) if v != ""}
+            if "," in row.get("phones", ""):
+                row["phones"] = row["phones"].replace(",", ";")
+            items.append((feed.line, row))
         check_count(len(items) + len(bad))
-    return Parsed(items, bad)
+    return Parsed(items, bad, sep)
 
 
 def contacts_csv(contacts: Iterable[dict[str, Any]]) -> str:
