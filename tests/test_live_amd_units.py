@@ -102,3 +102,34 @@ def test_a_greeting_ends_on_a_noisy_line_too() -> None:
     clean = Listener(port=None)  # type: ignore[arg-type]
     feed(clean, noise(1000, LINE) + noise(2000, TALK) + noise(1000, -47.0))
     assert clean.ms - clean.last_sound_ms >= 700 and 2900 <= clean.last_sound_ms <= 3200, clean.last_sound_ms
+
+
+def dtmf_frames(key_hz: tuple[float, float], ms: int) -> list[bytes]:
+    x = (tone_signal(key_hz[0], ms, 6000.0) + tone_signal(key_hz[1], ms, 6000.0)).astype("<i2")
+    return [x[i * SAMPLES:(i + 1) * SAMPLES].tobytes() for i in range(ms // 20)]
+
+
+def test_the_voicebots_dtmf_shares_the_listeners_analysis_and_keeps_hearing_after_the_watch() -> None:
+    """SharedDtmf reads the features the Listener made for each frame (one analysis per
+    frame), and once the Listener is idle (past the watch) makes them with the same frame
+    index: a key is heard during the watch and after it, each once."""
+    from appliance.jobs.live import SharedDtmf
+
+    listener = Listener(port=None)  # type: ignore[arg-type]
+    shared = SharedDtmf(listener)
+    heard: list[str] = []
+
+    def run(frames: list[bytes]) -> None:
+        for f in frames:
+            listener.feed(f)
+            heard.extend(d.digit for d in shared.feed(f))
+
+    run(noise(400, LINE) + noise(500, TALK) + noise(1500, LINE))  # a person: the watch starts
+    frame = noise(20, LINE)[0]
+    listener.feed(frame)
+    assert listener.features_for(frame) is listener._last[1]  # type: ignore[index]  # the same analysis
+    run(dtmf_frames((697.0, 1209.0), 120) + noise(200, LINE))  # "1" during the watch
+    run(noise(REVISE_UNTIL_MS - listener.ms + 200, LINE))
+    assert listener._idle  # type: ignore[attr-defined]
+    run(dtmf_frames((770.0, 1336.0), 120) + noise(200, LINE))  # "5" after it
+    assert heard == ["1", "5"], heard

@@ -37,7 +37,7 @@ from modem_drivers.audio import AudioFault
 from modem_drivers.call import Call
 from modem_drivers.modem import CallEndedBeforeAudio, Modem
 
-from .live import BEEP_WAIT_S, Listener, Played, play, until
+from .live import BEEP_WAIT_S, Listener, Played, SharedDtmf, play, until
 
 logger = logging.getLogger("appliance.jobs")
 
@@ -94,7 +94,8 @@ async def answer_amd(modem: Modem, call: Call, opts: dict[str, Any], talk_left: 
         the watch revised "human" to "machine" first (the dialogue stopped, the listener
         reads again for the machine branch's beep)."""
         await _stop(readers[-1])
-        dialogue = asyncio.ensure_future(_run_voicebot(modem, WatchedPort(port, listener), opts, deadline))
+        dialogue = asyncio.ensure_future(_run_voicebot(modem, WatchedPort(port, listener), opts, deadline,
+                                                       SharedDtmf(listener)))
         revised = asyncio.ensure_future(listener.revised.wait())
         try:
             await asyncio.wait({dialogue, revised}, return_when=asyncio.FIRST_COMPLETED)
@@ -170,7 +171,8 @@ def job_variables(raw: dict[str, Any]) -> JobVariables:
                         window_end=dt.date.fromisoformat(str(raw["window_end"])))
 
 
-async def _run_voicebot(modem: Modem, port: Any, opts: dict[str, Any], deadline: float) -> dict[str, Any]:
+async def _run_voicebot(modem: Modem, port: Any, opts: dict[str, Any], deadline: float,
+                        detector: SharedDtmf | None = None) -> dict[str, Any]:
     """The named dialogue on the live call, bounded by max_talk_seconds; its result, or why not."""
     loop = asyncio.get_running_loop()
     try:
@@ -180,7 +182,7 @@ async def _run_voicebot(modem: Modem, port: Any, opts: dict[str, Any], deadline:
         return {"error": f"the voicebot cannot run: {exc}"}
     try:
         async with asyncio.timeout(max(0.0, deadline - loop.time())):
-            result = await run_dialogue(port, modem, dialogue, variables)  # type: ignore[arg-type]
+            result = await run_dialogue(port, modem, dialogue, variables, detector=detector)  # type: ignore[arg-type]
     except TimeoutError:
         return {"error": "the dialogue was stopped at max_talk_seconds"}
     except (AudioFault, TtsError) as exc:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from appliance.audio import DtmfDetector
+from appliance.audio.events import DtmfDigit
 from modem_drivers.audio import FRAME_BYTES, SILENCE, AudioFault
 from modem_drivers.types import DtmfReceived
 
@@ -71,6 +72,13 @@ class FramePort(Protocol):
     async def read_frame(self, timeout: float | None = None) -> bytes: ...
 
     async def write_frame(self, frame: bytes) -> None: ...
+
+
+class DigitDetector(Protocol):
+    """In-band DTMF on each frame read (``DtmfDetector``, or one sharing the frame's
+    analysis with the call's AMD: ``appliance.jobs.live.SharedDtmf``)."""
+
+    def feed(self, frame: bytes) -> list[DtmfDigit]: ...
 
 
 class CallLike(Protocol):
@@ -115,7 +123,7 @@ class _Runner:
     prompts: PromptAudio
     clock: Callable[[], float]
     answered_at: float
-    detector: DtmfDetector | None
+    detector: DigitDetector | None
     stats: LiveStats
     merger: KeyMerger = field(default_factory=KeyMerger)
     keys: list[tuple[str, KeySource, float]] = field(default_factory=list)  # reported, not yet taken
@@ -219,6 +227,7 @@ async def run_dialogue(
     clock: Callable[[], float] | None = None,
     answered_at: float | None = None,
     in_band: bool = True,
+    detector: DigitDetector | None = None,
     stats: LiveStats | None = None,
 ) -> Result:
     """Run ``dialogue`` with ``variables`` on the answered call of ``modem`` whose audio is
@@ -228,7 +237,8 @@ async def run_dialogue(
     ``prompts`` renders prompt text (default: ``Synthesiser()``, espeak-ng cached on disk);
     ``clock`` is the loop's ``time()`` unless given, ``answered_at`` on that clock (default:
     now). Keys come from the modem's ``DtmfReceived`` events and, with ``in_band``, from the
-    DTMF detector on the incoming frames, each key counted once. ``stats`` (when given) is
+    DTMF detector on the incoming frames (``detector``, default a ``DtmfDetector`` of its
+    own), each key counted once. ``stats`` (when given) is
     filled as the call goes. Raises ``AudioFault`` when the port fails during a call that
     is still up, and ``TtsError`` when a prompt cannot be synthesised.
     """
@@ -240,7 +250,7 @@ async def run_dialogue(
     engine = Engine(dialogue, variables)
     runner = _Runner(port=port, engine=engine, prompts=prompts if prompts is not None else Synthesiser(),
                      clock=now, answered_at=now() if answered_at is None else answered_at,
-                     detector=DtmfDetector() if in_band else None, stats=stats or LiveStats())
+                     detector=(detector or DtmfDetector()) if in_band else None, stats=stats or LiveStats())
     unsubscribe = modem.subscribe(runner.on_event)
     try:
         runner.apply(engine.start())
