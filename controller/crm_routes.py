@@ -232,7 +232,8 @@ def openapi_paths(op: Callable[..., dict[str, Any]], ref: Callable[[str], dict[s
             json_body(ref("CampaignReport")), errors=(401, 404), params=[params["campaign_path"]], tag="campaigns")},
         "/v1/results/export": {"get": op(
             "All results of a campaign as CSV (RFC 4180, UTF-8, streamed), in seq order; text cells a spreadsheet would "
-            f"run as a formula (=, +, -, @, tab, CR first) get a leading '. Columns: {columns}",
+            f"run as a formula (=, +, -, @, tab, CR first) get a leading ' (E.164 numbers, a + and digits only, are "
+            f"written as they are). Columns: {columns}",
             {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}},
             errors=(400, 401, 404), tag="results",
             params=[{"name": "campaign_id", "in": "query", "required": True, "schema": cid_schema},

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -47,6 +48,9 @@ BY_HOUR_SECONDS: Final = 7 * 24 * 3600.0
 DEFAULT_JOB_SECONDS: Final = 60.0
 #: The ETA is given up beyond this (a campaign that slow is stalled, not ending).
 ETA_HORIZON_DAYS: Final = 366
+#: A number as the controller writes it (E.164): a + and digits cannot carry a formula, and
+#: a leading ' would change the number a CRM reads back, so such cells are written as they are.
+_E164: Final = re.compile(r"\+[0-9]{1,15}")
 #: Rows of the results table read per export page: ~1 MB of CSV, one short read at a time.
 EXPORT_PAGE: Final = 2000
 
@@ -233,7 +237,7 @@ def export_row(r: dict[str, Any]) -> list[Any]:
              _step_of(r["job_id"], r["campaign_id"] or ""), r["kind"], r["callee"], r["outcome"], r["reason"],
              "true" if r["final"] else "false", r["number_shown"], talk, vb.get("identity"), vb.get("promise_date"),
              None if not vb else ("true" if vb.get("callback_requested") else "false"), r["appliance_id"]]
-    return [csv_cell(c) if isinstance(c, str) else c for c in cells]
+    return [csv_cell(c) if isinstance(c, str) and not _E164.fullmatch(c) else c for c in cells]
 
 
 def export_chunks(store: Store, campaign_id: str) -> Iterator[str]:
