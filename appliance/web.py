@@ -1,36 +1,63 @@
-"""The technician page: one HTML page on every appliance, and the JSON it polls.
+"""The technician page: one HTML page on every appliance, the JSON it polls, and the
+actions a signed-in technician takes from it.
 
 ``GET /`` serves a self-contained page (no CDN: appliances often have no internet);
 ``GET /status.json`` is what it shows: channels (state and reason, SIM, masked number,
-operator, signal), job counters, results by outcome, recent trouble, link state. Read-only
-and without phone numbers in clear (masked but the last 3 digits, as in the logs), so it
-needs no token; ``[appliance] status_page = false`` switches it off.
+operator, signal), every SIM of every slot with its traffic against its caps and why it
+is held (``technician/sims.py``), job counters and why jobs wait, results by outcome,
+events in words (``technician/words.py``), link state. ``POST /actions/{name}``
+quarantines or releases a SIM, resets a modem or switches its slot
+(``technician/actions.py``).
+
+Nothing but ``/healthz`` and the sign-in form answers without a session: local
+technician accounts (``simrotor appliance user add NAME``), a session cookie and a CSRF
+token on every action (``technician/signin.py``). ``[appliance] status_page = false``
+switches the page (and its sign-in) off.
 
 Its handlers read the status sources from the application key ``status.STATUS``, which
 the runtime sets when it builds the API's application.
 """
 from __future__ import annotations
 
+import json
+import logging
 import time
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
 from common.phone import mask
 
 from .status import STATUS, Status
+from .technician.accounts import Accounts
+from .technician.actions import ActionRefused, Actions
+from .technician.signin import DESK, SESSION, Desk, guard, routes
+from .technician.sims import sim_rows
+from .technician.words import SCAN_ROWS, trouble
+
+logger = logging.getLogger(__name__)
+
+#: Rows of "Events" on the page.
+PAGE_EVENTS: Final = 20
+#: Largest action body: a modem id, a slot and a one-line reason.
+MAX_ACTION_BODY: Final = 4096
+
+ACTIONS: Final = web.AppKey("technician_actions", Actions)
 
 
-def status_document(status: Status) -> dict[str, Any]:
+def status_document(status: Status, technician: str | None = None) -> dict[str, Any]:
     channels = []
     for ch in status.bank.channels.values():
         d = ch.public()
         d["msisdn"] = mask(d["msisdn"]) if d.get("msisdn") else None
         d["sim_id"] = mask(d["sim_id"]) if d.get("sim_id") else None
+        d["imei"] = mask(d["imei"]) if d.get("imei") else None
         channels.append(d)
     st = status.summary()
+    now = status.clock()
     return {
         "appliance": st["appliance"],
+        "technician": technician,
         "uptime_seconds": st["uptime_seconds"],
         "now": time.time(),
         "link": st.get("link"),
@@ -38,57 +65,104 @@ def status_document(status: Status) -> dict[str, Any]:
         "channel_states": st["channels"],
         "jobs": st["jobs"],
         "scheduler": st["scheduler"],
+        "sims": sim_rows(status.bank, status.scheduler.policy, now),
         "outcomes": status.store.final_outcomes(),
-        "events": [{**e, "subject": mask(e["subject"]) if e["kind"].startswith("sim") else e["subject"]}
-                   for e in status.store.recent_events(PAGE_EVENTS)],
+        "events": trouble(status.store.recent_events(SCAN_ROWS), PAGE_EVENTS),
     }
-
-
-#: Rows of "recent trouble" on the page.
-PAGE_EVENTS = 20
 
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>simrotor — appliance</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="csrf-token" content="{{CSRF}}">
 <style>
  body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
- header{background:#1d2330;color:#fff;padding:10px 16px;display:flex;gap:24px;align-items:baseline}
- header h1{font-size:18px;margin:0} .muted{color:#8a93a6}
+ header{background:#1d2330;color:#fff;padding:10px 16px;display:flex;gap:8px 24px;align-items:baseline;flex-wrap:wrap}
+ header h1{font-size:18px;margin:0} .muted{color:#8a93a6} header form{margin-left:auto}
+ header button{background:#39425a;color:#fff;border:0;border-radius:4px;padding:3px 10px;font:inherit}
  main{padding:12px 16px;display:grid;gap:16px}
- section{background:#fff;border-radius:8px;padding:10px 12px;box-shadow:0 1px 2px #0001}
+ section{background:#fff;border-radius:8px;padding:10px 12px;box-shadow:0 1px 2px #0001;min-width:0}
+ .scroll{overflow-x:auto}
  h2{font-size:14px;margin:0 0 8px} table{border-collapse:collapse;width:100%}
- th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eceef2;white-space:nowrap}
+ th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eceef2;white-space:nowrap;vertical-align:top}
+ td.why{white-space:normal;min-width:16em;max-width:40em}
  .state{font-weight:600;border-radius:4px;padding:1px 6px}
- .idle{background:#e3f6e8;color:#146c2e}.busy{background:#e3ecfb;color:#1a4fa0}
- .cooling_down{background:#eef0f3}.switching_sim{background:#fff3d6;color:#7a5600}
- .faulty{background:#fde4e4;color:#a11}.quarantined{background:#f3e1fb;color:#6b1d8f}.opening{background:#eef0f3}
+ .idle,.ready{background:#e3f6e8;color:#146c2e}.busy{background:#e3ecfb;color:#1a4fa0}
+ .cooling_down,.paused,.capped{background:#eef0f3}.switching_sim{background:#fff3d6;color:#7a5600}
+ .faulty,.locked,.pin_locked{background:#fde4e4;color:#a11}.quarantined{background:#f3e1fb;color:#6b1d8f}
+ .opening,.stopped,.unread,.out_of_rotation{background:#eef0f3}
  .cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#fff;border-radius:8px;padding:8px 14px;box-shadow:0 1px 2px #0001}
  .card b{display:block;font-size:20px}
- #error{color:#a11}
+ button.act{font:inherit;font-size:12px;border:1px solid #c9ced8;background:#fff;border-radius:4px;padding:2px 8px;margin-right:4px}
+ #error{color:#ff9d9d} #notice{padding:8px 12px;border-radius:6px;background:#e3f6e8;color:#146c2e}
+ #notice.bad{background:#fde4e4;color:#a11} #notice:empty{display:none}
 </style></head>
 <body>
 <header><h1>simrotor <span id="appliance"></span></h1><span class="muted">up <span id="uptime"></span></span>
-<span class="muted">link: <span id="link">standalone</span></span><span id="error"></span></header>
+<span class="muted">link: <span id="link">standalone</span></span><span id="error"></span>
+<form method="post" action="signout"><input type="hidden" name="csrf" value="{{CSRF}}">
+<span class="muted" id="technician"></span> <button type="submit" id="signout">Sign out</button></form></header>
 <main>
+<div id="notice" role="status"></div>
 <div class="cards" id="cards"></div>
-<section><h2>Channels</h2><table id="channels"><thead><tr><th>modem</th><th>state</th><th>reason</th><th>model</th>
-<th>dialect</th><th>slot</th><th>number</th><th>operator</th><th>signal</th><th>balance</th><th>job</th></tr></thead><tbody></tbody></table></section>
-<section><h2>Results</h2><table id="outcomes"><thead><tr><th>kind</th><th>outcome</th><th>count</th></tr></thead><tbody></tbody></table></section>
-<section><h2>Recent trouble</h2><table id="events"><thead><tr><th>when</th><th>what</th><th>where</th><th>detail</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Modems</h2><div class="scroll"><table id="channels"><thead><tr><th>modem</th><th>state</th><th>reason</th><th>model</th>
+<th>dialect</th><th>slot</th><th>number</th><th>operator</th><th>signal</th><th>balance</th><th>job</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
+<section><h2>SIMs (every slot)</h2><div class="scroll"><table id="sims"><thead><tr><th>modem</th><th>slot</th><th>SIM</th><th>number</th>
+<th>operator</th><th>pool</th><th>calls 24 h</th><th>SMS 24 h</th><th>last used</th><th>state</th><th>why</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
+<section><h2>Results</h2><div class="scroll"><table id="outcomes"><thead><tr><th>kind</th><th>outcome</th><th>count</th></tr></thead><tbody></tbody></table></div></section>
+<section><h2>Events</h2><div class="scroll"><table id="events"><thead><tr><th>when</th><th>what</th></tr></thead><tbody></tbody></table></div></section>
 </main>
 <script>
-const esc = s => String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+const CSRF = document.querySelector("meta[name=csrf-token]").content;
+const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
 const dur = s => s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s/60)} min` : `${(s/3600).toFixed(1)} h`;
+const ago = (t, now) => t == null ? "never" : `${dur(Math.max(0, now - t))} ago`;
+const cap = (n, c) => n == null ? "—" : c == null ? `${n}` : `${n} / ${c}`;
 function bars(dbm){ if(dbm==null) return "—"; return `${dbm} dBm`; }
 function rows(id, html){ document.querySelector(`#${id} tbody`).innerHTML = html.join(""); }
+function notice(text, bad){ const n = document.getElementById("notice"); n.textContent = text; n.className = bad ? "bad" : ""; }
+async function act(name, body, question, ask){
+  let reason = null;
+  if(ask){ reason = prompt(question); if(reason === null) return; body.reason = reason; }
+  else if(!confirm(question)) return;
+  try{
+    const r = await fetch("actions/" + name, {method: "POST", cache: "no-store",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF}, body: JSON.stringify(body)});
+    const d = await r.json().catch(() => ({}));
+    if(r.status === 401){ location.href = "signin"; return; }
+    notice(r.ok ? d.message : `refused: ${d.detail || d.error || r.status}`, !r.ok);
+  }catch(err){ notice("cannot reach the appliance", true); }
+  refresh();
+}
+document.addEventListener("click", ev => {
+  const b = ev.target.closest("button[data-act]"); if(!b) return;
+  const a = b.dataset.act, m = b.dataset.modem, slot = b.dataset.slot == null ? null : Number(b.dataset.slot), sim = b.dataset.sim;
+  if(a === "quarantine") act(a, {channel: m, slot}, `Quarantine SIM ${sim} (${m} slot ${slot + 1})? Nothing will be placed on it until it is released. Why?`, true);
+  if(a === "release") act(a, {channel: m, slot}, `Release SIM ${sim} (${m} slot ${slot + 1})? Its quarantine and locks are lifted and it takes calls again.`);
+  if(a === "reset") act(a, {channel: m}, `Reset modem ${m}? It restarts and is out of service until it answers again.`);
+  if(a === "switch") act(a, {channel: m, slot}, `Switch modem ${m} to slot ${slot + 1}? It is out of service while that SIM registers.`);
+});
+function modemActions(c){
+  let h = `<button class="act" data-act="reset" data-modem="${esc(c.id)}">Reset</button>`;
+  for(let s = 0; s < c.slots; s++) if(c.slots > 1 && s !== c.active_slot)
+    h += `<button class="act" data-act="switch" data-modem="${esc(c.id)}" data-slot="${s}">Use slot ${s + 1}</button>`;
+  return h;
+}
+function simActions(s){
+  let h = "";
+  if(s.can_quarantine) h += `<button class="act" data-act="quarantine" data-modem="${esc(s.channel)}" data-slot="${s.slot}" data-sim="${esc(s.sim)}">Quarantine</button>`;
+  if(s.can_release) h += `<button class="act" data-act="release" data-modem="${esc(s.channel)}" data-slot="${s.slot}" data-sim="${esc(s.sim)}">Release</button>`;
+  return h;
+}
 async function refresh(){
   try{
     const r = await fetch("status.json", {cache: "no-store"});
+    if(r.status === 401){ location.href = "signin"; return; }
     const d = await r.json();
     document.getElementById("error").textContent = "";
     document.getElementById("appliance").textContent = d.appliance;
+    document.getElementById("technician").textContent = d.technician || "";
     document.getElementById("uptime").textContent = dur(d.uptime_seconds);
     document.getElementById("link").textContent = d.link ? (d.link.connected ? "connected" : "disconnected") : "standalone";
     const cards = Object.entries(d.channel_states).map(([k,v]) => `<div class="card"><b>${v}</b>${esc(k)}</div>`)
@@ -99,10 +173,17 @@ async function refresh(){
     rows("channels", d.channels.map(c => `<tr data-channel="${esc(c.id)}"><td>${esc(c.id)}</td>
       <td><span class="state ${esc(c.state)}">${esc(c.state)}</span></td><td>${esc(c.reason)}</td><td>${esc(c.model)}</td>
       <td>${esc(c.dialect)}</td><td>${c.active_slot + 1}/${c.slots}</td><td>${esc(c.msisdn)}</td><td>${esc(c.operator)}</td>
-      <td>${bars(c.signal_dbm)}</td><td>${c.balance == null ? "—" : esc(c.balance)}</td><td>${esc(c.job_id)}</td></tr>`));
+      <td>${bars(c.signal_dbm)}</td><td>${c.balance == null ? "—" : esc(c.balance)}</td><td>${esc(c.job_id)}</td>
+      <td>${modemActions(c)}</td></tr>`));
+    rows("sims", d.sims.map(s => `<tr data-sim="${esc(s.channel)}/${s.slot}"><td>${esc(s.channel)}</td>
+      <td>${s.slot + 1}${s.active ? " (active)" : ""}</td><td>${esc(s.sim || "—")}</td><td>${esc(s.msisdn || "—")}</td>
+      <td>${esc(s.operator || "—")}</td><td>${esc(s.pools.join(", ") || "—")}</td>
+      <td>${cap(s.calls_day, s.limits && s.limits.calls_per_day)}</td><td>${cap(s.sms_day, s.limits && s.limits.sms_per_day)}</td>
+      <td>${ago(s.last_used, d.now)}</td><td><span class="state ${esc(s.state)}">${esc(s.state.replaceAll("_", " "))}</span></td>
+      <td class="why">${esc(s.why)}</td><td>${simActions(s)}</td></tr>`));
     rows("outcomes", d.outcomes.map(o => `<tr><td>${esc(o.kind)}</td><td>${esc(o.outcome)}</td><td>${o.count}</td></tr>`));
-    rows("events", d.events.map(e => `<tr><td>${new Date(e.at*1000).toLocaleTimeString()}</td><td>${esc(e.kind)}</td>
-      <td>${esc(e.subject)}</td><td>${esc(JSON.stringify(e.detail))}</td></tr>`));
+    rows("events", d.events.map(e => `<tr data-kind="${esc(e.kind)}"><td>${new Date(e.at*1000).toLocaleTimeString()}</td>
+      <td class="why">${esc(e.text)}</td></tr>`));
   }catch(err){ document.getElementById("error").textContent = "cannot reach the appliance"; }
 }
 refresh(); setInterval(refresh, 2000);
@@ -111,14 +192,63 @@ refresh(); setInterval(refresh, 2000);
 
 
 async def page(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE, content_type="text/html")
+    session = request[SESSION]
+    return web.Response(text=PAGE.replace("{{CSRF}}", session.csrf), content_type="text/html",
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                 "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+                                 "style-src 'unsafe-inline'; frame-ancestors 'none'"})
 
 
 async def status_json(request: web.Request) -> web.Response:
-    return web.json_response(status_document(request.app[STATUS]))
+    return web.json_response(status_document(request.app[STATUS], request[SESSION].name),
+                             headers={"Cache-Control": "no-store"})
+
+
+async def action(request: web.Request) -> web.Response:
+    """``POST /actions/{name}`` with ``{"channel": id, "slot": n, "reason": "…"}``: the
+    action's sentence, or ``{error, detail}`` with the reason it was refused."""
+    name = request.match_info["name"]
+    actions = request.app[ACTIONS]
+    by = request[SESSION].name
+    raw = await request.content.read(MAX_ACTION_BODY + 1)
+    if len(raw) > MAX_ACTION_BODY:
+        return web.json_response({"error": "too_large", "detail": f"at most {MAX_ACTION_BODY} bytes"}, status=413)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return web.json_response({"error": "invalid_json", "detail": "the body is not JSON"}, status=400)
+    if not isinstance(body, dict):
+        return web.json_response({"error": "invalid_body", "detail": "expected a JSON object"}, status=400)
+    try:
+        if name == "quarantine":
+            message = actions.quarantine(by, body.get("channel"), body.get("slot"), body.get("reason"))
+        elif name == "release":
+            message = actions.release(by, body.get("channel"), body.get("slot"))
+        elif name == "reset":
+            message = actions.reset(by, body.get("channel"))
+        elif name == "switch":
+            message = actions.switch(by, body.get("channel"), body.get("slot"))
+        else:
+            return web.json_response({"error": "not_found", "detail": f"no action {name[:40]!r}; one of quarantine, "
+                                      "release, reset, switch"}, status=404)
+    except ActionRefused as exc:
+        return web.json_response({"error": "refused", "detail": str(exc)}, status=exc.status)
+    return web.json_response({"message": message})
 
 
 def add_routes(app: web.Application) -> None:
-    """The page's routes on the API's application (which holds ``STATUS``)."""
+    """The page's routes, its sign-in and its guard on the API's application (which holds
+    ``STATUS``)."""
+    status = app[STATUS]
+    app[DESK] = Desk.build(Accounts(status.store.conn))
+    app[ACTIONS] = Actions(status.bank, status.scheduler.policy, status.store, clock=status.clock)
+    app.middlewares.append(guard())
+
+    async def close_actions(app: web.Application) -> None:
+        await app[ACTIONS].close()
+
+    app.on_cleanup.append(close_actions)
+    app.router.add_routes(routes(status.appliance_id))
     app.router.add_get("/", page)
     app.router.add_get("/status.json", status_json)
+    app.router.add_post("/actions/{name}", action)

@@ -49,6 +49,8 @@ from common.phone import mask
 from .heaps import LazyHeap
 from .locks import LOW_BALANCE, Barring, BarringRuns, QuarantineRule, Streaks
 from .model import (
+    DAY_SECONDS,
+    HOUR_SECONDS,
     TRAFFIC_OF,
     AttemptSummary,
     Decision,
@@ -520,6 +522,29 @@ class RotationPolicy:
         s = self._sim(sim_id)
         self._standing(s, Traffic.VOICE, now)  # drops expired locks
         return tuple(s.locks.values())
+
+    def usage(self, sim_id: str, now: float) -> dict[str, Any]:
+        """One SIM as the technician page shows it: starts in the rolling hour and day per
+        class (what the caps count; HLR probes count as calls), talk seconds in the day,
+        last use, its standing, quarantine evidence, locks, and the caps it is held to."""
+        s = self._sim(sim_id)
+        state = self.state(sim_id, now)
+        voice, sms = s.usage.starts
+        s.usage._purge_talk(now)
+        lim = s.limits
+        return {
+            "state": state.value,
+            "calls_hour": sum(1 for t in voice if t > now - HOUR_SECONDS),
+            "calls_day": sum(1 for t in voice if t > now - DAY_SECONDS),
+            "sms_hour": sum(1 for t in sms if t > now - HOUR_SECONDS),
+            "sms_day": sum(1 for t in sms if t > now - DAY_SECONDS),
+            "talk_seconds_day": round(s.usage.talk_sum, 1),
+            "last_used": None if math.isinf(s.last_used) else s.last_used,
+            "quarantine": None if s.quarantine is None else list(s.quarantine),
+            "locks": [{"rule": lk.rule, "until": lk.until, "evidence": list(lk.evidence)} for lk in self.locks(sim_id, now)],
+            "limits": {"calls_per_hour": lim.calls_per_hour, "calls_per_day": lim.calls_per_day,
+                       "sms_per_hour": lim.sms_per_hour, "sms_per_day": lim.sms_per_day},
+        }
 
     def plan_switches(self, now: float) -> list[tuple[str, int]]:
         """(channel_id, slot) for idle modems whose active SIM cannot place a call while

@@ -1,0 +1,149 @@
+"""What a signed-in technician may do from the page, each through the appliance's own
+functions, each stored as an event with his name (and logged):
+
+* **quarantine a SIM** (any slot) with his reason — the rotation policy's ``quarantine``,
+  the same hold a run of barred calls puts on a SIM: nothing is placed on it until it
+  is released; a quarantined active SIM makes the rotation switch its modem to another
+  slot when one can work;
+* **release a SIM** — the policy's ``release``: its quarantine and every lock lifted,
+  the lock rules' streaks restarted;
+* **reset a modem** — what supervision does to a stuck modem: the dialect's reset
+  (``AT+CFUN=1,1``), the port closed and opened again with the bank's backoff. Not
+  while it is on a call, switching, opening or already being reopened;
+* **switch a modem's slot** — the bank's ``switch`` (only from idle, cooling down or
+  quarantined: never during a call); the rotation may switch back later when that
+  slot's SIM cannot place calls.
+
+A SIM is named by its modem and slot, never by its ICCID (the page shows ICCIDs
+masked). Quarantine and release write the rotation snapshot at once (the scheduler
+checkpoints it only after its own changes), so a restart keeps them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from common.clock import iso
+from modem_drivers.background import Background
+
+from ..bank import Bank
+from ..channel import SWITCHABLE, Channel, ChannelState
+from ..rotation import RotationPolicy
+from ..store import Store
+from .words import sim_tail
+
+logger = logging.getLogger(__name__)
+
+#: States a modem may be reset from: not on a call (a reset would drop it: wait or let
+#: it end), not switching or opening (the bank is talking to it).
+RESETTABLE: Final = frozenset({ChannelState.IDLE, ChannelState.COOLING, ChannelState.FAULTY, ChannelState.QUARANTINED})
+#: A technician's reason for a quarantine: one line, as the evidence shows it.
+MAX_REASON: Final = 200
+
+
+class ActionRefused(Exception):
+    """An action that cannot be done now; ``str()`` says why, ``status`` is the HTTP code."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Actions:
+    def __init__(self, bank: Bank, policy: RotationPolicy, store: Store, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.bank = bank
+        self.policy = policy
+        self.store = store
+        self.clock = clock
+        self.tasks = Background("technician actions", logger)
+
+    # -- lookups --------------------------------------------------------------------------
+    def _channel(self, channel_id: Any) -> Channel:
+        ch = self.bank.channels.get(channel_id) if isinstance(channel_id, str) else None
+        if ch is None:
+            raise ActionRefused(f"no modem {str(channel_id)[:40]!r} on this appliance", 404)
+        return ch
+
+    def _slot(self, ch: Channel, slot: Any) -> int:
+        if not isinstance(slot, int) or isinstance(slot, bool) or not 0 <= slot < ch.slots:
+            raise ActionRefused(f"modem {ch.id} has slots 0 to {ch.slots - 1} (the page shows them as 1 to {ch.slots}); "
+                                f"got {str(slot)[:20]!r}", 400)
+        return slot
+
+    def _sim(self, channel_id: Any, slot: Any) -> tuple[Channel, str]:
+        ch = self._channel(channel_id)
+        n = self._slot(ch, slot)
+        s = ch.sims.get(n)
+        if s is None or not s.sim_id:
+            raise ActionRefused(f"modem {ch.id} slot {n + 1}: no SIM read there")
+        if not self.policy.knows(s.sim_id):
+            raise ActionRefused(f"modem {ch.id} slot {n + 1}: SIM {sim_tail(s.sim_id)} is not in rotation "
+                                "(locked by its PIN or not ready): nothing to quarantine or release")
+        return ch, s.sim_id
+
+    def _saved(self, now: float) -> None:
+        # The scheduler's checkpoint format (appliance/scheduler/shell.py, _save_rotation).
+        self.store.set_kv("rotation", {"at": now, "policy": self.policy.snapshot()})
+
+    # -- actions ----------------------------------------------------------------------------
+    def quarantine(self, by: str, channel_id: Any, slot: Any, reason: Any) -> str:
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON or "\n" in reason:
+            raise ActionRefused(f"a quarantine needs a reason: one line of 1 to {MAX_REASON} characters", 400)
+        ch, sim_id = self._sim(channel_id, slot)
+        now = self.clock()
+        evidence = (f"{iso(now, ms=False)} quarantined by {by}: {reason.strip()}",)
+        self.policy.quarantine(sim_id, evidence, now)
+        self._saved(now)
+        self.store.log_event("sim_quarantined", sim_id, {"evidence": list(evidence), "by": by, "reason": reason.strip(),
+                                                          "channel": ch.id, "slot": slot}, now)
+        logger.warning("SIM %s (%s slot %d) quarantined by technician %s: %s", sim_tail(sim_id), ch.id, slot + 1, by,
+                       reason.strip())
+        return f"SIM {sim_tail(sim_id)} ({ch.id} slot {slot + 1}) quarantined: nothing is placed on it until released"
+
+    def release(self, by: str, channel_id: Any, slot: Any) -> str:
+        ch, sim_id = self._sim(channel_id, slot)
+        now = self.clock()
+        self.policy.release(sim_id, now)
+        self._saved(now)
+        self.store.log_event("sim_released", sim_id, {"by": by, "channel": ch.id, "slot": slot}, now)
+        logger.warning("SIM %s (%s slot %d) released by technician %s", sim_tail(sim_id), ch.id, slot + 1, by)
+        return f"SIM {sim_tail(sim_id)} ({ch.id} slot {slot + 1}) released: back in rotation"
+
+    def reset(self, by: str, channel_id: Any) -> str:
+        ch = self._channel(channel_id)
+        if ch.state not in RESETTABLE:
+            raise ActionRefused(f"modem {ch.id} is {ch.state.value.replace('_', ' ')}: a reset waits until it is idle "
+                                "(a reset during a call would drop it)")
+        if ch.id not in self.bank.modems:
+            raise ActionRefused(f"modem {ch.id}: the appliance is already reopening its port ({ch.reason})")
+        now = self.clock()
+        reason = f"reset by technician {by}"
+        # The bank's own path for a stuck modem (Bank._reset): out of service first, so
+        # no job takes it while its port is closed and opened again.
+        self.bank._move(ch, ChannelState.FAULTY, reason)
+        self.tasks.spawn(self.bank._reset(ch), f"reset of {ch.id}")
+        self.store.log_event("modem_reset", ch.id, {"by": by}, now)
+        logger.warning("modem %s reset by technician %s", ch.id, by)
+        return f"modem {ch.id} resetting: out of service until it answers again (usually under a minute)"
+
+    def switch(self, by: str, channel_id: Any, slot: Any) -> str:
+        ch = self._channel(channel_id)
+        n = self._slot(ch, slot)
+        if ch.slots < 2:
+            raise ActionRefused(f"modem {ch.id} has one slot: nothing to switch to")
+        if n == ch.active_slot:
+            raise ActionRefused(f"modem {ch.id} is on slot {n + 1} already")
+        if ch.state not in SWITCHABLE:
+            raise ActionRefused(f"modem {ch.id} is {ch.state.value.replace('_', ' ')}: a slot switch waits until it is "
+                                "idle (never during a call)")
+        now = self.clock()
+        self.tasks.spawn(self.bank.switch(ch.id, n, reason=f"asked by technician {by}"), f"slot switch of {ch.id}")
+        self.store.log_event("slot_switch", ch.id, {"by": by, "slot": n}, now)
+        logger.warning("modem %s: switch to slot %d asked by technician %s", ch.id, n + 1, by)
+        return f"modem {ch.id} switching to slot {n + 1}: out of service while the SIM registers (up to a minute)"
+
+    async def close(self) -> None:
+        await self.tasks.cancel_all()

@@ -1,0 +1,245 @@
+"""Sign-in to the technician page over real HTTP (an Appliance on an emulated bank):
+nothing but /healthz and the form without a session, the cookie's flags, lockout with
+backoff per account and per address, CSRF refusals that change nothing on the modems,
+sign-out, a removed account's session ending; the accounts' CLI; the lockout's and
+the event sentences' pure parts."""
+from __future__ import annotations
+
+import re
+from http.cookies import SimpleCookie
+
+import aiohttp
+import pytest
+from click.testing import CliRunner
+
+from appliance.store import Store
+from appliance.technician.accounts import AccountError, Accounts
+from appliance.technician.cli import user
+from appliance.technician.lockout import Lockout
+from appliance.technician.signin import COOKIE, DESK
+from appliance.technician.words import sentence, trouble
+from modem_drivers.emulator import Timing
+
+pytestmark = pytest.mark.bank(modems=2, sims_per_modem=2, timing=Timing.FAST, seed=5, vendors=("simcom", "quectel"))
+
+PASSWORD = "rack-side-42"
+
+
+def cookies_of(response: aiohttp.ClientResponse) -> dict[str, SimpleCookie]:
+    out = {}
+    for header in response.headers.getall("Set-Cookie", []):
+        c: SimpleCookie = SimpleCookie()
+        c.load(header)
+        for name in c:
+            out[name] = c
+    return out
+
+
+class Browser:
+    """A client that keeps cookies itself (so the test sees their flags)."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http, self.base, self.jar = http, base, {}
+
+    async def request(self, method: str, path: str, **kw) -> tuple[aiohttp.ClientResponse, str]:
+        headers = {**kw.pop("headers", {}), "Cookie": "; ".join(f"{k}={v}" for k, v in self.jar.items())}
+        async with self.http.request(method, self.base + path, headers=headers, allow_redirects=False, **kw) as r:
+            text = await r.text()
+            for name, c in cookies_of(r).items():
+                if c[name].value and c[name]["max-age"] != "0":
+                    self.jar[name] = c[name].value
+                else:
+                    self.jar.pop(name, None)
+            return r, text
+
+    async def sign_in(self, name: str, password: str, **kw) -> aiohttp.ClientResponse:
+        r, text = await self.request("GET", "/signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+        r, _ = await self.request("POST", "/signin", data={"name": name, "password": password, "csrf": csrf}, **kw)
+        return r
+
+
+@pytest.fixture
+def appliance_config(tmp_path, bank):
+    return {"emulator_state": str(bank.state),
+            "appliance": {"id": "box-signin", "store": str(tmp_path / "a.db"), "listen": "127.0.0.1:0", "token": "t"}}
+
+
+async def test_signin_lockout_csrf_signout(appliance, http, bank):
+    b = Browser(http, appliance.address)
+    # No account yet: the form says how to make one; nothing else answers.
+    r, text = await b.request("GET", "/signin")
+    assert r.status == 200 and "simrotor appliance user add NAME" in text
+    r, _ = await b.request("GET", "/")
+    assert r.status == 303 and r.headers["Location"] == "/signin"
+    for path in ("/status.json", "/nowhere"):
+        r, text = await b.request("GET", path)
+        assert r.status == 401, path
+        assert "emu0" not in text
+    r, _ = await b.request("POST", "/actions/reset", json={"channel": "emu000"})
+    assert r.status == 401
+    r, text = await b.request("GET", "/healthz")
+    assert r.status == 200 and '"ok": true' in text
+    r, _ = await b.request("GET", "/metrics")  # loopback, no metrics_token: Prometheus on this machine
+    assert r.status == 200
+
+    accounts = Accounts(appliance.store.conn)
+    accounts.add("jan", PASSWORD)
+    accounts.add("ewa", PASSWORD)
+    desk = appliance.runner.app[DESK]
+    now = [1_000_000.0]
+    for lockout in (desk.by_account, desk.by_address):
+        lockout.clock = lambda: now[0]
+
+    # Five wrong passwords are refused plainly; the sixth locks the account for 30 s …
+    for _ in range(5):
+        assert (await b.sign_in("jan", "wrong-password")).status == 401
+    r = await b.sign_in("jan", "wrong-password")
+    assert r.status == 429 and r.headers["Retry-After"] == "30"
+    # … during which even the right password is refused, before it is looked at.
+    r = await b.sign_in("jan", PASSWORD)
+    assert r.status == 429 and int(r.headers["Retry-After"]) == 30
+    assert COOKIE not in b.jar
+    # The next failure after the lock doubles it (backoff).
+    now[0] += 31
+    r = await b.sign_in("jan", "wrong-again")
+    assert r.status == 429 and r.headers["Retry-After"] == "60"
+    # Another account from this address still signs in (the address has 7 failures of 10).
+    r = await b.sign_in("ewa", PASSWORD)
+    assert r.status == 303 and r.headers["Location"] == "/"
+    flags = cookies_of(r)[COOKIE][COOKIE]
+    assert flags["httponly"] and flags["samesite"] == "Strict" and not flags["secure"]
+    assert COOKIE in b.jar
+
+    # Signed in: the page, its CSRF token and the status answer.
+    r, html = await b.request("GET", "/")
+    assert r.status == 200
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', html).group(1)
+    r, text = await b.request("GET", "/status.json")
+    assert r.status == 200 and '"technician": "ewa"' in text
+
+    # An action without the CSRF token, or with another, is refused and does nothing.
+    modem = bank.emu.modem("emu000")
+    settings, slot = modem.settings, modem.active_slot
+    for headers in ({}, {"X-CSRF-Token": "x" + csrf[1:]}):
+        r, text = await b.request("POST", "/actions/reset", json={"channel": "emu000"}, headers=headers)
+        assert r.status == 403 and "CSRF" in text
+        r, text = await b.request("POST", "/actions/switch", json={"channel": "emu000", "slot": 1}, headers=headers)
+        assert r.status == 403
+    assert modem.settings is settings and modem.active_slot == slot
+    assert appliance.bank.channels["emu000"].state.value == "idle"
+
+    # Sign-out needs the token too; then the old cookie is worth nothing.
+    old = b.jar[COOKIE]
+    r, _ = await b.request("POST", "/signout", data={"csrf": "nope"})
+    assert r.status == 403
+    r, _ = await b.request("POST", "/signout", data={"csrf": csrf})
+    assert r.status == 303 and r.headers["Location"] == "/signin" and COOKIE not in b.jar
+    b.jar[COOKIE] = old
+    r, _ = await b.request("GET", "/status.json")
+    assert r.status == 401
+
+    # Over TLS (a proxy saying so) the cookie is Secure; removing the account ends the session.
+    b.jar.clear()
+    r = await b.sign_in("ewa", PASSWORD, headers={"X-Forwarded-Proto": "https"})
+    assert r.status == 303 and cookies_of(r)[COOKIE][COOKIE]["secure"]
+    b.jar[COOKIE] = cookies_of(r)[COOKIE][COOKIE].value
+    r, _ = await b.request("GET", "/status.json")
+    assert r.status == 200
+    accounts.remove("ewa")
+    r, _ = await b.request("GET", "/status.json")
+    assert r.status == 401
+
+    # Per address: past ten failures over any names the address is locked, even for a good account.
+    b.jar.clear()
+    now[0] += 3600  # the earlier failures are forgotten
+    for i in range(10):
+        assert (await b.sign_in(f"guess{i}", "wrong-password")).status == 401
+    r = await b.sign_in("guess10", "wrong-password")
+    assert r.status == 429 and r.headers["Retry-After"] == "30"
+    r = await b.sign_in("jan", PASSWORD)
+    assert r.status == 429 and r.headers["Retry-After"] == "30"
+    now[0] += 31
+    r = await b.sign_in("jan", PASSWORD)
+    assert r.status == 303
+
+    # A sign-in form posted without its cookie (another site's form) is refused.
+    b.jar.clear()
+    r, _ = await b.request("POST", "/signin", data={"name": "jan", "password": PASSWORD, "csrf": "forged"})
+    assert r.status == 403 and COOKIE not in b.jar
+
+
+def test_lockout_backoff_is_capped_and_forgets():
+    now = [0.0]
+    lock = Lockout(lambda: now[0], free=2, first=10.0, cap=40.0, forget=100.0)
+    assert [lock.failed("k") for _ in range(6)] == [0.0, 0.0, 10.0, 20.0, 40.0, 40.0]
+    assert lock.locked_for("k") == 40.0 and lock.locked_for("other") == 0.0
+    now[0] += 40.0
+    assert lock.locked_for("k") == 0.0 and lock.failures("k") == 6
+    now[0] += 100.0  # no failure for `forget` seconds: a fresh start
+    assert lock.failures("k") == 0 and lock.failed("k") == 0.0
+    lock.failed("k")
+    lock.succeeded("k")
+    assert lock.failures("k") == 0
+
+
+async def test_accounts_hash_and_refuse(tmp_path):
+    store = Store(tmp_path / "a.db")
+    accounts = Accounts(store.conn)
+    accounts.add("jan", PASSWORD)
+    row = store.conn.execute("SELECT password_hash FROM technicians WHERE name = 'jan'").fetchone()[0]
+    assert row.startswith("$argon2id$") and PASSWORD not in row
+    assert (await accounts.verify("jan", PASSWORD)).name == "jan"
+    assert await accounts.verify("jan", PASSWORD + "x") is None
+    assert await accounts.verify("nobody", PASSWORD) is None
+    for name, password, words in (("Jan", PASSWORD, "lower-case"), ("ok", "short", "at least 8"),
+                                  ("ok", "x" * 300, "at most 256")):
+        with pytest.raises(AccountError, match=words):
+            accounts.add(name, password)
+    with pytest.raises(AccountError, match="--replace"):
+        accounts.add("jan", PASSWORD)
+    changed = accounts.add("jan", "another-password", replace=True)
+    assert changed.changed_at >= changed.created_at
+    assert await accounts.verify("jan", PASSWORD) is None
+    store.close()
+
+
+def test_user_cli_reads_the_password_from_stdin_never_argv(tmp_path):
+    db = str(tmp_path / "a.db")
+    runner = CliRunner()
+    r = runner.invoke(user, ["add", "jan", "--store", db, "--password-stdin"], input=PASSWORD + "\n")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(user, ["add", "ewa", "--store", db], input="pass-word-9\npass-word-9\n")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(user, ["add", "ola", "--store", db], input="pass-word-9\ndifferent-1\n")
+    assert r.exit_code != 0
+    r = runner.invoke(user, ["add", "bad", "--store", db, "--password-stdin"], input="short\n")
+    assert r.exit_code == 1 and "at least 8" in r.output
+    r = runner.invoke(user, ["list", "--store", db, "--json"])
+    assert [t["name"] for t in __import__("json").loads(r.output)["technicians"]] == ["ewa", "jan"]
+    r = runner.invoke(user, ["remove", "jan", "--store", db])
+    assert r.exit_code == 0
+    r = runner.invoke(user, ["remove", "jan", "--store", db])
+    assert r.exit_code == 1 and "no technician 'jan'" in r.output
+    r = runner.invoke(user, ["add", "jan", "--store", db, "--password", "x"])
+    assert r.exit_code == 2  # no such option: a password never rides on the command line
+
+
+def test_events_in_words_drop_routine_rows_and_mask():
+    iccid = "89480000000000012345"
+    rows = [
+        {"at": 5.0, "kind": "balance", "subject": iccid, "detail": {"balance": 12.5}},
+        {"at": 4.0, "kind": "channel", "subject": "m1", "detail": {"from": "idle", "to": "switching_sim", "reason": "r"}},
+        {"at": 3.0, "kind": "channel", "subject": "m1", "detail": {"from": "switching_sim", "to": "idle", "reason": "ok"}},
+        {"at": 2.0, "kind": "sim_quarantined", "subject": iccid,
+         "detail": {"evidence": [f"job j: cause 21 without alerting, SIM {iccid}"], "by": "jan"}},
+        {"at": 1.0, "kind": "channel", "subject": "m1", "detail": {"from": "idle", "to": "faulty", "reason": "port lost"}},
+    ]
+    out = trouble(rows, 10)
+    assert [e["kind"] for e in out] == ["sim_quarantined", "channel"]
+    assert out[0]["text"] == "SIM *****************345 quarantined by jan: job j: cause 21 without alerting, SIM *****************345"
+    assert out[1]["text"] == "modem m1 out of service: port lost"
+    assert iccid not in str(out)
+    assert "and 7 more" in sentence("sim_locked", iccid, {"rule": "consecutive_failed", "until": None, "suppressed": 7,
+                                                           "seconds": 5.0})
+    assert sentence("new_kind", "m1", {"a": 1}) == "new kind m1: a 1"
