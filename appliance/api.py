@@ -7,6 +7,7 @@
     GET    /api/channels             channels: state, SIM, number, signal
     GET    /api/inbound?after=T      SMS and calls received (callbacks), oldest first
     GET    /api/status               counters
+    POST   /api/modems/{id}/{action} stop, restart or remove one modem; {"when_idle": true} lets its work end first
     GET    /metrics                  Prometheus text format (no token: read-only, bounded labels)
 
 Every /api route needs ``Authorization: Bearer <token>``. Errors are JSON
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
 import logging
 from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .bank import Bank
+from .bank import Bank, ControlError, ModemAction
 from .jobspec import BodyError, JobError, decode_batch, validate_batch
 from .metrics import Metrics
 from .scheduler import Scheduler
@@ -144,6 +146,27 @@ async def get_channels(request: web.Request) -> web.Response:
     return web.json_response({"channels": request.app[BANK].snapshot()})
 
 
+async def post_modem(request: web.Request) -> web.Response:
+    """``Bank.control``: 200 with the channel's view (``pending`` while its work ends)."""
+    try:
+        action = ModemAction(request.match_info["action"])
+    except ValueError:
+        return _error(404, "not_found", f"no action {request.match_info['action']!r}; "
+                      f"one of {', '.join(a.value for a in ModemAction)}")
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        return _error(400, "invalid_json", f"the body is not JSON: {exc}")
+    if not isinstance(body, dict) or set(body) - {"when_idle"} or not isinstance(body.get("when_idle", False), bool):
+        return _error(400, "invalid_body", 'expected {"when_idle": true|false} or no body')
+    try:
+        view = request.app[BANK].control(request.match_info["id"], action, when_idle=body.get("when_idle", False))
+    except ControlError as exc:
+        return _error(404, "not_found", str(exc))
+    return web.json_response(view)
+
+
 async def get_status(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATUS].summary())
 
@@ -168,5 +191,6 @@ def make_app(deps: ApiDeps, token: str) -> web.Application:
     app.router.add_get("/api/channels", get_channels)
     app.router.add_get("/api/inbound", get_inbound)
     app.router.add_get("/api/status", get_status)
+    app.router.add_post("/api/modems/{id}/{action}", post_modem)
     app.router.add_get("/metrics", get_metrics)
     return app

@@ -17,20 +17,35 @@ storms:
   stops its channel with a reason that says what a person must do; the port is let go so
   ``simrotor modem unlock PORT`` can use it, and looked at again with backoff (nothing is
   sent to the SIM) until the SIM is found unlocked. Rejected PINs are remembered in the
-  appliance's store, so a restart does not try them again.
+  appliance's store, so a restart does not try them again;
+* a person stops, restarts or removes one modem (``control``: the local API's
+  ``POST /api/modems/{id}/stop|restart|remove``) while the others keep working: it leaves
+  rotation at once (no new job), its job runs to its end ("when idle") or its call is
+  hung up now, then its ports are closed; a restart opens it again, a remove forgets it
+  until the config names it again (the next start).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
 from modem_drivers.at import AtError, AtTimeout
 from modem_drivers.background import Background
-from modem_drivers.errors import ForeignModem, ModemError, PinError, SimPinRequired, SimPukRequired, Unsupported, WrongPin
+from modem_drivers.errors import (
+    ForeignModem,
+    ModemError,
+    PinError,
+    SimPinRequired,
+    SimPukRequired,
+    Unsupported,
+    WrongPin,
+)
 from modem_drivers.modem import Modem
 from modem_drivers.pin import MemoryPinMarks, PinMarks, PinWithheld, tries_text
 from modem_drivers.types import (
@@ -53,6 +68,24 @@ STUCK_AFTER: Final = 2
 
 ChangeListener = Callable[[Channel, ChannelState, ChannelState, str], None]
 EventListener = Callable[[Channel, ModemEvent], None]
+RemoveListener = Callable[[Channel], None]
+
+
+class ModemAction(enum.Enum):
+    """What a person can do to one modem without restarting the appliance."""
+
+    STOP = "stop"
+    RESTART = "restart"
+    REMOVE = "remove"
+
+
+class ControlError(LookupError):
+    """A control asked of a modem the bank does not have (unknown, or removed)."""
+
+
+#: States in which the channel is doing work that a stop "when idle" lets end first: a job
+#: or callback (BUSY), a SIM-slot switch, the first open (they settle on their own).
+WORKING: Final = frozenset({ChannelState.BUSY, ChannelState.SWITCHING, ChannelState.OPENING})
 
 
 class Bank:
@@ -83,6 +116,13 @@ class Bank:
         #: Rejected PINs per SIM; the runtime passes its store so they survive a restart.
         self.pin_marks: PinMarks = pin_marks if pin_marks is not None else MemoryPinMarks()
         self._pin_watched: set[str] = set()
+        self._remove_listeners: list[RemoveListener] = []
+        #: Per channel, bumped at every stop: a reopen or look of an older epoch gives up,
+        #: and a modem it opened after the stop is closed, not attached.
+        self._epoch: dict[str, int] = {}
+        self._closers: dict[str, asyncio.Task[None]] = {}  # ports being closed after a stop
+        #: Modems removed by a person: id -> what the status shows (port, when, why).
+        self.removed: dict[str, dict[str, object]] = {}
 
     # -- listeners ----------------------------------------------------------------------
     def on_change(self, cb: ChangeListener) -> None:
@@ -91,7 +131,17 @@ class Bank:
     def on_event(self, cb: EventListener) -> None:
         self._event_listeners.append(cb)
 
+    def on_remove(self, cb: RemoveListener) -> None:
+        """``cb(channel)`` after a modem was removed (its SIMs leave the rotation policy)."""
+        self._remove_listeners.append(cb)
+
     def _move(self, ch: Channel, new: ChannelState, reason: str) -> None:
+        if ch.state is ChannelState.STOPPED and new is not ChannelState.OPENING:
+            return  # a task of before the stop (a reopen, a look) settling: the stop stands
+        if ch.pending is not None and new not in WORKING and new is not ChannelState.STOPPED:
+            # The work a stop "when idle" waited for is over: stop instead of taking jobs.
+            self._apply_pending(ch)
+            return
         old, _ = ch.move(new, reason)
         if old is not new:
             logger.info("channel %s: %s -> %s (%s)", ch.id, old.value, new.value, reason)
@@ -115,7 +165,8 @@ class Bank:
         for h in self._cooling.values():
             h.cancel()
         await self._tasks.cancel_all()
-        await asyncio.gather(*(m.close() for m in self.modems.values()), return_exceptions=True)
+        await asyncio.gather(*(m.close() for m in self.modems.values()), *self._closers.values(),
+                             return_exceptions=True)
 
     async def _open(self, ch: Channel) -> Modem:
         modem = await Modem.open(ch.port, pin=ch.pin, name=ch.id, pin_marks=self.pin_marks, expected_imei=ch.imei)
@@ -129,13 +180,15 @@ class Bank:
         return modem
 
     async def _bring_up(self, ch: Channel) -> None:
+        epoch = self._epoch.get(ch.id, 0)
         try:
             modem = await self._open(ch)
         except (AtError, ModemError, OSError) as exc:
             self._move(ch, ChannelState.FAULTY, f"cannot open: {exc}")
-            self._spawn(self._reopen(ch), f"reopen of {ch.id}")
+            self._spawn(self._reopen(ch, epoch), f"reopen of {ch.id}")
             return
-        self._attach(ch, modem)
+        if not self._attach(ch, modem, epoch):
+            return
         await self._clear_leftover_call(modem)
         await self._read_active_sim(ch)
         if self.discover_slots and ch.slots > 1:
@@ -155,16 +208,24 @@ class Bank:
         with contextlib.suppress(AtError, ModemError):
             await modem.port.command(modem.dialect.hangup)
 
-    def _attach(self, ch: Channel, modem: Modem) -> None:
+    def _attach(self, ch: Channel, modem: Modem, epoch: int) -> bool:
+        """Make ``modem`` the channel's; a modem opened by a task of before a stop (or of
+        a removed channel) is closed instead, and False returned."""
+        if epoch != self._epoch.get(ch.id, 0) or self.channels.get(ch.id) is not ch:
+            self._closers.setdefault(f"{ch.id}#{id(modem)}", asyncio.ensure_future(self._close_quietly(modem)))
+            return False
         self.modems[ch.id] = modem
         ident = modem.identity
         if ident is not None:
             ch.dialect, ch.model, ch.imei = ident.dialect, ident.model, ident.imei
             modem.expected_imei = ident.imei  # a reopen that finds another modem refuses it
         modem.subscribe(lambda ev, ch=ch: self._on_modem_event(ch, ev))
+        return True
 
     async def _read_active_sim(self, ch: Channel) -> None:
-        modem = self.modems[ch.id]
+        modem = self.modems.get(ch.id)
+        if modem is None:
+            return  # stopped meanwhile (Bank.control): its port is closed
         try:
             await self._find_active_slot(ch, modem)
             info = await modem.sim_info()
@@ -221,7 +282,9 @@ class Bank:
         return self.modems[channel_id]
 
     def release(self, channel_id: str, *, cooldown: float, reason: str) -> None:
-        ch = self.channels[channel_id]
+        ch = self.channels.get(channel_id)
+        if ch is None:
+            return
         ch.job_id = None
         if ch.state is not ChannelState.BUSY:
             return
@@ -243,13 +306,13 @@ class Bank:
         channel leaves rotation while its modem is checked — the audio port reopened at its
         path when it was lost, the AT side asked for its signal — and comes back when both
         answer; until then the check repeats at the supervision interval."""
-        ch = self.channels[channel_id]
-        if ch.state in (ChannelState.IDLE, ChannelState.COOLING) and ch.audio is not None:
+        ch = self.channels.get(channel_id)
+        if ch is not None and ch.state in (ChannelState.IDLE, ChannelState.COOLING) and ch.audio is not None:
             self._move(ch, ChannelState.FAULTY, f"audio fault, checking the modem: {detail}")
             self._spawn(self._check_audio(ch), f"audio check of {ch.id}")
 
     async def _check_audio(self, ch: Channel) -> None:
-        while not self._closing and ch.state is ChannelState.FAULTY and ch.reason.startswith("audio fault"):
+        while not self._closing and ch.id in self.channels and ch.state is ChannelState.FAULTY and ch.reason.startswith("audio fault"):
             modem = self.modems.get(ch.id)
             if modem is not None and ch.audio is not None:
                 try:
@@ -266,13 +329,13 @@ class Bank:
             await asyncio.sleep(self.check_interval * self.rng.uniform(0.9, 1.1))
 
     def quarantine(self, channel_id: str, reason: str) -> None:
-        ch = self.channels[channel_id]
-        if ch.state in (ChannelState.IDLE, ChannelState.COOLING):
+        ch = self.channels.get(channel_id)
+        if ch is not None and ch.state in (ChannelState.IDLE, ChannelState.COOLING):
             self._move(ch, ChannelState.QUARANTINED, reason)
 
     def unquarantine(self, channel_id: str, reason: str) -> None:
-        ch = self.channels[channel_id]
-        if ch.state is ChannelState.QUARANTINED:
+        ch = self.channels.get(channel_id)
+        if ch is not None and ch.state is ChannelState.QUARANTINED:
             self._move(ch, ChannelState.IDLE, reason)
 
     async def switch(self, channel_id: str, slot: int, *, reason: str) -> bool:
@@ -376,7 +439,7 @@ class Bank:
         """Paced health check of one channel; jittered start so checks never bunch up."""
         await asyncio.sleep(self.rng.uniform(0, self.check_interval))
         misses = 0
-        while not self._closing:
+        while not self._closing and self.channels.get(ch.id) is ch:
             modem = self.modems.get(ch.id)
             if modem is not None and ch.state in (ChannelState.IDLE, ChannelState.COOLING, ChannelState.FAULTY):
                 try:
@@ -400,26 +463,31 @@ class Bank:
             await asyncio.sleep(self.check_interval * self.rng.uniform(0.9, 1.1))
 
     async def _reset(self, ch: Channel) -> None:
+        epoch = self._epoch.get(ch.id, 0)
         modem = self.modems.pop(ch.id, None)
         if modem is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(modem.reset(), 2.0)
             with contextlib.suppress(BaseException):
                 await modem.close()
-        await self._reopen(ch)
+        await self._reopen(ch, epoch)
 
     async def _drop_and_reopen(self, ch: Channel) -> None:
         """Let go of a port that leads to another modem and open its name again, with
         backoff, until our own modem (by IMEI) answers there."""
+        epoch = self._epoch.get(ch.id, 0)
         modem = self.modems.pop(ch.id, None)
         if modem is not None:
             with contextlib.suppress(BaseException):
                 await modem.close()
-        await self._reopen(ch)
+        await self._reopen(ch, epoch)
 
-    async def _reopen(self, ch: Channel) -> None:
+    async def _reopen(self, ch: Channel, epoch: int) -> None:
+        """Open the channel's port again with capped backoff; gives up when a person
+        stopped the modem since ``epoch`` (the epoch its caller started in)."""
         delay, cap = self.reopen_backoff
-        while not self._closing:
+        while (not self._closing and epoch == self._epoch.get(ch.id, 0)
+               and ch.state is not ChannelState.STOPPED):
             try:
                 modem = await self._open(ch)
             except (AtError, ModemError, OSError) as exc:
@@ -430,9 +498,9 @@ class Bank:
                 delay = min(cap, delay * 2)
                 continue
             self._foreigners.discard(ch.id)
-            self._attach(ch, modem)
-            await self._read_active_sim(ch)
-            self._settle(ch, "reopened")
+            if self._attach(ch, modem, epoch):
+                await self._read_active_sim(ch)
+                self._settle(ch, "reopened")
             return
 
     # -- locked SIMs -------------------------------------------------------------------
@@ -456,17 +524,21 @@ class Bank:
         and reads the SIM's state and tries (no PIN is sent while the mark stands, with one
         try left, or for a PUK), and closes it again unless the SIM is unlocked now."""
         delay, cap = self.reopen_backoff
+        epoch = self._epoch.get(ch.id, 0)
         try:
             await self._release(ch)
             while not self._closing:
                 await asyncio.sleep(delay)
                 delay = min(cap, delay * 2)
+                if epoch != self._epoch.get(ch.id, 0):
+                    return  # stopped by a person meanwhile; a restart looks again itself
                 try:
                     modem = await self._open(ch)
                 except (AtError, ModemError, OSError) as exc:
                     logger.debug("channel %s: locked-SIM look failed (%s); next in %.1f s", ch.id, exc, delay)
                     continue
-                self._attach(ch, modem)
+                if not self._attach(ch, modem, epoch):
+                    return
                 await self._read_active_sim(ch)
                 if modem.pin_problem is None:
                     self._settle(ch, "SIM unlocked")
@@ -481,6 +553,91 @@ class Bank:
         if modem is not None:
             with contextlib.suppress(Exception):
                 await modem.close()
+
+    # -- a person's controls --------------------------------------------------------------
+    def control(self, channel_id: str, action: ModemAction, *, when_idle: bool = False) -> dict[str, object]:
+        """Stop, restart or remove one modem while the rest of the bank works on. It leaves
+        rotation at once; work on it (a job, a callback, a balance check, a slot switch)
+        ends first when ``when_idle``, else its call is hung up now (the job ends with its
+        normal result). Then its ports are closed: ``stop`` leaves it so (STOPPED), ``restart``
+        opens it again, ``remove`` forgets it (``removed``) until the config names it again.
+        Returns the channel's public view; its ``pending`` names the action still waiting
+        and its ``reason`` says for what. Raises ``ControlError`` for an unknown modem."""
+        ch = self.channels.get(channel_id)
+        if ch is None:
+            if channel_id in self.removed:
+                raise ControlError(f"modem {channel_id} was removed; it comes back when the appliance starts "
+                                   "with a config naming it")
+            raise ControlError(f"no modem {channel_id!r}; the modems are: {', '.join(sorted(self.channels)) or 'none'}")
+        ch.pending = action.value
+        if ch.state in WORKING:
+            call = getattr(self.modems.get(ch.id), "call", None)
+            hang_up = not when_idle and call is not None and not call.released
+            what = f"job {ch.job_id}" if ch.job_id else ch.state.value.replace("_", " ")
+            ch.reason = (f"{action.value} asked: hanging up the call of {what} now" if hang_up else
+                         f"{action.value} asked: waiting for {what} to end (when idle)")
+            logger.info("channel %s: %s", ch.id, ch.reason)
+            if hang_up:
+                self._spawn(self.modems[ch.id].hangup(), f"hang-up of {ch.id} for a {action.value}")
+        else:
+            self._apply_pending(ch)
+        return {**ch.public(), "removed": ch.id in self.removed}
+
+    def _apply_pending(self, ch: Channel) -> None:
+        action = ModemAction(ch.pending)
+        ch.pending = None
+        if ch.state is not ChannelState.STOPPED:
+            self._stop(ch, {ModemAction.STOP: "stopped by a person",
+                            ModemAction.RESTART: "stopped for a restart asked by a person",
+                            ModemAction.REMOVE: "removed by a person"}[action])
+        if action is ModemAction.RESTART:
+            self._spawn(self._restart(ch), f"restart of {ch.id}")
+        elif action is ModemAction.REMOVE:
+            self._forget(ch)
+
+    def _stop(self, ch: Channel, reason: str) -> None:
+        """Out of rotation now (STOPPED), its tasks of before given up, its ports closed."""
+        self._epoch[ch.id] = self._epoch.get(ch.id, 0) + 1
+        timer = self._cooling.pop(ch.id, None)
+        if timer is not None:
+            timer.cancel()
+        self._move(ch, ChannelState.STOPPED, reason)
+        ch.registered = False
+        self._foreigners.discard(ch.id)
+        modem = self.modems.pop(ch.id, None)
+        if modem is not None:
+            self._close_later(ch.id, modem)
+
+    def _close_later(self, key: str, modem: Modem) -> None:
+        task = asyncio.ensure_future(self._close_quietly(modem))
+        self._closers[key] = task
+        task.add_done_callback(lambda t: self._closers.pop(key, None) if self._closers.get(key) is t else None)
+
+    @staticmethod
+    async def _close_quietly(modem: Modem) -> None:
+        with contextlib.suppress(Exception):
+            await modem.close()
+
+    async def _restart(self, ch: Channel) -> None:
+        closing = self._closers.get(ch.id)
+        if closing is not None:
+            await asyncio.shield(closing)  # the port is exclusive: closed before it is opened again
+        if ch.state is not ChannelState.STOPPED or self._closing or self.channels.get(ch.id) is not ch:
+            return
+        self._epoch[ch.id] = self._epoch.get(ch.id, 0) + 1
+        self._move(ch, ChannelState.OPENING, "restarting (asked by a person)")
+        await self._bring_up(ch)
+
+    def _forget(self, ch: Channel) -> None:
+        del self.channels[ch.id]
+        self.removed[ch.id] = {"id": ch.id, "port": ch.port, "imei": ch.imei, "removed_at": time.time(),
+                               "reason": "removed by a person; back when the appliance starts with a config naming it"}
+        logger.info("channel %s removed (port %s)", ch.id, ch.port)
+        for cb in list(self._remove_listeners):
+            try:
+                cb(ch)
+            except Exception:
+                logger.exception("bank remove listener failed")
 
     # -- views -------------------------------------------------------------------------
     def sims(self) -> list[tuple[Channel, SlotSim]]:

@@ -10,7 +10,11 @@ raises ``ChannelStateError`` from None):
   answered during the pause takes it BUSY (no job is placed on a BUSY channel, and the
   SIM's pause is the rotation policy's, kept there);
 * SWITCHING ends IDLE when the new SIM registered, FAULTY when it did not;
-* FAULTY ends IDLE when supervision brings the modem back.
+* FAULTY ends IDLE when supervision brings the modem back;
+* any state ends STOPPED when a person stops, restarts or removes the modem
+  (``Bank.control``): its ports are closed and no job, callback or check takes it; a job
+  on it ends first (BUSY → STOPPED at its release) when asked "when idle", or its call is
+  hung up now. STOPPED ends OPENING on a restart.
 
 Every change is an event with its reason (logged, stored, counted in metrics).
 """
@@ -32,17 +36,19 @@ class ChannelState(enum.Enum):
     FAULTY = "faulty"
     QUARANTINED = "quarantined"
     OPENING = "opening"
+    STOPPED = "stopped"  # taken out by a person (Bank.control); its ports are closed
 
 
 S = ChannelState
 TRANSITIONS: Final[dict[ChannelState, frozenset[ChannelState]]] = {
-    S.OPENING: frozenset({S.IDLE, S.FAULTY, S.SWITCHING, S.QUARANTINED}),
-    S.IDLE: frozenset({S.BUSY, S.SWITCHING, S.FAULTY, S.QUARANTINED, S.COOLING}),
-    S.BUSY: frozenset({S.COOLING, S.IDLE, S.FAULTY}),
-    S.COOLING: frozenset({S.IDLE, S.BUSY, S.FAULTY, S.SWITCHING, S.QUARANTINED}),
-    S.SWITCHING: frozenset({S.IDLE, S.FAULTY, S.QUARANTINED}),
-    S.FAULTY: frozenset({S.IDLE, S.OPENING, S.SWITCHING, S.QUARANTINED}),
-    S.QUARANTINED: frozenset({S.IDLE, S.SWITCHING, S.FAULTY}),
+    S.OPENING: frozenset({S.IDLE, S.FAULTY, S.SWITCHING, S.QUARANTINED, S.STOPPED}),
+    S.IDLE: frozenset({S.BUSY, S.SWITCHING, S.FAULTY, S.QUARANTINED, S.COOLING, S.STOPPED}),
+    S.BUSY: frozenset({S.COOLING, S.IDLE, S.FAULTY, S.STOPPED}),
+    S.COOLING: frozenset({S.IDLE, S.BUSY, S.FAULTY, S.SWITCHING, S.QUARANTINED, S.STOPPED}),
+    S.SWITCHING: frozenset({S.IDLE, S.FAULTY, S.QUARANTINED, S.STOPPED}),
+    S.FAULTY: frozenset({S.IDLE, S.OPENING, S.SWITCHING, S.QUARANTINED, S.STOPPED}),
+    S.QUARANTINED: frozenset({S.IDLE, S.SWITCHING, S.FAULTY, S.STOPPED}),
+    S.STOPPED: frozenset({S.OPENING}),
 }
 
 
@@ -85,6 +91,8 @@ class Channel:
     job_id: str | None = None
     errors: int = 0
     balance: float | None = None  # last USSD balance of the active SIM
+    #: A person's stop, restart or remove waiting for the channel's work to end (``Bank.control``).
+    pending: str | None = None
 
     def move(self, new: ChannelState, reason: str) -> tuple[ChannelState, ChannelState]:
         old = self.state
@@ -121,4 +129,5 @@ class Channel:
             "registered": self.registered,
             "job_id": self.job_id,
             "balance": self.balance,
+            "pending": self.pending,
         }

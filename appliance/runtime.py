@@ -170,6 +170,9 @@ class Appliance:
         self.metrics = Metrics(self.bank.channels, self.scheduler)
         self.scheduler.result_listeners.append(self.metrics.count_result)
         self.bank.on_change(lambda ch, old, new, reason: self.metrics.count_change(new))
+        # A modem removed by a person (Bank.control): its SIMs leave rotation (their jobs end no_eligible_sim).
+        self.bank.on_remove(lambda ch: [self.policy.remove_sim(s.sim_id) for s in ch.sims.values()
+                                        if s.sim_id and self.policy.knows(s.sim_id)])
         # Recordings (call.record): files in a folder named after the store, rows in it; the
         # executors reach them through their Context; a row is written with its result.
         self.recordings = Recordings(RecordingRows(self.store.conn), Path(cfg.appliance.store).resolve().with_suffix(".recordings"))

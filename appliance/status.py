@@ -14,6 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from .bank import Bank
+from .channel import ChannelState
 from .link import Link
 from .scheduler import Scheduler
 from .store import Store
@@ -42,6 +43,11 @@ class Status:
             "jobs": self.store.counts(),
             "scheduler": self.scheduler.stats(),
             "link": None if self.link is None else self.link.state(),
+            # modems a person stopped, is stopping (``pending``) or removed (Bank.control)
+            "modem_control": [{"id": ch.id, "state": ch.state.value, "pending": ch.pending, "reason": ch.reason}
+                              for ch in self.bank.channels.values()
+                              if ch.pending is not None or ch.state is ChannelState.STOPPED],
+            "modems_removed": list(self.bank.removed.values()),
         }
 
 
