@@ -121,9 +121,9 @@ class CrmRoutes:
                 continue
             good.setdefault(e164, reason)
         if bad:
-            raise ApiError(422, "invalid_rows", f"{len(bad)} of {len(rows)} rows are bad; nothing was stored "
-                                                f"(the first {min(len(bad), MAX_LISTED)} are in errors)",
-                           errors=bad[:MAX_LISTED])
+            # an import's report shape: apikit lists its errors, every bad row by line and field
+            raise ApiError(422, "invalid_rows", {"stored": False, "rows": len(rows), "rejected": len(bad), "duplicates": 0,
+                                                 "errors": bad[:MAX_LISTED], "errors_total": len(bad)})
         if not rows:
             raise ApiError(400, "bad_request", {"field": "body", "reason": "no numbers: send at least one"})
         created = self.store.add_optouts(list(good.items()), "api", self.clock())
