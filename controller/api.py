@@ -43,6 +43,7 @@ from .apikit import (
     read_json,
     reply,
 )
+from .crm_routes import CrmRoutes
 from .link import LinkHub
 from .openapi import document, reference_html
 from .recordings import RecordingsApi
@@ -115,6 +116,8 @@ class Api:
         r.add_get("/v1/appliances/{id}", self.get_appliance)
         if self.recordings is not None:
             self.recordings.add_routes(app)  # /v1/recordings…, and the appliances' /v1/link/recordings/{id}
+        # /v1/contacts?external_id=, /v1/campaigns/{id}/report, /v1/results/export, /v1/optouts/bulk
+        CrmRoutes(self.store, self.clock, region=self.region, contact_out=self._contact_out).add_routes(app)
         return app
 
     @web.middleware
@@ -243,7 +246,7 @@ class Api:
         body = await request.read()
         try:
             if request.content_type in CSV_TYPES:
-                parsed = contacts_csv.parse_csv(contacts_csv.decode_csv(body))
+                parsed = contacts_csv.parse_csv(contacts_csv.decode_csv(body, request.charset))
             else:
                 parsed = contacts_json.parse_json(body)
         except ct.BodyError as exc:

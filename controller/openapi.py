@@ -138,7 +138,9 @@ SCHEMAS: Final[dict[str, Any]] = {
             "errors_total": {"type": "integer"},
             "warnings": {"type": "array", "items": _ref("RowProblem"), "maxItems": MAX_REPORTED,
                          "description": "formula-like cells (=, +, -, @, tab, CR first): stored as given"},
-            "warnings_total": {"type": "integer"}}},
+            "warnings_total": {"type": "integer"},
+            "delimiter": {"enum": ["comma", "semicolon", "tab"],
+                          "description": "CSV bodies: the column separator read off the header line"}}},
     "Contact": {"type": "object", "required": ["id", "campaign_id", "external_id", "phones", "state"], "properties": {
         "id": {"type": "integer"}, "campaign_id": {"type": "string"}, "external_id": {"type": "string"},
         "name": _NULL_STR, "case_ref": _NULL_STR, "amount": _NULL_STR, "currency": _NULL_STR, "due_date": _NULL_STR,
@@ -153,6 +155,7 @@ SCHEMAS: Final[dict[str, Any]] = {
     "Result": {"type": "object", "required": ["seq", "outcome", "final", "at"], "properties": {
         "seq": {"type": "integer"}, "appliance_id": _NULL_STR, "app_seq": _NULL_INT, "job_id": _NULL_STR,
         "campaign_id": _NULL_STR, "contact_id": _NULL_INT, "kind": _NULL_STR, "callee": _NULL_STR,
+        "external_id": {"type": ["string", "null"], "description": "the CRM's key of the contact (null: no contact matched)"},
         "outcome": {"type": "string", "description": "answered_human, answered_machine, busy, no_answer, rejected, unreachable, "
                     "invalid_number, network_error, channel_error, cancelled, refused_by_policy, delivered, failed, active, "
                     "absent, invalid, unknown, expired, no_eligible_sim (no SIM of the appliance could serve the job: "
@@ -170,6 +173,7 @@ SCHEMAS: Final[dict[str, Any]] = {
         "seq": {"type": "integer"}, "id": {"type": "string"}, "appliance_id": _NULL_STR, "kind": {"enum": ["sms", "call"]},
         "from": {"type": "string"}, "to": _NULL_STR, "text": _NULL_STR, "at": {"type": "number"},
         "contact_id": _NULL_INT, "campaign_id": _NULL_STR, "opted_out": {"type": "boolean"},
+        "external_id": {"type": ["string", "null"], "description": "the CRM's key of the contact (null: no contact matched)"},
         "choice": {"enum": ["callback", "opt_out", "none", None],
                    "description": "an answered callback's menu choice: callback (he keyed 1: call me back, a request "
                                   "matched to contact_id and campaign_id), opt_out (9: stop calling this number; the "
@@ -353,6 +357,9 @@ def _recording_paths() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _document() -> str:
     paths = _paths()
+    from .crm_routes import REPORT_SCHEMA, openapi_paths  # issue 16's routes; here, not above: this module stays light
+    paths.update(openapi_paths(_op, _ref, _json_body, {"after": _AFTER, "limit": _LIMIT, "campaign_path": _CAMPAIGN_ID}))
+    SCHEMAS.setdefault("CampaignReport", REPORT_SCHEMA)
     # POST /v1/optouts answers 201 when the number was added
     paths["/v1/optouts"]["post"]["responses"]["201"] = _json_body(
         {"type": "object", "required": ["number", "created"],
