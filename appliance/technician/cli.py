@@ -71,7 +71,13 @@ def user() -> None:
 @json_option
 def add(name: str, config_path: str | None, store_path: str | None, password_stdin: bool, replace: bool,
         as_json: bool) -> None:
-    """Create technician NAME (or, with --replace, set a new password)."""
+    """Create technician NAME (or, with --replace, set a new password). The password is
+    asked twice (not echoed), or read from standard input with --password-stdin.
+
+    \b
+    Example:
+      simrotor appliance user add jan --config /etc/simrotor/appliance.toml
+    """
     store = _store(config_path, store_path)
     try:
         if password_stdin:
@@ -92,7 +98,12 @@ def add(name: str, config_path: str | None, store_path: str | None, password_std
 @where
 @json_option
 def list_(config_path: str | None, store_path: str | None, as_json: bool) -> None:
-    """List the technician accounts (names and when their passwords were set)."""
+    """List the technician accounts (names and when their passwords were set).
+
+    \b
+    Example:
+      simrotor appliance user list --config /etc/simrotor/appliance.toml --json
+    """
     store = _store(config_path, store_path)
     try:
         techs = Accounts(store.conn).list()
@@ -109,7 +120,12 @@ def list_(config_path: str | None, store_path: str | None, as_json: bool) -> Non
 @where
 @json_option
 def remove(name: str, config_path: str | None, store_path: str | None, as_json: bool) -> None:
-    """Remove technician NAME; his open sessions end at their next request."""
+    """Remove technician NAME; his open sessions end at their next request.
+
+    \b
+    Example:
+      simrotor appliance user remove jan --config /etc/simrotor/appliance.toml
+    """
     store = _store(config_path, store_path)
     try:
         Accounts(store.conn).remove(name)
