@@ -1,8 +1,13 @@
-"""``simrotor provision …``: the installer's commands.
+"""``simrotor provision …``: the installer's commands, from a box of modems and SIMs to a
+supervised, enrolled appliance and a report to hand over (issue 15):
 
-Today: ``enroll`` (trade a one-time token from the controller for this appliance's link
-credential). Scanning ports, reading SIMs, assigning pools, udev rules and the systemd
-install land here next (docs/architecture.md, "Where each kind of change goes").
+* ``scan``, ``sims``, ``assign``, ``write-config``, ``inventory`` (``bank_cli.py``): find the
+  modems, read and unlock the SIMs, pools and limits, the appliance TOML, the check against
+  what was provisioned;
+* ``udev`` (``udev.py``): stable port names; ``install`` (``install.py``): user, directories,
+  units, udev rules;
+* ``enroll`` (here): trade a one-time token from the controller for the link credential;
+* ``selftest`` (``selftest_cli.py``): every SIM end to end, a pass/fail report.
 """
 from __future__ import annotations
 
@@ -18,11 +23,23 @@ from common.clikit import emit, fail, json_option, load_config_or_exit, run_asyn
 
 @click.group()
 def provision() -> None:
-    """Installer's tools: enroll this appliance with its controller.
+    """Installer's tools, in the order of an install:
+
+    \b
+      scan          find the modems: AT ports, audio ports, IMEIs, USB hub ports
+      sims          read every SIM slot by slot; unlock with a PIN file
+      assign        labels, pools, per-SIM / per-operator / bank limits
+      write-config  the appliance TOML from the above (diff; --force to change lines)
+      udev          udev rules: stable /dev/simrotor/ names per modem
+      install       system user, directories, systemd units, udev rules (--root stages)
+      inventory     compare the modems found with the provisioned inventory
+      enroll        trade a one-time token for the controller link's credential
+      selftest      per SIM: registration, signal, test SMS and call, balance; HTML report
 
     \b
     Example:
-      simrotor provision enroll --config appliance.toml --controller http://10.0.0.2:8480 --token 7f3a…
+      simrotor provision scan && simrotor provision sims --pin-file pins.txt
+      simrotor provision selftest --config /etc/simrotor/appliance.toml --reference +48600123456 --html report.html
     """
 
 
@@ -53,9 +70,11 @@ def enroll(config_path: str, controller: str, token: str, as_json: bool) -> None
 
 from .bank_cli import BANK_COMMANDS  # scan, sims, assign, write-config, inventory
 from .install import install_command  # each command registered at the end, in one place
+from .selftest_cli import selftest_command
 from .udev import udev_command
 
 provision.add_command(install_command)
 provision.add_command(udev_command)
+provision.add_command(selftest_command)
 for _command in BANK_COMMANDS:
     provision.add_command(_command)
