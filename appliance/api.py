@@ -8,7 +8,7 @@
     GET    /api/inbound?after=T      SMS and calls received (callbacks), oldest first
     GET    /api/status               counters
     POST   /api/modems/{id}/{action} stop, restart or remove one modem; {"when_idle": true} lets its work end first
-    GET    /metrics                  Prometheus text format (no token: read-only, bounded labels)
+    GET    /metrics                  Prometheus text format: this machine only, or [appliance] metrics_token
 
 Every /api route needs ``Authorization: Bearer <token>``. Errors are JSON
 ``{"error": ..., "detail": ...}`` with the right 4xx — bad input never gets a 500, and
@@ -27,6 +27,8 @@ from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from common.configkit import is_loopback
 
 from .bank import Bank, ControlError, ModemAction
 from .jobspec import BodyError, JobError, decode_batch, validate_batch
@@ -171,7 +173,27 @@ async def get_status(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATUS].summary())
 
 
+def metrics_refusal(request: web.Request, metrics_token: str | None) -> web.Response | None:
+    """``/metrics`` is for Prometheus, not for anyone who reaches the port: without
+    ``[appliance] metrics_token`` only this machine's callers (a loopback peer) are
+    answered; with it every caller, this machine's too (a proxy on it would look local),
+    sends ``Authorization: Bearer <metrics_token>``."""
+    if metrics_token is None:
+        if is_loopback(request.remote or ""):
+            return None
+        return _error(403, "forbidden", "/metrics answers this machine only; to scrape from elsewhere set "
+                      "[appliance] metrics_token and send it as a bearer token")
+    header = request.headers.get("Authorization", "")
+    given = header[7:] if header.startswith("Bearer ") else ""
+    if given and hmac.compare_digest(given.encode(), metrics_token.encode()):
+        return None
+    return _error(401, "unauthorized", "send Authorization: Bearer <[appliance] metrics_token>")
+
+
 async def get_metrics(request: web.Request) -> web.Response:
+    refused = metrics_refusal(request, request.app[SCHEDULER].cfg.appliance.metrics_token)
+    if refused is not None:
+        return refused
     metrics = request.app[METRICS]
     metrics.refresh()
     return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -88,7 +88,8 @@ class ApplianceSection(_Base):
     listen: str | None = "127.0.0.1:8470"
     token: str | None = None
     timezone: str = "UTC"
-    status_page: bool = True  # the technician page at / (read-only, numbers masked)
+    status_page: bool = True  # the technician page at / (technicians sign in: simrotor appliance user add)
+    metrics_token: str | None = None  # /metrics: unset = this machine only (loopback); set = Bearer token from everyone
 
 
 class ModemEntry(_Base):
@@ -353,6 +354,8 @@ def _check(cfg: ApplianceConfig, source: str) -> None:
         if not cfg.appliance.token:
             raise bad("[appliance] token", "the local API needs a bearer token", 'token = "a long random string", or listen = "" to switch the API off')
         check_token(cfg.appliance.listen, cfg.appliance.token, source, "[appliance] token", "listen", ConfigError)
+        check_token(cfg.appliance.listen, cfg.appliance.metrics_token, source, "[appliance] metrics_token", "listen",
+                    ConfigError)
     try:
         import zoneinfo
 

@@ -243,3 +243,44 @@ def test_events_in_words_drop_routine_rows_and_mask():
     assert "and 7 more" in sentence("sim_locked", iccid, {"rule": "consecutive_failed", "until": None, "suppressed": 7,
                                                            "seconds": 5.0})
     assert sentence("new_kind", "m1", {"a": 1}) == "new kind m1: a 1"
+
+
+async def test_metrics_answer_this_machine_or_their_own_token(tmp_path, bank, start_appliance, http):
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from appliance.api import metrics_refusal
+
+    def peer(address: str, auth: str | None = None):
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda key, default=None: (address, 5555) if key == "peername" else default
+        return make_mocked_request("GET", "/metrics", headers={"Authorization": auth} if auth else {},
+                                   transport=transport)
+
+    # Without metrics_token: loopback callers only (a LAN address is refused with the fix).
+    assert metrics_refusal(peer("127.0.0.1"), None) is None and metrics_refusal(peer("::1"), None) is None
+    refused = metrics_refusal(peer("192.0.2.7"), None)
+    assert refused.status == 403 and "metrics_token" in refused.text
+    # With it: everyone, loopback too, sends it.
+    assert metrics_refusal(peer("192.0.2.7", "Bearer prom-scrape-token-0001"), "prom-scrape-token-0001") is None
+    assert metrics_refusal(peer("127.0.0.1"), "prom-scrape-token-0001").status == 401
+
+    # Over real HTTP, with metrics_token in the config.
+    app = await start_appliance({"emulator_state": str(bank.state),
+                                 "appliance": {"id": "box-m", "store": str(tmp_path / "m.db"), "listen": "127.0.0.1:0",
+                                               "token": "t", "metrics_token": "prom-scrape-token-0001"}})
+    async with http.get(app.address + "/metrics") as r:
+        assert r.status == 401
+    async with http.get(app.address + "/metrics", headers={"Authorization": "Bearer prom-scrape-token-0001"}) as r:
+        assert r.status == 200 and "simrotor_channels" in await r.text()
+    async with http.get(app.address + "/metrics", headers={"Authorization": "Bearer t"}) as r:
+        assert r.status == 401  # the API's token is not the scraper's
+
+
+def test_a_short_metrics_token_beyond_loopback_is_refused_at_start(tmp_path):
+    from appliance.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"\[appliance\] metrics_token: .* at least 16 characters"):
+        parse_config({"appliance": {"id": "x", "store": str(tmp_path / "x.db"), "listen": "0.0.0.0:8470",
+                                    "token": "a" * 20, "metrics_token": "short"}}, source="t.toml")
