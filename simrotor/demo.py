@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import signal
 import socket
 import sys
@@ -40,6 +41,8 @@ STRATEGY = [
 DEMO_LIMITS = {"calls_per_hour": 60, "min_pause_seconds": 0.0, "pause_after_call": [0.0, 1.0]}
 #: The debtors' zone (the sample numbers are Polish).
 DEBTOR_ZONE = "Europe/Warsaw"
+#: The technician account the demo creates for its page (its password is printed).
+DEMO_TECHNICIAN = "demo"
 BEHAVIOURS = {0: "answers", 1: "voicemail", 2: "busy", 3: "no answer", 4: "rejects", 5: "switched off",
               6: "unassigned", 7: "answers late", 8: "answers, keys DTMF", 9: "random"}
 
@@ -80,6 +83,7 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
 
     from appliance.config import parse_config as parse_appliance
     from appliance.runtime import Appliance, plan_prefixes
+    from appliance.technician.accounts import Accounts
     from controller.config import parse_config as parse_controller
     from controller.server import Controller, create_enroll_token, create_key
 
@@ -112,8 +116,12 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
                 (workdir / "credential").write_text((await r.json())["credential"])
             appliance = Appliance(acfg, seed=1)
             await appliance.start()
+            # The page needs a technician's sign-in; on a real box: simrotor appliance user add NAME
+            password = secrets.token_urlsafe(9)
+            Accounts(appliance.store.conn).add(DEMO_TECHNICIAN, password)
             say(f"controller   {controller.url}   (CRM API under /v1, reference page {controller.url}/docs)")
-            say(f"technician   {appliance.address}/   (the appliance's page: channels, SIMs, results)")
+            say(f"technician   {appliance.address}/   (the appliance's page: modems, SIMs, results; "
+                f"sign in as {DEMO_TECHNICIAN}, password {password})")
             say(f"API key      {key}")
             say(f"bank         {len(state['modems'])} modems, "
                 f"{sum(len(m['sims']) for m in state['modems'])} SIMs; work directory {workdir}")
@@ -167,6 +175,7 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
                 "outcomes": dict(sorted(outcomes.items())),
                 "controller": controller.url,
                 "technician_page": appliance.address + "/",
+                "technician": {"name": DEMO_TECHNICIAN, "password": password},
                 "workdir": str(workdir),
             }
             say("campaign complete: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))

@@ -21,6 +21,7 @@ def test_demo_runs_a_campaign_to_the_end():
     assert kinds == {"hlr", "call", "sms"}
     assert out["outcomes"]["call:answered_human"] > 0 and out["outcomes"]["hlr:invalid"] > 0
     assert out["technician_page"].startswith("http://127.0.0.1:")
+    assert out["technician"]["name"] == "demo" and len(out["technician"]["password"]) >= 8  # the page's sign-in
 
 
 def test_bench_at_smoke():
