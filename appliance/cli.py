@@ -16,6 +16,7 @@ from common.logs import log_options, setup_logging
 
 from .config import ApplianceConfig, ConfigError, load_config
 from .technician.cli import user
+from .technician.cli import user
 
 
 def _config(path: str) -> ApplianceConfig:
@@ -120,6 +121,9 @@ def modem(action: str, modem_id: str, config_path: str, when_idle: bool, wait: b
     else:
         tail = f" (pending {view['pending']}: {view['reason']})" if view.get("pending") else f": {view['reason']}"
         click.echo(f"{modem_id}: {'removed' if view.get('removed') else view['state']}{tail}")
+
+
+appliance.add_command(user)
 
 
 appliance.add_command(user)
