@@ -16,7 +16,6 @@ from common.logs import log_options, setup_logging
 
 from .config import ApplianceConfig, ConfigError, load_config
 from .technician.cli import user
-from .technician.cli import user
 
 
 def _config(path: str) -> ApplianceConfig:
@@ -121,9 +120,6 @@ def modem(action: str, modem_id: str, config_path: str, when_idle: bool, wait: b
     else:
         tail = f" (pending {view['pending']}: {view['reason']})" if view.get("pending") else f": {view['reason']}"
         click.echo(f"{modem_id}: {'removed' if view.get('removed') else view['state']}{tail}")
-
-
-appliance.add_command(user)
 
 
 appliance.add_command(user)
