@@ -16,7 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from modem_drivers.at import AtError
 from modem_drivers.emulator import Timing
+from modem_drivers.errors import ModemError
 from modem_drivers.modem import Modem
 
 TOKEN = "modem-control-token"
@@ -196,3 +198,42 @@ async def test_cli_stops_and_restarts_with_wait(api: Api, appliance, appliance_c
     assert code == 0 and view["state"] == "idle"
     code, view, err = await cli("remove", "m99")
     assert code == 1 and "no modem 'm99'" in view["error"] and "no modem 'm99'" in err
+
+
+async def test_a_lost_modem_stopped_stays_closed_then_restart_when_idle_after_a_call(api: Api, appliance, bank) -> None:
+    from modem_drivers.emulator import Fault
+
+    lost = "emu001"
+    await bank.emu.inject(lost, Fault.VANISH, seconds=1.0)
+    await api.until("the lost port's channel to be faulty", lambda: _state(api, lost, "faulty"))
+    status, view = await api.call("POST", f"/api/modems/{lost}/stop", {"when_idle": True})
+    assert status == 200 and view["state"] == "stopped" and view["pending"] is None
+    # the port comes back after 1 s: nobody reopens it (the AT layer's own reopen and the
+    # bank's ended with the stop), so this test can take it as soon as it is there
+    port = appliance.bank.channels[lost].port
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        try:
+            modem = await Modem.open(port, name="test", reconnect=False)
+            break
+        except (AtError, ModemError, OSError) as exc:  # gone (no such port), or held: busy
+            assert loop.time() < deadline, f"the port never came back free: {exc}"
+            await asyncio.sleep(0.1)
+    await modem.close()
+    status, _ = await api.call("POST", f"/api/modems/{lost}/restart")
+    assert status == 200
+    await api.until("the lost modem back idle", lambda: _state(api, lost, "idle"))
+
+    # restart "when idle" of a modem holding a call: the call ends at its own limit first
+    await api.call("POST", "/api/jobs", {"jobs": [hold_call("hold-3", 3, 1.5)]})
+    busy = await api.holding("hold-3")
+    status, view = await api.call("POST", f"/api/modems/{busy}/restart", {"when_idle": True})
+    assert status == 200 and view["pending"] == "restart" and view["state"] == "busy"
+    done = await api.until("the held call's result", lambda: api.result("hold-3"), 20)
+    assert done["outcome"] == "answered_human" and done["talk_seconds"] >= 1.0, done
+    await api.until("the restarted modem idle", lambda: _state(api, busy, "idle"))
+    events = [e for e in appliance.store.conn.execute(
+        "SELECT detail FROM events WHERE kind = 'channel' AND subject = ? ORDER BY rowid", (busy,))]
+    moves = [json.loads(d)["to"] for (d,) in events]
+    assert moves[-3:] == ["stopped", "opening", "idle"], moves
