@@ -5,7 +5,10 @@ sign-out, a removed account's session ending; the accounts' CLI; the lockout's a
 the event sentences' pure parts."""
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import time
 from http.cookies import SimpleCookie
 
 import aiohttp
@@ -16,7 +19,7 @@ from appliance.store import Store
 from appliance.technician.accounts import AccountError, Accounts
 from appliance.technician.cli import user
 from appliance.technician.lockout import Lockout
-from appliance.technician.signin import COOKIE, DESK
+from appliance.technician.signin import COOKIE, DESK, SIGNIN_COOKIE
 from appliance.technician.words import sentence, trouble
 from modem_drivers.emulator import Timing
 
@@ -216,7 +219,7 @@ def test_user_cli_reads_the_password_from_stdin_never_argv(tmp_path):
     r = runner.invoke(user, ["add", "bad", "--store", db, "--password-stdin"], input="short\n")
     assert r.exit_code == 1 and "at least 8" in r.output
     r = runner.invoke(user, ["list", "--store", db, "--json"])
-    assert [t["name"] for t in __import__("json").loads(r.output)["technicians"]] == ["ewa", "jan"]
+    assert [t["name"] for t in json.loads(r.output)["technicians"]] == ["ewa", "jan"]
     r = runner.invoke(user, ["remove", "jan", "--store", db])
     assert r.exit_code == 0
     r = runner.invoke(user, ["remove", "jan", "--store", db])
@@ -284,3 +287,69 @@ def test_a_short_metrics_token_beyond_loopback_is_refused_at_start(tmp_path):
     with pytest.raises(ConfigError, match=r"\[appliance\] metrics_token: .* at least 16 characters"):
         parse_config({"appliance": {"id": "x", "store": str(tmp_path / "x.db"), "listen": "0.0.0.0:8470",
                                     "token": "a" * 20, "metrics_token": "short"}}, source="t.toml")
+
+
+async def test_a_burst_of_sign_ins_counts_at_once_and_actions_refuse_with_reasons(appliance, http, bank, tmp_path,
+                                                                                 start_appliance):
+    Accounts(appliance.store.conn).add("jan", PASSWORD)
+    b = Browser(http, appliance.address)
+    # Eight wrong passwords sent at once: five are checked, the rest refused as locked.
+    forms = []
+    for _ in range(8):
+        _, text = await b.request("GET", "/signin")
+        forms.append(re.search(r'name="csrf" value="([^"]+)"', text).group(1))
+    token = b.jar[SIGNIN_COOKIE]
+
+    async def attempt(csrf: str) -> int:
+        async with http.post(appliance.address + "/signin", allow_redirects=False,
+                             headers={"Cookie": f"{SIGNIN_COOKIE}={csrf}"},
+                             data={"name": "jan", "password": "wrong-password", "csrf": csrf}) as r:
+            return r.status
+
+    assert token == forms[-1]
+    statuses = sorted(await asyncio.gather(*(attempt(c) for c in forms)))
+    assert statuses == [401] * 5 + [429] * 3, statuses
+
+    # The counts cleared (as an hour without failures would), jan signs in and acts.
+    appliance.runner.app[DESK].by_account.succeeded("jan")
+    appliance.runner.app[DESK].by_address.succeeded("127.0.0.1")
+    assert (await b.sign_in("jan", PASSWORD)).status == 303
+    _, html = await b.request("GET", "/")
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', html).group(1)
+
+    async def act(name: str, body: dict) -> tuple[int, dict]:
+        r, text = await b.request("POST", f"/actions/{name}", json=body, headers={"X-CSRF-Token": csrf})
+        return r.status, json.loads(text)
+
+    assert await act("quarantine", {"channel": "emu000", "slot": 0}) == (400, {
+        "error": "refused", "detail": "a quarantine needs a reason: one line of 1 to 200 characters"})
+    status, answer = await act("quarantine", {"channel": "emu000", "slot": 5, "reason": "x"})
+    assert status == 400 and "slots 0 to 1" in answer["detail"]
+    status, answer = await act("reset", {"channel": "emu009"})
+    assert status == 404 and "no modem 'emu009'" in answer["detail"]
+    status, answer = await act("switch", {"channel": "emu000", "slot": 0})
+    assert status == 409 and "on slot 1 already" in answer["detail"]
+    status, answer = await act("explode", {})
+    assert status == 404
+    ch = appliance.bank.channels["emu001"]
+    appliance.bank.acquire("emu001", "held-by-test")  # a job on it: no reset, no switch
+    try:
+        status, answer = await act("reset", {"channel": "emu001"})
+        assert status == 409 and "is busy" in answer["detail"] and "drop" in answer["detail"]
+        status, answer = await act("switch", {"channel": "emu001", "slot": 1})
+        assert status == 409 and "never during a call" in answer["detail"]
+    finally:
+        appliance.bank.release("emu001", cooldown=0.0, reason="test over")
+    assert ch.state.value == "idle" and bank.emu.modem("emu001").active_slot == 0
+
+    # A quarantine from the page survives a restart (the rotation snapshot is written at once).
+    sim_id = appliance.bank.channels["emu000"].sims[1].sim_id
+    status, answer = await act("quarantine", {"channel": "emu000", "slot": 1, "reason": "operator letter 12/2026"})
+    assert status == 200 and "quarantined" in answer["message"]
+    store = appliance.cfg.appliance.store
+    await appliance.stop()
+    again = await start_appliance({"emulator_state": str(bank.state),
+                                   "appliance": {"id": "box-signin", "store": store, "listen": "127.0.0.1:0",
+                                                 "token": "t"}})
+    assert again.policy.state(sim_id, time.time()).value == "quarantined"
+    assert "operator letter 12/2026" in " ".join(again.policy.usage(sim_id, time.time())["quarantine"])

@@ -181,9 +181,12 @@ def routes(appliance_id: str) -> list[web.RouteDef]:
             logger.warning("sign-in refused for %r from %s: locked for %.0f s", name[:40], address, wait)
             return again(429, f"Too many failed sign-ins: try again in {_wait_text(wait)}.",
                          {"Retry-After": str(int(wait + 0.999))})
+        # Counted as failed before the check (no await between the lock's look and this):
+        # sign-ins sent at once count at once, so a burst cannot try more than the free
+        # tries while the hashes are being checked. A good one clears the counts below.
+        lock = max(desk.by_account.failed(name), desk.by_address.failed(address))
         tech = await desk.accounts.verify(name, password)
         if tech is None:
-            lock = max(desk.by_account.failed(name), desk.by_address.failed(address))
             logger.warning("failed sign-in for %r from %s", name[:40], address)
             if lock > 0:
                 return again(429, f"Wrong name or password. Too many failed sign-ins: try again in {_wait_text(lock)}.",
