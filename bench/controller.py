@@ -84,8 +84,6 @@ async def _bench(contacts: int, results: int, batch: int, seconds: float, rate: 
                     "rules": {"hours": ["00:00", "23:59"], "daily_cap_per_number": 100, "max_attempts": 100}}
             async with s.post(f"{url}/v1/campaigns", json=camp, headers=h) as r:
                 assert r.status == 201, await r.text()
-            async with s.post(f"{url}/v1/campaigns/bench/pause", headers=h) as r:
-                assert r.status == 200
             # -- import ------------------------------------------------------------------
             rng = random.Random(1)
             bodies = []
@@ -111,7 +109,7 @@ async def _bench(contacts: int, results: int, batch: int, seconds: float, rate: 
             ws = await s.ws_connect(f"{url}/v1/link", headers={"Authorization": f"Bearer {cred}"}, max_msg_size=0)
             await ws.send_str(json.dumps({"type": "hello", "appliance_id": "bench-box", "version": "bench", "channels": results,
                                           "idle": results, "capacity": results, "operators": {"26001": results}, "sims": []}))
-            async with s.post(f"{url}/v1/campaigns/bench/resume", headers=h) as r:
+            async with s.post(f"{url}/v1/campaigns/bench/start", headers=h) as r:  # a draft until now
                 assert r.status == 200
             jobs: list[dict[str, Any]] = []
             t0 = time.perf_counter()

@@ -4,8 +4,8 @@ and runs schemathesis against a live server to keep them so.
 
 Every /v1 route except ``POST /v1/enroll`` (one-time token in the body) and ``GET
 /v1/link`` (appliance credential) needs ``Authorization: Bearer <API key>``. Errors are
-JSON ``{"error": <short code>, "detail": <words or a list of problems>}`` with the right
-4xx; list endpoints are cursor-paginated (``after``, ``limit``; the reply's ``next`` is
+RFC 9457 problem details (``application/problem+json``, apikit.py) with the right 4xx and
+an ``errors`` list of every bad field or row; list endpoints are cursor-paginated (``after``, ``limit``; the reply's ``next`` is
 the next ``after``).
 
 Bad input is a 4xx that names the field, never a 500: bodies are decoded with msgspec
@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -35,16 +36,21 @@ from .apikit import (
     MAX_CURSOR,
     MAX_PAGE,
     ApiError,
+    http_problem,
     int_param,
     json_object,
     page,
     path_campaign_id,
     path_contact_id,
+    problem_reply,
     read_json,
     reply,
 )
 from .crm_routes import CrmRoutes
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import Idempotency
 from .link import LinkHub
+from .metrics import Metrics, health
 from .openapi import document, reference_html
 from .recordings import RecordingsApi
 from .store import Conflict, Store
@@ -74,8 +80,11 @@ class Api:
 
     def __init__(self, store: Store, hub: LinkHub, clock: Callable[[], float], *, wake: Callable[[], None],
                  wake_deliveries: Callable[[], None], validation_pool: Callable[[], concurrent.futures.Executor],
-                 region: str | None = None, allow_private: bool = False, recordings: RecordingsApi | None = None) -> None:
+                 region: str | None = None, allow_private: bool = False, recordings: RecordingsApi | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.idempotency = Idempotency(store, clock)
+        self.metrics = metrics or Metrics(store, appliances_connected=self.appliances_connected, deliveries=lambda: (0, 0))
         self.recordings = recordings
         self.hub = hub
         self.clock = clock
@@ -91,12 +100,14 @@ class Api:
         r.add_get("/openapi.json", self.openapi)
         r.add_get("/docs", self.docs)
         r.add_get("/", self.docs)
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/metrics", self.prometheus)
         r.add_post("/v1/enroll", self.enroll)
         r.add_get("/v1/link", self.hub.handle)
         r.add_get("/v1/campaigns", self.list_campaigns)
         r.add_post("/v1/campaigns", self.create_campaign)
         r.add_get("/v1/campaigns/{id}", self.get_campaign)
-        for action in ("pause", "resume", "cancel"):
+        for action in ("start", "pause", "resume", "cancel"):
             r.add_post(f"/v1/campaigns/{{id}}/{action}", self._transition(action))
         r.add_post("/v1/campaigns/{id}/contacts", self.import_contacts)
         r.add_get("/v1/campaigns/{id}/contacts", self.list_contacts)
@@ -122,26 +133,61 @@ class Api:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Every request: its API key (401), its Idempotency-Key (a POST's first answer kept
+        and replayed), every error as a problem, its latency in /metrics."""
+        started = time.perf_counter()
         try:
+            scope = "open"  # enrollment: its token is in the body, and so in the fingerprint
             if request.path.startswith("/v1/") and request.path not in _OPEN and not request.path.startswith(_LINK_PREFIX):
-                secret = auth.bearer(request.headers.get("Authorization"))
-                if secret is None or self.store.api_key_for_hash(auth.digest(secret)) is None:
-                    raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key> (simrotor controller keys create)")
-            return await handler(request)
-        except ApiError as exc:
-            return reply({"error": exc.error, "detail": exc.detail}, exc.status)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "bad_request")
-            if exc.status == 413:
-                return reply({"error": code, "detail": {"line": None, "field": "body", "reason":
-                              f"larger than {MAX_BODY // 2**20} MiB; split it (an import is at most "
-                              f"{ct.MAX_ROWS:,} rows)"}}, 413)
-            return reply({"error": code, "detail": exc.reason}, exc.status)
+                scope = self._api_key(request)
+            if request.method == "POST" and IDEMPOTENCY_HEADER in request.headers:
+                resp = await self.idempotency.run(request, scope, lambda: self._answer(request, handler))
+            else:
+                resp = await self._answer(request, handler)
+        except (ApiError, web.HTTPException) as exc:
+            resp = self._problem(exc, request)
         except Exception:
             logger.exception("API %s %s", request.method, request.path)
-            return reply({"error": "internal", "detail": "the controller failed; see its log"}, 500)
+            resp = problem_reply(ApiError(500, "internal", "the controller failed; see its log"), request)
+        if not isinstance(resp, web.WebSocketResponse):  # the link's lifetime is no request's latency
+            self.metrics.observe(request, resp.status, time.perf_counter() - started)
+        return resp
+
+    def _api_key(self, request: web.Request) -> str:
+        """The id of the request's API key; 401 without a valid one."""
+        secret = auth.bearer(request.headers.get("Authorization"))
+        key_id = self.store.api_key_for_hash(auth.digest(secret)) if secret is not None else None
+        if key_id is None:
+            raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key> (simrotor controller keys create)")
+        return key_id
+
+    async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """The handler's answer, its refusals as problems (so that a kept answer is the one sent)."""
+        try:
+            return await handler(request)
+        except (ApiError, web.HTTPException) as exc:
+            return self._problem(exc, request)
+
+    def _problem(self, exc: ApiError | web.HTTPException, request: web.Request) -> web.Response:
+        if isinstance(exc, ApiError):
+            return problem_reply(exc, request)
+        if exc.status < 400:
+            raise exc
+        return problem_reply(http_problem(exc, MAX_BODY, ct.MAX_ROWS), request)
+
+    # -- health and metrics ---------------------------------------------------------------
+    def appliances_connected(self) -> int:
+        return sum(1 for link in self.hub.links.values() if link.hello is not None)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """No API key: a load balancer or systemd probe asks it. Says nothing secret."""
+        status, body = health(self.store, self.appliances_connected())
+        return reply(body, status)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        """Prometheus text format; an API key as the bearer (Prometheus' ``authorization``)."""
+        self._api_key(request)
+        return self.metrics.render()
 
     # -- documents ------------------------------------------------------------------------
     async def openapi(self, request: web.Request) -> web.Response:
@@ -177,24 +223,31 @@ class Api:
 
     async def create_campaign(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
-        unknown = sorted(set(body) - {"id", "name", "strategy", "rules", "creditor"})
-        if unknown:
-            raise ApiError(400, "invalid", {"field": unknown[0], "reason": "unknown field (a typo?)"})
+        problems = [{"field": k, "reason": "unknown field (a typo?)"}
+                    for k in sorted(set(body) - {"id", "name", "strategy", "rules", "creditor", "start"})]
         cid = body.get("id")
         if not isinstance(cid, str) or not re.fullmatch(ID_PATTERN, cid):
-            raise ApiError(400, "invalid", {"field": "id", "reason": "1-64 letters, digits, _ or -"})
+            problems.append({"field": "id", "reason": "1-64 letters, digits, _ or -"})
         name = body.get("name", cid)
         if not isinstance(name, str) or not 0 < len(name) <= 200:
-            raise ApiError(400, "invalid", {"field": "name", "reason": "a string of 1-200 characters"})
+            problems.append({"field": "name", "reason": "a string of 1-200 characters"})
+        start = body.get("start", False)
+        if not isinstance(start, bool):
+            problems.append({"field": "start", "reason": "true (dial at once) or false (a draft: POST …/start later)"})
+        steps, bad_steps = cp.strategy_problems(body.get("strategy"), body.get("creditor"))
+        settings, bad_rules = cp.rules_problems(body.get("rules"))
+        problems += [{"field": e.field, "reason": e.reason} for e in (*bad_steps, *bad_rules)]
+        if problems:
+            raise ApiError(400, "invalid", errors=problems)
+        assert settings is not None and isinstance(cid, str) and isinstance(name, str)
+        state = cp.CampaignState.RUNNING if start else cp.CampaignState.DRAFT
         try:
-            steps = cp.parse_strategy(body.get("strategy"), body.get("creditor"))
-            settings = cp.parse_rules(body.get("rules"))
-        except cp.CampaignError as exc:
-            raise ApiError(400, "invalid", {"field": exc.field, "reason": exc.reason}) from None
-        try:
-            self.store.create_campaign(cid, name, [s.to_json() for s in steps], cp.rules_to_json(settings), self.clock())
+            self.store.create_campaign(cid, name, [s.to_json() for s in steps], cp.rules_to_json(settings), self.clock(),
+                                       state=state.value)
         except Conflict:
             raise ApiError(409, "exists", f"campaign {cid!r} exists") from None
+        if start:
+            self.wake()
         camp = self.store.get_campaign(cid)
         assert camp is not None
         return reply(self._campaign_out(camp), 201)
@@ -213,9 +266,13 @@ class Api:
             if camp is None:
                 raise ApiError(404, "not_found", f"no campaign {cid!r}")
             state = cp.CampaignState(camp["state"])
+            if state is cp.TARGET[action]:
+                return reply(self._campaign_out(camp))  # already there: a retry changes nothing
             to = cp.TRANSITIONS[state].get(action)
             if to is None or not self.store.set_campaign_state(cid, state.value, to.value, self.clock()):
-                raise ApiError(409, "bad_state", f"cannot {action} a {state.value} campaign")
+                allowed = sorted(cp.TRANSITIONS[state].keys() - {"reopen"})
+                raise ApiError(409, "bad_state", f"cannot {action} a {state.value} campaign"
+                               + (f"; it can: {', '.join(allowed)}" if allowed else "; it is finished"))
             if to is cp.CampaignState.CANCELLED:
                 await self.hub.withdraw(self.store.cancel_open_jobs(cid, self.clock()), "campaign cancelled")
             elif to is cp.CampaignState.PAUSED:
@@ -253,12 +310,15 @@ class Api:
             raise ApiError(exc.status, exc.error, exc.detail()) from None
         checked = ct.combine(parsed, await self._validate(parsed.items, region))
         if checked.refused:
-            raise ApiError(422, "invalid_rows", checked.report(stored=False))
+            refused = checked.report(stored=False)
+            self.metrics.imported(refused=refused["rows"])
+            raise ApiError(422, "invalid_rows", refused)
         try:
             created, updated = self.store.upsert_contacts(cid, checked.rows, self.clock(),
                                                           closed=(cp.CampaignState.CANCELLED.value,), reopen=REOPEN)
         except Conflict:
             raise ApiError(409, "bad_state", "the campaign was cancelled during the import; nothing was stored") from None
+        self.metrics.imported(stored=created + updated)
         self.wake()
         return reply(checked.report(stored=True, created=created, updated=updated))
 

@@ -1,11 +1,19 @@
-"""The CRM API's request and reply conventions, shared by every route: errors as JSON
-``{"error", "detail"}`` with their 4xx (``ApiError``), cursor pages (``after``, ``limit``),
-bodies decoded with msgspec, ids in the path checked before any look-up.
+"""The CRM API's request and reply conventions, shared by every route: errors as RFC 9457
+problem details (``application/problem+json``) with an ``errors`` list naming every bad
+field or row (``ApiError``), cursor pages (``after``, ``limit``), bodies decoded with msgspec
+(415 for a media type the route does not read), ids in the path checked before any look-up.
+
+Why problem details: a CRM team writes its client in any language from /openapi.json; one
+error shape with a fixed ``title`` per ``type`` and a machine-readable ``code`` lets it
+branch on the problem, and ``errors`` lets it show a user every mistake of a form at once.
 """
 from __future__ import annotations
 
+import http
 import json
 import re
+import urllib.parse
+from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
@@ -16,12 +24,114 @@ DEFAULT_PAGE, MAX_PAGE = 100, 1000
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 #: Largest integer cursor accepted: below SQLite's INTEGER (2**63 - 1) with room to add.
 MAX_CURSOR: Final = 2**62
+#: RFC 9457's media type of an error body.
+PROBLEM_JSON: Final = "application/problem+json"
+#: Media types a JSON body may come as: JSON, JSON-based ones (RFC 6839 ``+json``), and none
+#: at all (aiohttp reads a missing Content-Type as application/octet-stream; curl -d sends
+#: form encoding, refused with a 415 that says what to send).
+JSON_TYPES: Final = frozenset({"application/json", "application/octet-stream"})
+#: Where a problem ``type`` points: the reference page's list of problems (a URI reference,
+#: resolved against the controller's address; RFC 9457 §3.1.1 allows relative ones).
+TYPE_BASE: Final = "/docs#problem-"
+
+#: Every problem ``code`` the API answers with and its ``title`` (the same for every
+#: occurrence, RFC 9457 §3.1.3); the reference page and docs/controller.md list them.
+TITLES: Final[Mapping[str, str]] = {
+    "unauthorized": "No valid credential",
+    "bad_token": "The enrollment token is unknown, used or expired",
+    "bad_parameter": "A query parameter is not valid",
+    "bad_json": "The body is not JSON",
+    "bad_csv": "The body is not a CSV file this API reads",
+    "bad_request": "The request is not of the expected shape",
+    "invalid": "Some fields of the request are not valid",
+    "invalid_rows": "Some rows of the import are not valid; nothing was stored",
+    "not_found": "No such resource",
+    "deleted": "The resource was deleted",
+    "missing": "The resource's file is missing on the controller",
+    "method_not_allowed": "Method not allowed on this resource",
+    "exists": "The resource exists already",
+    "bad_state": "Not possible in the resource's current state",
+    "too_large": "The request is too large",
+    "unsupported_media_type": "The request's Content-Type is not one this route reads",
+    "unknown_job": "No such job was leased by this controller",
+    "bad_recording": "The body is not a recording",
+    "bad_idempotency_key": "The Idempotency-Key header is not valid",
+    "idempotency_key_reused": "The Idempotency-Key was used for a different request",
+    "idempotency_key_in_use": "A request with this Idempotency-Key is still being processed",
+    "internal": "The controller failed",
+}
+
+
+def problem_type(code: str) -> str:
+    return TYPE_BASE + code
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+    """A 4xx (or 5xx) answer as a problem. ``detail`` is words, or a ``{field, reason}``
+    problem (its words become the detail, itself the only entry of ``errors``), or an import
+    report (its ``errors`` become the list, the report rides along as ``report``);
+    ``errors`` lists every field or row problem when there are several."""
+
+    def __init__(self, status: int, error: str, detail: Any = None, *, errors: list[dict[str, Any]] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
+        self.errors = errors
+        self.headers = dict(headers or {})
+
+    def problem(self, instance: str) -> dict[str, Any]:
+        """The RFC 9457 body: type, title, status, detail, instance, plus ``code`` and
+        ``errors`` (always present; empty when the request as a whole is the problem)."""
+        errors = list(self.errors or [])
+        extra: dict[str, Any] = {}
+        detail = self.detail
+        if isinstance(detail, dict) and "field" in detail and "reason" in detail:
+            errors = errors or [detail]
+            detail = _words(detail)
+        elif isinstance(detail, dict) and isinstance(detail.get("errors"), list):  # an import report
+            extra["report"] = detail
+            errors = errors or list(detail["errors"])
+            detail = (f"{detail.get('rejected', 0)} rejected and {detail.get('duplicates', 0)} duplicate rows of "
+                      f"{detail.get('rows', 0)}; nothing was stored (each is in errors, "
+                      f"{detail.get('errors_total', len(errors))} in all)")
+        elif detail is None:
+            detail = "; ".join(_words(e) for e in errors) if errors else self.title
+        elif not isinstance(detail, str):
+            detail = json.dumps(detail, ensure_ascii=False)
+        return {"type": problem_type(self.error), "title": self.title, "status": self.status, "detail": detail,
+                "instance": instance, "code": self.error, "errors": errors, **extra}
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.error) or http.HTTPStatus(self.status).phrase
+
+
+def _words(p: Mapping[str, Any]) -> str:
+    where = f"line {p['line']}: " if p.get("line") is not None else ""
+    return f"{where}{p.get('field')}: {p.get('reason')}"
+
+
+def problem_reply(exc: ApiError, request: web.Request) -> web.Response:
+    # the path as sent (percent-encoded), re-quoted: instance must be a URI reference
+    instance = urllib.parse.quote(request.rel_url.raw_path, safe="/%:@!$&'()*+,;=-._~")
+    body = json.dumps(exc.problem(instance), ensure_ascii=False)
+    return web.Response(text=body, status=exc.status, content_type=PROBLEM_JSON, headers=exc.headers)
+
+
+def http_problem(exc: web.HTTPException, max_body: int, max_rows: int) -> ApiError:
+    """aiohttp's own 4xx (no route, wrong method, body over ``client_max_size``) as a problem."""
+    if exc.status == 404:
+        return ApiError(404, "not_found", "no such route; see /openapi.json")
+    if exc.status == 405:
+        allow = exc.headers.get("Allow", "")
+        return ApiError(405, "method_not_allowed", f"this resource answers {allow or 'no method'}",
+                        headers={"Allow": allow})
+    if exc.status == 413:
+        return ApiError(413, "too_large", {"line": None, "field": "body", "reason":
+                                           f"larger than {max_body // 2**20} MiB; split it (an import is at most "
+                                           f"{max_rows:,} rows)"})
+    code = {401: "unauthorized", 415: "unsupported_media_type"}.get(exc.status, "bad_request")
+    return ApiError(exc.status, code, exc.reason)
 
 
 def reply(data: Any, status: int = 200) -> web.Response:
@@ -35,27 +145,39 @@ def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -
     try:
         v = int(raw)
     except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name}: expected an integer") from None
+        raise ApiError(400, "bad_parameter", {"field": name, "reason": "expected an integer"}) from None
     if not lo <= v <= hi:
-        raise ApiError(400, "bad_parameter", f"{name}: expected {lo} to {hi}")
+        raise ApiError(400, "bad_parameter", {"field": name, "reason": f"expected {lo} to {hi}"})
     return v
+
+
+def is_json_type(content_type: str) -> bool:
+    return content_type in JSON_TYPES or (content_type.startswith("application/") and content_type.endswith("+json"))
+
+
+def check_json_type(request: web.Request) -> None:
+    """415 unless the body is sent as JSON (or with no Content-Type at all)."""
+    if not is_json_type(request.content_type):
+        raise ApiError(415, "unsupported_media_type",
+                       {"field": "Content-Type", "reason": f"{request.content_type!r} is not read here; send application/json"})
 
 
 async def read_json(request: web.Request) -> Any:
     """The JSON body. msgspec, not json: nesting past the recursion limit and integers of
     thousands of digits are refused here instead of escaping as a 500."""
+    check_json_type(request)
     try:
         return msgspec.json.decode(await request.read())
     except RecursionError:
-        raise ApiError(400, "bad_json", {"field": "body", "reason": "nested too deeply; no request body of this API "
-                                                                    "is more than a few levels deep"}) from None
+        raise ApiError(400, "bad_json", {"line": None, "field": "body", "reason": "nested too deeply; no request body "
+                                         "of this API is more than a few levels deep"}) from None
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "bad_json", {"field": "body", "reason": f"the body is not JSON ({exc})"}) from None
+        raise ApiError(400, "bad_json", {"line": None, "field": "body", "reason": f"the body is not JSON ({exc})"}) from None
 
 
 def json_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "expected a JSON object")
+        raise ApiError(400, "bad_request", {"field": "body", "reason": "expected a JSON object"})
     return body
 
 

@@ -81,20 +81,28 @@ LIVE_KEYS: Final = frozenset({"on_answer", "message", "on_machine", "on_human", 
 
 
 class CampaignState(enum.Enum):
+    DRAFT = "draft"          # created, contacts may be imported; nothing is dialled until start
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLED = "cancelled"
     DONE = "done"
 
 
-#: Campaign state machine: {state: {action: new state}}; a missing key is a 409.
+#: Campaign state machine ``draft -> running <-> paused -> done | cancelled``:
+#: {state: {action: new state}}; a missing key is a 409 unless the campaign is already in
+#: the state the action asks for (``TARGET``): then it is a 200 that changes nothing, so a
+#: retried ``pause`` is not an error.
 TRANSITIONS: Final[dict[CampaignState, dict[str, CampaignState]]] = {
+    CampaignState.DRAFT: {"start": CampaignState.RUNNING, "cancel": CampaignState.CANCELLED},
     CampaignState.RUNNING: {"pause": CampaignState.PAUSED, "cancel": CampaignState.CANCELLED},
     CampaignState.PAUSED: {"resume": CampaignState.RUNNING, "cancel": CampaignState.CANCELLED},
     CampaignState.CANCELLED: {},
     # importing new contacts into a finished campaign reopens it
     CampaignState.DONE: {"reopen": CampaignState.RUNNING},
 }
+#: The state each API action leads to (``start`` and ``resume`` both to running).
+TARGET: Final[dict[str, CampaignState]] = {"start": CampaignState.RUNNING, "pause": CampaignState.PAUSED,
+                                           "resume": CampaignState.RUNNING, "cancel": CampaignState.CANCELLED}
 
 
 class Next(enum.Enum):
@@ -327,6 +335,47 @@ def parse_strategy(raw: Any, creditor: Any = None) -> tuple[Step, ...]:
         raise CampaignError("strategy", f"at most {MAX_STEPS} steps")
     name = parse_creditor(creditor, "creditor")
     return tuple(parse_step(s, i, name) for i, s in enumerate(raw))
+
+
+def strategy_problems(raw: Any, creditor: Any = None) -> tuple[tuple[Step, ...], list[CampaignError]]:
+    """``parse_strategy`` for the API: every bad step reported (each with its first bad
+    setting), and a bad creditor, instead of only the first problem of the request."""
+    problems: list[CampaignError] = []
+    try:
+        name = parse_creditor(creditor, "creditor")
+    except CampaignError as exc:
+        problems.append(exc)
+        name = "-"  # the steps are judged as if it were given: its own problem is reported once
+    if not isinstance(raw, list) or not raw:
+        return (), [*problems, CampaignError("strategy", "expected a non-empty list of steps")]
+    if len(raw) > MAX_STEPS:
+        return (), [*problems, CampaignError("strategy", f"at most {MAX_STEPS} steps")]
+    steps: list[Step] = []
+    for i, s in enumerate(raw):
+        try:
+            steps.append(parse_step(s, i, name))
+        except CampaignError as exc:
+            if exc.field != "creditor" or not any(p.field == "creditor" for p in problems):
+                problems.append(exc)
+    return (tuple(steps), []) if not problems else ((), problems)
+
+
+def rules_problems(raw: Any) -> tuple[Settings | None, list[CampaignError]]:
+    """``parse_rules`` for the API: every unknown rule and every bad one reported (each
+    rule is checked on its own; they do not depend on each other)."""
+    if raw is None or not isinstance(raw, dict):
+        try:
+            return parse_rules(raw), []
+        except CampaignError as exc:
+            return None, [exc]
+    problems = [CampaignError(f"rules.{k}", f"unknown rule; known: {', '.join(sorted(RULE_KEYS))}")
+                for k in sorted(set(raw) - RULE_KEYS, key=str)]
+    for key in sorted(set(raw) & RULE_KEYS):
+        try:
+            parse_rules({key: raw[key]})
+        except CampaignError as exc:
+            problems.append(exc)
+    return (parse_rules(raw), []) if not problems else (None, problems)
 
 
 def _hhmm(v: Any, field: str) -> time:

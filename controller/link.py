@@ -46,6 +46,7 @@ from common.contract import (
 )
 
 from . import auth
+from .apikit import ApiError
 from .reports import Reports
 from .store import Store
 
@@ -135,8 +136,7 @@ class LinkHub:
         secret = auth.bearer(request.headers.get("Authorization"))
         appliance_id = self.store.appliance_for_credential(auth.digest(secret)) if secret else None
         if appliance_id is None:
-            return web.json_response({"error": "unauthorized", "detail": "send Authorization: Bearer <credential from POST /v1/enroll>"},
-                                     status=401)
+            raise ApiError(401, "unauthorized", "send Authorization: Bearer <credential from POST /v1/enroll>")
         # WebSocket pings (RFC 6455 §5.5.2) detect a silently dead peer (a cut cable keeps
         # TCP open for hours): no pong within half the interval closes the link.
         ws = web.WebSocketResponse(heartbeat=self.heartbeat_seconds, max_msg_size=MAX_FRAME)

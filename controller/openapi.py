@@ -12,6 +12,7 @@ import json
 from functools import lru_cache
 from typing import Any, Final
 
+from .apikit import TITLES
 from .contacts import MAX_LINE, MAX_PHONE_TEXT, MAX_PHONES, MAX_REPORTED, MAX_ROWS, MAX_TEXT
 
 VERSION: Final = "0.1.0"
@@ -34,7 +35,7 @@ def _json_body(schema: dict[str, Any], description: str = "") -> dict[str, Any]:
     return {"description": description or "OK", "content": {"application/json": {"schema": schema}}}
 
 
-_ERR = {"$ref": "#/components/responses/Error"}
+_ERR = {"$ref": "#/components/responses/Problem"}
 _AFTER = {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0, "maximum": 2**62},
           "description": "Cursor: the `next` of the previous page (0 or absent: from the start)."}
 _LIMIT = {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
@@ -51,14 +52,35 @@ def _op(summary: str, ok: dict[str, Any], *, errors: tuple[int, ...] = (400, 401
         op["parameters"] = params
     if body is not None:
         op["requestBody"] = body
+        op["responses"]["415"] = _ERR  # a Content-Type the route does not read
     if not security:
         op["security"] = []
     return op
 
 
 SCHEMAS: Final[dict[str, Any]] = {
-    "Error": {"type": "object", "required": ["error", "detail"],
-              "properties": {"error": {"type": "string"}, "detail": {}}},
+    "Problem": {
+        "type": "object", "required": ["type", "title", "status", "detail", "instance", "code", "errors"],
+        "description": "RFC 9457 problem details (application/problem+json), the body of every error answer",
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference", "description": "/docs#problem-<code>: one per code"},
+            "title": {"type": "string", "description": "the same for every problem of this type"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string", "description": "this occurrence, in words"},
+            "instance": {"type": "string", "format": "uri-reference", "description": "the request's path"},
+            "code": {"type": "string", "description": "the short code of type (invalid, not_found, bad_state, …)"},
+            "errors": {"type": "array", "items": _ref("ProblemItem"),
+                       "description": "every bad field or row of the request (an import: the first 100, "
+                                      "report.errors_total counts all); empty when the request as a whole is the problem"},
+            "report": _ref("ImportReport")},
+        "example": {"type": "/docs#problem-invalid", "title": "Some fields of the request are not valid", "status": 400,
+                    "detail": "strategy[0].ring_seconds: expected a number from 15 to 60", "instance": "/v1/campaigns",
+                    "code": "invalid", "errors": [
+                        {"field": "strategy[0].ring_seconds", "reason": "expected a number from 15 to 60"},
+                        {"field": "rules.hours", "reason": "start must be before end"}]}},
+    "ProblemItem": {"type": "object", "required": ["field", "reason"], "properties": {
+        "field": {"type": "string", "description": "the field: a JSON path (strategy[2].text), a column, a parameter"},
+        "reason": {"type": "string"}, "line": _NULL_INT, "external_id": _NULL_STR}},
     "Step": {"type": "object", "required": ["kind"], "additionalProperties": False, "properties": {
         "kind": {"enum": ["hlr", "call", "sms"]},
         "attempts": {"type": "integer", "minimum": 1, "maximum": 20, "default": 1},
@@ -101,13 +123,16 @@ SCHEMAS: Final[dict[str, Any]] = {
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "strategy": {"type": "array", "items": _ref("Step"), "minItems": 1, "maxItems": 10},
         "rules": _ref("Rules"),
+        "start": {"type": "boolean", "default": False,
+                  "description": "true: dial at once; false: a draft (import, then POST /v1/campaigns/{id}/start)"},
         "creditor": {"type": "string", "minLength": 1, "maxLength": 136,
                      "description": "the creditor's name as the debtor hears it: the voicebot's greeting, {creditor} in "
                                     "templates; required by a voicebot step or a template naming it"}}},
     "Campaign": {"type": "object", "required": ["id", "name", "state", "strategy", "rules", "contacts", "created_at", "updated_at"],
                  "properties": {
                      "id": {"type": "string"}, "name": {"type": "string"},
-                     "state": {"enum": ["running", "paused", "cancelled", "done"]},
+                     "state": {"enum": ["draft", "running", "paused", "cancelled", "done"],
+                               "description": "draft -> running <-> paused -> done | cancelled"},
                      "strategy": {"type": "array", "items": {"type": "object"}}, "rules": {"type": "object"},
                      "contacts": {"type": "object", "additionalProperties": {"type": "integer"}},
                      "created_at": {"type": "number"}, "updated_at": {"type": "number"}}},
@@ -123,8 +148,6 @@ SCHEMAS: Final[dict[str, Any]] = {
     "RowProblem": {"type": "object", "required": ["line", "field", "reason"], "properties": {
         "line": {"type": "integer", "description": "CSV: the file's line (header = 1); JSON: 1-based position in the list"},
         "field": {"type": "string"}, "reason": {"type": "string"}, "external_id": _NULL_STR}},
-    "BodyProblem": {"type": "object", "required": ["line", "field", "reason"], "properties": {
-        "line": _NULL_INT, "field": {"type": "string"}, "reason": {"type": "string"}}},
     "ImportReport": {
         "type": "object", "description": "rows = valid + rejected + duplicates; when stored, valid = created + updated = rows. "
         f"errors and warnings list the first {MAX_REPORTED} in line order; the totals count all.",
@@ -223,16 +246,21 @@ def _import_op() -> dict[str, Any]:
                      {"type": "object", "required": ["contacts"], "additionalProperties": False, "properties": {
                          "contacts": {"type": "array", "items": _ref("ContactIn"), "maxItems": MAX_ROWS}}}]}},
                  "text/csv": {"schema": {"type": "string"}}}})
-    problem = {"$ref": "#/components/responses/BodyProblem"}
-    op["responses"].update({"400": problem, "413": problem, "415": problem,
-                            "422": {"$ref": "#/components/responses/ImportRefused"}})
+    op["responses"].update({"400": _ERR, "413": _ERR, "415": _ERR, "422": _ERR})
     return op
+
+
+#: What each campaign action does, for the operations' summaries.
+TRANSITION_WORDS: Final = {"start": "draft -> running: dialling begins", "pause": "running -> paused",
+                           "resume": "paused -> running", "cancel": "draft, running or paused -> cancelled"}
 
 
 def _paths() -> dict[str, Any]:
     camp = _json_body(_ref("Campaign"))
-    transition = lambda verb: {"post": _op(f"{verb.capitalize()} the campaign", camp, errors=(401, 404, 409),  # noqa: E731
-                                           params=[_CAMPAIGN_ID], tag="campaigns")}
+    transition = lambda verb: {"post": _op(  # noqa: E731
+        f"{verb.capitalize()} the campaign ({TRANSITION_WORDS[verb]}); 200 without a change when it is in that state "
+        "already, 409 bad_state when the lifecycle does not allow it", camp, errors=(401, 404, 409),
+        params=[_CAMPAIGN_ID], tag="campaigns")}
     return {
         "/v1/enroll": {"post": _op(
             "Enroll an appliance with a one-time token; returns its link credential (shown once)",
@@ -251,6 +279,7 @@ def _paths() -> dict[str, Any]:
                         body={"required": True, "content": {"application/json": {"schema": _ref("CampaignCreate")}}})},
         "/v1/campaigns/{id}": {"get": _op("Read a campaign with its contact counts", camp, errors=(401, 404),
                                           params=[_CAMPAIGN_ID], tag="campaigns")},
+        "/v1/campaigns/{id}/start": transition("start"),
         "/v1/campaigns/{id}/pause": transition("pause"),
         "/v1/campaigns/{id}/resume": transition("resume"),
         "/v1/campaigns/{id}/cancel": transition("cancel"),
@@ -369,8 +398,9 @@ def _document() -> str:
         "openapi": "3.1.0",
         "info": {"title": "simrotor controller API", "version": VERSION,
                  "description": "The CRM-facing API of the simrotor controller: campaigns, contacts, results, webhooks, "
-                                "opt-outs, inbound callbacks and the fleet. Errors are JSON {error, detail}; a bad field is a 4xx "
-                                "naming it, and a refused request stores nothing."},
+                                "opt-outs, inbound callbacks and the fleet. Errors are RFC 9457 problem details "
+                                "(application/problem+json, schema Problem) whose errors list names every bad field or "
+                                "row; a refused request stores nothing."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": paths,
@@ -381,14 +411,8 @@ def _document() -> str:
                                                         "description": "an appliance's credential from POST /v1/enroll"}},
             "schemas": SCHEMAS,
             "responses": {
-                "Error": _json_body(_ref("Error"), "Error"),
-                "BodyProblem": _json_body({"type": "object", "required": ["error", "detail"], "properties": {
-                    "error": {"type": "string"}, "detail": _ref("BodyProblem")}},
-                    "The body as a whole cannot be read (400 not JSON or CSV, 413 too large, 415 media type); "
-                    "nothing was stored"),
-                "ImportRefused": _json_body({"type": "object", "required": ["error", "detail"], "properties": {
-                    "error": {"const": "invalid_rows"}, "detail": _ref("ImportReport")}},
-                    "Some rows are bad: each is listed with line, field and reason; nothing was stored"),
+                "Problem": {"description": "A problem (RFC 9457); nothing of the request was stored",
+                            "content": {"application/problem+json": {"schema": _ref("Problem")}}},
             },
         },
     }
@@ -424,6 +448,11 @@ def reference_html(doc: dict[str, Any]) -> str:
                     out.append(f"<div>body <code>{e(ctype)}</code>: <code>{e(json.dumps(media.get('schema', {})))}</code></div>")
             codes = ", ".join(sorted(op["responses"]))
             out.append(f"<div>answers: {e(codes)}</div></div>")
+    out.append("<h2>Problems</h2><p>Every error is <code>application/problem+json</code> (schema Problem); its "
+               "<code>type</code> points here.</p><dl>")
+    for code, title in TITLES.items():
+        out.append(f"<dt id='problem-{e(code)}'><code>{e(code)}</code></dt><dd>{e(title)}</dd>")
+    out.append("</dl>")
     out.append("<h2>Schemas</h2>")
     for name, schema in doc["components"]["schemas"].items():
         out.append(f"<h3 id='{e(name)}'>{e(name)}</h3><pre>{e(json.dumps(schema, indent=2))}</pre>")

@@ -27,6 +27,7 @@ from .api import Api
 from .config import ControllerConfig
 from .dispatcher import Dispatcher
 from .link import LinkHub
+from .metrics import Metrics
 from .recordings import RecordingsApi
 from .reports import Reports
 from .store import Store
@@ -97,9 +98,11 @@ class Controller:
         # recordings in a folder named after the store (controller.db -> controller.recordings/)
         self.recordings = RecordingsApi(self.store, Path(cfg.controller.store).resolve().with_suffix(".recordings"), clock)
         self.hub = LinkHub(self.store, self.reports, clock, wake=self.wake, heartbeat_seconds=cfg.link.heartbeat_seconds)
+        self.metrics = Metrics(self.store, appliances_connected=self.connected,
+                               deliveries=lambda: (self.deliverer.delivered, self.deliverer.failed))
         self.api = Api(self.store, self.hub, clock, wake=self.wake, wake_deliveries=self.deliverer.wake.set,
                        validation_pool=self.validation_pool, region=cfg.controller.region,
-                       allow_private=w.allow_private, recordings=self.recordings)
+                       allow_private=w.allow_private, recordings=self.recordings, metrics=self.metrics)
         self._wake = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
@@ -122,8 +125,14 @@ class Controller:
         return [planner.Slot(aid, link.capacity, open_jobs.get(aid, 0), dict(link.hello.operators), self.cfg.dispatch.queue_depth)
                 for aid, link in self.hub.links.items() if link.hello is not None]
 
+    def connected(self) -> int:
+        """Appliances on the link that said hello."""
+        return sum(1 for link in self.hub.links.values() if link.hello is not None)
+
     async def dispatch_once(self) -> dict[str, int]:
         out = await self.dispatcher.tick(self.slots(), self.hub.send)
+        if out["released"]:
+            self.metrics.lease_expiries.inc(out["released"])
         self.store.finish_idle_campaigns(self.clock())
         return out
 
@@ -176,7 +185,7 @@ class Controller:
 
     def status_line(self) -> str:
         """systemd's STATUS= line: appliances on the link, campaigns running, the API."""
-        connected = sum(1 for link in self.hub.links.values() if link.hello is not None)
+        connected = self.connected()
         running = len(self.store.running_campaigns())
         return f"appliances connected: {connected}, campaigns running: {running}; API {self.url}"
 

@@ -139,6 +139,10 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
                 imported = await r.json()
             say(f"campaign     'demo': {imported['created']} contacts imported "
                 f"(numbers of the emulator's plan: {', '.join(BEHAVIOURS.values())})")
+            # created as a draft, so nothing was dialled while the contacts came in: start it now
+            async with s.post(controller.url + "/v1/campaigns/demo/start", headers=headers) as r:
+                assert r.status == 200, await r.text()
+            say("campaign     'demo' started")
             last = ""
             while True:
                 async with s.get(controller.url + "/v1/campaigns/demo", headers=headers) as r:

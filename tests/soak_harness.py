@@ -795,7 +795,7 @@ class SoakRun:
         return self.report
 
     async def start_campaign(self, crm: Crm) -> None:
-        status, body = await crm_call(crm, "POST", "/v1/campaigns", json={"id": "soak", "name": "Soak", "strategy": STRATEGY})
+        status, body = await crm_call(crm, "POST", "/v1/campaigns", json={"id": "soak", "name": "Soak", "start": True, "strategy": STRATEGY})
         assert status == 201, body
         self.contacts = make_contacts(self.rng, self.n_contacts)
         status, imported = await crm_call(crm, "POST", "/v1/campaigns/soak/contacts", json=self.contacts)

@@ -108,7 +108,11 @@ class Crm:
         kw.setdefault("timeout", aiohttp.ClientTimeout(total=30))  # a hung request fails, it does not hang the test
         async with self.s.request(method, self.base + path, headers={**self.headers, **kw.pop("headers", {})}, **kw) as r:
             text = await r.text()
-            return r.status, (json.loads(text) if text else None)
+            body = json.loads(text) if text else None
+            if r.status >= 400 and r.content_type != "text/html":  # every error of the API is a problem (RFC 9457)
+                assert r.content_type == "application/problem+json", (method, path, r.status, r.content_type, text)
+                assert body["status"] == r.status and isinstance(body["errors"], list) and body["title"], body
+            return r.status, body
 
     async def all_results(self, campaign: str | None = None) -> list[dict[str, Any]]:
         out, after = [], 0

@@ -346,7 +346,7 @@ async def test_callbacks_to_shown_numbers_reach_the_crm(tmp_path: Path, bank, co
             assert status == 201
             hooks.secret = hook["secret"]
             status, _ = await crm.call("POST", "/v1/campaigns", json={
-                "id": "dec", "name": "December", "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}],
+                "id": "dec", "name": "December", "start": True, "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}],
                 "rules": {"hours": ["00:00", "23:59"]}})
             assert status == 201
             csv = ("external_id,phones,name,amount,currency,due_date\n"

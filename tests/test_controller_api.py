@@ -43,17 +43,21 @@ async def test_auth_errors_and_reference_page(controller, http):
     c, key = controller
     s = http
     async with s.get(f"{c.url}/v1/campaigns") as r:
-        assert r.status == 401 and set(await r.json()) == {"error", "detail"}
+        problem = await r.json()
+        assert r.status == 401 and r.content_type == "application/problem+json"
+        assert {"type", "title", "status", "detail", "instance", "code", "errors"} <= set(problem)
+        assert (problem["status"], problem["code"], problem["instance"]) == (401, "unauthorized", "/v1/campaigns")
     async with s.get(f"{c.url}/v1/campaigns", headers=auth("sr_wrong")) as r:
         assert r.status == 401
     async with s.get(f"{c.url}/v1/campaigns", headers=auth(key)) as r:
         assert r.status == 200 and (await r.json()) == {"items": []}
     async with s.get(f"{c.url}/v1/nothing", headers=auth(key)) as r:
-        assert r.status == 404 and (await r.json())["error"] == "not_found"
+        assert r.status == 404 and (await r.json())["code"] == "not_found"
     async with s.post(f"{c.url}/v1/campaigns", data=b"{not json", headers=auth(key)) as r:
-        assert r.status == 400 and (await r.json())["error"] == "bad_json"
+        assert r.status == 400 and (await r.json())["code"] == "bad_json"
     async with s.get(f"{c.url}/v1/results?limit=0", headers=auth(key)) as r:
-        assert r.status == 400 and "limit" in (await r.json())["detail"]
+        problem = await r.json()
+        assert r.status == 400 and "limit" in problem["detail"] and problem["errors"][0]["field"] == "limit"
     async with s.get(f"{c.url}/docs") as r:
         page = await r.text()
     assert r.status == 200 and "/v1/campaigns/{id}/contacts" in page and "<script" not in page
@@ -84,7 +88,7 @@ async def test_campaign_validation_names_the_field(controller, http, body, field
     s = http
     async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
         assert r.status == 400
-        assert (await r.json())["detail"]["field"] == field
+        assert [e["field"] for e in (await r.json())["errors"]] == [field]
 
 
 async def test_campaign_lifecycle(controller, http):
@@ -94,11 +98,13 @@ async def test_campaign_lifecycle(controller, http):
     async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
         assert r.status == 201
         camp = await r.json()
-    assert camp["state"] == "running" and camp["rules"]["hours"] == ["09:00", "20:00"] and camp["rules"]["max_attempts"] == 7
+    assert camp["state"] == "draft" and camp["rules"]["hours"] == ["09:00", "20:00"] and camp["rules"]["max_attempts"] == 7
     async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
         assert r.status == 409
-    for action, status, state in [("resume", 409, None), ("pause", 200, "paused"), ("pause", 409, None),
-                                  ("resume", 200, "running"), ("cancel", 200, "cancelled"), ("resume", 409, None)]:
+    for action, status, state in [("pause", 409, None), ("start", 200, "running"), ("resume", 200, "running"),
+                                  ("pause", 200, "paused"), ("pause", 200, "paused"), ("start", 409, None),
+                                  ("resume", 200, "running"), ("cancel", 200, "cancelled"), ("cancel", 200, "cancelled"),
+                                  ("resume", 409, None)]:
         async with s.post(f"{c.url}/v1/campaigns/c1/{action}", headers=auth(key)) as r:
             assert r.status == status, (action, await r.text())
             if state:
@@ -124,8 +130,8 @@ async def test_import_refuses_the_file_for_any_bad_row_then_stores_it_whole_and_
     ]
     async with s.post(f"{c.url}/v1/campaigns/c1/contacts?region=PL", json=rows, headers=auth(key)) as r:
         body = await r.json()
-    assert r.status == 422 and body["error"] == "invalid_rows"
-    rep = body["detail"]
+    assert r.status == 422 and body["code"] == "invalid_rows"
+    rep = body["report"]
     assert (rep["stored"], rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"]) == (False, 8, 2, 6, 0)
     assert rep["rows"] == rep["valid"] + rep["rejected"] + rep["duplicates"] and rep["errors_total"] == 6
     assert [(e["line"], e["field"]) for e in rep["errors"]] == [
@@ -148,7 +154,7 @@ async def test_import_refuses_the_file_for_any_bad_row_then_stores_it_whole_and_
                       headers={**auth(key), "Content-Type": "text/csv"}) as r:
         body = await r.json()
     assert r.status == 422
-    assert [(e["line"], e["field"]) for e in body["detail"]["errors"]] == [(3, "phones")]
+    assert [(e["line"], e["field"]) for e in body["errors"]] == [(3, "phones")]
     async with s.post(f"{c.url}/v1/campaigns/c1/contacts", data=csv.replace("not-a-number", "+48600100301").encode(),
                       headers={**auth(key), "Content-Type": "text/csv"}) as r:
         rep = await r.json()

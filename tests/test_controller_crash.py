@@ -49,7 +49,7 @@ async def test_kill_9_loses_no_acked_result_and_respects_leases(tmp_path):
     proc = await start(cfg, port)
     try:
         async with aiohttp.ClientSession() as s:
-            async with s.post(f"{url}/v1/campaigns", json={"id": "c1", "strategy": [{"kind": "call"}], "rules": HOURS},
+            async with s.post(f"{url}/v1/campaigns", json={"id": "c1", "start": True, "strategy": [{"kind": "call"}], "rules": HOURS},
                               headers=h) as r:
                 assert r.status == 201
             contacts = [{"external_id": f"d{i}", "phones": [f"+4860010020{i}"]} for i in range(4)]

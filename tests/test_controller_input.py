@@ -50,7 +50,8 @@ def rows_json(n: int, **change: dict) -> bytes:
 
 
 def errors_of(body) -> list[tuple[int, str]]:
-    return [(e["line"], e["field"]) for e in body["detail"]["errors"]]
+    assert body["code"] == "invalid_rows" and body["errors"] == body["report"]["errors"], body
+    return [(e["line"], e["field"]) for e in body["errors"]]
 
 
 # -- item 4: amounts, sizes, nesting, quoting, counts ------------------------------------------------
@@ -59,8 +60,8 @@ async def test_an_amount_of_30_digits_in_row_17001_refuses_the_20000_row_import_
     s = http
     await new_campaign(s, c, key)
     status, body = await post(s, c, key, rows_json(20_000, line17001=', "amount": "1e30"'))
-    assert status == 422 and body["error"] == "invalid_rows"
-    rep = body["detail"]
+    assert status == 422 and body["code"] == "invalid_rows"
+    rep = body["report"]
     assert errors_of(body) == [(17_001, "amount")] and "16 digits" in rep["errors"][0]["reason"]
     assert (rep["stored"], rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"]) == (False, 20_000, 19_999, 1, 0)
     assert stored(c) == 0 and c.store.campaign_counts("c1")["total"] == 0
@@ -80,7 +81,7 @@ async def test_a_big_file_with_an_unknown_field_reports_every_bad_row_across_wor
                      line3=', "amount": "1,5"')
     status, out = await post(s, c, key, body)
     assert status == 422 and errors_of(out) == [(7_001, "colour"), (11_999, "phone")]
-    assert (out["detail"]["rows"], out["detail"]["valid"], out["detail"]["rejected"]) == (12_000, 11_998, 2)
+    assert (out["report"]["rows"], out["report"]["valid"], out["report"]["rejected"]) == (12_000, 11_998, 2)
     assert stored(c) == 0
 
 
@@ -92,7 +93,7 @@ async def test_amounts_out_of_range_are_a_422_naming_line_and_field(controller, 
     await new_campaign(s, c, key)
     status, body = await post(s, c, key, rows_json(3, line2=f', "amount": {amount}'))
     assert status == 422, body
-    assert errors_of(body) == [(2, "amount")] and body["detail"]["rows"] == 3
+    assert errors_of(body) == [(2, "amount")] and body["report"]["rows"] == 3
     assert stored(c) == 0
 
 
@@ -116,7 +117,7 @@ async def test_a_csv_field_over_the_csv_modules_limit_is_a_422_with_its_line_and
     status, body = await post(s, c, key, text.encode(), "text/csv")
     assert status == 422
     assert errors_of(body) == [(3, "name"), (4, "name")]
-    assert f"{MAX_LINE:,}" in body["detail"]["errors"][0]["reason"] and "200" in body["detail"]["errors"][1]["reason"]
+    assert f"{MAX_LINE:,}" in body["errors"][0]["reason"] and "200" in body["errors"][1]["reason"]
     assert len(json.dumps(body)) < 5000  # the 200,000-character cell does not come back
     assert stored(c) == 0
 
@@ -136,8 +137,8 @@ async def test_json_nested_100000_deep_is_a_4xx_with_line_and_field(controller, 
     s = http
     await new_campaign(s, c, key)
     status, out = await post(s, c, key, body.encode())
-    assert 400 <= status < 500 and set(out) == {"error", "detail"}
-    found = out["detail"]["errors"][0] if status == 422 else out["detail"]
+    assert 400 <= status < 500 and {"type", "title", "status", "detail", "instance", "errors"} <= set(out)
+    found = out["errors"][0]
     assert (found["line"], found["field"]) == (line, field), out
     assert stored(c) == 0
 
@@ -149,7 +150,7 @@ async def test_deep_json_and_huge_integers_on_other_routes_are_a_400_naming_the_
     for body in ('{"ids": ' + nested(100_000) + "}", '{"ids": [' + "9" * 5000 + "]}"):
         async with s.post(f"{c.url}{path}", data=body.encode(), headers={**auth(key), "Content-Type": "application/json"}) as r:
             out = await r.json()
-        assert r.status == 400 and out["error"] == "bad_json" and out["detail"]["field"] == "body"
+        assert r.status == 400 and out["code"] == "bad_json" and out["errors"][0]["field"] == "body"
     assert stored(c, "campaigns") == 0 and stored(c, "optouts") == 0 and stored(c, "webhooks") == 0
 
 
@@ -164,7 +165,7 @@ async def test_an_unterminated_quote_is_reported_at_its_line_instead_of_swallowi
     await new_campaign(s, c, key)
     status, body = await post(s, c, key, text.encode(), "text/csv")
     assert status == 422 and errors_of(body) == [(3, "name")]
-    assert "unterminated quote" in body["detail"]["errors"][0]["reason"]
+    assert "unterminated quote" in body["errors"][0]["reason"]
     assert stored(c) == 0
 
 
@@ -179,7 +180,7 @@ async def test_misquoted_fields_and_extra_cells_are_reported_per_line(controller
     await new_campaign(s, c, key)
     status, body = await post(s, c, key, text.encode(), "text/csv")
     assert status == 422 and errors_of(body) == [(2, "name"), (3, "column 4")]
-    assert (body["detail"]["rows"], body["detail"]["valid"]) == (3, 1)
+    assert (body["report"]["rows"], body["report"]["valid"]) == (3, 1)
     assert stored(c) == 0
     # well quoted, the same names are fine
     fixed = text.replace('"Jan" Kowalski', '"""Jan"" Kowalski"').replace("Kowalski, Jan", '"Kowalski, Jan"')
@@ -193,16 +194,16 @@ async def test_row_counts_body_type_and_encoding_are_bounded_with_a_clear_4xx(co
     s = http
     await new_campaign(s, c, key)
     status, out = await post(s, c, key, json.dumps([{}] * (MAX_ROWS + 1)).encode())
-    assert status == 413 and out["detail"]["field"] == "body" and "100,000" in out["detail"]["reason"]
+    assert status == 413 and out["errors"][0]["field"] == "body" and "100,000" in out["errors"][0]["reason"]
     many = "external_id,phones\n" + "".join(f"e{i},+48600{i:06d}\n" for i in range(MAX_ROWS + 1))
     status, out = await post(s, c, key, many.encode(), "text/csv")
-    assert status == 413 and out["detail"]["field"] == "body"
+    assert status == 413 and out["errors"][0]["field"] == "body"
     status, out = await post(s, c, key, b"external_id,phones\na1,+48600100200\n", "text/plain")
-    assert status == 415 and out["detail"]["field"] == "Content-Type"
+    assert status == 415 and out["errors"][0]["field"] == "Content-Type"
     status, out = await post(s, c, key, "external_id,phones,name\na1,+48600100200,Łukasz\n".encode("cp1250"), "text/csv")
-    assert status == 400 and (out["detail"]["line"], out["detail"]["field"]) == (2, "body")
+    assert status == 400 and (out["errors"][0]["line"], out["errors"][0]["field"]) == (2, "body")
     status, out = await post(s, c, key, b"external_id,phone,phone\na1,+48600100200,+48600100201\n", "text/csv")
-    assert status == 400 and (out["detail"]["line"], out["detail"]["field"]) == (1, "phone")
+    assert status == 400 and (out["errors"][0]["line"], out["errors"][0]["field"]) == (1, "phone")
     assert stored(c) == 0
 
 
@@ -214,15 +215,15 @@ async def test_letters_in_numbers_are_refused_by_import_and_opt_outs(controller,
     await new_campaign(s, c, key)
     status, body = await post(s, c, key, json.dumps([{"external_id": "a", "phones": ["+48600100200"]},
                                                      {"external_id": "b", "phones": [number]}]).encode())
-    assert status == 422 and errors_of(body) == [(2, "phones")] and "letters" in body["detail"]["errors"][0]["reason"]
+    assert status == 422 and errors_of(body) == [(2, "phones")] and "letters" in body["errors"][0]["reason"]
     out = io.StringIO()
     csv.writer(out).writerows([["external_id", "phones"], ["a", "+48600100200"], ["b", f"+48600100201;{number}"]])
     status, body = await post(s, c, key, out.getvalue().encode(), "text/csv")
     assert status == 422 and errors_of(body) == [(3, "phones")]
     async with s.post(f"{c.url}/v1/optouts", json={"number": number}, headers=auth(key)) as r:
-        assert r.status == 400 and (await r.json())["detail"]["field"] == "number"
+        assert r.status == 400 and (await r.json())["errors"][0]["field"] == "number"
     async with s.delete(f"{c.url}/v1/optouts/{quote(number, safe='')}", headers=auth(key)) as r:
-        assert r.status == 400 and (await r.json())["detail"]["field"] == "number"
+        assert r.status == 400 and (await r.json())["errors"][0]["field"] == "number"
     assert stored(c) == 0 and stored(c, "optouts") == 0
 
 
@@ -250,7 +251,7 @@ async def test_duplicate_external_ids_in_one_file_are_reported_per_line_with_bot
     await new_campaign(s, c, key)
     status, body = await post(s, c, key, text.encode(), "text/csv")
     assert status == 422
-    rep = body["detail"]
+    rep = body["report"]
     assert errors_of(body) == [(4, "external_id"), (5, "phones"), (6, "external_id")]
     assert "also on line 2" in rep["errors"][0]["reason"] and "also on line 2" in rep["errors"][2]["reason"]
     assert (rep["rows"], rep["valid"], rep["rejected"], rep["duplicates"], rep["errors_total"]) == (5, 2, 1, 2, 3)
@@ -313,7 +314,7 @@ async def test_webhook_targets_on_loopback_or_private_ranges_are_refused_by_defa
     s = http
     async with s.post(f"{c.url}/v1/webhooks", json={"url": url}, headers=auth(key)) as r:
         out = await r.json()
-    assert r.status == 400 and out["detail"]["field"] == "url", out
+    assert r.status == 400 and out["errors"][0]["field"] == "url", out
     assert stored(c, "webhooks") == 0
 
 

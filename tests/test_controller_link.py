@@ -20,7 +20,7 @@ def auth(key):
 
 
 async def make_campaign(s, c, key, strategy, cid="c1", contacts=None, rules=None):
-    body = {"id": cid, "strategy": strategy}
+    body = {"id": cid, "strategy": strategy, "start": True}
     if rules:
         body["rules"] = rules
     async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
@@ -51,7 +51,7 @@ async def test_enroll_token_is_one_time_and_link_needs_the_credential(tmp_path):
             assert r.status == 200
             cred = (await r.json())["credential"]
         async with s.post(f"{c.url}/v1/enroll", json={"token": token, "appliance_id": "box-02"}) as r:
-            assert r.status == 401 and (await r.json())["error"] == "bad_token"
+            assert r.status == 401 and (await r.json())["code"] == "bad_token"
         token2 = create_enroll_token(c.store, 600, c.clock())["token"]
         async with s.post(f"{c.url}/v1/enroll", json={"token": token2, "appliance_id": "box-01"}) as r:
             assert r.status == 409

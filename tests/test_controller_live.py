@@ -195,7 +195,7 @@ async def test_the_crm_sees_the_promise_and_no_call_is_placed_while_it_holds(tmp
     async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s, receiver(clock) as hooks:
         async with s.post(f"{c.url}/v1/webhooks", json={"url": hooks.url}, headers=auth(key)) as r:
             hooks.secret = (await r.json())["secret"]
-        body = {"id": "mar", "creditor": "Kredyt Plus",
+        body = {"id": "mar", "creditor": "Kredyt Plus", "start": True,
                 "strategy": [{**VOICEBOT, "after_promise": "wait"}, {"kind": "call", "on_answer": "hangup"}]}
         async with s.post(f"{c.url}/v1/campaigns", json=body, headers=auth(key)) as r:
             assert r.status == 201, await r.text()

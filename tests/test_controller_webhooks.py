@@ -91,7 +91,7 @@ async def test_signed_deliveries_retries_dead_letters_and_replay(tmp_path):
                 assert r.status == 201
                 hook = await r.json()
             rx.secret = hook["secret"]
-            async with s.post(f"{c.url}/v1/campaigns", json={"id": "c1", "strategy": [{"kind": "call"}]}, headers=auth(key)) as r:
+            async with s.post(f"{c.url}/v1/campaigns", json={"id": "c1", "strategy": [{"kind": "call"}], "start": True}, headers=auth(key)) as r:
                 assert r.status == 201
             async with s.post(f"{c.url}/v1/campaigns/c1/contacts", json=[{"external_id": "d1", "phones": ["+48600100200"]}],
                               headers=auth(key)) as r:

@@ -101,7 +101,7 @@ async def test_machines_get_the_message_people_the_voicebot_and_the_crm_its_outc
             assert status == 201, hook
             hooks.secret = hook["secret"]
             status, camp = await crm.call("POST", "/v1/campaigns", json={
-                "id": "live", "name": "Live calls", "creditor": CREDITOR,
+                "id": "live", "name": "Live calls", "creditor": CREDITOR, "start": True,
                 "strategy": [{"kind": "call", "on_answer": "amd", "on_machine": "leave_message",
                               "on_human": "voicebot", "dialogue": "promise_to_pay", "message": MESSAGE}]})
             assert status == 201, camp

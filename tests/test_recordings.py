@@ -227,7 +227,7 @@ async def leased_job(controller, crm, campaign: str, rules: dict[str, Any]) -> t
     """A campaign with one contact whose call job the controller leased to a fake appliance."""
     c = controller.c
     status, body = await crm.call("POST", "/v1/campaigns", json={
-        "id": campaign, "name": campaign, "strategy": [{"kind": "call", "attempts": 1}],
+        "id": campaign, "name": campaign, "start": True, "strategy": [{"kind": "call", "attempts": 1}],
         "rules": {"hours": ["00:00", "23:59"], **rules}})
     assert status == 201, body
     status, body = await crm.call("POST", f"/v1/campaigns/{campaign}/contacts",
@@ -257,7 +257,7 @@ async def test_the_crm_lists_and_fetches_a_recording_until_the_sweep_deletes_it(
         # the appliance's credential, not an API key; a job this controller leased; Ogg only
         assert (await put(http, c.url, rid, data, controller.key, job["id"]))[0] == 401
         status, body = await put(http, c.url, rid, data, cred, "nope.1")
-        assert status == 422 and body["error"] == "unknown_job" and body["detail"]["field"] == "job_id"
+        assert status == 422 and body["code"] == "unknown_job" and body["errors"][0]["field"] == "job_id"
         assert (await put(http, c.url, rid, data, cred, job["id"], "audio/wav"))[0] == 415
         assert (await put(http, c.url, rid, b"RIFF....", cred, job["id"]))[0] == 400
         assert (await put(http, c.url, "..%2F..%2Fetc", data, cred, job["id"]))[0] == 400  # ids are file names
@@ -286,9 +286,9 @@ async def test_the_crm_lists_and_fetches_a_recording_until_the_sweep_deletes_it(
         assert c.recordings.sweep() == [rid]
         assert not path.exists()
         status, body = await crm.call("GET", f"/v1/recordings/{rid}")
-        assert status == 404 and body["error"] == "deleted" and "7 days" in body["detail"], body
+        assert status == 404 and body["code"] == "deleted" and "7 days" in body["detail"], body
         assert (await crm.call("GET", "/v1/recordings?campaign_id=rec7"))[1]["items"] == []
-        assert (await crm.call("GET", "/v1/recordings/" + "cd" * 16))[1]["error"] == "not_found"
+        assert (await crm.call("GET", "/v1/recordings/" + "cd" * 16))[1]["code"] == "not_found"
         assert c.recordings.sweep() == []  # swept once
     finally:
         await fa.close()
@@ -374,7 +374,7 @@ async def test_a_recorded_call_is_fetched_through_the_api_and_gone_after_its_ret
         step = {"kind": "call", "attempts": 1, "on_answer": "amd", "on_human": "play", "message": MESSAGE}
         for cid, record, phone in (("rec", True, "+48600000123"), ("plain", False, "+48600010123")):
             status, body = await crm.call("POST", "/v1/campaigns", json={
-                "id": cid, "name": cid, "rules": {"hours": ["00:00", "23:59"], "recording_retention_days": 2},
+                "id": cid, "name": cid, "start": True, "rules": {"hours": ["00:00", "23:59"], "recording_retention_days": 2},
                 "strategy": [{**step, "record": True} if record else step]})
             assert status == 201, body
             status, body = await crm.call("POST", f"/v1/campaigns/{cid}/contacts",
@@ -422,4 +422,4 @@ async def test_a_recorded_call_is_fetched_through_the_api_and_gone_after_its_ret
     clock.advance(2 * DAY + 60)
     assert c.recordings.sweep() == [item["id"]]
     status, gone = await crm.call("GET", f"/v1/recordings/{item['id']}")
-    assert status == 404 and gone["error"] == "deleted" and not path.exists()
+    assert status == 404 and gone["code"] == "deleted" and not path.exists()

@@ -214,7 +214,7 @@ async def test_controller_and_appliance_processes_speak_sd_notify(tmp_path, bank
                              lambda m: m.get("STATUS", "").startswith("appliances connected: 1, campaigns running: 0"), 30)
         async with aiohttp.ClientSession() as s, s.post(
                 f"http://127.0.0.1:{port}/v1/campaigns", headers={"Authorization": f"Bearer {key}"},
-                json={"id": "c1", "name": "January", "strategy": [{"kind": "call", "attempts": 1}]}) as r:
+                json={"id": "c1", "name": "January", "start": True, "strategy": [{"kind": "call", "attempts": 1}]}) as r:
             assert r.status == 201, await r.text()
         await cpeer.wait_for("controller STATUS with the campaign",
                              lambda m: m.get("STATUS", "").startswith("appliances connected: 1, campaigns running: 1"), 30)

@@ -69,7 +69,7 @@ async def test_link_cut_controller_restart_and_appliance_kill(tmp_path, bank):
             proc = await spawn_appliance(toml, log)
             crm = Crm(session, controller.url, key)
             status, _ = await crm.call("POST", "/v1/campaigns", json={
-                "id": "chaos", "name": "Chaos", "strategy": STRATEGY, "rules": {"hours": ["00:00", "23:59"]}})
+                "id": "chaos", "name": "Chaos", "start": True, "strategy": STRATEGY, "rules": {"hours": ["00:00", "23:59"]}})
             assert status == 201
             people = [{"external_id": f"p{i}", "phones": [f"+4860{i % 4}{(0, 2, 3, 5, 6)[i % 5]}{i:05d}"],
                        "name": f"P{i}"} for i in range(60)]

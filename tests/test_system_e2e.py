@@ -85,12 +85,16 @@ async def test_crm_to_modem_and_back(tmp_path, bank, hooks, controller, crm, clo
         status, refused = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
                                          headers={"Content-Type": "text/csv"})
         assert status == 422  # all or nothing: the two bad rows refuse the file
-        assert {(e["line"], e["field"]) for e in refused["detail"]["errors"]} == {(42, "phones"), (43, "due_date")}
+        assert refused["code"] == "invalid_rows" and refused["status"] == 422
+        assert {(e["line"], e["field"]) for e in refused["errors"]} == {(42, "phones"), (43, "due_date")}
         body = "".join(line for line in body.splitlines(keepends=True) if not line.startswith("bad"))
         status, imported = await crm.call("POST", "/v1/campaigns/nov/contacts", data=body.encode(),
                                           headers={"Content-Type": "text/csv"})
         assert status == 200
         assert imported["created"] == 40 and imported["rejected"] == 0
+        # created as a draft: imported whole, then started
+        status, camp = await crm.call("POST", "/v1/campaigns/nov/start")
+        assert status == 200 and camp["state"] == "running", camp
 
         # Let every contact get its first call result, then one debtor texts STOP.
         async with asyncio.timeout(60):

@@ -43,7 +43,7 @@ async def test_pause_withdraws_queued_jobs_and_resume_plans_them_again(tmp_path,
     await app.start()
     try:
         status, _ = await crm.call("POST", "/v1/campaigns", json={
-            "id": "p", "name": "Pause", "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}]})
+            "id": "p", "name": "Pause", "start": True, "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}]})
         assert status == 201
         rows = ["external_id,phones"] + [f"c{i},+48600{i % 4}0{i:05d}".replace("+48600", "+4860") for i in range(16)]
         status, imported = await crm.call("POST", "/v1/campaigns/p/contacts", data="\n".join(rows).encode(),

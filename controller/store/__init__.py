@@ -10,7 +10,9 @@ module per table group, each with its own job:
 * ``optouts``   the do-not-call list;
 * ``webhooks``  webhook targets, deliveries, dead letters;
 * ``recordings`` call recordings sent by the appliances, until their retention ends;
-* ``reporting`` a campaign report's aggregates and the results export's pages.
+* ``reporting`` a campaign report's aggregates and the results export's pages;
+* ``idempotency`` the first answers to POSTs sent with an Idempotency-Key, kept 24 h;
+* ``gauges``    counts by state and a liveness read for /metrics and /healthz.
 
 ``Store`` joins the groups into the one object the rest of the controller is handed. It
 takes and returns plain values; times are epoch seconds (UTC) passed in by the caller (the
@@ -34,6 +36,8 @@ from __future__ import annotations
 from .base import CHUNK, Conflict, StoreError
 from .campaigns import Campaigns
 from .fleet import Fleet
+from .gauges import Gauges
+from .idempotency import IdempotencyKeys
 from .jobs import Jobs
 from .optouts import OptOuts
 from .recordings import RecordingRows
@@ -45,5 +49,6 @@ from .webhooks import Webhooks
 __all__ = ["CHUNK", "SCHEMA_VERSION", "Conflict", "Store", "StoreError"]
 
 
-class Store(Fleet, Campaigns, Jobs, Results, OptOuts, Webhooks, RecordingRows, ReportRows):
+class Store(Fleet, Campaigns, Jobs, Results, OptOuts, Webhooks, RecordingRows, ReportRows, IdempotencyKeys,
+            Gauges):
     """All persistence of the controller: the table groups over one connection."""

@@ -151,13 +151,26 @@ CREATE TABLE IF NOT EXISTS recordings (
 CREATE INDEX IF NOT EXISTS recordings_campaign ON recordings(campaign_id, created_at) WHERE deleted_at IS NULL;
 """
 
+#: Idempotency-Key answers, kept 24 h (store/idempotency.py). A new table: made by this
+#: DDL at every open, no migration. ``status`` null: the first request is still running.
+IDEMPOTENCY: Final = """
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope TEXT NOT NULL,             -- the API key's id (keys of two clients never meet)
+    key TEXT NOT NULL, fingerprint TEXT NOT NULL,   -- SHA-256 of method, path, query, type, body
+    status INTEGER, content_type TEXT, body BLOB,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys(created_at);
+"""
+
 #: The schema's version.
 META: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 #: Version 1, the base schema, in the order its tables were first created.
-BASE: Final = (FLEET, CAMPAIGNS, JOBS, RESULTS, OPTOUTS, WEBHOOKS, RECORDINGS, META)
+BASE: Final = (FLEET, CAMPAIGNS, JOBS, RESULTS, OPTOUTS, WEBHOOKS, RECORDINGS, IDEMPOTENCY, META)
 #: Changes after version 1: version -> statements, run in one transaction. A column added
 #: here is written into the base DDL above too (a new database gets it there and is stamped
 #: with the latest version without running these).
