@@ -96,6 +96,8 @@ class SelftestReport:
     seconds: float
     ports: str  # "lent by the running appliance" or "opened directly"
     sims: list[SimResult]
+    #: What is not a SIM's failure but worth knowing (a modem with fewer slots than the config says).
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -234,8 +236,9 @@ async def test_sim(modem: Modem, result: SimResult, s: Settings) -> SimResult:
     return result
 
 
-async def test_modem(entry: ModemEntry, s: Settings) -> list[SimResult]:
-    """Every slot of one modem, its port opened here (the appliance not holding it)."""
+async def test_modem(entry: ModemEntry, s: Settings, notes: list[str] | None = None) -> list[SimResult]:
+    """Every slot of one modem, its port opened here (the appliance not holding it); a
+    slot the modem refuses (it has fewer) ends the walk with a line in ``notes``."""
     def failed(why: str, fix: str) -> list[SimResult]:
         return [SimResult(entry.id, entry.port, 0, checks=[Check("port", False, why)], fix=fix)]
 
@@ -258,9 +261,9 @@ async def test_modem(entry: ModemEntry, s: Settings) -> list[SimResult]:
                     try:
                         await modem.switch_slot(slot)
                     except (Unsupported, SlotRefused) as exc:
-                        result.checks.append(Check("slot", False, f"the modem refused slot {slot}: {exc}"))
-                        result.fix = f"set [[modem]] {entry.id} slots = {slot} in the config"
-                        out.append(result)
+                        if notes is not None:  # no SIM there to fail: the appliance uses the slots it has
+                            notes.append(f"{entry.id}: the modem refused slot {slot} ({exc}); "
+                                         f"[[modem]] {entry.id} slots = {slot} says what it has")
                         break
                     await modem.initialize(pin=None)
                 out.append(await test_sim(modem, result, s))
@@ -277,7 +280,8 @@ async def test_modem(entry: ModemEntry, s: Settings) -> list[SimResult]:
 
 
 # -- the bank -----------------------------------------------------------------------------
-async def _lent(api: LocalApi, entry: ModemEntry, s: Settings, was: str, progress: Progress) -> list[SimResult]:
+async def _lent(api: LocalApi, entry: ModemEntry, s: Settings, was: str, progress: Progress,
+                notes: list[str]) -> list[SimResult]:
     """Borrow one modem from the running appliance, test it, give it back."""
     def done(view: dict[str, Any] | None) -> bool:
         return view is not None and view["state"] == "stopped" and view["pending"] is None
@@ -290,7 +294,7 @@ async def _lent(api: LocalApi, entry: ModemEntry, s: Settings, was: str, progres
         return [SimResult(entry.id, entry.port, 0, checks=[Check("port", False, f"not lent by the appliance: {exc}")],
                           fix="run selftest again when the modem's work is over")]
     try:
-        return await test_modem(entry, s)
+        return await test_modem(entry, s, notes)
     finally:
         if was != "stopped":  # a modem a person stopped before stays stopped
             try:
@@ -317,20 +321,22 @@ async def selftest(cfg: ApplianceConfig, s: Settings, *, only: set[str] | None =
             views = None
     gate = asyncio.Semaphore(concurrency)
     done = 0
+    notes: list[str] = []
 
     async def one(entry: ModemEntry) -> list[SimResult]:
         nonlocal done
         async with gate:
             if views is None:
                 say(f"testing {entry.id} on {entry.port}")
-                results = await test_modem(entry, s)
+                results = await test_modem(entry, s, notes)
             elif entry.id not in views:
                 results = [SimResult(entry.id, entry.port, 0, checks=[Check(
                     "port", False, "the running appliance does not have this modem (removed, or a newer config)")],
                     fix=f"restart the appliance so it reads the config, or `simrotor appliance modem restart {entry.id}`")]
             else:
                 say(f"borrowing {entry.id} from the appliance (its call ends first)")
-                results = await _lent(api, entry, s, views[entry.id]["state"], say)  # type: ignore[arg-type]
+                results = await _lent(api, entry, s, views[entry.id]["state"], say,  # type: ignore[arg-type]
+                                      notes)
         done += 1
         verdict = "pass" if all(r.passed for r in results) else "FAIL"
         say(f"{entry.id}: {verdict} ({done}/{len(entries)} modems)")
@@ -340,4 +346,4 @@ async def selftest(cfg: ApplianceConfig, s: Settings, *, only: set[str] | None =
     sims = sorted((r for rs in found for r in rs), key=lambda r: (r.modem_id, r.slot))
     return SelftestReport(cfg.appliance.id, s.reference, started, round(time.monotonic() - t0, 2),
                           "opened directly" if views is None else "lent by the running appliance, one modem at a time",
-                          sims)
+                          sims, sorted(notes))

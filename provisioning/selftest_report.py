@@ -40,6 +40,7 @@ def text(report: SelftestReport) -> str:
             lines.append(f"    {c.name:<13} {_cell(c)}")
         if sim.fix and not sim.passed:
             lines.append(f"    fix:          {sim.fix}")
+    lines += [f"note: {n}" for n in report.notes]
     passed = sum(1 for s in report.sims if s.passed)
     lines.append(f"{passed} of {len(report.sims)} SIMs passed in {report.seconds:.1f} s")
     return "\n".join(lines)
@@ -92,6 +93,7 @@ def html(report: SelftestReport) -> str:
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
+{"".join(f'<p class="meta">note: {escape(n)}</p>' for n in report.notes)}
 <p class="meta">Made by <code>simrotor provision selftest</code>. Signal passes from {MIN_SIGNAL_DBM} dBm.</p>
 </body></html>
 """

@@ -141,3 +141,16 @@ async def test_running_appliance_lends_each_modem_and_gets_it_back(tmp_path, ban
         await asyncio.sleep(0.05)
     assert states["emu001"] == "idle" and states["emu002"] == "idle", states
     assert all(ch.pending is None for ch in app.bank.channels.values())
+
+
+@pytest.mark.bank(modems=2, sims_per_modem=2, vendors=("simcom", "huawei"), timing=Timing.FAST, seed=5)
+async def test_dual_sim_modem_slot_by_slot_and_a_modem_with_fewer_slots_noted(tmp_path, bank) -> None:
+    cfg = parse_config(config(tmp_path, bank))
+    report = await selftest(cfg, settings_from(cfg, REFERENCE, {}))
+    rows = [(s.modem_id, s.slot, s.passed) for s in report.sims]
+    assert rows == [("emu000", 0, True), ("emu000", 1, True), ("emu001", 0, True)], report
+    assert len({s.iccid for s in report.sims}) == 3  # each slot's own SIM was tested
+    assert report.passed
+    assert len(report.notes) == 1 and report.notes[0].startswith("emu001: the modem refused slot 1")
+    assert "note: emu001" in selftest_report.text(report)
+    assert "note: emu001" in selftest_report.html(report)
