@@ -353,3 +353,18 @@ async def test_a_burst_of_sign_ins_counts_at_once_and_actions_refuse_with_reason
                                                  "token": "t"}})
     assert again.policy.state(sim_id, time.time()).value == "quarantined"
     assert "operator letter 12/2026" in " ".join(again.policy.usage(sim_id, time.time())["quarantine"])
+
+
+def test_policy_usage_counts_the_rolling_hour_and_day_the_caps_count():
+    from appliance.rotation import JobKind, RotationPolicy, SimLimits, SimRef
+
+    p = RotationPolicy(limits=SimLimits(calls_per_day=150, sms_per_day=200))
+    now = 1_000_000.0
+    p.add_sim(SimRef("8948000000000000001", "+48600000001", "26001", "m0", 0), now=now)
+    for t in (now - 90_000, now - 80_000, now - 3_000, now - 100):  # the first is older than a day
+        p.record_start("8948000000000000001", JobKind.CALL, t)
+    p.record_start("8948000000000000001", JobKind.SMS, now - 10)
+    u = p.usage("8948000000000000001", now)
+    assert (u["calls_day"], u["calls_hour"], u["sms_day"], u["sms_hour"]) == (3, 2, 1, 1)
+    assert u["last_used"] == now - 10 and u["state"] == "busy"  # five starts, no end reported
+    assert u["limits"]["calls_per_day"] == 150 and u["quarantine"] is None and u["locks"] == []

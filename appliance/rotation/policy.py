@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_right
 import random
 from collections.abc import Iterable
 from heapq import heappop, heappush
@@ -534,10 +535,10 @@ class RotationPolicy:
         lim = s.limits
         return {
             "state": state.value,
-            "calls_hour": sum(1 for t in voice if t > now - HOUR_SECONDS),
-            "calls_day": sum(1 for t in voice if t > now - DAY_SECONDS),
-            "sms_hour": sum(1 for t in sms if t > now - HOUR_SECONDS),
-            "sms_day": sum(1 for t in sms if t > now - DAY_SECONDS),
+            "calls_hour": len(voice) - bisect_right(voice, now - HOUR_SECONDS),  # starts are in time order
+            "calls_day": len(voice) - bisect_right(voice, now - DAY_SECONDS),
+            "sms_hour": len(sms) - bisect_right(sms, now - HOUR_SECONDS),
+            "sms_day": len(sms) - bisect_right(sms, now - DAY_SECONDS),
             "talk_seconds_day": round(s.usage.talk_sum, 1),
             "last_used": None if math.isinf(s.last_used) else s.last_used,
             "quarantine": None if s.quarantine is None else list(s.quarantine),

@@ -41,8 +41,6 @@ SIGNIN_COOKIE: Final = "simrotor_signin"
 CSRF_HEADER: Final = "X-CSRF-Token"
 #: Page routes that answer without a session.
 OPEN_PATHS: Final = frozenset({"/healthz", "/signin"})
-#: Routes with guards of their own (appliance/api.py).
-OWN_GUARD_PREFIXES: Final = ("/api/", "/metrics")
 #: Largest sign-in form accepted (a name, a password of at most 256 characters, a token).
 MAX_FORM: Final = 4096
 
@@ -88,7 +86,7 @@ def guard() -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def technician_guard(request: web.Request, handler: Any) -> web.StreamResponse:
         path = request.path
-        if path in OPEN_PATHS or path.startswith(OWN_GUARD_PREFIXES):
+        if path in OPEN_PATHS or path == "/metrics" or path.startswith("/api/"):
             return await handler(request)
         desk = request.app[DESK]
         session = desk.session_of(request)
