@@ -122,8 +122,10 @@ class CrmRoutes:
             good.setdefault(e164, reason)
         if bad:
             # an import's report shape: apikit lists its errors, every bad row by line and field
-            raise ApiError(422, "invalid_rows", {"stored": False, "rows": len(rows), "rejected": len(bad), "duplicates": 0,
-                                                 "errors": bad[:MAX_LISTED], "errors_total": len(bad)})
+            raise ApiError(422, "invalid_rows", {"stored": False, "rows": len(rows), "created": 0, "updated": 0,
+                                                 "valid": len(rows) - len(bad), "rejected": len(bad), "duplicates": 0,
+                                                 "errors": bad[:MAX_LISTED], "errors_total": len(bad),
+                                                 "warnings": [], "warnings_total": 0})
         if not rows:
             raise ApiError(400, "bad_request", {"field": "body", "reason": "no numbers: send at least one"})
         created = self.store.add_optouts(list(good.items()), "api", self.clock())
