@@ -52,6 +52,8 @@ def status_document(status: Status, technician: str | None = None) -> dict[str, 
         d["msisdn"] = mask(d["msisdn"]) if d.get("msisdn") else None
         d["sim_id"] = mask(d["sim_id"]) if d.get("sim_id") else None
         d["imei"] = mask(d["imei"]) if d.get("imei") else None
+        info = ch.active_sim.info if ch.active_sim else None
+        d["operator_name"] = info.operator_name if info else None  # the network's name; operator is MCC-MNC
         channels.append(d)
     st = status.summary()
     now = status.clock()
@@ -172,7 +174,7 @@ async function refresh(){
     document.getElementById("cards").innerHTML = cards.join("");
     rows("channels", d.channels.map(c => `<tr data-channel="${esc(c.id)}"><td>${esc(c.id)}</td>
       <td><span class="state ${esc(c.state)}">${esc(c.state)}</span></td><td>${esc(c.reason)}</td><td>${esc(c.model)}</td>
-      <td>${esc(c.dialect)}</td><td>${c.active_slot + 1}/${c.slots}</td><td>${esc(c.msisdn)}</td><td>${esc(c.operator)}</td>
+      <td>${esc(c.dialect)}</td><td>${c.active_slot + 1}/${c.slots}</td><td>${esc(c.msisdn)}</td><td title="${esc(c.operator)}">${esc(c.operator_name || c.operator)}</td>
       <td>${bars(c.signal_dbm)}</td><td>${c.balance == null ? "—" : esc(c.balance)}</td><td>${esc(c.job_id)}</td>
       <td>${modemActions(c)}</td></tr>`));
     rows("sims", d.sims.map(s => `<tr data-sim="${esc(s.channel)}/${s.slot}"><td>${esc(s.channel)}</td>

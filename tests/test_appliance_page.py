@@ -126,6 +126,9 @@ async def test_technician_sees_every_sim_and_acts(tmp_path, bank):
             assert cells[1] == "2" and re.fullmatch(r"\*{10,}\d{3}", cells[2]) and re.fullmatch(r"\+?\*{6,}\d{3}", cells[3])
             assert slot_sim["emu000", 1].sim_id not in await page.content()
             assert "(active)" in await page.locator("tr[data-sim='emu000/0'] td:nth-child(2)").text_content()
+            # Operators by name where the network gives one (the code stays in the cell's title).
+            names = {s.info.operator_name for s in slot_sim.values()}
+            assert await page.locator("tr[data-channel='emu000'] td:nth-child(8)").text_content() in names
 
             # A SIM quarantined by the scheduler in the slot its modem is not on is listed with its reason.
             inactive = slot_sim["emu000", 1].sim_id
