@@ -212,7 +212,7 @@ class Bank:
         """Make ``modem`` the channel's; a modem opened by a task of before a stop (or of
         a removed channel) is closed instead, and False returned."""
         if epoch != self._epoch.get(ch.id, 0) or self.channels.get(ch.id) is not ch:
-            self._closers.setdefault(f"{ch.id}#{id(modem)}", asyncio.ensure_future(self._close_quietly(modem)))
+            self._close_later(f"{ch.id}#{id(modem)}", modem)
             return False
         self.modems[ch.id] = modem
         ident = modem.identity
@@ -575,7 +575,8 @@ class Bank:
             hang_up = not when_idle and call is not None and not call.released
             what = f"job {ch.job_id}" if ch.job_id else ch.state.value.replace("_", " ")
             ch.reason = (f"{action.value} asked: hanging up the call of {what} now" if hang_up else
-                         f"{action.value} asked: waiting for {what} to end (when idle)")
+                         f"{action.value} asked: waiting for {what} to end "
+                         + ("(when idle)" if when_idle else "(no call to hang up)"))
             logger.info("channel %s: %s", ch.id, ch.reason)
             if hang_up:
                 self._spawn(self.modems[ch.id].hangup(), f"hang-up of {ch.id} for a {action.value}")
