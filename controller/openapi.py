@@ -383,6 +383,46 @@ def _recording_paths() -> dict[str, Any]:
     }
 
 
+#: The Idempotency-Key header every POST takes (controller/idempotency.py).
+IDEMPOTENCY_KEY: Final = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    "description": "A key of the client's choosing (a UUID) naming this request for 24 h: a retry with the same key "
+                   "and the same request gets the first answer again (status and body, with Idempotent-Replayed: true) "
+                   "instead of a second effect; the same key with another request is 422 idempotency_key_reused; "
+                   "while the first is still running, 409 idempotency_key_in_use with Retry-After."}
+
+
+def _idempotent_posts(paths: dict[str, Any]) -> None:
+    for ops in paths.values():
+        op = ops.get("post")
+        if op is not None:
+            op.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+            for status in ("400", "409", "422"):
+                op["responses"].setdefault(status, _ERR)
+
+
+def _operations_paths() -> dict[str, Any]:
+    """/healthz and /metrics: for a load balancer and Prometheus, outside /v1."""
+    return {
+        "/healthz": {"get": {
+            "summary": "Health: 200 when the database answers, 503 when it does not; the link's state is reported",
+            "tags": ["operations"], "security": [],
+            "responses": {s: _json_body({"type": "object", "required": ["status", "database", "link"], "properties": {
+                "status": {"enum": ["ok", "failing"]},
+                "database": {"type": "object", "required": ["ok"], "properties": {
+                    "ok": {"type": "boolean"}, "schema_version": {"type": "integer"}, "error": {"type": "string"}}},
+                "link": {"type": "object", "properties": {"appliances_connected": {"type": "integer"},
+                                                          "appliances_enrolled": _NULL_INT}}}}, d)
+                for s, d in (("200", "Healthy"), ("503", "The database does not answer"))}}},
+        "/metrics": {"get": _op(
+            "Prometheus metrics (text format 0.0.4): API latency by route template, jobs, contacts and campaigns by "
+            "state, appliances connected, webhook deliveries and queue, import rows, lease expiries",
+            {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}, errors=(401,),
+            tag="operations")},
+    }
+
+
 @lru_cache(maxsize=1)
 def _document() -> str:
     paths = _paths()
@@ -394,6 +434,8 @@ def _document() -> str:
         {"type": "object", "required": ["number", "created"],
          "properties": {"number": {"type": "string"}, "created": {"type": "boolean"}}}, "Added")
     paths["/v1/optouts"]["post"]["responses"]["400"] = _ERR
+    _idempotent_posts(paths)
+    paths.update(_operations_paths())
     doc = {
         "openapi": "3.1.0",
         "info": {"title": "simrotor controller API", "version": VERSION,

@@ -36,7 +36,8 @@ async def test_routes_and_document_agree(controller):
     app_routes = {(r.method.lower(), r.resource.canonical) for r in c.api.app().router.routes()
                   if r.resource is not None and r.resource.canonical.startswith("/v1/") and r.method != "HEAD"}
     documented = {(m, p) for p, ops in document()["paths"].items() for m in ops}
-    assert documented == app_routes - {("get", "/v1/link")}
+    assert documented - {("get", "/healthz"), ("get", "/metrics")} == app_routes - {("get", "/v1/link")}
+    assert {"/healthz", "/metrics"} <= {r.resource.canonical for r in c.api.app().router.routes()}
 
 
 async def test_auth_errors_and_reference_page(controller, http):
