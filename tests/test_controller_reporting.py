@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -183,3 +184,59 @@ def test_the_eta_spends_work_only_inside_calling_hours_and_skips_blackout_dates(
     inside = window_seconds_until(datetime(2026, 1, 15, 9, 0, tzinfo=tz).timestamp(), 1800, settings, tz)
     assert inside is not None and datetime.fromtimestamp(inside, UTC) == datetime(2026, 1, 15, 8, 30, tzinfo=UTC)
     assert window_seconds_until(time.time(), 10**9, settings, tz) is None  # beyond the horizon: no ETA
+
+
+def test_right_party_promises_opt_outs_and_sim_caps_in_a_report(tmp_path):
+    """The figures the emulated run cannot show: a voicebot that confirmed or was denied
+    the debtor's identity, a promise to pay, an opt-out by SMS, jobs no SIM could serve."""
+    from controller.reporting import campaign_report
+    from controller.store import Store
+
+    now = datetime(2026, 1, 15, 12, 0, tzinfo=ZoneInfo("Europe/Warsaw")).timestamp()
+    st = Store(tmp_path / "c.db")
+    try:
+        st.create_campaign("feb", "feb", [{"kind": "call", "attempts": 3}], {"hours": ["08:00", "21:00"]}, now - 3600)
+        rows = [cp_row(i) for i in range(1, 6)]
+        st.upsert_contacts("feb", rows, now - 3600)
+        seq = 0
+
+        def result(contact: int, outcome: str, body: dict, **kw) -> None:
+            nonlocal seq
+            seq += 1
+            with st.tx() as c:
+                st.insert_result(c, {"dedupe": f"d{seq}", "appliance_id": "box-01", "app_seq": seq,
+                                     "job_id": f"feb.{contact}.0.{kw.get('n', 0)}", "campaign_id": "feb",
+                                     "contact_id": contact, "external_id": f"E-{contact}", "kind": "call",
+                                     "callee": f"+4860010020{contact}", "outcome": outcome, "reason": kw.get("reason"),
+                                     "final": 1, "number_shown": "+48690000001",
+                                     "counts_as_attempt": int(outcome not in NOT_PLACED), "at": now - 60,
+                                     "body": json.dumps(body)})
+
+        result(1, "answered_human", {"voicebot": {"identity": "confirmed", "promise_date": "2026-01-20"}})
+        result(2, "answered_human", {"voicebot": {"identity": "denied"}})
+        result(3, "answered_human", {})                                   # no voicebot: the answer counts
+        result(4, "no_answer", {})
+        result(4, "no_eligible_sim", {"waiting_for": "calls_per_hour"}, n=1)
+        result(5, "refused_by_policy", {}, reason="opted_out")
+        with st.tx() as c:
+            st.set_promise_date(c, 1, "2026-01-20", now)
+            st.insert_inbound(c, {"id": "in-1", "appliance_id": "box-01", "kind": "sms", "from_number": "+48600100205",
+                                  "to_number": "+48690000001", "text": "STOP", "at": now - 30, "contact_id": 5,
+                                  "campaign_id": "feb", "opted_out": 1})
+        report = campaign_report(st, st.get_campaign("feb"), now)
+    finally:
+        st.close()
+    assert (report["attempted_contacts"], report["reached_contacts"], report["right_party_contacts"]) == (4, 3, 2)
+    assert report["contact_rate"] == 0.75 and report["promises_to_pay"] == 1
+    assert report["opt_outs"] == {"inbound": 1, "refused_opted_out": 1}
+    assert report["spent"]["calls"] == 4 and report["steps"][0]["outcomes"] == {
+        "answered_human": 3, "no_answer": 1, "no_eligible_sim": 1, "refused_by_policy": 1}
+    caps = [lim for lim in report["limits"] if lim["code"] == "sim_caps"]
+    assert [(lim["reason"], lim["count"]) for lim in caps] == [("calls_per_hour", 1)]
+    assert [lim["reason"] for lim in report["limits"] if lim["code"] == "rules"] == ["opted_out"]
+    assert "no_appliance" in {lim["code"] for lim in report["limits"]}
+
+
+def cp_row(i: int):
+    from controller.contacts import ContactRow
+    return ContactRow(f"E-{i}", (f"+4860010020{i}",))
