@@ -21,7 +21,7 @@ from common import phone
 from . import contacts_csv
 from .apikit import ID_PATTERN, ApiError, page, path_campaign_id, reply
 from .contacts import DELIMITER_NAMES, MAX_LINE, MAX_TEXT, BodyError
-from .reporting import EXPORT_COLUMNS, campaign_report, export_chunks
+from .reporting import EXPORT_COLUMNS, campaign_report_async, export_chunks
 from .store import Store
 
 #: Numbers in one bulk opt-out request: a whole do-not-call register of a mid-size agency,
@@ -68,7 +68,7 @@ class CrmRoutes:
         camp = self.store.get_campaign(cid)
         if camp is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
-        return reply(campaign_report(self.store, camp, self.clock()))
+        return reply(await campaign_report_async(self.store, camp, self.clock()))
 
     async def export(self, request: web.Request) -> web.StreamResponse:
         cid = request.query.get("campaign_id")

@@ -25,6 +25,7 @@ Definitions (docs/controller.md, "Campaign report"):
 """
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -38,6 +39,7 @@ from . import campaigns as cp
 from . import rules
 from .contacts_csv import csv_cell
 from .store import Store
+from .store.reporting import ReportReader, ReportRows
 
 #: "Throughput now" looks back this far: long enough to hold several calls of a one-box
 #: fleet (8 channels x 2 minutes a call = ~60 calls), short enough to follow a pause.
@@ -157,27 +159,55 @@ def _limits(campaign: dict[str, Any], settings: rules.Settings, tz: ZoneInfo, no
     return out
 
 
-def campaign_report(store: Store, campaign: dict[str, Any], now: float) -> dict[str, Any]:
-    """The report of one campaign at ``now`` (the OpenAPI ``CampaignReport``)."""
+def figures(rows: ReportRows, campaign_id: str, now: float) -> dict[str, Any]:
+    """The report's grouped queries over the campaign (the slow part: a worker thread's)."""
+    return {"steps": rows.step_outcomes(campaign_id), "totals": rows.campaign_totals(campaign_id),
+            "histogram": rows.attempts_histogram(campaign_id), "contacts": rows.contact_totals(campaign_id, now - RECENT_SECONDS),
+            "recent": rows.recent(campaign_id, now - RECENT_SECONDS), "due": rows.due_now(campaign_id, now),
+            "inbound_opt_outs": rows.inbound_opt_outs(campaign_id), "by_hour": rows.by_hour(campaign_id, now - BY_HOUR_SECONDS),
+            "by_operator": rows.by_operator(campaign_id)}
+
+
+async def campaign_report_async(store: Store, campaign: dict[str, Any], now: float) -> dict[str, Any]:
+    """``campaign_report`` with its queries on a read-only connection in a worker thread,
+    so a campaign of a million results does not stop the event loop (links, API) while
+    it is read; in the loop's thread only for a store in memory (tests)."""
+    path = ReportReader.path_of(store.conn)
+    if path is None:
+        return campaign_report(store, campaign, now)
+
+    def read() -> dict[str, Any]:
+        reader = ReportReader(path)
+        try:
+            return figures(reader, campaign["id"], now)
+        finally:
+            reader.conn.close()
+
+    return campaign_report(store, campaign, now, await asyncio.to_thread(read))
+
+
+def campaign_report(store: Store, campaign: dict[str, Any], now: float,
+                    read: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report of one campaign at ``now`` (the OpenAPI ``CampaignReport``), from
+    ``read`` (``figures``; read here when not given) and the store's small reads."""
     cid = campaign["id"]
+    f = read if read is not None else figures(store, cid, now)
     steps = cp.parse_strategy(campaign["strategy"])
     settings = cp.parse_rules(campaign["rules"])
     counts = store.campaign_counts(cid)
-    totals = store.campaign_totals(cid)
-    contacts = store.contact_totals(cid, now - RECENT_SECONDS)
-    recent = store.recent(cid, now - RECENT_SECONDS)
-    due, next_due_at = store.due_now(cid, now)
+    totals, contacts, recent = f["totals"], f["contacts"], f["recent"]
+    due, next_due_at = f["due"]
     fleet = store.list_appliances()
     tz = campaign_zone(store, cid)
 
     by_step: dict[int, dict[str, Any]] = {i: {"step": i, "kind": s.kind.value, "results": 0, "outcomes": {}}
                                           for i, s in enumerate(steps)}
-    for r in store.step_outcomes(cid):
+    for r in f["steps"]:
         entry = by_step.setdefault(r["step"], {"step": r["step"], "kind": r["kind"], "results": 0, "outcomes": {}})
         entry["results"] += r["n"]
         entry["outcomes"][r["outcome"]] = entry["outcomes"].get(r["outcome"], 0) + r["n"]
     attempted = totals["attempted"]
-    hist = store.attempts_histogram(cid)
+    hist = f["histogram"]
 
     left = counts["waiting"] + counts["in_flight"]
     done_recently = contacts["done_recently"]
@@ -204,13 +234,13 @@ def campaign_report(store: Store, campaign: dict[str, Any], now: float) -> dict[
         "contact_rate": round(totals["reached"] / attempted, 4) if attempted else None,
         "right_party_contacts": totals["right_party"],
         "promises_to_pay": contacts["promises"],
-        "opt_outs": {"inbound": store.inbound_opt_outs(cid), "refused_opted_out": totals["refused_opted_out"]},
+        "opt_outs": {"inbound": f["inbound_opt_outs"], "refused_opted_out": totals["refused_opted_out"]},
         "spent": {"calls": totals["calls"], "sms": totals["sms"], "hlr": totals["hlr"]},
         "attempts_per_contact": {"mean": round(totals["calls"] / attempted, 3) if attempted else None,
                                  "histogram": {str(k): v for k, v in hist.items()}},
         "results": {"total": totals["results"], "final": totals["final_results"]},
-        "by_hour": [{**h, "hour": _iso(h["hour"])} for h in store.by_hour(cid, now - BY_HOUR_SECONDS)],
-        "by_operator": store.by_operator(cid),
+        "by_hour": [{**h, "hour": _iso(h["hour"])} for h in f["by_hour"]],
+        "by_operator": f["by_operator"],
         "throughput": {"window_seconds": RECENT_SECONDS, "results_per_hour": _rate(recent["final_results"], RECENT_SECONDS),
                        "calls_per_hour": _rate(recent["calls"], RECENT_SECONDS),
                        "sms_per_hour": _rate(recent["sms"], RECENT_SECONDS),
