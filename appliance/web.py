@@ -1,8 +1,9 @@
-"""The technician page: one HTML page on every appliance, the JSON it polls, and the
+"""The technician page: one HTML page on every appliance, the JSON it shows, and the
 actions a signed-in technician takes from it.
 
 ``GET /`` serves a self-contained page (no CDN: appliances often have no internet);
-``GET /status.json`` is what it shows: channels (state and reason, SIM, masked number,
+``GET /status.json`` is what it shows (and ``GET /events.stream`` sends it live, as
+server-sent events: ``technician/live.py``): channels (state and reason, SIM, masked number,
 operator, signal), every SIM of every slot with its traffic against its caps and why it
 is held (``technician/sims.py``), job counters and why jobs wait, results by outcome,
 events in words (``technician/words.py``), link state. ``POST /actions/{name}``
@@ -31,6 +32,7 @@ from common.phone import mask
 from .status import STATUS, Status
 from .technician.accounts import Accounts
 from .technician.actions import ActionRefused, Actions
+from .technician.live import Streams
 from .technician.signin import DESK, SESSION, Desk, guard, routes
 from .technician.sims import sim_rows
 from .technician.words import SCAN_ROWS, trouble
@@ -43,6 +45,7 @@ PAGE_EVENTS: Final = 20
 MAX_ACTION_BODY: Final = 4096
 
 ACTIONS: Final = web.AppKey("technician_actions", Actions)
+STREAMS: Final = web.AppKey("technician_streams", Streams)
 
 
 def status_document(status: Status, technician: str | None = None) -> dict[str, Any]:
@@ -97,12 +100,12 @@ PAGE = """<!doctype html>
  .cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#fff;border-radius:8px;padding:8px 14px;box-shadow:0 1px 2px #0001}
  .card b{display:block;font-size:20px}
  button.act{font:inherit;font-size:12px;border:1px solid #c9ced8;background:#fff;border-radius:4px;padding:2px 8px;margin-right:4px}
- #error{color:#ff9d9d} #notice{padding:8px 12px;border-radius:6px;background:#e3f6e8;color:#146c2e}
+ #error,#live.off{color:#ff9d9d} #live.on{color:#7fd89a} #notice{padding:8px 12px;border-radius:6px;background:#e3f6e8;color:#146c2e}
  #notice.bad{background:#fde4e4;color:#a11} #notice:empty{display:none}
 </style></head>
 <body>
 <header><h1>simrotor <span id="appliance"></span></h1><span class="muted">up <span id="uptime"></span></span>
-<span class="muted">link: <span id="link">standalone</span></span><span id="error"></span>
+<span class="muted">link: <span id="link">standalone</span></span><span id="live" class="off">connecting…</span><span id="error"></span>
 <form method="post" action="signout"><input type="hidden" name="csrf" value="{{CSRF}}">
 <span class="muted" id="technician"></span> <button type="submit" id="signout">Sign out</button></form></header>
 <main>
@@ -161,7 +164,10 @@ async function refresh(){
   try{
     const r = await fetch("status.json", {cache: "no-store"});
     if(r.status === 401){ location.href = "signin"; return; }
-    const d = await r.json();
+    render(await r.json());
+  }catch(err){ document.getElementById("error").textContent = "cannot reach the appliance"; }
+}
+function render(d){
     document.getElementById("error").textContent = "";
     document.getElementById("appliance").textContent = d.appliance;
     document.getElementById("technician").textContent = d.technician || "";
@@ -186,9 +192,25 @@ async function refresh(){
     rows("outcomes", d.outcomes.map(o => `<tr><td>${esc(o.kind)}</td><td>${esc(o.outcome)}</td><td>${o.count}</td></tr>`));
     rows("events", d.events.map(e => `<tr data-kind="${esc(e.kind)}"><td>${new Date(e.at*1000).toLocaleTimeString()}</td>
       <td class="why">${esc(e.text)}</td></tr>`));
-  }catch(err){ document.getElementById("error").textContent = "cannot reach the appliance"; }
 }
-refresh(); setInterval(refresh, 2000);
+// Live updates: server-sent events; on a drop the browser reconnects by itself (retry:
+// 2000) and the header says the updates are lost meanwhile; a stream refused (the session
+// ended) leads back to the sign-in through one fetch of status.json.
+function live(on){
+  const l = document.getElementById("live");
+  l.textContent = on ? "live" : "live updates lost — reconnecting";
+  l.className = on ? "on" : "off";
+}
+function connect(){
+  const es = new EventSource("events.stream");
+  es.addEventListener("status", ev => { live(true); render(JSON.parse(ev.data)); });
+  es.addEventListener("signedout", () => { es.close(); location.href = "signin"; });
+  es.onerror = () => {
+    live(false);
+    if(es.readyState === EventSource.CLOSED) setTimeout(async () => { await refresh(); connect(); }, 2000);
+  };
+}
+connect();
 </script></body></html>
 """
 
@@ -204,6 +226,17 @@ async def page(request: web.Request) -> web.Response:
 async def status_json(request: web.Request) -> web.Response:
     return web.json_response(status_document(request.app[STATUS], request[SESSION].name),
                              headers={"Cache-Control": "no-store"})
+
+
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    """``GET /events.stream``: the status document as server-sent events (technician/live.py)."""
+    desk, status = request.app[DESK], request.app[STATUS]
+
+    def document() -> dict[str, Any] | None:
+        session = desk.session_of(request)
+        return None if session is None else status_document(status, session.name)
+
+    return await request.app[STREAMS].serve(request, document)
 
 
 async def action(request: web.Request) -> web.Response:
@@ -250,7 +283,11 @@ def add_routes(app: web.Application) -> None:
         await app[ACTIONS].close()
 
     app.on_cleanup.append(close_actions)
+    app[STREAMS] = Streams()
+    status.bank.on_change(app[STREAMS].wake)  # a channel move is on every open page at once
+    app.on_shutdown.append(app[STREAMS].close)  # open pages never hold up a stop
     app.router.add_routes(routes(status.appliance_id))
     app.router.add_get("/", page)
     app.router.add_get("/status.json", status_json)
+    app.router.add_get("/events.stream", events_stream)
     app.router.add_post("/actions/{name}", action)

@@ -6,6 +6,7 @@ confirmed in a dialog and its effect is checked on the emulator's ground truth."
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,50 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TECH, PASSWORD = "tech", "rack-side-42"
+
+
+class Forwarder:
+    """A TCP relay between the browser and the appliance whose connections the test can
+    cut (a dropped Wi-Fi, a proxy restart) and let through again."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.removeprefix("http://").rpartition(":")
+        self.host, self.port_to = host, int(port)
+        self.down = False
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port_to)
+        self.links |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+                self.links.discard(dst)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.down = True
+        for w in list(self.links):
+            w.transport.abort()
+
+    def close(self) -> None:
+        self.cut()
+        self.server.close()
 
 
 async def sign_in(page, base: str) -> None:
@@ -50,9 +95,14 @@ async def test_technician_page_shows_channels_and_faults(tmp_path, bank):
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            relay = Forwarder(app.address)
+            base = await relay.start()  # the browser reaches the page through a link the test can cut
             page = await browser.new_page()
-            await sign_in(page, app.address)
+            polls: list[str] = []
+            page.on("request", lambda r: polls.append(r.url) if r.url.endswith("/status.json") else None)
+            await sign_in(page, base)
             await page.wait_for_selector("tr[data-channel='emu003']")
+            await page.wait_for_selector("#live.on")
             assert await page.locator("#appliance").text_content() == "box-page"
             assert await page.locator("#technician").text_content() == TECH
             assert await page.locator("#channels tbody tr").count() == 4
@@ -60,8 +110,11 @@ async def test_technician_page_shows_channels_and_faults(tmp_path, bank):
             assert states == ["idle"] * 4
             numbers = await page.locator("#channels tbody tr td:nth-child(7)").all_text_contents()
             assert all(re.fullmatch(r"\+?\*{6,}\d{3}", n) for n in numbers), numbers
+            t0 = time.monotonic()
             await emu.inject("emu001", Fault.VANISH, seconds=30)
             await page.wait_for_selector("tr[data-channel='emu001'] .state.faulty", timeout=15000)
+            print(json.dumps({"fault_to_page_seconds": round(time.monotonic() - t0, 3)}))  # a figure, not a test
+            assert polls == []  # the page was updated by its event stream, not by polling status.json
             assert "port lost" in await page.locator("tr[data-channel='emu001']").text_content()
             # The fault is an event, in words.
             await page.wait_for_selector("#events tr[data-kind='channel']:has-text('modem emu001 out of service: port lost')",
@@ -77,12 +130,18 @@ async def test_technician_page_shows_channels_and_faults(tmp_path, bank):
             await card.wait_for(timeout=15000)
             assert "operator sims locked" in await card.text_content()
             await page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            # The connection drops: the page says so, and is live again once it is back.
+            relay.cut()
+            await page.wait_for_selector("#live.off:has-text('live updates lost')", timeout=15000)
+            relay.down = False
+            await page.wait_for_selector("#live.on", timeout=15000)
             # Signing out leaves nothing readable behind.
             await page.click("#signout")
-            await page.wait_for_url(app.address + "/signin")
-            answer = await page.request.get(app.address + "/status.json")
+            await page.wait_for_url(base + "/signin")
+            answer = await page.request.get(base + "/status.json")
             assert answer.status == 401
             await browser.close()
+            relay.close()
     finally:
         await app.stop()
 

@@ -17,8 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
-#: An hour without a request ends a session: the page polls every 2 s while it is open,
-#: so this only ends sessions of closed pages (OWASP Session Management Cheat Sheet:
+#: An hour without a request ends a session: an open page's event stream looks at the
+#: session every second, so this only ends sessions of closed pages (OWASP Session Management Cheat Sheet:
 #: idle timeouts of 15-30 min for high-value applications; a technician's phone in his
 #: pocket between two racks is the case here).
 IDLE_SECONDS: Final = 3600.0

@@ -29,7 +29,7 @@ RULES: Final = {
     "quarantine": "quarantine",
 }
 #: Rows the page's look-up reads, newest first, before routine rows are dropped: bounds
-#: the work of each poll (the table holds up to 100,000 rows; 500 rows decode in ~2 ms)
+#: the work of each look (the table holds up to 100,000 rows; 500 rows decode in ~2 ms)
 #: whatever the mix. Trouble older than the newest 500 events is in the store.
 SCAN_ROWS: Final = 500
 
