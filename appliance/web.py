@@ -102,6 +102,18 @@ PAGE = """<!doctype html>
  button.act{font:inherit;font-size:12px;border:1px solid #c9ced8;background:#fff;border-radius:4px;padding:2px 8px;margin-right:4px}
  #error,#live.off{color:#ff9d9d} #live.on{color:#7fd89a} #notice{padding:8px 12px;border-radius:6px;background:#e3f6e8;color:#146c2e}
  #notice.bad{background:#fde4e4;color:#a11} #notice:empty{display:none}
+ /* a phone (360-390 px): modems and SIMs as cards, one "column: value" line each */
+ @media (max-width: 640px){
+  main{padding:8px} section{padding:8px}
+  .cards{gap:8px} .card{padding:6px 10px} .card b{font-size:17px}
+  #channels thead,#sims thead{display:none}
+  #channels,#sims,#channels tbody,#sims tbody,#channels tr,#sims tr{display:block}
+  #channels tr,#sims tr{border:1px solid #e2e5eb;border-radius:8px;margin:0 0 8px;padding:6px 8px}
+  #channels td,#sims td{display:flex;gap:8px;border:0;padding:2px 0;white-space:normal;min-width:0;max-width:none;overflow-wrap:anywhere}
+  #channels td::before,#sims td::before{content:attr(data-label);color:#8a93a6;flex:none;width:6.5em}
+  #channels td:empty,#sims td:empty{display:none}
+  td.why{min-width:0}
+ }
 </style></head>
 <body>
 <header><h1>simrotor <span id="appliance"></span></h1><span class="muted">up <span id="uptime"></span></span>
@@ -125,7 +137,12 @@ const dur = s => s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s/60)
 const ago = (t, now) => t == null ? "never" : `${dur(Math.max(0, now - t))} ago`;
 const cap = (n, c) => n == null ? "—" : c == null ? `${n}` : `${n} / ${c}`;
 function bars(dbm){ if(dbm==null) return "—"; return `${dbm} dBm`; }
-function rows(id, html){ document.querySelector(`#${id} tbody`).innerHTML = html.join(""); }
+function rows(id, html){
+  const t = document.getElementById(id), heads = [...t.querySelectorAll("thead th")].map(th => th.textContent);
+  t.querySelector("tbody").innerHTML = html.join("");
+  // each cell carries its column's name: on a phone a row is a card of "name value" lines
+  t.querySelectorAll("tbody tr").forEach(tr => [...tr.children].forEach((td, i) => td.dataset.label = heads[i] || ""));
+}
 function notice(text, bad){ const n = document.getElementById("notice"); n.textContent = text; n.className = bad ? "bad" : ""; }
 async function act(name, body, question, ask){
   let reason = null;

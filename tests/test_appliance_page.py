@@ -242,7 +242,13 @@ async def test_technician_sees_every_sim_and_acts(tmp_path, bank):
             await page.evaluate("document.querySelectorAll('.scroll').forEach(e => e.scrollLeft = 0)")
             await page.screenshot(path=str(shots / "page-1280x900.png"), full_page=True)
             await page.set_viewport_size({"width": 390, "height": 844})
+            # On a phone nothing is cut off or scrolls sideways: modems and SIMs are cards.
+            widths = await page.evaluate("""() => [document.documentElement.scrollWidth,
+                ...[...document.querySelectorAll('.scroll')].map(e => e.scrollWidth - e.clientWidth)]""")
+            assert widths[0] <= 390 and max(widths[1:]) <= 0, widths
+            assert await page.locator("tr[data-sim='emu001/0'] td[data-label='why']").is_visible()
             await page.screenshot(path=str(shots / "page-390x844.png"), full_page=False)
+            await page.screenshot(path=str(shots / "page-390-full.png"), full_page=True)
             assert (shots / "page-1280x900.png").stat().st_size > 10_000
             await browser.close()
     finally:
