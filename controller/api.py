@@ -394,10 +394,16 @@ class Api:
 
     async def add_optout(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
-        number = self._number(body.get("number"))
+        problems: list[dict[str, Any]] = []
+        try:
+            number = self._number(body.get("number"))
+        except ApiError as exc:
+            problems.append(exc.detail)
         reason = body.get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 200):
-            raise ApiError(400, "invalid", {"field": "reason", "reason": "a string of at most 200 characters"})
+            problems.append({"field": "reason", "reason": "a string of at most 200 characters"})
+        if problems:
+            raise ApiError(400, "invalid", errors=problems)
         created = self.store.add_optout(number, "api", reason, self.clock())
         return reply({"number": number, "created": created}, 201 if created else 200)
 
@@ -413,20 +419,24 @@ class Api:
 
     async def add_webhook(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
+        problems: list[dict[str, Any]] = []  # every one of them named at once
         url = body.get("url")
         if not isinstance(url, str):
-            raise ApiError(400, "invalid", {"field": "url", "reason": "an http(s) URL"})
-        try:
-            await check_target(url, allow_private=self.allow_private)
-        except TargetRefused as exc:
-            raise ApiError(400, "invalid", {"field": "url", "reason": str(exc)}) from None
+            problems.append({"field": "url", "reason": "an http(s) URL"})
+        else:
+            try:
+                await check_target(url, allow_private=self.allow_private)
+            except TargetRefused as exc:
+                problems.append({"field": "url", "reason": str(exc)})
         events = body.get("events", ["result", "inbound"])
         if (not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events)
                 or not set(events) <= {"result", "inbound"}):
-            raise ApiError(400, "invalid", {"field": "events", "reason": 'a non-empty list of "result" and/or "inbound"'})
+            problems.append({"field": "events", "reason": 'a non-empty list of "result" and/or "inbound"'})
         secret = body.get("secret") or auth.new_secret("whsec_")
         if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
-            raise ApiError(400, "invalid", {"field": "secret", "reason": "16-200 characters (or omit it for a random one)"})
+            problems.append({"field": "secret", "reason": "16-200 characters (or omit it for a random one)"})
+        if problems:
+            raise ApiError(400, "invalid", errors=problems)
         wid = auth.new_id("wh_")
         self.store.add_webhook(wid, str(url), secret, sorted(set(events)), self.clock())
         return reply({"id": wid, "url": url, "events": sorted(set(events)), "secret": secret}, 201)

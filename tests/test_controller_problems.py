@@ -132,3 +132,33 @@ async def test_the_document_describes_every_error_as_the_problem_schema():
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     problem_validator().validate(doc["components"]["schemas"]["Problem"]["example"])
     assert "Error" not in doc["components"]["schemas"]
+
+
+async def test_a_webhook_and_an_opt_out_with_several_mistakes_get_each_named(controller, http):
+    c, key = controller
+    async with http.post(f"{c.url}/v1/webhooks", json={"url": "http://127.0.0.1/hook", "events": ["fax"], "secret": "short"},
+                         headers=auth(key)) as r:
+        out = await problem(r, 400, "invalid")
+    assert [e["field"] for e in out["errors"]] == ["url", "events", "secret"] and "loopback" in out["errors"][0]["reason"]
+    async with http.post(f"{c.url}/v1/optouts", json={"number": "hello", "reason": "x" * 201}, headers=auth(key)) as r:
+        out = await problem(r, 400, "invalid")
+    assert [e["field"] for e in out["errors"]] == ["number", "reason"]
+    assert c.store.list_webhooks() == [] and c.store.list_optouts("", 10) == []
+
+
+async def test_a_failure_inside_is_a_500_problem_and_does_not_keep_the_idempotency_key(controller, http, monkeypatch):
+    c, key = controller
+    real = c.store.add_optout
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("simulated: the disk went away")
+
+    monkeypatch.setattr(c.store, "add_optout", failing)
+    headers = {**auth(key), "Idempotency-Key": "k500"}
+    async with http.post(f"{c.url}/v1/optouts", json={"number": "+48600100200"}, headers=headers) as r:
+        out = await problem(r, 500, "internal")
+    assert "disk" not in out["detail"]  # the log has the traceback; the client is not shown internals
+    monkeypatch.setattr(c.store, "add_optout", real)
+    async with http.post(f"{c.url}/v1/optouts", json={"number": "+48600100200"}, headers=headers) as r:
+        assert r.status == 201 and "Idempotent-Replayed" not in r.headers  # ran again, not a replayed 500
+    assert [o["number"] for o in c.store.list_optouts("", 10)] == ["+48600100200"]
