@@ -89,7 +89,7 @@ PAGE = """<!doctype html>
  main{padding:12px 16px;display:grid;gap:16px}
  section{background:#fff;border-radius:8px;padding:10px 12px;box-shadow:0 1px 2px #0001;min-width:0}
  .scroll{overflow-x:auto}
- h2{font-size:14px;margin:0 0 8px} table{border-collapse:collapse;width:100%}
+ h2{font-size:14px;margin:0 0 8px} #filter{font:inherit;font-weight:normal;margin-left:8px;padding:2px 6px;border:1px solid #c9ced8;border-radius:4px;width:min(22em,60%)} table{border-collapse:collapse;width:100%}
  th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eceef2;white-space:nowrap;vertical-align:top}
  td.why{white-space:normal;min-width:16em;max-width:40em}
  .state{font-weight:600;border-radius:4px;padding:1px 6px}
@@ -128,7 +128,7 @@ PAGE = """<!doctype html>
 <section><h2>SIMs (every slot)</h2><div class="scroll"><table id="sims"><thead><tr><th>modem</th><th>slot</th><th>SIM</th><th>number</th>
 <th>operator</th><th>pool</th><th>calls 24 h</th><th>SMS 24 h</th><th>last used</th><th>state</th><th>why</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
 <section><h2>Results</h2><div class="scroll"><table id="outcomes"><thead><tr><th>kind</th><th>outcome</th><th>count</th></tr></thead><tbody></tbody></table></div></section>
-<section><h2>Events</h2><div class="scroll"><table id="events"><thead><tr><th>when</th><th>what</th></tr></thead><tbody></tbody></table></div></section>
+<section><h2>Events <input id="filter" type="search" placeholder="filter: a modem, a SIM's last digits, a word" aria-label="filter events"></h2><div class="scroll"><table id="events"><thead><tr><th>when</th><th>what</th></tr></thead><tbody></tbody></table></div></section>
 </main>
 <script>
 const CSRF = document.querySelector("meta[name=csrf-token]").content;
@@ -209,7 +209,16 @@ function render(d){
     rows("outcomes", d.outcomes.map(o => `<tr><td>${esc(o.kind)}</td><td>${esc(o.outcome)}</td><td>${o.count}</td></tr>`));
     rows("events", d.events.map(e => `<tr data-kind="${esc(e.kind)}"><td>${new Date(e.at*1000).toLocaleTimeString()}</td>
       <td class="why">${esc(e.text)}</td></tr>`));
+    filterEvents();
 }
+function filterEvents(){
+  const words = document.getElementById("filter").value.toLowerCase().split(" ").filter(Boolean);
+  document.querySelectorAll("#events tbody tr").forEach(tr => {
+    const text = tr.textContent.toLowerCase();
+    tr.hidden = !words.every(w => text.includes(w));
+  });
+}
+document.getElementById("filter").addEventListener("input", filterEvents);
 // Live updates: server-sent events; on a drop the browser reconnects by itself (retry:
 // 2000) and the header says the updates are lost meanwhile; a stream refused (the session
 // ended) leads back to the sign-in through one fetch of status.json.

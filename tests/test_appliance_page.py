@@ -231,6 +231,13 @@ async def test_technician_sees_every_sim_and_acts(tmp_path, bank):
             await until("emu001 back", lambda: app.bank.channels["emu001"].state.value in ("idle", "cooling_down"), timeout=60)
             await page.wait_for_selector(f"#events td:has-text('modem emu001 reset by {TECH}')")
 
+            # The events filter: words that every shown row contains.
+            await page.fill("#filter", "emu000 slot")
+            shown = await page.locator("#events tbody tr:visible").all_text_contents()
+            assert shown and all("emu000" in t and "slot" in t for t in shown), shown
+            assert await page.locator("#events tbody tr[data-kind='modem_reset']").is_hidden()
+            await page.fill("#filter", "")
+
             # An action without the page's CSRF token is refused, with the session's cookie.
             answer = await page.request.post(base + "/actions/switch", data={"channel": "emu000", "slot": 0})
             assert answer.status == 403

@@ -8,6 +8,7 @@ signed-in technician sees of every SIM and what he may do about it.
 * ``sims.py``      every SIM of every slot, with its traffic against its caps and why it is held;
 * ``words.py``     the events table in words (state changes and errors, ICCIDs masked);
 * ``actions.py``   quarantine / release a SIM, reset a modem, switch a modem's slot;
+* ``live.py``      the page's live updates as server-sent events;
 * ``cli.py``       ``simrotor appliance user add|list|remove``.
 
 ``appliance/web.py`` serves the page and wires these in; docs/appliance.md, "The
