@@ -19,7 +19,8 @@ Definitions (docs/controller.md, "Campaign report"):
   the number was opted out;
 * spent: calls placed, SMS sent, HLR checks made (a refusal, a cancelled job or one no
   SIM could serve costs nothing);
-* throughput now: over the last ``RECENT_SECONDS``; the ETA spreads the contacts left
+* throughput now: over the last ``RECENT_SECONDS``, or since the campaign last started
+  running (created, started, resumed, reopened) when that is later; the ETA spreads the contacts left
   over the campaign's calling hours (blackout dates skipped) at that pace, or, before
   there is a pace, at what the connected channels can do.
 """
@@ -44,6 +45,8 @@ from .store.reporting import ReportReader, ReportRows
 #: "Throughput now" looks back this far: long enough to hold several calls of a one-box
 #: fleet (8 channels x 2 minutes a call = ~60 calls), short enough to follow a pause.
 RECENT_SECONDS: Final = 900.0
+#: The shortest window a pace is read over: a minute holds at least a few calls of a box.
+MIN_WINDOW_SECONDS: Final = 60.0
 #: ``by_hour`` covers the last week: at most 168 rows in a report.
 BY_HOUR_SECONDS: Final = 7 * 24 * 3600.0
 #: A job's channel time before any was measured: a 30 s ring and half a minute's talk.
@@ -121,7 +124,8 @@ def window_seconds_until(now: float, work_seconds: float, settings: rules.Settin
 
 
 def _limits(campaign: dict[str, Any], settings: rules.Settings, tz: ZoneInfo, now: float, fleet: list[dict[str, Any]],
-            recent: dict[str, Any], due: int, next_due_at: float | None, left: int) -> list[dict[str, Any]]:
+            recent: dict[str, Any], due: int, next_due_at: float | None, left: int,
+            window: float = RECENT_SECONDS) -> list[dict[str, Any]]:
     """What holds the campaign back now, most blocking first: each a ``code`` and words."""
     out: list[dict[str, Any]] = []
     state = campaign["state"]
@@ -141,15 +145,15 @@ def _limits(campaign: dict[str, Any], settings: rules.Settings, tz: ZoneInfo, no
     for h in recent["held"]:
         if h["outcome"] == "no_eligible_sim":
             out.append({"code": "sim_caps", "reason": h["why"], "count": h["n"],
-                        "detail": f"{h['n']} jobs in the last {RECENT_SECONDS / 60:.0f} min found no SIM free to serve them "
+                        "detail": f"{h['n']} jobs in the last {window / 60:.0f} min found no SIM free to serve them "
                                   f"(waiting for {h['why']}: per-SIM caps, pauses or a SIM's operator)"})
         elif h["why"] == rules.Reason.QUIET_AFTER_CONVERSATION.value:
             out.append({"code": "quiet_period", "reason": h["why"], "count": h["n"],
-                        "detail": f"{h['n']} jobs in the last {RECENT_SECONDS / 60:.0f} min waited out the quiet days after "
+                        "detail": f"{h['n']} jobs in the last {window / 60:.0f} min waited out the quiet days after "
                                   "a conversation"})
         elif h["why"] != rules.Reason.OUTSIDE_CALLING_HOURS.value:
             out.append({"code": "rules", "reason": h["why"], "count": h["n"],
-                        "detail": f"{h['n']} jobs in the last {RECENT_SECONDS / 60:.0f} min refused by the rule {h['why']}"})
+                        "detail": f"{h['n']} jobs in the last {window / 60:.0f} min refused by the rule {h['why']}"})
     if left and due == 0 and next_due_at is not None:
         out.append({"code": "retry_delay", "until": _iso(next_due_at),
                     "detail": "no contact is due now: each waits for its step's retry delay or its next window"})
@@ -159,11 +163,21 @@ def _limits(campaign: dict[str, Any], settings: rules.Settings, tz: ZoneInfo, no
     return out
 
 
-def figures(rows: ReportRows, campaign_id: str, now: float) -> dict[str, Any]:
-    """The report's grouped queries over the campaign (the slow part: a worker thread's)."""
+def pace_window(campaign: dict[str, Any], now: float) -> float:
+    """Seconds "throughput now" is read over: the last ``RECENT_SECONDS``, or, for a
+    running campaign, since it last started running when that is later (its
+    ``updated_at``: a paused hour or the time before the start is no time it ran)."""
+    if campaign["state"] != "running":
+        return RECENT_SECONDS
+    return max(MIN_WINDOW_SECONDS, min(RECENT_SECONDS, now - float(campaign["updated_at"])))
+
+
+def figures(rows: ReportRows, campaign_id: str, now: float, window: float = RECENT_SECONDS) -> dict[str, Any]:
+    """The report's grouped queries over the campaign (the slow part: a worker thread's);
+    "recent" is the last ``window`` seconds."""
     return {"steps": rows.step_outcomes(campaign_id), "totals": rows.campaign_totals(campaign_id),
-            "histogram": rows.attempts_histogram(campaign_id), "contacts": rows.contact_totals(campaign_id, now - RECENT_SECONDS),
-            "recent": rows.recent(campaign_id, now - RECENT_SECONDS), "due": rows.due_now(campaign_id, now),
+            "histogram": rows.attempts_histogram(campaign_id), "contacts": rows.contact_totals(campaign_id, now - window),
+            "recent": rows.recent(campaign_id, now - window), "due": rows.due_now(campaign_id, now),
             "inbound_opt_outs": rows.inbound_opt_outs(campaign_id), "by_hour": rows.by_hour(campaign_id, now - BY_HOUR_SECONDS),
             "by_operator": rows.by_operator(campaign_id)}
 
@@ -179,7 +193,7 @@ async def campaign_report_async(store: Store, campaign: dict[str, Any], now: flo
     def read() -> dict[str, Any]:
         reader = ReportReader(path)
         try:
-            return figures(reader, campaign["id"], now)
+            return figures(reader, campaign["id"], now, pace_window(campaign, now))
         finally:
             reader.conn.close()
 
@@ -191,7 +205,8 @@ def campaign_report(store: Store, campaign: dict[str, Any], now: float,
     """The report of one campaign at ``now`` (the OpenAPI ``CampaignReport``), from
     ``read`` (``figures``; read here when not given) and the store's small reads."""
     cid = campaign["id"]
-    f = read if read is not None else figures(store, cid, now)
+    window = pace_window(campaign, now)
+    f = read if read is not None else figures(store, cid, now, window)
     steps = cp.parse_strategy(campaign["strategy"])
     settings = cp.parse_rules(campaign["rules"])
     counts = store.campaign_counts(cid)
@@ -214,7 +229,7 @@ def campaign_report(store: Store, campaign: dict[str, Any], now: float,
     channels = sum(a.get("channels") or 0 for a in fleet if a["connected"])
     per_contact = totals["final_results"] / counts["done"] if counts["done"] else float(len(steps))
     if done_recently:
-        pace, basis = done_recently / RECENT_SECONDS, "recent"
+        pace, basis = done_recently / window, "recent"
     elif channels:
         pace, basis = channels / DEFAULT_JOB_SECONDS / max(per_contact, 1.0), "capacity"
     else:
@@ -241,13 +256,12 @@ def campaign_report(store: Store, campaign: dict[str, Any], now: float,
         "results": {"total": totals["results"], "final": totals["final_results"]},
         "by_hour": [{**h, "hour": _iso(h["hour"])} for h in f["by_hour"]],
         "by_operator": f["by_operator"],
-        "throughput": {"window_seconds": RECENT_SECONDS, "results_per_hour": _rate(recent["final_results"], RECENT_SECONDS),
-                       "calls_per_hour": _rate(recent["calls"], RECENT_SECONDS),
-                       "sms_per_hour": _rate(recent["sms"], RECENT_SECONDS),
-                       "contacts_done_per_hour": _rate(done_recently, RECENT_SECONDS)},
+        "throughput": {"window_seconds": round(window, 1), "results_per_hour": _rate(recent["final_results"], window),
+                       "calls_per_hour": _rate(recent["calls"], window), "sms_per_hour": _rate(recent["sms"], window),
+                       "contacts_done_per_hour": _rate(done_recently, window)},
         "eta": {"at": _iso(eta), "contacts_left": left, "due_now": due, "basis": basis,
                 "contacts_per_hour": round(pace * 3600.0, 1), "connected_channels": channels},
-        "limits": _limits(campaign, settings, tz, now, fleet, recent, due, next_due_at, left),
+        "limits": _limits(campaign, settings, tz, now, fleet, recent, due, next_due_at, left, window),
     }
 
 
