@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "controller": "bench.controller:controller",
     "live": "bench.live:live",
     "multiplex": "bench.multiplex:multiplex",
+    "page": "bench.page:page",
     "rotation": "bench.rotation:rotation",
 }
 

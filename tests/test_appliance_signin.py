@@ -432,3 +432,12 @@ async def test_an_open_stream_does_not_hold_up_a_stop(tmp_path, bank, start_appl
                 await read_event(r)
     # aiohttp would wait up to 60 s (its shutdown_timeout) for a handler still streaming.
     assert stopped < 30, stopped
+
+
+def test_bench_page_smoke():
+    from bench.page import page
+
+    r = CliRunner().invoke(page, ["--modems", "4", "--calls-per-sim", "10", "--events", "50", "--looks", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["sims"] == 8 and out["events_shown"] > 0 and out["look_ms"] > 0

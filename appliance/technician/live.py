@@ -32,9 +32,11 @@ TICK_SECONDS: Final = 1.0
 #: the bytes also keep a proxy from closing an idle stream, nginx's default is 60 s).
 FULL_SECONDS: Final = 5.0
 #: Looks at most this often per stream, however fast channels move (a busy bank moves
-#: channels busy/idle hundreds of times a second; a look costs ~6 ms at 512 SIMs: at most
-#: 4 looks a second keep an open page under 3 % of a core).
-MIN_GAP_SECONDS: Final = 0.25
+#: channels busy/idle hundreds of times a second). A look costs 11-23 ms at 512 SIMs with
+#: a day's calls and a full events table (``simrotor bench page --modems 256`` on a loaded
+#: 2-core machine), so two looks a second keep an open page at 2-4.5 % of a core, and a
+#: fault is on it within 0.5 s.
+MIN_GAP_SECONDS: Final = 0.5
 #: The browser reconnects this long after a dropped stream (EventSource ``retry``).
 RETRY_MS: Final = 2000
 #: Keys of the document that change on every look and do not make it "changed".
