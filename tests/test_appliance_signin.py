@@ -226,6 +226,10 @@ def test_user_cli_reads_the_password_from_stdin_never_argv(tmp_path):
     assert r.exit_code == 1 and "no technician 'jan'" in r.output
     r = runner.invoke(user, ["add", "jan", "--store", db, "--password", "x"])
     assert r.exit_code == 2  # no such option: a password never rides on the command line
+    r = runner.invoke(user, ["list", "--store", str(tmp_path / "nowhere" / "a.db")])
+    assert r.exit_code == 1 and "does not exist; fix:" in r.output
+    r = runner.invoke(user, ["list"])
+    assert r.exit_code == 2 and "give --config" in r.output
 
 
 def test_events_in_words_drop_routine_rows_and_mask():

@@ -9,8 +9,10 @@ the technician's open sessions at his next request.
 """
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -33,7 +35,15 @@ def _store(config_path: str | None, store_path: str | None) -> Store:
         raise click.UsageError("give --config (the appliance's TOML) or --store (its database file)")
     if store_path is None:
         store_path = load_config_or_exit(load_config, config_path, ConfigError).appliance.store
-    return Store(store_path)
+    folder = Path(store_path).resolve().parent
+    if not folder.is_dir():
+        raise click.ClickException(f"store {store_path}: the folder {folder} does not exist; fix: give the appliance's "
+                                   "store (its [appliance] store), or --config with its TOML")
+    try:
+        return Store(store_path)
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"store {store_path}: cannot be opened ({exc}); fix: run as the user that runs "
+                                   "the appliance (it owns the store), e.g. sudo -u simrotor …") from None
 
 
 _where = [
