@@ -73,6 +73,7 @@ async def test_signin_lockout_csrf_signout(appliance, http, bank):
     # No account yet: the form says how to make one; nothing else answers.
     r, text = await b.request("GET", "/signin")
     assert r.status == 200 and "simrotor appliance user add NAME" in text
+    assert r.headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
     r, _ = await b.request("GET", "/")
     assert r.status == 303 and r.headers["Location"] == "/signin"
     for path in ("/status.json", "/nowhere"):

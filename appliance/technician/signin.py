@@ -43,6 +43,10 @@ CSRF_HEADER: Final = "X-CSRF-Token"
 OPEN_PATHS: Final = frozenset({"/healthz", "/signin"})
 #: Largest sign-in form accepted (a name, a password of at most 256 characters, a token).
 MAX_FORM: Final = 4096
+#: The form is never framed by another site (clickjacking) nor cached.
+FORM_HEADERS: Final = {"X-Frame-Options": "DENY", "Cache-Control": "no-store",
+                       "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                                                  "frame-ancestors 'none'"}
 
 
 @dataclasses.dataclass(slots=True)
@@ -148,11 +152,11 @@ def routes(appliance_id: str) -> list[web.RouteDef]:
         desk = request.app[DESK]
         if desk.accounts.count() == 0:
             return web.Response(text=FORM.format(body=NO_ACCOUNT_BODY.format(appliance=html.escape(appliance_id))),
-                                content_type="text/html")
+                                content_type="text/html", headers=FORM_HEADERS)
         if desk.session_of(request) is not None:
             raise web.HTTPSeeOther("/")
         token = secrets.token_urlsafe(24)
-        response = web.Response(text=_form(appliance_id, token), content_type="text/html")
+        response = web.Response(text=_form(appliance_id, token), content_type="text/html", headers=FORM_HEADERS)
         _cookie(response, request, SIGNIN_COOKIE, token)
         return response
 
@@ -167,7 +171,7 @@ def routes(appliance_id: str) -> list[web.RouteDef]:
 
         def again(status: int, problem: str, headers: dict[str, str] | None = None) -> web.Response:
             response = web.Response(text=_form(appliance_id, fresh, name=name[:40], problem=problem),
-                                    content_type="text/html", status=status, headers=headers)
+                                    content_type="text/html", status=status, headers={**FORM_HEADERS, **(headers or {})})
             _cookie(response, request, SIGNIN_COOKIE, fresh)
             return response
 
