@@ -45,8 +45,8 @@ from .store.reporting import ReportReader, ReportRows
 #: "Throughput now" looks back this far: long enough to hold several calls of a one-box
 #: fleet (8 channels x 2 minutes a call = ~60 calls), short enough to follow a pause.
 RECENT_SECONDS: Final = 900.0
-#: The shortest window a pace is read over: a minute holds at least a few calls of a box.
-MIN_WINDOW_SECONDS: Final = 60.0
+#: The shortest window a pace is read over (a report a moment after the start).
+MIN_WINDOW_SECONDS: Final = 1.0
 #: ``by_hour`` covers the last week: at most 168 rows in a report.
 BY_HOUR_SECONDS: Final = 7 * 24 * 3600.0
 #: A job's channel time before any was measured: a 30 s ring and half a minute's talk.
@@ -163,19 +163,23 @@ def _limits(campaign: dict[str, Any], settings: rules.Settings, tz: ZoneInfo, no
     return out
 
 
-def pace_window(campaign: dict[str, Any], now: float) -> float:
+def pace_window(campaign: dict[str, Any], now: float, first_contact_at: float | None) -> float:
     """Seconds "throughput now" is read over: the last ``RECENT_SECONDS``, or, for a
-    running campaign, since it last started running when that is later (its
-    ``updated_at``: a paused hour or the time before the start is no time it ran)."""
+    running campaign, since it could last start dialling when that is later — since it
+    last started running (its ``updated_at``: a paused hour is no time it ran) and had a
+    contact (its first import)."""
     if campaign["state"] != "running":
         return RECENT_SECONDS
-    return max(MIN_WINDOW_SECONDS, min(RECENT_SECONDS, now - float(campaign["updated_at"])))
+    began = max(float(campaign["updated_at"]), first_contact_at or 0.0)
+    return max(MIN_WINDOW_SECONDS, min(RECENT_SECONDS, now - began))
 
 
-def figures(rows: ReportRows, campaign_id: str, now: float, window: float = RECENT_SECONDS) -> dict[str, Any]:
+def figures(rows: ReportRows, campaign: dict[str, Any], now: float) -> dict[str, Any]:
     """The report's grouped queries over the campaign (the slow part: a worker thread's);
-    "recent" is the last ``window`` seconds."""
-    return {"steps": rows.step_outcomes(campaign_id), "totals": rows.campaign_totals(campaign_id),
+    "recent" is the last ``pace_window`` seconds."""
+    campaign_id = campaign["id"]
+    window = pace_window(campaign, now, rows.first_contact_at(campaign_id))
+    return {"window": window, "steps": rows.step_outcomes(campaign_id), "totals": rows.campaign_totals(campaign_id),
             "histogram": rows.attempts_histogram(campaign_id), "contacts": rows.contact_totals(campaign_id, now - window),
             "recent": rows.recent(campaign_id, now - window), "due": rows.due_now(campaign_id, now),
             "inbound_opt_outs": rows.inbound_opt_outs(campaign_id), "by_hour": rows.by_hour(campaign_id, now - BY_HOUR_SECONDS),
@@ -193,7 +197,7 @@ async def campaign_report_async(store: Store, campaign: dict[str, Any], now: flo
     def read() -> dict[str, Any]:
         reader = ReportReader(path)
         try:
-            return figures(reader, campaign["id"], now, pace_window(campaign, now))
+            return figures(reader, campaign, now)
         finally:
             reader.conn.close()
 
@@ -205,8 +209,8 @@ def campaign_report(store: Store, campaign: dict[str, Any], now: float,
     """The report of one campaign at ``now`` (the OpenAPI ``CampaignReport``), from
     ``read`` (``figures``; read here when not given) and the store's small reads."""
     cid = campaign["id"]
-    window = pace_window(campaign, now)
-    f = read if read is not None else figures(store, cid, now, window)
+    f = read if read is not None else figures(store, campaign, now)
+    window = f["window"]
     steps = cp.parse_strategy(campaign["strategy"])
     settings = cp.parse_rules(campaign["rules"])
     counts = store.campaign_counts(cid)
@@ -228,7 +232,7 @@ def campaign_report(store: Store, campaign: dict[str, Any], now: float,
     done_recently = contacts["done_recently"]
     channels = sum(a.get("channels") or 0 for a in fleet if a["connected"])
     per_contact = totals["final_results"] / counts["done"] if counts["done"] else float(len(steps))
-    if done_recently:
+    if done_recently >= max(channels, 1):  # a pace once as many contacts ended as run at once: past the ramp-up
         pace, basis = done_recently / window, "recent"
     elif channels:
         pace, basis = channels / DEFAULT_JOB_SECONDS / max(per_contact, 1.0), "capacity"

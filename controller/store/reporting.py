@@ -73,6 +73,10 @@ class ReportRows(StoreBase):
         assert row is not None
         return row
 
+    def first_contact_at(self, campaign_id: str) -> float | None:
+        """When the campaign's first contact was imported (dialling cannot start before)."""
+        return self.conn.execute("SELECT MIN(created_at) FROM contacts WHERE campaign_id = ?", (campaign_id,)).fetchone()[0]
+
     def due_now(self, campaign_id: str, now: float) -> tuple[int, float | None]:
         """Waiting contacts due at ``now``, and when the next not yet due one is."""
         row = self.conn.execute("SELECT COALESCE(SUM(next_at <= ?), 0), MIN(CASE WHEN next_at > ? THEN next_at END)"
