@@ -162,3 +162,13 @@ async def test_a_failure_inside_is_a_500_problem_and_does_not_keep_the_idempoten
     async with http.post(f"{c.url}/v1/optouts", json={"number": "+48600100200"}, headers=headers) as r:
         assert r.status == 201 and "Idempotent-Replayed" not in r.headers  # ran again, not a replayed 500
     assert [o["number"] for o in c.store.list_optouts("", 10)] == ["+48600100200"]
+
+
+async def test_every_problem_type_points_at_its_entry_on_the_reference_page(controller, http):
+    from controller.apikit import TITLES
+
+    c, _ = controller
+    async with http.get(f"{c.url}/docs") as r:
+        page = await r.text()
+    for code, title in TITLES.items():
+        assert f"id='problem-{code}'" in page and title in page.replace("&#x27;", "'"), code
