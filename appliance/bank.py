@@ -301,6 +301,14 @@ class Bank:
 
         self._cooling[channel_id] = loop.call_later(cooldown, cool)
 
+    def reset(self, channel_id: str, reason: str) -> None:
+        """Reset a modem on a person's word (the technician's page), as the bank resets a
+        stuck one: out of service first, so no job takes it while its port is closed and
+        opened again (``AT+CFUN=1,1`` where it answers, then the reopen's backoff)."""
+        ch = self.channels[channel_id]
+        self._move(ch, ChannelState.FAULTY, reason)
+        self._spawn(self._reset(ch), f"reset of {ch.id}")
+
     def audio_fault(self, channel_id: str, detail: str) -> None:
         """A call on this channel ended ``audio_fault`` (no live frames within 500 ms): the
         channel leaves rotation while its modem is checked — the audio port reopened at its

@@ -121,10 +121,7 @@ class Actions:
             raise ActionRefused(f"modem {ch.id}: the appliance is already reopening its port ({ch.reason})")
         now = self.clock()
         reason = f"reset by technician {by}"
-        # The bank's own path for a stuck modem (Bank._reset): out of service first, so
-        # no job takes it while its port is closed and opened again.
-        self.bank._move(ch, ChannelState.FAULTY, reason)
-        self.tasks.spawn(self.bank._reset(ch), f"reset of {ch.id}")
+        self.bank.reset(ch.id, reason)
         self.store.log_event("modem_reset", ch.id, {"by": by}, now)
         logger.warning("modem %s reset by technician %s", ch.id, by)
         return f"modem {ch.id} resetting: out of service until it answers again (usually under a minute)"
