@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "live": "bench.live:live",
     "multiplex": "bench.multiplex:multiplex",
     "page": "bench.page:page",
+    "report-eta": "bench.report_eta:report_eta",
     "rotation": "bench.rotation:rotation",
 }
 
