@@ -130,6 +130,26 @@ def test_the_voicebots_dtmf_shares_the_listeners_analysis_and_keeps_hearing_afte
     assert listener.features_for(frame) is listener._last[1]  # type: ignore[index]  # the same analysis
     run(dtmf_frames((697.0, 1209.0), 120) + noise(200, LINE))  # "1" during the watch
     run(noise(REVISE_UNTIL_MS - listener.ms + 200, LINE))
-    assert listener._idle  # type: ignore[attr-defined]
+    assert listener.idle
     run(dtmf_frames((770.0, 1336.0), 120) + noise(200, LINE))  # "5" after it
     assert heard == ["1", "5"], heard
+
+
+def test_after_the_watch_a_modem_that_reports_keys_is_trusted_alone() -> None:
+    """With ``urc_keys`` (the dialect reports DTMF itself) the in-band detector hears keys
+    while the watch runs, and analyses nothing once it is over."""
+    from appliance.jobs.live import SharedDtmf
+
+    listener = Listener(port=None)  # type: ignore[arg-type]
+    shared = SharedDtmf(listener, urc_keys=True)
+    heard: list[str] = []
+
+    def run(frames: list[bytes]) -> None:
+        for f in frames:
+            listener.feed(f)
+            heard.extend(d.digit for d in shared.feed(f))
+
+    run(noise(400, LINE) + noise(500, TALK) + noise(1500, LINE) + dtmf_frames((697.0, 1209.0), 120) + noise(200, LINE))
+    run(noise(REVISE_UNTIL_MS - listener.ms + 200, LINE))
+    run(dtmf_frames((770.0, 1336.0), 120) + noise(200, LINE))
+    assert listener.idle and heard == ["1"], heard

@@ -95,7 +95,7 @@ async def answer_amd(modem: Modem, call: Call, opts: dict[str, Any], talk_left: 
         reads again for the machine branch's beep)."""
         await _stop(readers[-1])
         dialogue = asyncio.ensure_future(_run_voicebot(modem, WatchedPort(port, listener), opts, deadline,
-                                                       SharedDtmf(listener)))
+                                                       SharedDtmf(listener, urc_keys=bool(modem.dialect.dtmf_urcs))))
         revised = asyncio.ensure_future(listener.revised.wait())
         try:
             await asyncio.wait({dialogue, revised}, return_when=asyncio.FIRST_COMPLETED)

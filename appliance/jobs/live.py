@@ -55,13 +55,22 @@ PLAY_TAIL_S: Final = 10 * FRAME_MS / 1000
 class SharedDtmf:
     """The voicebot's in-band DTMF detector on the features the call's ``Listener`` made for
     each frame (its revision watch reads the same frames through ``WatchedPort``): one
-    analysis per frame instead of two — 1.2 ms of CPU per call-second (bench live)."""
+    analysis per frame instead of two — 1.2 ms of CPU per call-second (bench live).
 
-    def __init__(self, listener: Listener, config: DtmfConfig | None = None) -> None:
+    Keys come from the modem's own DTMF report where its dialect has one (issue 14), in band
+    otherwise. While the watch runs the frame's analysis is made anyway, so in-band keys
+    are heard beside the modem's (merged, each counted once); once the watch is over, a
+    modem that reports keys itself (``urc_keys``) is trusted alone and no frame is analysed
+    any more: the analysis is most of a dialogue's CPU (docs/appliance.md, "Live calls")."""
+
+    def __init__(self, listener: Listener, *, urc_keys: bool = False, config: DtmfConfig | None = None) -> None:
         self.listener = listener
+        self.urc_keys = urc_keys
         self.detector = DtmfDetector(config)
 
     def feed(self, frame: bytes) -> list[DtmfDigit]:
+        if self.urc_keys and self.listener.idle:
+            return []
         return self.detector.feed_features(self.listener.features_for(frame))
 
 
@@ -152,6 +161,11 @@ class Listener:
                         self._watch = AmdDetector(_WATCH, own_tones=False)
         self._frame.set()
         self._frame.clear()
+
+    @property
+    def idle(self) -> bool:
+        """A person's watch is over unrevised: the detectors here analyse nothing more."""
+        return self._idle
 
     def features_for(self, frame: bytes) -> FrameFeatures:
         """The features of ``frame``, the one fed last: those the detectors here used (one
