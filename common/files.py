@@ -6,10 +6,15 @@
   ``synchronous=NORMAL`` (survives a killed process) or ``FULL`` (also power loss, one
   fsync per transaction; SQLite docs, "PRAGMA synchronous"), foreign keys on, autocommit
   so each store controls its own ``BEGIN IMMEDIATE`` transactions.
+* ``write_json_atomic`` — a JSON document written beside its target and renamed over it
+  (a reader never sees half a file, a crash leaves the old one), optionally owner-only.
 """
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -37,3 +42,21 @@ def open_sqlite(path: str | Path, *, durability: str = "normal") -> sqlite3.Conn
     conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def write_json_atomic(path: Path, document: Any, *, private: bool = False, sort_keys: bool = False) -> None:
+    """Write ``document`` as indented UTF-8 JSON to ``path`` atomically: a temporary file in
+    the same directory, renamed over the target; mode 0600 with ``private`` (it may hold
+    PINs or credentials). The temporary file is removed when anything fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        if private:
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, ensure_ascii=False, indent=2, sort_keys=sort_keys)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -20,10 +20,10 @@ Shape::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Final
+
+from common.files import write_json_atomic
 
 STATE_VERSION: Final = 1
 #: The state file's name when none is given: beside the appliance config it describes.
@@ -60,21 +60,8 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def save_state(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write atomically, readable by its owner only (it holds the PINs that worked)."""
+    write_json_atomic(path, data, private=True, sort_keys=True)
 
 
 def modem_id_for(data: dict[str, Any], imei: str) -> str:

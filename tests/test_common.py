@@ -82,3 +82,19 @@ def test_parse_iso_refuses_a_time_without_a_zone():
         parse_iso("2026-11-23T09:00:00")
     with pytest.raises(ValueError, match="not an ISO 8601 time"):
         parse_iso("yesterday")
+
+
+def test_write_json_atomic_replaces_whole_and_keeps_the_old_file_on_failure(tmp_path) -> None:
+    import json
+    import stat
+
+    from common.files import write_json_atomic
+
+    target = tmp_path / "d" / "state.json"
+    write_json_atomic(target, {"b": 1, "a": "ż"}, private=True, sort_keys=True)
+    assert json.loads(target.read_text(encoding="utf-8")) == {"a": "ż", "b": 1}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"x": object()})  # not JSON: the old file stays, no temporary is left
+    assert json.loads(target.read_text(encoding="utf-8")) == {"a": "ż", "b": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["state.json"]
