@@ -28,6 +28,28 @@ def record_of(emu: Emulator, callee: str) -> Any:
     return next(r for r in reversed(emu.network.calls) if r.callee == callee)
 
 
+async def machine_greeting_call(emulated_bank: Any, tmp_path: Any, greeting: Any, opts: dict[str, Any]) -> tuple[Emulator, dict[str, Any]]:
+    """One call to MACHINE on a Huawei whose far end plays ``greeting`` (int16 samples at
+    8 kHz, as --audio-dir's machine.wav); the emulator and the call's result."""
+    import wave
+
+    (tmp_path / "voices").mkdir()
+    with wave.open(str(tmp_path / "voices" / "machine.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(greeting.tobytes())
+    emu, _ = await emulated_bank(modems=1, vendors=("huawei",), timing=Timing.FAST, control_port=None,
+                                 audio_dir=tmp_path / "voices")
+    vm = emu.modems[0]
+    modem = await Modem.open(vm.port)
+    try:
+        await modem.audio_port(vm.audio_port)
+        return emu, await run_call(modem, job(MACHINE), Placement("m1", "s1", "+48690000000", 1), opts)
+    finally:
+        await modem.close()
+
+
 async def on_huawei(emulated_bank: Any, n: int = 1) -> tuple[Emulator, list[Any]]:
     emu, _ = await emulated_bank(modems=n, vendors=("huawei",), timing=Timing.FAST, control_port=None)
     return emu, list(emu.modems)
@@ -108,28 +130,12 @@ async def test_without_an_audio_port_the_modems_tts_is_the_fallback(emulated_ban
 async def test_a_machine_without_a_beep_gets_the_message_after_its_greeting(emulated_bank, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """--audio-dir plays a greeting with no beep (its end counts as the beep's end on the far
     end's record): after 10 s without a beep the message goes once the greeting has ended."""
-    import wave
-
     import numpy as np
 
     rng = np.random.default_rng(1)
     # 0.4 s of quiet (the emulator plays a recording as recorded, its onset included), then 3 s of talk, about −22 dBFS
     greeting = np.concatenate([np.zeros(3200), rng.normal(0, 2600, 8000 * 3)]).clip(-32768, 32767).astype("<i2")
-    (tmp_path / "voices").mkdir()
-    with wave.open(str(tmp_path / "voices" / "machine.wav"), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(greeting.tobytes())
-    emu, _ = await emulated_bank(modems=1, vendors=("huawei",), timing=Timing.FAST, control_port=None,
-                                 audio_dir=tmp_path / "voices")
-    vm = emu.modems[0]
-    modem = await Modem.open(vm.port)
-    try:
-        await modem.audio_port(vm.audio_port)
-        result = await run_call(modem, job(MACHINE), Placement("m1", "s1", "+48690000000", 1), AMD)
-    finally:
-        await modem.close()
+    emu, result = await machine_greeting_call(emulated_bank, tmp_path, greeting, AMD)
     assert result["outcome"] == "answered_machine" and result["amd"]["rule"] == "long_greeting", result
     assert result["beep_ms"] is None and result["message_played"] is True, result
     audio = record_of(emu, MACHINE).audio
@@ -173,7 +179,6 @@ async def test_a_machine_judged_human_is_revised_during_the_voicebot_dialogue(em
     hears its frames too, revises to machine, the dialogue stops and the message goes
     after the beep."""
     import datetime as dt
-    import wave
 
     import numpy as np
 
@@ -188,25 +193,11 @@ async def test_a_machine_judged_human_is_revised_during_the_voicebot_dialogue(em
     greeting = np.concatenate([np.zeros(8 * 400), talk(500), np.zeros(8 * 900), talk(3000), np.zeros(8 * 300), beep])
     # a recording carries its line's noise throughout (−60 dBFS), its onset included
     greeting = (greeting + rng.normal(0, 32768 * 10 ** (-60 / 20), len(greeting))).clip(-32768, 32767).astype("<i2")
-    (tmp_path / "voices").mkdir()
-    with wave.open(str(tmp_path / "voices" / "machine.wav"), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(greeting.tobytes())
     today = dt.date.today()
     opts = {**AMD, "on_human": "voicebot", "dialogue": "promise_to_pay",
             "voicebot": {"creditor": "Kredyt Plus", "debtor_name": "Jan Kowalski", "amount": "123.45", "currency": "PLN",
                          "due_date": today.isoformat(), "window_end": (today + dt.timedelta(days=30)).isoformat()}}
-    emu, _ = await emulated_bank(modems=1, vendors=("huawei",), timing=Timing.FAST, control_port=None,
-                                 audio_dir=tmp_path / "voices")
-    vm = emu.modems[0]
-    modem = await Modem.open(vm.port)
-    try:
-        await modem.audio_port(vm.audio_port)
-        result = await run_call(modem, job(MACHINE), Placement("m1", "s1", "+48690000000", 1), opts)
-    finally:
-        await modem.close()
+    emu, result = await machine_greeting_call(emulated_bank, tmp_path, greeting, opts)
     amd = result["amd"]
     assert amd["decision"] == "human" and amd["revised"] is True and amd["revised_rule"] == "long_greeting", (amd, result)
     assert amd["revised_ms"] > amd["decided_ms"], amd
