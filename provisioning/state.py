@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from common.files import write_json_atomic
+from modem_drivers.pin import MemoryPinMarks
 
 STATE_VERSION: Final = 1
 #: The state file's name when none is given: beside the appliance config it describes.
@@ -77,23 +78,15 @@ def modem_id_for(data: dict[str, Any], imei: str) -> str:
     return f"m{n:02d}"
 
 
-class StatePinMarks:
+class StatePinMarks(MemoryPinMarks):
     """``modem_drivers.pin.PinMarks`` kept in the state document: a PIN a SIM rejected
     during ``sims`` is not tried again by the next run (nor by the appliance, which keeps
-    its own marks: it tries a PIN at most once too)."""
+    its own marks: it tries a PIN at most once too). The marks live in the document's
+    ``pin_marks``, which ``save_state`` writes."""
 
     def __init__(self, data: dict[str, Any]) -> None:
-        self._marks: dict[str, Any] = data.setdefault("pin_marks", {})
+        self._marks = data.setdefault("pin_marks", {})
 
     def pin_mark(self, sim_key: str) -> dict[str, Any] | None:
         mark = self._marks.get(sim_key)
-        return dict(mark) if mark is not None else None
-
-    def set_pin_mark(self, sim_key: str, mark: dict[str, Any]) -> None:
-        self._marks[sim_key] = dict(mark)
-
-    def clear_pin_mark(self, sim_key: str) -> bool:
-        return self._marks.pop(sim_key, None) is not None
-
-    def has_pin_marks(self) -> bool:
-        return bool(self._marks)
+        return dict(mark) if mark is not None else None  # a copy: the caller may change it
