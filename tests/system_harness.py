@@ -13,10 +13,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from controller_harness import FakeClock
 
 from appliance.runtime import plan_prefixes
 from controller.webhooks import verify
-from controller_harness import FakeClock
 
 
 class WebhookReceiver:
@@ -133,6 +133,21 @@ class Crm:
                 if status == 200 and counts.get("total") and counts.get("done") == counts["total"]:
                     return c
                 await asyncio.sleep(0.2)
+
+    async def wait_campaign_done_moving(self, campaign: str, clock: Any, timeout: float,
+                                        step: float = 61.0) -> dict[str, Any]:
+        """``wait_campaign_done`` while the controller's fake ``clock`` moves ``step`` s every
+        0.5 s: retries wait 60 s of controller time, so the test moves it instead of sleeping."""
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                clock.advance(step)
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            return await self.wait_campaign_done(campaign, timeout)
+        finally:
+            ticker.cancel()
 
 
 @contextlib.asynccontextmanager

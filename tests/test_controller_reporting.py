@@ -5,7 +5,6 @@ against what GET /v1/results returned. Also: what a report says of a campaign th
 run (no appliance), and the ETA's reckoning over calling hours."""
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -77,16 +76,7 @@ async def test_report_and_export_of_a_finished_campaign_add_up_to_its_results(tm
                                           headers={"Content-Type": "text/csv"})
         assert status == 200 and imported["created"] == 12, imported
 
-        async def tick() -> None:  # retries wait 60 s of controller time: move its clock instead of sleeping
-            while True:
-                await asyncio.sleep(0.5)
-                clock.advance(61)
-
-        ticker = asyncio.ensure_future(tick())
-        try:
-            await crm.wait_campaign_done("dec", timeout=150)
-        finally:
-            ticker.cancel()
+        await crm.wait_campaign_done_moving("dec", clock, timeout=150)
         status, report = await crm.call("GET", "/v1/campaigns/dec/report")
         assert status == 200, report
         results = await crm.all_results("dec")

@@ -9,12 +9,17 @@ import asyncio
 from collections import Counter
 
 import pytest
+from controller_harness import FakeClock, enroll, make_config
+from system_harness import (
+    appliance_config,
+    clock_between,
+    controller_sections,
+    receiver,
+)
 
 from appliance.config import parse_config
 from appliance.runtime import Appliance
-from controller_harness import FakeClock, enroll, make_config
 from modem_drivers.emulator import Timing
-from system_harness import appliance_config, clock_between, controller_sections, receiver
 
 STRATEGY = [
     {"kind": "hlr", "method": "sms_ping"},
@@ -115,17 +120,7 @@ async def test_crm_to_modem_and_back(tmp_path, bank, hooks, controller, crm, clo
                     break
                 await asyncio.sleep(0.2)
 
-        # Retries wait 60 s of controller time: move its clock instead of sleeping.
-        async def tick() -> None:
-            while True:
-                await asyncio.sleep(0.5)
-                clock.advance(61)
-
-        ticker = asyncio.ensure_future(tick())
-        try:
-            await crm.wait_campaign_done("nov", timeout=150)
-        finally:
-            ticker.cancel()
+        await crm.wait_campaign_done_moving("nov", clock, timeout=150)
 
         results = await crm.all_results("nov")
         # A callback: the answered debtor calls back the number he was shown. A SIM
