@@ -1,6 +1,6 @@
 """The CRM API's request and reply conventions, shared by every route: errors as RFC 9457
 problem details (``application/problem+json``) with an ``errors`` list naming every bad
-field or row (``ApiError``), cursor pages (``after``, ``limit``), bodies decoded with msgspec
+field or row (``ApiError``, built by common.problems), cursor pages (``after``, ``limit``), bodies decoded with msgspec
 (415 for a media type the route does not read), ids in the path checked before any look-up.
 
 Why problem details: a CRM team writes its client in any language from /openapi.json; one
@@ -12,24 +12,20 @@ from __future__ import annotations
 import http
 import json
 import re
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 
+from common.problems import instance_of, is_json_type, problem_body, problem_response
+from common.problems import words as _words
+
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 #: Ids chosen by the CRM: short, URL- and log-safe.
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 #: Largest integer cursor accepted: below SQLite's INTEGER (2**63 - 1) with room to add.
 MAX_CURSOR: Final = 2**62
-#: RFC 9457's media type of an error body.
-PROBLEM_JSON: Final = "application/problem+json"
-#: Media types a JSON body may come as: JSON, JSON-based ones (RFC 6839 ``+json``), and none
-#: at all (aiohttp reads a missing Content-Type as application/octet-stream; curl -d sends
-#: form encoding, refused with a 415 that says what to send).
-JSON_TYPES: Final = frozenset({"application/json", "application/octet-stream"})
 #: Where a problem ``type`` points: the reference page's list of problems (a URI reference,
 #: resolved against the controller's address; RFC 9457 §3.1.1 allows relative ones).
 TYPE_BASE: Final = "/docs#problem-"
@@ -98,24 +94,16 @@ class ApiError(Exception):
             detail = "; ".join(_words(e) for e in errors) if errors else self.title
         elif not isinstance(detail, str):
             detail = json.dumps(detail, ensure_ascii=False)
-        return {"type": problem_type(self.error), "title": self.title, "status": self.status, "detail": detail,
-                "instance": instance, "code": self.error, "errors": errors, **extra}
+        return problem_body(type_=problem_type(self.error), title=self.title, status=self.status, detail=detail,
+                            instance=instance, code=self.error, errors=errors, **extra)
 
     @property
     def title(self) -> str:
         return TITLES.get(self.error) or http.HTTPStatus(self.status).phrase
 
 
-def _words(p: Mapping[str, Any]) -> str:
-    where = f"line {p['line']}: " if p.get("line") is not None else ""
-    return f"{where}{p.get('field')}: {p.get('reason')}"
-
-
 def problem_reply(exc: ApiError, request: web.Request) -> web.Response:
-    # the path as sent (percent-encoded), re-quoted: instance must be a URI reference
-    instance = urllib.parse.quote(request.rel_url.raw_path, safe="/%:@!$&'()*+,;=-._~")
-    body = json.dumps(exc.problem(instance), ensure_ascii=False)
-    return web.Response(text=body, status=exc.status, content_type=PROBLEM_JSON, headers=exc.headers)
+    return problem_response(exc.problem(instance_of(request)), exc.headers)
 
 
 def http_problem(exc: web.HTTPException, max_body: int, max_rows: int) -> ApiError:
@@ -149,10 +137,6 @@ def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -
     if not lo <= v <= hi:
         raise ApiError(400, "bad_parameter", {"field": name, "reason": f"expected {lo} to {hi}"})
     return v
-
-
-def is_json_type(content_type: str) -> bool:
-    return content_type in JSON_TYPES or (content_type.startswith("application/") and content_type.endswith("+json"))
 
 
 def check_json_type(request: web.Request) -> None:
