@@ -7,8 +7,8 @@ server-sent events: ``technician/live.py``): channels (state and reason, SIM, ma
 operator, signal), every SIM of every slot with its traffic against its caps and why it
 is held (``technician/sims.py``), job counters and why jobs wait, results by outcome,
 events in words (``technician/words.py``), link state. ``POST /actions/{name}``
-quarantines or releases a SIM, resets a modem or switches its slot
-(``technician/actions.py``).
+quarantines or releases a SIM, resets, drains or brings back a modem or switches its
+slot (``technician/actions.py``).
 
 Nothing but ``/healthz`` and the sign-in form answers without a session: local
 technician accounts (``simrotor appliance user add NAME``), a session cookie and a CSRF
@@ -29,6 +29,7 @@ from aiohttp import web
 
 from common.phone import mask
 
+from .problems import media_problem, problem
 from .status import STATUS, Status
 from .technician.accounts import Accounts
 from .technician.actions import ActionRefused, Actions
@@ -153,7 +154,7 @@ async function act(name, body, question, ask){
       headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF}, body: JSON.stringify(body)});
     const d = await r.json().catch(() => ({}));
     if(r.status === 401){ location.href = "signin"; return; }
-    notice(r.ok ? d.message : `refused: ${d.detail || d.error || r.status}`, !r.ok);
+    notice(r.ok ? d.message : `refused: ${d.detail || d.title || r.status}`, !r.ok);
   }catch(err){ notice("cannot reach the appliance", true); }
   refresh();
 }
@@ -164,9 +165,13 @@ document.addEventListener("click", ev => {
   if(a === "release") act(a, {channel: m, slot}, `Release SIM ${sim} (${m} slot ${slot + 1})? Its quarantine and locks are lifted and it takes calls again.`);
   if(a === "reset") act(a, {channel: m}, `Reset modem ${m}? It restarts and is out of service until it answers again.`);
   if(a === "switch") act(a, {channel: m, slot}, `Switch modem ${m} to slot ${slot + 1}? It is out of service while that SIM registers.`);
+  if(a === "drain") act(a, {channel: m}, `Drain modem ${m}? No new calls are placed on it; the call on it now ends as it would, then it stops and can be unplugged.`);
+  if(a === "bring_back") act(a, {channel: m}, `Bring modem ${m} back? Its port is opened again and it returns to rotation.`);
 });
 function modemActions(c){
+  if(c.state === "stopped") return c.pending ? "" : `<button class="act" data-act="bring_back" data-modem="${esc(c.id)}">Bring back</button>`;
   let h = `<button class="act" data-act="reset" data-modem="${esc(c.id)}">Reset</button>`;
+  if(!c.pending) h += `<button class="act" data-act="drain" data-modem="${esc(c.id)}">Drain</button>`;
   for(let s = 0; s < c.slots; s++) if(c.slots > 1 && s !== c.active_slot)
     h += `<button class="act" data-act="switch" data-modem="${esc(c.id)}" data-slot="${s}">Use slot ${s + 1}</button>`;
   return h;
@@ -267,19 +272,21 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
 
 async def action(request: web.Request) -> web.Response:
     """``POST /actions/{name}`` with ``{"channel": id, "slot": n, "reason": "…"}``: the
-    action's sentence, or ``{error, detail}`` with the reason it was refused."""
+    action's sentence, or a problem (appliance.problems) with the reason it was refused."""
     name = request.match_info["name"]
     actions = request.app[ACTIONS]
     by = request[SESSION].name
+    if (refused := media_problem(request)) is not None:
+        return refused
     raw = await request.content.read(MAX_ACTION_BODY + 1)
     if len(raw) > MAX_ACTION_BODY:
-        return web.json_response({"error": "too_large", "detail": f"at most {MAX_ACTION_BODY} bytes"}, status=413)
+        return problem(request, 413, "too_large", {"field": "body", "reason": f"at most {MAX_ACTION_BODY} bytes"})
     try:
         body = json.loads(raw or b"{}")
     except ValueError:
-        return web.json_response({"error": "invalid_json", "detail": "the body is not JSON"}, status=400)
+        return problem(request, 400, "invalid_json", {"field": "body", "reason": "not JSON"})
     if not isinstance(body, dict):
-        return web.json_response({"error": "invalid_body", "detail": "expected a JSON object"}, status=400)
+        return problem(request, 400, "invalid_body", {"field": "body", "reason": "expected a JSON object"})
     try:
         if name == "quarantine":
             message = actions.quarantine(by, body.get("channel"), body.get("slot"), body.get("reason"))
@@ -289,11 +296,15 @@ async def action(request: web.Request) -> web.Response:
             message = actions.reset(by, body.get("channel"))
         elif name == "switch":
             message = actions.switch(by, body.get("channel"), body.get("slot"))
+        elif name == "drain":
+            message = actions.drain(by, body.get("channel"))
+        elif name == "bring_back":
+            message = actions.bring_back(by, body.get("channel"))
         else:
-            return web.json_response({"error": "not_found", "detail": f"no action {name[:40]!r}; one of quarantine, "
-                                      "release, reset, switch"}, status=404)
+            return problem(request, 404, "not_found", f"no action {name[:40]!r}; one of quarantine, release, reset, "
+                           "switch, drain, bring_back")
     except ActionRefused as exc:
-        return web.json_response({"error": "refused", "detail": str(exc)}, status=exc.status)
+        return problem(request, exc.status, "refused", str(exc))
     return web.json_response({"message": message})
 
 

@@ -12,7 +12,12 @@ functions, each stored as an event with his name (and logged):
   while it is on a call, switching, opening or already being reopened;
 * **switch a modem's slot** — the bank's ``switch`` (only from idle, cooling down or
   quarantined: never during a call); the rotation may switch back later when that
-  slot's SIM cannot place calls.
+  slot's SIM cannot place calls;
+* **drain a modem** before unplugging it — the bank's ``stop`` "when idle": no new call
+  is placed on it from now, the call it is on (if any) ends as it would, then its port is
+  closed and it stays STOPPED (the page says "draining" meanwhile);
+* **bring a modem back** — the bank's ``restart`` of a STOPPED modem: its port opened
+  again, its SIM read, back in rotation once it is idle.
 
 A SIM is named by its modem and slot, never by its ICCID (the page shows ICCIDs
 masked). Quarantine and release write the rotation snapshot at once (the scheduler
@@ -28,7 +33,7 @@ from typing import Any, Final
 from common.clock import iso
 from modem_drivers.background import Background
 
-from ..bank import Bank
+from ..bank import Bank, ModemAction
 from ..channel import SWITCHABLE, Channel, ChannelState
 from ..rotation import RotationPolicy
 from ..store import Store
@@ -141,6 +146,34 @@ class Actions:
         self.store.log_event("slot_switch", ch.id, {"by": by, "slot": n}, now)
         logger.warning("modem %s: switch to slot %d asked by technician %s", ch.id, n + 1, by)
         return f"modem {ch.id} switching to slot {n + 1}: out of service while the SIM registers (up to a minute)"
+
+    def drain(self, by: str, channel_id: Any) -> str:
+        ch = self._channel(channel_id)
+        if ch.state is ChannelState.STOPPED:
+            raise ActionRefused(f"modem {ch.id} is stopped already: nothing to drain")
+        if ch.pending is not None:
+            raise ActionRefused(f"modem {ch.id}: a {ch.pending} is already asked ({ch.reason})")
+        now = self.clock()
+        busy = ch.job_id
+        self.bank.control(ch.id, ModemAction.STOP, when_idle=True)
+        self.store.log_event("modem_drained", ch.id, {"by": by, "job": busy}, now)
+        logger.warning("modem %s: drain asked by technician %s%s", ch.id, by, f" (job {busy} on it)" if busy else "")
+        if ch.state is ChannelState.STOPPED:
+            return f"modem {ch.id} stopped: no call was on it; it can be unplugged (Bring back puts it in service)"
+        return (f"modem {ch.id} draining: no new calls; it stops when {f'job {busy}' if busy else 'its work'} ends, "
+                "then it can be unplugged")
+
+    def bring_back(self, by: str, channel_id: Any) -> str:
+        ch = self._channel(channel_id)
+        if ch.state is not ChannelState.STOPPED or ch.pending is not None:
+            what = f"draining ({ch.reason})" if ch.pending == ModemAction.STOP.value else \
+                ch.state.value.replace("_", " ")
+            raise ActionRefused(f"modem {ch.id} is {what}: only a stopped modem is brought back")
+        now = self.clock()
+        self.bank.control(ch.id, ModemAction.RESTART)
+        self.store.log_event("modem_brought_back", ch.id, {"by": by}, now)
+        logger.warning("modem %s brought back by technician %s", ch.id, by)
+        return f"modem {ch.id} coming back: its port is opened and its SIM read (usually under a minute)"
 
     async def close(self) -> None:
         await self.tasks.cancel_all()

@@ -88,6 +88,11 @@ def sentence(kind: str, subject: str, detail: dict[str, Any]) -> str:
         text = f"SIM {sim_tail(subject)} released{_by(d)}: its locks and quarantine lifted"
     elif kind == "modem_reset":
         text = f"modem {subject} reset{_by(d)}" + (f" ({d['reason']})" if d.get("reason") else "")
+    elif kind == "modem_drained":
+        text = f"modem {subject} drain asked{_by(d)}: no new calls" + (f", stops when job {d['job']} ends" if d.get("job")
+                                                                       else ", stopped")
+    elif kind == "modem_brought_back":
+        text = f"modem {subject} brought back{_by(d)}"
     elif kind == "slot_switch":
         slot = d.get("slot")
         text = f"modem {subject} switched to slot {slot + 1 if isinstance(slot, int) else '?'}{_by(d)}"
