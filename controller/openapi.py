@@ -3,7 +3,11 @@
 
 Kept beside api.py by hand; tests validate it (openapi-spec-validator rules via
 schemathesis' loader) and run schemathesis against a live server, so a route whose
-answers drift from this document fails CI.
+answers drift from this document fails CI. Its ``webhooks`` describe what the controller
+POSTs to a CRM (controller/reports.py result_event, inbound_event): each payload's schema,
+the signature recipe in words and as fields (x-signature) with a worked example, so a
+receiver in any language verifies deliveries from the document alone
+(tests/test_openapi_document.py applies that recipe to real deliveries).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any, Final
 
 from .apikit import TITLES
 from .contacts import MAX_LINE, MAX_PHONE_TEXT, MAX_PHONES, MAX_REPORTED, MAX_ROWS, MAX_TEXT
+from .webhooks import DELIVERY_TIMEOUT, REPLAY_TOLERANCE, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 VERSION: Final = "0.1.0"
 
@@ -423,12 +428,118 @@ def _operations_paths() -> dict[str, Any]:
     }
 
 
+#: The secret and time of the worked signature example in each webhook (made up: a real
+#: secret comes from POST /v1/webhooks; 2026-01-15 10:05 UTC).
+EXAMPLE_SECRET: Final = "whsec-example-0123456789abcdef"
+EXAMPLE_TIMESTAMP: Final = 1768471500
+
+#: The signature recipe in words: what a receiver in any language does (docs/controller.md).
+SIGNATURE_RECIPE: Final = (
+    f"Every delivery is signed. To verify one: (1) read the request body as raw bytes, before any JSON parsing; "
+    f"(2) read the {TIMESTAMP_HEADER} header (the Unix time of this delivery attempt in whole seconds, ASCII "
+    f"digits) and the {SIGNATURE_HEADER} header; (3) the signed bytes are the timestamp's ASCII digits, one "
+    f"full stop '.', then the body bytes unchanged; (4) compute HMAC-SHA256 over them with the webhook's secret "
+    f"(the UTF-8 bytes of the secret returned by POST /v1/webhooks) as the key, write the 32-byte MAC as 64 "
+    f"lower-case hexadecimal digits and put 'sha256=' in front; (5) compare that with the {SIGNATURE_HEADER} "
+    f"value in constant time and reject the delivery when they differ; (6) reject it too when the timestamp is "
+    f"more than {REPLAY_TOLERANCE:.0f} seconds from your clock (a captured request replayed later). Answer any 2xx "
+    f"within {DELIVERY_TIMEOUT:.0f} s; anything else, or no answer, is retried after 10 s, 20 s, 40 s ... (capped at "
+    f"an hour) up to 10 tries, then kept as a dead letter (GET /v1/webhooks/dead-letters) until replayed. A retry "
+    f"or replay carries the same X-Simrotor-Delivery and body with a new timestamp and signature: deduplicate by it. "
+    f"x-signature holds the same recipe as fields, with a worked example.")
+
+_EVENT_COMMON: Final = {
+    "seq": {"type": "integer", "description": "the row's place in GET /v1/results or GET /v1/inbound (the cursor)"},
+    "campaign_id": _NULL_STR, "contact_id": _NULL_INT,
+    "external_id": {"type": ["string", "null"], "description": "the CRM's key of the contact (null: no contact matched)"},
+    "at": {"type": "number", "description": "Unix time of the event (seconds, fractional)"}}
+
+
+def _event_schemas() -> dict[str, Any]:
+    """The webhook payloads (controller/reports.py result_event and inbound_event): the
+    items of GET /v1/results and GET /v1/inbound with the event's type on top."""
+    result, inbound = SCHEMAS["Result"]["properties"], SCHEMAS["Inbound"]["properties"]
+    result_props = {"type": {"const": "result"}, **_EVENT_COMMON,
+                    **{k: result[k] for k in ("job_id", "kind", "callee", "outcome", "reason", "final", "number_shown",
+                                              "detail", "voicebot")}}
+    inbound_props = {"type": {"const": "inbound"}, **_EVENT_COMMON,
+                     **{k: inbound[k] for k in ("id", "appliance_id", "kind", "from", "to", "text", "opted_out", "choice")}}
+    return {
+        "ResultEvent": {"type": "object", "description": "The result webhook's body: a GET /v1/results item with type",
+                        "required": [k for k in result_props if k != "voicebot"], "properties": result_props},
+        "InboundEvent": {"type": "object", "description": "The inbound webhook's body: a GET /v1/inbound item with type",
+                         "required": list(inbound_props), "properties": inbound_props}}
+
+
+#: One example body of each webhook, as the controller sends it.
+EVENT_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
+    "result": {"type": "result", "seq": 42, "job_id": "nov-17-0-1-0", "campaign_id": "nov", "contact_id": 17,
+               "external_id": "D-1042", "kind": "call", "callee": "+48600100200", "outcome": "answered_human",
+               "reason": None, "final": True, "number_shown": "+48690000003", "at": 1768471490.25,
+               "detail": {"job_id": "nov-17-0-1-0", "attempt": 1, "outcome": "answered_human", "final": True,
+                          "talk_seconds": 21.5}},
+    "inbound": {"type": "inbound", "seq": 7, "id": "in-9", "appliance_id": "box-01", "kind": "sms",
+                "from": "+48600100200", "to": "+48690000003", "text": "Zapłacę w piątek", "at": 1768471495.0,
+                "contact_id": 17, "external_id": "D-1042", "campaign_id": "nov", "opted_out": False, "choice": None},
+}
+
+_EVENT_WORDS: Final = {
+    "result": (("A result of a job (call, SMS, HLR check) or the dispatcher's refusal: every row of GET /v1/results, "
+                "as it is stored"), "ResultEvent"),
+    "inbound": (("An inbound call or SMS, matched to the contact shown the number it reached; an answered callback "
+                 "comes again with its menu choice (same id)"), "InboundEvent"),
+}
+
+
+def _webhook(event: str) -> dict[str, Any]:
+    summary, schema = _EVENT_WORDS[event]
+    example = EVENT_EXAMPLES[event]
+    body = json.dumps(example, ensure_ascii=False)  # as the controller writes it (store.enqueue)
+    signature = sign(EXAMPLE_SECRET, EXAMPLE_TIMESTAMP, body.encode())
+
+    def header(name: str, schema: dict[str, Any], description: str, example: Any) -> dict[str, Any]:
+        return {"name": name, "in": "header", "required": True, "schema": schema, "description": description,
+                "example": example}
+
+    return {"post": {
+        "summary": summary, "description": SIGNATURE_RECIPE, "operationId": f"{event}Webhook", "tags": ["webhooks"],
+        "security": [],
+        "parameters": [
+            header(SIGNATURE_HEADER, {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                   f"'sha256=' and the lower-case hex HMAC-SHA256, keyed with the webhook's secret, of the "
+                   f"{TIMESTAMP_HEADER} digits, '.', and the raw body", signature),
+            header(TIMESTAMP_HEADER, {"type": "string", "pattern": "^[0-9]+$"},
+                   f"Unix time of this attempt, whole seconds; reject it more than {REPLAY_TOLERANCE:.0f} s from now",
+                   str(EXAMPLE_TIMESTAMP)),
+            header("X-Simrotor-Event", {"enum": [event]}, "the event type (the body's type)", event),
+            header("X-Simrotor-Delivery", {"type": "string", "pattern": "^[0-9]+$"},
+                   "the delivery's id: the same on every retry and replay of it (deduplicate by it)", "311")],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": _ref(schema), "example": example}}},
+        "responses": {"2XX": {"description": "Delivered: never sent again"},
+                      "default": {"description": f"Any other answer, or none within {DELIVERY_TIMEOUT:.0f} s: retried "
+                                                 "with backoff, then a dead letter"}},
+        "x-signature": {
+            "header": SIGNATURE_HEADER, "timestamp_header": TIMESTAMP_HEADER, "algorithm": "HMAC-SHA256",
+            "key": "the webhook's secret as UTF-8 bytes", "signed_bytes": "{timestamp}.{body}", "encoding": "hex",
+            "prefix": "sha256=", "tolerance_seconds": REPLAY_TOLERANCE,
+            "example": {"secret": EXAMPLE_SECRET, "timestamp": str(EXAMPLE_TIMESTAMP), "body": body,
+                        "signed_bytes": f"{EXAMPLE_TIMESTAMP}.{body}", "signature": signature}}}}
+
+
+def _webhooks() -> dict[str, Any]:
+    """The OpenAPI 3.1 ``webhooks``: one entry per event POSTed to a registered URL."""
+    return {event: _webhook(event) for event in _EVENT_WORDS}
+
+
 @lru_cache(maxsize=1)
 def _document() -> str:
     paths = _paths()
     from .crm_routes import REPORT_SCHEMA, openapi_paths  # issue 16's routes; here, not above: this module stays light
     paths.update(openapi_paths(_op, _ref, _json_body, {"after": _AFTER, "limit": _LIMIT, "campaign_path": _CAMPAIGN_ID}))
     SCHEMAS.setdefault("CampaignReport", REPORT_SCHEMA)
+    for name, schema in _event_schemas().items():
+        SCHEMAS.setdefault(name, schema)
     # POST /v1/optouts answers 201 when the number was added
     paths["/v1/optouts"]["post"]["responses"]["201"] = _json_body(
         {"type": "object", "required": ["number", "created"],
@@ -446,6 +557,7 @@ def _document() -> str:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": paths,
+        "webhooks": _webhooks(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "an API key from `simrotor controller keys create`"},
@@ -490,6 +602,15 @@ def reference_html(doc: dict[str, Any]) -> str:
                     out.append(f"<div>body <code>{e(ctype)}</code>: <code>{e(json.dumps(media.get('schema', {})))}</code></div>")
             codes = ", ".join(sorted(op["responses"]))
             out.append(f"<div>answers: {e(codes)}</div></div>")
+    out.append("<h2 id='webhooks'>Webhooks</h2>")
+    for event, item in doc.get("webhooks", {}).items():
+        op = item["post"]
+        ex = op["x-signature"]["example"]
+        schema = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        out.append(f"<div class='op' id='webhook-{e(event)}'><span class='m'>post</span> <code>{e(event)}</code> "
+                   f"(body: <a href='#{e(schema)}'>{e(schema)}</a>)<p>{e(op['summary'])}</p><p>{e(op['description'])}</p>"
+                   f"<pre>secret    {e(ex['secret'])}\ntimestamp {e(ex['timestamp'])}\nbody      {e(ex['body'])}\n"
+                   f"signature {e(ex['signature'])}</pre></div>")
     out.append("<h2>Problems</h2><p>Every error is <code>application/problem+json</code> (schema Problem); its "
                "<code>type</code> points here.</p><dl>")
     for code, title in TITLES.items():
