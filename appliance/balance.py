@@ -7,6 +7,13 @@ channel gets the balance code (``*100#`` by default); the first number in the an
 (``[ussd] balance_pattern``) is its balance; below ``[lock] min_balance`` the rotation
 policy locks it, with the answer as evidence, until a later reading is back above it.
 
+The balance's currency is read from the same answer (``parse_currency``): the word or
+sign right after the amount, else right before it — an ISO 4217 code as operators print
+it (``PLN``, ``EUR``; checked against CLDR's list through babel), or one of the few local
+words and signs that name one currency only (``zł``, ``руб``, ``грн``, ``€``…). An answer
+that names none leaves it unknown (the page shows the bare amount): ``$``, ``lei`` or
+``kr`` name several currencies, and the SIM's country is not guessed from its MCC.
+
 Only the active slot's SIM can be asked; SIMs in other slots are checked when they are
 active. Checks never take a channel a job is waiting for: they run only when no job is
 queued, and hold the channel for the few seconds of one USSD session.
@@ -19,6 +26,8 @@ import asyncio
 import logging
 import re
 from typing import Final
+
+from babel.numbers import list_currencies
 
 from common.clock import iso
 from modem_drivers.at import AtError
@@ -39,6 +48,40 @@ MAX_CONCURRENT: Final = 8
 LOOK_EVERY: Final = 5.0
 #: The first round waits this long after start (or one interval, if shorter).
 FIRST_LOOK_AFTER: Final = 60.0
+#: Local words and signs operators print instead of an ISO code, each naming one currency
+#: only (lower-case; ``$``, ``lei``, ``kr`` are left out: several currencies use them).
+CURRENCY_WORDS: Final = {
+    "zł": "PLN", "zl": "PLN", "€": "EUR", "euro": "EUR", "£": "GBP", "руб": "RUB", "руб.": "RUB", "р.": "RUB", "₽": "RUB",
+    "грн": "UAH", "грн.": "UAH", "₴": "UAH", "kč": "CZK", "kc": "CZK", "ft": "HUF", "₺": "TRY", "tl": "TRY",
+}
+#: ISO 4217 codes CLDR knows (current and past): a capitalised word next to an amount
+#: is a currency only when it is one of them.
+ISO_CURRENCIES: Final = frozenset(list_currencies())
+_AFTER = re.compile(r"\s*([^\W\d_]{1,4}(?![^\W\d_])\.?|[€£₽₴₺])")
+_BEFORE = re.compile(r"(?<![^\W\d_])([^\W\d_]{1,4}\.?|[€£₽₴₺])\s*$")
+
+
+def _currency(token: str) -> str | None:
+    for t in (token, token.rstrip(".")):
+        if t.isupper() and t in ISO_CURRENCIES:
+            return t
+        if t.lower() in CURRENCY_WORDS:
+            return CURRENCY_WORDS[t.lower()]
+    return None
+
+
+def parse_currency(text: str, pattern: str) -> str | None:
+    """The ISO 4217 code of the currency the operator's answer names beside its first
+    amount (``pattern``'s match): the token right after it, else right before it; None
+    when the answer names none (see the module docstring)."""
+    m = re.search(pattern, text)
+    if not m:
+        return None
+    after = _AFTER.match(text, m.end())
+    if after and (code := _currency(after.group(1))):
+        return code
+    before = _BEFORE.search(text[:m.start()])
+    return _currency(before.group(1)) if before else None
 
 
 def parse_balance(text: str, pattern: str) -> float | None:
@@ -102,10 +145,11 @@ class BalanceChecker:
                 return None
             modem = self.bank.acquire(channel_id, "ussd-balance")
             now = self.clock()
-            balance = None
+            balance = currency = None
             try:
                 reply = await modem.ussd(self.cfg.balance_code)
                 balance = parse_balance(reply.text, self.cfg.balance_pattern)
+                currency = parse_currency(reply.text, self.cfg.balance_pattern)
                 if balance is None:
                     logger.warning("SIM %s: no balance in the USSD answer %r", sim.sim_id, reply.text[:80])
             except (AtError, ModemError) as exc:
@@ -116,9 +160,9 @@ class BalanceChecker:
             self.store.set_kv("balance_checked", self.last)
             if balance is not None:
                 self.balances[sim.sim_id] = balance
-                ch.balance = balance
+                ch.balance, ch.balance_currency = balance, currency
                 lock = self.policy.record_balance(sim.sim_id, balance, now)
-                self.store.log_event("balance", sim.sim_id, {"balance": balance, "at": iso(now)}, now)
+                self.store.log_event("balance", sim.sim_id, {"balance": balance, "currency": currency, "at": iso(now)}, now)
                 if lock is not None:
                     self.store.log_event("sim_locked", sim.sim_id,
                                              {"rule": lock.rule, "until": lock.until, "evidence": list(lock.evidence)}, now)

@@ -91,6 +91,7 @@ class Channel:
     job_id: str | None = None
     errors: int = 0
     balance: float | None = None  # last USSD balance of the active SIM
+    balance_currency: str | None = None  # its ISO 4217 code, when the answer names one (balance.py)
     #: A person's stop, restart or remove waiting for the channel's work to end (``Bank.control``).
     pending: str | None = None
 
@@ -129,5 +130,6 @@ class Channel:
             "registered": self.registered,
             "job_id": self.job_id,
             "balance": self.balance,
+            "balance_currency": self.balance_currency,
             "pending": self.pending,
         }

@@ -203,7 +203,7 @@ function render(d){
     rows("channels", d.channels.map(c => `<tr data-channel="${esc(c.id)}"><td>${esc(c.id)}</td>
       <td><span class="state ${esc(c.state)}">${esc(c.state)}</span></td><td>${esc(c.reason)}</td><td>${esc(c.model)}</td>
       <td>${esc(c.dialect)}</td><td>${c.active_slot + 1}/${c.slots}</td><td>${esc(c.msisdn)}</td><td title="${esc(c.operator)}">${esc(c.operator_name || c.operator)}</td>
-      <td>${bars(c.signal_dbm)}</td><td>${c.balance == null ? "—" : esc(c.balance)}</td><td>${esc(c.job_id)}</td>
+      <td>${bars(c.signal_dbm)}</td><td>${c.balance == null ? "—" : esc(c.balance.toFixed(2) + (c.balance_currency ? " " + c.balance_currency : ""))}</td><td>${esc(c.job_id)}</td>
       <td>${modemActions(c)}</td></tr>`));
     rows("sims", d.sims.map(s => `<tr data-sim="${esc(s.channel)}/${s.slot}"><td>${esc(s.channel)}</td>
       <td>${s.slot + 1}${s.active ? " (active)" : ""}</td><td>${esc(s.sim || "—")}</td><td>${esc(s.msisdn || "—")}</td>

@@ -1,0 +1,66 @@
+"""A balance's currency read from the operator's USSD answer (appliance/balance.py): an
+ISO code or an unambiguous local word or sign beside the amount, else unknown; on an
+appliance over the emulated bank the modem's balance carries it to the API and to the
+technician's page."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from appliance.balance import parse_balance, parse_currency
+from appliance.technician.accounts import Accounts
+from modem_drivers.emulator import Timing
+from tests.test_appliance_signin import PASSWORD, Browser
+
+PATTERN = r"(\d+[.,]\d{1,2})"
+
+pytestmark = pytest.mark.bank(modems=1, sims_per_modem=1, timing=Timing.FAST, seed=3)
+
+
+@pytest.mark.parametrize(("text", "currency"), [
+    ("Saldo: 12,34 PLN.\r\nKonto wazne do 31.12.2026", "PLN"),  # the emulator's answer
+    ("Your balance is 0.50 EUR", "EUR"),
+    ("USD 4.20 left until 31.12", "USD"),  # the code before the amount
+    ("Баланс 120.50 руб. Пакет 5 ГБ", "RUB"),
+    ("Saldo 3,00 zł", "PLN"),
+    ("Balance: €5.00", "EUR"),
+    ("Balance 5.00 euro", "EUR"),
+    ("Залишок 40.00 грн", "UAH"),
+    ("Balance 5.00 and 2 SMS", None),  # "and" is no currency (ISO codes count only in capitals)
+    ("Balance 5.00 EURopean bonus", None),  # a longer word is not cut to a code
+    ("Balance $5.00", None),  # $ names several currencies: not guessed
+    ("Credit 7.00 lei", None),  # RON or MDL: not guessed
+    ("Service unavailable", None),
+])
+def test_parse_currency(text, currency):
+    assert parse_currency(text, PATTERN) == currency
+
+
+def test_the_amount_is_read_as_before():
+    assert parse_balance("Баланс 120.50 руб.", PATTERN) == 120.5
+
+
+@pytest.fixture
+def appliance_config(tmp_path, bank):
+    return {"emulator_state": str(bank.state),
+            "appliance": {"id": "box-balance", "store": str(tmp_path / "a.db"), "listen": "127.0.0.1:0", "token": "t"}}
+
+
+async def test_the_page_shows_the_balance_with_its_currency(appliance, http, bank):
+    assert appliance.balance is not None, "balance checks are on by default"
+    cid = next(iter(appliance.bank.channels))
+    assert await appliance.balance.check(cid) == 12.34  # the emulator's SIMs start with 12,34 PLN
+    assert appliance.bank.channels[cid].public()["balance_currency"] == "PLN"
+    detail = appliance.store.conn.execute("SELECT detail FROM events WHERE kind = 'balance'").fetchone()[0]
+    assert json.loads(detail)["currency"] == "PLN"
+
+    Accounts(appliance.store.conn).add("jan", PASSWORD)
+    b = Browser(http, appliance.address)
+    assert (await b.sign_in("jan", PASSWORD)).status == 303
+    _, text = await b.request("GET", "/status.json")
+    row = next(c for c in json.loads(text)["channels"] if c["id"] == cid)
+    assert (row["balance"], row["balance_currency"]) == (12.34, "PLN")
+    _, html = await b.request("GET", "/")
+    assert re.search(r'c\.balance_currency \? " " \+ c\.balance_currency', html), "the page prints the currency"
