@@ -189,3 +189,17 @@ async def test_real_deliveries_verify_by_the_documents_recipe_and_fit_their_sche
             assert list(schema_validator(doc, p["schema"]).iter_errors(value)) == [], (p["name"], value)
         seen.add(event)
     assert seen == {"result", "inbound"}
+
+
+def test_the_docs_worked_example_is_the_documents():
+    """docs/controller.md's openssl example is the document's inbound example, unchanged."""
+    from pathlib import Path
+
+    from controller.openapi import document
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "controller.md").read_text()
+    section = docs.split("### Webhooks", 1)[1].split("\n### ", 1)[0]
+    worked = document()["webhooks"]["inbound"]["post"]["x-signature"]["example"]
+    assert f"SECRET={worked['secret']} TS={worked['timestamp']}" in section
+    assert f"BODY='{worked['body']}'" in section
+    assert worked["signature"].removeprefix("sha256=") + " *stdin" in section
