@@ -10,9 +10,11 @@
     POST   /api/modems/{id}/{action} stop, restart or remove one modem; {"when_idle": true} lets its work end first
     GET    /metrics                  Prometheus text format: this machine only, or [appliance] metrics_token
 
-Every /api route needs ``Authorization: Bearer <token>``. Errors are JSON
-``{"error": ..., "detail": ...}`` with the right 4xx — bad input never gets a 500, and
-anything that still fails inside is a JSON 500, not aiohttp's plain-text page.
+Every /api route needs ``Authorization: Bearer <token>``. Errors are RFC 9457 problems
+(``application/problem+json``, appliance.problems: type, title, status, detail, instance,
+code, errors) with the right 4xx — 415 for a body that is not sent as JSON, 405 with
+``Allow`` — bad input never gets a 500, and anything that still fails inside is a problem
+500, not aiohttp's plain-text page.
 
 The handlers find what they use under typed application keys (``SCHEDULER``, ``STORE``,
 ``BANK``, ``METRICS`` and ``status.STATUS``), set once by ``make_app``.
@@ -33,6 +35,7 @@ from common.configkit import is_loopback
 from .bank import Bank, ControlError, ModemAction
 from .jobspec import BodyError, JobError, decode_batch, validate_batch
 from .metrics import Metrics
+from .problems import http_problem, media_problem, problem
 from .scheduler import Scheduler
 from .status import STATUS, Status
 from .store import Store
@@ -63,10 +66,6 @@ class ApiDeps:
     status: Status
 
 
-def _error(status: int, error: str, detail: Any = None) -> web.Response:
-    return web.json_response({"error": error, "detail": detail}, status=status)
-
-
 def _auth(token: str) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -74,41 +73,47 @@ def _auth(token: str) -> Any:
             header = request.headers.get("Authorization", "")
             given = header[7:] if header.startswith("Bearer ") else ""
             if not given or not hmac.compare_digest(given.encode(), token.encode()):
-                return _error(401, "unauthorized", "send Authorization: Bearer <token from the config>")
+                return problem(request, 401, "unauthorized", "send Authorization: Bearer <token from the config>")
         try:
             return await handler(request)
         except web.HTTPException as exc:
             if exc.status >= 400:
-                return _error(exc.status, exc.reason, None)
+                return http_problem(request, exc, MAX_BODY)
             raise
         except Exception:
             logger.exception("API %s %s", request.method, request.path)
-            return _error(500, "internal", "the appliance failed; see its log")
+            return problem(request, 500, "internal", "the appliance failed; see its log")
 
     return auth
 
 
 async def post_jobs(request: web.Request) -> web.Response:
+    """200 with ``accepted``, ``duplicates`` and ``errors`` (the bad jobs, the good ones
+    stored); a batch with no good job is a 400 problem ``invalid_jobs`` listing them all."""
+    if (refused := media_problem(request)) is not None:
+        return refused
     try:
         body = decode_batch(await request.read())
     except BodyError as exc:
-        return _error(400, "invalid_json", exc.detail())
+        return problem(request, 400, "invalid_json", exc.detail())
     try:
         good, errors = validate_batch(body)
     except JobError as exc:
-        return _error(400, "invalid_batch", {"field": exc.field, "reason": exc.reason})
+        return problem(request, 400, "invalid_batch", {"field": exc.field, "reason": exc.reason})
+    if errors and not good:
+        return problem(request, 400, "invalid_jobs", errors=errors, accepted=[], duplicates=[])
     created = request.app[SCHEDULER].submit(good) if good else []
     return web.json_response({
         "accepted": [i for i, new in created if new],
         "duplicates": [i for i, new in created if not new],
         "errors": errors,
-    }, status=200 if not errors or good else 400)
+    })
 
 
 async def get_job(request: web.Request) -> web.Response:
     job = request.app[STORE].get_job(request.match_info["id"])
     if job is None:
-        return _error(404, "not_found", f"no job {request.match_info['id']!r}")
+        return problem(request, 404, "not_found", f"no job {request.match_info['id']!r}")
     waiting = request.app[SCHEDULER].waiting(job["id"])
     if waiting is not None:
         job.update(waiting)
@@ -118,9 +123,9 @@ async def get_job(request: web.Request) -> web.Response:
 async def delete_job(request: web.Request) -> web.Response:
     state = request.app[SCHEDULER].cancel(request.match_info["id"])
     if state == "unknown":
-        return _error(404, "not_found", f"no job {request.match_info['id']!r}")
+        return problem(request, 404, "not_found", f"no job {request.match_info['id']!r}")
     if state != "cancelled":
-        return _error(409, "not_cancellable", f"the job is {state}")
+        return problem(request, 409, "not_cancellable", f"the job is {state}")
     return web.json_response({"id": request.match_info["id"], "state": "cancelled"})
 
 
@@ -129,9 +134,9 @@ async def get_results(request: web.Request) -> web.Response:
         after = int(request.query.get("after", "0"))
         limit = int(request.query.get("limit", str(DEFAULT_PAGE)))
     except ValueError:
-        return _error(400, "invalid_query", "after and limit are integers")
+        return problem(request, 400, "invalid_query", "after and limit are integers")
     if not 0 <= after <= MAX_CURSOR or not 1 <= limit <= MAX_PAGE:
-        return _error(400, "invalid_query", f"0 <= after <= {MAX_CURSOR}, 1 <= limit <= {MAX_PAGE}")
+        return problem(request, 400, "invalid_query", f"0 <= after <= {MAX_CURSOR}, 1 <= limit <= {MAX_PAGE}")
     items, nxt = request.app[STORE].results_after(after, limit)
     return web.json_response({"results": items, "next": nxt})
 
@@ -140,7 +145,7 @@ async def get_inbound(request: web.Request) -> web.Response:
     try:
         after = float(request.query.get("after", "0"))
     except ValueError:
-        return _error(400, "invalid_query", "after is a UTC epoch time in seconds")
+        return problem(request, 400, "invalid_query", {"field": "after", "reason": "a UTC epoch time in seconds"})
     return web.json_response({"inbound": request.app[STORE].inbound_after(after)})
 
 
@@ -153,19 +158,22 @@ async def post_modem(request: web.Request) -> web.Response:
     try:
         action = ModemAction(request.match_info["action"])
     except ValueError:
-        return _error(404, "not_found", f"no action {request.match_info['action']!r}; "
-                      f"one of {', '.join(a.value for a in ModemAction)}")
+        return problem(request, 404, "not_found", f"no action {request.match_info['action']!r}; "
+                       f"one of {', '.join(a.value for a in ModemAction)}")
+    if (refused := media_problem(request)) is not None:
+        return refused
     raw = await request.read()
     try:
         body = json.loads(raw) if raw.strip() else {}
     except ValueError as exc:
-        return _error(400, "invalid_json", f"the body is not JSON: {exc}")
+        return problem(request, 400, "invalid_json", {"field": "body", "reason": f"not JSON: {exc}"})
     if not isinstance(body, dict) or set(body) - {"when_idle"} or not isinstance(body.get("when_idle", False), bool):
-        return _error(400, "invalid_body", 'expected {"when_idle": true|false} or no body')
+        return problem(request, 400, "invalid_body", {"field": "body", "reason": 'expected {"when_idle": true|false} '
+                                                      "or no body"})
     try:
         view = request.app[BANK].control(request.match_info["id"], action, when_idle=body.get("when_idle", False))
     except ControlError as exc:
-        return _error(404, "not_found", str(exc))
+        return problem(request, 404, "not_found", str(exc))
     return web.json_response(view)
 
 
@@ -181,13 +189,13 @@ def metrics_refusal(request: web.Request, metrics_token: str | None) -> web.Resp
     if metrics_token is None:
         if is_loopback(request.remote or ""):
             return None
-        return _error(403, "forbidden", "/metrics answers this machine only; to scrape from elsewhere set "
-                      "[appliance] metrics_token and send it as a bearer token")
+        return problem(request, 403, "forbidden", "/metrics answers this machine only; to scrape from elsewhere set "
+                       "[appliance] metrics_token and send it as a bearer token")
     header = request.headers.get("Authorization", "")
     given = header[7:] if header.startswith("Bearer ") else ""
     if given and hmac.compare_digest(given.encode(), metrics_token.encode()):
         return None
-    return _error(401, "unauthorized", "send Authorization: Bearer <[appliance] metrics_token>")
+    return problem(request, 401, "unauthorized", "send Authorization: Bearer <[appliance] metrics_token>")
 
 
 async def get_metrics(request: web.Request) -> web.Response:

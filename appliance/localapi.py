@@ -27,11 +27,12 @@ POLL_BACKOFF: Final = (0.2, 2.0)
 
 
 class LocalApiError(RuntimeError):
-    """The appliance's API could not be reached, or refused the request (``status``)."""
+    """The appliance's API could not be reached, or refused the request (``status``, and the
+    problem's ``code``: appliance.problems)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.code = status, code
 
 
 def base_url(listen: str) -> str:
@@ -64,12 +65,13 @@ class LocalApi:
                 try:
                     data = await resp.json(content_type=None)
                 except ValueError:
-                    data = {"error": "not_json", "detail": (await resp.text())[:200]}
+                    data = {"code": "not_json", "detail": (await resp.text())[:200]}
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise LocalApiError(f"the appliance's API at {self.url} does not answer ({exc or type(exc).__name__})") from None
-        if resp.status >= 400:
-            detail = data.get("detail") if isinstance(data, dict) else data
-            raise LocalApiError(f"{method} {path}: {resp.status} {detail or data}", resp.status)
+        if resp.status >= 400:  # a problem (RFC 9457): its detail in words, its code to branch on
+            problem = data if isinstance(data, dict) else {}
+            code = problem.get("code") if isinstance(problem.get("code"), str) else None
+            raise LocalApiError(f"{method} {path}: {resp.status} {problem.get('detail') or data}", resp.status, code)
         return data
 
     async def channels(self) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Bad input at the appliance's local API (issue 12, item 4 and 5): the real runtime over
-an emulated bank, jobs over HTTP. Each is a JSON 4xx ``{error, detail}`` naming the job
-(index) and the field — never aiohttp's plain-text 500 — and no job of a refused body
-reaches the store."""
+an emulated bank, jobs over HTTP. Each is an RFC 9457 problem (application/problem+json:
+type, title, status, detail, instance, code, errors) whose ``errors`` name the job (index)
+and the field — never aiohttp's plain-text 500 — and no job of a refused body reaches the
+store."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import json
 import aiohttp
 import pytest
 
+from common.problems import PROBLEM_JSON
 from modem_drivers.emulator import Timing
 
 TOKEN = "input-token-0123456789"
@@ -34,7 +36,8 @@ async def post(app, body: bytes):
     async with aiohttp.ClientSession(app.address) as s:
         async with s.post("/api/jobs", data=body, headers={"Authorization": f"Bearer {TOKEN}",
                                                           "Content-Type": "application/json"}) as r:
-            assert r.content_type == "application/json", await r.text()  # never a plain-text page
+            # never a plain-text page: a reply, or an RFC 9457 problem
+            assert r.content_type == ("application/json" if r.status < 400 else "application/problem+json"), await r.text()
             return r.status, await r.json()
 
 
@@ -54,8 +57,10 @@ def deep(n: int) -> str:
 ])
 async def test_bodies_that_cannot_be_read_are_a_json_400_naming_job_and_field(appliance, body, index, field):
     status, out = await post(appliance, body.encode())
-    assert status == 400 and out["error"] == "invalid_json"
-    assert (out["detail"]["index"], out["detail"]["field"]) == (index, field), out
+    assert status == 400 and out["code"] == "invalid_json" and out["instance"] == "/api/jobs"
+    [problem] = out["errors"]
+    assert (problem["index"], problem["field"]) == (index, field), out
+    assert problem["reason"] in out["detail"], out
     assert jobs_stored(appliance) == 0
 
 
@@ -80,8 +85,9 @@ async def test_bodies_that_cannot_be_read_are_a_json_400_naming_job_and_field(ap
 ])
 async def test_out_of_range_fields_are_a_json_400_and_the_job_is_not_stored(appliance, job, field):
     status, out = await post(appliance, json.dumps([{**GOOD, **job}]).encode())
-    assert status == 400, out
+    assert status == 400 and out["code"] == "invalid_jobs", out
     assert out["errors"] == [{"index": 0, "id": "ok-1", "field": field, "reason": out["errors"][0]["reason"]}]
+    assert out["detail"] == f"job 0: {field}: {out['errors'][0]['reason']}", out
     assert out["accepted"] == [] and jobs_stored(appliance) == 0
 
 
@@ -96,4 +102,33 @@ async def test_in_range_values_are_accepted(appliance):
 async def test_a_results_cursor_beyond_64_bits_is_a_400_not_a_500(appliance):
     async with aiohttp.ClientSession(appliance.address) as s:
         async with s.get(f"/api/results?after={2**64}", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
-            assert r.status == 400 and (await r.json())["error"] == "invalid_query"
+            assert r.status == 400 and (await r.json(content_type=PROBLEM_JSON))["code"] == "invalid_query"
+
+
+async def test_every_error_is_a_problem_415_for_a_body_not_sent_as_json_and_405_names_allow(appliance):
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession(appliance.address) as s:
+        async with s.post("/api/jobs", data=json.dumps([GOOD]), headers={**auth, "Content-Type": "text/csv"}) as r:
+            assert (r.status, r.content_type) == (415, PROBLEM_JSON)
+            out = await r.json(content_type=PROBLEM_JSON)
+        assert out == {"type": "urn:simrotor:appliance:problem:unsupported_media_type",
+                       "title": "The request's Content-Type is not one this route reads", "status": 415,
+                       "detail": "Content-Type: 'text/csv' is not read here; send application/json",
+                       "instance": "/api/jobs", "code": "unsupported_media_type",
+                       "errors": [{"field": "Content-Type", "reason": "'text/csv' is not read here; send application/json"}]}
+        assert jobs_stored(appliance) == 0
+        async with s.post("/api/modems/emu000/stop", data="when_idle=1", headers={
+                **auth, "Content-Type": "application/x-www-form-urlencoded"}) as r:
+            assert r.status == 415 and (await r.json(content_type=PROBLEM_JSON))["code"] == "unsupported_media_type"
+        assert all(c["state"] != "stopped" for c in appliance.bank.snapshot())  # nothing was done
+        async with s.put("/api/jobs", json=[GOOD], headers=auth) as r:
+            assert (r.status, r.content_type, r.headers["Allow"]) == (405, PROBLEM_JSON, "POST")
+            out = await r.json(content_type=PROBLEM_JSON)
+            assert (out["code"], out["status"], out["instance"], out["errors"]) == ("method_not_allowed", 405, "/api/jobs", [])
+            assert "POST" in out["detail"]
+        async with s.get("/api/nothing%20here", headers=auth) as r:
+            out = await r.json(content_type=PROBLEM_JSON)
+            assert (r.status, out["code"], out["instance"]) == (404, "not_found", "/api/nothing%20here")
+        async with s.get("/api/status") as r:
+            out = await r.json(content_type=PROBLEM_JSON)
+            assert (r.status, out["code"], out["title"]) == (401, "unauthorized", "No valid credential")

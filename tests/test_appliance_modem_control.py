@@ -172,7 +172,7 @@ async def test_stop_now_hangs_up_and_bad_requests(api: Api) -> None:
     status, err = await api.call("POST", f"/api/modems/{busy}/explode")
     assert status == 404 and "stop, restart, remove" in err["detail"]
     status, err = await api.call("POST", f"/api/modems/{busy}/restart", {"when_idle": "yes"})
-    assert status == 400 and err["error"] == "invalid_body"
+    assert status == 400 and err["code"] == "invalid_body" and err["errors"][0]["field"] == "body"
 
 
 async def test_cli_stops_and_restarts_with_wait(api: Api, appliance, appliance_config, tmp_path) -> None:

@@ -327,7 +327,9 @@ async def test_a_burst_of_sign_ins_counts_at_once_and_actions_refuse_with_reason
         return r.status, json.loads(text)
 
     assert await act("quarantine", {"channel": "emu000", "slot": 0}) == (400, {
-        "error": "refused", "detail": "a quarantine needs a reason: one line of 1 to 200 characters"})
+        "type": "urn:simrotor:appliance:problem:refused", "title": "The action was refused", "status": 400,
+        "detail": "a quarantine needs a reason: one line of 1 to 200 characters", "instance": "/actions/quarantine",
+        "code": "refused", "errors": []})
     status, answer = await act("quarantine", {"channel": "emu000", "slot": 5, "reason": "x"})
     assert status == 400 and "slots 0 to 1" in answer["detail"]
     status, answer = await act("reset", {"channel": "emu009"})

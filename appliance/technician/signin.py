@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from ..problems import problem
 from .accounts import Accounts
 from .lockout import ACCOUNT_FREE, ADDRESS_FREE, Lockout
 from .sessions import Session, Sessions, same
@@ -97,14 +98,14 @@ def guard() -> Callable[..., Awaitable[web.StreamResponse]]:
         if session is None:
             if request.method == "GET" and path == "/":
                 raise web.HTTPSeeOther("/signin")
-            return web.json_response({"error": "unauthorized", "detail": "sign in at /signin"}, status=401)
+            return problem(request, 401, "unauthorized", "sign in at /signin")
         if request.method not in ("GET", "HEAD"):
             given = request.headers.get(CSRF_HEADER)
             if given is None and request.content_type == "application/x-www-form-urlencoded":
                 given = (await request.post()).get("csrf")  # type: ignore[assignment]
             if not same(given if isinstance(given, str) else None, session.csrf):
-                return web.json_response({"error": "csrf", "detail": "the request lacks this session's CSRF token: "
-                                          "reload the page and try again"}, status=403)
+                return problem(request, 403, "csrf", "the request lacks this session's CSRF token: reload the page "
+                               "and try again")
         request[SESSION] = session
         return await handler(request)
 
