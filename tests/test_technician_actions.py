@@ -117,3 +117,38 @@ async def test_drain_of_an_idle_modem_stops_it_at_once(appliance, http) -> None:
 async def _is(api: Api, cid: str, want: str) -> dict[str, Any] | None:
     view = await api.channel(cid)
     return view if view and view["state"] == want else None
+
+
+async def test_drain_and_bring_back_buttons_in_chromium(appliance, bank) -> None:
+    """The page's buttons: Drain on an idle modem (confirmed in its dialog) leaves it
+    stopped with only Bring back offered; Bring back returns it to idle with Drain again."""
+    from playwright.async_api import async_playwright
+
+    from tests.test_appliance_page import ARGS, CHROMIUM, TECH, sign_in
+
+    Accounts(appliance.store.conn).add(TECH, PASSWORD)
+    cid = next(iter(appliance.bank.channels))
+    row = f"tr[data-channel='{cid}']"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page()
+            asked: list[str] = []
+
+            async def confirm(dialog) -> None:
+                asked.append(dialog.message)
+                await dialog.accept()
+            page.on("dialog", confirm)
+            await sign_in(page, appliance.address)
+            await page.click(f"{row} button[data-act='drain']")
+            await page.wait_for_selector(f"{row} .state.stopped", timeout=15000)
+            assert asked and asked[-1].startswith(f"Drain modem {cid}?")
+            assert "stopped" in await page.locator("#notice").text_content()
+            assert await page.locator(f"{row} button").all_text_contents() == ["Bring back"]
+            assert appliance.bank.channels[cid].state.value == "stopped"
+            await page.click(f"{row} button[data-act='bring_back']")
+            await page.wait_for_selector(f"{row} .state.idle", timeout=15000)
+            assert asked[-1].startswith(f"Bring modem {cid} back?")
+            assert await page.locator(f"{row} button[data-act='drain']").count() == 1
+        finally:
+            await browser.close()
