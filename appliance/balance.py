@@ -14,6 +14,9 @@ words and signs that name one currency only (``zł``, ``руб``, ``грн``, ``
 that names none leaves it unknown (the page shows the bare amount): ``$``, ``lei`` or
 ``kr`` name several currencies, and the SIM's country is not guessed from its MCC.
 
+Each SIM's last reading (amount, currency, when) is kept in the store (``balances``), so
+the page lists every SIM's balance — those in inactive slots too — across restarts.
+
 Only the active slot's SIM can be asked; SIMs in other slots are checked when they are
 active. Checks never take a channel a job is waiting for: they run only when no job is
 queued, and hold the channel for the few seconds of one USSD session.
@@ -104,6 +107,8 @@ class BalanceChecker:
         self.clock = deps.clock
         self.last: dict[str, float] = dict(deps.store.get_kv("balance_checked", {}))
         self.balances: dict[str, float] = {}
+        #: Per SIM its last reading: ``{"balance", "currency", "at"}`` (the page's SIMs panel).
+        self.readings: dict[str, dict[str, object]] = dict(deps.store.get_kv("balances", {}))
         self._sem = asyncio.Semaphore(MAX_CONCURRENT)
         self._tasks = Background("balance", logger)
 
@@ -161,6 +166,8 @@ class BalanceChecker:
             if balance is not None:
                 self.balances[sim.sim_id] = balance
                 ch.balance, ch.balance_currency = balance, currency
+                self.readings[sim.sim_id] = {"balance": balance, "currency": currency, "at": now}
+                self.store.set_kv("balances", self.readings)
                 lock = self.policy.record_balance(sim.sim_id, balance, now)
                 self.store.log_event("balance", sim.sim_id, {"balance": balance, "currency": currency, "at": iso(now)}, now)
                 if lock is not None:

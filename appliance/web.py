@@ -71,7 +71,7 @@ def status_document(status: Status, technician: str | None = None) -> dict[str, 
         "channel_states": st["channels"],
         "jobs": st["jobs"],
         "scheduler": st["scheduler"],
-        "sims": sim_rows(status.bank, status.scheduler.policy, now),
+        "sims": sim_rows(status.bank, status.scheduler.policy, now, status.store.get_kv("balances", {})),
         "outcomes": status.store.final_outcomes(),
         "events": trouble(status.store.recent_events(SCAN_ROWS), PAGE_EVENTS),
     }
@@ -127,7 +127,7 @@ PAGE = """<!doctype html>
 <section><h2>Modems</h2><div class="scroll"><table id="channels"><thead><tr><th>modem</th><th>state</th><th>reason</th><th>model</th>
 <th>dialect</th><th>slot</th><th>number</th><th>operator</th><th>signal</th><th>balance</th><th>job</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
 <section><h2>SIMs (every slot)</h2><div class="scroll"><table id="sims"><thead><tr><th>modem</th><th>slot</th><th>SIM</th><th>number</th>
-<th>operator</th><th>pool</th><th>calls 24 h</th><th>SMS 24 h</th><th>last used</th><th>state</th><th>why</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
+<th>operator</th><th>pool</th><th>calls 24 h</th><th>SMS 24 h</th><th>balance</th><th>last used</th><th>state</th><th>why</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
 <section><h2>Results</h2><div class="scroll"><table id="outcomes"><thead><tr><th>kind</th><th>outcome</th><th>count</th></tr></thead><tbody></tbody></table></div></section>
 <section><h2>Events <input id="filter" type="search" placeholder="filter: a modem, a SIM's last digits, a word" aria-label="filter events"></h2><div class="scroll"><table id="events"><thead><tr><th>when</th><th>what</th></tr></thead><tbody></tbody></table></div></section>
 </main>
@@ -137,6 +137,7 @@ const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt
 const dur = s => s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s/60)} min` : `${(s/3600).toFixed(1)} h`;
 const ago = (t, now) => t == null ? "never" : `${dur(Math.max(0, now - t))} ago`;
 const cap = (n, c) => n == null ? "—" : c == null ? `${n}` : `${n} / ${c}`;
+const money = (amount, currency) => amount == null ? "—" : esc(amount.toFixed(2) + (currency ? " " + currency : ""));
 function bars(dbm){ if(dbm==null) return "—"; return `${dbm} dBm`; }
 function rows(id, html){
   const t = document.getElementById(id), heads = [...t.querySelectorAll("thead th")].map(th => th.textContent);
@@ -203,12 +204,13 @@ function render(d){
     rows("channels", d.channels.map(c => `<tr data-channel="${esc(c.id)}"><td>${esc(c.id)}</td>
       <td><span class="state ${esc(c.state)}">${esc(c.state)}</span></td><td>${esc(c.reason)}</td><td>${esc(c.model)}</td>
       <td>${esc(c.dialect)}</td><td>${c.active_slot + 1}/${c.slots}</td><td>${esc(c.msisdn)}</td><td title="${esc(c.operator)}">${esc(c.operator_name || c.operator)}</td>
-      <td>${bars(c.signal_dbm)}</td><td>${c.balance == null ? "—" : esc(c.balance.toFixed(2) + (c.balance_currency ? " " + c.balance_currency : ""))}</td><td>${esc(c.job_id)}</td>
+      <td>${bars(c.signal_dbm)}</td><td>${money(c.balance, c.balance_currency)}</td><td>${esc(c.job_id)}</td>
       <td>${modemActions(c)}</td></tr>`));
     rows("sims", d.sims.map(s => `<tr data-sim="${esc(s.channel)}/${s.slot}"><td>${esc(s.channel)}</td>
       <td>${s.slot + 1}${s.active ? " (active)" : ""}</td><td>${esc(s.sim || "—")}</td><td>${esc(s.msisdn || "—")}</td>
       <td>${esc(s.operator || "—")}</td><td>${esc(s.pools.join(", ") || "—")}</td>
       <td>${cap(s.calls_day, s.limits && s.limits.calls_per_day)}</td><td>${cap(s.sms_day, s.limits && s.limits.sms_per_day)}</td>
+      <td title="${s.balance_at == null ? "" : "checked " + esc(ago(s.balance_at, d.now))}">${money(s.balance, s.balance_currency)}</td>
       <td>${ago(s.last_used, d.now)}</td><td><span class="state ${esc(s.state)}">${esc(s.state.replaceAll("_", " "))}</span></td>
       <td class="why">${esc(s.why)}</td><td>${simActions(s)}</td></tr>`));
     rows("outcomes", d.outcomes.map(o => `<tr><td>${esc(o.kind)}</td><td>${esc(o.outcome)}</td><td>${o.count}</td></tr>`));

@@ -5,7 +5,8 @@ must find.
 Per SIM: the modem and slot (and whether it is the active one), the ICCID and number
 masked but their last 3 digits, operator, pools, calls and SMS in the rolling day and
 hour against their caps (the rotation policy's own counts: what the caps hold it to),
-talk time, last use, and its standing with the reason: quarantined with the evidence,
+talk time, last use, its last balance with the currency (the balance checker's readings,
+kept in the store: a SIM is only checked while its slot is active), and its standing with the reason: quarantined with the evidence,
 locked by which rule until when, held by a cap or a pause, or out of rotation because
 the SIM is locked by its PIN or was never read.
 """
@@ -39,8 +40,11 @@ def _utc(t: float) -> str:
     return time.strftime("%H:%M UTC", time.gmtime(t))
 
 
-def sim_rows(bank: Bank, policy: RotationPolicy, now: float) -> list[dict[str, Any]]:
-    """One row per slot of every modem, in modem then slot order (see the module docstring)."""
+def sim_rows(bank: Bank, policy: RotationPolicy, now: float,
+             balances: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per slot of every modem, in modem then slot order (see the module docstring);
+    ``balances`` are the balance checker's readings by SIM (``{balance, currency, at}``)."""
+    balances = balances or {}
     rows: list[dict[str, Any]] = []
     for ch in bank.channels.values():
         for slot in range(ch.slots):
@@ -49,6 +53,7 @@ def sim_rows(bank: Bank, policy: RotationPolicy, now: float) -> list[dict[str, A
             sim_id = s.sim_id if s else None
             pin = info.pin_state.value if info else None
             usage = policy.usage(sim_id, now) if sim_id and policy.knows(sim_id) else None
+            reading = balances.get(sim_id) if sim_id else None
             if usage is not None:
                 state = usage["state"]
             elif info is None:
@@ -75,6 +80,9 @@ def sim_rows(bank: Bank, policy: RotationPolicy, now: float) -> list[dict[str, A
                 "talk_seconds_day": usage["talk_seconds_day"] if usage else None,
                 "last_used": usage["last_used"] if usage else None,
                 "limits": usage["limits"] if usage else None,
+                "balance": reading.get("balance") if reading else None,
+                "balance_currency": reading.get("currency") if reading else None,
+                "balance_at": reading.get("at") if reading else None,
                 "can_quarantine": usage is not None and not usage["quarantine"],
                 "can_release": usage is not None and bool(usage["quarantine"] or usage["locks"]),
             })
