@@ -47,7 +47,8 @@ def appliance_config(tmp_path, bank):
             "appliance": {"id": "box-balance", "store": str(tmp_path / "a.db"), "listen": "127.0.0.1:0", "token": "t"}}
 
 
-async def test_the_page_shows_the_balance_with_its_currency(appliance, http, bank):
+async def test_the_page_shows_the_balance_with_its_currency(appliance, http, bank, appliance_config,
+                                                             start_appliance):
     assert appliance.balance is not None, "balance checks are on by default"
     cid = next(iter(appliance.bank.channels))
     assert await appliance.balance.check(cid) == 12.34  # the emulator's SIMs start with 12,34 PLN
@@ -63,6 +64,17 @@ async def test_the_page_shows_the_balance_with_its_currency(appliance, http, ban
     assert (row["balance"], row["balance_currency"]) == (12.34, "PLN")
     sim = next(r for r in json.loads(text)["sims"] if r["channel"] == cid)
     assert (sim["balance"], sim["balance_currency"]) == (12.34, "PLN") and sim["balance_at"] is not None
+
+    # The reading is kept: after a restart, before any new check, the SIM still shows it.
+    await appliance.stop()
+    again = await start_appliance(appliance_config)
+    assert again.balance.readings[appliance.bank.channels[cid].sims[0].sim_id]["currency"] == "PLN"
+    b = Browser(http, again.address)
+    Accounts(again.store.conn).add("eva", PASSWORD)
+    assert (await b.sign_in("eva", PASSWORD)).status == 303
+    _, text = await b.request("GET", "/status.json")
+    sim = next(r for r in json.loads(text)["sims"] if r["channel"] == cid)
+    assert (sim["balance"], sim["balance_currency"]) == (12.34, "PLN")
 
 
 async def test_balances_with_currency_on_the_page_in_chromium(appliance, bank):
