@@ -128,7 +128,7 @@ async def test_mixed_run(tmp_path, bank):
                         break
                     await asyncio.sleep(0.1)
             status_code, missing = await api(s, "GET", "/api/jobs/nope")
-            assert status_code == 404 and missing["error"] == "not_found"
+            assert status_code == 404 and missing["code"] == "not_found" and "'nope'" in missing["detail"]
     finally:
         await app.stop()
 
