@@ -132,3 +132,14 @@ async def test_every_error_is_a_problem_415_for_a_body_not_sent_as_json_and_405_
         async with s.get("/api/status") as r:
             out = await r.json(content_type=PROBLEM_JSON)
             assert (r.status, out["code"], out["title"]) == (401, "unauthorized", "No valid credential")
+
+
+async def test_the_local_api_client_reads_the_problem(appliance):
+    from appliance.localapi import LocalApi, LocalApiError
+
+    with pytest.raises(LocalApiError) as refused:
+        await LocalApi(appliance.address, TOKEN).control("nope", "stop")
+    assert (refused.value.status, refused.value.code) == (404, "not_found") and "no modem 'nope'" in str(refused.value)
+    with pytest.raises(LocalApiError) as refused:
+        await LocalApi(appliance.address, "not-the-token").channels()
+    assert (refused.value.status, refused.value.code) == (401, "unauthorized") and "Bearer" in str(refused.value)
