@@ -337,7 +337,10 @@ async def test_a_burst_of_sign_ins_counts_at_once_and_actions_refuse_with_reason
     status, answer = await act("switch", {"channel": "emu000", "slot": 0})
     assert status == 409 and "on slot 1 already" in answer["detail"]
     status, answer = await act("explode", {})
-    assert status == 404
+    assert status == 404 and answer["code"] == "not_found" and answer["instance"] == "/actions/explode"
+    r, text = await b.request("POST", "/actions/reset", data="channel=emu000", headers={
+        "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded"})
+    assert (r.status, r.content_type, json.loads(text)["code"]) == (415, "application/problem+json", "unsupported_media_type")
     ch = appliance.bank.channels["emu001"]
     appliance.bank.acquire("emu001", "held-by-test")  # a job on it: no reset, no switch
     try:
