@@ -840,7 +840,7 @@ class SoakRun:
                 for job in contact["jobs"]:
                     if job["appliance"] and job["appliance"]["state"] not in ("done", "cancelled", "expired"):
                         async with http.get(f"{self.system.page}/api/jobs/{job['job']}", headers=auth) as r:
-                            body = await r.json()
+                            body = await r.json(content_type=None)  # a 404 is problem+json
                         job["appliance"].update({k: v for k, v in body.items() if k.startswith("waiting")})
             async with http.get(f"{self.system.page}/api/status", headers=auth) as r:
                 self.report.diagnosis["appliance_status"] = await r.json()
