@@ -26,16 +26,23 @@ TOKEN = "modem-control-token"
 pytestmark = pytest.mark.bank(modems=3, sims_per_modem=1, timing=Timing.FAST, seed=11)
 
 
-@pytest.fixture
-def appliance_config(tmp_path, bank) -> dict[str, Any]:
+def control_config(tmp_path: Any, bank: Any, appliance_id: str) -> dict[str, Any]:
+    """An appliance on the test's bank with its local API on a free port: the shipped lock
+    rules; calls back to back (no pauses, caps out of the way) so the tests stay short;
+    supervision every second so a stopped or lost port is seen at once."""
     return {
         "emulator_state": str(bank.state),
-        "appliance": {"id": "ctl", "store": str(tmp_path / "appliance.db"), "listen": "127.0.0.1:0", "token": TOKEN},
+        "appliance": {"id": appliance_id, "store": str(tmp_path / "appliance.db"), "listen": "127.0.0.1:0",
+                      "token": TOKEN},
         "limits": {"calls_per_hour": 1000, "calls_per_day": 1000, "min_pause_seconds": 0.0,
                    "pause_after_call": [0.0, 0.0]},
-        "lock": {"consecutive_failed": None, "consecutive_not_alerting": None},
         "supervision": {"check_interval_seconds": 1.0, "reopen_backoff": [0.2, 1.0]},
     }
+
+
+@pytest.fixture
+def appliance_config(tmp_path, bank) -> dict[str, Any]:
+    return control_config(tmp_path, bank, "ctl")
 
 
 class Api:

@@ -15,7 +15,12 @@ import pytest
 from appliance.technician.accounts import Accounts
 from modem_drivers.emulator import Timing
 from modem_drivers.modem import Modem
-from tests.test_appliance_modem_control import TOKEN, Api, hold_call, short_calls
+from tests.test_appliance_modem_control import (
+    Api,
+    control_config,
+    hold_call,
+    short_calls,
+)
 from tests.test_appliance_signin import PASSWORD, Browser
 
 pytestmark = pytest.mark.bank(modems=2, sims_per_modem=1, timing=Timing.FAST, seed=11)
@@ -23,13 +28,7 @@ pytestmark = pytest.mark.bank(modems=2, sims_per_modem=1, timing=Timing.FAST, se
 
 @pytest.fixture
 def appliance_config(tmp_path, bank) -> dict[str, Any]:
-    return {
-        "emulator_state": str(bank.state),
-        "appliance": {"id": "drain", "store": str(tmp_path / "appliance.db"), "listen": "127.0.0.1:0", "token": TOKEN},
-        "limits": {"calls_per_hour": 1000, "calls_per_day": 1000, "min_pause_seconds": 0.0,
-                   "pause_after_call": [0.0, 0.0]},
-        "lock": {"consecutive_failed": None, "consecutive_not_alerting": None},
-    }
+    return control_config(tmp_path, bank, "drain")
 
 
 async def test_drain_lets_the_call_end_then_stops_and_bring_back_reopens(appliance, http, bank) -> None:
