@@ -127,6 +127,19 @@ class FakeAppliance:
                 "final": final, "number_shown": number_shown, "sim_id": "s1", "channel_id": "m1", "dialed_at": now,
                 "seq": seq, **extra}
 
+    async def reach_then_text_back(self, shown: str, text: str, inbound_id: str) -> dict[str, Any]:
+        """Take the next batch, answer its first job ``answered_human`` from ``shown``, then
+        have the callee text ``shown`` back; each step acknowledged. The job."""
+        batch = await self.expect("jobs")
+        await self.ack(batch)
+        job = batch["jobs"][0]
+        await self.send({"type": "results", "results": [self.result(job, "answered_human", number_shown=shown)]})
+        await self.expect("results_ack")
+        await self.send({"type": "inbound", "events": [{"id": inbound_id, "kind": "sms", "from": job["callee"],
+                                                        "to": shown, "text": text}]})
+        await self.expect("inbound_ack")
+        return job
+
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()

@@ -64,14 +64,7 @@ async def test_results_history_inbound_and_webhooks_carry_external_id(tmp_path):
                 assert r.status == 200
             app = FakeAppliance(s, c.url, await enroll(s, c, "box-01"), clock=clock)
             await app.connect()
-            batch = await app.expect("jobs")
-            await app.ack(batch)
-            await app.send({"type": "results", "results": [app.result(batch["jobs"][0], "answered_human",
-                                                                      number_shown="+48690000003")]})
-            await app.expect("results_ack")
-            await app.send({"type": "inbound", "events": [{"id": "in-1", "kind": "sms", "from": "+48600100200",
-                                                           "to": "+48690000003", "text": "zapłacę jutro"}]})
-            await app.expect("inbound_ack")
+            await app.reach_then_text_back("+48690000003", "zapłacę jutro", "in-1")
 
             async with s.get(f"{c.url}/v1/results?campaign=nov", headers=auth(key)) as r:
                 results = (await r.json())["items"]

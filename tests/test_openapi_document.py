@@ -158,14 +158,7 @@ async def test_real_deliveries_verify_by_the_documents_recipe_and_fit_their_sche
             assert r.status == 200
         app = FakeAppliance(s, c.url, await enroll(s, c, "box-01"), clock=c.clock)
         await app.connect()
-        batch = await app.expect("jobs")
-        await app.ack(batch)
-        await app.send({"type": "results", "results": [app.result(batch["jobs"][0], "answered_human",
-                                                                  number_shown="+48690000003")]})
-        await app.expect("results_ack")
-        await app.send({"type": "inbound", "events": [{"id": "in-9", "kind": "sms", "from": "+48600100200",
-                                                       "to": "+48690000003", "text": "Zapłacę w piątek"}]})
-        await app.expect("inbound_ack")
+        await app.reach_then_text_back("+48690000003", "Zapłacę w piątek", "in-9")
         await wait_for(lambda: len(captured) == 2)
         await app.close()
     finally:
