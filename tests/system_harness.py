@@ -8,8 +8,10 @@ import json
 import re
 import socket
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -202,3 +204,20 @@ def config_mistake(load: Any, error: type[Exception], path: Path, text: str) -> 
         raise AssertionError(f"{path}: loaded without a complaint")
     assert msg.startswith(f"{path}: ") and "fix: " in msg and "\n" not in msg, msg
     return msg
+
+
+#: Zones round the globe: at any hour one of them is inside the shipped calling hours.
+ZONES = ("Pacific/Auckland", "Australia/Sydney", "Asia/Tokyo", "Asia/Shanghai", "Asia/Bangkok", "Asia/Kolkata",
+         "Asia/Dubai", "Europe/Moscow", "Europe/Warsaw", "Europe/London", "Atlantic/Azores", "America/Sao_Paulo",
+         "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Pacific/Honolulu")
+
+
+def daytime_zone() -> str:
+    """A zone where the local time is now well inside the default calling hours."""
+    def distance(zone: str) -> float:
+        local = datetime.now(ZoneInfo(zone))
+        return abs(local.hour + local.minute / 60 - 13)
+
+    zone = min(ZONES, key=distance)
+    assert 9 <= datetime.now(ZoneInfo(zone)).hour < 18, zone
+    return zone

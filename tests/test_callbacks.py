@@ -20,6 +20,7 @@ from system_harness import (
     clock_between,
     config_mistake,
     controller_sections,
+    daytime_zone,
     receiver,
 )
 
@@ -346,12 +347,12 @@ async def test_callbacks_to_shown_numbers_reach_the_crm(tmp_path: Path, bank, co
             assert status == 201
             hooks.secret = hook["secret"]
             status, _ = await crm.call("POST", "/v1/campaigns", json={
-                "id": "dec", "name": "December", "start": True, "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}],
-                "rules": {"hours": ["00:00", "23:59"]}})
+                "id": "dec", "name": "December", "start": True, "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}]})
             assert status == 201
-            csv = ("external_id,phones,name,amount,currency,due_date\n"
-                   "c1,+48600000101,Jan Kowalski,100.50,PLN,2026-12-31\n"
-                   "c2,+48601000102,Anna Nowak,200.50,PLN,2026-12-31\n")  # behaviour 0: they answer
+            zone = daytime_zone()  # the shipped calling hours: the debtors live where it is daytime now
+            csv = ("external_id,phones,name,amount,currency,due_date,time_zone\n"
+                   f"c1,+48600000101,Jan Kowalski,100.50,PLN,2026-12-31,{zone}\n"
+                   f"c2,+48601000102,Anna Nowak,200.50,PLN,2026-12-31,{zone}\n")  # behaviour 0: they answer
             status, imported = await crm.call("POST", "/v1/campaigns/dec/contacts", data=csv.encode(),
                                               headers={"Content-Type": "text/csv"})
             assert status == 200 and imported["created"] == 2

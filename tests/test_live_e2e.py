@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 from controller_harness import FakeClock, enroll, make_config
-from system_harness import appliance_config, controller_sections, receiver
+from system_harness import appliance_config, controller_sections, daytime_zone, receiver
 
 from appliance.config import parse_config
 from appliance.runtime import Appliance
@@ -40,27 +40,12 @@ CALLEES: dict[str, tuple[str, str]] = {
     "k4": ("+48600894111", "wrong_person"),    # 2
 }
 #: Real zones around the world; the one where it is now closest to 13:00 is the debtors'.
-ZONES = ("Pacific/Auckland", "Australia/Sydney", "Asia/Tokyo", "Asia/Shanghai", "Asia/Bangkok", "Asia/Kolkata",
-         "Asia/Dubai", "Europe/Moscow", "Europe/Warsaw", "Europe/London", "Atlantic/Azores", "America/Sao_Paulo",
-         "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Pacific/Honolulu")
-
 #: Realistic timing: the far ends' voices are made while the call sets up and rings, as on a
 #: real network (in fast timing a cold sound cache left a person's first second as his
 #: line's noise floor, which the AMD read as a long greeting: a machine). Seed 12: each
 #: person answers with a short word — one who answers with a whole sentence is a machine to
 #: the AMD (its long_greeting rule, 1.5 s), a known trade-off measured by the benchmark.
 pytestmark = pytest.mark.bank(modems=len(CALLEES), vendors=("huawei",), timing=Timing.REALISTIC, seed=12)
-
-
-def daytime_zone() -> str:
-    """A zone where the local time is now well inside the default calling hours."""
-    def distance(zone: str) -> float:
-        local = datetime.now(ZoneInfo(zone))
-        return abs(local.hour + local.minute / 60 - 13)
-
-    zone = min(ZONES, key=distance)
-    assert 9 <= datetime.now(ZoneInfo(zone)).hour < 18, zone
-    return zone
 
 
 def keyed_date(ddmm: str, start: date) -> date:

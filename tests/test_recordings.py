@@ -358,7 +358,7 @@ async def test_a_recorded_call_is_fetched_through_the_api_and_gone_after_its_ret
     recording; the appliance sends it and deletes its copy; the CRM lists it, fetches it,
     and hears the person's greeting on the far end's side and the message on ours, about
     as long as the call; 2 days later (the campaign's retention) it is gone."""
-    from system_harness import appliance_config
+    from system_harness import appliance_config, daytime_zone
 
     from appliance.config import parse_config
     from appliance.runtime import Appliance
@@ -374,11 +374,12 @@ async def test_a_recorded_call_is_fetched_through_the_api_and_gone_after_its_ret
         step = {"kind": "call", "attempts": 1, "on_answer": "amd", "on_human": "play", "message": MESSAGE}
         for cid, record, phone in (("rec", True, "+48600000123"), ("plain", False, "+48600010123")):
             status, body = await crm.call("POST", "/v1/campaigns", json={
-                "id": cid, "name": cid, "start": True, "rules": {"hours": ["00:00", "23:59"], "recording_retention_days": 2},
+                "id": cid, "name": cid, "start": True, "rules": {"recording_retention_days": 2},
                 "strategy": [{**step, "record": True} if record else step]})
             assert status == 201, body
-            status, body = await crm.call("POST", f"/v1/campaigns/{cid}/contacts",
-                                          json=[{"external_id": "p1", "phones": [phone], "name": "Jan"}])
+            status, body = await crm.call("POST", f"/v1/campaigns/{cid}/contacts",  # shipped hours: where it is day
+                                          json=[{"external_id": "p1", "phones": [phone], "name": "Jan",
+                                                 "time_zone": daytime_zone()}])
             assert status == 200, body
         async with asyncio.timeout(60):
             while not (page := (await crm.call("GET", "/v1/recordings?campaign_id=rec"))[1])["items"]:
