@@ -19,6 +19,7 @@ import pytest
 from appliance.audio import Beep, DtmfDetector, FaxTone, Sit
 from appliance.audio import CallAudio as Detectors
 from modem_drivers.emulator import Emulator
+from modem_drivers.emulator._plan import plan_behaviour
 from modem_drivers.emulator.host import AtHost
 from modem_drivers.emulator.sounds import (
     FRAME_BYTES,
@@ -227,6 +228,12 @@ CALLEES = {
 
 async def test_each_callee_plays_its_kind_of_audio(bank_of) -> None:  # type: ignore[no-untyped-def]
     emu, _ = await bank_of(modems=len(CALLEES), vendors=("huawei",), control_port=None)
+    # A real line carries its noise from the first frame: the far ends' sounds are made
+    # before the dial, so none starts on the emulator's quiet floor while its sound is still
+    # being made (that level step reads as sound before the fax's CNG, which is then a beep).
+    assert emu.network.sounds is not None
+    for number in CALLEES.values():
+        await asyncio.to_thread(emu.network.sounds.sound_for, number, plan_behaviour(number))
     lines = {kind: await dial(emu, i, number) for i, (kind, number) in enumerate(CALLEES.items())}
     # listen until the machine's beep has sounded (and 1 s more), 4 s at least
     machine = record_of(emu, CALLEES["machine"])
@@ -249,7 +256,8 @@ async def test_each_callee_plays_its_kind_of_audio(bank_of) -> None:  # type: ig
     await asyncio.sleep(0.9)
     message = [s for s in machine.audio.heard if s.start_ms >= beep_ms]
     assert len(message) == 1 and 900 <= message[0].end_ms - message[0].start_ms <= 1100
-    assert rms_dbfs(machine.audio.after_beep()) > -30
+    assert rms_dbfs(machine.audio.span_audio(message[0])) > -30  # recorded at its level
+    assert machine.audio.span_audio(message[0]) in machine.audio.after_beep()  # in its recording after the beep
 
     quiet = np.frombuffer(heard["silence"], dtype="<i2")
     assert rms_dbfs(heard["silence"]) < -55 and np.count_nonzero(quiet) > len(quiet) // 2  # a line, not digital zero
