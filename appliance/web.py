@@ -12,7 +12,7 @@ slot (``technician/actions.py``).
 
 Nothing but ``/healthz`` and the sign-in form answers without a session: local
 technician accounts (``simrotor appliance user add NAME``), a session cookie and a CSRF
-token on every action (``technician/signin.py``). ``[appliance] status_page = false``
+token on every action (``common/webauth``). ``[appliance] status_page = false``
 switches the page (and its sign-in) off.
 
 Its handlers read the status sources from the application key ``status.STATUS``, which
@@ -28,13 +28,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from common.phone import mask
+from common.webauth import DESK, SESSION, Desk, guard, routes
 
 from .problems import media_problem, problem
 from .status import STATUS, Status
-from .technician.accounts import Accounts
+from .technician import technician_accounts, technician_door
 from .technician.actions import ActionRefused, Actions
 from .technician.live import Streams
-from .technician.signin import DESK, SESSION, Desk, guard, routes
 from .technician.sims import sim_rows
 from .technician.words import SCAN_ROWS, trouble
 
@@ -314,9 +314,9 @@ def add_routes(app: web.Application) -> None:
     """The page's routes, its sign-in and its guard on the API's application (which holds
     ``STATUS``)."""
     status = app[STATUS]
-    app[DESK] = Desk.build(Accounts(status.store.conn))
+    app[DESK] = Desk.build(technician_door(status.appliance_id), technician_accounts(status.store.conn))
     app[ACTIONS] = Actions(status.bank, status.scheduler.policy, status.store, clock=status.clock)
-    app.middlewares.append(guard())
+    app.middlewares.append(guard(problem))
 
     async def close_actions(app: web.Application) -> None:
         await app[ACTIONS].close()
@@ -325,7 +325,7 @@ def add_routes(app: web.Application) -> None:
     app[STREAMS] = Streams()
     status.bank.on_change(app[STREAMS].wake)  # a channel move is on every open page at once
     app.on_shutdown.append(app[STREAMS].close)  # open pages never hold up a stop
-    app.router.add_routes(routes(status.appliance_id))
+    app.router.add_routes(routes())
     app.router.add_get("/", page)
     app.router.add_get("/status.json", status_json)
     app.router.add_get("/events.stream", events_stream)

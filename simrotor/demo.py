@@ -83,7 +83,7 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
 
     from appliance.config import parse_config as parse_appliance
     from appliance.runtime import Appliance, plan_prefixes
-    from appliance.technician.accounts import Accounts
+    from appliance.technician import technician_accounts
     from controller.config import parse_config as parse_controller
     from controller.server import Controller, create_enroll_token, create_key
 
@@ -118,7 +118,7 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
             await appliance.start()
             # The page needs a technician's sign-in; on a real box: simrotor appliance user add NAME
             password = secrets.token_urlsafe(9)
-            Accounts(appliance.store.conn).add(DEMO_TECHNICIAN, password)
+            technician_accounts(appliance.store.conn).add(DEMO_TECHNICIAN, password)
             say(f"controller   {controller.url}   (CRM API under /v1, reference page {controller.url}/docs)")
             say(f"technician   {appliance.address}/   (the appliance's page: modems, SIMs, results; "
                 f"sign in as {DEMO_TECHNICIAN}, password {password})")

@@ -17,7 +17,7 @@ import pytest
 
 from appliance.config import parse_config
 from appliance.runtime import Appliance
-from appliance.technician.accounts import Accounts
+from appliance.technician import technician_accounts
 from modem_drivers.emulator import Fault, Timing
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -91,7 +91,7 @@ async def test_technician_page_shows_channels_and_faults(tmp_path, bank):
         "supervision": {"reopen_backoff": [0.2, 1.0]},
     }))
     await app.start()
-    Accounts(app.store.conn).add(TECH, PASSWORD)
+    technician_accounts(app.store.conn).add(TECH, PASSWORD)
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -165,7 +165,7 @@ async def test_technician_sees_every_sim_and_acts(tmp_path, bank):
         "limits": {"min_pause_seconds": 0.0, "pause_after_call": [0.0, 0.0]},
     }))
     await app.start()
-    Accounts(app.store.conn).add(TECH, PASSWORD)
+    technician_accounts(app.store.conn).add(TECH, PASSWORD)
     base = app.address
     slot_sim = {(ch.id, s.slot): s for ch, s in app.bank.sims()}
     assert len(slot_sim) == 4 and all(ch.active_slot == 0 for ch in app.bank.channels.values())

@@ -16,11 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.store import Store
-from appliance.technician.accounts import AccountError, Accounts
+from appliance.technician import technician_accounts
 from appliance.technician.cli import user
-from appliance.technician.lockout import Lockout
-from appliance.technician.signin import COOKIE, DESK, SIGNIN_COOKIE
 from appliance.technician.words import sentence, trouble
+from common.webauth import DESK, AccountError
+from common.webauth.lockout import Lockout
+from common.webauth.signin import COOKIE, SIGNIN_COOKIE
 from modem_drivers.emulator import Timing
 
 pytestmark = pytest.mark.bank(modems=2, sims_per_modem=2, timing=Timing.FAST, seed=5, vendors=("simcom", "quectel"))
@@ -87,7 +88,7 @@ async def test_signin_lockout_csrf_signout(appliance, http, bank):
     r, _ = await b.request("GET", "/metrics")  # loopback, no metrics_token: Prometheus on this machine
     assert r.status == 200
 
-    accounts = Accounts(appliance.store.conn)
+    accounts = technician_accounts(appliance.store.conn)
     accounts.add("jan", PASSWORD)
     accounts.add("ewa", PASSWORD)
     desk = appliance.runner.app[DESK]
@@ -189,7 +190,7 @@ def test_lockout_backoff_is_capped_and_forgets():
 
 async def test_accounts_hash_and_refuse(tmp_path):
     store = Store(tmp_path / "a.db")
-    accounts = Accounts(store.conn)
+    accounts = technician_accounts(store.conn)
     accounts.add("jan", PASSWORD)
     row = store.conn.execute("SELECT password_hash FROM technicians WHERE name = 'jan'").fetchone()[0]
     assert row.startswith("$argon2id$") and PASSWORD not in row
@@ -296,7 +297,7 @@ def test_a_short_metrics_token_beyond_loopback_is_refused_at_start(tmp_path):
 
 async def test_a_burst_of_sign_ins_counts_at_once_and_actions_refuse_with_reasons(appliance, http, bank, tmp_path,
                                                                                  start_appliance):
-    Accounts(appliance.store.conn).add("jan", PASSWORD)
+    technician_accounts(appliance.store.conn).add("jan", PASSWORD)
     b = Browser(http, appliance.address)
     # Eight wrong passwords sent at once: five are checked, the rest refused as locked.
     forms = []
@@ -397,7 +398,7 @@ async def read_event(resp: aiohttp.ClientResponse) -> tuple[str, str]:
 
 
 async def test_live_updates_by_server_sent_events(appliance, http, bank):
-    Accounts(appliance.store.conn).add("jan", PASSWORD)
+    technician_accounts(appliance.store.conn).add("jan", PASSWORD)
     b = Browser(http, appliance.address)
     async with http.get(appliance.address + "/events.stream") as r:
         assert r.status == 401  # no session, no stream
@@ -418,7 +419,7 @@ async def test_live_updates_by_server_sent_events(appliance, http, bank):
                 break
         print(json.dumps({"fault_to_stream_seconds": round(time.monotonic() - t0, 3)}))
         # The account removed: the stream says so and ends.
-        Accounts(appliance.store.conn).remove("jan")
+        technician_accounts(appliance.store.conn).remove("jan")
         while name != "signedout":
             name, _ = await read_event(r)
         with pytest.raises(EOFError):
@@ -429,7 +430,7 @@ async def test_an_open_stream_does_not_hold_up_a_stop(tmp_path, bank, start_appl
     app = await start_appliance({"emulator_state": str(bank.state),
                                  "appliance": {"id": "box-s", "store": str(tmp_path / "s.db"), "listen": "127.0.0.1:0",
                                                "token": "t"}})
-    Accounts(app.store.conn).add("jan", PASSWORD)
+    technician_accounts(app.store.conn).add("jan", PASSWORD)
     b = Browser(http, app.address)
     assert (await b.sign_in("jan", PASSWORD)).status == 303
     async with http.get(app.address + "/events.stream", headers={"Cookie": f"{COOKIE}={b.jar[COOKIE]}"}) as r:

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from appliance.balance import parse_balance, parse_currency
-from appliance.technician.accounts import Accounts
+from appliance.technician import technician_accounts
 from modem_drivers.emulator import Timing
 from tests.test_appliance_signin import PASSWORD, Browser
 
@@ -56,7 +56,7 @@ async def test_the_page_shows_the_balance_with_its_currency(appliance, http, ban
     detail = appliance.store.conn.execute("SELECT detail FROM events WHERE kind = 'balance'").fetchone()[0]
     assert json.loads(detail)["currency"] == "PLN"
 
-    Accounts(appliance.store.conn).add("jan", PASSWORD)
+    technician_accounts(appliance.store.conn).add("jan", PASSWORD)
     b = Browser(http, appliance.address)
     assert (await b.sign_in("jan", PASSWORD)).status == 303
     _, text = await b.request("GET", "/status.json")
@@ -70,7 +70,7 @@ async def test_the_page_shows_the_balance_with_its_currency(appliance, http, ban
     again = await start_appliance(appliance_config)
     assert again.balance.readings[appliance.bank.channels[cid].sims[0].sim_id]["currency"] == "PLN"
     b = Browser(http, again.address)
-    Accounts(again.store.conn).add("eva", PASSWORD)
+    technician_accounts(again.store.conn).add("eva", PASSWORD)
     assert (await b.sign_in("eva", PASSWORD)).status == 303
     _, text = await b.request("GET", "/status.json")
     sim = next(r for r in json.loads(text)["sims"] if r["channel"] == cid)
@@ -83,7 +83,7 @@ async def test_balances_with_currency_on_the_page_in_chromium(appliance, bank):
 
     from tests.test_appliance_page import ARGS, CHROMIUM, TECH, sign_in
 
-    Accounts(appliance.store.conn).add(TECH, PASSWORD)
+    technician_accounts(appliance.store.conn).add(TECH, PASSWORD)
     cid = next(iter(appliance.bank.channels))
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)

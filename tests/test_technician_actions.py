@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from appliance.technician.accounts import Accounts
+from appliance.technician import technician_accounts
 from modem_drivers.emulator import Timing
 from modem_drivers.modem import Modem
 from tests.test_appliance_modem_control import (
@@ -33,7 +33,7 @@ def appliance_config(tmp_path, bank) -> dict[str, Any]:
 
 async def test_drain_lets_the_call_end_then_stops_and_bring_back_reopens(appliance, http, bank) -> None:
     api = Api(http, appliance.address)
-    Accounts(appliance.store.conn).add("jan", PASSWORD)
+    technician_accounts(appliance.store.conn).add("jan", PASSWORD)
     b = Browser(http, appliance.address)
     assert (await b.sign_in("jan", PASSWORD)).status == 303
     _, html = await b.request("GET", "/")
@@ -100,7 +100,7 @@ async def test_drain_lets_the_call_end_then_stops_and_bring_back_reopens(applian
 
 
 async def test_drain_of_an_idle_modem_stops_it_at_once(appliance, http) -> None:
-    Accounts(appliance.store.conn).add("eva", PASSWORD)
+    technician_accounts(appliance.store.conn).add("eva", PASSWORD)
     b = Browser(http, appliance.address)
     assert (await b.sign_in("eva", PASSWORD)).status == 303
     _, html = await b.request("GET", "/")
@@ -125,7 +125,7 @@ async def test_drain_and_bring_back_buttons_in_chromium(appliance, bank) -> None
 
     from tests.test_appliance_page import ARGS, CHROMIUM, TECH, sign_in
 
-    Accounts(appliance.store.conn).add(TECH, PASSWORD)
+    technician_accounts(appliance.store.conn).add(TECH, PASSWORD)
     cid = next(iter(appliance.bank.channels))
     row = f"tr[data-channel='{cid}']"
     async with async_playwright() as pw:

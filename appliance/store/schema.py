@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS recordings (
     next_try_at REAL NOT NULL,
     last_error TEXT
 );
--- technicians who may sign in to the page (appliance/technician/accounts.py): argon2id hashes
+-- technicians who may sign in to the page (common/webauth/accounts.py): argon2id hashes
 CREATE TABLE IF NOT EXISTS technicians (
     name TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,      -- argon2-cffi's encoded hash (parameters and salt inside)

@@ -17,10 +17,11 @@ from pathlib import Path
 import click
 
 from common.clikit import emit, json_option, load_config_or_exit
+from common.webauth import AccountError
 
 from ..config import ConfigError, load_config
 from ..store import Store
-from .accounts import AccountError, Accounts
+from . import technician_accounts
 
 
 def _say(data: dict, as_json: bool, text: str) -> None:
@@ -94,7 +95,7 @@ def add(name: str, config_path: str | None, store_path: str | None, password_std
             password = sys.stdin.readline().rstrip("\r\n")
         else:
             password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
-        tech = Accounts(store.conn).add(name, password, replace=replace)
+        tech = technician_accounts(store.conn).add(name, password, replace=replace)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -116,7 +117,7 @@ def list_(config_path: str | None, store_path: str | None, as_json: bool) -> Non
     """
     store = _store(config_path, store_path)
     try:
-        techs = Accounts(store.conn).list()
+        techs = technician_accounts(store.conn).list()
     finally:
         store.close()
     rows = [{"name": t.name, "created_at": t.created_at, "changed_at": t.changed_at} for t in techs]
@@ -138,7 +139,7 @@ def remove(name: str, config_path: str | None, store_path: str | None, as_json: 
     """
     store = _store(config_path, store_path)
     try:
-        Accounts(store.conn).remove(name)
+        technician_accounts(store.conn).remove(name)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

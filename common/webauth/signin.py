@@ -1,14 +1,17 @@
-"""Sign-in, sign-out and the guard in front of the technician page.
+"""Sign-in, sign-out and the guard in front of a page (the appliance's technician page,
+the controller's overview page). A ``Door`` says what differs between pages: the form's
+title, the path prefix the page lives under, the cookies' names, the command that makes
+an account, and the path prefixes the guard leaves to another credential.
 
 Without a session only ``/healthz`` and the sign-in form answer; every other page route
-sends a browser to the form (``GET /``) or answers ``401`` JSON. ``/api/…`` keeps its
-bearer token and ``/metrics`` its own rule (appliance/api.py); the guard leaves both
-to them.
+sends a browser to the form (``GET {base}/``) or answers ``401`` (a problem, in the
+page's own problem shape). Paths the door ``passes`` (the appliance's ``/api/`` bearer
+token and ``/metrics``) keep their own rules; paths outside ``base`` are not the page's.
 
-* **The session cookie** ``simrotor_session``: ``HttpOnly`` (no script reads it),
+* **The session cookie** (``simrotor_session`` by default): ``HttpOnly`` (no script reads it),
   ``SameSite=Strict`` (no other site's link or form sends it), ``Secure`` when the
   request came over TLS (the appliance's own, or a proxy's ``X-Forwarded-Proto: https``),
-  ``Path=/``, no ``Max-Age`` (gone with the browser; the server ends it anyway: sessions.py).
+  ``Path`` the page's base, no ``Max-Age`` (gone with the browser; the server ends it anyway: sessions.py).
 * **CSRF**: every POST but the sign-in carries the session's CSRF token in the
   ``X-CSRF-Token`` header (the page's script) or a ``csrf`` form field (the sign-out
   button); without it, or with another, the answer is ``403`` and nothing is done. The
@@ -30,7 +33,6 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from ..problems import problem
 from .accounts import Accounts
 from .lockout import ACCOUNT_FREE, ADDRESS_FREE, Lockout
 from .sessions import Session, Sessions, same
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 COOKIE: Final = "simrotor_session"
 SIGNIN_COOKIE: Final = "simrotor_signin"
 CSRF_HEADER: Final = "X-CSRF-Token"
-#: Page routes that answer without a session.
+#: Page routes (under the door's base) that answer without a session.
 OPEN_PATHS: Final = frozenset({"/healthz", "/signin"})
 #: Largest sign-in form accepted (a name, a password of at most 256 characters, a token).
 MAX_FORM: Final = 4096
@@ -50,21 +52,48 @@ FORM_HEADERS: Final = {"X-Frame-Options": "DENY", "Cache-Control": "no-store",
                                                   "frame-ancestors 'none'"}
 
 
+#: A page's problem answer: ``problem(request, status, code, detail)``.
+Problem = Callable[[web.Request, int, str, str], web.Response]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Door:
+    """What differs between two pages' sign-ins."""
+
+    title: str  # the form's heading, e.g. "simrotor box-1"
+    add_hint: str  # the command that makes an account, shown while there is none
+    where: str  # where that command runs, e.g. "On the appliance"
+    base: str = ""  # the page's path prefix ("" or e.g. "/overview"), no trailing slash
+    cookie: str = COOKIE
+    signin_cookie: str = SIGNIN_COOKIE
+    passes: tuple[str, ...] = ()  # path prefixes with a credential of their own
+
+    def __post_init__(self) -> None:
+        if self.base.endswith("/") or (self.base and not self.base.startswith("/")):
+            raise ValueError(f"Door base {self.base!r}: '' or a path like '/overview' (no trailing slash)")
+
+    @property
+    def cookie_path(self) -> str:
+        return self.base or "/"
+
+
 @dataclasses.dataclass(slots=True)
 class Desk:
-    """What the sign-in and the guard use: the accounts, the sessions and the two lockouts."""
+    """What the sign-in and the guard use: the door, the accounts, the sessions and the two lockouts."""
 
+    door: Door
     accounts: Accounts
     sessions: Sessions
     by_account: Lockout
     by_address: Lockout
 
     @classmethod
-    def build(cls, accounts: Accounts, clock: Callable[[], float] = time.time) -> Desk:
-        return cls(accounts, Sessions(clock), Lockout(clock, free=ACCOUNT_FREE), Lockout(clock, free=ADDRESS_FREE))
+    def build(cls, door: Door, accounts: Accounts, clock: Callable[[], float] = time.time) -> Desk:
+        return cls(door, accounts, Sessions(clock), Lockout(clock, free=ACCOUNT_FREE),
+                   Lockout(clock, free=ADDRESS_FREE))
 
     def session_of(self, request: web.Request) -> Session | None:
-        s = self.sessions.get(request.cookies.get(COOKIE))
+        s = self.sessions.get(request.cookies.get(self.door.cookie))
         if s is None:
             return None
         tech = self.accounts.get(s.name)
@@ -74,31 +103,35 @@ class Desk:
         return s
 
 
-DESK: Final = web.AppKey("technician_desk", Desk)
+DESK: Final = web.AppKey("webauth_desk", Desk)
 #: The request's session, set by the guard.
-SESSION: Final = web.RequestKey("technician_session", Session)
+SESSION: Final = web.RequestKey("webauth_session", Session)
 
 
 def secure(request: web.Request) -> bool:
     return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
-def _cookie(response: web.StreamResponse, request: web.Request, name: str, value: str) -> None:
-    response.set_cookie(name, value, path="/", httponly=True, samesite="Strict", secure=secure(request))
+def _cookie(response: web.StreamResponse, request: web.Request, door: Door, name: str, value: str) -> None:
+    response.set_cookie(name, value, path=door.cookie_path, httponly=True, samesite="Strict", secure=secure(request))
 
 
-def guard() -> Callable[..., Awaitable[web.StreamResponse]]:
+def guard(problem: Problem) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The middleware: a session on every page route but the open ones, and its CSRF
+    token on every POST; ``problem`` answers the refusals in the page's shape."""
     @web.middleware
-    async def technician_guard(request: web.Request, handler: Any) -> web.StreamResponse:
-        path = request.path
-        if path in OPEN_PATHS or path == "/metrics" or path.startswith("/api/"):
-            return await handler(request)
+    async def signin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
         desk = request.app[DESK]
+        door, path = desk.door, request.path
+        if not path.startswith(door.base) or any(path.startswith(p) for p in door.passes):
+            return await handler(request)
+        if path[len(door.base):] in OPEN_PATHS:
+            return await handler(request)
         session = desk.session_of(request)
         if session is None:
-            if request.method == "GET" and path == "/":
-                raise web.HTTPSeeOther("/signin")
-            return problem(request, 401, "unauthorized", "sign in at /signin")
+            if request.method == "GET" and path in (door.base + "/", door.base):
+                raise web.HTTPSeeOther(door.base + "/signin")
+            return problem(request, 401, "unauthorized", f"sign in at {door.base}/signin")
         if request.method not in ("GET", "HEAD"):
             given = request.headers.get(CSRF_HEADER)
             if given is None and request.content_type == "application/x-www-form-urlencoded":
@@ -109,7 +142,7 @@ def guard() -> Callable[..., Awaitable[web.StreamResponse]]:
         request[SESSION] = session
         return await handler(request)
 
-    return technician_guard
+    return signin_guard
 
 
 FORM = """<!doctype html>
@@ -125,22 +158,23 @@ FORM = """<!doctype html>
 </style></head><body>{body}</body></html>
 """
 
-SIGNIN_BODY = """<form method="post" action="/signin" id="signin"><h1>simrotor {appliance}</h1>
+SIGNIN_BODY = """<form method="post" action="{action}" id="signin"><h1>{title}</h1>
 <input type="hidden" name="csrf" value="{csrf}">
-<label for="name">Technician</label><input id="name" name="name" autocomplete="username" autocapitalize="none" required value="{name}">
+<label for="name">{who}</label><input id="name" name="name" autocomplete="username" autocapitalize="none" required value="{name}">
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>{problem}</form>"""
 
-NO_ACCOUNT_BODY = """<div class="box" id="no-account"><h1>simrotor {appliance}</h1>
-<p>No technician account exists yet. On the appliance, as the user that runs it, create one:</p>
-<p><code>simrotor appliance user add NAME --config /etc/simrotor/appliance.toml</code></p>
+NO_ACCOUNT_BODY = """<div class="box" id="no-account"><h1>{title}</h1>
+<p>No {who} account exists yet. {where}, as the user that runs it, create one:</p>
+<p><code>{add_hint}</code></p>
 <p>It asks for the password twice. Then reload this page and sign in.</p></div>"""
 
 
-def _form(appliance: str, csrf: str, *, name: str = "", problem: str = "") -> str:
+def _form(desk: Desk, csrf: str, *, name: str = "", problem: str = "") -> str:
     p = f'<p id="problem">{html.escape(problem)}</p>' if problem else ""
-    return FORM.format(body=SIGNIN_BODY.format(appliance=html.escape(appliance), csrf=csrf, name=html.escape(name),
-                                               problem=p))
+    return FORM.format(body=SIGNIN_BODY.format(title=html.escape(desk.door.title), action=desk.door.base + "/signin",
+                                               who=html.escape(desk.accounts.who.capitalize()), csrf=csrf,
+                                               name=html.escape(name), problem=p))
 
 
 def _wait_text(seconds: float) -> str:
@@ -148,21 +182,26 @@ def _wait_text(seconds: float) -> str:
     return f"{s} s" if s < 120 else f"{(s + 59) // 60} min"
 
 
-def routes(appliance_id: str) -> list[web.RouteDef]:
+def routes(*, with_healthz: bool = True) -> list[web.RouteDef]:
+    """``GET|POST /signin``, ``POST /signout`` (and ``GET /healthz`` unless the page's
+    server has its own), relative to the application they are added to."""
     async def signin_form(request: web.Request) -> web.Response:
         desk = request.app[DESK]
+        door = desk.door
         if desk.accounts.count() == 0:
-            return web.Response(text=FORM.format(body=NO_ACCOUNT_BODY.format(appliance=html.escape(appliance_id))),
-                                content_type="text/html", headers=FORM_HEADERS)
+            body = NO_ACCOUNT_BODY.format(title=html.escape(door.title), who=html.escape(desk.accounts.who),
+                                          where=html.escape(door.where), add_hint=html.escape(door.add_hint))
+            return web.Response(text=FORM.format(body=body), content_type="text/html", headers=FORM_HEADERS)
         if desk.session_of(request) is not None:
-            raise web.HTTPSeeOther("/")
+            raise web.HTTPSeeOther(door.base + "/")
         token = secrets.token_urlsafe(24)
-        response = web.Response(text=_form(appliance_id, token), content_type="text/html", headers=FORM_HEADERS)
-        _cookie(response, request, SIGNIN_COOKIE, token)
+        response = web.Response(text=_form(desk, token), content_type="text/html", headers=FORM_HEADERS)
+        _cookie(response, request, door, door.signin_cookie, token)
         return response
 
     async def signin(request: web.Request) -> web.Response:
         desk = request.app[DESK]
+        door = desk.door
         if (request.content_length or 0) > MAX_FORM:
             return web.Response(text="sign-in form too large", status=413)
         form = await request.post()
@@ -171,12 +210,12 @@ def routes(appliance_id: str) -> list[web.RouteDef]:
         fresh = secrets.token_urlsafe(24)
 
         def again(status: int, problem: str, headers: dict[str, str] | None = None) -> web.Response:
-            response = web.Response(text=_form(appliance_id, fresh, name=name[:40], problem=problem),
+            response = web.Response(text=_form(desk, fresh, name=name[:40], problem=problem),
                                     content_type="text/html", status=status, headers={**FORM_HEADERS, **(headers or {})})
-            _cookie(response, request, SIGNIN_COOKIE, fresh)
+            _cookie(response, request, door, door.signin_cookie, fresh)
             return response
 
-        if not same(str(form.get("csrf", "")), request.cookies.get(SIGNIN_COOKIE, "")):
+        if not same(str(form.get("csrf", "")), request.cookies.get(door.signin_cookie, "")):
             return again(403, "This form has expired or came from elsewhere: sign in again.")
         address = request.remote or "unknown"
         wait = max(desk.by_account.locked_for(name), desk.by_address.locked_for(address))
@@ -198,23 +237,24 @@ def routes(appliance_id: str) -> list[web.RouteDef]:
         desk.by_account.succeeded(name)
         desk.by_address.succeeded(address)
         session = desk.sessions.new(tech.name)
-        logger.info("technician %s signed in from %s", tech.name, address)
-        response = web.HTTPSeeOther("/")
-        _cookie(response, request, COOKIE, session.token)
-        response.del_cookie(SIGNIN_COOKIE, path="/")
+        logger.info("%s %s signed in from %s", desk.accounts.who, tech.name, address)
+        response = web.HTTPSeeOther(door.base + "/")
+        _cookie(response, request, door, door.cookie, session.token)
+        response.del_cookie(door.signin_cookie, path=door.cookie_path)
         raise response
 
     async def signout(request: web.Request) -> web.Response:
         session: Session = request[SESSION]
-        request.app[DESK].sessions.end(session.token)
-        logger.info("technician %s signed out", session.name)
-        response = web.HTTPSeeOther("/signin")
-        response.del_cookie(COOKIE, path="/")
+        desk = request.app[DESK]
+        desk.sessions.end(session.token)
+        logger.info("%s %s signed out", desk.accounts.who, session.name)
+        response = web.HTTPSeeOther(desk.door.base + "/signin")
+        response.del_cookie(desk.door.cookie, path=desk.door.cookie_path)
         raise response
 
     async def healthz(request: web.Request) -> web.Response:
         """Up and serving: for a load balancer or a watchdog, without a session (says nothing more)."""
         return web.json_response({"ok": True})
 
-    return [web.get("/healthz", healthz), web.get("/signin", signin_form), web.post("/signin", signin),
-            web.post("/signout", signout)]
+    own = [web.get("/signin", signin_form), web.post("/signin", signin), web.post("/signout", signout)]
+    return [web.get("/healthz", healthz), *own] if with_healthz else own
