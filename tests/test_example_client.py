@@ -61,19 +61,24 @@ def node() -> str:
     return path
 
 
-def contacts_file(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A Polish-locale spreadsheet's CSV (semicolons, decimal commas, a formula-like key):
-    debtors who answer, are busy, do not answer, are switched off, or whose number is
-    unassigned (the emulator's behaviour digit, docs/emulator.md)."""
+def contacts_file(tmp_path: Path, form: str = "csv") -> tuple[Path, dict[str, str]]:
+    """Debtors who answer, are busy, do not answer, are switched off, or whose number is
+    unassigned (the emulator's behaviour digit, docs/emulator.md), one with a key a
+    spreadsheet would run as a formula — as a Polish-locale spreadsheet's CSV (semicolons,
+    decimal commas) or as JSON."""
     zone = daytime_zone()
-    rows = ["external_id;phones;name;amount;currency;due_date;time_zone"]
-    behaviour = {}
+    rows, behaviour = [], {}
     for n, (b, op) in enumerate([(0, 0), (0, 1), (2, 2), (3, 3), (5, 0), (6, 1), (2, 0), (0, 3)], start=1):
-        ext = f"D-{1000 + n}" if n != 8 else "=D-1008"  # a cell a spreadsheet would run: neutralised in the export
-        rows.append(f"{ext};+4860{op}{b}{n:05d};Dłużnik {n};{100 + n},50;PLN;2026-12-31;{zone}")
+        ext = f"D-{1000 + n}" if n != 8 else "=D-1008"  # neutralised in the export, verbatim in JSON
+        rows.append({"external_id": ext, "phones": [f"+4860{op}{b}{n:05d}"], "name": f"Dłużnik {n}",
+                     "amount": f"{100 + n},50", "currency": "PLN", "due_date": "2026-12-31", "time_zone": zone})
         behaviour[ext] = str(b)
-    path = tmp_path / "dluznicy.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path = tmp_path / f"dluznicy.{form}"
+    if form == "json":
+        path.write_text(json.dumps([{**r, "amount": float(r["amount"].replace(",", "."))} for r in rows]), encoding="utf-8")
+    else:
+        lines = [";".join(rows[0])] + [";".join(",".join(v) if isinstance(v, list) else v for v in r.values()) for r in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path, behaviour
 
 
@@ -121,9 +126,10 @@ def forged_deliveries(secret: str) -> list[tuple[str, dict[str, str], bytes]]:
     ]
 
 
-async def test_node_client_runs_the_whole_contract_against_a_live_system(tmp_path, bank, controller, crm):
+@pytest.mark.parametrize("form", ["csv", "json"])
+async def test_node_client_runs_the_whole_contract_against_a_live_system(tmp_path, bank, controller, crm, form):
     c, key = controller
-    contacts, behaviour = contacts_file(tmp_path)
+    contacts, behaviour = contacts_file(tmp_path, form)
     port, secret = free_port(), "whsec_" + secrets.token_hex(24)
     hook_url = f"http://127.0.0.1:{port}/simrotor/webhook"
     proc = await asyncio.create_subprocess_exec(
@@ -160,7 +166,8 @@ async def test_node_client_runs_the_whole_contract_against_a_live_system(tmp_pat
     # what the controller stored, read through its API and its store
     results = await crm.all_results(CAMPAIGN)
     finals = [r for r in results if r["final"]]
-    assert summary["contacts"] == {"imported": 8, "created": 8, "updated": 0, "delimiter": "semicolon", "warnings": 1}
+    assert summary["contacts"] == {"imported": 8, "created": 8, "updated": 0, "warnings": 1,  # the formula-like key
+                                   "delimiter": "semicolon" if form == "csv" else None}
     assert summary["idempotent_replay"] is True and summary["recipe_checked"] == ["inbound", "result"]
     assert summary["results"]["paged"] == len(results) and summary["results"]["final"] == len(finals)
     assert summary["results"]["pages"] == -(-len(results) // 3)  # pages of 3, by the cursor
