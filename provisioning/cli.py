@@ -7,6 +7,7 @@ supervised, enrolled appliance and a report to hand over (issue 15):
 * ``udev`` (``udev.py``): stable port names; ``install`` (``install.py``): user, directories,
   units, udev rules;
 * ``enroll`` (here): trade a one-time token from the controller for the link credential;
+* ``technician`` (``technician.py``): the first technician account of the appliance's page;
 * ``selftest`` (``selftest_cli.py``): every SIM end to end, a pass/fail report.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ def provision() -> None:
       install       system user, directories, systemd units, udev rules (--root stages)
       inventory     compare the modems found with the provisioned inventory
       enroll        trade a one-time token for the controller link's credential
+      technician    the first technician account of the appliance's page
       selftest      per SIM: registration, signal, test SMS and call, balance; HTML report
 
     \b
@@ -71,10 +73,12 @@ def enroll(config_path: str, controller: str, token: str, as_json: bool) -> None
 from .bank_cli import BANK_COMMANDS  # scan, sims, assign, write-config, inventory
 from .install import install_command  # each command registered at the end, in one place
 from .selftest_cli import selftest_command
+from .technician import technician_command
 from .udev import udev_command
 
 provision.add_command(install_command)
 provision.add_command(udev_command)
 provision.add_command(selftest_command)
+provision.add_command(technician_command)
 for _command in BANK_COMMANDS:
     provision.add_command(_command)

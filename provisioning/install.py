@@ -213,6 +213,8 @@ def _next_steps(report: Report) -> list[str]:
         (f"write {CONFIG_DIR}/appliance.toml (simrotor provision write-config) and enroll as the service user: "
          f"sudo -u {USER} simrotor provision enroll --config {CONFIG_DIR}/appliance.toml --controller URL --token T"),
         "systemctl enable --now simrotor-appliance.service (on the controller's machine: simrotor-controller.service)",
+        (f"the technician's first account for the appliance's page: sudo -u {USER} simrotor provision technician NAME "
+         f"--config {CONFIG_DIR}/appliance.toml --generate"),
         "systemctl status simrotor-appliance.service shows its STATUS line (modems up, link state)",
     ]
     return steps
