@@ -92,6 +92,7 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
     ccfg = parse_controller({
         "controller": {"listen": f"127.0.0.1:{api_port}", "store": str(workdir / "controller.db")},
         "dispatch": {"interval_seconds": 0.2},
+        "webhooks": {"allow_private": True},  # the CRM of examples/crm-client-node listens on loopback too
         "operator_prefixes": {k: v for k, v in plan_prefixes().items() if k.startswith("+4860")},
     }, source="demo")
     controller = Controller(ccfg)
