@@ -224,7 +224,8 @@ def openapi_paths(op: Callable[..., dict[str, Any]], ref: Callable[[str], dict[s
                 "items": {"type": "array", "items": ref("Contact")}, "next": {"type": "integer"}}}),
             tag="contacts",
             params=[{"name": "external_id", "in": "query", "required": True,
-                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}, "description": "the CRM's key"},
+                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}, "description": "the CRM's key",
+                     "example": "D-1042"},
                     {"name": "campaign_id", "in": "query", "required": False, "schema": cid_schema},
                     params["after"], params["limit"]])},
         "/v1/campaigns/{id}/report": {"get": op(
@@ -238,7 +239,7 @@ def openapi_paths(op: Callable[..., dict[str, Any]], ref: Callable[[str], dict[s
             f"written as they are). Columns: {columns}",
             {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}},
             errors=(400, 401, 404), tag="results",
-            params=[{"name": "campaign_id", "in": "query", "required": True, "schema": cid_schema},
+            params=[{"name": "campaign_id", "in": "query", "required": True, "schema": cid_schema, "example": "nov"},
                     {"name": "format", "in": "query", "required": False, "schema": {"enum": ["csv"], "default": "csv"}}])},
         "/v1/optouts/bulk": {"post": op(
             f"Add up to {MAX_BULK_OPTOUTS:,} numbers to the opt-out list at once, all or nothing: a JSON list (of numbers, "

@@ -16,8 +16,9 @@ import json
 from functools import lru_cache
 from typing import Any, Final
 
-from .apikit import TITLES
+from .apikit import TITLES, problem_type
 from .contacts import MAX_LINE, MAX_PHONE_TEXT, MAX_PHONES, MAX_REPORTED, MAX_ROWS, MAX_TEXT
+from .openapi_examples import CSV_DESCRIPTION, REQUESTS, responses
 from .webhooks import DELIVERY_TIMEOUT, REPLAY_TOLERANCE, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 VERSION: Final = "0.1.0"
@@ -44,8 +45,9 @@ _ERR = {"$ref": "#/components/responses/Problem"}
 _AFTER = {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0, "maximum": 2**62},
           "description": "Cursor: the `next` of the previous page (0 or absent: from the start)."}
 _LIMIT = {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
-_CAMPAIGN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}$"}}
-_CONTACT_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_CAMPAIGN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}$"},
+                "example": "nov"}
+_CONTACT_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}, "example": 17}
 
 
 def _op(summary: str, ok: dict[str, Any], *, errors: tuple[int, ...] = (400, 401), params: list[Any] | None = None,
@@ -250,7 +252,7 @@ def _import_op() -> dict[str, Any]:
                      {"type": "array", "items": _ref("ContactIn"), "maxItems": MAX_ROWS},
                      {"type": "object", "required": ["contacts"], "additionalProperties": False, "properties": {
                          "contacts": {"type": "array", "items": _ref("ContactIn"), "maxItems": MAX_ROWS}}}]}},
-                 "text/csv": {"schema": {"type": "string"}}}})
+                 "text/csv": {"schema": {"type": "string", "description": CSV_DESCRIPTION}}}})
     op["responses"].update({"400": _ERR, "413": _ERR, "415": _ERR, "422": _ERR})
     return op
 
@@ -320,7 +322,8 @@ def _paths() -> dict[str, Any]:
             {"type": "object", "required": ["number", "removed"], "properties": {"number": {"type": "string"},
                                                                                  "removed": {"type": "boolean"}}}),
             errors=(400, 401, 404), tag="optouts",
-            params=[{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}])},
+            params=[{"name": "number", "in": "path", "required": True, "schema": {"type": "string"},
+                     "example": "+48600100299", "description": "E.164 (URL-encode the +: %2B48600100299)"}])},
         "/v1/webhooks": {
             "get": _op("List webhooks", _json_body({"type": "object", "required": ["items"],
                                                     "properties": {"items": {"type": "array", "items": _ref("Webhook")}}}),
@@ -338,7 +341,8 @@ def _paths() -> dict[str, Any]:
         "/v1/webhooks/{id}": {"delete": _op("Delete a webhook", _json_body(
             {"type": "object", "required": ["id", "deleted"], "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"}}}),
             errors=(401, 404), tag="webhooks",
-            params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+            params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+                     "example": "wh_5bZ0qkT1"}])},
         "/v1/webhooks/dead-letters": {"get": _op("Deliveries that failed every retry", _json_body(_page(_ref("DeadLetter"))),
                                                  params=[_AFTER, _LIMIT], tag="webhooks")},
         "/v1/webhooks/dead-letters/replay": {"post": _op(
@@ -352,7 +356,8 @@ def _paths() -> dict[str, Any]:
             errors=(401,), tag="fleet")},
         "/v1/appliances/{id}": {"get": _op("One appliance with its SIMs and open jobs", _json_body(_ref("Appliance")),
                                            errors=(401, 404), tag="fleet",
-                                           params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+                                           params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+                                                    "example": "box-01"}])},
         **_recording_paths(),
     }
 
@@ -360,7 +365,8 @@ def _paths() -> dict[str, Any]:
 def _recording_paths() -> dict[str, Any]:
     """Call recordings (controller/recordings.py): the CRM lists and fetches them while the
     campaign retains them; an appliance sends each one with its link credential."""
-    rec_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    rec_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+              "example": "6f1c0d2e9a8b4c7d8e9f0a1b2c3d4e5f"}
     ogg = {"description": "The recording (Ogg Opus, stereo: left the far end, right ours)",
            "content": {"audio/ogg": {"schema": {"type": "string", "format": "binary"}}}}
     upload = _op("An appliance sends one call's recording (its link credential as the bearer, not an API key); "
@@ -532,6 +538,51 @@ def _webhooks() -> dict[str, Any]:
     return {event: _webhook(event) for event in _EVENT_WORDS}
 
 
+def _problem_example(status: int, code: str, instance: str, detail: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": problem_type(code), "title": TITLES[code], "status": status, "detail": detail, "instance": instance,
+            "code": code, "errors": errors}
+
+
+#: Problems as the controller answers them: one of each kind a client branches on.
+PROBLEM_EXAMPLES: Final = {
+    "invalid": {"summary": "400: every bad field named", "value": SCHEMAS["Problem"]["example"]},
+    "invalid_rows": {"summary": "422: an import refused, every bad row by line and field", "value": {
+        **_problem_example(422, "invalid_rows", "/v1/campaigns/nov/contacts",
+                           "1 rejected and 0 duplicate rows of 2; nothing was stored (each is in errors, 1 in all)",
+                           [{"line": 3, "field": "phones", "external_id": "D-1043",
+                             "reason": "'600100201' is not a phone number; use E.164 (+48600000123) or give region"}]),
+        "report": {"stored": False, "rows": 2, "created": 0, "updated": 0, "valid": 1, "rejected": 1, "duplicates": 0,
+                   "errors": [{"line": 3, "field": "phones", "external_id": "D-1043",
+                               "reason": "'600100201' is not a phone number; use E.164 (+48600000123) or give region"}],
+                   "errors_total": 1, "warnings": [], "warnings_total": 0, "delimiter": "semicolon"}}},
+    "not_found": {"summary": "404", "value": _problem_example(404, "not_found", "/v1/campaigns/dec", "no campaign 'dec'", [])},
+    "bad_state": {"summary": "409: the lifecycle does not allow it", "value": _problem_example(
+        409, "bad_state", "/v1/campaigns/nov/start", "cannot start a paused campaign; it can: cancel, resume", [])},
+    "unauthorized": {"summary": "401", "value": _problem_example(
+        401, "unauthorized", "/v1/campaigns", "send Authorization: Bearer <API key> (simrotor controller keys create)", [])},
+}
+
+
+def _add_examples(paths: dict[str, Any]) -> None:
+    """Each operation's request and success-answer examples (openapi_examples.py), set on
+    copies: the answers' and bodies' objects are shared between operations."""
+    answers = responses(EVENT_EXAMPLES)
+    unused = (set(REQUESTS) | set(answers)) - {(m, p) for p, ops in paths.items() for m in ops}
+    assert not unused, f"examples of no operation: {sorted(unused)}"
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            for ctype, example in REQUESTS.get((method, path), {}).items():
+                content = op["requestBody"]["content"]
+                content[ctype] = {**content[ctype], "example": example}
+            for status, by_type in answers.get((method, path), {}).items():
+                resp = op["responses"][status]
+                unknown = set(by_type) - set(resp["content"])
+                assert not unknown, f"{method} {path} {status} has no {unknown}"
+                op["responses"][status] = {**resp, "content": {
+                    ctype: {**media, **({"example": by_type[ctype]} if ctype in by_type else {})}
+                    for ctype, media in resp["content"].items()}}
+
+
 @lru_cache(maxsize=1)
 def _document() -> str:
     paths = _paths()
@@ -547,6 +598,7 @@ def _document() -> str:
     paths["/v1/optouts"]["post"]["responses"]["400"] = _ERR
     _idempotent_posts(paths)
     paths.update(_operations_paths())
+    _add_examples(paths)
     doc = {
         "openapi": "3.1.0",
         "info": {"title": "simrotor controller API", "version": VERSION,
@@ -566,7 +618,8 @@ def _document() -> str:
             "schemas": SCHEMAS,
             "responses": {
                 "Problem": {"description": "A problem (RFC 9457); nothing of the request was stored",
-                            "content": {"application/problem+json": {"schema": _ref("Problem")}}},
+                            "content": {"application/problem+json": {"schema": _ref("Problem"),
+                                                                      "examples": PROBLEM_EXAMPLES}}},
             },
         },
     }

@@ -57,8 +57,7 @@ async def served_document(controller, http) -> dict[str, Any]:
 def schema_validator(doc: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
     """A JSON Schema 2020-12 validator of ``schema`` whose $refs resolve inside ``doc``."""
     registry = Registry().with_resource(DOC_URI, Resource.from_contents(doc, default_specification=DRAFT202012))
-    if "$ref" in schema:
-        schema = {**schema, "$ref": DOC_URI + schema["$ref"]}
+    schema = json.loads(json.dumps(schema).replace('"$ref": "#/', f'"$ref": "{DOC_URI}#/'))  # nested ones too
     return Draft202012Validator(schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
@@ -196,3 +195,193 @@ def test_the_docs_worked_example_is_the_documents():
     assert f"SECRET={worked['secret']} TS={worked['timestamp']}" in section
     assert f"BODY='{worked['body']}'" in section
     assert worked["signature"].removeprefix("sha256=") + " *stdin" in section
+
+
+METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def operations(doc: dict[str, Any]):
+    for path, item in doc["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield method, path, item[method]
+
+
+def success(op: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The operation's first 2xx answer."""
+    status = min(s for s in op["responses"] if s.startswith("2"))
+    return status, op["responses"][status]
+
+
+def media_examples(content: dict[str, Any]):
+    """(media type, schema, examples) of each media type of a body or an answer."""
+    for ctype, media in content.items():
+        examples = ([media["example"]] if "example" in media else []) + [
+            e["value"] for e in media.get("examples", {}).values()]
+        yield ctype, media["schema"], examples
+
+
+def example_problems(doc: dict[str, Any], content: dict[str, Any]) -> list[str]:
+    """What is wrong with the examples of ``content``: missing, or not fitting their schema."""
+    problems = []
+    for ctype, schema, examples in media_examples(content):
+        if not examples:
+            problems.append(f"{ctype}: no example")
+        checker = schema_validator(doc, schema)
+        for example in examples:
+            problems += [f"{ctype}: {e.json_path}: {e.message}" for e in checker.iter_errors(example)]
+    return problems
+
+
+def is_binary(content: dict[str, Any]) -> bool:
+    """An audio upload: no example can show one in JSON (the operation's text says what it is)."""
+    return all(m["schema"].get("format") == "binary" for m in content.values())
+
+
+async def test_every_operation_has_examples_that_fit_their_schemas(controller, http):
+    doc = await served_document(controller, http)
+    missing: dict[str, list[str]] = {}
+    checked = 0
+    for method, path, op in operations(doc):
+        problems = []
+        body = op.get("requestBody")
+        if body is not None and not is_binary(body["content"]):
+            problems += [f"request {p}" for p in example_problems(doc, body["content"])]
+            checked += 1
+        status, answer = success(op)
+        problems += [f"answer {status} {p}" for p in example_problems(doc, answer["content"])]
+        checked += 1
+        for p in op.get("parameters", []):
+            if p["in"] == "path":
+                problems += [f"parameter {p['name']}: no example"] if "example" not in p else [
+                    f"parameter {p['name']}: {e.message}" for e in schema_validator(doc, p["schema"]).iter_errors(p["example"])]
+        if problems:
+            missing[f"{method.upper()} {path}"] = problems
+    assert missing == {}
+    assert checked >= 40  # 35 operations, 8 of them with a body: the walk saw them all
+    # every error answer is the Problem response, whose examples are problems
+    problem = doc["components"]["responses"]["Problem"]["content"]
+    assert example_problems(doc, problem) == [] and len(problem["application/problem+json"]["examples"]) >= 4
+    for method, path, op in operations(doc):
+        for status, answer in op["responses"].items():
+            # /healthz's 503 is the health document a load balancer reads (the 200's shape,
+            # status failing), not a problem with a request
+            if status[0] in "45" and (path, status) != ("/healthz", "503"):
+                assert answer == {"$ref": "#/components/responses/Problem"}, (method, path, status)
+    # the CSV import's columns are in the document, each with its format
+    csv_body = doc["paths"]["/v1/campaigns/{id}/contacts"]["post"]["requestBody"]["content"]["text/csv"]
+    for column in ("external_id", "phones", "amount", "currency", "due_date", "time_zone", "language", "region"):
+        assert f"{column}: " in csv_body["schema"]["description"], column
+    # the checks are not vacuous: a wrong example is caught
+    broken = copy.deepcopy(doc)
+    create = broken["paths"]["/v1/campaigns"]["post"]
+    create["requestBody"]["content"]["application/json"]["example"]["strategy"][0]["kind"] = "fax"
+    del create["responses"]["201"]["content"]["application/json"]["example"]["state"]
+    assert len(example_problems(broken, create["requestBody"]["content"])) == 1
+    assert len(example_problems(broken, create["responses"]["201"]["content"])) == 1
+
+
+def answer_problems(doc: dict[str, Any], op: dict[str, Any], status: int, ctype: str, body: Any) -> list[str]:
+    """What is wrong with a live answer: an undocumented status or media type, or a body that
+    does not fit its schema (an error: the Problem schema)."""
+    answer = op["responses"].get(str(status)) or op["responses"].get(f"{str(status)[0]}XX")
+    if answer is None:
+        return [f"status {status} is not documented"]
+    if "$ref" in answer:
+        answer = doc["components"]["responses"][answer["$ref"].rsplit("/", 1)[-1]]
+    media = answer.get("content", {}).get(ctype)
+    if media is None:
+        return [f"{status} {ctype} is not documented"]
+    return [f"{e.json_path}: {e.message}" for e in schema_validator(doc, media["schema"]).iter_errors(body)]
+
+
+#: The request examples sent in the story's order: (method, path, expected status). A
+#: fresh controller answers each with its documented success, except where it says why.
+STORY = (
+    ("post", "/v1/enroll", 200),  # with a live one-time token in the example's place
+    ("post", "/v1/campaigns", 201),
+    ("post", "/v1/campaigns/{id}/contacts", 200),  # JSON, then CSV: the re-import updates both rows
+    ("get", "/v1/campaigns/{id}", 200),
+    ("post", "/v1/campaigns/{id}/start", 200),
+    ("post", "/v1/campaigns/{id}/pause", 200),
+    ("post", "/v1/campaigns/{id}/resume", 200),
+    ("get", "/v1/campaigns", 200),
+    ("get", "/v1/campaigns/{id}/contacts", 200),
+    ("get", "/v1/contacts", 200),
+    ("get", "/v1/contacts/{id}", 200),
+    ("get", "/v1/contacts/{id}/history", 200),
+    ("get", "/v1/results", 200),
+    ("get", "/v1/inbound", 200),
+    ("get", "/v1/campaigns/{id}/report", 200),
+    ("get", "/v1/results/export", 200),
+    ("post", "/v1/optouts", 201),
+    ("post", "/v1/optouts/bulk", 200),  # JSON, then CSV
+    ("get", "/v1/optouts", 200),
+    ("delete", "/v1/optouts/{number}", 200),
+    ("post", "/v1/webhooks", 201),  # its host resolved to a public address (no DNS in a test)
+    ("get", "/v1/webhooks", 200),
+    ("delete", "/v1/webhooks/{id}", 200),
+    ("get", "/v1/webhooks/dead-letters", 200),
+    ("post", "/v1/webhooks/dead-letters/replay", 200),  # ids of no dead letter: 0 replayed
+    ("get", "/v1/appliances", 200),
+    ("get", "/v1/appliances/{id}", 200),
+    ("get", "/v1/recordings", 200),
+    ("get", "/v1/recordings/{id}", 404),  # no call was recorded: the not_found problem
+    ("post", "/v1/campaigns/{id}/cancel", 200),
+    ("get", "/healthz", 200),
+    ("get", "/metrics", 200),
+)
+
+
+async def test_request_examples_get_documented_answers_from_a_live_controller(controller, http, monkeypatch):
+    """Each request example, sent as a client would, is accepted, and every answer fits the
+    document; ids the server chooses (contacts, webhooks) are taken from earlier answers."""
+    from controller import api
+    from controller_harness import create_enroll_token
+
+    c, key = controller
+
+    async def public(url: str, *, allow_private: bool) -> None:
+        assert url == "https://crm.example.com/hooks/simrotor"
+
+    monkeypatch.setattr(api, "check_target", public)
+    doc = await served_document(controller, http)
+    ops = {(m, p): op for m, p, op in operations(doc)}
+    untold = set(ops) - {(m, p) for m, p, _ in STORY}
+    assert untold == {("put", "/v1/link/recordings/{id}")}  # the appliance's audio upload (test_recordings)
+    chosen: dict[str, Any] = {}  # ids the server picked
+    wrong: dict[str, list[str]] = {}
+    sent = 0
+    for method, path, expected in STORY:
+        op = ops[(method, path)]
+        url = path
+        for p in op.get("parameters", []):
+            if p["in"] == "path":
+                url = url.replace("{" + p["name"] + "}", str(chosen.get(path.split("/")[2], p["example"])))
+        query = {p["name"]: p["example"] for p in op.get("parameters", []) if p["in"] == "query" and p.get("required")}
+        bodies = [(ctype, media["example"]) for ctype, media in op.get("requestBody", {}).get("content", {}).items()] \
+            or [(None, None)]
+        for ctype, example in bodies:
+            if path == "/v1/enroll":
+                example = {**example, "token": create_enroll_token(c.store, 600, c.clock())["token"]}
+            kwargs: dict[str, Any] = {"params": query, "headers": auth(key)}
+            if ctype == "application/json":
+                kwargs["json"] = example
+            elif ctype is not None:
+                kwargs["data"] = example.encode()
+                kwargs["headers"] = {**auth(key), "Content-Type": ctype}
+            async with http.request(method, c.url + url, **kwargs) as r:
+                raw = await r.read()
+                answer = json.loads(raw) if r.content_type.endswith("json") else raw.decode()
+                status, rtype = r.status, r.content_type
+            sent += 1
+            problems = [] if status == expected else [f"{status}, not {expected}: {str(answer)[:300]}"]
+            problems += answer_problems(doc, op, status, rtype, answer)
+            if problems:
+                wrong[f"{method.upper()} {url} {ctype or ''}"] = problems
+            if path == "/v1/campaigns/{id}/contacts" and method == "get":
+                chosen["contacts"] = answer["items"][0]["id"]
+            elif path == "/v1/webhooks" and method == "post":
+                chosen["webhooks"] = answer.get("id")
+    assert wrong == {}
+    assert sent == len(STORY) + 2  # the import and the bulk opt-outs each sent JSON and CSV
