@@ -5,9 +5,14 @@ Shape (every table optional; defaults beside each key)::
 
     [controller]
     listen = "127.0.0.1:8480"            # CRM API, reference page, fleet link
-    store = "controller.db"              # SQLite file (WAL)
+    store = "controller.db"              # SQLite file (WAL); or set [store] url
     durability = "normal"                # or "full": an fsync per transaction (power loss)
     region = "PL"                        # default region of national numbers in imports
+
+    [store]                              # where the controller keeps its state (one of the two)
+    url = "postgresql://simrotor@db.example/simrotor"   # or "sqlite:///var/lib/simrotor/controller.db"
+    recordings = "/var/lib/simrotor/recordings"         # default: beside a SQLite file (controller.recordings),
+                                         # or "controller.recordings" beside this file on PostgreSQL
 
     [dispatch]
     interval_seconds = 1.0               # dispatcher tick (also woken by hello/results)
@@ -36,11 +41,15 @@ Shape (every table optional; defaults beside each key)::
 
 Every number is checked against its bound (``_BOUNDS``, or ``common.configkit``'s
 defaults: finite, not negative, seconds at most a week); the store's directory must
-exist. The CRM's API keys and the appliances' credentials are generated (256-bit,
+exist. ``SIMROTOR_STORE_URL`` in the environment (containers) overrides ``[store] url``
+when the file is loaded; a relative SQLite path or recordings folder is taken from the
+file's folder. After loading, ``[controller] store`` holds where the store is, whichever
+key said it. The CRM's API keys and the appliances' credentials are generated (256-bit,
 controller/auth.py), so no configured secret guards ``listen``.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -55,6 +64,7 @@ from .dispatcher import DEFAULT_LEASE_SECONDS, DEFAULT_STRANDED_AFTER
 from .link import HEARTBEAT_SECONDS
 from .planner import DEFAULT_QUEUE_DEPTH
 from .stopwords import DEFAULT_STOP_WORDS
+from .store.backend import is_postgresql, masked, sqlite_path
 from .webhooks import DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DELIVERY_TIMEOUT
 
 
@@ -71,6 +81,11 @@ class ControllerSection(_Base):
     store: str = "controller.db"
     durability: str = "normal"
     region: str | None = None
+
+
+class StoreSection(_Base):
+    url: str | None = None
+    recordings: str | None = None
 
 
 class DispatchSection(_Base):
@@ -99,6 +114,7 @@ class InboundSection(_Base):
 
 class ControllerConfig(_Base):
     controller: ControllerSection = ControllerSection()
+    store: StoreSection = StoreSection()
     dispatch: DispatchSection = DispatchSection()
     link: LinkSection = LinkSection()
     webhooks: WebhooksSection = WebhooksSection()
@@ -122,6 +138,7 @@ _BOUNDS: dict[str, Bound] = {
 _FIXES: dict[str, str] = {
     "controller.listen": 'listen = "127.0.0.1:8480"',
     "controller.store": 'store = "/var/lib/simrotor/controller.db"',
+    "store.url": 'url = "postgresql://simrotor@db.example/simrotor" (or a SQLite file\'s path)',
     "dispatch.lease_seconds": "lease_seconds = 300.0",
     "dispatch.queue_depth": "queue_depth = 4",
     "inbound.stop_words": 'stop_words = ["STOP", "NIE"]',
@@ -140,6 +157,11 @@ def parse_config(data: dict[str, Any], *, source: str = "config") -> ControllerC
         return ConfigError(f"{source}: {where}: {what}; fix: {fix}")
 
     check_numbers(cfg, source, _BOUNDS, ConfigError)
+    if cfg.store.url is not None:
+        if "store" in (data.get("controller") or {}):
+            raise bad("[store] url", "the store is named twice ([controller] store too)",
+                      "keep [store] url and remove [controller] store")
+        cfg = _with_store(cfg, cfg.store.url, source)
     if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", cfg.controller.listen):
         raise bad("[controller] listen", f"{cfg.controller.listen!r} is not host:port", 'listen = "127.0.0.1:8480"')
     if cfg.controller.durability not in ("normal", "full"):
@@ -154,12 +176,42 @@ def parse_config(data: dict[str, Any], *, source: str = "config") -> ControllerC
     return cfg
 
 
-def load_config(path: str | Path) -> ControllerConfig:
+def _with_store(cfg: ControllerConfig, url: str, source: str) -> ControllerConfig:
+    """``cfg`` with its store at ``url`` (checked: a PostgreSQL URL names a database)."""
+    if is_postgresql(url):
+        if not re.fullmatch(r"postgres(ql)?://[^/]*/[^/?\s]+(\?\S*)?", url):
+            raise ConfigError(f"{source}: [store] url: {masked(url)!r} names no database; "
+                              'fix: url = "postgresql://user@host/dbname"')
+    else:
+        url = sqlite_path(url)
+    return msgspec.structs.replace(cfg, controller=msgspec.structs.replace(cfg.controller, store=url))
+
+
+def recordings_dir(cfg: ControllerConfig) -> Path:
+    """The folder of call recordings: ``[store] recordings``, else beside a SQLite store's
+    file (controller.db -> controller.recordings/), else controller.recordings here."""
+    if cfg.store.recordings is not None:
+        return Path(cfg.store.recordings).resolve()
+    if is_postgresql(cfg.controller.store):
+        return Path("controller.recordings").resolve()
+    return Path(cfg.controller.store).resolve().with_suffix(".recordings")
+
+
+def load_config(path: str | Path, *, environ: dict[str, str] | None = None) -> ControllerConfig:
     p = Path(path)
     data = read_toml(p, ConfigError, "simrotor controller run")
     cfg = parse_config(data, source=str(p))
-    store = Path(cfg.controller.store)
-    if not store.is_absolute():
+    env_url = (os.environ if environ is None else environ).get("SIMROTOR_STORE_URL", "").strip()
+    if env_url:
+        cfg = _with_store(cfg, env_url, "SIMROTOR_STORE_URL")
+    store = cfg.controller.store
+    if not is_postgresql(store) and not Path(store).is_absolute() and store != ":memory:":
         cfg = msgspec.structs.replace(cfg, controller=msgspec.structs.replace(cfg.controller, store=str(p.parent / store)))
-    check_store_dir(cfg.controller.store, str(p), "[controller] store", ConfigError)
+    recordings = cfg.store.recordings
+    if recordings is None and is_postgresql(store):
+        recordings = "controller.recordings"
+    if recordings is not None and not Path(recordings).is_absolute():
+        cfg = msgspec.structs.replace(cfg, store=msgspec.structs.replace(cfg.store, recordings=str(p.parent / recordings)))
+    if not is_postgresql(cfg.controller.store):
+        check_store_dir(cfg.controller.store, str(p), "[controller] store", ConfigError)
     return cfg

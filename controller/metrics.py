@@ -11,7 +11,6 @@ One registry per controller, not the process-wide default: a test process runs m
 """
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -22,6 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from .store import Store
+from .store.backend import DATABASE_ERRORS
 
 #: Methods kept as a label value; any other is ``other`` (a label never takes a client's word).
 METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD"})
@@ -107,7 +107,7 @@ def health(store: Store, appliances_connected: int) -> tuple[int, dict[str, Any]
         schema = store.ping()
         database: dict[str, Any] = {"ok": True, "schema_version": schema}
         enrolled = store.appliances_enrolled()
-    except sqlite3.Error as exc:
+    except DATABASE_ERRORS as exc:
         database, enrolled = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, None
     link = {"appliances_connected": appliances_connected, "appliances_enrolled": enrolled}
     ok = bool(database["ok"])

@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +23,7 @@ from common.sdnotify import Notifier, keep_alive
 
 from . import auth, planner
 from .api import Api
-from .config import ControllerConfig
+from .config import ControllerConfig, recordings_dir
 from .dispatcher import Dispatcher
 from .link import LinkHub
 from .metrics import Metrics
@@ -95,8 +94,8 @@ class Controller:
         w = cfg.webhooks
         self.deliverer = Deliverer(self.store, clock, backoff=w.backoff_seconds, max_attempts=w.max_attempts,
                                    timeout=w.timeout_seconds, allow_private=w.allow_private)
-        # recordings in a folder named after the store (controller.db -> controller.recordings/)
-        self.recordings = RecordingsApi(self.store, Path(cfg.controller.store).resolve().with_suffix(".recordings"), clock)
+        # recordings in [store] recordings, or a folder named after a SQLite store (controller.db -> controller.recordings/)
+        self.recordings = RecordingsApi(self.store, recordings_dir(cfg), clock)
         self.hub = LinkHub(self.store, self.reports, clock, wake=self.wake, heartbeat_seconds=cfg.link.heartbeat_seconds)
         self.metrics = Metrics(self.store, appliances_connected=self.connected,
                                deliveries=lambda: (self.deliverer.delivered, self.deliverer.failed))

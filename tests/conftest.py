@@ -9,7 +9,11 @@ Each test file says what it needs the pytest way, without copying a fixture:
 * the appliance's config by overriding the ``appliance_config`` fixture in the file, its
   seed in an ``appliance`` marker; ``start_appliance`` is the factory;
 * the controller's config by overriding ``controller_config``, its clock by overriding
-  ``clock``, ``dispatch=False`` in a ``controller`` marker.
+  ``clock``, ``dispatch=False`` in a ``controller`` marker;
+* the controller's store backend: ``store_url`` (with ``make_controller_config`` and
+  ``open_store`` built on it) is a SQLite file, and in the controller's own test files
+  (``test_controller_*.py``) every test that uses it runs twice, on SQLite and on a
+  PostgreSQL database of its own (tests/pg_harness.py: one private server per session).
 
 The helpers behind them live beside this file (bank_harness.py, controller_harness.py,
 system_harness.py) so that a test can also use them in its body. They are imported when
@@ -18,7 +22,7 @@ a fixture first needs them: collecting the parser's tests does not import the co
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
@@ -29,8 +33,10 @@ if TYPE_CHECKING:
     from bank_harness import EmulatedBank
     from controller.config import ControllerConfig
     from controller.server import Controller
+    from controller.store import Store
     from controller_harness import FakeClock
     from modem_drivers.emulator import Emulator
+    from pg_harness import PgServer
     from system_harness import Crm
 
 #: The bearer token of the default ``appliance_config``'s local API.
@@ -41,6 +47,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bank(**options): EmulatorConfig fields of the bank the bank/emu fixtures start")
     config.addinivalue_line("markers", "appliance(seed=1): the seed of the appliance fixture's Appliance")
     config.addinivalue_line("markers", "controller(dispatch=True): options of the controller fixture's start")
+
+
+#: Test files whose tests run on both store backends wherever they use ``store_url``.
+BOTH_BACKENDS_PREFIX = "test_controller_"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_backend" in metafunc.fixturenames and metafunc.module.__name__.startswith(BOTH_BACKENDS_PREFIX):
+        metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
 
 
 def marked(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
@@ -123,6 +138,59 @@ async def appliance(request: pytest.FixtureRequest, appliance_config: dict[str, 
     return await start_appliance(appliance_config, **marked(request, "appliance"))
 
 
+# -- the controller's store -------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A private PostgreSQL server for the session (started when a test first needs it)."""
+    from pg_harness import pg_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: both in test_controller_*.py (pytest_generate_tests), else SQLite."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, store_backend: str, tmp_path) -> Iterator[str]:
+    """Where the test's controller store is: a file in tmp_path, or a fresh PostgreSQL database."""
+    if store_backend == "sqlite":
+        yield str(tmp_path / "c.db")
+        return
+    with request.getfixturevalue("pg_server").database() as url:
+        yield url
+
+
+@pytest.fixture
+def make_controller_config(store_url: str, tmp_path) -> Callable[..., ControllerConfig]:
+    """Factory: ``make_controller_config(**sections)`` is ``make_config``'s config on the
+    test's store (recordings in tmp_path)."""
+    from controller_harness import make_config
+
+    return lambda **sections: make_config(store_url, recordings=tmp_path / "c.recordings", **sections)
+
+
+@pytest.fixture
+def open_store(store_url: str) -> Iterator[Callable[[], Store]]:
+    """Factory: ``open_store()`` is a new Store on the test's store (two calls: two
+    controllers over one database); each is closed at teardown."""
+    from controller.store import Store
+
+    stores: list[Store] = []
+
+    def open_() -> Store:
+        stores.append(Store(store_url))
+        return stores[-1]
+
+    yield open_
+    for s in stores:
+        s.close()
+
+
 # -- the controller and its CRM --------------------------------------------------------
 
 class RunningController(NamedTuple):
@@ -142,11 +210,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def controller_config(tmp_path) -> ControllerConfig:
-    """The ``controller`` fixture's config (``make_config``'s; a file overrides it)."""
-    from controller_harness import make_config
-
-    return make_config(tmp_path / "c.db")
+def controller_config(make_controller_config: Callable[..., ControllerConfig]) -> ControllerConfig:
+    """The ``controller`` fixture's config (``make_config``'s on ``store_url``; a file overrides it)."""
+    return make_controller_config()
 
 
 @pytest.fixture

@@ -33,11 +33,14 @@ class FakeClock:
         self.offset += seconds
 
 
-def make_config(store: Path, **sections: dict[str, Any]) -> ControllerConfig:
-    """A controller on 127.0.0.1:0 storing in ``store``, dispatching every 50 ms with 30 s
-    leases (short, so tests see dispatch at once); ``sections`` update the defaults."""
-    data: dict[str, Any] = {"controller": {"listen": "127.0.0.1:0", "store": str(store)},
+def make_config(store: Path | str, *, recordings: Path | None = None, **sections: dict[str, Any]) -> ControllerConfig:
+    """A controller on 127.0.0.1:0 storing in ``store`` (a SQLite file or a PostgreSQL URL;
+    recordings in ``recordings``, else beside a SQLite file), dispatching every 50 ms with
+    30 s leases (short, so tests see dispatch at once); ``sections`` update the defaults."""
+    data: dict[str, Any] = {"controller": {"listen": "127.0.0.1:0"}, "store": {"url": str(store)},
                             "dispatch": {"interval_seconds": 0.05, "lease_seconds": 30.0}}
+    if recordings is not None:
+        data["store"]["recordings"] = str(recordings)
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     return parse_config(data, source="test")

@@ -6,6 +6,10 @@ synchronous"); every write is an explicit ``tx()``. A caller that must make seve
 atomic (a result, its contact's next step and its webhook deliveries) opens ``tx()`` itself
 and calls the groups' ``…(c, …)`` functions inside it; every other method opens its own.
 
+On PostgreSQL (a ``postgresql://`` URL, issue 18) the connection is a psycopg pool behind
+the same shape (``backend.PgConnection``) and ``tx()`` a transaction on one pooled
+connection; what differs in the SQL is asked of ``self.dialect``.
+
 Also here: the per-state contact counts (``campaign_counts``), which every group that moves
 a contact keeps in step inside its own transaction.
 """
@@ -23,7 +27,8 @@ import sqlite_utils
 
 from common.files import open_sqlite
 
-from .schema import migrate
+from .backend import POSTGRESQL, SQLITE, Dialect, PgConnection, is_postgresql, masked, sqlite_path
+from .schema import migrate, migrate_pg
 
 #: Chunk size of multi-row statements: SQLite's default SQLITE_MAX_VARIABLE_NUMBER is
 #: 32,766 since 3.32; 500 rows x 14 columns stays far below it.
@@ -48,20 +53,46 @@ def loads(v: str | None) -> Any:
 class StoreBase:
     """The connection, ``tx()`` and the small helpers every table group uses."""
 
-    def __init__(self, path: str | Path, *, durability: str = "normal") -> None:
-        conn = open_sqlite(path, durability=durability)
+    def __init__(self, url: str | Path, *, durability: str = "normal", pool_size: int = 8) -> None:
+        """A store at ``url``: ``postgresql://user@host/db``, or a SQLite file as
+        ``sqlite:///path`` or a bare path. Brings the schema up to date (``schema``)."""
+        self.url = str(url)
+        self.conn: Any
+        if is_postgresql(url):
+            self.dialect: Dialect = POSTGRESQL
+            try:
+                self.conn = PgConnection(self.url, max_size=pool_size)
+            except ConnectionError as exc:
+                raise StoreError(str(exc)) from None
+            try:
+                migrate_pg(self.conn, StoreError)
+            except BaseException:
+                self.conn.close()
+                raise
+            return
+        self.dialect = SQLITE
+        conn = open_sqlite(sqlite_path(url), durability=durability)
         conn.row_factory = sqlite3.Row
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         migrate(self.db, StoreError)
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {masked(self.url)}>"
+
     def close(self) -> None:
         self.conn.close()
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at its start (``BEGIN IMMEDIATE``) so two processes
-        never deadlock upgrading read locks."""
+    def tx(self) -> Iterator[Any]:
+        """One write transaction. SQLite: taken at its start (``BEGIN IMMEDIATE``) so two
+        processes never deadlock upgrading read locks. PostgreSQL: READ COMMITTED on one
+        pooled connection; claims are conditional updates, whose row locks make a second
+        writer wait and then see the first one's change (PostgreSQL docs, 13.2.1)."""
+        if self.dialect is POSTGRESQL:
+            with self.conn.transaction() as c:
+                yield c
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..contacts import ContactRow
+from .backend import INTEGRITY_ERRORS
 from .base import CHUNK, Conflict, StoreBase, encode
 
 
@@ -26,7 +27,7 @@ class Campaigns(StoreBase):
                 c.execute("INSERT INTO campaigns(id, name, state, strategy, rules, created_at, updated_at)"
                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (campaign_id, name, state, json.dumps(strategy), json.dumps(rules), now, now))
-            except sqlite3.IntegrityError:
+            except INTEGRITY_ERRORS:
                 raise Conflict(f"campaign {campaign_id!r} exists") from None
 
     def _campaign(self, row: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ are swept when a new key is claimed; a claim whose request failed with a 500 is 
 """
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from .base import StoreBase
@@ -22,14 +21,13 @@ class IdempotencyKeys(StoreBase):
         ``expired_before`` are swept first, so an expired key is claimed afresh."""
         with self.tx() as c:
             c.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (expired_before,))
-            try:
-                c.execute("INSERT INTO idempotency_keys(scope, key, fingerprint, created_at) VALUES (?, ?, ?, ?)",
-                          (scope, key, fingerprint, now))
+            # ON CONFLICT, not a caught IntegrityError: on PostgreSQL an error ends the transaction
+            if c.execute("INSERT INTO idempotency_keys(scope, key, fingerprint, created_at) VALUES (?, ?, ?, ?)"
+                         " ON CONFLICT(scope, key) DO NOTHING", (scope, key, fingerprint, now)).rowcount == 1:
                 return None
-            except sqlite3.IntegrityError:
-                row = c.execute("SELECT fingerprint, status, content_type, body, created_at FROM idempotency_keys"
-                                " WHERE scope = ? AND key = ?", (scope, key)).fetchone()
-                return dict(row) if row is not None else None
+            row = c.execute("SELECT fingerprint, status, content_type, body, created_at FROM idempotency_keys"
+                            " WHERE scope = ? AND key = ?", (scope, key)).fetchone()
+            return dict(row) if row is not None else None
 
     def keep_idempotent_answer(self, scope: str, key: str, status: int, content_type: str, body: bytes) -> None:
         with self.tx() as c:

@@ -44,8 +44,8 @@ class Results(StoreBase):
                         " kind, callee, outcome, reason, final, number_shown, counts_as_attempt, at, body)"
                         " VALUES (:dedupe, :appliance_id, :app_seq, :job_id, :campaign_id, :contact_id, :external_id,"
                         " :kind, :callee, :outcome, :reason, :final, :number_shown, :counts_as_attempt, :at, :body)"
-                        " ON CONFLICT DO NOTHING", row)
-        return cur.lastrowid if cur.rowcount == 1 else None
+                        " ON CONFLICT DO NOTHING RETURNING seq", row).fetchone()
+        return int(cur[0]) if cur is not None else None
 
     def results_after(self, after: int, limit: int, campaign_id: str | None = None) -> list[dict[str, Any]]:
         if campaign_id is None:
@@ -84,10 +84,10 @@ class Results(StoreBase):
         cur = c.execute("INSERT INTO inbound(id, appliance_id, kind, from_number, to_number, text, at, contact_id,"
                         " external_id, campaign_id, opted_out, choice) VALUES (:id, :appliance_id, :kind, :from_number,"
                         " :to_number, :text, :at, :contact_id, :external_id, :campaign_id, :opted_out, :choice)"
-                        " ON CONFLICT DO NOTHING", row)
-        if cur.rowcount != 1:
+                        " ON CONFLICT DO NOTHING RETURNING seq", row).fetchone()
+        if cur is None:
             return None
-        return self._inbound({**row, "seq": cur.lastrowid})
+        return self._inbound({**row, "seq": int(cur[0])})
 
     def set_inbound_choice(self, c: sqlite3.Connection, inbound_id: str, choice: str,
                            opted_out: bool) -> dict[str, Any] | None:
@@ -95,7 +95,7 @@ class Results(StoreBase):
         call at its first ring, and again with the choice), in the caller's transaction;
         the event as the API shows it now, or None when the id is unknown or has its
         choice already (a repeated send)."""
-        cur = c.execute("UPDATE inbound SET choice = ?, opted_out = MAX(opted_out, ?) WHERE id = ? AND choice IS NULL",
+        cur = c.execute("UPDATE inbound SET choice = ?, opted_out = CASE WHEN ? = 1 THEN 1 ELSE opted_out END WHERE id = ? AND choice IS NULL",
                         (choice, int(opted_out), inbound_id))
         if cur.rowcount != 1:
             return None

@@ -10,15 +10,18 @@ The DDL is written out, not built with sqlite-utils' ``create()``: that cannot s
 indexes, ``AUTOINCREMENT`` (result and delivery cursors must never reuse an id) or a
 table-level ``UNIQUE``, all of which the store rests on. sqlite-utils runs the script and
 reads the version (cold path, once at open). The SQL is the portable subset (``ON CONFLICT``,
-partial indexes, times as epoch seconds): a PostgreSQL backend writes its own copy only
-where the types differ (``AUTOINCREMENT``, ``REAL``).
+partial indexes, times as epoch seconds): on PostgreSQL (``migrate_pg``) the same DDL and
+migrations run with their types translated (``Dialect.ddl``: identity columns, double
+precision, bytea), under an advisory lock instead of SQLite's write lock.
 """
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
+from typing import Any, Final
 
 import sqlite_utils
+
+from .backend import POSTGRESQL
 
 #: The schema version this code writes; a database at a later one is refused.
 SCHEMA_VERSION: Final = 3
@@ -221,6 +224,35 @@ def migrate(db: sqlite_utils.Database, error: type[Exception]) -> None:
     conn.execute("COMMIT")
 
 
-def _set_version(conn: sqlite3.Connection, version: int, *, overwrite: bool = True) -> None:
+#: The advisory lock two controllers opening one PostgreSQL database take around their
+#: migration (any constant of the application's own: "simrotor" in ASCII).
+PG_MIGRATION_LOCK: Final = int.from_bytes(b"simrotor", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def migrate_pg(conn: Any, error: type[Exception]) -> None:
+    """``migrate`` on PostgreSQL (a ``backend.PgConnection``): the version check, the base
+    DDL and the numbered migrations in one transaction (DDL is transactional there), under
+    an advisory lock so two controllers starting at once do not both run them."""
+    with conn.transaction() as c:
+        c.execute("SELECT pg_advisory_xact_lock(?)", (PG_MIGRATION_LOCK,))
+        have = None
+        if c.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            have = int(row[0]) if row else None
+        if have is not None and have > SCHEMA_VERSION:
+            raise error(f"the store is at schema version {have}, newer than this controller's {SCHEMA_VERSION}; "
+                        "run the newer controller, or restore a backup taken before it ran")
+        for part in BASE:
+            c.execute(POSTGRESQL.ddl(part))
+        if have is None:  # a new database: the base DDL above is already the latest schema
+            _set_version(c, SCHEMA_VERSION)
+        else:
+            for version in range(have + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    c.execute(POSTGRESQL.ddl(statement))
+                _set_version(c, version)
+
+
+def _set_version(conn: sqlite3.Connection | Any, version: int, *, overwrite: bool = True) -> None:
     conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) ON CONFLICT(key) DO "
                  + ("UPDATE SET value = excluded.value" if overwrite else "NOTHING"), (str(version),))

@@ -1,0 +1,123 @@
+"""A private PostgreSQL server for the tests: Debian's ``postgresql`` package (installed by
+./scripts/test), ``initdb`` into a temporary folder and ``pg_ctl start`` on a free port and a
+socket folder of its own, stopped at the end of the session; every test that asks gets a
+database of its own, dropped after it.
+
+Why not pytest-postgresql: it runs the server as the user running the tests, and CI runs
+them as root, which ``initdb`` refuses. Here a root run hands the server to ``nobody``
+(``setpriv``, util-linux), whose folder is made outside pytest's root-only tmp tree.
+
+The server is tuned for throw-away data (``fsync = off``: PostgreSQL docs, "Non-Durable
+Settings"), so a test's commits cost no disk flush.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+#: Debian's binaries (not the /usr/bin wrappers of postgresql-common, which want a cluster
+#: of theirs); the newest installed major version.
+BIN_ROOT: Final = Path("/usr/lib/postgresql")
+#: The superuser the tests connect as (trust auth on the private socket and loopback only).
+USER: Final = "simrotor"
+#: Seconds pg_ctl waits for the server to accept connections (a cold start takes ~1 s).
+START_TIMEOUT: Final = 60
+
+
+class PgServerError(RuntimeError):
+    pass
+
+
+def pg_bin() -> Path:
+    """The newest installed ``/usr/lib/postgresql/<major>/bin``."""
+    found = sorted((p for p in BIN_ROOT.glob("*/bin") if (p / "initdb").exists()),
+                   key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    if not found:
+        raise PgServerError(f"no PostgreSQL server under {BIN_ROOT}: install Debian's postgresql package "
+                            "(./scripts/test does)")
+    return found[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PgServer:
+    """A running server: ``url(dbname)`` to reach it, ``database()`` for a fresh database."""
+
+    def __init__(self, root: Path, port: int, bindir: Path, as_user: list[str]) -> None:
+        self.root, self.port, self.bindir, self._as = root, port, bindir, as_user
+        self.data, self.sockets = root / "data", root / "sockets"
+        self._names = itertools.count(1)
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{USER}@/{dbname}?host={self.sockets}&port={self.port}"
+
+    def _run(self, *argv: str) -> None:
+        done = subprocess.run([*self._as, *argv], capture_output=True, text=True, cwd=self.root, check=False)
+        if done.returncode != 0:
+            raise PgServerError(f"{' '.join(argv[:2])} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+                                f"; server log: {self.root / 'server.log'}")
+
+    def start(self) -> None:
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",
+                  "--locale=C.UTF-8", "--no-sync")
+        opts = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+                " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", opts,
+                  "-w", "-t", str(START_TIMEOUT), "start")
+
+    def stop(self) -> None:
+        with contextlib.suppress(PgServerError):
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql)
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[str]:
+        """A new empty database, its URL; dropped (its connections ended) afterwards."""
+        name = f"t{os.getpid()}_{next(self._names)}"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE template0")
+        try:
+            yield self.url(name)
+        finally:
+            self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def pg_server() -> Iterator[PgServer]:
+    """A started server in a new temporary folder, stopped and removed afterwards. As root,
+    the server runs as ``nobody`` (initdb refuses root) from a folder it owns."""
+    bindir = pg_bin()
+    root = Path(tempfile.mkdtemp(prefix="simrotor-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        as_user = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", "--"]
+        os.chmod(root, 0o755)
+        os.chown(root, nobody.pw_uid, nobody.pw_gid)
+    server = PgServer(root, _free_port(), bindir, as_user)
+    server.sockets.mkdir()
+    if as_user:
+        os.chown(server.sockets, nobody.pw_uid, nobody.pw_gid)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
