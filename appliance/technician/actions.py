@@ -18,6 +18,10 @@ functions, each stored as an event with his name (and logged):
   closed and it stays STOPPED (the page says "draining" meanwhile);
 * **bring a modem back** — the bank's ``restart`` of a STOPPED modem: its port opened
   again, its SIM read, back in rotation once it is idle.
+* **selftest one SIM** — ``provision selftest``'s checks (registration, signal, an SMS
+  and a call to the technician's reference number, a balance USSD) on the modem the
+  bank holds, switched to the SIM's slot first (technician/selftest.py); the result is
+  an event in words. Only from idle or cooling down (as a job takes a modem).
 
 A SIM is named by its modem and slot, never by its ICCID (the page shows ICCIDs
 masked). Quarantine and release write the rotation snapshot at once (the scheduler
@@ -31,12 +35,15 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from common.clock import iso
+from common.phone import NumberError, normalise
 from modem_drivers.background import Background
 
 from ..bank import Bank, ModemAction
 from ..channel import SWITCHABLE, Channel, ChannelState
+from ..config import ApplianceConfig
 from ..rotation import RotationPolicy
 from ..store import Store
+from .selftest import TESTABLE, run_selftest
 from .words import sim_tail
 
 logger = logging.getLogger(__name__)
@@ -57,12 +64,14 @@ class ActionRefused(Exception):
 
 
 class Actions:
-    def __init__(self, bank: Bank, policy: RotationPolicy, store: Store, *,
+    def __init__(self, bank: Bank, policy: RotationPolicy, store: Store, cfg: ApplianceConfig, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.bank = bank
         self.policy = policy
         self.store = store
+        self.cfg = cfg
         self.clock = clock
+        self.testing: set[str] = set()  # modems a selftest holds or is about to
         self.tasks = Background("technician actions", logger)
 
     # -- lookups --------------------------------------------------------------------------
@@ -174,6 +183,37 @@ class Actions:
         self.store.log_event("modem_brought_back", ch.id, {"by": by}, now)
         logger.warning("modem %s brought back by technician %s", ch.id, by)
         return f"modem {ch.id} coming back: its port is opened and its SIM read (usually under a minute)"
+
+    def selftest(self, by: str, channel_id: Any, slot: Any, reference: Any) -> str:
+        ch = self._channel(channel_id)
+        n = self._slot(ch, slot)
+        if reference is None or (isinstance(reference, str) and not reference.strip()):
+            number = None
+        else:
+            try:
+                number = normalise(reference, valid=False)
+            except NumberError as exc:
+                raise ActionRefused(f"reference: {exc} (the phone the test SMS and call go to; empty to skip them)",
+                                    400) from None
+        if ch.id in self.testing:
+            raise ActionRefused(f"modem {ch.id}: a selftest is running on it already")
+        if ch.state not in TESTABLE or ch.pending is not None or ch.id not in self.bank.modems:
+            raise ActionRefused(f"modem {ch.id} is {ch.state.value.replace('_', ' ')} ({ch.reason}): a selftest takes "
+                                "it only when idle (as a call would)")
+        self.testing.add(ch.id)
+        s = ch.sims.get(n)
+        sim = sim_tail(s.sim_id) if s and s.sim_id else f"slot {n + 1}"
+
+        async def test() -> None:
+            try:
+                await run_selftest(self.bank, self.store, self.cfg, by, ch.id, n, number)
+            finally:
+                self.testing.discard(ch.id)
+
+        self.tasks.spawn(test(), f"selftest of {ch.id} slot {n + 1}")
+        logger.warning("modem %s slot %d: selftest asked by technician %s", ch.id, n + 1, by)
+        return (f"selftest of SIM {sim} ({ch.id} slot {n + 1}) started: the modem is out of rotation for up to a "
+                "minute; the result comes in the events" + ("" if number else " (no reference number: no SMS, no call)"))
 
     async def close(self) -> None:
         await self.tasks.cancel_all()

@@ -41,10 +41,13 @@ def _utc(t: float) -> str:
 
 
 def sim_rows(bank: Bank, policy: RotationPolicy, now: float,
-             balances: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+             balances: dict[str, dict[str, Any]] | None = None,
+             quality: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per slot of every modem, in modem then slot order (see the module docstring);
-    ``balances`` are the balance checker's readings by SIM (``{balance, currency, at}``)."""
+    ``balances`` are the balance checker's readings by SIM (``{balance, currency, at}``),
+    ``quality`` the last hour's ASR, ACD and PDD by SIM (technician/traffic.py)."""
     balances = balances or {}
+    quality = quality or {}
     rows: list[dict[str, Any]] = []
     for ch in bank.channels.values():
         for slot in range(ch.slots):
@@ -83,6 +86,7 @@ def sim_rows(bank: Bank, policy: RotationPolicy, now: float,
                 "balance": reading.get("balance") if reading else None,
                 "balance_currency": reading.get("currency") if reading else None,
                 "balance_at": reading.get("at") if reading else None,
+                "quality": quality.get(sim_id) if sim_id else None,
                 "can_quarantine": usage is not None and not usage["quarantine"],
                 "can_release": usage is not None and bool(usage["quarantine"] or usage["locks"]),
             })

@@ -96,6 +96,13 @@ def sentence(kind: str, subject: str, detail: dict[str, Any]) -> str:
     elif kind == "slot_switch":
         slot = d.get("slot")
         text = f"modem {subject} switched to slot {slot + 1 if isinstance(slot, int) else '?'}{_by(d)}"
+    elif kind == "selftest":
+        slot = d.get("slot")
+        where = f"{d.get('channel', '?')} slot {slot + 1 if isinstance(slot, int) else '?'}"
+        checks = "; ".join(f"{c.get('name')} {'ok' if c.get('ok') else 'not run' if c.get('ok') is None else 'FAILED'}"
+                           f" ({c.get('detail')})" for c in d.get("checks") or [])
+        text = (f"selftest of SIM {sim_tail(subject)} ({where}){_by(d)}: {'passed' if d.get('passed') else 'FAILED'}"
+                + (f" — {checks}" if checks else "") + (f"; fix: {d['fix']}" if d.get("fix") else ""))
     else:
         rest = ", ".join(f"{k} {v}" for k, v in d.items() if k not in ("suppressed", "seconds"))
         text = f"{kind.replace('_', ' ')} {subject}" + (f": {rest}" if rest else "")
