@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import shutil
 import time
@@ -215,3 +216,63 @@ async def test_node_client_names_a_bad_option(tmp_path):
         _, err = await proc.communicate()
     assert proc.returncode == 2
     assert "--page-size: \"0\" is not an integer of at least 1" in err.decode()
+
+
+# -- docs/controller.md, "Integrating a CRM": the client's lines are its own, the curls the document's ---------------
+
+def integration_section() -> str:
+    docs = (CLIENT.parent.parent.parent / "docs" / "controller.md").read_text()
+    return docs.split("## Integrating a CRM", 1)[1].split("\n## ", 1)[0]
+
+
+def blocks(section: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", section, re.DOTALL)
+
+
+def curl_requests(block: str) -> list[tuple[str, str, set[str]]]:
+    """(method, path, query names) of each curl command in a shell block (a command goes on
+    until the next curl or comment line): POST with -X POST, -d or --data-binary, else GET."""
+    commands: list[str] = []
+    for line in block.splitlines():
+        if line.startswith("curl "):
+            commands.append(line)
+        elif commands and not line.startswith("#"):
+            commands[-1] += " " + line
+    out = []
+    for cmd in commands:
+        url = re.search(r'"\$SIMROTOR(/[^"]*)"', cmd)
+        assert url, cmd
+        path, _, query = url.group(1).partition("?")
+        method = "POST" if re.search(r"-X POST|\s-d\s|--data-binary", cmd) else "GET"
+        out.append((method, path, {kv.split("=", 1)[0] for kv in query.split("&") if kv}))
+    return out
+
+
+def test_the_integration_sections_client_lines_are_the_clients():
+    code = "\n".join(p.read_text() for p in CLIENT.parent.glob("*.mjs"))
+    lines = {ln.strip() for ln in code.splitlines()}
+    js = blocks(integration_section(), "js")
+    assert len(js) >= 9  # one or more a step
+    for block in js:
+        for line in block.splitlines():
+            assert line.strip() in lines, f"docs/controller.md shows a line examples/crm-client-node does not have: {line}"
+
+
+def test_the_integration_sections_curls_are_operations_of_the_document():
+    from controller.openapi import document
+
+    doc = document()
+    templates = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in doc["paths"]]
+    seen = set()
+    for block in blocks(integration_section(), "sh"):
+        for method, path, query in curl_requests(block):
+            template = next((t for rx, t in templates if rx.match(path)), None)
+            assert template, f"{method} {path}: no such path in /openapi.json"
+            op = doc["paths"][template].get(method.lower())
+            assert op, f"{method} {path}: /openapi.json has no {method} on {template}"
+            params = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"}
+            assert query <= params, f"{method} {path}: query {sorted(query - params)} not among {sorted(params)}"
+            seen.add((method, template))
+    assert {("POST", "/v1/webhooks"), ("POST", "/v1/campaigns"), ("POST", "/v1/campaigns/{id}/contacts"),
+            ("POST", "/v1/campaigns/{id}/start"), ("GET", "/v1/results"), ("GET", "/v1/contacts"),
+            ("GET", "/v1/campaigns/{id}/report"), ("GET", "/v1/results/export")} <= seen
