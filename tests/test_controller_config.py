@@ -104,3 +104,36 @@ def test_run_logs_in_the_configured_format_and_the_option_overrides_it(tmp_path,
         assert json.loads(first)["logger"] == "controller.server"
     else:
         assert first.split()[1:3] == ["INFO", "controller.server:"] and first.split()[0].endswith("Z")
+
+
+def test_store_url_names_either_backend_and_the_environment_overrides_it(tmp_path):
+    from controller.config import recordings_dir
+
+    p = tmp_path / "controller.toml"
+    p.write_text(f'[store]\nurl = "sqlite://{tmp_path / "s.db"}"\n')  # sqlite:///abs/path, as file:// URLs
+    cfg = load_config(p, environ={})
+    assert cfg.controller.store == str(tmp_path / "s.db") and recordings_dir(cfg) == tmp_path / "s.recordings"
+    p.write_text('[store]\nurl = "data.db"\nrecordings = "rec"\n')
+    cfg = load_config(p, environ={})
+    assert cfg.controller.store == str(tmp_path / "data.db") and recordings_dir(cfg) == tmp_path / "rec"
+    url = "postgresql://simrotor:secret@db.example:5433/collections?sslmode=require"
+    cfg = load_config(p, environ={"SIMROTOR_STORE_URL": url})
+    assert cfg.controller.store == url and recordings_dir(cfg) == tmp_path / "rec"
+    p.write_text("[controller]\nregion = \"PL\"\n")
+    cfg = load_config(p, environ={"SIMROTOR_STORE_URL": url})
+    assert cfg.controller.store == url and recordings_dir(cfg) == tmp_path / "controller.recordings"
+
+
+@pytest.mark.parametrize("text, env, words", [
+    ('[controller]\nstore = "a.db"\n[store]\nurl = "b.db"\n', None, ["[store] url", "named twice", "remove [controller] store"]),
+    ('[store]\nurl = "postgresql://simrotor:secret@db.example"\n', None, ["[store] url", "names no database", "***"]),
+    ("", "postgresql://db.example", ["SIMROTOR_STORE_URL", "names no database", "postgresql://user@host/dbname"]),
+])
+def test_a_store_url_without_a_database_or_named_twice_is_refused(tmp_path, text, env, words):
+    p = tmp_path / "controller.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p, environ={"SIMROTOR_STORE_URL": env} if env else {})
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+    assert "secret" not in str(err.value)

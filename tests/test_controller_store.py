@@ -1,8 +1,17 @@
 """The store's guarantees that do not rest on one process: two Store objects over one
-database (two controller processes) never both claim a contact or re-lease a job; the
-planner's capacity and on-net choices; the campaign table and step decisions."""
+database (two controller processes) never both claim a contact or re-lease a job, also
+when they race in threads; migrations on both backends; the planner's capacity and on-net
+choices; the campaign table and step decisions.
+
+Tests that take ``open_store`` run on SQLite and on PostgreSQL (tests/conftest.py).
+"""
 from __future__ import annotations
 
+import sqlite3
+import threading
+from typing import Any
+
+import psycopg
 import pytest
 
 from controller import campaigns as cp
@@ -10,15 +19,16 @@ from controller.contacts import ContactRow
 from controller.planner import Slot, assign, operator_of
 from controller.reports import Reports
 from controller.rules import JobKind
-from controller.store import Store
+from controller.store import Store, StoreError, schema
+from controller.store.backend import POSTGRESQL, is_postgresql
 
 
 def job(cid="c1", contact=1, jid="c1.1.0.0"):
     return {"id": jid, "campaign": cid, "kind": "call", "callee": "+48600100200"}
 
 
-def test_two_processes_cannot_claim_the_same_contact_or_lease(tmp_path):
-    a, b = Store(tmp_path / "c.db"), Store(tmp_path / "c.db")
+def test_two_processes_cannot_claim_the_same_contact_or_lease(open_store):
+    a, b = open_store(), open_store()
     a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
     created, updated = a.upsert_contacts("c1", [ContactRow("x", ("+48600100200",))], 0.0)
     assert (created, updated) == (1, 0)
@@ -32,11 +42,41 @@ def test_two_processes_cannot_claim_the_same_contact_or_lease(tmp_path):
     assert b.release("c1.1.0.0", "box-2", "b4", 300.0, now=101.0, spec=job())
     assert not a.release("c1.1.0.0", "box-1", "b5", 300.0, now=101.0, spec=job())
     assert a.get_job("c1.1.0.0")["appliance_id"] == "box-2"
-    a.close(), b.close()
 
 
-def test_results_dedupe_by_appliance_seq_and_by_job_attempt_final(tmp_path):
-    s = Store(tmp_path / "c.db")
+def test_two_stores_racing_in_threads_lease_each_contact_once(open_store):
+    """Two controllers' dispatchers at full speed over one database: each goes through the
+    same due contacts and tries to claim every one; every contact is leased exactly once."""
+    a, b = open_store(), open_store()
+    n = 200
+    a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
+    a.upsert_contacts("c1", [ContactRow(f"x{i}", (f"+486001{i:05d}",)) for i in range(n)], 0.0)
+    due = [c["id"] for c in a.due_contacts(1.0, n)]
+    assert len(due) == n
+    won: dict[str, list[int]] = {"a": [], "b": []}
+    start = threading.Barrier(2)
+
+    def dispatch(name: str, store: Store, order: list[int]) -> None:
+        start.wait()
+        for cid in order:
+            if store.claim_and_lease(cid, job(jid=f"c1.{cid}.0.0"), f"box-{name}", f"b-{name}", deadline=100.0, now=1.0):
+                won[name].append(cid)
+
+    threads = [threading.Thread(target=dispatch, args=("a", a, due)),
+               threading.Thread(target=dispatch, args=("b", b, due[::-1]))]  # they meet in the middle
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert sorted(won["a"] + won["b"]) == sorted(due)  # every contact once: none twice, none lost
+    assert won["a"] and won["b"]
+    assert a.campaign_counts("c1") == {"waiting": 0, "in_flight": n, "done": 0, "total": n}
+    assert a.open_jobs_by_appliance() == {"box-a": len(won["a"]), "box-b": len(won["b"])}
+
+
+def test_results_dedupe_by_appliance_seq_and_by_job_attempt_final(open_store):
+    s = open_store()
     rep = Reports(s, lambda: 1.0)
     body = {"job_id": "j1", "kind": "call", "callee": "+48600100200", "attempt": 1, "outcome": "busy", "final": True}
     assert len(rep.ingest_results("box", [{**body, "seq": 1}], 1.0)) == 1
@@ -48,8 +88,8 @@ def test_results_dedupe_by_appliance_seq_and_by_job_attempt_final(tmp_path):
     assert [r["contact_id"] for r in rows] == [None, None]  # results of unknown jobs are kept, but move no contact
 
 
-def test_enroll_token_is_consumed_once_and_expires(tmp_path):
-    s = Store(tmp_path / "c.db")
+def test_enroll_token_is_consumed_once_and_expires(open_store):
+    s = open_store()
     s.add_enroll_token("h1", expires_at=100.0, now=0.0)
     s.add_enroll_token("h2", expires_at=100.0, now=0.0)
     assert s.enroll("h1", "box-1", "cred1", now=1.0) == "ok"
@@ -106,12 +146,31 @@ def test_stop_words_fold_case_accents_and_punctuation():
         assert not is_stop(text), text
 
 
-def test_a_version_1_store_is_migrated_and_a_newer_one_refused(tmp_path):
-    import sqlite3
+class Raw:
+    """The database under a store, without the store: what an older controller left."""
 
-    from controller.store import schema
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)  # the store as version 1 left it: base DDL without the later columns
+    def __init__(self, url: str) -> None:
+        self.pg = is_postgresql(url)
+        self.conn: Any = psycopg.connect(url, autocommit=True) if self.pg else sqlite3.connect(url, isolation_level=None)
+
+    def script(self, sql: str) -> None:
+        if self.pg:
+            self.conn.execute(POSTGRESQL.ddl(sql))
+        else:
+            self.conn.executescript(sql)
+
+    def one(self, sql: str) -> Any:
+        return self.conn.execute(sql).fetchone()[0]
+
+    def columns(self, table: str) -> set[str]:
+        if self.pg:
+            return {r[0] for r in self.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
+        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+
+
+def test_a_version_1_store_is_migrated_and_a_newer_one_refused(store_url, open_store):
+    raw = Raw(store_url)  # the store as version 1 left it: base DDL without the later columns
     base = "".join(schema.BASE)
     for added in ("    promise_date TEXT,               -- the voicebot's promise to pay (ISO date), version 2\n",
                   "    external_id TEXT,                -- the contact's CRM key, copied at ingest (it never changes), version 3\n",
@@ -119,17 +178,42 @@ def test_a_version_1_store_is_migrated_and_a_newer_one_refused(tmp_path):
                   "    external_id TEXT                 -- the matched contact's CRM key, version 3"):
         assert added in base
         base = base.replace(added, "")
-    conn.executescript(base + "INSERT INTO meta VALUES ('schema', '1');")
-    conn.close()
-    assert "promise_date" not in {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(contacts)")}
-    Store(path).close()
-    Store(path).close()  # a second open runs nothing again
-    conn = sqlite3.connect(path)
-    assert "promise_date" in {r[1] for r in conn.execute("PRAGMA table_info(contacts)")}
-    assert "choice" in {r[1] for r in conn.execute("PRAGMA table_info(inbound)")}
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == str(schema.SCHEMA_VERSION)
-    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(schema.SCHEMA_VERSION + 1),))
-    conn.commit()
-    conn.close()
-    with pytest.raises(Exception, match="newer than this controller"):
-        Store(path)
+    raw.script(base + "INSERT INTO meta VALUES ('schema', '1');"
+               " INSERT INTO campaigns VALUES ('c1', 'c1', 'running', '[]', '{}', 0, 0);"
+               " INSERT INTO contacts(campaign_id, external_id, phones, state, next_at, created_at, updated_at)"
+               " VALUES ('c1', 'debtor-7', '[]', 'waiting', 0, 0, 0);"
+               " INSERT INTO results(dedupe, contact_id, outcome, final, at, body) VALUES ('d1', 1, 'busy', 1, 0, '{}');")
+    assert "promise_date" not in raw.columns("contacts")
+    open_store().close()
+    open_store().close()  # a second open runs nothing again
+    assert {"promise_date"} <= raw.columns("contacts")
+    assert {"choice", "external_id"} <= raw.columns("inbound")
+    assert raw.one("SELECT external_id FROM results") == "debtor-7"  # version 3 filled the rows stored before
+    assert raw.one("SELECT value FROM meta WHERE key = 'schema'") == str(schema.SCHEMA_VERSION)
+    raw.conn.execute(f"UPDATE meta SET value = '{schema.SCHEMA_VERSION + 1}' WHERE key = 'schema'")
+    with pytest.raises(StoreError, match="newer than this controller"):
+        open_store()
+    raw.conn.close()
+
+
+def test_two_stores_opening_a_new_database_at_once_migrate_it_once(open_store):
+    """Two controllers starting together on an empty database: one creates the schema, the
+    other waits for it (SQLite's write lock, PostgreSQL's advisory lock) and finds it done."""
+    stores: list[Store] = []
+    errors: list[BaseException] = []
+    go = threading.Barrier(3)
+
+    def start() -> None:
+        go.wait()
+        try:
+            stores.append(open_store())
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == [] and len(stores) == 3
+    assert all(s.ping() == schema.SCHEMA_VERSION for s in stores)
