@@ -208,6 +208,39 @@ async def test_node_client_stops_with_the_controllers_reason_on_a_refused_key(tm
     assert "MISMATCH: POST /v1/webhooks: 401 unauthorized" in err.decode()
 
 
+async def test_node_client_refuses_a_document_whose_recipe_differs_from_its_own(tmp_path):
+    """A controller whose /openapi.json states another signature recipe (a tolerance of
+    600 s): the client stops before it registers anything, naming the field that differs."""
+    from aiohttp import web
+
+    from controller.openapi import document
+
+    doc = document()
+    doc["webhooks"]["result"]["post"]["x-signature"]["tolerance_seconds"] = 600.0
+    async def served(request: web.Request) -> web.Response:
+        return web.json_response(doc)
+
+    app = web.Application()
+    app.router.add_get("/openapi.json", served)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        contacts, _ = contacts_file(tmp_path)
+        proc = await asyncio.create_subprocess_exec(
+            node(), str(CLIENT), "--url", f"http://127.0.0.1:{port}", "--api-key", "k", "--contacts", str(contacts),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    finally:
+        await runner.cleanup()
+    assert proc.returncode == 1, err.decode()
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["error"] == "/openapi.json webhooks.result.post.x-signature.tolerance_seconds: got 600, expected 300"
+    assert "webhook_id" not in summary  # nothing was registered
+
+
 async def test_node_client_names_a_bad_option(tmp_path):
     proc = await asyncio.create_subprocess_exec(
         node(), str(CLIENT), "--api-key", "k", "--contacts", str(tmp_path / "none.csv"), "--page-size", "0",
