@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
@@ -51,7 +52,7 @@ from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import Idempotency
 from .link import LinkHub
 from .metrics import Metrics, health
-from .openapi import document, reference_html
+from .openapi import DOCS_CSP, REDOC_PATH, document, redoc_html, reference_html
 from .recordings import RecordingsApi
 from .store import Conflict, Store
 from .webhooks import TargetRefused, check_target
@@ -70,6 +71,8 @@ REOPEN: Final = {s.value: t["reopen"].value for s, t in cp.TRANSITIONS.items() i
 _OPEN: Final = frozenset({"/v1/enroll", "/v1/link"})
 #: Routes under it take the appliance's link credential, checked by their handler (recordings.py).
 _LINK_PREFIX: Final = "/v1/link/"
+#: Redoc's standalone bundle, placed by scripts/vendor-redoc (absent: /docs is the plain page).
+REDOC_BUNDLE = Path(__file__).resolve().parent / "static" / "redoc.standalone.js"
 
 
 class Api:
@@ -99,6 +102,8 @@ class Api:
         r = app.router
         r.add_get("/openapi.json", self.openapi)
         r.add_get("/docs", self.docs)
+        r.add_get("/docs/plain", self.plain_docs)
+        r.add_get(REDOC_PATH, self.redoc_bundle)
         r.add_get("/", self.docs)
         r.add_get("/healthz", self.healthz)
         r.add_get("/metrics", self.prometheus)
@@ -194,7 +199,21 @@ class Api:
         return reply(document())
 
     async def docs(self, request: web.Request) -> web.Response:
-        return web.Response(text=reference_html(document()), content_type="text/html")
+        """Redoc when its bundle is vendored (served from here: the CSP allows no other
+        origin), else the plain server-rendered page, which says how to get Redoc."""
+        page = redoc_html(document()) if REDOC_BUNDLE.is_file() else reference_html(document())
+        return web.Response(text=page, content_type="text/html", headers={"Content-Security-Policy": DOCS_CSP})
+
+    async def plain_docs(self, request: web.Request) -> web.Response:
+        """The server-rendered page always: no JavaScript (a text browser, a quick grep)."""
+        page = reference_html(document(), redoc=REDOC_BUNDLE.is_file())
+        return web.Response(text=page, content_type="text/html", headers={"Content-Security-Policy": DOCS_CSP})
+
+    async def redoc_bundle(self, request: web.Request) -> web.StreamResponse:
+        if not REDOC_BUNDLE.is_file():
+            raise ApiError(404, "not_found", "Redoc is not vendored here: run scripts/vendor-redoc")
+        return web.FileResponse(REDOC_BUNDLE, headers={"Content-Type": "text/javascript; charset=utf-8",
+                                                       "Cache-Control": "public, max-age=86400"})
 
     # -- enrollment ----------------------------------------------------------------------
     async def enroll(self, request: web.Request) -> web.Response:

@@ -219,7 +219,7 @@ def openapi_paths(op: Callable[..., dict[str, Any]], ref: Callable[[str], dict[s
             "reason": {"type": ["string", "null"], "maxLength": 200}}}]}
     return {
         "/v1/contacts": {"get": op(
-            "Contacts the CRM keys external_id (every campaign's, or one campaign's with campaign_id), by contact id",
+            "Contacts by the CRM's key, external_id (every campaign's, or one campaign's with campaign_id), by contact id",
             json_body({"type": "object", "required": ["items", "next"], "properties": {
                 "items": {"type": "array", "items": ref("Contact")}, "next": {"type": "integer"}}}),
             tag="contacts",

@@ -50,9 +50,23 @@ _CAMPAIGN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type":
 _CONTACT_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}, "example": 17}
 
 
+#: A summary longer than this is cut to its first clause (the reference page's menu and
+#: headings), the whole text becoming the operation's description.
+HEADLINE_MAX: Final = 60
+
+
+def headline(summary: str) -> str:
+    if len(summary) <= HEADLINE_MAX:
+        return summary
+    cuts = [i for i in (summary.find(sep) for sep in (" (", "; ", ": ", ". ", ", ")) if i >= 8]
+    return summary[:min(cuts)] if cuts else summary
+
+
 def _op(summary: str, ok: dict[str, Any], *, errors: tuple[int, ...] = (400, 401), params: list[Any] | None = None,
         body: dict[str, Any] | None = None, status: str = "200", security: bool = True, tag: str = "") -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {status: ok, **{str(e): _ERR for e in errors}}}
+    op: dict[str, Any] = {"summary": headline(summary), "responses": {status: ok, **{str(e): _ERR for e in errors}}}
+    if op["summary"] != summary:
+        op["description"] = summary
     if tag:
         op["tags"] = [tag]
     if params:
@@ -605,7 +619,7 @@ def _document() -> str:
                  "description": "The CRM-facing API of the simrotor controller: campaigns, contacts, results, webhooks, "
                                 "opt-outs, inbound callbacks and the fleet. Errors are RFC 9457 problem details "
                                 "(application/problem+json, schema Problem) whose errors list names every bad field or "
-                                "row; a refused request stores nothing."},
+                                "row; a refused request stores nothing." + problems_markdown()},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": paths,
@@ -630,8 +644,40 @@ def document() -> dict[str, Any]:
     return json.loads(_document())
 
 
-def reference_html(doc: dict[str, Any]) -> str:
-    """A static reference page: every operation with its parameters, body and answers."""
+#: The reference page's scripts and data come from the controller alone; Redoc's styles
+#: are inline (styled-components) and its search runs in a worker made from a blob: URL.
+DOCS_CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                   "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; "
+                   "form-action 'none'; frame-ancestors 'none'")
+#: Where the controller serves Redoc's bundle (scripts/vendor-redoc puts it in controller/static/).
+REDOC_PATH: Final = "/static/redoc.standalone.js"
+
+
+def problems_markdown() -> str:
+    """The problem types as a Markdown section of the description: each row is the anchor a
+    problem's ``type`` (/docs#problem-<code>) points at on the Redoc page."""
+    rows = "\n".join(f'| <span id="problem-{code}"></span>`{code}` | {title} |' for code, title in TITLES.items())
+    return ("\n\n## Problems\n\nEvery error answer is `application/problem+json` (schema Problem: type, title, "
+            "status, detail, instance, code, errors); its `type` is `/docs#problem-<code>`, one of these:\n\n"
+            f"| code | title |\n|---|---|\n{rows}\n")
+
+
+def redoc_html(doc: dict[str, Any]) -> str:
+    """The reference page rendered in the browser by Redoc, served by the controller (no
+    CDN): the bundle reads /openapi.json from the same origin."""
+    title = html.escape(doc["info"]["title"])
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{title} — reference</title><style>body{{margin:0}}</style></head><body>"
+            "<noscript><p>This page needs JavaScript; <a href='/docs/plain'>the plain reference</a> does not.</p></noscript>"
+            "<redoc spec-url='/openapi.json' expand-responses='200,201' required-props-first='true' "
+            "sort-props-alphabetically='false' hide-hostname='true'></redoc>"
+            f"<script src='{REDOC_PATH}'></script></body></html>")
+
+
+def reference_html(doc: dict[str, Any], *, redoc: bool = False) -> str:
+    """A static reference page: every operation with its parameters, body and answers
+    (``redoc``: says the nicer page is at /docs; else how to get it)."""
     e = html.escape
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>", e(doc["info"]["title"]), "</title><style>",
            "body{font:15px/1.45 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}",
@@ -639,12 +685,17 @@ def reference_html(doc: dict[str, Any]) -> str:
            ".m{font-weight:bold;text-transform:uppercase;display:inline-block;width:4.5em}code,pre{background:#f4f4f4}",
            "pre{padding:.5em;overflow:auto;font-size:13px}</style></head><body>",
            f"<h1>{e(doc['info']['title'])} <small>{e(doc['info']['version'])}</small></h1>",
-           f"<p>{e(doc['info']['description'])}</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"]
+           f"<p>{e(doc['info']['description'].split(chr(10) * 2 + '## ', 1)[0])}</p>"
+           "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a>. "
+           + ("The full reference, with examples and linked schemas: <a href='/docs'>/docs</a>.</p>" if redoc else
+              "This is the plain page: for the full reference, with examples and linked schemas (Redoc, served by this "
+              "controller, no CDN), run <code>scripts/vendor-redoc</code> in the source tree (scripts/test and "
+              "scripts/demo do) and reload.</p>")]
     out.append("<h2>Operations</h2>")
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             out.append(f"<div class='op' id='{e(method + path)}'><span class='m'>{e(method)}</span> <code>{e(path)}</code>")
-            out.append(f"<p>{e(op.get('summary', ''))}</p>")
+            out.append(f"<p>{e(op.get('description') or op.get('summary', ''))}</p>")
             if op.get("security") == []:
                 out.append("<p><em>No API key.</em></p>")
             for p in op.get("parameters", []):

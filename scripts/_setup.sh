@@ -24,3 +24,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+# Redoc for the controller's /docs, from the npm registry, pinned and integrity-checked
+# (controller/static/, not in git); without it /docs is the plain server-rendered page.
+"$VENV/bin/python" "$ROOT/scripts/vendor-redoc" \
+    || echo "simrotor setup: Redoc not vendored; the controller's /docs shows its plain page" >&2
