@@ -5,6 +5,7 @@ the result (``--json`` for one JSON document), as sqlite-utils' CLI does.
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import click
@@ -153,3 +154,100 @@ def enroll_token(config_path: str, ttl_seconds: float, as_json: bool) -> None:
         emit(create_enroll_token(store, ttl_seconds, time.time()), as_json)
     finally:
         store.close()
+
+
+@controller.group()
+def user() -> None:
+    """Accounts of the overview page (/overview/: a name and a password; not the CRM's API keys).
+
+    \b
+    Examples:
+      simrotor controller user add anna --config /etc/simrotor/controller.toml
+      printf '%s\\n' "$PW" | simrotor controller user add anna --config controller.toml --password-stdin
+      simrotor controller user list --config controller.toml --json
+      simrotor controller user remove anna --config controller.toml
+    """
+
+
+def _accounts(config_path: str, as_json: bool):  # type: ignore[no-untyped-def]
+    from .overview import overview_accounts
+
+    store = _store(_config(config_path, as_json))
+    return store, overview_accounts(store)
+
+
+@user.command("add")
+@config_option
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.option("--replace", is_flag=True, help="Set a new password for an existing account (ends its sessions).")
+@json_option
+def user_add(config_path: str, name: str, password_stdin: bool, replace: bool, as_json: bool) -> None:
+    """Create page user NAME (or, with --replace, set a new password). The password is
+    asked twice (not echoed), or read from standard input with --password-stdin — never
+    taken from the command line, where ps and the shell's history would show it.
+
+    \b
+    Example:
+      simrotor controller user add anna --config /etc/simrotor/controller.toml
+    """
+    from common.webauth import AccountError
+
+    store, accounts = _accounts(config_path, as_json)
+    try:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+        account = accounts.add(name, password, replace=replace)
+    except AccountError as exc:
+        fail(str(exc), as_json=as_json)
+    finally:
+        store.close()
+    emit({"name": account.name, "created_at": account.created_at, "changed_at": account.changed_at,
+          "replaced": replace and account.changed_at != account.created_at}, as_json)
+
+
+@user.command("list")
+@config_option
+@json_option
+def user_list(config_path: str, as_json: bool) -> None:
+    """List the page's users (names and when their passwords were set).
+
+    \b
+    Example:
+      simrotor controller user list --config /etc/simrotor/controller.toml --json
+    """
+    store, accounts = _accounts(config_path, as_json)
+    try:
+        rows = [{"name": a.name, "created_at": a.created_at, "changed_at": a.changed_at} for a in accounts.list()]
+    finally:
+        store.close()
+    if as_json:
+        emit({"users": rows}, True)
+        return
+    click.echo("\n".join(f"{r['name']}\tpassword set {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(r['changed_at']))}"
+                         for r in rows) or "no page users: add one with `simrotor controller user add NAME`")
+
+
+@user.command("remove")
+@config_option
+@click.argument("name")
+@json_option
+def user_remove(config_path: str, name: str, as_json: bool) -> None:
+    """Remove page user NAME; his open sessions end at their next request.
+
+    \b
+    Example:
+      simrotor controller user remove anna --config /etc/simrotor/controller.toml
+    """
+    from common.webauth import AccountError
+
+    store, accounts = _accounts(config_path, as_json)
+    try:
+        accounts.remove(name)
+    except AccountError as exc:
+        fail(str(exc), as_json=as_json)
+    finally:
+        store.close()
+    emit({"removed": name}, as_json)

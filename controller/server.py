@@ -27,6 +27,7 @@ from .config import ControllerConfig, recordings_dir
 from .dispatcher import Dispatcher
 from .link import LinkHub
 from .metrics import Metrics
+from .overview import add_overview
 from .recordings import RecordingsApi
 from .reports import Reports
 from .store import Store
@@ -150,13 +151,14 @@ class Controller:
                     await self._wake.wait()
 
     def app(self, *, dispatch: bool = True) -> web.Application:
-        """The API's application with the background loops and the links' shutdown."""
+        """The API's application with the background loops, the links' shutdown and the overview page."""
         app = self.api.app()
         loops: list[Callable[[], Coroutine[Any, Any, None]]] = [self._dispatch_loop] if dispatch else []
         app[BACKGROUND] = Background([*loops, self.deliverer.run_forever, self.recordings.sweep_forever])
         app[HUB] = self.hub
         app.cleanup_ctx.append(_background)
         app.on_shutdown.append(_shutdown)
+        add_overview(app, self.store, self.clock)  # /overview/: the page, its sign-in and live stream
         return app
 
     async def start(self, *, dispatch: bool = True) -> None:

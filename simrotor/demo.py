@@ -43,6 +43,8 @@ DEMO_LIMITS = {"calls_per_hour": 60, "min_pause_seconds": 0.0, "pause_after_call
 DEBTOR_ZONE = "Europe/Warsaw"
 #: The technician account the demo creates for its page (its password is printed).
 DEMO_TECHNICIAN = "demo"
+#: The controller's overview page user the demo creates (its password is printed too).
+DEMO_USER = "demo"
 BEHAVIOURS = {0: "answers", 1: "voicemail", 2: "busy", 3: "no answer", 4: "rejects", 5: "switched off",
               6: "unassigned", 7: "answers late", 8: "answers, keys DTMF", 9: "random"}
 
@@ -85,6 +87,8 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
     from appliance.runtime import Appliance, plan_prefixes
     from appliance.technician import technician_accounts
     from controller.config import parse_config as parse_controller
+    from controller.overview import BASE as OVERVIEW
+    from controller.overview import overview_accounts
     from controller.server import Controller, create_enroll_token, create_key
 
     say = (lambda *a: None) if quiet else (lambda *a: click.echo(" ".join(str(x) for x in a)))
@@ -120,9 +124,14 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
             # The page needs a technician's sign-in; on a real box: simrotor appliance user add NAME
             password = secrets.token_urlsafe(9)
             technician_accounts(appliance.store.conn).add(DEMO_TECHNICIAN, password)
+            # and the controller's overview page its own user: simrotor controller user add NAME
+            overview_password = secrets.token_urlsafe(9)
+            overview_accounts(controller.store).add(DEMO_USER, overview_password)
             say(f"controller   {controller.url}   (CRM API under /v1, reference page {controller.url}/docs)")
             say(f"technician   {appliance.address}/   (the appliance's page: modems, SIMs, results; "
                 f"sign in as {DEMO_TECHNICIAN}, password {password})")
+            say(f"overview     {controller.url}{OVERVIEW}/   (the controller's page: appliances, campaigns' progress "
+                f"and ETA; sign in as {DEMO_USER}, password {overview_password})")
             say(f"API key      {key}")
             say(f"bank         {len(state['modems'])} modems, "
                 f"{sum(len(m['sims']) for m in state['modems'])} SIMs; work directory {workdir}")
@@ -181,6 +190,8 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
                 "controller": controller.url,
                 "technician_page": appliance.address + "/",
                 "technician": {"name": DEMO_TECHNICIAN, "password": password},
+                "overview_page": controller.url + OVERVIEW + "/",
+                "overview_user": {"name": DEMO_USER, "password": overview_password},
                 "workdir": str(workdir),
             }
             say("campaign complete: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))

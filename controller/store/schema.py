@@ -167,13 +167,23 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys(created_at);
 """
 
+#: Who may sign in to the overview page (store/accounts.py, common/webauth): an argon2id
+#: hash, never the password. Not the CRM's API keys. A new table: made by this DDL at every
+#: open, no migration.
+OVERVIEW_USERS: Final = """
+CREATE TABLE IF NOT EXISTS overview_users (
+    name TEXT PRIMARY KEY, password_hash TEXT NOT NULL,
+    created_at REAL NOT NULL, changed_at REAL NOT NULL   -- changed_at: the password's last change
+);
+"""
+
 #: The schema's version.
 META: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 #: Version 1, the base schema, in the order its tables were first created.
-BASE: Final = (FLEET, CAMPAIGNS, JOBS, RESULTS, OPTOUTS, WEBHOOKS, RECORDINGS, IDEMPOTENCY, META)
+BASE: Final = (FLEET, CAMPAIGNS, JOBS, RESULTS, OPTOUTS, WEBHOOKS, RECORDINGS, IDEMPOTENCY, OVERVIEW_USERS, META)
 #: Changes after version 1: version -> statements, run in one transaction. A column added
 #: here is written into the base DDL above too (a new database gets it there and is stamped
 #: with the latest version without running these).
