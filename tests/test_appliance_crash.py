@@ -43,6 +43,15 @@ async def wait_api(base: str, proc, timeout: float = 30) -> None:
             await asyncio.sleep(0.1)
 
 
+def witness(emu, db, callee: str, dialed: int, recorded: int) -> str:
+    """What the network and the store say of one callee, for a failure's message."""
+    calls = [(c.modem_id, c.slot, c.caller_msisdn, c.started.isoformat(timespec="milliseconds"), c.outcome)
+             for c in emu.network.calls if c.callee == callee]
+    rows = db.execute("SELECT a.id, a.job_id, a.sim_id, a.channel_id, a.state, a.started_at, a.result FROM attempts a"
+                      " JOIN jobs j ON j.id = a.job_id WHERE j.callee = ?", (callee,)).fetchall()
+    return f"{callee}: dialed {dialed}x, {recorded} attempt(s); network: {calls}; attempts: {rows}"
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.bank(modems=8, sims_per_modem=1, timing=Timing.REALISTIC, seed=11)
 async def test_kill_9_and_restart_loses_and_repeats_nothing(tmp_path, bank):
@@ -110,7 +119,7 @@ max_ring_seconds = 20
     # the network saw at most as many calls to a callee as attempts were recorded
     # (max_attempts = 1: more than one attempt only after a failure on our side).
     for callee, n in dialed.items():
-        assert n <= recorded[callee], (callee, n, recorded[callee])
+        assert n <= recorded[callee], witness(emu, db, callee, n, recorded[callee])
     ours = {row[0] for row in db.execute(
         "SELECT j.callee FROM attempts a JOIN jobs j ON j.id = a.job_id"
         " WHERE json_extract(a.result, '$.outcome') IN ('channel_error', 'network_error')")}
