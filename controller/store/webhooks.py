@@ -29,7 +29,8 @@ class Webhooks(StoreBase):
 
     def delete_webhook(self, webhook_id: str) -> bool:
         with self.tx() as c:
-            c.execute("DELETE FROM deliveries WHERE webhook_id = ? AND state = 'pending'", (webhook_id,))
+            # pending rows and dead letters could go nowhere now (delivered rows stay their week)
+            c.execute("DELETE FROM deliveries WHERE webhook_id = ? AND state IN ('pending', 'dead')", (webhook_id,))
             return c.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,)).rowcount == 1
 
     def webhook_secret(self, webhook_id: str) -> tuple[str, str] | None:
@@ -53,7 +54,10 @@ class Webhooks(StoreBase):
                          " WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at LIMIT ?", (now, limit))
 
     def next_delivery_at(self) -> float | None:
-        return self.conn.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+        # joined like due_deliveries: a row without its webhook (enqueued while it was deleted)
+        # is never due, and a past next_at of such a row would make the worker spin
+        return self.conn.execute("SELECT MIN(d.next_at) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id"
+                                 " WHERE d.state = 'pending'").fetchone()[0]
 
     def delivery_done(self, delivery_id: int, now: float) -> None:
         with self.tx() as c:
@@ -86,9 +90,10 @@ class Webhooks(StoreBase):
         with self.tx() as c:
             if ids is None:
                 return c.execute("UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
-                                 " WHERE state = 'dead'", (now, now)).rowcount
+                                 " WHERE state = 'dead' AND webhook_id IN (SELECT id FROM webhooks)", (now, now)).rowcount
             return sum(c.execute("UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
-                                 " WHERE state = 'dead' AND id = ?", (now, now, i)).rowcount for i in ids)
+                                 " WHERE state = 'dead' AND id = ? AND webhook_id IN (SELECT id FROM webhooks)",
+                                 (now, now, i)).rowcount for i in ids)
 
     def delivery(self, delivery_id: int) -> dict[str, Any] | None:
         return self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
