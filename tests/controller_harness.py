@@ -8,16 +8,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 
 from common.clock import iso
 from controller.config import ControllerConfig, parse_config
 from controller.server import Controller, create_enroll_token, create_key
+from controller.store import Store
+from controller.store.backend import POSTGRESQL, is_postgresql
 
 
 class FakeClock:
@@ -44,6 +48,44 @@ def make_config(store: Path | str, *, recordings: Path | None = None, **sections
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     return parse_config(data, source="test")
+
+
+class RawDb:
+    """The database under a store, without the store (what an older controller left), on
+    either backend: a DDL script in SQLite's spelling, a value, a table's columns."""
+
+    def __init__(self, url: str) -> None:
+        self.pg = is_postgresql(url)
+        self.conn: Any = psycopg.connect(url, autocommit=True) if self.pg else sqlite3.connect(url, isolation_level=None)
+
+    def script(self, sql: str) -> None:
+        if self.pg:
+            self.conn.execute(POSTGRESQL.ddl(sql))
+        else:
+            self.conn.executescript(sql)
+
+    def one(self, sql: str) -> Any:
+        return self.conn.execute(sql).fetchone()[0]
+
+    def columns(self, table: str) -> set[str]:
+        if self.pg:
+            return {r[0] for r in self.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
+        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def query_plan(store: Store, sql: str, args: tuple[Any, ...]) -> str:
+    """The plan the store's database makes for ``sql``, as text. On PostgreSQL sequential
+    scans are priced out for the question (a test's table is small enough that a scan
+    would win, and the question is whether an index can answer at all)."""
+    with store.tx() as c:
+        if store.dialect is POSTGRESQL:
+            c.execute("SET LOCAL enable_seqscan = off")
+            return " ".join(str(tuple(r)) for r in c.execute(f"EXPLAIN {sql}", args))
+        return " ".join(str(tuple(r)) for r in c.execute(f"EXPLAIN QUERY PLAN {sql}", args))
 
 
 @contextlib.asynccontextmanager

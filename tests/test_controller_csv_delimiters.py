@@ -8,7 +8,7 @@ import time
 
 import aiohttp
 import pytest
-from controller_harness import make_config, running
+from controller_harness import running
 
 from controller.contacts import validate_rows
 from controller.contacts_csv import decode_csv, detect_delimiter, parse_csv
@@ -67,8 +67,8 @@ def test_a_charset_named_in_the_content_type_is_decoded_and_an_unknown_one_named
         decode_csv(b"external_id\n", "klingon")
 
 
-async def test_the_import_answer_names_the_separator_over_http(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), time.time, dispatch=False) as (c, key), \
+async def test_the_import_answer_names_the_separator_over_http(tmp_path, make_controller_config):
+    async with running(make_controller_config(), time.time, dispatch=False) as (c, key), \
             aiohttp.ClientSession() as s:
         h = {"Authorization": f"Bearer {key}"}
         async with s.post(f"{c.url}/v1/campaigns", json={"id": "pl", "strategy": [{"kind": "call"}]}, headers=h) as r:

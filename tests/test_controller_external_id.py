@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 
 import aiohttp
 from aiohttp import web
-from controller_harness import FakeAppliance, FakeClock, enroll, make_config, running
+from controller_harness import FakeAppliance, FakeClock, RawDb, enroll, query_plan, running
 
-from controller.store import Store, schema
+from controller.store import schema
 from controller.webhooks import verify
 
 T0 = 1768471200.0  # 2026-01-15 10:00 UTC: inside the default calling hours in Warsaw
@@ -34,7 +33,7 @@ async def create_running(s: aiohttp.ClientSession, url: str, key: str, cid: str)
             assert r.status == 200, await r.text()
 
 
-async def test_results_history_inbound_and_webhooks_carry_external_id(tmp_path):
+async def test_results_history_inbound_and_webhooks_carry_external_id(tmp_path, make_controller_config):
     clock = FakeClock(T0)
     seen: list[dict] = []
     secret = ["x" * 16]
@@ -53,7 +52,7 @@ async def test_results_history_inbound_and_webhooks_carry_external_id(tmp_path):
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     hook_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
-    cfg = make_config(tmp_path / "c.db", webhooks={"backoff_seconds": 0.2, "allow_private": True})
+    cfg = make_controller_config(webhooks={"backoff_seconds": 0.2, "allow_private": True})
     try:
         async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
             async with s.post(f"{c.url}/v1/webhooks", json={"url": hook_url, "secret": secret[0]}, headers=auth(key)) as r:
@@ -90,8 +89,8 @@ async def test_results_history_inbound_and_webhooks_carry_external_id(tmp_path):
         await runner.cleanup()
 
 
-async def test_contacts_found_by_external_id_across_campaigns_and_in_one(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), time.time, dispatch=False) as (c, key), \
+async def test_contacts_found_by_external_id_across_campaigns_and_in_one(tmp_path, make_controller_config):
+    async with running(make_controller_config(), time.time, dispatch=False) as (c, key), \
             aiohttp.ClientSession() as s:
         for cid in ("oct", "nov"):
             await create_running(s, c.url, key, cid)
@@ -120,13 +119,11 @@ async def test_contacts_found_by_external_id_across_campaigns_and_in_one(tmp_pat
                 problem = await r.json()
                 assert r.status == 400 and field in str(problem), problem
         # the look-up is the index's, not a scan of every contact
-        plan = " ".join(str(tuple(row)) for row in c.store.conn.execute(
-            "EXPLAIN QUERY PLAN SELECT * FROM contacts WHERE external_id = ? AND id > ? ORDER BY id LIMIT ?", ("D-1", 0, 10)))
+        plan = query_plan(c.store, "SELECT * FROM contacts WHERE external_id = ? AND id > ? ORDER BY id LIMIT ?", ("D-1", 0, 10))
         assert "contacts_external" in plan, plan
 
 
-def test_a_version_2_store_gets_external_id_on_its_old_results_and_inbound(tmp_path):
-    path = tmp_path / "v2.db"
+def test_a_version_2_store_gets_external_id_on_its_old_results_and_inbound(store_url, open_store):
     base = "".join(schema.BASE)  # as version 2 left it: the tables without external_id on results and inbound
     for added, kept in (
             ("    external_id TEXT,                -- the contact's CRM key, copied at ingest (it never changes), version 3\n",
@@ -135,22 +132,18 @@ def test_a_version_2_store_gets_external_id_on_its_old_results_and_inbound(tmp_p
               "    external_id TEXT                 -- the matched contact's CRM key, version 3"), "choice TEXT")):
         assert added in base
         base = base.replace(added, kept)
-    conn = sqlite3.connect(path)
-    conn.executescript(base + "INSERT INTO meta VALUES ('schema', '2');")
-    conn.execute("INSERT INTO campaigns VALUES ('nov', 'nov', 'done', '[{\"kind\": \"call\"}]', '{}', 0, 0)")
-    contact = conn.execute("INSERT INTO contacts(campaign_id, external_id, phones, state, next_at, created_at, updated_at)"
-                           " VALUES ('nov', 'CRM-7', '[\"+48600100200\"]', 'done', 0, 0, 0)").lastrowid
-    conn.execute("INSERT INTO results(dedupe, job_id, campaign_id, contact_id, outcome, final, at, body)"
-                 " VALUES ('a', 'nov.1.0.0', 'nov', ?, 'busy', 1, 0, '{}')", (contact,))
-    conn.execute("INSERT INTO inbound(id, kind, from_number, at, contact_id) VALUES ('i1', 'sms', '+48600100200', 0, ?)",
-                 (contact,))
-    conn.commit()
-    assert "external_id" not in {r[1] for r in conn.execute("PRAGMA table_info(results)")}
-    conn.close()
-    st = Store(path)
-    try:
-        assert st.results_after(0, 10)[0]["external_id"] == "CRM-7"
-        assert st.inbound_after(0, 10)[0]["external_id"] == "CRM-7"
-        assert st.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == str(schema.SCHEMA_VERSION) == "3"
-    finally:
-        st.close()
+    raw = RawDb(store_url)
+    raw.script(base + "INSERT INTO meta VALUES ('schema', '2');"
+               " INSERT INTO campaigns VALUES ('nov', 'nov', 'done', '[{\"kind\": \"call\"}]', '{}', 0, 0);"
+               " INSERT INTO contacts(campaign_id, external_id, phones, state, next_at, created_at, updated_at)"
+               " VALUES ('nov', 'CRM-7', '[\"+48600100200\"]', 'done', 0, 0, 0);"
+               " INSERT INTO results(dedupe, job_id, campaign_id, contact_id, outcome, final, at, body)"
+               " VALUES ('a', 'nov.1.0.0', 'nov', (SELECT id FROM contacts), 'busy', 1, 0, '{}');"
+               " INSERT INTO inbound(id, kind, from_number, at, contact_id)"
+               " VALUES ('i1', 'sms', '+48600100200', 0, (SELECT id FROM contacts));")
+    assert "external_id" not in raw.columns("results")
+    raw.close()
+    st = open_store()
+    assert st.results_after(0, 10)[0]["external_id"] == "CRM-7"
+    assert st.inbound_after(0, 10)[0]["external_id"] == "CRM-7"
+    assert st.ping() == schema.SCHEMA_VERSION == 3

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from controller.contacts import MAX_LINE, MAX_ROWS
-from controller_harness import make_config, running
+from controller_harness import running
 
 CALL = [{"kind": "call", "attempts": 2}]
 
@@ -318,17 +318,17 @@ async def test_webhook_targets_on_loopback_or_private_ranges_are_refused_by_defa
     assert stored(c, "webhooks") == 0
 
 
-async def test_allow_private_admits_a_receiver_on_loopback_and_a_public_address_needs_no_setting(tmp_path):
-    cfg = make_config(tmp_path / "c.db", webhooks={"allow_private": True})
+async def test_allow_private_admits_a_receiver_on_loopback_and_a_public_address_needs_no_setting(tmp_path, make_controller_config):
+    cfg = make_controller_config(webhooks={"allow_private": True})
     async with running(cfg, dispatch=False) as (c, key), aiohttp.ClientSession() as s:
         async with s.post(f"{c.url}/v1/webhooks", json={"url": "http://127.0.0.1:8080/hook"}, headers=auth(key)) as r:
             assert r.status == 201
-    async with running(make_config(tmp_path / "d.db"), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
+    async with running(make_controller_config(), dispatch=False) as (c, key), aiohttp.ClientSession() as s:
         async with s.post(f"{c.url}/v1/webhooks", json={"url": "https://93.184.215.14/hook"}, headers=auth(key)) as r:
             assert r.status == 201  # a literal public address: nothing to resolve
 
 
-async def test_a_target_that_resolves_to_loopback_at_delivery_time_is_not_contacted(tmp_path):
+async def test_a_target_that_resolves_to_loopback_at_delivery_time_is_not_contacted(tmp_path, make_controller_config):
     """DNS rebinding: the name was public when registered and points at loopback later.
     The stored row stands for that registration; the delivery looks the name up again."""
     from aiohttp import web
@@ -347,7 +347,7 @@ async def test_a_target_that_resolves_to_loopback_at_delivery_time_is_not_contac
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     try:
-        cfg = make_config(tmp_path / "c.db", webhooks={"backoff_seconds": 0.05, "max_attempts": 2})
+        cfg = make_controller_config(webhooks={"backoff_seconds": 0.05, "max_attempts": 2})
         async with running(cfg) as (c, key), aiohttp.ClientSession() as s:
             for i, host in enumerate(("localhost", "127.0.0.1")):
                 c.store.add_webhook(f"wh_{i}", f"http://{host}:{port}/hook", "s" * 20, ["inbound"], c.clock())
@@ -365,13 +365,13 @@ async def test_a_target_that_resolves_to_loopback_at_delivery_time_is_not_contac
         await runner.cleanup()
 
 
-def test_the_import_transaction_checks_the_campaign_and_reopens_a_done_one(tmp_path):
+def test_the_import_transaction_checks_the_campaign_and_reopens_a_done_one(open_store):
     """The state check and the write are one transaction: a campaign cancelled while its
     import was being checked gets nothing; a done campaign given new contacts runs again."""
     from controller.contacts import ContactRow
-    from controller.store import Conflict, Store
+    from controller.store import Conflict
 
-    store = Store(tmp_path / "c.db")
+    store = open_store()
     rows = [ContactRow("a", ("+48600100200",)), ContactRow("b", ("+48600100201",))]
     for cid, state in (("gone", "cancelled"), ("fin", "done")):
         store.create_campaign(cid, cid, [], {}, 0.0)

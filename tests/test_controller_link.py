@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import aiohttp
 import pytest
 
-from controller_harness import FakeAppliance, FakeClock, enroll, make_config, running
+from controller_harness import FakeAppliance, FakeClock, enroll, running
 
 T0 = datetime(2026, 1, 15, 10, 0, tzinfo=timezone.utc).timestamp()  # 11:00 in Warsaw, a Thursday
 H = {"Content-Type": "application/json"}
@@ -43,8 +43,8 @@ async def contact(s, c, key, cid):
         return await r.json()
 
 
-async def test_enroll_token_is_one_time_and_link_needs_the_credential(tmp_path):
-    async with running(make_config(tmp_path / "c.db")) as (c, key), aiohttp.ClientSession() as s:
+async def test_enroll_token_is_one_time_and_link_needs_the_credential(tmp_path, make_controller_config):
+    async with running(make_controller_config()) as (c, key), aiohttp.ClientSession() as s:
         from controller.server import create_enroll_token
         token = create_enroll_token(c.store, 600, c.clock())["token"]
         async with s.post(f"{c.url}/v1/enroll", json={"token": token, "appliance_id": "box-01"}) as r:
@@ -71,9 +71,9 @@ async def test_enroll_token_is_one_time_and_link_needs_the_credential(tmp_path):
         await app.close()
 
 
-async def test_jobs_leases_acks_results_dedupe_and_strategy(tmp_path):
+async def test_jobs_leases_acks_results_dedupe_and_strategy(tmp_path, make_controller_config):
     clock = FakeClock(T0)
-    cfg = make_config(tmp_path / "c.db")
+    cfg = make_controller_config()
     async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
         strategy = [{"kind": "hlr"}, {"kind": "call", "attempts": 2, "retry_after_seconds": 600},
                     {"kind": "sms", "text": "Dzien dobry {name}, prosimy o wplate {amount} {currency} do {due_date}."}]
@@ -138,9 +138,9 @@ async def test_jobs_leases_acks_results_dedupe_and_strategy(tmp_path):
         await app.close()
 
 
-async def test_redispatch_only_after_lease_expiry_same_id_and_restart_keeps_state(tmp_path):
+async def test_redispatch_only_after_lease_expiry_same_id_and_restart_keeps_state(tmp_path, make_controller_config):
     clock = FakeClock(T0)
-    cfg = make_config(tmp_path / "c.db")
+    cfg = make_controller_config()
     async with aiohttp.ClientSession() as s:
         async with running(cfg, clock) as (c, key):
             await make_campaign(s, c, key, [{"kind": "call", "attempts": 3}])
@@ -174,9 +174,9 @@ async def test_redispatch_only_after_lease_expiry_same_id_and_restart_keeps_stat
             await app.close()
 
 
-async def test_expired_on_the_appliance_replans_with_a_new_id_and_rejected_ends(tmp_path):
+async def test_expired_on_the_appliance_replans_with_a_new_id_and_rejected_ends(tmp_path, make_controller_config):
     clock = FakeClock(T0)
-    async with running(make_config(tmp_path / "c.db"), clock) as (c, key), aiohttp.ClientSession() as s:
+    async with running(make_controller_config(), clock) as (c, key), aiohttp.ClientSession() as s:
         contacts = [{"external_id": "d1", "phones": ["+48600100200"]}, {"external_id": "d2", "phones": ["+48600100201"]}]
         await make_campaign(s, c, key, [{"kind": "call"}], contacts=contacts)
         app = FakeAppliance(s, c.url, await enroll(s, c, "box-01"), clock=clock)
@@ -195,9 +195,9 @@ async def test_expired_on_the_appliance_replans_with_a_new_id_and_rejected_ends(
         await app.close()
 
 
-async def test_backpressure_caps_open_jobs_per_appliance(tmp_path):
+async def test_backpressure_caps_open_jobs_per_appliance(tmp_path, make_controller_config):
     clock = FakeClock(T0)
-    cfg = make_config(tmp_path / "c.db", dispatch={"queue_depth": 1})
+    cfg = make_controller_config(dispatch={"queue_depth": 1})
     async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
         contacts = [{"external_id": f"d{i}", "phones": [f"+486001002{i:02d}"]} for i in range(20)]
         await make_campaign(s, c, key, [{"kind": "call"}], contacts=contacts)
@@ -214,9 +214,9 @@ async def test_backpressure_caps_open_jobs_per_appliance(tmp_path):
         await app.close()
 
 
-async def test_refusals_are_results_and_opt_out_by_sms_stop(tmp_path):
+async def test_refusals_are_results_and_opt_out_by_sms_stop(tmp_path, make_controller_config):
     clock = FakeClock(datetime(2026, 1, 15, 22, 0, tzinfo=timezone.utc).timestamp())  # 23:00 in Warsaw
-    async with running(make_config(tmp_path / "c.db"), clock) as (c, key), aiohttp.ClientSession() as s:
+    async with running(make_controller_config(), clock) as (c, key), aiohttp.ClientSession() as s:
         await make_campaign(s, c, key, [{"kind": "call", "attempts": 2}])
         app = FakeAppliance(s, c.url, await enroll(s, c, "box-01"), clock=clock)
         await app.connect()
@@ -256,9 +256,9 @@ async def test_refusals_are_results_and_opt_out_by_sms_stop(tmp_path):
         await app.close()
 
 
-async def test_stranded_lease_goes_to_another_appliance_only_after_the_first_is_gone_long(tmp_path):
+async def test_stranded_lease_goes_to_another_appliance_only_after_the_first_is_gone_long(tmp_path, make_controller_config):
     clock = FakeClock(T0)
-    cfg = make_config(tmp_path / "c.db", dispatch={"stranded_after_seconds": 600.0})
+    cfg = make_controller_config(dispatch={"stranded_after_seconds": 600.0})
     async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
         await make_campaign(s, c, key, [{"kind": "call"}])
         a = FakeAppliance(s, c.url, await enroll(s, c, "box-a"), "box-a", clock=clock)
@@ -279,9 +279,9 @@ async def test_stranded_lease_goes_to_another_appliance_only_after_the_first_is_
         await b.close()
 
 
-async def test_pause_stops_dispatch_and_cancel_cancels_open_jobs(tmp_path):
+async def test_pause_stops_dispatch_and_cancel_cancels_open_jobs(tmp_path, make_controller_config):
     clock = FakeClock(T0)
-    async with running(make_config(tmp_path / "c.db"), clock) as (c, key), aiohttp.ClientSession() as s:
+    async with running(make_controller_config(), clock) as (c, key), aiohttp.ClientSession() as s:
         contacts = [{"external_id": f"d{i}", "phones": [f"+4860010020{i}"]} for i in range(3)]
         await make_campaign(s, c, key, [{"kind": "call"}], contacts=contacts)
         async with s.post(f"{c.url}/v1/campaigns/c1/pause", headers=auth(key)) as r:
@@ -302,14 +302,14 @@ async def test_pause_stops_dispatch_and_cancel_cancels_open_jobs(tmp_path):
         await app.close()
 
 
-async def test_a_held_job_gets_its_lease_renewed_under_the_same_id_for_a_bounded_time(tmp_path):
+async def test_a_held_job_gets_its_lease_renewed_under_the_same_id_for_a_bounded_time(tmp_path, make_controller_config):
     """A job the appliance acknowledged and has not started (waiting for a SIM's pause or
     cap) is renewed with the same id when a third of its lease is left — not expired and
     re-minted every lease — for at most MAX_HOLD_LEASES leases."""
     from controller.dispatcher import MAX_HOLD_LEASES, RENEW_WHEN_LEFT
 
     clock = FakeClock(T0)
-    cfg = make_config(tmp_path / "c.db")
+    cfg = make_controller_config()
     lease = cfg.dispatch.lease_seconds
     async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
         await make_campaign(s, c, key, [{"kind": "call", "attempts": 3}])

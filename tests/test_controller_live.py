@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import msgspec
 import pytest
-from controller_harness import FakeAppliance, FakeClock, enroll, make_config, running
+from controller_harness import FakeAppliance, FakeClock, enroll, running
 from system_harness import receiver
 
 from common import contract
@@ -189,9 +189,9 @@ def test_only_a_promise_inside_the_offered_window_counts() -> None:
 
 
 # -- through the controller: a fake appliance over the link -----------------------------------------
-async def test_the_crm_sees_the_promise_and_no_call_is_placed_while_it_holds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_crm_sees_the_promise_and_no_call_is_placed_while_it_holds(tmp_path, make_controller_config) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock(T0)
-    cfg = make_config(tmp_path / "c.db", webhooks={"backoff_seconds": 0.2, "allow_private": True})
+    cfg = make_controller_config(webhooks={"backoff_seconds": 0.2, "allow_private": True})
     async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s, receiver(clock) as hooks:
         async with s.post(f"{c.url}/v1/webhooks", json={"url": hooks.url}, headers=auth(key)) as r:
             hooks.secret = (await r.json())["secret"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
-from controller_harness import make_config, running
+from controller_harness import running
 
 
 def bad_rows(problem: dict) -> list[tuple[int, str]]:
@@ -20,8 +20,8 @@ async def all_optouts(s: aiohttp.ClientSession, url: str, h: dict[str, str]) -> 
         return [o["number"] for o in (await r.json())["items"]]
 
 
-async def test_bulk_opt_outs_json_and_csv_all_or_nothing_and_idempotent(tmp_path):
-    async with running(make_config(tmp_path / "c.db"), time.time, dispatch=False) as (c, key), \
+async def test_bulk_opt_outs_json_and_csv_all_or_nothing_and_idempotent(tmp_path, make_controller_config):
+    async with running(make_controller_config(), time.time, dispatch=False) as (c, key), \
             aiohttp.ClientSession() as s:
         h = {"Authorization": f"Bearer {key}"}
         url = f"{c.url}/v1/optouts/bulk"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from controller_harness import FakeClock, enroll, make_config, running
+from controller_harness import FakeClock, enroll, running
 from system_harness import appliance_config, clock_between, controller_sections
 
 from appliance.config import parse_config
@@ -59,8 +59,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def controller_config(tmp_path):
-    return make_config(tmp_path / "controller.db", **controller_sections())
+def controller_config(make_controller_config):
+    return make_controller_config(**controller_sections())
 
 
 @pytest.mark.bank(modems=16, sims_per_modem=2, timing=Timing.FAST, seed=5)
@@ -135,9 +135,9 @@ async def test_report_and_export_of_a_finished_campaign_add_up_to_its_results(tm
     assert all(row["callee"].startswith("+4860") and row["callee"][1:].isdigit() for row in rows)
 
 
-async def test_a_report_says_what_holds_a_campaign_back_and_bad_requests_are_named(tmp_path):
+async def test_a_report_says_what_holds_a_campaign_back_and_bad_requests_are_named(make_controller_config):
     clock = FakeClock(datetime(2026, 1, 15, 23, 30, tzinfo=ZoneInfo("Europe/Warsaw")).timestamp())
-    async with running(make_config(tmp_path / "c.db"), clock, dispatch=False) as (c, key):
+    async with running(make_controller_config(), clock, dispatch=False) as (c, key):
         import aiohttp
         from system_harness import Crm
         async with aiohttp.ClientSession() as s:
@@ -176,14 +176,13 @@ def test_the_eta_spends_work_only_inside_calling_hours_and_skips_blackout_dates(
     assert window_seconds_until(time.time(), 10**9, settings, tz) is None  # beyond the horizon: no ETA
 
 
-def test_right_party_promises_opt_outs_and_sim_caps_in_a_report(tmp_path):
+def test_right_party_promises_opt_outs_and_sim_caps_in_a_report(open_store):
     """The figures the emulated run cannot show: a voicebot that confirmed or was denied
     the debtor's identity, a promise to pay, an opt-out by SMS, jobs no SIM could serve."""
     from controller.reporting import campaign_report
-    from controller.store import Store
 
     now = datetime(2026, 1, 15, 12, 0, tzinfo=ZoneInfo("Europe/Warsaw")).timestamp()
-    st = Store(tmp_path / "c.db")
+    st = open_store()
     try:
         st.create_campaign("feb", "feb", [{"kind": "call", "attempts": 3}], {"hours": ["08:00", "21:00"]}, now - 3600)
         rows = [cp_row(i) for i in range(1, 6)]

@@ -7,11 +7,8 @@ Tests that take ``open_store`` run on SQLite and on PostgreSQL (tests/conftest.p
 """
 from __future__ import annotations
 
-import sqlite3
 import threading
-from typing import Any
 
-import psycopg
 import pytest
 
 from controller import campaigns as cp
@@ -20,7 +17,7 @@ from controller.planner import Slot, assign, operator_of
 from controller.reports import Reports
 from controller.rules import JobKind
 from controller.store import Store, StoreError, schema
-from controller.store.backend import POSTGRESQL, is_postgresql
+from controller_harness import RawDb
 
 
 def job(cid="c1", contact=1, jid="c1.1.0.0"):
@@ -146,31 +143,8 @@ def test_stop_words_fold_case_accents_and_punctuation():
         assert not is_stop(text), text
 
 
-class Raw:
-    """The database under a store, without the store: what an older controller left."""
-
-    def __init__(self, url: str) -> None:
-        self.pg = is_postgresql(url)
-        self.conn: Any = psycopg.connect(url, autocommit=True) if self.pg else sqlite3.connect(url, isolation_level=None)
-
-    def script(self, sql: str) -> None:
-        if self.pg:
-            self.conn.execute(POSTGRESQL.ddl(sql))
-        else:
-            self.conn.executescript(sql)
-
-    def one(self, sql: str) -> Any:
-        return self.conn.execute(sql).fetchone()[0]
-
-    def columns(self, table: str) -> set[str]:
-        if self.pg:
-            return {r[0] for r in self.conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
-        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
-
-
 def test_a_version_1_store_is_migrated_and_a_newer_one_refused(store_url, open_store):
-    raw = Raw(store_url)  # the store as version 1 left it: base DDL without the later columns
+    raw = RawDb(store_url)  # the store as version 1 left it: base DDL without the later columns
     base = "".join(schema.BASE)
     for added in ("    promise_date TEXT,               -- the voicebot's promise to pay (ISO date), version 2\n",
                   "    external_id TEXT,                -- the contact's CRM key, copied at ingest (it never changes), version 3\n",

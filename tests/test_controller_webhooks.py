@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from controller.webhooks import next_delay, sign, verify
-from controller_harness import FakeAppliance, FakeClock, enroll, make_config, running
+from controller_harness import FakeAppliance, FakeClock, enroll, running
 
 T0 = 1768471200.0  # 2026-01-15 10:00 UTC
 
@@ -77,14 +77,14 @@ async def wait_for(pred, timeout=10.0):
             await asyncio.sleep(0.05)
 
 
-async def test_signed_deliveries_retries_dead_letters_and_replay(tmp_path):
+async def test_signed_deliveries_retries_dead_letters_and_replay(tmp_path, make_controller_config):
     clock = FakeClock(T0)
     OFFSET[0] = clock.offset
     rx = Receiver(fail=2)
     runner, url = await start_receiver(rx)
     # the receiver is on loopback: allowed only with allow_private (the default refuses it,
     # tests/test_controller_input.py)
-    cfg = make_config(tmp_path / "c.db", webhooks={"backoff_seconds": 0.2, "max_attempts": 3, "allow_private": True})
+    cfg = make_controller_config(webhooks={"backoff_seconds": 0.2, "max_attempts": 3, "allow_private": True})
     try:
         async with running(cfg, clock) as (c, key), aiohttp.ClientSession() as s:
             async with s.post(f"{c.url}/v1/webhooks", json={"url": url, "events": ["result", "inbound"]}, headers=auth(key)) as r:
@@ -138,14 +138,13 @@ async def test_signed_deliveries_retries_dead_letters_and_replay(tmp_path):
         await runner.cleanup()
 
 
-def test_delivered_rows_are_pruned_after_a_week_and_dead_letters_stay(tmp_path):
+def test_delivered_rows_are_pruned_after_a_week_and_dead_letters_stay(open_store):
     """The deliveries table holds a week of delivered rows at most (pruned in batches, at
     most once a minute); dead letters stay until a person replays them."""
-    from controller.store import Store
     from controller.webhooks import (DELIVERED_RETENTION_SECONDS, PRUNE_BATCH, PRUNE_EVERY_SECONDS,
                                      Deliverer)
 
-    store = Store(str(tmp_path / "c.db"))
+    store = open_store()
     clock = FakeClock(1_800_000_000.0)
     old, recent = clock() - DELIVERED_RETENTION_SECONDS - 60, clock() - 60
     rows = [("w", "result", "{}", state, 0.0, at, at)
