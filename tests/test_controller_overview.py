@@ -105,14 +105,39 @@ async def test_overview_needs_its_own_accounts_a_session_and_csrf(controller, ht
     r, _ = await b.request("GET", "/overview.json")
     assert r.status == 401
 
-    # Over TLS (a proxy saying so) the cookie is Secure; removing the account ends its session.
+    # Over TLS (a proxy saying so) the cookie is Secure; removing the account ends its
+    # session, and its open live stream says so.
     b.jar.clear()
     r = await b.sign_in("olek", PASSWORD, headers={"X-Forwarded-Proto": "https"})
     assert r.status == 303 and cookies_of(r)[COOKIE][COOKIE]["secure"]
     b.jar[COOKIE] = cookies_of(r)[COOKIE][COOKIE].value
     assert (await b.request("GET", "/overview.json"))[0].status == 200
-    accounts.remove("olek")
+    async with http.get(c.url + BASE + "/events.stream", headers={"Cookie": f"{COOKIE}={b.jar[COOKIE]}"}) as r:
+        assert r.status == 200 and r.content_type == "text/event-stream"
+        events = _events(r.content)
+        name, data = await asyncio.wait_for(anext(events), 10)
+        assert name == "panels" and 'id="appliances"' in data and "No appliance has enrolled yet" in data
+        accounts.remove("olek")
+        name, _ = await asyncio.wait_for(anext(events), 10)  # the stream looks at the session every 2 s
+        assert name == "signedout"
     assert (await b.request("GET", "/overview.json"))[0].status == 401
+
+
+async def _events(content: Any) -> Any:
+    """Server-sent events as (event, data) pairs (HTML Living Standard §9.2.6)."""
+    name, data = "", []
+    async for raw in content:
+        line = raw.decode().rstrip("\r\n")
+        if line:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        elif name or data:
+            yield name or "message", "\n".join(data)
+            name, data = "", []
 
 
 def test_controller_user_cli_adds_lists_and_removes(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -324,3 +349,44 @@ async def test_overview_page_in_chromium_matches_the_api(tmp_path, bank, http) -
                     await browser.close()
         finally:
             await app.stop()
+
+
+async def test_overview_document_reads_fleet_health_and_the_reports(controller, crm, http, clock) -> None:  # type: ignore[no-untyped-def]
+    """The document the cards are drawn from, straight from the store: an appliance's link
+    (up, quiet after 30 s without a heartbeat, down), busy channels and usable SIMs by the
+    states of its hello; campaigns as their reports say, an ended one gone after a day."""
+    from controller.overview.view import overview
+    from controller.reporting import campaign_report_async
+
+    c, _ = controller
+    await enroll(http, c, "box-7")
+    states = ["ready", "paused", "busy", "quarantined", "locked", "capped", "not_in_rotation"]
+    now = clock()
+    c.store.appliance_hello("box-7", {"version": "9.9.9", "channels": 4, "idle": 1, "capacity": 8, "sims": [
+        {"sim_id": f"8948{i:015d}", "state": s, "channel_id": f"m{i}"} for i, s in enumerate(states)]}, now)
+    [box] = (await overview(c.store, now))["appliances"]
+    assert box["link"] == "up" and box["version"] == "9.9.9" and box["seen_seconds_ago"] == 0
+    assert (box["channels"], box["busy"], box["sims"], box["sims_usable"], box["jobs_in_flight"]) == (4, 3, 7, 3, 0)
+    assert box["sims_by_state"] == dict.fromkeys(sorted(states), 1)
+    [box] = (await overview(c.store, now + 31))["appliances"]
+    assert box["link"] == "quiet" and box["seen_seconds_ago"] == 31
+    c.store.appliance_disconnected("box-7", now + 40)
+    assert (await overview(c.store, now + 41))["appliances"][0]["link"] == "down"
+
+    for cid in ("live", "gone"):
+        status, body = await crm.call("POST", "/v1/campaigns", json={
+            "id": cid, "name": cid, "start": True, "strategy": [{"kind": "call", "attempts": 1}]})
+        assert status == 201, body
+        status, body = await crm.call("POST", f"/v1/campaigns/{cid}/contacts", json=[
+            {"external_id": f"{cid}-{i}", "phones": [f"+4860000{i:04d}"], "time_zone": daytime_zone()} for i in range(3)])
+        assert status == 200, body
+    assert (await crm.call("POST", "/v1/campaigns/gone/cancel"))[0] == 200
+    now = clock()
+    doc = await overview(c.store, now)
+    assert [x["id"] for x in doc["campaigns"]] == ["live", "gone"]  # running first, then ended
+    live = doc["campaigns"][0]
+    report = await campaign_report_async(c.store, c.store.get_campaign("live"), now)
+    assert live["contacts"] == report["contacts"] and live["eta"] == report["eta"]
+    assert live["state"] == "running" and live["contacts"]["total"] == 3
+    assert live["progress"] == round(report["contacts"]["done"] / 3, 4)
+    assert [x["id"] for x in (await overview(c.store, now + 2 * 86400))["campaigns"]] == ["live"]
