@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from controller.cli import controller
 from controller.config import ConfigError, load_config
+from controller.store import SCHEMA_VERSION, Store
 
 
 def write(tmp_path, text):
@@ -42,8 +43,8 @@ def test_config_errors_say_where(tmp_path, text, needle):
     assert needle in str(exc.value)
 
 
-def test_keys_create_list_revoke_and_enroll_token(tmp_path):
-    cfg = write(tmp_path, f'[controller]\nstore = "{tmp_path / "c.db"}"\n')
+def test_keys_create_list_revoke_and_enroll_token(tmp_path, store_url):
+    cfg = write(tmp_path, f'[store]\nurl = "{store_url}"\n')
     r = CliRunner()
     out = r.invoke(controller, ["keys", "create", "--config", str(cfg), "--name", "crm", "--json"])
     assert out.exit_code == 0, out.output
@@ -68,11 +69,11 @@ def test_every_command_has_an_example():
         assert out.exit_code == 0 and "Example" in out.output, args
 
 
-def test_run_serves_until_sigterm(tmp_path):
+def test_run_serves_until_sigterm(tmp_path, store_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = write(tmp_path, f'[controller]\nstore = "c.db"\nlisten = "127.0.0.1:{port}"\n')
+    cfg = write(tmp_path, f'[controller]\nlisten = "127.0.0.1:{port}"\n[store]\nurl = "{store_url}"\n')
     proc = subprocess.Popen([sys.executable, "-c", "from controller.cli import controller; controller()",
                              "run", "--config", str(cfg)], stderr=subprocess.PIPE)
     try:
@@ -88,4 +89,8 @@ def test_run_serves_until_sigterm(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
-    assert (tmp_path / "c.db").exists()
+    store = Store(store_url)  # the run made the store, at the schema this code writes
+    try:
+        assert store.ping() == SCHEMA_VERSION
+    finally:
+        store.close()

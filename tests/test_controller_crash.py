@@ -35,12 +35,12 @@ async def start(cfg, port):
     raise AssertionError("controller did not start")
 
 
-async def test_kill_9_loses_no_acked_result_and_respects_leases(tmp_path):
+async def test_kill_9_loses_no_acked_result_and_respects_leases(tmp_path, store_url):
     port = free_port()
     cfg = tmp_path / "controller.toml"
-    cfg.write_text(f'[controller]\nstore = "c.db"\nlisten = "127.0.0.1:{port}"\n'
+    cfg.write_text(f'[controller]\nlisten = "127.0.0.1:{port}"\n[store]\nurl = "{store_url}"\n'
                    '[dispatch]\ninterval_seconds = 0.05\nlease_seconds = 20.0\n')
-    store = Store(tmp_path / "c.db")
+    store = Store(store_url)
     key = create_key(store, "t", time.time())["key"]
     token = create_enroll_token(store, 600, time.time())["token"]
     store.close()
