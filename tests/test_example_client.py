@@ -41,6 +41,8 @@ CLIENT = Path(__file__).resolve().parent.parent / "examples" / "crm-client-node"
 CAMPAIGN = "nov-crm"
 #: Answers the client "loses" on purpose: the controller must deliver them again.
 LOST = 2
+#: What the first debtor texts back, to the number he was shown.
+REPLY = "Zapłacę w piątek"
 
 pytestmark = pytest.mark.bank(modems=4, sims_per_modem=1, timing=Timing.FAST, seed=11)
 
@@ -137,7 +139,7 @@ async def test_node_client_runs_the_whole_contract_against_a_live_system(tmp_pat
     proc = await asyncio.create_subprocess_exec(
         node(), str(CLIENT), "--url", c.url, "--contacts", str(contacts), "--campaign", CAMPAIGN,
         "--listen-port", str(port), "--webhook-secret", secret, "--page-size", "3", "--lose-answers", str(LOST),
-        "--timeout", "180", "--webhook-wait", "30",
+        "--timeout", "180", "--webhook-wait", "30", "--wait-inbound", "1",
         env={**os.environ, "SIMROTOR_API_KEY": key},  # the key by env, as the README says
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     finished = asyncio.ensure_future(proc.communicate())
@@ -152,6 +154,11 @@ async def test_node_client_runs_the_whole_contract_against_a_live_system(tmp_pat
         link = c.url.replace("http", "ws") + "/v1/link"
         app = Appliance(parse_config(appliance_config(tmp_path, bank.state, link, tmp_path / "cred")), seed=3)
         await app.start()
+        async with asyncio.timeout(60):  # the first debtor answers, then texts back the number he was shown
+            while not (reached := [r for r in await crm.all_results(CAMPAIGN)
+                                   if r["external_id"] == "D-1001" and r["outcome"] == "answered_human"]):
+                await asyncio.sleep(0.2)
+        await bank.emu.inbound_sms(reached[0]["callee"], reached[0]["number_shown"], REPLY)
         async with asyncio.timeout(240):
             out, err = await finished
     finally:
@@ -187,7 +194,9 @@ async def test_node_client_runs_the_whole_contract_against_a_live_system(tmp_pat
     assert hooks["received"] == hooks["verified"] + hooks["rejected"]  # every delivery judged, none ignored
     assert hooks["lost_answers"] == hooks["duplicates"] == LOST  # each lost answer came again, dropped as a repeat
     assert hooks["verified"] == len(hooks["delivery_ids"]) + LOST
-    assert hooks["accepted"] == {"result": len(results), "inbound": 0}
+    assert hooks["accepted"] == {"result": len(results), "inbound": 1}
+    assert summary["inbound"] == {"paged": 1, "by_webhook": 1, "replies": [
+        {"external_id": "D-1001", "kind": "sms", "text": REPLY, "opted_out": False}]}
     rows = c.store.conn.execute("SELECT id, state, attempts FROM deliveries WHERE webhook_id = ?",
                                 (summary["webhook_id"],)).fetchall()
     assert sorted(str(r[0]) for r in rows) == sorted(hooks["delivery_ids"])  # exactly what the controller sent

@@ -10,7 +10,8 @@
 //   4. import the contacts (CSV or JSON, each with the CRM's external_id), all or nothing
 //   5. start it, and wait until every contact is done
 //   6. page its results with the cursor; wait until a verified webhook came for each
-//   7. look every contact up by external_id
+//   7. look every contact up by external_id; the debtors' replies (inbound webhooks) against
+//      GET /v1/inbound and each contact's history
 //   8. read the campaign report and the CSV export, and check they add up to the results
 //
 // Progress goes to stderr; the last line on stdout is one JSON summary. Exit 0 when
@@ -42,6 +43,8 @@ const USAGE = `usage: node client.mjs --contacts FILE [options]
   --webhook-wait SECS   how long to wait for webhooks after the last result (default 90: the
                         controller retries a failed delivery after 10 s, 20 s, 40 s ...)
   --page-size N         results per page when paging (default 50)
+  --wait-inbound N      after the last result, wait for N inbound events of the campaign (debtors
+                        texting or calling back), at most --webhook-wait (default 0)
   --lose-answers N      answer 503 to the first N deliveries after recording them, as if the answer
                         had been lost: the controller sends them again and the repeats are dropped
                         by X-Simrotor-Delivery (default 0)
@@ -55,9 +58,11 @@ const DEFAULT_STRATEGY = [
   { kind: 'call', attempts: 1, ring_seconds: 30 },
   { kind: 'sms', text: 'Dzień dobry {name}, prosimy o wpłatę {amount} {currency}.' },
 ];
-// the fields a result webhook shares with its row in GET /v1/results
+// the fields a webhook shares with its row in GET /v1/results and GET /v1/inbound
 const RESULT_FIELDS = ['seq', 'job_id', 'campaign_id', 'contact_id', 'external_id', 'kind', 'callee', 'outcome',
   'reason', 'final', 'number_shown'];
+const INBOUND_FIELDS = ['seq', 'id', 'kind', 'from', 'to', 'text', 'contact_id', 'external_id', 'campaign_id',
+  'opted_out', 'choice'];
 
 const log = (msg) => process.stderr.write(`crm-client: ${msg}\n`);
 const sleep = (seconds) => new Promise((done) => setTimeout(done, seconds * 1000));
@@ -86,7 +91,7 @@ function options(argv, env) {
     parsed = parseArgs({
       args: argv,
       options: Object.fromEntries(['url', 'api-key', 'contacts', 'campaign', 'strategy', 'listen-host', 'listen-port',
-        'webhook-url', 'webhook-secret', 'timeout', 'webhook-wait', 'page-size', 'lose-answers']
+        'webhook-url', 'webhook-secret', 'timeout', 'webhook-wait', 'page-size', 'wait-inbound', 'lose-answers']
         .map((k) => [k, { type: 'string' }]).concat([['help', { type: 'boolean' }]])),
     }).values;
   } catch (err) {
@@ -106,6 +111,7 @@ function options(argv, env) {
     timeout: positive('timeout', parsed.timeout ?? '600', { min: 1 }),
     webhookWait: positive('webhook-wait', parsed['webhook-wait'] ?? '90', { min: 1 }),
     pageSize: positive('page-size', parsed['page-size'] ?? '50', { integer: true, min: 1 }),
+    waitInbound: positive('wait-inbound', parsed['wait-inbound'] ?? '0', { integer: true }),
     loseAnswers: positive('lose-answers', parsed['lose-answers'] ?? '0', { integer: true }),
   };
   if (!o.apiKey) throw new UsageError('no API key: give --api-key or set SIMROTOR_API_KEY');
@@ -316,7 +322,7 @@ async function run(o, summary) {
       campaign = (await api.call('GET', cpath)).body;
       const counts = JSON.stringify(campaign.contacts);
       if (counts !== shown) { log(`${id}: ${campaign.state} ${counts}`); shown = counts; }
-      if (['cancelled', 'paused'].includes(campaign.state)) throw new Mismatch(`${id} became ${campaign.state}`);
+      if (campaign.state === 'cancelled') throw new Mismatch(`${id} was cancelled`); // paused: someone will resume it
       return campaign.state === 'done';
     }, o.timeout, POLL_SECONDS, () => `${id} not done after ${o.timeout} s: ${campaign?.state} ${JSON.stringify(campaign?.contacts)}`);
     expectEqual(`${id} when done: contacts.done`, campaign.contacts.done, externalIds.length);
@@ -333,8 +339,8 @@ async function run(o, summary) {
     for (const r of results) if (r.final) outcomes[r.outcome] = (outcomes[r.outcome] || 0) + 1;
     summary.results = { paged: results.length, pages, page_size: o.pageSize, final: results.filter((r) => r.final).length, outcomes };
     log(`${results.length} results in ${pages} pages of at most ${o.pageSize}`);
-    const pushed = () => new Map(receiver.events.filter((e) => e.event === 'result' && e.payload.campaign_id === id)
-      .map((e) => [e.payload.seq, e.payload]));
+    const pushed = (event = 'result') => new Map(receiver.events
+      .filter((e) => e.event === event && e.payload.campaign_id === id).map((e) => [e.payload.seq, e.payload]));
     await waitFor(() => results.every((r) => pushed().has(r.seq)) && receiver.repeatedLost.size === receiver.lost.size,
       o.webhookWait, WEBHOOK_POLL_SECONDS,
       () => `after ${o.webhookWait} s, ${results.filter((r) => !pushed().has(r.seq)).length} of ${results.length} results `
@@ -361,6 +367,24 @@ async function run(o, summary) {
     for (const r of results) expectEqual(`result ${r.seq}: the contact's external_id`, contactOf.get(r.contact_id), r.external_id);
     summary.lookups = { by_external_id: externalIds.length, matched: contactOf.size };
     log(`looked up ${contactOf.size} contacts by external_id; every result maps to its debtor`);
+
+    // the debtors' replies: by webhook, in GET /v1/inbound (no campaign filter there: all of
+    // it is read; a CRM keeps its cursor instead) and in each replying contact's history
+    await waitFor(() => pushed('inbound').size >= o.waitInbound, o.webhookWait, WEBHOOK_POLL_SECONDS,
+      () => `after ${o.webhookWait} s, ${pushed('inbound').size} inbound events of ${id} of the ${o.waitInbound} awaited`);
+    const inbound = (await api.pages('/v1/inbound', {}, o.pageSize)).items.filter((e) => e.campaign_id === id);
+    const inboundPushed = pushed('inbound');
+    expectEqual(`inbound events of ${id}: seqs by webhook and by GET /v1/inbound`,
+      [...inboundPushed.keys()].sort((a, b) => a - b), inbound.map((e) => e.seq));
+    for (const e of inbound) {
+      for (const f of INBOUND_FIELDS) expectEqual(`inbound ${e.seq}: ${f} by webhook and by GET /v1/inbound`, inboundPushed.get(e.seq)[f], e[f]);
+      expectEqual(`inbound ${e.seq}: the contact's external_id`, contactOf.get(e.contact_id), e.external_id);
+      const { body: history } = await api.call('GET', `/v1/contacts/${e.contact_id}/history`);
+      if (!history.inbound.some((h) => h.seq === e.seq)) throw new Mismatch(`inbound ${e.seq} is not in contact ${e.contact_id}'s history`);
+    }
+    summary.inbound = { paged: inbound.length, by_webhook: inboundPushed.size,
+      replies: inbound.map((e) => ({ external_id: e.external_id, kind: e.kind, text: e.text, opted_out: e.opted_out })) };
+    if (inbound.length) log(`${inbound.length} replies of debtors came by webhook and are in their history`);
 
     // 8. the report and the export add up to the results
     const { body: report } = await api.call('GET', `${cpath}/report`);
