@@ -191,3 +191,27 @@ def test_two_stores_opening_a_new_database_at_once_migrate_it_once(open_store):
         t.join(timeout=60)
     assert errors == [] and len(stores) == 3
     assert all(s.ping() == schema.SCHEMA_VERSION for s in stores)
+
+
+def test_on_postgresql_a_contact_another_controller_is_claiming_is_passed_over_not_waited_for(pg_server):
+    """SKIP LOCKED: while controller A's transaction holds contact 1, B's claim of it says
+    no at once (the other contact it takes), and takes it once A let it go unclaimed."""
+    with pg_server.database() as url:
+        a, b = Store(url), Store(url)
+        try:
+            a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
+            a.upsert_contacts("c1", [ContactRow("x", ("+48600100200",)), ContactRow("y", ("+48600100201",))], 0.0)
+            got: list[bool] = []
+            with a.tx() as c:
+                c.execute("SELECT 1 FROM contacts WHERE id = 1 FOR UPDATE")
+                # B in another thread: were it to wait for A's lock, this thread (holding it) would never see it end
+                t = threading.Thread(target=lambda: got.extend(
+                    b.claim_and_lease(i, job(jid=f"c1.{i}.0.0"), "box-b", "b1", deadline=100.0, now=1.0) for i in (1, 2)))
+                t.start()
+                t.join(timeout=30)
+                assert not t.is_alive(), "B waited for A's lock instead of skipping the contact"
+            assert got == [False, True]
+            assert b.claim_and_lease(1, job(jid="c1.1.0.0"), "box-b", "b2", deadline=100.0, now=2.0)
+            assert a.campaign_counts("c1")["in_flight"] == 2
+        finally:
+            a.close(), b.close()

@@ -3,7 +3,9 @@ renew, re-lease after expiry, acknowledge, count and withdraw.
 
 Hot path (every dispatch tick): raw SQL, each claim a conditional ``UPDATE … WHERE state =
 'waiting'`` inside ``BEGIN IMMEDIATE``, so two dispatchers over one database never take the
-same contact or re-lease the same job.
+same contact or re-lease the same job. On PostgreSQL the contact's row is first taken with
+``SELECT … FOR UPDATE SKIP LOCKED``: a contact another controller is claiming right now is
+passed over at once instead of waited for (its transaction would take it anyway).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from .backend import POSTGRESQL
 from .base import StoreBase
 
 
@@ -28,6 +31,9 @@ class Jobs(StoreBase):
         """Take a waiting contact and lease its job to an appliance, atomically; False if
         another dispatcher took the contact first."""
         with self.tx() as c:
+            if self.dialect is POSTGRESQL and c.execute(
+                    "SELECT 1 FROM contacts WHERE id = ? AND state = 'waiting' FOR UPDATE SKIP LOCKED", (contact_id,)).fetchone() is None:
+                return False
             if c.execute("UPDATE contacts SET state = 'in_flight', updated_at = ? WHERE id = ? AND state = 'waiting'",
                          (now, contact_id)).rowcount != 1:
                 return False
