@@ -390,3 +390,26 @@ async def test_overview_document_reads_fleet_health_and_the_reports(controller, 
     assert live["state"] == "running" and live["contacts"]["total"] == 3
     assert live["progress"] == round(report["contacts"]["done"] / 3, 4)
     assert [x["id"] for x in (await overview(c.store, now + 2 * 86400))["campaigns"]] == ["live"]
+
+
+async def test_board_hands_out_the_last_document_while_it_reads_the_next(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Open pages share one read per refresh; a stale document is handed out at once (a big
+    campaign's report takes seconds) while the next read runs, then the new one."""
+    from controller.overview.view import Board
+
+    store = Store(str(tmp_path / "c.db"))
+    try:
+        now = [1_000_000.0]
+        board = Board(store, lambda: now[0], refresh=0.05)
+        first = await board.document()
+        assert first["generated_at"] == _iso(1_000_000) and await board.document() is first
+        now[0] += 60
+        await asyncio.sleep(0.06)
+        assert await board.document() is first  # stale, handed out; the next read has begun
+        async with asyncio.timeout(5):
+            while (doc := await board.document()) is first:
+                await asyncio.sleep(0.01)
+        assert doc["generated_at"] == _iso(1_000_060)
+        await board.close()
+    finally:
+        store.close()

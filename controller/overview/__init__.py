@@ -129,6 +129,7 @@ def add_overview(app: web.Application, store: Store, clock: Callable[[], float])
 
     async def close_streams(_: Any) -> None:
         sub[CLOSING].set()  # open pages never hold up a stop
+        await sub[BOARD].close()
 
     app.on_shutdown.append(close_streams)
     app.router.add_get(BASE, _to_page)
