@@ -29,6 +29,7 @@ Shape (every table optional except where noted; defaults beside each field)::
     [callbacks.creditors]               # pool -> the creditor a callback's message names
     [callbacks.texts.pl]                # menu = "…{creditor}…", callback, opt_out, none, client
     [retry] / [ussd] / [supervision]
+    [link]                              # url = "wss://…/v1/link" or a list of controllers; empty: standalone
     [log]                               # format = "json" | "text", level = "INFO"
 
 Every number is checked against its bound (``_BOUNDS``, or ``common.configkit``'s
@@ -42,6 +43,7 @@ import re
 import string
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -239,7 +241,9 @@ class UssdSection(_Base):
 
 class LinkSection(_Base):
     # The controller's WebSocket (appliances dial out: NAT-friendly). Empty = standalone.
-    url: str = ""
+    # A list names several controllers of one fleet (one database): they are tried in
+    # turn, the next one first when a link drops, with backoff after a whole round fails.
+    url: str | list[str] = ""
     # Where `simrotor provision enroll` stored the per-appliance credential.
     credential_file: str = "appliance.credential"
     heartbeat_seconds: float = 10.0
@@ -247,6 +251,11 @@ class LinkSection(_Base):
     # channel, so a dead appliance strands little work.
     queue_per_channel: float = 2.0
     reconnect_backoff: tuple[float, float] = (0.5, 30.0)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The controllers' link URLs, in the order they are tried (none: standalone)."""
+        return tuple(u for u in ([self.url] if isinstance(self.url, str) else self.url) if u)
 
 
 class SupervisionSection(_Base):
@@ -365,6 +374,13 @@ def _check(cfg: ApplianceConfig, source: str) -> None:
     for i, m in enumerate(cfg.modem):
         if m.pin is not None and not re.fullmatch(r"\d{4,8}", m.pin):
             raise bad(f"[[modem]] #{i + 1} ({m.id}) pin", "a PIN is 4 to 8 digits", 'pin = "1234"')
+    for u in cfg.link.urls:
+        parsed = urlsplit(u)
+        if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
+            raise bad("[link] url", f"{u!r} is not a controller's link URL",
+                      'url = "wss://controller.example:8480/v1/link", or a list of them')
+    if len(set(cfg.link.urls)) != len(cfg.link.urls):
+        raise bad("[link] url", "a controller is listed twice", "list each controller's URL once")
     for where, (lo, hi), example in (("[limits] pause_after_call", cfg.limits.pause_after_call, "[5.0, 20.0]"),
                                      ("[link] reconnect_backoff", cfg.link.reconnect_backoff, "[0.5, 30.0]"),
                                      ("[supervision] reopen_backoff", cfg.supervision.reopen_backoff, "[1.0, 60.0]")):

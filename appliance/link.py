@@ -94,6 +94,9 @@ class Link:
         self.policy = deps.policy
         self.appliance_id = appliance_id
         self.clock = deps.clock
+        self.urls = cfg.urls
+        #: The controller the link is on, or tries next (the first listed until one answers).
+        self.url = self.urls[0]
         self.connected = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks = Background("link", logger)
@@ -120,7 +123,8 @@ class Link:
 
     def state(self) -> dict[str, Any]:
         """For the status: where to, whether up, how many results sent."""
-        return {"url": self.cfg.url, "connected": self.connected.is_set(), "results_sent": self.sent_results}
+        return {"url": self.url, "urls": list(self.urls), "connected": self.connected.is_set(),
+                "results_sent": self.sent_results}
 
     def _credential(self) -> str:
         path = Path(self.cfg.credential_file)
@@ -130,36 +134,51 @@ class Link:
             raise LinkError(f"no credential at {path}: run `simrotor provision enroll` first") from None
 
     async def _run(self) -> None:
+        """Connect, and again after every drop. With several controllers listed, a failed
+        or dropped one hands over to the next at once: the backoff grows only after a
+        whole round of them failed, and a link that was up starts the count again."""
         delay, cap = self.cfg.reconnect_backoff
         backoff = delay
+        index = failed_in_round = 0
         while True:
+            self.url = self.urls[index]
+            was_up = False
             try:
                 credential = self._credential()
                 headers = {"Authorization": f"Bearer {credential}"}
                 async with aiohttp.ClientSession() as session, session.ws_connect(
-                        self.cfg.url, headers=headers, heartbeat=self.cfg.heartbeat_seconds * 3) as ws:
+                        self.url, headers=headers, heartbeat=self.cfg.heartbeat_seconds * 3) as ws:
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise
-            except (TimeoutError, aiohttp.ClientError, OSError, LinkError, ConnectionError) as exc:
-                backoff = delay if self.connected.is_set() else backoff
-                logger.warning("link: %s; reconnecting in %.1f s", exc, backoff)
-            except Exception:
-                # A session that never got its hello out (a bug on our side) must not be
-                # retried at the first step's pace for ever: only a session that was up
-                # resets the backoff.
-                backoff = delay if self.connected.is_set() else backoff
-                logger.exception("link failed; reconnecting in %.1f s", backoff)
-            self.connected.clear()
-            self._ws = None
-            await asyncio.sleep(backoff)
-            backoff = min(cap, backoff * 2)
+            except Exception as exc:
+                # Only a session that got its hello out resets the backoff: a bug on our
+                # side before that must not be retried at the first step's pace for ever.
+                was_up = self.connected.is_set()
+                expected = isinstance(exc, (TimeoutError, aiohttp.ClientError, OSError, LinkError, ConnectionError))
+                self.connected.clear()
+                self._ws = None
+                if was_up:
+                    backoff, failed_in_round = delay, 0
+                else:
+                    failed_in_round += 1
+                index = (index + 1) % len(self.urls)
+                if len(self.urls) > 1 and failed_in_round < len(self.urls):
+                    wait, why = delay, f"trying {self.urls[index]} next"
+                else:
+                    wait, why = backoff, f"reconnecting to {self.urls[index]}"
+                    backoff, failed_in_round = min(cap, backoff * 2), 0
+                if expected:
+                    logger.warning("link to %s: %s; %s in %.1f s", self.url, exc, why, wait)
+                else:
+                    logger.exception("link to %s failed; %s in %.1f s", self.url, why, wait)
+            await asyncio.sleep(wait)
 
     async def _session(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._ws = ws
         await self._send(self._hello())
         self.connected.set()
-        logger.info("link: connected to %s", self.cfg.url)
+        logger.info("link: connected to %s", self.url)
         pump = asyncio.ensure_future(self._pump())
         try:
             async for msg in ws:

@@ -146,7 +146,7 @@ def status_line(channels: list[Channel], link: Link | None) -> str:
         text += f" (down: {named}{more})"
     if link is None:
         return text + "; no link (standalone)"
-    return text + ("; link connected to " if link.connected.is_set() else "; link down, reconnecting to ") + str(link.cfg.url)
+    return text + ("; link connected to " if link.connected.is_set() else "; link down, reconnecting to ") + link.url
 
 
 class Appliance:
@@ -185,11 +185,13 @@ class Appliance:
         core = Core(self.bank, self.scheduler, self.store, self.policy)
         self.link: Link | None = None
         self.uploader: Uploader | None = None
-        if cfg.link.url:
-            self.link = Link(cfg.link, cfg.appliance.id, core)
-            self.callbacks.on_choice = self.link.wake  # a caller's choice goes out at once
+        if cfg.link.urls:
+            link = self.link = Link(cfg.link, cfg.appliance.id, core)
+            self.callbacks.on_choice = link.wake  # a caller's choice goes out at once
             credential = Path(cfg.link.credential_file)
-            self.uploader = Uploader(self.recordings, cfg.link.url, lambda: credential.read_text().strip())
+            # recordings go to the controller the link is on now (any of them stores them
+            # in the fleet's one database)
+            self.uploader = Uploader(self.recordings, lambda: link.url, lambda: credential.read_text().strip())
         self.balance: BalanceChecker | None = None
         if cfg.ussd.balance_code and cfg.ussd.interval_seconds > 0:
             self.balance = BalanceChecker(cfg.ussd, core)

@@ -181,7 +181,7 @@ async def test_a_failed_upload_waits_its_backoff_and_says_why(tmp_path) -> None:
         m = await rec.save(await a_tap(0.2))
         rec.on_result({"job_id": "j", "attempt": 1, "recording": m})
         with socket_nobody_listens() as port:
-            up = Uploader(rec, f"ws://127.0.0.1:{port}/v1/link", lambda: "sra_x", clock=lambda: now[0])
+            up = Uploader(rec, lambda: f"ws://127.0.0.1:{port}/v1/link", lambda: "sra_x", clock=lambda: now[0])
             async with aiohttp.ClientSession() as s:
                 assert await up.send_due(s) == 0
                 row = rec.rows.get(m["id"])
@@ -311,7 +311,7 @@ async def test_the_appliances_uploader_hands_a_recording_to_the_controller(tmp_p
         rec.on_result({"job_id": job["id"], "attempt": 1, "recording": m})
         stray = await rec.save(await a_tap(0.2))
         rec.on_result({"job_id": "never.leased", "attempt": 1, "recording": stray})
-        up = Uploader(rec, c.url.replace("http", "ws") + "/v1/link", lambda: cred)
+        up = Uploader(rec, lambda: c.url.replace("http", "ws") + "/v1/link", lambda: cred)
         async with aiohttp.ClientSession() as s:
             assert await up.send_due(s) == 1
         assert rec.rows.count() == 0 and not rec.path(m["id"]).exists() and not rec.path(stray["id"]).exists()

@@ -254,7 +254,7 @@ def test_appliance_status_line_names_the_modems_down_and_the_link():
     channels = [Channel(f"m{i}", f"/dev/x{i}", 1, state=s) for i, s in enumerate(states)]
     assert status_line(channels, None) == ("4/8 modems up (down: m2 faulty, m4 opening, m5 faulty, +1 more); "
                                            "no link (standalone)")
-    link = SimpleNamespace(connected=asyncio.Event(), cfg=SimpleNamespace(url="wss://c:8480/v1/link"))
+    link = SimpleNamespace(connected=asyncio.Event(), url="wss://c:8480/v1/link")
     assert status_line(channels[:2], link) == "2/2 modems up; link down, reconnecting to wss://c:8480/v1/link"  # type: ignore[arg-type]
     link.connected.set()
     assert status_line(channels[:2], link) == "2/2 modems up; link connected to wss://c:8480/v1/link"  # type: ignore[arg-type]

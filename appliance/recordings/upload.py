@@ -47,11 +47,11 @@ def upload_base(link_url: str) -> URL:
 
 
 class Uploader:
-    def __init__(self, recordings: Recordings, link_url: str, credential: Callable[[], str], *,
+    def __init__(self, recordings: Recordings, link_url: Callable[[], str], credential: Callable[[], str], *,
                  clock: Callable[[], float] = time.time, backoff: tuple[float, float] = BACKOFF) -> None:
         self.recordings = recordings
         self.rows = recordings.rows
-        self.base = upload_base(link_url)
+        self.link_url = link_url  # the controller the link is on now: uploads follow it
         self.credential = credential
         self.clock = clock
         self.backoff = backoff
@@ -112,7 +112,7 @@ class Uploader:
             logger.warning("recording %s of job %s: its file %s is gone; nothing to send", rec["id"], rec["job_id"], path)
             self.rows.remove(rec["id"])
             return False
-        url = self.base / "v1" / "link" / "recordings" / rec["id"]
+        url = upload_base(self.link_url()) / "v1" / "link" / "recordings" / rec["id"]
         params = {"job_id": rec["job_id"], "attempt": str(rec["attempt"]), "seconds": str(rec["seconds"])}
         try:
             headers = {"Authorization": f"Bearer {self.credential()}", "Content-Type": CONTENT_TYPE}
