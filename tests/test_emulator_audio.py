@@ -401,3 +401,26 @@ def test_the_cli_takes_an_audio_dir_that_exists(tmp_path: Path) -> None:
     result = CliRunner().invoke(emulate, ["--audio-dir", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "--audio-dir" in result.output
     assert "--sound-cache" in CliRunner().invoke(emulate, ["--help"]).output
+
+
+async def test_a_far_end_whose_voice_is_still_being_made_starts_on_its_line_noise(bank_of, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A real line carries its noise from the answer on. A callee whose voice is not made
+    yet (a cold cache: espeak-ng runs while the call rings) starts on his line's noise,
+    not on the emulator's quiet floor, which then stepped up to the noise when the voice
+    was ready: a level step a tone detector took for sound (a fax's CNG became a beep)."""
+    from modem_drivers.emulator._voices import CalleeKind, NotReady
+
+    emu, _ = await bank_of(modems=1, vendors=("huawei",), control_port=None, sound_cache=tmp_path / "cold")
+    sounds = emu.network.sounds
+    assert sounds is not None
+    number = next(n for n in (f"+486000001{k:02d}" for k in range(100))
+                  if sounds.kind_of(n, plan_behaviour(n)) is CalleeKind.PERSON and sounds._line(CalleeKind.PERSON, n)[2][3] >= 0)
+    with pytest.raises(NotReady):
+        sounds.sound_for(number, plan_behaviour(number), blocking=False)  # his voice is not made yet
+    floor = sounds.line_floor_for(number, CalleeKind.PERSON)
+    assert floor is not None and rms_dbfs(floor) > -50  # a noisy line, louder than the quiet floor
+    host, port = await dial(emu, 0, number)
+    first = await port.frames(5)  # the first 100 ms after the answer: before any breath ends
+    assert abs(rms_dbfs(first) - rms_dbfs(floor)) < 3, (rms_dbfs(first), rms_dbfs(floor))
+    host.close()
+    port.close()

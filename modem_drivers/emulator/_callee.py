@@ -178,10 +178,12 @@ class AudioLine:
             self.far.receive(data)
         # outside a call the port reads and discards
 
-    def connect(self, call: Call, sound: asyncio.Future[CalleeSound] | CalleeSound, kind: CalleeKind) -> FarEnd:
-        """The call was answered: start the far end's clock."""
+    def connect(self, call: Call, sound: asyncio.Future[CalleeSound] | CalleeSound, kind: CalleeKind,
+                line_floor: bytes | None = None) -> FarEnd:
+        """The call was answered: start the far end's clock. ``line_floor``: the line's
+        noise until the sound is known (a sound still being made)."""
         self.hang_up()
-        far = FarEnd(call, self._pty.write, self._host, kind, self._clock)
+        far = FarEnd(call, self._pty.write, self._host, kind, self._clock, line_floor)
         self.far = far
         far.start(sound)
         return far
@@ -196,7 +198,7 @@ class FarEnd:
     """The callee of one answered call, on the far end's 20 ms clock."""
 
     def __init__(self, call: Call, write: Callable[[bytes], None], host: LineHost, kind: CalleeKind,
-                 clock: FrameClock) -> None:
+                 clock: FrameClock, line_floor: bytes | None = None) -> None:
         self.call = call
         self._clock = clock
         self._write = write
@@ -208,7 +210,7 @@ class FarEnd:
         self._out_pos = 0
         self._in = bytearray()
         self._floor_pos = 0
-        self._line_floor = AudioLine.FLOOR  # the callee's line noise once his sound is known
+        self._line_floor = line_floor or AudioLine.FLOOR  # the callee's line noise (his sound's, once known)
         self._span_start: int | None = None
         self._quiet_ms = 0
         self._prompt_ended = asyncio.Event()

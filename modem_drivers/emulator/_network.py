@@ -266,7 +266,10 @@ class Network:
                        kind: CalleeKind) -> FarEnd:
         """Start the far end on ``line``; only the last :data:`KEEP_RECORDINGS` calls keep
         what their far end heard (a soak run's thousands of calls would hold gigabytes)."""
-        far = line.connect(call, sound, kind)
+        floor = None
+        if isinstance(sound, asyncio.Future) and not sound.done() and self.sounds is not None:
+            floor = self.sounds.line_floor_for(call.record.callee, kind)  # noise from the first frame
+        far = line.connect(call, sound, kind, floor)
         self._recorded.append(call.record)
         if len(self._recorded) > KEEP_RECORDINGS:
             old = self._recorded.popleft().audio

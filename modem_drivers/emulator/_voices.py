@@ -240,8 +240,9 @@ class SoundLibrary:
         return None
 
     # -- generated sounds -------------------------------------------------------------------
-    def _generated(self, kind: CalleeKind, number: str, keys: tuple[str, ...], onset: int,
-                   blocking: bool) -> CalleeSound:
+    def _line(self, kind: CalleeKind, number: str) -> tuple[str, str, tuple[str, int, int, float, int], np.random.Generator]:
+        """The callee's language, name and line (voice, speed, pitch, SNR, voice slot), and
+        the generator his sound's further draws continue from."""
         slot = _number_seed(self.seed, number) % VOICE_POOL
         rng = np.random.default_rng(slot * 7919 + len(kind.value))
         variant = plan_variant(number)
@@ -253,7 +254,22 @@ class SoundLibrary:
         speed, pitch = int(rng.integers(150, 231)), int(rng.integers(25, 76))
         name = str(rng.choice(NAMES[lang]))
         snr = float(rng.choice([-1.0, 35.0, 25.0, 18.0]))  # -1: no added noise
-        line = (voice, speed, pitch, snr, slot)
+        return lang, name, (voice, speed, pitch, snr, slot), rng
+
+    def line_floor_for(self, number: str, kind: CalleeKind) -> bytes | None:
+        """The noise of the callee's line alone (None: the quiet floor), cheap to make:
+        a line carries its noise from the answer on, also while his voice is still being
+        made (a late sound started on the quiet floor and stepped up to the line's noise,
+        a step a tone detector hears as sound)."""
+        if kind is CalleeKind.SILENCE or self._wav_for(number, kind) is not None:
+            return None
+        _, _, (_, _, _, snr, slot), _ = self._line(kind, number)
+        return self._line_floor(slot, snr, blocking=True)
+
+    def _generated(self, kind: CalleeKind, number: str, keys: tuple[str, ...], onset: int,
+                   blocking: bool) -> CalleeSound:
+        lang, name, line, rng = self._line(kind, number)
+        snr, slot = line[3], line[4]
 
         def clip(text: str) -> bytes:
             return self._clip(("say", text, *line), lambda: self._voice(text, line), blocking)
