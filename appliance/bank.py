@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from modem_drivers.at import AtError, AtTimeout
+from modem_drivers.at import AtError, AtTimeout, TimeoutClass
 from modem_drivers.background import Background
 from modem_drivers.errors import (
     ForeignModem,
@@ -451,7 +451,12 @@ class Bank:
             modem = self.modems.get(ch.id)
             if modem is not None and ch.state in (ChannelState.IDLE, ChannelState.COOLING, ChannelState.FAULTY):
                 try:
-                    sig = await modem.signal()
+                    # A check misses when +CSQ is not answered within [supervision]
+                    # stuck_timeout_seconds (at most the AT DEFAULT class's 3 s), its wait behind
+                    # the last check's unanswered command (the port's 2 s hold) included.
+                    bound = min(self.command_timeout, TimeoutClass.DEFAULT.seconds)
+                    async with asyncio.timeout(bound):
+                        sig = await modem.signal(timeout=bound)
                     ch.signal_dbm = sig.dbm
                     reg = await modem.registration_status()
                     ch.registered = reg.registered
@@ -460,7 +465,7 @@ class Bank:
                         self._settle(ch, "answering again")
                     elif ch.state is ChannelState.IDLE and not reg.registered:
                         self._move(ch, ChannelState.FAULTY, "not registered")
-                except AtTimeout:
+                except (AtTimeout, TimeoutError):
                     misses += 1
                     if misses >= STUCK_AFTER:
                         self._move(ch, ChannelState.FAULTY, "not answering")

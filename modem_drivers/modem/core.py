@@ -164,9 +164,11 @@ class ModemCore:
                        self.name, cmd.command, cmd.doc or "optional")
             return False
 
-    async def _read(self, row: Query[T], *, timeout_class: TimeoutClass = TimeoutClass.DEFAULT) -> T:
-        """Send a row's command and read its answer with the row's reader."""
-        r = await self._cmd(row.query.command, expect=row.query.expect, timeout_class=timeout_class)
+    async def _read(self, row: Query[T], *, timeout_class: TimeoutClass = TimeoutClass.DEFAULT,
+                    timeout: float | None = None) -> T:
+        """Send a row's command and read its answer with the row's reader (``timeout``:
+        this deadline instead of the class's)."""
+        r = await self._cmd(row.query.command, expect=row.query.expect, timeout_class=timeout_class, timeout=timeout)
         return row.parse(r.lines)
 
     async def _try_read(self, row: Query[T], *, timeout_class: TimeoutClass = TimeoutClass.DEFAULT) -> T | None:

@@ -19,8 +19,10 @@ from .core import ModemCore, logger
 class Network(ModemCore):
     """Signal, registration queries and URCs, and the check that the modem may work."""
 
-    async def signal(self) -> Signal:
-        return await self._read(std.SIGNAL)
+    async def signal(self, *, timeout: float | None = None) -> Signal:
+        """+CSQ; ``timeout`` replaces the DEFAULT class's deadline (the bank's stuck-modem
+        check asks with its own, shorter one)."""
+        return await self._read(std.SIGNAL, timeout=timeout)
 
     async def registration_status(self) -> Registration:
         """Ask +CREG and, when it does not say registered, +CEREG and +CGREG on a modem that
