@@ -115,7 +115,7 @@ PAGE = """<!doctype html>
  #notice.bad{background:#fde4e4;color:#a11} #notice:empty{display:none}
  .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr));gap:8px 16px}
  .charts svg{width:100%;height:auto;display:block} .charts h3{font-size:12px;font-weight:600;margin:0 0 2px;color:#5c6375}
- .q{font-variant-numeric:tabular-nums} .dialing,.alerting{background:#fff3d6;color:#7a5600}.active{background:#e3f6e8;color:#146c2e}
+ .q{font-variant-numeric:tabular-nums} #channels td.q,#sims td.q{white-space:normal;min-width:6em;max-width:8em} .dialing,.alerting{background:#fff3d6;color:#7a5600}.active{background:#e3f6e8;color:#146c2e}
  .help{color:#5c6375;font-size:12px;margin:6px 0 0} .help dt{font-weight:600;display:inline} .help dd{display:inline;margin:0 0 0 4px}
  .help dd::after{content:"";display:block;margin-bottom:2px}
  /* a phone (360-390 px): modems and SIMs as cards, one "column: value" line each */
@@ -152,11 +152,11 @@ PAGE = """<!doctype html>
 <dt>ASR</dt><dd>answer-seizure ratio: answered seizures / seizures, in %.</dd>
 <dt>ACD</dt><dd>average call duration: talk time (answer to release) of the answered seizures / answered seizures.</dd>
 <dt>PDD</dt><dd>post-dial delay: from the appliance's dial (ATD) to the ringing (alerting), or to the answer when no ringing came; the mean over seizures that rang or were answered.</dd>
-<dt>Window</dt><dd>calls started in the last 60 whole minutes (UTC), read again every 5 s. Modems and SIMs show the same three figures (ASR · ACD · PDD).</dd></dl></section>
+<dt>Window</dt><dd>calls started in the last 60 whole minutes (UTC), read again every 5 s. Modems and SIMs show the same three figures for the same hour (ASR · ACD · PDD, then the seizures).</dd></dl></section>
 <section><h2>Modems</h2><div class="scroll"><table id="channels"><thead><tr><th>modem</th><th>state</th><th>reason</th><th>model</th>
-<th>dialect</th><th>slot</th><th>number</th><th>operator</th><th>signal</th><th>balance</th><th>job</th><th>ASR · ACD · PDD 1 h</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
+<th>dialect</th><th>slot</th><th>number</th><th>operator</th><th>signal</th><th>balance</th><th>job</th><th>ASR · ACD · PDD</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
 <section><h2>SIMs (every slot)</h2><div class="scroll"><table id="sims"><thead><tr><th>modem</th><th>slot</th><th>SIM</th><th>number</th>
-<th>operator</th><th>pool</th><th>calls 24 h</th><th>SMS 24 h</th><th>balance</th><th>last used</th><th>ASR · ACD · PDD 1 h</th><th>state</th><th>why</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
+<th>operator</th><th>pool</th><th>calls 24 h</th><th>SMS 24 h</th><th>balance</th><th>last used</th><th>ASR · ACD · PDD</th><th>state</th><th>why</th><th>actions</th></tr></thead><tbody></tbody></table></div></section>
 <section><h2>Results</h2><div class="scroll"><table id="outcomes"><thead><tr><th>kind</th><th>outcome</th><th>count</th></tr></thead><tbody></tbody></table></div></section>
 <section><h2>Events <input id="filter" type="search" placeholder="filter: a modem, a SIM's last digits, a word" aria-label="filter events"></h2><div class="scroll"><table id="events"><thead><tr><th>when</th><th>what</th></tr></thead><tbody></tbody></table></div></section>
 </main>

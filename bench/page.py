@@ -10,8 +10,13 @@ routine balance checks and slot switches). Figures (one JSON document):
 
 * ``sims_ms`` — every SIM of every slot with its usage and standing (``sim_rows``);
 * ``events_ms`` — the newest 500 events read and put in words (``trouble``);
-* ``look_ms`` — both, per look (medians of ``--looks``); ``core_share_at_2_looks`` — a
-  core's share one open page takes at the stream's most frequent looks.
+* ``traffic_ms`` — one reading of the last hour (``Traffic.read``: ``--calls-per-hour``
+  finished call attempts per modem in the store's attempts, behind a day of older ones,
+  summed per SIM, operator and modem, and both SVG charts drawn); a page keeps a reading
+  5 s (``REFRESH_SECONDS``), so a look pays a tenth of it at 2 looks a second;
+* ``look_ms`` — the SIMs and events per look plus that share of the last hour (medians of
+  ``--looks``); ``core_share_at_2_looks`` — a core's share one open page takes at the
+  stream's most frequent looks.
 """
 from __future__ import annotations
 
@@ -29,7 +34,8 @@ from common.clikit import emit, json_option
 OPERATORS = ("26001", "26002", "26003", "26006")
 
 
-def build(modems: int, calls_per_sim: int, events: int, store_path: Path, rng: random.Random) -> tuple[Any, ...]:
+def build(modems: int, calls_per_sim: int, events: int, store_path: Path, rng: random.Random,
+          calls_per_hour: int = 0) -> tuple[Any, ...]:
     from appliance.bank import Bank
     from appliance.channel import Channel, SlotSim
     from appliance.rotation import JobKind, RotationPolicy, SimLimits, SimRef
@@ -62,7 +68,29 @@ def build(modems: int, calls_per_sim: int, events: int, store_path: Path, rng: r
     with store.conn:
         store.conn.executemany("INSERT INTO events(at, kind, subject, detail) VALUES (?,?,?,?)",
                                ((now - events + i, *_row(kinds[i % len(kinds)], i)) for i in range(events)))
+        rows = list(_attempts(channels, calls_per_hour, now, rng))  # the last 24 h, oldest first (ids grow with time)
+        store.conn.executemany("INSERT INTO jobs(id, kind, callee, spec, state, created_at, updated_at)"
+                               " VALUES (?, 'call', '+48600000100', '{}', 'done', ?, ?)", ((r[0], r[3], r[4]) for r in rows))
+        store.conn.executemany("INSERT INTO attempts(job_id, n, sim_id, channel_id, state, started_at, ended_at, result)"
+                               " VALUES (?,1,?,?,'finished',?,?,?)", rows)
     return bank, policy, store, now
+
+
+def _attempts(channels: list[Any], calls_per_hour: int, now: float, rng: random.Random) -> Any:
+    import json
+
+    from common.clock import iso
+
+    total = 24 * calls_per_hour
+    for k in range(total):
+        t = now - 86_400 + k * 86_400 / max(total, 1)
+        for ch in channels:
+            sim = ch.sims[0].sim_id
+            answered = rng.random() < 0.45
+            result = {"kind": "call", "outcome": "answered_human" if answered else "no_answer", "dialed_at": iso(t),
+                      "alerting_at": iso(t + rng.uniform(1, 4)), "answered_at": iso(t + 6) if answered else None,
+                      "talk_seconds": rng.uniform(5, 60) if answered else 0.0}
+            yield f"j{k}-{ch.id}", sim, ch.id, t, t + 40, json.dumps(result)
 
 
 def _row(kind_detail: tuple[str, dict[str, Any]], i: int) -> tuple[str, str, str]:
@@ -78,9 +106,11 @@ def _row(kind_detail: tuple[str, dict[str, Any]], i: int) -> tuple[str, str, str
               help="Call starts per SIM in the rolling day (the default per-day cap).")
 @click.option("--events", type=click.IntRange(0, 1_000_000), default=100_000, show_default=True,
               help="Rows in the events table (its bound is 100,000).")
+@click.option("--calls-per-hour", type=click.IntRange(0, 600), default=30, show_default=True,
+              help="Finished call attempts per modem per hour in the store (the last hour's charts and ASR/ACD/PDD).")
 @click.option("--looks", type=click.IntRange(1, 1000), default=20, show_default=True)
 @json_option
-def page(modems: int, calls_per_sim: int, events: int, looks: int, as_json: bool) -> None:
+def page(modems: int, calls_per_sim: int, events: int, calls_per_hour: int, looks: int, as_json: bool) -> None:
     """Time one look of the technician page (its SIM table and its events in words).
 
     \b
@@ -88,11 +118,18 @@ def page(modems: int, calls_per_sim: int, events: int, looks: int, as_json: bool
       simrotor bench page --modems 256 --calls-per-sim 150 --json
     """
     from appliance.technician.sims import sim_rows
+    from appliance.technician.traffic import REFRESH_SECONDS, Traffic
     from appliance.technician.words import SCAN_ROWS, trouble
 
     with tempfile.TemporaryDirectory() as tmp:
-        bank, policy, store, now = build(modems, calls_per_sim, events, Path(tmp) / "bench.db", random.Random(1))
-        sims_ms, events_ms = [], []
+        bank, policy, store, now = build(modems, calls_per_sim, events, Path(tmp) / "bench.db", random.Random(1),
+                                         calls_per_hour)
+        sims_ms, events_ms, traffic_ms = [], [], []
+        traffic = Traffic(store, bank, clock=lambda: now)
+        for _ in range(looks):
+            t0 = time.perf_counter()
+            hour = traffic.read(now)
+            traffic_ms.append((time.perf_counter() - t0) * 1e3)
         for _ in range(looks):
             t0 = time.perf_counter()
             rows = sim_rows(bank, policy, now)
@@ -102,12 +139,14 @@ def page(modems: int, calls_per_sim: int, events: int, looks: int, as_json: bool
             sims_ms.append((t1 - t0) * 1e3)
             events_ms.append((t2 - t1) * 1e3)
         store.close()
-    look = statistics.median(s + e for s, e in zip(sims_ms, events_ms, strict=True))
+    hour_share = statistics.median(traffic_ms) * 0.5 / REFRESH_SECONDS  # one reading per 10 looks at 2 a second
+    look = statistics.median(s + e for s, e in zip(sims_ms, events_ms, strict=True)) + hour_share
     emit({
         "modems": modems, "sims": len(rows), "calls_per_sim": calls_per_sim, "events": events, "looks": looks,
-        "events_shown": len(shown),
+        "events_shown": len(shown), "calls_last_hour": hour["calls"],
         "sims_ms": round(statistics.median(sims_ms), 2),
         "events_ms": round(statistics.median(events_ms), 2),
+        "traffic_ms": round(statistics.median(traffic_ms), 2),
         "look_ms": round(look, 2),
         "core_share_at_2_looks": round(2 * look / 1000, 3),
     }, as_json)

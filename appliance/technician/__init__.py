@@ -5,8 +5,11 @@ sees of every SIM and what he may do about it.
 
 * ``sims.py``      every SIM of every slot, with its traffic against its caps, last balance and why it is held;
 * ``words.py``     the events table in words (state changes and errors, ICCIDs masked);
-* ``actions.py``   quarantine / release a SIM, reset, drain or bring back a modem, switch its slot;
+* ``actions.py``   quarantine / release / selftest a SIM, reset, drain or bring back a modem, switch its slot;
 * ``live.py``      the page's live updates as server-sent events;
+* ``calls.py``     the live calls panel: every call up now, callee masked;
+* ``traffic.py``   the last hour: calls per minute and ASR per operator as SVG, ASR, ACD and PDD per SIM, operator and modem;
+* ``selftest.py``  the selftest of one SIM on the modem the running bank holds (appliance/simcheck.py's checks);
 * ``cli.py``       ``simrotor appliance user add|list|remove``.
 
 ``appliance/web.py`` serves the page and wires these in; docs/appliance.md, "The

@@ -24,8 +24,11 @@ operator in 5-minute steps.
 
 Attempts are never pruned, so the hour is found by row id (attempt ids grow with their
 start times: one insert per start, ``started_at`` = now), not by a scan: a binary search
-the first time, then a step forward from the last hour's first row. One look reads the
-hour's rows once and is kept ``REFRESH_SECONDS`` (the page looks twice a second).
+the first time, then a step forward from the last hour's first row. Each attempt is read
+from the store once when it is finished (its JSON result taken apart in SQL) and kept
+while it is in the window: a reading reads the attempts started since the last one and
+those that were still up then. A reading is kept ``REFRESH_SECONDS`` (the page looks
+twice a second).
 """
 from __future__ import annotations
 
@@ -52,14 +55,17 @@ NOT_SEIZED: Final = frozenset({"channel_error"})
 #: Line colours of the answer-rate chart, one per operator in turn.
 COLOURS: Final = ("#1a4fa0", "#146c2e", "#a11", "#7a5600", "#6b1d8f", "#0b7285", "#5c5f66")
 
-_QUERY = (
-    "SELECT channel_id, sim_id, started_at, json_extract(result, '$.outcome'),"
+#: An attempt's figures: (id, finished, kind, channel, SIM, started_at, outcome, seconds to
+#: alerting, seconds to the answer, talk seconds); the seconds None where a time is missing.
+_COLUMNS = (
+    "SELECT id, result IS NOT NULL, json_extract(result, '$.kind'), channel_id, sim_id, started_at,"
+    " json_extract(result, '$.outcome'),"
     " (julianday(json_extract(result, '$.alerting_at')) - julianday(json_extract(result, '$.dialed_at'))) * 86400.0,"
     " (julianday(json_extract(result, '$.answered_at')) - julianday(json_extract(result, '$.dialed_at'))) * 86400.0,"
-    " json_extract(result, '$.talk_seconds')"
-    " FROM attempts WHERE id >= ? AND started_at > ? AND result IS NOT NULL"
-    " AND json_extract(result, '$.kind') = 'call'"
+    " json_extract(result, '$.talk_seconds') FROM attempts"
 )
+#: SQLite's bound on a statement's parameters (SQLITE_MAX_VARIABLE_NUMBER before 3.32).
+MAX_PARAMS: Final = 999
 
 
 @dataclasses.dataclass(slots=True)
@@ -71,15 +77,6 @@ class Quality:
     talk_seconds: float = 0.0
     pdd_sum: float = 0.0
     pdd_n: int = 0
-
-    def add(self, answered: bool, talk: float, pdd: float | None) -> None:
-        self.seizures += 1
-        if answered:
-            self.answered += 1
-            self.talk_seconds += talk
-        if pdd is not None:
-            self.pdd_sum += pdd
-            self.pdd_n += 1
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -101,6 +98,9 @@ class Traffic:
         self.clock = clock
         self.refresh_seconds = refresh_seconds
         self._first_id: int | None = None
+        self._last_id = 0  # the newest attempt read
+        self._calls: dict[int, tuple[Any, ...]] = {}  # finished call attempts in the window, by id
+        self._open: set[int] = set()  # attempts not finished at the last reading
         self._read_at = -math.inf
         self._last: dict[str, Any] | None = None
 
@@ -130,51 +130,95 @@ class Traffic:
                 lo = row[0] + 1
         return lo
 
+    def _refresh(self, start: float) -> None:
+        """Bring ``_calls`` to the window starting at ``start`` (see the module docstring)."""
+        first = self._first_since(start)
+        self._first_id = first
+        conn = self.store.conn
+        rows = conn.execute(_COLUMNS + " WHERE id >= ? AND started_at > ?", (max(first, self._last_id + 1), start)).fetchall()
+        still = sorted(i for i in self._open if i >= first)
+        for k in range(0, len(still), MAX_PARAMS):
+            part = still[k:k + MAX_PARAMS]
+            rows += conn.execute(_COLUMNS + f" WHERE id IN ({','.join('?' * len(part))})", part).fetchall()
+        self._open = set()
+        for attempt_id, finished, kind, channel_id, sim_id, started_at, outcome, to_alert, to_answer, talk in rows:
+            self._last_id = max(self._last_id, attempt_id)
+            if not finished:
+                self._open.add(attempt_id)
+            elif kind == "call":
+                pdd = to_alert if to_alert is not None else to_answer
+                self._calls[attempt_id] = ((channel_id, sim_id), int(started_at // 60), outcome not in NOT_SEIZED,
+                                           to_answer is not None, float(talk or 0.0),
+                                           None if pdd is None or pdd < 0 else pdd)
+        for gone in [i for i in self._calls if i < first]:
+            del self._calls[gone]
+
     def read(self, now: float) -> dict[str, Any]:
         end = math.floor(now / 60) * 60 + 60  # the current minute's end: 60 whole bars
         start = end - WINDOW_SECONDS
-        first = self._first_since(start)
-        self._first_id = first
+        self._refresh(start)
+        minutes, steps, per_step = WINDOW_SECONDS // 60, WINDOW_SECONDS // RATE_STEP_SECONDS, RATE_STEP_SECONDS // 60
+        first_minute = int(start // 60)
+        per_minute = [0] * (2 * minutes)  # answered, not answered, per minute
+        # per (modem, SIM): seizures, answered, talk, PDD sum, PDD count, [answered, seizures] per step
+        acc: dict[tuple[str, str], list[Any]] = {}
+        for key, minute, seized, answered, talk, pdd in self._calls.values():
+            m = minute - first_minute
+            if m < 0:
+                continue  # a row id past the hour's first one but started before it (clock set back)
+            if m >= minutes:
+                m = minutes - 1
+            per_minute[2 * m + (0 if answered else 1)] += 1
+            if not seized:
+                continue
+            a = acc.get(key)
+            if a is None:
+                a = acc[key] = [0, 0, 0.0, 0.0, 0, [0] * (2 * steps)]
+            a[0] += 1
+            if answered:
+                a[1] += 1
+                a[2] += talk
+            if pdd is not None:
+                a[3] += pdd
+                a[4] += 1
+            s = 2 * (m // per_step)
+            a[5][s] += answered
+            a[5][s + 1] += 1
         operator_of = {s.sim_id: (s.info.operator_name or s.info.mcc_mnc or "unknown") if s.info else "unknown"
                        for _, s in self.bank.sims() if s.sim_id}
-        per_minute = [[0, 0] for _ in range(WINDOW_SECONDS // 60)]  # [answered, not answered] per minute
-        steps = WINDOW_SECONDS // RATE_STEP_SECONDS
         rate: dict[str, list[list[int]]] = {}  # operator -> [answered, seizures] per step
         by_sim: dict[str, Quality] = {}
         by_operator: dict[str, Quality] = {}
         by_modem: dict[str, Quality] = {}
-        for channel_id, sim_id, started_at, outcome, to_alert, to_answer, talk in \
-                self.store.conn.execute(_QUERY, (first, start)):
-            minute = min(int((started_at - start) // 60), len(per_minute) - 1)
-            answered = to_answer is not None
-            per_minute[minute][0 if answered else 1] += 1
-            if outcome in NOT_SEIZED:
-                continue
+        for (channel_id, sim_id), (seized, answered, talk, pdd_sum, pdd_n, in_steps) in acc.items():
             operator = operator_of.get(sim_id, "unknown")
-            pdd = to_alert if to_alert is not None else to_answer
-            pdd = None if pdd is None or pdd < 0 else pdd
             for table, key in ((by_sim, sim_id), (by_operator, operator), (by_modem, channel_id)):
                 q = table.get(key)
                 if q is None:
                     q = table[key] = Quality()
-                q.add(answered, float(talk or 0.0), pdd)
-            step = rate.setdefault(operator, [[0, 0] for _ in range(steps)])[
-                min(int((started_at - start) // RATE_STEP_SECONDS), steps - 1)]
-            step[0] += answered
-            step[1] += 1
+                q.seizures += seized
+                q.answered += answered
+                q.talk_seconds += talk
+                q.pdd_sum += pdd_sum
+                q.pdd_n += pdd_n
+            line = rate.setdefault(operator, [[0, 0] for _ in range(steps)])
+            for i in range(steps):
+                line[i][0] += in_steps[2 * i]
+                line[i][1] += in_steps[2 * i + 1]
+        per_minute_pairs = [[per_minute[2 * i], per_minute[2 * i + 1]] for i in range(minutes)]
         return {
             "from": start,
             "to": end,
-            "calls": sum(a + b for a, b in per_minute),
+            "calls": sum(per_minute),
             "by_sim": {k: q.figures() for k, q in by_sim.items() if k},
             "by_operator": [{"operator": k, **q.figures()} for k, q in sorted(by_operator.items())],
             "by_modem": {k: q.figures() for k, q in by_modem.items() if k},
-            "charts": {"calls": calls_chart(per_minute, start), "answer_rate": rate_chart(rate, start)},
+            "charts": {"calls": calls_chart(per_minute_pairs, start), "answer_rate": rate_chart(rate, start)},
         }
 
 
 # -- SVG ----------------------------------------------------------------------------------
-W, H, LEFT, BOTTOM, TOP = 600, 150, 34, 20, 8
+W, H, LEFT, BOTTOM, TOP = 600, 160, 44, 22, 10
 
 
 def _hhmm(t: float) -> str:
@@ -183,17 +227,17 @@ def _hhmm(t: float) -> str:
 
 def _frame(title: str, y_max: float, y_unit: str, start: float, body: Iterable[str], legend: str = "") -> str:
     plot_h = H - BOTTOM - TOP
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H + (16 if legend else 0)}" role="img" '
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H + (20 if legend else 0)}" role="img" '
               f'aria-label="{escape(title)}" class="chart"><title>{escape(title)}</title>')]
     for frac in (0.0, 0.5, 1.0):  # y grid: 0, half, top
         y = TOP + plot_h * (1 - frac)
         label = f"{y_max * frac:.0f}{y_unit}"
         parts.append(f'<line x1="{LEFT}" x2="{W}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eceef2"/>'
-                     f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10" fill="#8a93a6">{label}</text>')
+                     f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="13" fill="#8a93a6">{label}</text>')
     for k in range(0, 61, 15):  # x: every 15 minutes, UTC
         x = LEFT + (W - LEFT) * k / 60
         anchor = "start" if k == 0 else "end" if k == 60 else "middle"
-        parts.append(f'<text x="{x:.1f}" y="{H - 5}" text-anchor="{anchor}" font-size="10" fill="#8a93a6">'
+        parts.append(f'<text x="{x:.1f}" y="{H - 5}" text-anchor="{anchor}" font-size="13" fill="#8a93a6">'
                      f'{_hhmm(start + 60 * k)}</text>')
     parts.extend(body)
     if legend:
@@ -240,10 +284,10 @@ def rate_chart(rate: dict[str, list[list[int]]], start: float) -> str:
                         f'({100 * answered / seized:.0f} %)</title></circle>')
         if len(points) > 1:
             body.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
-        legend.append(f'<text x="{LEFT + 110 * n}" y="{H + 12}" font-size="11" fill="{colour}" '
+        legend.append(f'<text x="{LEFT + 130 * n}" y="{H + 16}" font-size="14" fill="{colour}" '
                       f'data-operator="{escape(operator)}">■ {escape(operator[:16])}</text>')
     return _frame("answer rate (ASR) per operator, last hour in 5-minute steps (UTC)", 100, " %", start, body,
-                  "".join(legend) or f'<text x="{LEFT}" y="{H + 12}" font-size="11" fill="#8a93a6">no calls this hour</text>')
+                  "".join(legend) or f'<text x="{LEFT}" y="{H + 16}" font-size="14" fill="#8a93a6">no calls this hour</text>')
 
 
 def _nice(n: int) -> int:
