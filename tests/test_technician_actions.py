@@ -151,3 +151,48 @@ async def test_drain_and_bring_back_buttons_in_chromium(appliance, bank) -> None
             assert await page.locator(f"{row} button[data-act='drain']").count() == 1
         finally:
             await browser.close()
+
+
+async def test_selftest_refusals_and_a_run_without_reference(appliance, http, bank) -> None:
+    """The selftest action over HTTP: a bad reference number, an unknown slot, a busy
+    modem and a second selftest on a modem under test are refused with their reason; one
+    without a reference number checks registration, signal and balance only (no SMS or
+    call reaches the emulator's network), holds the modem out of rotation while it runs,
+    and stands in the events in words with the technician's name."""
+    technician_accounts(appliance.store.conn).add("ola", PASSWORD)
+    b = Browser(http, appliance.address)
+    assert (await b.sign_in("ola", PASSWORD)).status == 303
+    _, html = await b.request("GET", "/")
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', html).group(1)
+
+    async def selftest(body: dict) -> tuple[int, dict]:
+        r, text = await b.request("POST", "/actions/selftest", json=body, headers={"X-CSRF-Token": csrf})
+        return r.status, json.loads(text)
+
+    cid, other = list(appliance.bank.channels)
+    status, answer = await selftest({"channel": cid, "slot": 0, "reference": "call-me"})
+    assert status == 400 and answer["detail"].startswith("reference: ") and "not a phone number" in answer["detail"]
+    status, answer = await selftest({"channel": cid, "slot": 3})
+    assert status == 400 and "slots 0 to 0" in answer["detail"]
+    api = Api(http, appliance.address)
+    await api.call("POST", "/api/jobs", {"jobs": [hold_call("hold-st", 7, 2.0)]})
+    busy = await api.holding("hold-st")
+    status, answer = await selftest({"channel": busy, "slot": 0})
+    assert status == 409 and "only when idle" in answer["detail"]
+    idle = other if busy == cid else cid
+    calls_before, sms_before = len(bank.emu.network.calls), len(bank.emu.network.sms)
+    status, answer = await selftest({"channel": idle, "slot": 0, "reference": ""})
+    assert status == 200 and "no reference number: no SMS, no call" in answer["message"], answer
+    assert appliance.bank.channels[idle].job_id == "selftest by ola"  # out of rotation while it runs
+    status, answer = await selftest({"channel": idle, "slot": 0})
+    assert status == 409 and "running on it already" in answer["detail"]
+
+    async def event() -> str | None:
+        _, text = await b.request("GET", "/status.json")
+        return next((e["text"] for e in json.loads(text)["events"] if e["kind"] == "selftest"), None)
+    said = await api.until("the selftest's event", event, 30)
+    assert f"({idle} slot 1) by ola: passed" in said and "registration ok" in said, said
+    assert "sms not run (not sent: no --reference number)" in said, said
+    assert len(bank.emu.network.sms) == sms_before
+    assert not [c for c in bank.emu.network.calls[calls_before:] if c.modem_id == idle]
+    await api.until("the tested modem idle again", lambda: _is(api, idle, "idle"))

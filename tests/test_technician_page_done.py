@@ -23,7 +23,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -49,7 +49,7 @@ class Stream:
     def __init__(self, http: Any, base: str, cookie: str) -> None:
         self.http, self.base, self.cookie = http, base, cookie
 
-    async def __aenter__(self) -> Stream:
+    async def __aenter__(self) -> Self:
         self.response = await self.http.get(self.base + "/events.stream", headers={"Cookie": self.cookie})
         assert self.response.status == 200 and self.response.headers["Content-Type"] == "text/event-stream"
         return self
