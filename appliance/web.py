@@ -102,7 +102,8 @@ PAGE = """<!doctype html>
  .scroll{overflow-x:auto}
  h2{font-size:14px;margin:0 0 8px} #filter{font:inherit;font-weight:normal;margin-left:8px;padding:2px 6px;border:1px solid #c9ced8;border-radius:4px;width:min(22em,60%)} table{border-collapse:collapse;width:100%}
  th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eceef2;white-space:nowrap;vertical-align:top}
- td.why{white-space:normal;min-width:16em;max-width:40em}
+ td.why{white-space:normal;min-width:16em;max-width:40em} td.why:empty{min-width:0}
+ td.acts{white-space:normal;min-width:6em} td.acts button.act{margin:0 4px 3px 0}
  .state{font-weight:600;border-radius:4px;padding:1px 6px}
  .idle,.ready{background:#e3f6e8;color:#146c2e}.busy{background:#e3ecfb;color:#1a4fa0}
  .cooling_down,.paused,.capped{background:#eef0f3}.switching_sim{background:#fff3d6;color:#7a5600}
@@ -115,7 +116,7 @@ PAGE = """<!doctype html>
  #notice.bad{background:#fde4e4;color:#a11} #notice:empty{display:none}
  .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr));gap:8px 16px}
  .charts svg{width:100%;height:auto;display:block} .charts h3{font-size:12px;font-weight:600;margin:0 0 2px;color:#5c6375}
- .q{font-variant-numeric:tabular-nums} #channels td.q,#sims td.q{white-space:normal;min-width:6em;max-width:8em} .dialing,.alerting{background:#fff3d6;color:#7a5600}.active{background:#e3f6e8;color:#146c2e}
+ .q{font-variant-numeric:tabular-nums} #channels td.q,#sims td.q{white-space:normal;min-width:6em;max-width:7.5em} #sims th,#sims td{padding:4px 5px} .dialing,.alerting{background:#fff3d6;color:#7a5600}.active{background:#e3f6e8;color:#146c2e}
  .help{color:#5c6375;font-size:12px;margin:6px 0 0} .help dt{font-weight:600;display:inline} .help dd{display:inline;margin:0 0 0 4px}
  .help dd::after{content:"";display:block;margin-bottom:2px}
  /* a phone (360-390 px): modems and SIMs as cards, one "column: value" line each */
@@ -247,14 +248,14 @@ function render(d){
       <td><span class="state ${esc(c.state)}">${esc(c.state)}</span></td><td>${esc(c.reason)}</td><td>${esc(c.model)}</td>
       <td>${esc(c.dialect)}</td><td>${c.active_slot + 1}/${c.slots}</td><td>${esc(c.msisdn)}</td><td title="${esc(c.operator)}">${esc(c.operator_name || c.operator)}</td>
       <td>${bars(c.signal_dbm)}</td><td>${money(c.balance, c.balance_currency)}</td><td>${esc(c.job_id)}</td>
-      <td class="q">${quality(c.quality)}</td><td>${modemActions(c)}</td></tr>`));
+      <td class="q">${quality(c.quality)}</td><td class="acts">${modemActions(c)}</td></tr>`));
     rows("sims", d.sims.map(s => `<tr data-sim="${esc(s.channel)}/${s.slot}"><td>${esc(s.channel)}</td>
       <td>${s.slot + 1}${s.active ? " (active)" : ""}</td><td>${esc(s.sim || "—")}</td><td>${esc(s.msisdn || "—")}</td>
       <td>${esc(s.operator || "—")}</td><td>${esc(s.pools.join(", ") || "—")}</td>
       <td>${cap(s.calls_day, s.limits && s.limits.calls_per_day)}</td><td>${cap(s.sms_day, s.limits && s.limits.sms_per_day)}</td>
       <td title="${s.balance_at == null ? "" : "checked " + esc(ago(s.balance_at, d.now))}">${money(s.balance, s.balance_currency)}</td>
       <td>${ago(s.last_used, d.now)}</td><td class="q">${quality(s.quality)}</td><td><span class="state ${esc(s.state)}">${esc(s.state.replaceAll("_", " "))}</span></td>
-      <td class="why">${esc(s.why)}</td><td>${simActions(s)}</td></tr>`));
+      <td class="why">${esc(s.why)}</td><td class="acts">${simActions(s)}</td></tr>`));
     skew = d.now - Date.now() / 1000;
     rows("calls", d.calls.map(c => `<tr data-call="${esc(c.channel)}"><td>${esc(c.channel)}</td><td>${esc(c.sim || "—")} (slot ${c.slot + 1})</td>
       <td>${esc(c.callee || "—")}</td><td>${c.direction === "in" ? "callback (in)" : "out"}</td>
