@@ -70,7 +70,8 @@ class RawDb:
     def columns(self, table: str) -> set[str]:
         if self.pg:
             return {r[0] for r in self.conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s",
+                (table,))}
         return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def close(self) -> None:

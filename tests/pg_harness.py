@@ -9,6 +9,12 @@ them as root, which ``initdb`` refuses. Here a root run hands the server to ``no
 
 The server is tuned for throw-away data (``fsync = off``: PostgreSQL docs, "Non-Durable
 Settings"), so a test's commits cost no disk flush.
+
+A test's "database" is a schema of its own in one database made at start, reached through
+the URL's ``options=-csearch_path=…``: ``CREATE SCHEMA`` takes milliseconds where ``CREATE
+DATABASE`` copies a template (0.2 s idle, 0.5-1.8 s on a busy 2-core machine, per test).
+What a store does is the same in either: its tables, sequences and advisory locks; only a
+query of the catalogue must name ``current_schema()``.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ from typing import Final
 BIN_ROOT: Final = Path("/usr/lib/postgresql")
 #: The superuser the tests connect as (trust auth on the private socket and loopback only).
 USER: Final = "simrotor"
+#: The database the tests' schemas are made in.
+TEST_DB: Final = "simrotor_tests"
 #: Seconds pg_ctl waits for the server to accept connections (a cold start takes ~1 s).
 START_TIMEOUT: Final = 60
 
@@ -61,8 +69,9 @@ class PgServer:
         self.data, self.sockets = root / "data", root / "sockets"
         self._names = itertools.count(1)
 
-    def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{USER}@/{dbname}?host={self.sockets}&port={self.port}"
+    def url(self, dbname: str = "postgres", schema: str | None = None) -> str:
+        path = f"postgresql://{USER}@/{dbname}?host={self.sockets}&port={self.port}"
+        return path if schema is None else f"{path}&options=-csearch_path%3D{schema}"
 
     def _run(self, *argv: str) -> None:
         done = subprocess.run([*self._as, *argv], capture_output=True, text=True, cwd=self.root, check=False)
@@ -77,26 +86,28 @@ class PgServer:
                 " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", opts,
                   "-w", "-t", str(START_TIMEOUT), "start")
+        self._admin(f"CREATE DATABASE {TEST_DB}")
 
     def stop(self) -> None:
         with contextlib.suppress(PgServerError):
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
-    def _admin(self, sql: str) -> None:
+    def _admin(self, sql: str, dbname: str = "postgres") -> None:
         import psycopg
 
-        with psycopg.connect(self.url(), autocommit=True) as conn:
+        with psycopg.connect(self.url(dbname), autocommit=True) as conn:
             conn.execute(sql)
 
     @contextlib.contextmanager
     def database(self) -> Iterator[str]:
-        """A new empty database, its URL; dropped (its connections ended) afterwards."""
+        """A new empty database for one test (a schema of its own, see the module's
+        docstring), its URL; dropped with all it holds afterwards."""
         name = f"t{os.getpid()}_{next(self._names)}"
-        self._admin(f"CREATE DATABASE {name} TEMPLATE template0")
+        self._admin(f"CREATE SCHEMA {name}", TEST_DB)
         try:
-            yield self.url(name)
+            yield self.url(TEST_DB, name)
         finally:
-            self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            self._admin(f"DROP SCHEMA IF EXISTS {name} CASCADE", TEST_DB)
 
 
 @contextlib.contextmanager
