@@ -1,4 +1,5 @@
-"""``simrotor controller …``: run the controller, manage API keys, issue enrollment tokens.
+"""``simrotor controller …``: run the controller, manage API keys, issue enrollment tokens,
+copy a SQLite store into PostgreSQL (``migrate``).
 
 Each command parses options, calls one function of the controller package and prints
 the result (``--json`` for one JSON document), as sqlite-utils' CLI does.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -251,3 +253,103 @@ def user_remove(config_path: str, name: str, as_json: bool) -> None:
     finally:
         store.close()
     emit({"removed": name}, as_json)
+
+
+class _MigrationProgress:
+    """The copy's progress on stderr: per table a bar rewritten in place on a terminal
+    (rows and rows/s), else a plain line when a table is copied and every 10 s meanwhile."""
+
+    EVERY = 10.0  # seconds between plain lines of one long table (a log shows it is alive)
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.table: str | None = None
+        self.line = ""
+        self.said = 0.0
+
+    def __call__(self, table: str, done: int, total: int, seconds: float) -> None:
+        if table != self.table:
+            self.close()
+            self.table, self.said = table, 0.0
+        rate = f"{done / seconds:,.0f} rows/s" if seconds > 0 else ""
+        if self.tty:
+            filled = 24 * min(done, total) // total if total else 24
+            self.line = f"{table:<16} [{'#' * filled}{'.' * (24 - filled)}] {done:>11,}/{total:,} {rate}"
+            click.echo(f"\r{self.line}\x1b[K", err=True, nl=False)
+            return
+        self.line = f"{table}: {done:,}/{total:,} rows in {seconds:.1f} s {rate}".rstrip()
+        if seconds - self.said >= self.EVERY:
+            self.said = seconds
+            click.echo(self.line, err=True)
+
+    def close(self) -> None:
+        if self.table is not None and self.line:
+            click.echo("" if self.tty else self.line, err=True)
+        self.table, self.line = None, ""
+
+
+@controller.command("migrate")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="The controller's TOML config: its SQLite store is the source.")
+@click.option("--from", "source", help="The SQLite store to copy, as a path (instead of --config).")
+@click.option("--to", "target", required=True,
+              help="postgresql://user[:password]@host[:port]/database — an empty database (or the one an "
+                   "interrupted run of this command left, which is continued).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
+              help="Rows per COPY and per committed step (what a killed run may redo); default 10,000.")
+@json_option
+def migrate(config_path: str | None, source: str | None, target: str, chunk_rows: int | None, as_json: bool) -> None:
+    """Copy a SQLite store into PostgreSQL: every table, in chunks by primary key with
+    COPY, then the rows counted on both sides (exit 1 on a difference). Stop the
+    controller first: a running one is refused. The source is opened read-only. Killed
+    or failed, the same command again continues after the last chunk copied. Afterwards
+    set [store] url in controller.toml to the target (and [store] recordings to the
+    folder printed, where the recordings stay).
+
+    \b
+    Example:
+      systemctl stop simrotor-controller
+      simrotor controller migrate --config /etc/simrotor/controller.toml \\
+          --to postgresql://simrotor@db.example/simrotor --json
+    """
+    from .config import recordings_dir
+    from .migrate import DEFAULT_CHUNK_ROWS, MigrateError, migrate_store
+    from .store.backend import is_postgresql, sqlite_path
+
+    if (config_path is None) == (source is None):
+        fail("give the source as --config FILE or --from PATH (one of them)", code=2, as_json=as_json)
+    if config_path is not None:
+        cfg = _config(config_path, as_json)
+        if is_postgresql(cfg.controller.store):
+            fail(f"{config_path}: the store is PostgreSQL already; migrate copies a SQLite store", as_json=as_json)
+        source, recordings = cfg.controller.store, recordings_dir(cfg)
+    else:
+        recordings = Path(sqlite_path(str(source))).resolve().with_suffix(".recordings")
+    bar = _MigrationProgress()
+    try:
+        report = migrate_store(str(source), target, chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS, progress=bar)
+    except MigrateError as exc:
+        bar.close()
+        fail(str(exc), as_json=as_json)
+    except KeyboardInterrupt:
+        bar.close()
+        fail("interrupted; run the same command again to continue after the last chunk copied", code=130,
+             as_json=as_json)
+    bar.close()
+    summary = {**report.as_dict(), "recordings": str(recordings) if recordings.is_dir() else None}
+    if as_json:
+        emit(summary, True)
+    else:
+        width = max(len(t.table) for t in report.tables)
+        for t in report.tables:
+            click.echo(f"{t.table:<{width}}  {t.source_rows:>12,} source  {t.target_rows:>12,} target"
+                       f"  {'ok' if t.ok else 'MISMATCH'}")
+        click.echo(f"{report.copied:,} rows copied in {report.seconds:.1f} s"
+                   + (" (continued an earlier run)" if report.resumed else ""))
+        if report.ok:
+            click.echo(f"counts match; now set [store] url = \"{report.target}\" (with its password)"
+                       + (f" and [store] recordings = \"{recordings}\"" if recordings.is_dir() else ""))
+    if not report.ok:
+        fail("row counts differ: " + ", ".join(f"{t.table} (source {t.source_rows}, target {t.target_rows})"
+                                               for t in report.tables if not t.ok)
+             + "; was the source written to during the copy?", as_json=False)
