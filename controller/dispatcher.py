@@ -13,7 +13,9 @@ One ``tick``:
 2. due contacts of running campaigns get their next job built from the strategy, are
    checked against the contact rules (a refusal becomes a ``refused_by_policy`` result
    with its reason and re-plans the contact at the rule's ``retry_at``), and are
-   claimed and leased atomically (``Store.claim_and_lease``). A contact that cannot make
+   claimed and leased atomically (``Store.claim_and_lease``), the rules checked inside
+   the claim's transaction on the counts the database holds then, so they hold across
+   controllers sharing one database. A contact that cannot make
    the job its step asks for (a voicebot step without the contact's amount, say:
    ``campaigns.ContactDataError``) is refused for good with reason
    ``unusable_contact_data`` naming the field, instead of sending a job the appliance
@@ -40,6 +42,7 @@ from common.contract import JobKind
 from . import campaigns as cp
 from . import planner, rules
 from .campaigns import job_id
+from .faults import fault
 from .reports import Reports
 from .store import Store
 
@@ -115,6 +118,14 @@ def _promise_date(contact: dict[str, Any]) -> date | None:
         return None
 
 
+class _Refused(Exception):
+    """The contact rules refused a job inside its claim's transaction (rolled back)."""
+
+    def __init__(self, decision: rules.Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
+
+
 class Dispatcher:
     """Plans and leases jobs; a refusal is written through ``reports`` (the result and the
     contact's new due time in one transaction)."""
@@ -139,6 +150,18 @@ class Dispatcher:
         return rules.History(opted_out=h["opted_out"], recent_attempts=[_utc(t) for t in h["attempts"]],
                              last_conversation=_utc(h["last_conversation"]) if h["last_conversation"] else None,
                              attempts_today=h["attempts_today"], promise_date=_promise_date(contact))
+
+    def _rules_check(self, contact: dict[str, Any], job: dict[str, Any], settings: rules.Settings,
+                     now: float) -> Callable[[], None]:
+        """The contact rules for ``job``, to run inside the claim's transaction: the counts
+        they read (attempts, today's calls to the number, opt-out) are the database's as
+        of the lease, whichever controller wrote them. A refusal raises ``_Refused``."""
+        def check() -> None:
+            decision = rules.check(rules.Request(rules.JobKind(job["kind"]), job["callee"], _utc(now), contact.get("time_zone")),
+                                   settings, self._rule_history(contact, job["callee"], settings, now))
+            if not decision.allowed:
+                raise _Refused(decision)
+        return check
 
     async def tick(self, slots: list[planner.Slot], send: SendFn) -> dict[str, int]:
         """One round of dispatch over the connected appliances' ``slots``."""
@@ -207,22 +230,27 @@ class Dispatcher:
                         f"strategy[{contact['step']}] cannot run for this contact: {exc.field}: {exc.reason}", None, now)
                     refused += 1
                     continue
-                decision = rules.check(rules.Request(rules.JobKind(job["kind"]), job["callee"], _utc(now), contact.get("time_zone")),
-                                       settings, self._rule_history(contact, job["callee"], settings, now))
-                if not decision.allowed:
+                target_id = planner.assign([(job.get("hints") or {}).get("operator")], slots)[0]
+                if target_id is None:
+                    break
+                try:
+                    took = self.store.claim_and_lease(contact["id"], job, target_id, batch_for(target_id), deadline, now,
+                                                      check=self._rules_check(contact, job, settings, now))
+                except _Refused as refusal:
+                    by_id[target_id].open_jobs -= 1
+                    decision = refusal.decision
                     assert decision.reason is not None
                     self.reports.record_refusal(contact, job, decision.reason.value, decision.detail,
                                                 decision.retry_at.timestamp() if decision.retry_at else None, now)
                     refused += 1
                     continue
-                target_id = planner.assign([(job.get("hints") or {}).get("operator")], slots)[0]
-                if target_id is None:
-                    break
-                if self.store.claim_and_lease(contact["id"], job, target_id, batch_for(target_id), deadline, now):
+                if took:
                     batches.setdefault(target_id, []).append(job)
                     planned += 1
                 else:
                     by_id[target_id].open_jobs -= 1
+        if planned or released:
+            fault("dispatch.leased")
         sent = 0
         for appliance_id, jobs in batches.items():
             if await send(appliance_id, contract.Jobs(batch_id=batch_ids[appliance_id], jobs=jobs)):

@@ -47,6 +47,7 @@ from common.contract import (
 
 from . import auth
 from .apikit import ApiError
+from .faults import fault
 from .reports import Reports
 from .store import Store
 
@@ -82,6 +83,8 @@ class Link:
         self.hello: Hello | None = None
         self.capacity = 0
         self.lock = asyncio.Lock()
+        #: ids of jobs this link was told to cancel (the sweep tells each once)
+        self.cancelled: set[str] = set()
 
     async def send(self, msg: LinkMessage) -> bool:
         if self.ws.closed:
@@ -127,6 +130,28 @@ class LinkHub:
                 by_app.setdefault(appliance_id, []).append(job_id)
         for appliance_id, ids in by_app.items():
             await self.send(appliance_id, Cancel(ids=ids, reason=reason))
+            if (link := self.links.get(appliance_id)) is not None:
+                link.cancelled.update(ids)
+
+    async def cancel_withdrawn(self) -> int:
+        """Tell each appliance on this controller's links to cancel its unstarted jobs of
+        paused and cancelled campaigns that it was not told of yet: the pause or cancel may
+        have come to another controller sharing the database, whose ``withdraw`` reaches
+        only its own links. Returns how many jobs were sent."""
+        sent = 0
+        for link in list(self.links.values()):
+            if link.hello is not None:
+                sent += await self._cancel_withdrawn(link)
+        return sent
+
+    async def _cancel_withdrawn(self, link: Link) -> int:
+        stale = {j for j, _ in self.store.unstarted_jobs(appliance_id=link.appliance_id, campaign_states=("paused", "cancelled"))}
+        link.cancelled &= stale  # a job gone from the list (came back cancelled, or resumed) may be cancelled again later
+        ids = sorted(stale - link.cancelled)
+        if ids and await link.send(Cancel(ids=ids, reason="campaign paused or cancelled")):
+            link.cancelled.update(ids)
+            return len(ids)
+        return 0
 
     async def close_all(self) -> None:
         for link in list(self.links.values()):
@@ -189,9 +214,7 @@ class LinkHub:
         link.hello = msg
         link.capacity = msg.capacity
         # Pauses and cancels that happened while this appliance was away reach it now.
-        stale = self.store.unstarted_jobs(appliance_id=link.appliance_id, campaign_states=("paused", "cancelled"))
-        if stale:
-            await link.send(Cancel(ids=[j for j, _ in stale], reason="campaign paused or cancelled"))
+        await self._cancel_withdrawn(link)
         # Jobs leased to it whose batch it never acknowledged (the link or one of the two
         # processes died in between) go again, same ids and deadlines: it dedupes by id, so
         # a job it did store is not doubled, and one it never got is not left to wait out
@@ -223,6 +246,7 @@ class LinkHub:
             if seq is not None:
                 upto = seq if upto is None else max(upto, seq)
         new = self.reports.ingest_results(link.appliance_id, bodies, self.clock())
+        fault("ingest.stored")
         await link.send(ResultsAck(upto=upto, count=len(bodies)))
         if new:
             self.wake()

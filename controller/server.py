@@ -39,6 +39,15 @@ logger = logging.getLogger(__name__)
 VALIDATION_WORKERS = 2
 
 
+#: At start, appliances heard from within this long stay marked connected: they heartbeat
+#: on another controller's link (every 10 s by default, appliance [link] heartbeat_seconds:
+#: three beats); the rest are marked disconnected until they say hello again.
+LINK_QUIET_SECONDS = 30.0
+#: Paused and cancelled campaigns' jobs on this controller's links are looked for at most
+#: this often (the pause may have come to another controller: LinkHub.cancel_withdrawn).
+CANCEL_SWEEP_SECONDS = 1.0
+
+
 #: How long stop() waits for its background tasks to end after cancelling them.
 STOP_TASKS_SECONDS = 10.0
 
@@ -87,7 +96,8 @@ class Controller:
         self.cfg = cfg
         self.clock = clock
         self.store = Store(cfg.controller.store, durability=cfg.controller.durability)
-        self.store.mark_all_disconnected(clock())
+        # appliances heard from lately are on another controller's link (one database, several controllers)
+        self.store.mark_all_disconnected(clock(), seen_before=clock() - LINK_QUIET_SECONDS)
         d = cfg.dispatch
         self.reports = Reports(self.store, clock, stop_words=cfg.inbound.stop_words)
         self.dispatcher = Dispatcher(self.store, self.reports, clock, lease_seconds=d.lease_seconds, stranded_after=d.stranded_after_seconds,
@@ -104,6 +114,7 @@ class Controller:
                        validation_pool=self.validation_pool, region=cfg.controller.region,
                        allow_private=w.allow_private, recordings=self.recordings, metrics=self.metrics)
         self._wake = asyncio.Event()
+        self._cancel_sweep_at = 0.0
         self._runner: web.AppRunner | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.port = 0
@@ -130,6 +141,9 @@ class Controller:
         return sum(1 for link in self.hub.links.values() if link.hello is not None)
 
     async def dispatch_once(self) -> dict[str, int]:
+        if time.monotonic() >= self._cancel_sweep_at:
+            self._cancel_sweep_at = time.monotonic() + CANCEL_SWEEP_SECONDS
+            await self.hub.cancel_withdrawn()
         out = await self.dispatcher.tick(self.slots(), self.hub.send)
         if out["released"]:
             self.metrics.lease_expiries.inc(out["released"])

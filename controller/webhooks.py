@@ -7,10 +7,14 @@ rejects a timestamp older than ``REPLAY_TOLERANCE`` so a captured request cannot
 replayed later. ``verify`` is what a receiver does (and what the tests do).
 
 A delivery is a row written in the same transaction as the event it reports; the worker
-posts due rows, marks 2xx ``delivered``, and on any other answer or a network error
-schedules the next try after ``base * 2**attempts`` seconds (capped), until
-``max_attempts`` — then the row goes to the dead-letter list (``GET
-/v1/webhooks/dead-letters``) until replayed (``POST /v1/webhooks/dead-letters/replay``).
+claims due rows for a lease (``LEASE_TIMEOUTS`` timeouts: with several controllers on one
+database each delivery is posted by the one worker that holds it, and one that dies
+mid-delivery leaves it due again when the lease ends — at least once, each post carrying
+the delivery's id in ``X-Simrotor-Delivery`` so a receiver drops repeats), posts them,
+marks 2xx ``delivered``, and on any other answer or a network error schedules the next try
+after ``base * 2**attempts`` seconds (capped), until ``max_attempts`` — then the row goes
+to the dead-letter list (``GET /v1/webhooks/dead-letters``) until replayed (``POST
+/v1/webhooks/dead-letters/replay``).
 
 Targets: anyone with an API key registers webhook URLs, so a URL must not aim the
 controller's deliveries at hosts only it can reach (server-side request forgery, OWASP
@@ -40,6 +44,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from .faults import fault
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -59,6 +64,10 @@ DELIVERY_TIMEOUT: Final = 10.0
 DELIVERED_RETENTION_SECONDS: Final = 7 * 86400.0
 PRUNE_BATCH: Final = 1000
 PRUNE_EVERY_SECONDS: Final = 60.0
+#: A claimed delivery is this worker's for this many delivery timeouts: the posts of one
+#: claim run at once, each bounded by the timeout; the rest is room for a busy event loop
+#: and the store's write. A controller killed mid-delivery holds its rows no longer.
+LEASE_TIMEOUTS: Final = 3
 SIGNATURE_HEADER: Final = "X-Simrotor-Signature"
 TIMESTAMP_HEADER: Final = "X-Simrotor-Timestamp"
 #: How long registration waits for a target's host name to resolve: glibc's resolver
@@ -188,7 +197,11 @@ class Deliverer:
         self._pruned_at = float("-inf")
 
     async def run_once(self, session: aiohttp.ClientSession, limit: int = 100) -> int:
-        due = self.store.due_deliveries(self.clock(), limit)
+        """Post the due deliveries this worker could claim (leased for ``LEASE_TIMEOUTS``
+        timeouts: every controller's worker claims from the same table, none waits for
+        another's rows, and rows of a worker that died come due again when its lease ends)."""
+        now = self.clock()
+        due = self.store.claim_deliveries(now, now + self.timeout * LEASE_TIMEOUTS, limit)
         if due:
             await asyncio.gather(*(self._post(session, d) for d in due))
         return len(due)
@@ -205,6 +218,7 @@ class Deliverer:
             async with session.post(str(d["url"]), data=body, headers=headers, allow_redirects=False,
                                     timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 if 200 <= resp.status < 300:
+                    fault("webhook.posted")
                     self.store.delivery_done(int(d["id"]), self.clock())  # type: ignore[call-overload]
                     self.delivered += 1
                     return

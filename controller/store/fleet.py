@@ -68,18 +68,26 @@ class Fleet(StoreBase):
 
     def appliance_heartbeat(self, appliance_id: str, hb: dict[str, Any], now: float) -> None:
         with self.tx() as c:
+            # connected again too: a controller starting beside the one this link is on may
+            # have marked it disconnected (mark_all_disconnected)
             c.execute("UPDATE appliances SET idle = COALESCE(?, idle), capacity = COALESCE(?, capacity),"
-                      " queued = COALESCE(?, queued), last_seen = ? WHERE id = ?",
+                      " queued = COALESCE(?, queued), last_seen = ?, connected = 1 WHERE id = ?",
                       (hb.get("idle"), hb.get("capacity"), hb.get("queued"), now, appliance_id))
 
     def appliance_disconnected(self, appliance_id: str, now: float) -> None:
         with self.tx() as c:
             c.execute("UPDATE appliances SET connected = 0, last_seen = ? WHERE id = ?", (now, appliance_id))
 
-    def mark_all_disconnected(self, now: float) -> None:
-        """At start: links of a previous run of this process are gone."""
+    def mark_all_disconnected(self, now: float, seen_before: float | None = None) -> None:
+        """At start: links of a previous run of this process are gone. With ``seen_before``
+        only appliances not heard from since then (several controllers on one database: an
+        appliance heartbeating on another controller stays connected)."""
         with self.tx() as c:
-            c.execute("UPDATE appliances SET connected = 0 WHERE connected = 1")
+            if seen_before is None:
+                c.execute("UPDATE appliances SET connected = 0 WHERE connected = 1")
+            else:
+                c.execute("UPDATE appliances SET connected = 0 WHERE connected = 1 AND (last_seen IS NULL OR last_seen < ?)",
+                          (seen_before,))
 
     def list_appliances(self) -> list[dict[str, Any]]:
         rows = self._all("SELECT id, version, channels, idle, capacity, queued, operators, connected, last_seen,"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .backend import POSTGRESQL
@@ -27,9 +27,11 @@ def count_open_jobs(conn: sqlite3.Connection, appliance_id: str) -> int:
 class Jobs(StoreBase):
     # -- dispatch: claims, jobs, leases ------------------------------------------------------
     def claim_and_lease(self, contact_id: int, job: dict[str, Any], appliance_id: str, batch_id: str,
-                        deadline: float, now: float) -> bool:
+                        deadline: float, now: float, check: Callable[[], None] | None = None) -> bool:
         """Take a waiting contact and lease its job to an appliance, atomically; False if
-        another dispatcher took the contact first."""
+        another dispatcher took the contact first. ``check`` runs inside the transaction
+        once the contact is taken (the store's reads in it see the transaction: the
+        contact rules' counts); an exception it raises rolls the claim back and propagates."""
         with self.tx() as c:
             if self.dialect is POSTGRESQL and c.execute(
                     "SELECT 1 FROM contacts WHERE id = ? AND state = 'waiting' FOR UPDATE SKIP LOCKED", (contact_id,)).fetchone() is None:
@@ -37,6 +39,8 @@ class Jobs(StoreBase):
             if c.execute("UPDATE contacts SET state = 'in_flight', updated_at = ? WHERE id = ? AND state = 'waiting'",
                          (now, contact_id)).rowcount != 1:
                 return False
+            if check is not None:
+                check()
             self._move(c, job["campaign"], "waiting", "in_flight")
             c.execute("INSERT INTO jobs(id, campaign_id, contact_id, kind, callee, spec, state, appliance_id, batch_id,"
                       " lease_deadline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?, ?)"

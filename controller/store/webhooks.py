@@ -2,7 +2,9 @@
 retry times, the dead letters, and the pruning of delivered rows.
 
 ``enqueue`` runs inside the caller's transaction (a result and its deliveries commit
-together); the rest are single statements of the delivery worker. Raw SQL.
+together); the rest are single statements of the delivery worker, whose claim leases the
+rows it takes (``claim_deliveries``: a controller that dies mid-delivery leaves them due
+again when the lease ends). Raw SQL.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from .backend import POSTGRESQL
 from .base import StoreBase
 
 
@@ -53,6 +56,22 @@ class Webhooks(StoreBase):
         return self._all("SELECT d.*, w.url, w.secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id"
                          " WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at LIMIT ?", (now, limit))
 
+    def claim_deliveries(self, now: float, lease_until: float, limit: int) -> list[dict[str, Any]]:
+        """Take up to ``limit`` due deliveries for one worker: their ``next_at`` moves to
+        ``lease_until`` in the claim's transaction, so no other controller's worker sees
+        them due until then — and sees them again if this one dies before it is done (at
+        least once). On PostgreSQL the rows are taken ``FOR UPDATE SKIP LOCKED``: a row
+        another worker is claiming is passed over, not waited for."""
+        lock = " FOR UPDATE OF d SKIP LOCKED" if self.dialect is POSTGRESQL else ""
+        with self.tx() as c:
+            rows = [dict(r) for r in c.execute(
+                "SELECT d.*, w.url, w.secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id"
+                " WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at LIMIT ?" + lock, (now, limit)).fetchall()]
+            if rows:
+                c.executemany("UPDATE deliveries SET next_at = ? WHERE id = ? AND state = 'pending'",
+                              [(lease_until, r["id"]) for r in rows])
+            return rows
+
     def next_delivery_at(self) -> float | None:
         # joined like due_deliveries: a row without its webhook (enqueued while it was deleted)
         # is never due, and a past next_at of such a row would make the worker spin
@@ -67,8 +86,10 @@ class Webhooks(StoreBase):
     def delivery_failed(self, delivery_id: int, error: str, next_at: float | None, now: float) -> None:
         """Schedule the next try at ``next_at``, or move to the dead-letter list (None)."""
         with self.tx() as c:
+            # only a pending row: a late failure of a worker whose lease ran out must not
+            # undo another's success
             c.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = COALESCE(?, next_at),"
-                      " last_error = ?, updated_at = ? WHERE id = ?",
+                      " last_error = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
                       ("pending" if next_at is not None else "dead", next_at, error[:500], now, delivery_id))
 
     def prune_deliveries(self, before: float, limit: int) -> int:
