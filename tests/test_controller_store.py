@@ -7,6 +7,7 @@ Tests that take ``open_store`` run on SQLite and on PostgreSQL (tests/conftest.p
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -215,3 +216,45 @@ def test_on_postgresql_a_contact_another_controller_is_claiming_is_passed_over_n
             assert a.campaign_counts("c1")["in_flight"] == 2
         finally:
             a.close(), b.close()
+
+
+async def test_on_postgresql_an_import_an_opt_out_or_a_start_wakes_every_controller_once_committed(pg_server):
+    """LISTEN/NOTIFY: controller B hears what A's store committed (an import, an opt-out, a
+    campaign started), not what A rolled back (an import into a cancelled campaign)."""
+    import asyncio
+
+    from controller.store import Conflict
+
+    with pg_server.database() as url:
+        a, b = Store(url), Store(url)
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        listener = asyncio.create_task(b.listen_for_wakeups(heard.put_nowait))
+        try:
+            assert await asyncio.wait_for(heard.get(), 10) == "listening"
+            a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0, state="draft")
+            a.create_campaign("gone", "gone", [{"kind": "call"}], {}, 0.0, state="cancelled")
+            with pytest.raises(Conflict):
+                a.upsert_contacts("gone", [ContactRow("x", ("+48600100200",))], 1.0, closed=("cancelled",))
+            a.upsert_contacts("c1", [ContactRow("x", ("+48600100200",))], 1.0)
+            a.upsert_contacts("c1", [ContactRow("x", ("+48600100200",))], 2.0)  # an update only: no new work
+            assert a.set_campaign_state("c1", "draft", "running", 3.0)
+            assert a.add_optout("+48600100200", "api", None, 4.0)
+            assert not a.add_optout("+48600100200", "api", None, 5.0)  # listed already: nothing new
+            got = [await asyncio.wait_for(heard.get(), 10) for _ in range(3)]
+            assert got == ["contacts:c1", "campaign:c1", "optouts"]
+            await asyncio.sleep(0.3)  # what would have followed (the rolled-back import, the repeats) never comes
+            assert heard.empty()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            a.close(), b.close()
+
+
+async def test_on_sqlite_there_is_no_one_else_to_wake(tmp_path):
+    store = Store(tmp_path / "c.db")
+    heard: list[str] = []
+    await store.listen_for_wakeups(heard.append)  # returns at once: one process owns the file
+    store.add_optout("+48600100200", "api", None, 1.0)
+    assert heard == []
+    store.close()

@@ -13,15 +13,23 @@ asks its ``Dialect``.
 Transactions: ``PgConnection.transaction()`` holds one pooled connection for the
 transaction and makes it this thread's: reads through ``store.conn`` inside a ``tx()`` see
 its writes, as they do on SQLite's single connection.
+
+Wake-ups across controllers: a write that gives a dispatcher work (an import, an opt-out, a
+campaign started) calls ``notify`` in its transaction; on PostgreSQL that is ``pg_notify``,
+delivered to every controller's ``listen`` when the transaction commits (never when it
+rolls back; repeats within one transaction are folded: PostgreSQL docs, NOTIFY). On SQLite
+one process owns the file and wakes its own dispatcher: nothing to send.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Self
@@ -34,6 +42,12 @@ PG_SCHEMES: Final = ("postgresql://", "postgres://")
 #: Errors of either database: a unique key refused a row / the database cannot be used.
 INTEGRITY_ERRORS: Final = (sqlite3.IntegrityError, psycopg.IntegrityError)
 DATABASE_ERRORS: Final = (sqlite3.Error, psycopg.Error, psycopg_pool.PoolTimeout)
+#: The LISTEN/NOTIFY channel of the controllers' wake-ups.
+WAKE_CHANNEL: Final = "simrotor_wake"
+#: Backoff of the listener's reconnects: first wait, doubling up to the last (a server that
+#: restarts is back within seconds; one that is down is retried twice a minute).
+LISTEN_RETRY_FIRST: Final = 0.5
+LISTEN_RETRY_MAX: Final = 30.0
 #: Seconds the store waits at open for its first PostgreSQL connection (a server that is
 #: restarting answers within this; one that is not there is reported, not waited for).
 PG_CONNECT_TIMEOUT: Final = 15.0
@@ -236,3 +250,34 @@ class PgConnection:
 
     def close(self) -> None:
         self.pool.close()
+
+
+# -- wake-ups across controllers (LISTEN/NOTIFY) -----------------------------------------
+
+log = logging.getLogger("simrotor.controller.store")
+
+
+def notify(c: Any, what: str) -> None:
+    """Wake every controller's dispatcher once the caller's transaction commits (``c`` is
+    the transaction's connection); nothing on SQLite."""
+    if isinstance(c, PgConnection):
+        c.execute("SELECT pg_notify(?, ?)", (WAKE_CHANNEL, what))
+
+
+async def listen(url: str, on_wake: Callable[[str], None]) -> None:
+    """Call ``on_wake(payload)`` for every wake-up sent on ``url``'s database, for ever, on a
+    connection of its own; ``on_wake("listening")`` each time the listener (re)connects,
+    since what was sent while it was away is lost. Reconnects with a doubling backoff."""
+    delay = LISTEN_RETRY_FIRST
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                await conn.execute(f"LISTEN {WAKE_CHANNEL}")
+                delay = LISTEN_RETRY_FIRST
+                on_wake("listening")
+                async for note in conn.notifies():
+                    on_wake(note.payload)
+        except psycopg.OperationalError as exc:
+            log.warning("wake-up listener on %s lost its connection (%s); retrying in %.1f s", masked(url), exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, LISTEN_RETRY_MAX)

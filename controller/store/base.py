@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import sqlite_utils
 
 from common.files import open_sqlite
 
-from .backend import POSTGRESQL, SQLITE, Dialect, PgConnection, is_postgresql, masked, sqlite_path
+from .backend import POSTGRESQL, SQLITE, Dialect, PgConnection, is_postgresql, listen, masked, sqlite_path
 from .schema import migrate, migrate_pg
 
 #: Chunk size of multi-row statements: SQLite's default SQLITE_MAX_VARIABLE_NUMBER is
@@ -76,6 +76,13 @@ class StoreBase:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         migrate(self.db, StoreError)
+
+    async def listen_for_wakeups(self, on_wake: Callable[[str], None]) -> None:
+        """Run for ever calling ``on_wake(what)`` when any controller on this database made
+        work for the dispatchers (``backend.notify``); returns at once on SQLite (one
+        process: its own API wakes its dispatcher)."""
+        if self.dialect is POSTGRESQL:
+            await listen(self.url, on_wake)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {masked(self.url)}>"

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..contacts import ContactRow
-from .backend import INTEGRITY_ERRORS
+from .backend import INTEGRITY_ERRORS, notify
 from .base import CHUNK, Conflict, StoreBase, encode
 
 
@@ -51,8 +51,11 @@ class Campaigns(StoreBase):
 
     def set_campaign_state(self, campaign_id: str, from_state: str, to_state: str, now: float) -> bool:
         with self.tx() as c:
-            return c.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-                             (to_state, now, campaign_id, from_state)).rowcount == 1
+            moved = c.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                              (to_state, now, campaign_id, from_state)).rowcount == 1
+            if moved:
+                notify(c, f"campaign:{campaign_id}")
+            return moved
 
     def running_campaigns(self) -> list[dict[str, Any]]:
         return [c for r in self._all("SELECT * FROM campaigns WHERE state = 'running'") if (c := self._campaign(r))]
@@ -102,6 +105,8 @@ class Campaigns(StoreBase):
             if to is not None and len(rows) > known:
                 c.execute("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
                           (to, now, campaign_id, state[0]))
+            if len(rows) > known:
+                notify(c, f"contacts:{campaign_id}")
         return len(rows) - known, known
 
     def _contact(self, row: dict[str, Any] | None) -> dict[str, Any] | None:

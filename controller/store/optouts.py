@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from .backend import notify
 from .base import StoreBase
 
 
@@ -21,9 +22,13 @@ class OptOuts(StoreBase):
 
     @staticmethod
     def opt_out(c: sqlite3.Connection, number: str, source: str, reason: str | None, now: float) -> bool:
-        """Add ``number`` in the caller's transaction; False when it was there already."""
-        return c.execute("INSERT INTO optouts(number, source, reason, created_at) VALUES (?, ?, ?, ?)"
-                         " ON CONFLICT(number) DO NOTHING", (number, source, reason, now)).rowcount == 1
+        """Add ``number`` in the caller's transaction; False when it was there already.
+        Every controller's dispatcher is woken when it commits (jobs for the number may wait)."""
+        added = c.execute("INSERT INTO optouts(number, source, reason, created_at) VALUES (?, ?, ?, ?)"
+                          " ON CONFLICT(number) DO NOTHING", (number, source, reason, now)).rowcount == 1
+        if added:
+            notify(c, "optouts")
+        return added
 
     def remove_optout(self, number: str) -> bool:
         with self.tx() as c:
