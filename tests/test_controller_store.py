@@ -258,3 +258,75 @@ async def test_on_sqlite_there_is_no_one_else_to_wake(tmp_path):
     store.add_optout("+48600100200", "api", None, 1.0)
     assert heard == []
     store.close()
+
+
+def test_two_stores_importing_overlapping_files_into_one_campaign_count_each_contact_once(open_store):
+    """Two controllers take imports for one campaign at once, half of the rows in both
+    files: the per-state counts equal the contacts stored (the known rows are counted
+    under the campaign's lock, not before the other's import commits)."""
+    a, b = open_store(), open_store()
+    a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
+    files = {"a": [ContactRow(f"x{i}", (f"+486001{i:05d}",)) for i in range(0, 300)],
+             "b": [ContactRow(f"x{i}", (f"+486001{i:05d}",)) for i in range(150, 450)]}
+    answers: dict[str, tuple[int, int]] = {}
+    go = threading.Barrier(2)
+
+    def load(name: str, store: Store) -> None:
+        go.wait()
+        for i in range(0, 300, 50):  # in parts, so the two interleave
+            created, updated = store.upsert_contacts("c1", files[name][i:i + 50], 1.0)
+            got = answers.get(name, (0, 0))
+            answers[name] = (got[0] + created, got[1] + updated)
+
+    threads = [threading.Thread(target=load, args=(n, s)) for n, s in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert answers["a"][0] + answers["b"][0] == 450  # each contact created once, by one of them
+    assert answers["a"][1] + answers["b"][1] == 150
+    assert a.campaign_counts("c1") == {"waiting": 450, "in_flight": 0, "done": 0, "total": 450}
+
+
+def test_on_postgresql_an_import_waits_for_another_import_into_its_campaign_before_counting(pg_server):
+    """The race above made certain: import A is held inside its transaction (a row it
+    inserts is locked by an open transaction), import B of overlapping rows starts; B must
+    count what is known only after A commits, or it counts A's rows as its own new ones."""
+    import psycopg
+
+    with pg_server.database() as url:
+        a, b = Store(url), Store(url)
+        held = psycopg.connect(url)  # not autocommit: its insert stays uncommitted until rollback
+        try:
+            a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
+            held.execute("INSERT INTO contacts(campaign_id, external_id, phones, state, next_at, created_at, updated_at)"
+                         " VALUES ('c1', 'x299', '[]', 'waiting', 0, 0, 0)")
+            rows = [ContactRow(f"x{i}", (f"+486001{i:05d}",)) for i in range(450)]
+            answers: dict[str, tuple[int, int]] = {}
+
+            def load(name: str, store: Store, part: list[ContactRow]) -> None:
+                answers[name] = store.upsert_contacts("c1", part, 1.0)
+
+            def lock_waiters(n: int) -> None:
+                for _ in range(300):  # until n sessions wait on a lock: each import reached its wait
+                    if a.conn.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                      " AND datname = current_database()").fetchone()[0] >= n:
+                        return
+                    threading.Event().wait(0.05)
+                raise AssertionError(f"{n} imports never waited on a lock")
+
+            ta = threading.Thread(target=load, args=("a", a, rows[:300]))
+            ta.start()
+            lock_waiters(1)  # A waits for the held row
+            tb = threading.Thread(target=load, args=("b", b, rows[150:]))
+            tb.start()
+            lock_waiters(2)  # B waits too: for A's campaign lock (or, without it, for A's rows)
+            held.rollback()
+            for t in (ta, tb):
+                t.join(timeout=60)
+            assert answers == {"a": (300, 0), "b": (150, 150)}
+            assert a.campaign_counts("c1") == {"waiting": 450, "in_flight": 0, "done": 0, "total": 450}
+        finally:
+            held.close()
+            a.close(), b.close()

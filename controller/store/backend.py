@@ -99,6 +99,13 @@ class Dialect:
         rest = f"substr({tail}, instr({tail}, '.') + 1)"
         return f"CAST(substr({rest}, 1, instr({rest}, '.') - 1) AS INTEGER)"
 
+    @property
+    def for_update(self) -> str:
+        """The row lock a read inside ``tx()`` takes to serialise the writers of one row (a
+        campaign's imports): PostgreSQL's ``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` has
+        serialised every writer already."""
+        return " FOR UPDATE" if self.name == "postgresql" else ""
+
     def ddl(self, sql: str) -> str:
         """SQLite's DDL in this database's types: ids that are never reused become identity
         columns, epoch seconds double precision (PostgreSQL's REAL is 4 bytes), blobs bytea."""

@@ -80,7 +80,8 @@ class Campaigns(StoreBase):
         Refuses (``Conflict``) when the campaign is gone or in a ``closed`` state; moves it
         by ``reopen`` (state -> state) when contacts were created. Returns (created, updated)."""
         with self.tx() as c:
-            state = c.execute("SELECT state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            # locked: two controllers importing into one campaign count the known rows in turn
+            state = c.execute(f"SELECT state FROM campaigns WHERE id = ?{self.dialect.for_update}", (campaign_id,)).fetchone()
             if state is None or state[0] in closed:
                 raise Conflict(f"campaign {campaign_id!r} is {state[0] if state else 'gone'}")
             known = 0
