@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "audio": "bench.audio:audio",
     "controller": "bench.controller:controller",
     "live": "bench.live:live",
+    "migrate": "bench.migrate:migrate",
     "multiplex": "bench.multiplex:multiplex",
     "page": "bench.page:page",
     "report-eta": "bench.report_eta:report_eta",

@@ -341,3 +341,16 @@ def test_refusals_name_the_problem(tmp_path, pg_server, target):
         migrate_store(db, login)
     with pytest.raises(MigrateError, match="database does not exist"):
         migrate_store(db, pg_server.url("no_such_db"))
+
+
+def test_bench_migrate_smoke(pg_server):
+    from bench.migrate import migrate as bench_migrate
+
+    result = CliRunner().invoke(bench_migrate, ["--server", pg_server.url(), "--contacts", "300", "--chunk-rows", "100",
+                                                "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["counts_match"] is True and out["tables"]["contacts"]["rows"] == 300
+    assert out["tables"]["results"]["rows"] == 150 and out["rows_per_second"] > 0
+    with psycopg.connect(pg_server.url(), autocommit=True) as admin:  # its database is dropped
+        assert admin.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'simrotor_bench_%'").fetchone()[0] == 0
