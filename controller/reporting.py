@@ -189,7 +189,10 @@ def figures(rows: ReportRows, campaign: dict[str, Any], now: float) -> dict[str,
 async def campaign_report_async(store: Store, campaign: dict[str, Any], now: float) -> dict[str, Any]:
     """``campaign_report`` with its queries on a read-only connection in a worker thread,
     so a campaign of a million results does not stop the event loop (links, API) while
-    it is read; in the loop's thread only for a store in memory (tests)."""
+    it is read; in the loop's thread only for a store in memory (tests). On PostgreSQL the
+    worker thread reads through the store's pool (a connection of its own per query)."""
+    if store.dialect.name == "postgresql":
+        return campaign_report(store, campaign, now, await asyncio.to_thread(figures, store, campaign, now))
     path = ReportReader.path_of(store.conn)
     if path is None:
         return campaign_report(store, campaign, now)
