@@ -57,8 +57,9 @@ PROGRESS_TABLE: Final = "simrotor_migration"
 PRESEEDED: Final = frozenset({"meta"})
 #: Seconds to wait for the server to answer a connection (libpq's connect_timeout).
 CONNECT_TIMEOUT: Final = 10
-#: The advisory lock of a migration into a database: a second run at once is refused.
-MIGRATION_LOCK: Final = int.from_bytes(b"srmigrat", "big") & 0x7FFF_FFFF_FFFF_FFFF
+#: The advisory lock of a migration into a database's schema (its key: this text and the
+#: schema's name, hashed): a second run at once is refused.
+MIGRATION_LOCK: Final = "simrotor migrate into "
 #: SQLite's WAL index: every connection holds a read lock on the "DMS" byte of the -shm file
 #: while the database is open (sqlite os_unix.c, UNIX_SHM_DMS = (22 + 8) * 4 + 8).
 _SHM_DMS_BYTE: Final = 128
@@ -280,12 +281,13 @@ def _begin(dst: psycopg.Connection[Any], tables: Sequence[str], source: Path) ->
 
 @contextlib.contextmanager
 def _migration_lock(dst: psycopg.Connection[Any], target: str) -> Iterator[None]:
-    if not dst.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK,)).fetchone()[0]:
+    key = "hashtext(%s || coalesce(current_schema(), ''))"
+    if not dst.execute(f"SELECT pg_try_advisory_lock({key})", (MIGRATION_LOCK,)).fetchone()[0]:
         raise MigrateError(f"another migration into {masked(target)} is running; wait for it to end")
     try:
         yield
     finally:
-        dst.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        dst.execute(f"SELECT pg_advisory_unlock({key})", (MIGRATION_LOCK,))
 
 
 # -- the copy -----------------------------------------------------------------------------
@@ -357,44 +359,55 @@ def migrate_store(source: str | Path, target: str, *, chunk_rows: int = DEFAULT_
         dst.close()
         raise
     try:
-        tables = schema_tables()
-        present = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        unknown = sorted(t for t in present - set(tables) if not t.startswith("sqlite_"))
-        if unknown:
-            raise MigrateError(f"the source {path} has table(s) the copier does not know: {', '.join(unknown)} "
-                               "(not in this controller's schema); nothing was copied")
-        absent = [t for t in tables if t not in present]
-        if absent:
-            raise MigrateError(f"the source {path} lacks table(s) of schema version {version}: {', '.join(absent)}")
-        with _migration_lock(dst, target):
-            try:
-                Store(target, pool_size=1).close()  # the current schema, by the store's own migrations
-            except StoreError as exc:
-                raise MigrateError(f"the target {masked(target)}: {exc}") from None
-            state, resumed = _begin(dst, tables, path)
-            report = MigrationReport(str(path), masked(target), version, resumed)
-            src.execute("BEGIN")  # one snapshot of the source for the whole run
-            try:
-                for t in tables:
-                    _, last, before, done = state.get(t, (None, None, 0, False))
-                    rep = TableReport(t, int(src.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]), before=before)
-                    report.tables.append(rep)
-                    if not done:
-                        try:
-                            _copy_table(src, dst, rep, last, chunk_rows, say)
-                        except psycopg.Error as exc:
-                            raise MigrateError(f"copying {t} failed after {rep.before + rep.copied} rows: "
-                                               f"{' '.join(str(exc).split())}; run the migration again to continue "
-                                               "after the last chunk copied") from None
-                _set_identities(dst, tables, _source_sequences(src))
-            finally:
-                src.execute("COMMIT")
-            for rep in report.tables:
-                rep.target_rows = _count(dst, rep.table)
-            if report.ok:
-                dst.execute(f"DROP TABLE {PROGRESS_TABLE}")
+        report = _run(src, path, version, dst, target, chunk_rows, say)
+    except psycopg.Error as exc:
+        raise MigrateError(f"the target {masked(target)}: {' '.join(str(exc).split())}") from None
+    except sqlite3.Error as exc:
+        raise MigrateError(f"the source {path}: {exc}") from None
     finally:
         src.close()
         dst.close()
     report.seconds = time.monotonic() - started
+    return report
+
+
+def _run(src: sqlite3.Connection, path: Path, version: int, dst: psycopg.Connection[Any], target: str,
+         chunk_rows: int, say: Progress) -> MigrationReport:
+    tables = schema_tables()
+    present = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    unknown = sorted(t for t in present - set(tables) if not t.startswith("sqlite_"))
+    if unknown:
+        raise MigrateError(f"the source {path} has table(s) the copier does not know: {', '.join(unknown)} "
+                           "(not in this controller's schema); nothing was copied")
+    absent = [t for t in tables if t not in present]
+    if absent:
+        raise MigrateError(f"the source {path} lacks table(s) of schema version {version}: {', '.join(absent)}")
+    with _migration_lock(dst, target):
+        try:
+            Store(target, pool_size=1).close()  # the current schema, by the store's own migrations
+        except StoreError as exc:
+            raise MigrateError(f"the target {masked(target)}: {exc}") from None
+        state, resumed = _begin(dst, tables, path)
+        report = MigrationReport(str(path), masked(target), version, resumed)
+        src.execute("BEGIN")  # one snapshot of the source for the whole run
+        try:
+            for t in tables:
+                _, last, before, done = state.get(t, (None, None, 0, False))
+                rep = TableReport(t, int(src.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]), before=before)
+                report.tables.append(rep)
+                if not done:
+                    try:
+                        _copy_table(src, dst, rep, last, chunk_rows, say)
+                    except psycopg.Error as exc:
+                        raise MigrateError(f"copying {t} failed after {rep.before + rep.copied} rows: "
+                                           f"{' '.join(str(exc).split())}; run the migration again to continue "
+                                           "after the last chunk copied") from None
+            _set_identities(dst, tables, _source_sequences(src))
+        finally:
+            if src.in_transaction:
+                src.execute("COMMIT")
+        for rep in report.tables:
+            rep.target_rows = _count(dst, rep.table)
+        if report.ok:
+            dst.execute(f"DROP TABLE {PROGRESS_TABLE}")
     return report

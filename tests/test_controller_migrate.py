@@ -31,6 +31,7 @@ from controller_harness import FakeAppliance, FakeClock, enroll, make_config, ru
 
 from controller.cli import controller as controller_cli
 from controller.migrate import (
+    MIGRATION_LOCK,
     PROGRESS_TABLE,
     MigrateError,
     migrate_store,
@@ -137,7 +138,7 @@ async def test_migrated_store_serves_the_same_answers_and_new_rows_get_fresh_ids
     assert empty == set()  # every table of the schema holds rows: each one's copy is checked
     source_digest = digest(db)
 
-    report = migrate_store(db, target, chunk_rows=7)
+    report = migrate_store(db, target, chunk_rows=2)  # chunks of 2: keys of two columns resume too (sims, counts)
 
     assert report.ok and not report.resumed and digest(db) == source_digest
     assert [t.table for t in report.tables] == list(schema_tables())
@@ -303,6 +304,11 @@ def test_refusals_name_the_problem(tmp_path, pg_server, target):
         holder.kill()
         holder.wait()
 
+    with psycopg.connect(target, autocommit=True) as other:  # a second run into the same database at once
+        other.execute("SELECT pg_advisory_lock(hashtext(%s || current_schema()))", (MIGRATION_LOCK,))
+        with pytest.raises(MigrateError, match="another migration into .* is running"):
+            migrate_store(db, target)
+
     stray = tmp_path / "stray.db"
     stray.write_bytes(db.read_bytes())
     with sqlite3.connect(stray) as raw:
@@ -354,3 +360,17 @@ def test_bench_migrate_smoke(pg_server):
     assert out["tables"]["results"]["rows"] == 150 and out["rows_per_second"] > 0
     with psycopg.connect(pg_server.url(), autocommit=True) as admin:  # its database is dropped
         assert admin.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'simrotor_bench_%'").fetchone()[0] == 0
+
+
+def test_a_login_without_rights_on_the_database_is_one_sentence(tmp_path, pg_server, target):
+    db = tmp_path / "c.db"
+    Store(db).close()
+    with psycopg.connect(pg_server.url(), autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS reader")
+        admin.execute("CREATE ROLE reader LOGIN")  # may connect, may not create tables in the test's schema
+    try:
+        with pytest.raises(MigrateError, match=r"the target postgresql://reader@[^:]*: (permission denied|no schema)"):
+            migrate_store(db, target.replace("postgresql://simrotor@", "postgresql://reader@"))
+    finally:
+        with psycopg.connect(pg_server.url(), autocommit=True) as admin:
+            admin.execute("DROP ROLE reader")
