@@ -164,10 +164,16 @@ class Controller:
                 async with asyncio.timeout(self.cfg.dispatch.interval_seconds):
                     await self._wake.wait()
 
+    async def _wake_listener(self) -> None:
+        """Work made by the other controllers on this database (an import, an opt-out, a
+        campaign started) wakes this one's dispatcher: PostgreSQL's LISTEN/NOTIFY
+        (store/backend.py); returns at once on SQLite, whose one process wakes itself."""
+        await self.store.listen_for_wakeups(lambda what: self.wake())
+
     def app(self, *, dispatch: bool = True) -> web.Application:
         """The API's application with the background loops, the links' shutdown and the overview page."""
         app = self.api.app()
-        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [self._dispatch_loop] if dispatch else []
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [self._dispatch_loop, self._wake_listener] if dispatch else []
         app[BACKGROUND] = Background([*loops, self.deliverer.run_forever, self.recordings.sweep_forever])
         app[HUB] = self.hub
         app.cleanup_ctx.append(_background)

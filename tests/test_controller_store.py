@@ -7,6 +7,7 @@ Tests that take ``open_store`` run on SQLite and on PostgreSQL (tests/conftest.p
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 
@@ -330,3 +331,32 @@ def test_on_postgresql_an_import_waits_for_another_import_into_its_campaign_befo
         finally:
             held.close()
             a.close(), b.close()
+
+
+async def test_on_postgresql_an_import_on_one_controller_wakes_the_dispatcher_of_another(pg_server, tmp_path):
+    """Two controllers on one database, dispatch ticks an hour apart: a campaign started and
+    filled through A's API reaches the appliance linked to B at once (B's listener), not at
+    B's next tick."""
+    import aiohttp
+
+    from controller_harness import FakeAppliance, FakeClock, enroll, make_config, running
+
+    clock = FakeClock(1768471200.0)  # 2026-01-15 10:00 UTC: inside the default calling hours in Warsaw
+    with pg_server.database() as url:
+        slow = {"interval_seconds": 3600.0}
+        async with running(make_config(url, recordings=tmp_path / "a", dispatch=slow), clock) as (a, key), \
+                running(make_config(url, recordings=tmp_path / "b", dispatch=slow), clock) as (b, _), \
+                aiohttp.ClientSession() as s:
+            app = FakeAppliance(s, b.url, await enroll(s, b, "box-01"), clock=clock)
+            await app.connect()
+            await asyncio.sleep(0.5)  # B's dispatcher ran for the hello and found nothing to do
+            h = {"Authorization": f"Bearer {key}"}
+            async with s.post(f"{a.url}/v1/campaigns", json={"id": "c1", "strategy": [{"kind": "call"}], "start": True},
+                              headers=h) as r:
+                assert r.status == 201, await r.text()
+            async with s.post(f"{a.url}/v1/campaigns/c1/contacts", json=[{"external_id": "d1", "phones": ["+48600100200"]}],
+                              headers=h) as r:
+                assert r.status == 200, await r.text()
+            batch = await app.expect("jobs", timeout=10.0)
+            assert [j["callee"] for j in batch["jobs"]] == ["+48600100200"]
+            await app.close()
