@@ -69,7 +69,7 @@ def test_two_stores_racing_in_threads_lease_each_contact_once(open_store):
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads)
     assert sorted(won["a"] + won["b"]) == sorted(due)  # every contact once: none twice, none lost
-    assert won["a"] and won["b"]
+    # (how they split depends on the scheduler: on SQLite one thread may take them all)
     assert a.campaign_counts("c1") == {"waiting": 0, "in_flight": n, "done": 0, "total": n}
     assert a.open_jobs_by_appliance() == {"box-a": len(won["a"]), "box-b": len(won["b"])}
 
