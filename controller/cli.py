@@ -347,7 +347,7 @@ def migrate(config_path: str | None, source: str | None, target: str, chunk_rows
         click.echo(f"{report.copied:,} rows copied in {report.seconds:.1f} s"
                    + (" (continued an earlier run)" if report.resumed else ""))
         if report.ok:
-            click.echo(f"counts match; now set [store] url = \"{report.target}\" (with its password)"
+            click.echo("counts match; now set [store] url in controller.toml to the --to URL"
                        + (f" and [store] recordings = \"{recordings}\"" if recordings.is_dir() else ""))
     if not report.ok:
         fail("row counts differ: " + ", ".join(f"{t.table} (source {t.source_rows}, target {t.target_rows})"

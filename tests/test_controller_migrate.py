@@ -122,6 +122,22 @@ def assert_same_rows(source: Path, target: str, skip: set[str] = frozenset()) ->
     src.close()
 
 
+def run_sql(path: Path, statement: str, args: tuple = ()) -> None:
+    """One statement on a SQLite file, committed (what another program did to it)."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(statement, args)
+    conn.close()
+
+
+def altered_copy(db: Path, name: str, statement: str) -> Path:
+    """A copy of ``db`` beside it, changed by ``statement``."""
+    copy = db.with_name(name)
+    copy.write_bytes(db.read_bytes())
+    run_sql(copy, statement)
+    return copy
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -215,9 +231,8 @@ def test_a_source_written_between_runs_fails_the_count_check(tmp_path, target):
 
     with pytest.raises(KeyboardInterrupt):
         migrate_store(db, target, chunk_rows=2, progress=stop_in_optouts)
-    with sqlite3.connect(db) as raw:  # a controller left running: a number sorting before those copied
-        raw.execute("INSERT INTO optouts(number, source, reason, created_at) VALUES ('+12025550100', 'api', NULL, ?)", (T0,))
-    raw.close()
+    # a controller left running: a number sorting before those copied
+    run_sql(db, "INSERT INTO optouts(number, source, reason, created_at) VALUES ('+12025550100', 'api', NULL, ?)", (T0,))
 
     result = CliRunner().invoke(controller_cli, ["migrate", "--from", str(db), "--to", target, "--chunk-rows", "2", "--json"])
 
@@ -309,21 +324,13 @@ def test_refusals_name_the_problem(tmp_path, pg_server, target):
         with pytest.raises(MigrateError, match="another migration into .* is running"):
             migrate_store(db, target)
 
-    stray = tmp_path / "stray.db"
-    stray.write_bytes(db.read_bytes())
-    with sqlite3.connect(stray) as raw:
-        raw.execute("CREATE TABLE campaign_notes (id INTEGER PRIMARY KEY, text TEXT)")
-    raw.close()
+    stray = altered_copy(db, "stray.db", "CREATE TABLE campaign_notes (id INTEGER PRIMARY KEY, text TEXT)")
     with pytest.raises(MigrateError, match="the copier does not know: campaign_notes"):
         migrate_store(stray, target)
     with psycopg.connect(target) as dst:  # refused before anything was written
         assert dst.execute("SELECT to_regclass('contacts')").fetchone()[0] is None
 
-    newer = tmp_path / "newer.db"
-    newer.write_bytes(db.read_bytes())
-    with sqlite3.connect(newer) as raw:
-        raw.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
-    raw.close()
+    newer = altered_copy(db, "newer.db", "UPDATE meta SET value = '99' WHERE key = 'schema'")
     with pytest.raises(MigrateError, match="schema version 99, newer than this controller's"):
         migrate_store(newer, target)
     other = tmp_path / "other.db"
