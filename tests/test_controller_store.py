@@ -360,3 +360,23 @@ async def test_on_postgresql_an_import_on_one_controller_wakes_the_dispatcher_of
             batch = await app.expect("jobs", timeout=10.0)
             assert [j["callee"] for j in batch["jobs"]] == ["+48600100200"]
             await app.close()
+
+
+def test_sqlite_placeholders_become_psycopgs_and_quoted_text_stays_text():
+    from controller.store.backend import pg_sql
+
+    assert pg_sql("SELECT * FROM t WHERE a = ? AND b = :bee AND c::text LIKE '50%?:x' -- :y ? 5%\n AND d = ?") == (
+        "SELECT * FROM t WHERE a = %s AND b = %(bee)s AND c::text LIKE '50%%?:x' -- :y ? 5%%\n AND d = %s")
+    assert pg_sql("SELECT 'it''s ?', \"col?\" FROM t WHERE x = ?") == "SELECT 'it''s ?', \"col?\" FROM t WHERE x = %s"
+
+
+def test_a_percent_sign_in_a_query_with_parameters_reaches_postgresql_as_one(pg_server):
+    with pg_server.database() as url:
+        s = Store(url)
+        try:
+            s.add_optout("+48600100200", "api", "50% sure", 1.0)
+            assert s.conn.execute("SELECT reason FROM optouts WHERE reason LIKE '50%' AND number = ?",
+                                  ("+48600100200",)).fetchone()[0] == "50% sure"
+            assert s.conn.execute("SELECT COUNT(*) FROM optouts WHERE reason LIKE '%sure'").fetchone()[0] == 1  # no parameters
+        finally:
+            s.close()

@@ -127,16 +127,15 @@ _TOKEN: Final = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*|\?|(?<![:\w]):([
 
 @functools.lru_cache(maxsize=1024)
 def pg_sql(sql: str) -> str:
-    """SQLite's placeholders as psycopg's; literal ``%`` doubled; quoted text left alone."""
+    """SQLite's placeholders as psycopg's; every literal ``%`` doubled (psycopg reads the
+    whole text for its placeholders); a ``?`` or ``:name`` in quotes or a comment is text."""
     def sub(m: re.Match[str]) -> str:
         t = m.group(0)
         if t == "?":
             return "%s"
-        if t == "%":
-            return "%%"
         if m.group(1):
             return f"%({m.group(1)})s"
-        return t
+        return t.replace("%", "%%")
     return _TOKEN.sub(sub, sql)
 
 
