@@ -12,6 +12,7 @@ The source is always SQLite and the target PostgreSQL, so these tests do not tak
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -381,3 +382,26 @@ def test_a_login_without_rights_on_the_database_is_one_sentence(tmp_path, pg_ser
     finally:
         with psycopg.connect(pg_server.url(), autocommit=True) as admin:
             admin.execute("DROP ROLE reader")
+
+
+def test_a_source_left_by_a_killed_controller_is_copied_with_what_its_wal_holds(tmp_path, target):
+    """kill -9 leaves committed rows in the -wal file only; the read-only copy reads them."""
+    db = tmp_path / "c.db"
+    Store(db).close()
+    write = ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+             " c.execute('PRAGMA wal_autocheckpoint = 0');"
+             " c.executemany(\"INSERT INTO optouts(number, source, created_at) VALUES (?, 'api', 0)\","
+             " [(f'+48{700000000 + i}',) for i in range(500)]); print('written', flush=True); time.sleep(60)")
+    writer = subprocess.Popen([sys.executable, "-c", write, str(db)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline() == "written\n"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert Path(f"{db}-wal").stat().st_size > 0
+    source_digest = digest(db)
+    with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro&immutable=1", uri=True)) as file_only:
+        assert file_only.execute("SELECT count(*) FROM optouts").fetchone()[0] == 0  # the rows are in the WAL only
+
+    report = migrate_store(db, target)
+
+    assert report.ok and {t.table: t.target_rows for t in report.tables}["optouts"] == 500
+    assert digest(db) == source_digest
