@@ -45,6 +45,7 @@ from .apikit import (
     path_contact_id,
     problem_reply,
     read_json,
+    region_param,
     reply,
 )
 from .crm_routes import CrmRoutes
@@ -122,10 +123,10 @@ class Api:
         r.add_get("/v1/inbound", self.inbound)
         r.add_get("/v1/optouts", self.list_optouts)
         r.add_post("/v1/optouts", self.add_optout)
-        r.add_delete("/v1/optouts/{number}", self.remove_optout)
+        r.add_delete("/v1/optouts/{number:(?!bulk$)[^/]+}", self.remove_optout)  # not /v1/optouts/bulk (its Allow)
         r.add_get("/v1/webhooks", self.list_webhooks)
         r.add_post("/v1/webhooks", self.add_webhook)
-        r.add_delete("/v1/webhooks/{id}", self.delete_webhook)
+        r.add_delete("/v1/webhooks/{id:wh_[^/]+}", self.delete_webhook)  # not /v1/webhooks/dead-letters (its Allow)
         r.add_get("/v1/webhooks/dead-letters", self.dead_letters)
         r.add_post("/v1/webhooks/dead-letters/replay", self.replay)
         r.add_get("/v1/appliances", self.list_appliances)
@@ -219,10 +220,14 @@ class Api:
     async def enroll(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
         token, appliance_id = body.get("token"), body.get("appliance_id")
+        problems = []
         if not isinstance(token, str) or not token:
-            raise ApiError(400, "bad_request", "token: the one-time enrollment token")
+            problems.append({"field": "token", "reason": "the one-time enrollment token"})
         if not isinstance(appliance_id, str) or not re.fullmatch(ID_PATTERN, appliance_id):
-            raise ApiError(400, "bad_request", "appliance_id: 1-64 letters, digits, _ or -")
+            problems.append({"field": "appliance_id", "reason": "1-64 letters, digits, _ or -"})
+        if problems:
+            raise ApiError(400, "invalid", errors=problems)
+        assert isinstance(token, str) and isinstance(appliance_id, str)
         credential = auth.new_secret(auth.CREDENTIAL_PREFIX)
         status = self.store.enroll(auth.digest(token), appliance_id, auth.digest(credential), self.clock())
         if status == "bad_token":
@@ -314,9 +319,7 @@ class Api:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
         if camp["state"] == cp.CampaignState.CANCELLED.value:
             raise ApiError(409, "bad_state", "the campaign is cancelled")
-        region = request.query.get("region") or self.region
-        if region is not None and (len(region) != 2 or not region.isalpha()):
-            raise ApiError(400, "bad_parameter", "region: an ISO 3166 two-letter code")
+        region = region_param(request, self.region)
         if request.content_type not in JSON_TYPES | CSV_TYPES:
             raise ApiError(415, "unsupported_media_type", {"field": "Content-Type", "reason": "send application/json or text/csv"})
         body = await request.read()
@@ -471,9 +474,13 @@ class Api:
         return reply({"items": items, "next": items[-1]["id"] if items else after})
 
     async def replay(self, request: web.Request) -> web.Response:
-        body = json_object(await read_json(request)) if request.can_read_body else {}
+        # body_exists, not can_read_body: the Idempotency-Key middleware has read the body
+        # already, after which can_read_body is false and ids would be taken as "all"
+        body = json_object(await read_json(request)) if request.body_exists else {}
         ids = body.get("ids")
-        if ids is not None and (not isinstance(ids, list)
+        if isinstance(ids, list):  # JSON has numbers, not integers: 7.0 is the id 7 (JSON Schema's integer)
+            ids = [int(i) if isinstance(i, float) and i.is_integer() and abs(i) < 2**63 else i for i in ids]
+        if "ids" in body and (not isinstance(ids, list)  # null too: only an absent ids means all
                                 or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < MAX_CURSOR for i in ids)
                                 or len(ids) > 10_000):
             raise ApiError(400, "invalid", {"field": "ids", "reason": "a list of dead-letter ids (or omit for all)"})

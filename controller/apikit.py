@@ -139,6 +139,17 @@ def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -
     return v
 
 
+def region_param(request: web.Request, default: str | None) -> str | None:
+    """The ``region`` of national-format numbers (ISO 3166 alpha-2), else ``default``; an
+    empty or malformed one is refused, not taken for absent (a CRM's URL built wrong)."""
+    raw = request.query.get("region")
+    if raw is None:
+        return default
+    if len(raw) != 2 or not raw.isascii() or not raw.isalpha():
+        raise ApiError(400, "bad_parameter", {"field": "region", "reason": "an ISO 3166 two-letter code, e.g. PL"})
+    return raw
+
+
 def check_json_type(request: web.Request) -> None:
     """415 unless the body is sent as JSON (or with no Content-Type at all)."""
     if not is_json_type(request.content_type):

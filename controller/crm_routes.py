@@ -19,7 +19,7 @@ from aiohttp import web
 from common import phone
 
 from . import contacts_csv
-from .apikit import ID_PATTERN, ApiError, page, path_campaign_id, reply
+from .apikit import ID_PATTERN, ApiError, page, path_campaign_id, region_param, reply
 from .contacts import DELIMITER_NAMES, MAX_LINE, MAX_TEXT, BodyError
 from .reporting import EXPORT_COLUMNS, campaign_report_async, export_chunks
 from .store import Store
@@ -89,9 +89,7 @@ class CrmRoutes:
 
     # -- opt-outs in bulk ------------------------------------------------------------------
     async def bulk_optouts(self, request: web.Request) -> web.Response:
-        region = request.query.get("region") or self.region
-        if region is not None and (len(region) != 2 or not region.isalpha()):
-            raise ApiError(400, "bad_parameter", {"field": "region", "reason": "an ISO 3166 two-letter code"})
+        region = region_param(request, self.region)
         body = await request.read()
         delimiter = None
         if request.content_type in CSV_TYPES:
@@ -210,12 +208,12 @@ def openapi_paths(op: Callable[..., dict[str, Any]], ref: Callable[[str], dict[s
     cid_schema = {"type": "string", "pattern": ID_PATTERN}
     columns = "; ".join(f"{c} ({d})" for c, d in EXPORT_COLUMNS)
     bulk_json = {"oneOf": [
-        {"type": "array", "maxItems": MAX_BULK_OPTOUTS, "items": {"oneOf": [
+        {"type": "array", "minItems": 1, "maxItems": MAX_BULK_OPTOUTS, "items": {"oneOf": [
             {"type": "string", "maxLength": 40},
             {"type": "object", "required": ["number"], "additionalProperties": False, "properties": {
                 "number": {"type": "string", "maxLength": 40}, "reason": {"type": ["string", "null"], "maxLength": 200}}}]}},
         {"type": "object", "required": ["numbers"], "additionalProperties": False, "properties": {
-            "numbers": {"type": "array", "maxItems": MAX_BULK_OPTOUTS, "items": {"type": "string", "maxLength": 40}},
+            "numbers": {"type": "array", "minItems": 1, "maxItems": MAX_BULK_OPTOUTS, "items": {"type": "string", "maxLength": 40}},
             "reason": {"type": ["string", "null"], "maxLength": 200}}}]}
     return {
         "/v1/contacts": {"get": op(

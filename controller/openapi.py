@@ -16,12 +16,15 @@ import json
 from functools import lru_cache
 from typing import Any, Final
 
-from .apikit import TITLES, problem_type
+from .apikit import ID_PATTERN, TITLES, problem_type
 from .contacts import MAX_LINE, MAX_PHONE_TEXT, MAX_PHONES, MAX_REPORTED, MAX_ROWS, MAX_TEXT
 from .openapi_examples import CSV_DESCRIPTION, REQUESTS, responses
 from .webhooks import DELIVERY_TIMEOUT, REPLAY_TOLERANCE, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 VERSION: Final = "0.1.0"
+#: A written number as common/phone.py reads it (digits, a leading +, spaces, no-break
+#: spaces, dots, dashes, parentheses; at least one digit): never letters.
+NUMBER_PATTERN: Final = "^\\+?[0-9 \u00a0.()\\-]*[0-9][0-9 \u00a0.()\\-]*$"
 
 _NULL_STR = {"type": ["string", "null"]}
 _NULL_INT = {"type": ["integer", "null"]}
@@ -290,7 +293,8 @@ def _paths() -> dict[str, Any]:
             errors=(400, 401, 409), security=False, tag="fleet",
             body={"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["token", "appliance_id"],
-                "properties": {"token": {"type": "string"}, "appliance_id": {"type": "string"}}}}}})},
+                "properties": {"token": {"type": "string", "minLength": 1},
+                               "appliance_id": {"type": "string", "pattern": ID_PATTERN}}}}}})},
         "/v1/campaigns": {
             "get": _op("List campaigns", _json_body({"type": "object", "required": ["items"],
                                                      "properties": {"items": {"type": "array", "items": _ref("Campaign")}}}),
@@ -331,12 +335,14 @@ def _paths() -> dict[str, Any]:
                         status="200", tag="optouts",
                         body={"required": True, "content": {"application/json": {"schema": {
                             "type": "object", "required": ["number"],
-                            "properties": {"number": {"type": "string"}, "reason": {"type": "string", "maxLength": 200}}}}}})},
+                            "properties": {"number": {"type": "string"},
+                                           "reason": {"type": ["string", "null"], "maxLength": 200}}}}}})},
         "/v1/optouts/{number}": {"delete": _op("Remove a number from the list", _json_body(
             {"type": "object", "required": ["number", "removed"], "properties": {"number": {"type": "string"},
                                                                                  "removed": {"type": "boolean"}}}),
             errors=(400, 401, 404), tag="optouts",
-            params=[{"name": "number", "in": "path", "required": True, "schema": {"type": "string"},
+            params=[{"name": "number", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": NUMBER_PATTERN, "maxLength": MAX_PHONE_TEXT},
                      "example": "+48600100299", "description": "E.164 (URL-encode the +: %2B48600100299)"}])},
         "/v1/webhooks": {
             "get": _op("List webhooks", _json_body({"type": "object", "required": ["items"],
@@ -355,7 +361,7 @@ def _paths() -> dict[str, Any]:
         "/v1/webhooks/{id}": {"delete": _op("Delete a webhook", _json_body(
             {"type": "object", "required": ["id", "deleted"], "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"}}}),
             errors=(401, 404), tag="webhooks",
-            params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+            params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^wh_[^/]+$"},
                      "example": "wh_5bZ0qkT1"}])},
         "/v1/webhooks/dead-letters": {"get": _op("Deliveries that failed every retry", _json_body(_page(_ref("DeadLetter"))),
                                                  params=[_AFTER, _LIMIT], tag="webhooks")},
@@ -577,6 +583,64 @@ PROBLEM_EXAMPLES: Final = {
 }
 
 
+#: Every operation's operationId: the name a client generator gives its method, and what
+#: LINKS refer to.
+OPERATION_IDS: Final = {
+    ("post", "/v1/enroll"): "enrollAppliance", ("get", "/v1/campaigns"): "listCampaigns",
+    ("post", "/v1/campaigns"): "createCampaign", ("get", "/v1/campaigns/{id}"): "getCampaign",
+    ("post", "/v1/campaigns/{id}/start"): "startCampaign", ("post", "/v1/campaigns/{id}/pause"): "pauseCampaign",
+    ("post", "/v1/campaigns/{id}/resume"): "resumeCampaign", ("post", "/v1/campaigns/{id}/cancel"): "cancelCampaign",
+    ("post", "/v1/campaigns/{id}/contacts"): "importContacts", ("get", "/v1/campaigns/{id}/contacts"): "listContacts",
+    ("get", "/v1/campaigns/{id}/report"): "getCampaignReport", ("get", "/v1/contacts"): "findContacts",
+    ("get", "/v1/contacts/{id}"): "getContact", ("get", "/v1/contacts/{id}/history"): "getContactHistory",
+    ("get", "/v1/results"): "listResults", ("get", "/v1/results/export"): "exportResults",
+    ("get", "/v1/inbound"): "listInbound", ("get", "/v1/optouts"): "listOptOuts", ("post", "/v1/optouts"): "addOptOut",
+    ("post", "/v1/optouts/bulk"): "addOptOutsInBulk", ("delete", "/v1/optouts/{number}"): "removeOptOut",
+    ("get", "/v1/webhooks"): "listWebhooks", ("post", "/v1/webhooks"): "addWebhook",
+    ("delete", "/v1/webhooks/{id}"): "deleteWebhook", ("get", "/v1/webhooks/dead-letters"): "listDeadLetters",
+    ("post", "/v1/webhooks/dead-letters/replay"): "replayDeadLetters", ("get", "/v1/appliances"): "listAppliances",
+    ("get", "/v1/appliances/{id}"): "getAppliance", ("get", "/v1/recordings"): "listRecordings",
+    ("get", "/v1/recordings/{id}"): "getRecording", ("put", "/v1/link/recordings/{id}"): "uploadRecording",
+    ("get", "/healthz"): "getHealth", ("get", "/metrics"): "getMetrics",
+}
+
+#: OpenAPI links (operationId, status) -> {link: (target operationId, its parameters)}: what
+#: a client does next with an answer — and the chains schemathesis' stateful phase walks
+#: (create a campaign -> import -> start -> pause -> resume -> report, a contact -> its history).
+_CAMPAIGN_NEXT: Final = ("getCampaign", "startCampaign", "pauseCampaign", "resumeCampaign", "cancelCampaign",
+                         "importContacts", "listContacts", "getCampaignReport")
+LINKS: Final[dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]]] = {
+    ("createCampaign", "201"): {**{t: (t, {"id": "$response.body#/id"}) for t in _CAMPAIGN_NEXT},
+                                "exportResults": ("exportResults", {"campaign_id": "$response.body#/id"}),
+                                "listResults": ("listResults", {"campaign": "$response.body#/id"})},
+    **{(op, "200"): {t: (t, {"id": "$response.body#/id"}) for t in _CAMPAIGN_NEXT}
+       for op in ("getCampaign", "startCampaign", "pauseCampaign", "resumeCampaign")},
+    ("importContacts", "200"): {t: (t, {"id": "$request.path.id"})
+                                for t in ("startCampaign", "listContacts", "getCampaignReport", "cancelCampaign")},
+    ("listContacts", "200"): {"getContact": ("getContact", {"id": "$response.body#/items/0/id"}),
+                              "getContactHistory": ("getContactHistory", {"id": "$response.body#/items/0/id"}),
+                              "findContacts": ("findContacts", {"external_id": "$response.body#/items/0/external_id"})},
+    ("getContact", "200"): {"getContactHistory": ("getContactHistory", {"id": "$response.body#/id"}),
+                            "findContacts": ("findContacts", {"external_id": "$response.body#/external_id"})},
+    **{("addOptOut", s): {"removeOptOut": ("removeOptOut", {"number": "$response.body#/number"})} for s in ("200", "201")},
+    ("addWebhook", "201"): {"deleteWebhook": ("deleteWebhook", {"id": "$response.body#/id"})},
+    ("listAppliances", "200"): {"getAppliance": ("getAppliance", {"id": "$response.body#/items/0/id"})},
+    ("listRecordings", "200"): {"getRecording": ("getRecording", {"id": "$response.body#/items/0/id"})},
+}
+
+
+def _name_and_link(paths: dict[str, Any]) -> None:
+    ops = {(m, p): op for p, item in paths.items() for m, op in item.items()}
+    assert set(ops) == set(OPERATION_IDS), sorted(set(ops) ^ set(OPERATION_IDS))
+    for key, op in ops.items():
+        op["operationId"] = OPERATION_IDS[key]
+    by_id = {OPERATION_IDS[k]: op for k, op in ops.items()}
+    for (source, status), links in LINKS.items():
+        resp = by_id[source]["responses"][status]
+        by_id[source]["responses"][status] = {**resp, "links": {
+            name: {"operationId": target, "parameters": params} for name, (target, params) in links.items()}}
+
+
 def _add_examples(paths: dict[str, Any]) -> None:
     """Each operation's request and success-answer examples (openapi_examples.py), set on
     copies: the answers' and bodies' objects are shared between operations."""
@@ -613,6 +677,7 @@ def _document() -> str:
     _idempotent_posts(paths)
     paths.update(_operations_paths())
     _add_examples(paths)
+    _name_and_link(paths)
     doc = {
         "openapi": "3.1.0",
         "info": {"title": "simrotor controller API", "version": VERSION,

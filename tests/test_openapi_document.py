@@ -385,3 +385,24 @@ async def test_request_examples_get_documented_answers_from_a_live_controller(co
                 chosen["webhooks"] = answer.get("id")
     assert wrong == {}
     assert sent == len(STORY) + 2  # the import and the bulk opt-outs each sent JSON and CSV
+
+
+async def test_operation_ids_are_unique_and_links_name_real_operations_and_parameters(controller, http):
+    doc = await served_document(controller, http)
+    ops = {op["operationId"]: op for _, _, op in operations(doc)}
+    assert len(ops) == len(list(operations(doc)))  # one id each, none repeated
+    chained = set()
+    for method, path, op in operations(doc):
+        for status, answer in op["responses"].items():
+            for name, link in answer.get("links", {}).items():
+                target = ops[link["operationId"]]
+                names = {p["name"] for p in target.get("parameters", [])}
+                assert set(link["parameters"]) <= names, (method, path, status, name)
+                for expr in link["parameters"].values():
+                    assert expr.startswith(("$response.body#/", "$request.path.")), expr
+                chained.add((op["operationId"], link["operationId"]))
+    # the stateful chain: create a campaign -> import -> start -> pause -> report, a contact -> its history
+    for step in [("createCampaign", "importContacts"), ("importContacts", "startCampaign"),
+                 ("startCampaign", "pauseCampaign"), ("pauseCampaign", "getCampaignReport"),
+                 ("listContacts", "getContact"), ("getContact", "getContactHistory")]:
+        assert step in chained, step
