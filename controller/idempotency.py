@@ -8,7 +8,8 @@ and gets the first answer again — status and body — instead of a second effe
   same key with another fingerprint is a 422 ``idempotency_key_reused``, never a replay of
   an answer to something else;
 * a key whose first request is still running is a 409 ``idempotency_key_in_use`` with
-  ``Retry-After`` (two retries at once run the request once);
+  ``Retry-After`` (two retries at once run the request once); one left unanswered for
+  ``ABANDONED_SECONDS`` (its controller died) is taken over by the next request;
 * answers below 500 are kept (a 4xx is the answer to that request, as the draft says); a
   500 releases the key so the retry runs again; keys are swept after ``KEEP_SECONDS``.
 
@@ -32,6 +33,11 @@ REPLAYED_HEADER: Final = "Idempotent-Replayed"
 KEEP_SECONDS: Final = 24 * 3600.0
 #: Visible ASCII, at most Stripe's 255 characters (a UUID is 36): safe to store and log.
 KEY_PATTERN: Final = re.compile(r"[\x21-\x7e]{1,255}")
+#: A key claimed this long ago and still unanswered was abandoned — its controller died
+#: while answering (several controllers on one database: the retry goes to another) — and
+#: the next request with it runs. Far longer than any request runs (an import of 1,000,000
+#: contacts takes under a minute), far shorter than ``KEEP_SECONDS``.
+ABANDONED_SECONDS: Final = 600.0
 #: Seconds a client should wait before asking again about a key still being answered.
 RETRY_AFTER_SECONDS: Final = 1
 
@@ -70,13 +76,16 @@ class Idempotency:
                     "field": HEADER, "reason": f"{key!r} was sent with another request (method, path, query or body "
                                                f"differ); a key names one request for {self.keep_seconds / 3600:g} h: "
                                                "use a new key for a new request"})
-            if first["status"] is None:
+            if first["status"] is None and not (
+                    now - first["created_at"] > ABANDONED_SECONDS
+                    and self.store.take_over_idempotency_key(scope, key, fp, first["created_at"], now)):
                 raise ApiError(409, "idempotency_key_in_use", {
                     "field": HEADER, "reason": f"the first request with {key!r} is still being answered; "
                                                f"ask again in {RETRY_AFTER_SECONDS} s"},
                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-            return web.Response(body=first["body"], status=first["status"],
-                                headers={"Content-Type": first["content_type"], REPLAYED_HEADER: "true"})
+            if first["status"] is not None:
+                return web.Response(body=first["body"], status=first["status"],
+                                    headers={"Content-Type": first["content_type"], REPLAYED_HEADER: "true"})
         try:
             resp = await answer()
         except BaseException:

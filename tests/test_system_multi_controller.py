@@ -176,3 +176,32 @@ async def test_two_workers_claim_each_delivery_once_and_a_dead_ones_come_due(pg_
         finally:
             s1.close()
             s2.close()
+
+
+async def test_a_key_left_in_use_by_a_dead_controller_is_taken_over(pg_server) -> None:  # type: ignore[no-untyped-def]
+    """A controller that dies while answering a POST leaves its Idempotency-Key claimed
+    without an answer; the CRM's retry, on another controller, is told to wait while the
+    first could still be running and runs the request once ABANDONED_SECONDS have passed."""
+    from controller import auth
+    from controller.idempotency import ABANDONED_SECONDS, fingerprint
+    from controller_harness import FakeClock, make_config, running
+
+    clock = FakeClock()
+    body = json.dumps({"id": "idem", "name": "Retried", "strategy": [{"kind": "call"}]}).encode()
+    with pg_server.database() as url:
+        async with running(make_config(url), clock, dispatch=False) as (c, key), aiohttp.ClientSession() as http:
+            scope = c.store.api_key_for_hash(auth.digest(key))
+            assert scope is not None
+            # the dead controller's claim: the same request, never answered
+            t0 = clock()
+            assert c.store.claim_idempotency_key(scope, "k-1", fingerprint("POST", "/v1/campaigns", "application/json", body),
+                                                 t0, t0 - 86400) is None
+            crm = Crm(http, c.url, key)
+            post = {"data": body, "headers": {"Idempotency-Key": "k-1", "Content-Type": "application/json"}}
+            status, problem = await crm.call("POST", "/v1/campaigns", **post)
+            assert (status, problem["code"]) == (409, "idempotency_key_in_use"), problem
+            clock.advance(ABANDONED_SECONDS + 1)
+            status, camp = await crm.call("POST", "/v1/campaigns", **post)
+            assert status == 201 and camp["id"] == "idem", camp
+            async with http.post(f"{c.url}/v1/campaigns", data=body, headers={**crm.headers, **post["headers"]}) as r:
+                assert r.status == 201 and r.headers.get("Idempotent-Replayed") == "true"

@@ -29,6 +29,13 @@ class IdempotencyKeys(StoreBase):
                             " WHERE scope = ? AND key = ?", (scope, key)).fetchone()
             return dict(row) if row is not None else None
 
+    def take_over_idempotency_key(self, scope: str, key: str, fingerprint: str, claimed_at: float, now: float) -> bool:
+        """Claim afresh a key whose request was never answered (its controller died while
+        answering): True for the one caller whose conditional update found it as read."""
+        with self.tx() as c:
+            return c.execute("UPDATE idempotency_keys SET created_at = ? WHERE scope = ? AND key = ? AND fingerprint = ?"
+                             " AND status IS NULL AND created_at = ?", (now, scope, key, fingerprint, claimed_at)).rowcount == 1
+
     def keep_idempotent_answer(self, scope: str, key: str, status: int, content_type: str, body: bytes) -> None:
         with self.tx() as c:
             c.execute("UPDATE idempotency_keys SET status = ?, content_type = ?, body = ? WHERE scope = ? AND key = ?",
