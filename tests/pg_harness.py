@@ -1,7 +1,11 @@
 """A private PostgreSQL server for the tests: Debian's ``postgresql`` package (installed by
-./scripts/test), ``initdb`` into a temporary folder and ``pg_ctl start`` on a free port and a
-socket folder of its own, stopped at the end of the session; every test that asks gets a
-database of its own, dropped after it.
+./scripts/test), ``initdb`` into a temporary folder and the ``postgres`` server on a free
+port and a socket folder of its own, stopped at the end of the session; every test that
+asks gets a database of its own, dropped after it.
+
+The server is a child of the test process, not daemonised by ``pg_ctl``: ``setpriv
+--pdeathsig QUIT`` has the kernel stop it (immediate shutdown) when the test process dies
+however it dies (a CI timeout, kill -9), so no server outlives its run.
 
 Why not pytest-postgresql: it runs the server as the user running the tests, and CI runs
 them as root, which ``initdb`` refuses. Here a root run hands the server to ``nobody``
@@ -23,9 +27,11 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -37,7 +43,7 @@ BIN_ROOT: Final = Path("/usr/lib/postgresql")
 USER: Final = "simrotor"
 #: The database the tests' schemas are made in.
 TEST_DB: Final = "simrotor_tests"
-#: Seconds pg_ctl waits for the server to accept connections (a cold start takes ~1 s).
+#: Seconds the harness waits for the server to accept connections (a cold start takes ~1 s).
 START_TIMEOUT: Final = 60
 
 
@@ -64,17 +70,20 @@ def _free_port() -> int:
 class PgServer:
     """A running server: ``url(dbname)`` to reach it, ``database()`` for a fresh database."""
 
-    def __init__(self, root: Path, port: int, bindir: Path, as_user: list[str]) -> None:
-        self.root, self.port, self.bindir, self._as = root, port, bindir, as_user
+    def __init__(self, root: Path, port: int, bindir: Path, switch: list[str]) -> None:
+        # switch: setpriv's options that make root the server's user (empty when not root)
+        self.root, self.port, self.bindir, self._switch = root, port, bindir, switch
         self.data, self.sockets = root / "data", root / "sockets"
         self._names = itertools.count(1)
+        self._proc: subprocess.Popen[bytes] | None = None
 
     def url(self, dbname: str = "postgres", schema: str | None = None) -> str:
         path = f"postgresql://{USER}@/{dbname}?host={self.sockets}&port={self.port}"
         return path if schema is None else f"{path}&options=-csearch_path%3D{schema}"
 
     def _run(self, *argv: str) -> None:
-        done = subprocess.run([*self._as, *argv], capture_output=True, text=True, cwd=self.root, check=False)
+        as_user = ["setpriv", *self._switch, "--"] if self._switch else []
+        done = subprocess.run([*as_user, *argv], capture_output=True, text=True, cwd=self.root, check=False)
         if done.returncode != 0:
             raise PgServerError(f"{' '.join(argv[:2])} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
                                 f"; server log: {self.root / 'server.log'}")
@@ -82,15 +91,43 @@ class PgServer:
     def start(self) -> None:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
-        opts = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-                " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", opts,
-                  "-w", "-t", str(START_TIMEOUT), "start")
+        settings = ("listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off", "full_page_writes=off",
+                    "max_connections=300", "shared_buffers=32MB")
+        with open(self.root / "server.log", "wb") as log:
+            self._proc = subprocess.Popen(
+                ["setpriv", "--pdeathsig", "QUIT", *self._switch, "--", str(self.bindir / "postgres"),
+                 "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
+                 *(a for kv in settings for a in ("-c", kv))],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+        self._wait_ready()
         self._admin(f"CREATE DATABASE {TEST_DB}")
 
+    def _wait_ready(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:  # polled, every 0.1 s: the server says nothing else when it is ready
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise PgServerError(f"postgres exited ({self._proc.returncode}) at start; server log: {self.root / 'server.log'}")
+            try:
+                psycopg.connect(self.url(), connect_timeout=2).close()
+                return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise PgServerError(f"postgres not ready after {START_TIMEOUT} s ({exc}); "
+                                        f"server log: {self.root / 'server.log'}") from None
+            time.sleep(0.1)
+
     def stop(self) -> None:
-        with contextlib.suppress(PgServerError):
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        """Immediate shutdown (SIGQUIT: the data is thrown away anyway)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGQUIT)
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
 
     def _admin(self, sql: str, dbname: str = "postgres") -> None:
         import psycopg
@@ -116,15 +153,15 @@ def pg_server() -> Iterator[PgServer]:
     the server runs as ``nobody`` (initdb refuses root) from a folder it owns."""
     bindir = pg_bin()
     root = Path(tempfile.mkdtemp(prefix="simrotor-pg-"))
-    as_user: list[str] = []
+    switch: list[str] = []
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody")
-        as_user = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", "--"]
+        switch = [f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
         os.chmod(root, 0o755)
         os.chown(root, nobody.pw_uid, nobody.pw_gid)
-    server = PgServer(root, _free_port(), bindir, as_user)
+    server = PgServer(root, _free_port(), bindir, switch)
     server.sockets.mkdir()
-    if as_user:
+    if switch:
         os.chown(server.sockets, nobody.pw_uid, nobody.pw_gid)
     try:
         server.start()
