@@ -380,3 +380,25 @@ def test_a_percent_sign_in_a_query_with_parameters_reaches_postgresql_as_one(pg_
             assert s.conn.execute("SELECT COUNT(*) FROM optouts WHERE reason LIKE '%sure'").fetchone()[0] == 1  # no parameters
         finally:
             s.close()
+
+
+def test_a_postgresql_server_that_went_away_is_a_503_from_healthz_not_a_hang():
+    """The server stops under a running store: /healthz's read fails within the pool's
+    checkout timeout and is reported as the database failing."""
+    from controller.metrics import health
+    from pg_harness import pg_server
+
+    with pg_server() as server:
+        s = Store(server.url())  # its own server, so stopping it disturbs no other test
+        try:
+            assert health(s, 0)[0] == 200
+            server.stop()
+            done: list[tuple[int, dict]] = []
+            t = threading.Thread(target=lambda: done.append(health(s, 0)))
+            t.start()
+            t.join(timeout=60)
+            assert not t.is_alive(), "/healthz waited for the database for a minute"
+            status, body = done[0]
+            assert status == 503 and body["database"]["ok"] is False, body
+        finally:
+            s.close()

@@ -48,6 +48,10 @@ WAKE_CHANNEL: Final = "simrotor_wake"
 #: restarts is back within seconds; one that is down is retried twice a minute).
 LISTEN_RETRY_FIRST: Final = 0.5
 LISTEN_RETRY_MAX: Final = 30.0
+#: Seconds a statement waits for a pooled connection when all are busy or the server is
+#: gone: the callers run on the event loop, so a dead database is reported (an error, a
+#: 503 from /healthz) rather than waited for.
+PG_CHECKOUT_TIMEOUT: Final = 5.0
 #: Seconds the store waits at open for its first PostgreSQL connection (a server that is
 #: restarting answers within this; one that is not there is reported, not waited for).
 PG_CONNECT_TIMEOUT: Final = 15.0
@@ -216,7 +220,8 @@ class PgConnection:
         self.url = url
         self._local = threading.local()
         self.pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=max_size, num_workers=1, open=False,
-                                                kwargs={"autocommit": True}, name="simrotor-store")
+                                                timeout=PG_CHECKOUT_TIMEOUT, kwargs={"autocommit": True},
+                                                name="simrotor-store")
         try:
             self.pool.open(wait=True, timeout=PG_CONNECT_TIMEOUT)
         except psycopg_pool.PoolTimeout:
