@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import threading
 
 import pytest
@@ -382,9 +383,10 @@ def test_a_percent_sign_in_a_query_with_parameters_reaches_postgresql_as_one(pg_
             s.close()
 
 
-def test_a_postgresql_server_that_went_away_is_a_503_from_healthz_not_a_hang():
+def test_a_postgresql_server_that_went_away_is_a_503_from_healthz_and_its_return_is_seen():
     """The server stops under a running store: /healthz's read fails within the pool's
-    checkout timeout and is reported as the database failing."""
+    checkout timeout and is reported as the database failing; once the server is back the
+    same store answers and writes again."""
     from controller.metrics import health
     from pg_harness import pg_server
 
@@ -392,7 +394,7 @@ def test_a_postgresql_server_that_went_away_is_a_503_from_healthz_not_a_hang():
         s = Store(server.url())  # its own server, so stopping it disturbs no other test
         try:
             assert health(s, 0)[0] == 200
-            server.stop()
+            server.stop(signal.SIGINT)  # a fast shutdown: what was committed stays for the restart below
             done: list[tuple[int, dict]] = []
             t = threading.Thread(target=lambda: done.append(health(s, 0)))
             t.start()
@@ -400,5 +402,10 @@ def test_a_postgresql_server_that_went_away_is_a_503_from_healthz_not_a_hang():
             assert not t.is_alive(), "/healthz waited for the database for a minute"
             status, body = done[0]
             assert status == 503 and body["database"]["ok"] is False, body
+            server.restart()  # back (as after a crash): the pool drops its dead connections and makes new ones
+            answers = [health(s, 0) for _ in range(3)]  # at most one more error per dead pooled connection
+            assert answers[-1][0] == 200, answers
+            s.add_optout("+48600100200", "api", None, 1.0)
+            assert s.is_opted_out("+48600100200")
         finally:
             s.close()
