@@ -1,29 +1,26 @@
 """Two or more controller processes on one PostgreSQL database, for the system and chaos
 tests: each a real ``simrotor controller run --config …`` process (its own port, the same
 ``[store] url``), killable with SIGKILL, its stderr read line by line so a test can wait
-for a fault point (controller/faults.py) instead of guessing a moment; and a webhook
-receiver that keeps every post with its delivery id, as a CRM dropping repeats does."""
+for a fault point (controller/faults.py) instead of guessing a moment; and the appliance
+with all of them in its ``[link] url``."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-from aiohttp import web
-from system_harness import controller_sections, free_port, toml_text
+from system_harness import appliance_config, controller_sections, free_port, toml_text
 
+from appliance.config import parse_config
+from appliance.runtime import Appliance
 from controller.faults import ENV as FAULT_ENV
 from controller.server import create_enroll_token, create_key
 from controller.store import Store
-from controller.webhooks import verify
 
 #: A controller process is up when its API answers; a cold start (imports, migrations
 #: checked) takes ~2 s on the 2-core CI machine, 30 s is a wedged start.
@@ -131,51 +128,15 @@ def admin_secrets(store_url: str) -> tuple[str, str]:
         store.close()
 
 
-class DedupReceiver:
-    """The CRM's webhook endpoint: checks each signature, keeps every post with its
-    ``X-Simrotor-Delivery`` id; ``unique`` is what a CRM dropping repeats keeps."""
-
-    def __init__(self) -> None:
-        self.secret = ""
-        self.posts: list[tuple[str, str, dict[str, Any]]] = []  # (delivery id, event, payload)
-        self.bad_signatures = 0
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        async def hook(request: web.Request) -> web.Response:
-            body = await request.read()
-            if not verify(self.secret, request.headers.get("X-Simrotor-Signature", ""),
-                          request.headers.get("X-Simrotor-Timestamp", ""), body, time.time()):
-                self.bad_signatures += 1
-                return web.Response(status=401)
-            self.posts.append((request.headers["X-Simrotor-Delivery"], request.headers.get("X-Simrotor-Event", ""),
-                               json.loads(body)))
-            return web.Response(status=204)
-
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
-
-    @property
-    def unique(self) -> dict[str, dict[str, Any]]:
-        """Delivery id -> payload, repeats dropped."""
-        return {d: p for d, _, p in self.posts}
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def dedup_receiver() -> AsyncIterator[DedupReceiver]:
-    r = DedupReceiver()
-    await r.start()
-    try:
-        yield r
-    finally:
-        await r.stop()
+async def appliance_on(tmp: Path, state_file: Path, credential: str, controllers: list[ControllerProcess], *,
+                       seed: int) -> Appliance:
+    """The appliance, started, on the emulated bank's ``state_file``, with every controller
+    in its ``[link] url`` (in that order) and its fresh-install limits and lock rules."""
+    (tmp / "cred").write_text(credential)
+    cfg = appliance_config(tmp, state_file, "", tmp / "cred")
+    cfg["link"]["url"] = [c.link_url for c in controllers]
+    for shipped_default in ("limits", "lock", "retry"):
+        cfg.pop(shipped_default)
+    app = Appliance(parse_config(cfg), seed=seed)
+    await app.start()
+    return app

@@ -28,6 +28,7 @@ class WebhookReceiver:
         self.clock = clock  # the controller's clock (tests move it forward)
         self.secret = ""
         self.events: list[dict[str, Any]] = []
+        self.delivery_ids: list[str] = []  # each event's X-Simrotor-Delivery, in step with events
         self.bad_signatures = 0
         self.runner: web.AppRunner | None = None
         self.url = ""
@@ -41,6 +42,7 @@ class WebhookReceiver:
                 self.bad_signatures += 1
                 return web.Response(status=401)
             self.events.append({"event": request.headers.get("X-Simrotor-Event"), **json.loads(body)})
+            self.delivery_ids.append(request.headers.get("X-Simrotor-Delivery", ""))
             return web.Response(status=204)
 
         app = web.Application()
@@ -51,6 +53,11 @@ class WebhookReceiver:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}/hook"
+
+    @property
+    def unique(self) -> dict[str, dict[str, Any]]:
+        """Delivery id -> event, repeats dropped (as a CRM does by X-Simrotor-Delivery)."""
+        return dict(zip(self.delivery_ids, self.events, strict=True))
 
     async def stop(self) -> None:
         if self.runner:

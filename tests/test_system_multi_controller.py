@@ -17,11 +17,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from multi_controller_harness import ControllerProcess, admin_secrets, dedup_receiver
-from system_harness import Crm, appliance_config, daytime_zone
+from multi_controller_harness import ControllerProcess, admin_secrets, appliance_on
+from system_harness import Crm, daytime_zone, receiver
 
-from appliance.config import parse_config
-from appliance.runtime import Appliance
 from controller.store import Store
 from modem_drivers.emulator import Timing
 
@@ -61,7 +59,7 @@ async def test_crm_to_either_controller_appliance_on_one_results_and_webhooks(tm
                 stack.push_async_callback(c.stop)
             await asyncio.gather(a.start(), b.start())
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            hooks = await stack.enter_async_context(dedup_receiver())
+            hooks = await stack.enter_async_context(receiver())
             crm_a, crm_b = Crm(http, a.url, key), Crm(http, b.url, key)
 
             # a campaign drafted on A and retried on B with the same Idempotency-Key: one campaign
@@ -79,13 +77,8 @@ async def test_crm_to_either_controller_appliance_on_one_results_and_webhooks(tm
 
             async with http.post(f"{a.url}/v1/enroll", json={"token": token, "appliance_id": "box-01"}) as r:
                 assert r.status == 200, await r.text()
-                (tmp_path / "cred").write_text((await r.json())["credential"])
-            cfg = appliance_config(tmp_path, bank.state, "", tmp_path / "cred")
-            cfg["link"]["url"] = [a.link_url, b.link_url]
-            for shipped_default in ("limits", "lock", "retry"):
-                cfg.pop(shipped_default)
-            app = Appliance(parse_config(cfg), seed=7)
-            await app.start()
+                credential = (await r.json())["credential"]
+            app = await appliance_on(tmp_path, bank.state, credential, [a, b], seed=7)
             stack.push_async_callback(app.stop)
             link = app.link
             assert link is not None
@@ -182,9 +175,10 @@ async def test_a_key_left_in_use_by_a_dead_controller_is_taken_over(pg_server) -
     """A controller that dies while answering a POST leaves its Idempotency-Key claimed
     without an answer; the CRM's retry, on another controller, is told to wait while the
     first could still be running and runs the request once ABANDONED_SECONDS have passed."""
+    from controller_harness import FakeClock, make_config, running
+
     from controller import auth
     from controller.idempotency import ABANDONED_SECONDS, fingerprint
-    from controller_harness import FakeClock, make_config, running
 
     clock = FakeClock()
     body = json.dumps({"id": "idem", "name": "Retried", "strategy": [{"kind": "call"}]}).encode()

@@ -1,0 +1,117 @@
+"""Chaos (issue 18, done-when 2): two controller processes on one PostgreSQL database,
+one of them killed with SIGKILL at three moments of a running campaign, each hit exactly
+through a fault point (controller/faults.py: the process stops itself there, says so on
+stderr, and the test kills it) rather than a sleep guessing the moment:
+
+1. mid-dispatch — A has leased jobs in the database and not sent them;
+2. mid-ingest — B has stored a results batch and not acknowledged it;
+3. mid-delivery — A (restarted) had a webhook answered 2xx and not marked it delivered.
+
+The appliance lists both (``[link] url``) and fails over each time. Then every contact
+ends, no number is dialled more than the strategy allows (counted from the emulator's
+network log), every call has its one result (none lost, none twice), and every result
+reached the webhook receiver (repeats dropped by delivery id; the third kill makes one).
+Shipped calling hours, debtors where it is daytime now, the appliance on its fresh-install
+limits and lock rules."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+import aiohttp
+import pytest
+from multi_controller_harness import ControllerProcess, admin_secrets, appliance_on
+from system_harness import Crm, daytime_zone, receiver
+from test_system_multi_controller import contacts, wait_for
+
+from controller.store import Store
+from modem_drivers.emulator import Timing
+
+CONTACTS = 24
+#: Each fault point's wait: the campaign reaches all three within its first minute.
+FAULT_WAIT = 60.0
+
+
+@pytest.mark.slow
+@pytest.mark.bank(modems=8, sims_per_modem=1, timing=Timing.FAST, seed=37)
+async def test_kill_9_mid_dispatch_mid_ingest_mid_delivery_loses_and_doubles_nothing(tmp_path, bank, pg_server) -> None:  # type: ignore[no-untyped-def]
+    with pg_server.database() as url:
+        key, token = admin_secrets(url)
+        # lease at its floor (10 s) and a 1 s webhook timeout (a 3 s delivery lease): what a
+        # dead controller held comes back within the test's time
+        a = ControllerProcess("a", tmp_path, url, lease_seconds=10.0, webhook_timeout=1.0)
+        b = ControllerProcess("b", tmp_path, url, lease_seconds=10.0, webhook_timeout=1.0)
+        store = Store(url)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(store.close)
+            for c in (a, b):
+                stack.push_async_callback(c.stop)
+            await asyncio.gather(a.start(fault="dispatch.leased:2"), b.start(fault="ingest.stored:2"))
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            hooks = await stack.enter_async_context(receiver())
+            crm = Crm(http, b.url, key)
+            status, hook = await crm.call("POST", "/v1/webhooks", json={"url": hooks.url, "events": ["result"]})
+            assert status == 201, hook
+            hooks.secret = hook["secret"]
+            status, camp = await crm.call("POST", "/v1/campaigns", json={
+                "id": "chaos", "name": "Chaos", "start": True, "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}]})
+            assert status == 201 and camp["rules"]["hours"] == ["08:00", "21:00"], camp  # shipped hours
+            status, imported = await crm.call("POST", "/v1/campaigns/chaos/contacts", json=contacts(daytime_zone(), CONTACTS))
+            assert status == 200 and imported["created"] == CONTACTS, imported
+
+            async with http.post(f"{b.url}/v1/enroll", json={"token": token, "appliance_id": "box-01"}) as r:
+                assert r.status == 200, await r.text()
+                credential = (await r.json())["credential"]
+            app = await appliance_on(tmp_path, bank.state, credential, [a, b], seed=11)
+            stack.push_async_callback(app.stop)
+            link = app.link
+            assert link is not None
+
+            # 1. mid-dispatch: A froze with jobs leased to the appliance and not sent
+            await a.wait_line("fault point dispatch.leased reached", FAULT_WAIT)
+            leased_unsent = {r[0] for r in store.conn.execute("SELECT id FROM jobs WHERE state = 'leased'").fetchall()}
+            await a.kill9()
+            await wait_for("the appliance on B", lambda: link.connected.is_set() and link.url == b.link_url, 15)
+
+            # 2. mid-ingest: B froze with a results batch stored and not acknowledged
+            await b.wait_line("fault point ingest.stored reached", FAULT_WAIT)
+            stored_at_kill = len(store.results_after(0, 10_000, "chaos"))
+            await a.start(fault="webhook.posted:2")  # A back, to die at its second delivery
+            await b.kill9()
+            await wait_for("the appliance back on A", lambda: link.connected.is_set() and link.url == a.link_url, 15)
+
+            # 3. mid-delivery: A froze after a receiver's 2xx, before marking the delivery
+            await a.wait_line("fault point webhook.posted reached", FAULT_WAIT)
+            await a.kill9()
+            await b.start()  # B back without a fault; A stays dead
+            crm = Crm(http, b.url, key)
+            await wait_for("the appliance on B again", lambda: link.connected.is_set() and link.url == b.link_url, 15)
+
+            done = await crm.wait_campaign_done("chaos", timeout=100)
+            assert done["contacts"]["done"] == CONTACTS
+            results = await crm.all_results("chaos")
+            finals = {r["external_id"] for r in results if r["final"]}
+            assert finals == {f"c{i}" for i in range(CONTACTS)}, finals
+            # the jobs A leased and never sent reached the appliance all the same
+            assert leased_unsent and leased_unsent <= {r["job_id"] for r in results if r["final"]}, leased_unsent
+            assert len(results) > stored_at_kill
+            # nobody dialled beyond the strategy's one attempt; every call has its result, once
+            dialed = Counter(c.callee for c in bank.emu.network.calls)
+            assert dialed and max(dialed.values()) == 1, dialed
+            called = Counter(r["callee"] for r in results if r["kind"] == "call")
+            lost = {c: (n, called[c]) for c, n in dialed.items() if n > called[c]}
+            assert not lost, f"calls the network saw without their result: {lost}"
+            seqs = Counter(r["app_seq"] for r in results if r["appliance_id"] == "box-01")
+            assert all(n == 1 for n in seqs.values()), seqs
+            jobs = Counter((r["job_id"], r["final"]) for r in results)
+            assert all(n == 1 for n in jobs.values()), jobs
+
+            # no webhook lost: every result reached the receiver (repeats dropped by id), and
+            # the delivery A held when it died was posted again under the same id
+            def all_pushed() -> bool:
+                return {p["seq"] for p in hooks.unique.values()} >= {r["seq"] for r in results}
+            await wait_for("a webhook for every result", all_pushed, 30)
+            assert hooks.bad_signatures == 0
+            repeats = [d for d, n in Counter(hooks.delivery_ids).items() if n > 1]
+            assert repeats, "the delivery A died holding was not posted again"
