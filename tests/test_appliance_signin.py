@@ -23,6 +23,7 @@ from common.webauth import DESK, AccountError
 from common.webauth.lockout import Lockout
 from common.webauth.signin import COOKIE, SIGNIN_COOKIE
 from modem_drivers.emulator import Timing
+from tests.sse_reader import next_event
 
 pytestmark = pytest.mark.bank(modems=2, sims_per_modem=2, timing=Timing.FAST, seed=5, vendors=("simcom", "quectel"))
 
@@ -382,19 +383,8 @@ def test_policy_usage_counts_the_rolling_hour_and_day_the_caps_count():
 
 
 async def read_event(resp: aiohttp.ClientResponse) -> tuple[str, str]:
-    """The next server-sent event (its name and data), skipping the retry line."""
-    name, data = "message", ""
-    while True:
-        line = (await resp.content.readline()).decode()
-        if not line:
-            raise EOFError("the stream ended")
-        line = line.rstrip("\n")
-        if line == "" and data:
-            return name, data
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
+    """The next server-sent event (its name and data)."""
+    return await next_event(resp.content)
 
 
 async def test_live_updates_by_server_sent_events(appliance, http, bank):

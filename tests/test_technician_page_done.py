@@ -34,6 +34,7 @@ from modem_drivers.emulator import Fault, Timing
 from modem_drivers.modem import Modem
 from tests.test_appliance_page import ARGS, CHROMIUM, PASSWORD, TECH, sign_in, until
 from tests.test_appliance_signin import Browser
+from tests.sse_reader import next_event
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = "+48600000777"  # plan behaviour 0: a person who answers (the technician's phone)
@@ -60,14 +61,14 @@ class Stream:
     async def until(self, what: str, check, timeout: float) -> float:
         """The arrival time of the first document for which ``check(doc)`` holds."""
         deadline = time.monotonic() + timeout
-        event = None
         while True:
             left = deadline - time.monotonic()
             assert left > 0, f"the event stream never showed {what}"
-            line = (await asyncio.wait_for(self.response.content.readline(), left)).decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event == "status" and check(json.loads(line[6:])):
+            try:
+                event, data = await asyncio.wait_for(next_event(self.response.content), left)
+            except TimeoutError:
+                raise AssertionError(f"the event stream never showed {what} in {timeout:g} s") from None
+            if event == "status" and check(json.loads(data)):
                 return time.monotonic()
 
 

@@ -10,12 +10,12 @@ with ``event: signedout`` when the session ends, and when the appliance stops (s
 stop never waits for open pages). ``retry: 2000`` tells the browser to reconnect 2 s
 after a drop; the page says meanwhile that its updates are lost.
 
-Plain aiohttp (a ``StreamResponse`` of ``text/event-stream``, HTML Living Standard
-§9.2): the format is three line kinds, not worth a dependency.
+The stream itself (format, pings, a stalled browser dropped) is ``common.sse``'s.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -23,13 +23,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from common.sse import Changes, open_stream
+
 logger = logging.getLogger(__name__)
 
 #: How long a change that no channel move announces may wait: SIM standings, job
 #: counters and events change without one. The page polled every 2 s; this halves it.
 TICK_SECONDS: Final = 1.0
-#: The document is sent at least this often, changed or not (ages on the page move on;
-#: the bytes also keep a proxy from closing an idle stream, nginx's default is 60 s).
+#: The document is sent at least this often, changed or not (ages on the page move on).
 FULL_SECONDS: Final = 5.0
 #: Looks at most this often per stream, however fast channels move (a busy bank moves
 #: channels busy/idle hundreds of times a second). A look costs 11-23 ms at 512 SIMs with
@@ -62,34 +63,23 @@ class Streams:
     async def serve(self, request: web.Request, document: Callable[[], dict[str, Any] | None]) -> web.StreamResponse:
         """Stream ``document()`` (None: the session ended) until the client goes, the
         session ends or the appliance stops."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                               "X-Accel-Buffering": "no"})
-        await response.prepare(request)
-        loop = asyncio.get_running_loop()
         woken = asyncio.Event()
         self._wakers.add(woken)
-        last_key: str | None = None
-        last_sent = float("-inf")
         try:
-            await response.write(f"retry: {RETRY_MS}\n\n".encode())
-            while not self.closing.is_set():
-                woken.clear()
-                doc = document()
-                if doc is None:
-                    await response.write(b"event: signedout\ndata: {}\n\n")
-                    break
-                key = json.dumps({k: v for k, v in doc.items() if k not in CLOCK_KEYS}, sort_keys=True, default=str)
-                if key != last_key or loop.time() - last_sent >= FULL_SECONDS:
-                    await response.write(b"event: status\ndata: " + json.dumps(doc, default=str).encode() + b"\n\n")
-                    last_key, last_sent = key, loop.time()
-                await asyncio.sleep(MIN_GAP_SECONDS)  # a move in the gap sets woken: the next look has it
-                if not woken.is_set() and not self.closing.is_set():
-                    try:
-                        await asyncio.wait_for(woken.wait(), TICK_SECONDS - MIN_GAP_SECONDS)
-                    except TimeoutError:
-                        pass
-        except (ConnectionResetError, ConnectionError):
-            pass  # the page was closed
+            async with open_stream(request) as response:
+                changes = Changes(response, "status", full_seconds=FULL_SECONDS, retry_ms=RETRY_MS)
+                while not self.closing.is_set():
+                    woken.clear()
+                    doc = document()
+                    if doc is None:
+                        await changes.signed_out()
+                        break
+                    key = json.dumps({k: v for k, v in doc.items() if k not in CLOCK_KEYS}, sort_keys=True, default=str)
+                    await changes.offer(json.dumps(doc, default=str), key)
+                    await asyncio.sleep(MIN_GAP_SECONDS)  # a move in the gap sets woken: the next look has it
+                    if not woken.is_set() and not self.closing.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(woken.wait(), TICK_SECONDS - MIN_GAP_SECONDS)
         finally:
             self._wakers.discard(woken)
         return response

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from common.sse import Changes, open_stream
 from common.webauth import DESK, SESSION, Accounts, Desk, Door, guard, routes
 
 from ..apikit import ApiError, problem_reply
@@ -44,8 +45,7 @@ USER_CLI: Final = "simrotor controller user"
 #: lab) would otherwise overwrite each other's session (cookies do not tell ports apart).
 COOKIE: Final = "simrotor_overview_session"
 SIGNIN_COOKIE: Final = "simrotor_overview_signin"
-#: The panels are sent at least this often, changed or not (the "last seen" ages move;
-#: the bytes keep a proxy from closing an idle stream: nginx's default is 60 s).
+#: The panels are sent at least this often, changed or not (the "last seen" ages move).
 FULL_SECONDS: Final = 15.0
 #: The browser reconnects this long after a dropped stream (EventSource ``retry``).
 RETRY_MS: Final = 3000
@@ -85,26 +85,15 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     the HTML of ``page.panels_html``) when they change, and every ``FULL_SECONDS``;
     ``event: signedout`` when the session ends. Ends when the controller stops."""
     desk, board, closing = request.app[DESK], request.app[BOARD], request.app[CLOSING]
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                           "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    loop = asyncio.get_running_loop()
-    last, last_sent = "", float("-inf")
-    try:
-        await response.write(f"retry: {RETRY_MS}\n\n".encode())
+    async with open_stream(request) as response:
+        changes = Changes(response, "panels", full_seconds=FULL_SECONDS, retry_ms=RETRY_MS)
         while not closing.is_set():
             if desk.session_of(request) is None:
-                await response.write(b"event: signedout\ndata: {}\n\n")
+                await changes.signed_out()
                 break
-            html = panels_html(await board.document())
-            if html != last or loop.time() - last_sent >= FULL_SECONDS:
-                data = "".join(f"data: {line}\n" for line in html.splitlines() or [""])
-                await response.write(f"event: panels\n{data}\n".encode())
-                last, last_sent = html, loop.time()
+            await changes.offer(panels_html(await board.document()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closing.wait(), REFRESH_SECONDS)
-    except (ConnectionResetError, ConnectionError):
-        pass  # the page was closed
     return response
 
 
