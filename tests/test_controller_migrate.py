@@ -36,6 +36,7 @@ from controller.migrate import (
     PROGRESS_TABLE,
     MigrateError,
     migrate_store,
+    schema_indexes,
     schema_tables,
 )
 from controller.overview import overview_accounts
@@ -139,6 +140,10 @@ def altered_copy(db: Path, name: str, statement: str) -> Path:
     return copy
 
 
+def indexes(dst: psycopg.Connection) -> set[str]:
+    return {r[0] for r in dst.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -208,6 +213,8 @@ async def test_a_stopped_run_continues_where_it_stopped_and_copies_nothing_twice
         assert dst.execute("SELECT count(*) FROM contacts").fetchone()[0] == 21
         assert dst.execute(f"SELECT copied, done FROM {PROGRESS_TABLE} WHERE table_name = 'contacts'").fetchone() == (21, False)
         copied_before = dict(dst.execute(f"SELECT table_name, copied FROM {PROGRESS_TABLE}").fetchall())
+        assert ("contacts_external", "contacts") in schema_indexes()
+        assert indexes(dst).isdisjoint(name for name, _ in schema_indexes())  # built at the end, not row by row
 
     report = migrate_store(db, target, chunk_rows=7)
 
@@ -218,6 +225,8 @@ async def test_a_stopped_run_continues_where_it_stopped_and_copies_nothing_twice
         assert t.before == copied_before[t.table] and t.before + t.copied == t.source_rows, t
     assert sum(t.before for t in report.tables) > 21  # tables before contacts were done in the first run
     assert_same_rows(db, target)
+    with psycopg.connect(target) as dst:
+        assert indexes(dst) >= {name for name, _ in schema_indexes()}
 
 
 def test_a_source_written_between_runs_fails_the_count_check(tmp_path, target):
