@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,28 @@ def read_toml(path: str | Path, error: type[Exception], run_hint: str) -> dict[s
 
 def open_sqlite(path: str | Path, *, durability: str = "normal") -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _journal_wal(conn)
     conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _journal_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``. Two processes opening a new file at once: the one that
+    does not get to switch it is told "database is locked" at once (SQLite does not call the
+    busy handler there), so it tries again, waiting 10 ms doubling to 1 s, until
+    ``BUSY_TIMEOUT_SECONDS``; by then the other has switched the file or holds it for good."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def write_json_atomic(path: Path, document: Any, *, private: bool = False, sort_keys: bool = False) -> None:
