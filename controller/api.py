@@ -53,7 +53,14 @@ from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import Idempotency
 from .link import LinkHub
 from .metrics import Metrics, health
-from .openapi import DOCS_CSP, REDOC_PATH, document, redoc_html, reference_html
+from .openapi import (
+    DOCS_CSP,
+    OPTOUT_CURSOR,
+    REDOC_PATH,
+    document,
+    redoc_html,
+    reference_html,
+)
 from .recordings import RecordingsApi
 from .store import Conflict, Store
 from .webhooks import TargetRefused, check_target
@@ -170,6 +177,8 @@ class Api:
     async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """The handler's answer, its refusals as problems (so that a kept answer is the one sent)."""
         try:
+            if any("\x00" in v for v in request.match_info.values()):  # PostgreSQL text cannot hold one: no such id
+                raise ApiError(404, "not_found", "no such resource: an id never holds a NUL character")
             return await handler(request)
         except (ApiError, web.HTTPException) as exc:
             return self._problem(exc, request)
@@ -393,6 +402,8 @@ class Api:
     async def results(self, request: web.Request) -> web.Response:
         after, limit = page(request)
         campaign = request.query.get("campaign")
+        if campaign is not None and not re.fullmatch(ID_PATTERN, campaign):
+            raise ApiError(400, "bad_parameter", {"field": "campaign", "reason": "a campaign id: 1-64 letters, digits, _ or -"})
         items = self.store.results_after(after, limit, campaign)
         return reply({"items": items, "next": items[-1]["seq"] if items else after})
 
@@ -410,6 +421,8 @@ class Api:
 
     async def list_optouts(self, request: web.Request) -> web.Response:
         after = request.query.get("after", "")
+        if not re.fullmatch(OPTOUT_CURSOR, after):
+            raise ApiError(400, "bad_parameter", {"field": "after", "reason": "the next of the previous page: an E.164 number"})
         limit = int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         items = self.store.list_optouts(after, limit)
         return reply({"items": items, "next": items[-1]["number"] if items else after})

@@ -59,6 +59,8 @@ class CrmRoutes:
         if campaign is not None and not _is_id(campaign):
             raise ApiError(400, "bad_parameter", {"field": "campaign_id", "reason": "1-64 letters, digits, _ or -"})
         after, limit = page(request)
+        if "\x00" in ext:  # no key holds one (PostgreSQL text cannot): no contact has it
+            return reply({"items": [], "next": after})
         items = [self.contact_out(c) for c in self.store.contacts_by_external_id(ext.strip(), campaign, after, limit)]
         return reply({"items": items, "next": items[-1]["id"] if items else after})
 

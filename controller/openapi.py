@@ -17,11 +17,26 @@ from functools import lru_cache
 from typing import Any, Final
 
 from .apikit import ID_PATTERN, TITLES, problem_type
-from .contacts import MAX_LINE, MAX_PHONE_TEXT, MAX_PHONES, MAX_REPORTED, MAX_ROWS, MAX_TEXT
+from .contacts import (
+    MAX_LINE,
+    MAX_PHONE_TEXT,
+    MAX_PHONES,
+    MAX_REPORTED,
+    MAX_ROWS,
+    MAX_TEXT,
+)
 from .openapi_examples import CSV_DESCRIPTION, REQUESTS, responses
-from .webhooks import DELIVERY_TIMEOUT, REPLAY_TOLERANCE, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from .webhooks import (
+    DELIVERY_TIMEOUT,
+    REPLAY_TOLERANCE,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign,
+)
 
 VERSION: Final = "0.1.0"
+#: The opt-out list's cursor: the last number of a page (E.164), or empty for the start.
+OPTOUT_CURSOR: Final = "^(\\+[0-9]{1,15})?$"
 #: A written number as common/phone.py reads it (digits, a leading +, spaces, no-break
 #: spaces, dots, dashes, parentheses; at least one digit): never letters.
 NUMBER_PATTERN: Final = "^\\+?[0-9 \u00a0.()\\-]*[0-9][0-9 \u00a0.()\\-]*$"
@@ -82,6 +97,28 @@ def _op(summary: str, ok: dict[str, Any], *, errors: tuple[int, ...] = (400, 401
     return op
 
 
+#: Each step kind's own settings (controller/campaigns.py parse_step: another kind's is refused).
+STEP_SETTINGS: Final = {
+    "call": ("ring_seconds", "on_answer", "message", "on_machine", "on_human", "lang", "dialogue", "promise_window_days",
+             "after_promise", "record"),
+    "sms": ("text",), "hlr": ("method",)}
+
+
+def _steps(settings: dict[str, Any]) -> dict[str, Any]:
+    """``Step``, one of CallStep, SmsStep and HlrStep told apart by ``kind``, each with the
+    settings every step has (attempts, retry_after_seconds, creditor) and its own."""
+    common = [k for k in settings if not any(k in own for own in STEP_SETTINGS.values())]
+    names = {kind: f"{kind.capitalize()}Step" for kind in STEP_SETTINGS}
+    kinds = {names[kind]: {
+        "type": "object", "title": f"{kind} step", "additionalProperties": False,
+        "required": ["kind", "text"] if kind == "sms" else ["kind"],
+        "properties": {"kind": {"const": kind}, **{k: settings[k] for k in (*common, *own)}}}
+        for kind, own in STEP_SETTINGS.items()}
+    step = {"type": "object", "oneOf": [_ref(n) for n in kinds], "discriminator": {
+        "propertyName": "kind", "mapping": {kind: f"#/components/schemas/{n}" for kind, n in names.items()}}}
+    return {"Step": step, **kinds}
+
+
 SCHEMAS: Final[dict[str, Any]] = {
     "Problem": {
         "type": "object", "required": ["type", "title", "status", "detail", "instance", "code", "errors"],
@@ -105,8 +142,7 @@ SCHEMAS: Final[dict[str, Any]] = {
     "ProblemItem": {"type": "object", "required": ["field", "reason"], "properties": {
         "field": {"type": "string", "description": "the field: a JSON path (strategy[2].text), a column, a parameter"},
         "reason": {"type": "string"}, "line": _NULL_INT, "external_id": _NULL_STR}},
-    "Step": {"type": "object", "required": ["kind"], "additionalProperties": False, "properties": {
-        "kind": {"enum": ["hlr", "call", "sms"]},
+    **_steps({
         "attempts": {"type": "integer", "minimum": 1, "maximum": 20, "default": 1},
         "retry_after_seconds": {"type": "number", "minimum": 60, "maximum": 2592000, "default": 3600},
         "ring_seconds": {"type": "number", "minimum": 15, "maximum": 60, "default": 30, "description": "call steps"},
@@ -131,7 +167,7 @@ SCHEMAS: Final[dict[str, Any]] = {
                                          "after the promised date"},
         "record": {"type": "boolean", "default": False, "description": "call steps: record the answered call"},
         "creditor": {"type": "string", "minLength": 1, "maxLength": 136,
-                     "description": "overrides the campaign's creditor for this step"}}},
+                     "description": "overrides the campaign's creditor for this step"}}),
     "Rules": {"type": "object", "additionalProperties": False, "properties": {
         "hours": {"type": "array", "items": {"type": "string", "pattern": "^\\d\\d:\\d\\d$"}, "minItems": 2, "maxItems": 2,
                   "default": ["08:00", "21:00"]},
@@ -281,7 +317,7 @@ TRANSITION_WORDS: Final = {"start": "draft -> running: dialling begins", "pause"
 
 def _paths() -> dict[str, Any]:
     camp = _json_body(_ref("Campaign"))
-    transition = lambda verb: {"post": _op(  # noqa: E731
+    transition = lambda verb: {"post": _op(
         f"{verb.capitalize()} the campaign ({TRANSITION_WORDS[verb]}); 200 without a change when it is in that state "
         "already, 409 bad_state when the lifecycle does not allow it", camp, errors=(401, 404, 409),
         params=[_CAMPAIGN_ID], tag="campaigns")}
@@ -322,12 +358,16 @@ def _paths() -> dict[str, Any]:
                                                  tag="contacts")},
         "/v1/results": {"get": _op("Results in order (refusals included), cursor-paginated", _json_body(_page(_ref("Result"))),
                                    params=[_AFTER, _LIMIT, {"name": "campaign", "in": "query", "required": False,
-                                                            "schema": {"type": "string"}}], tag="results")},
+                                                            "schema": {"type": "string", "pattern": ID_PATTERN}}],
+                                   tag="results")},
         "/v1/inbound": {"get": _op("Inbound calls and SMS, matched to contact and campaign", _json_body(_page(_ref("Inbound"))),
                                    params=[_AFTER, _LIMIT], tag="results")},
         "/v1/optouts": {
             "get": _op("The opt-out / do-not-call list", _json_body(_page(_ref("OptOut"), {"type": "string"})),
-                       params=[{"name": "after", "in": "query", "required": False, "schema": {"type": "string"}}, _LIMIT],
+                       params=[{"name": "after", "in": "query", "required": False,
+                                "schema": {"type": "string", "pattern": OPTOUT_CURSOR},
+                                "description": "Cursor: the next of the previous page (an E.164 number; absent: the start)"},
+                               _LIMIT],
                        tag="optouts"),
             "post": _op("Add a number (E.164) to the list", _json_body({"type": "object", "required": ["number", "created"],
                                                                        "properties": {"number": {"type": "string"},
@@ -664,7 +704,10 @@ def _add_examples(paths: dict[str, Any]) -> None:
 @lru_cache(maxsize=1)
 def _document() -> str:
     paths = _paths()
-    from .crm_routes import REPORT_SCHEMA, openapi_paths  # issue 16's routes; here, not above: this module stays light
+    from .crm_routes import (  # issue 16's routes; here, not above: this module stays light
+        REPORT_SCHEMA,
+        openapi_paths,
+    )
     paths.update(openapi_paths(_op, _ref, _json_body, {"after": _AFTER, "limit": _LIMIT, "campaign_path": _CAMPAIGN_ID}))
     SCHEMAS.setdefault("CampaignReport", REPORT_SCHEMA)
     for name, schema in _event_schemas().items():

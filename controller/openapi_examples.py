@@ -14,13 +14,13 @@ from typing import Any, Final
 #: The CSV import's columns and their formats (the text/csv body of an import).
 CSV_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("external_id", "required; the CRM's key of the contact, 1-200 characters, once per file; a re-import updates it"),
-    ("phones", "required (or phone); 1-5 numbers separated by ';' or ',' (quote the cell when it holds the file's "
-               "separator): E.164 (+48600100200) or national with region; digits, +, spaces, dots, dashes, parentheses"),
+    ("phones", ("required (or phone); 1-5 numbers separated by ';' or ',' (quote the cell when it holds the file's "
+               "separator): E.164 (+48600100200) or national with region; digits, +, spaces, dots, dashes, parentheses")),
     ("phone", "one number, instead of phones"),
     ("name", "text, at most 200 characters ({name} in templates)"),
     ("case_ref", "text, at most 200 characters ({case_ref})"),
-    ("amount", "decimal, non-negative, at most 2 places and 16 digits before the mark; '.' or ',' as the mark "
-               "(1234.50, 1234,50)"),
+    ("amount", ("decimal, non-negative, at most 2 places and 16 digits before the mark; '.' or ',' as the mark "
+               "(1234.50, 1234,50)")),
     ("currency", "ISO 4217 code in capitals (PLN)"),
     ("due_date", "YYYY-MM-DD"),
     ("time_zone", "IANA zone (Europe/Warsaw): calling hours are the debtor's; absent: the number's country's"),
@@ -104,7 +104,7 @@ def responses(events: dict[str, dict[str, Any]]) -> dict[tuple[str, str], dict[s
     result = {**_item(events["result"]), "appliance_id": "box-01", "app_seq": 311}
     inbound = _item(events["inbound"])
     history = {"contact": CONTACT, "results": [result], "inbound": [inbound]}
-    page = lambda *items, nxt: {"items": list(items), "next": nxt}  # noqa: E731
+    page = lambda *items, nxt: {"items": list(items), "next": nxt}
     webhook = {"id": "wh_5bZ0qkT1", "url": "https://crm.example.com/hooks/simrotor", "events": ["inbound", "result"],
                "created_at": _T - 3600.0}
     appliance = {"id": "box-01", "version": "0.1.0", "channels": 8, "idle": 6, "capacity": 8, "queued": 2,
@@ -116,7 +116,7 @@ def responses(events: dict[str, dict[str, Any]]) -> dict[tuple[str, str], dict[s
                  "job_id": "nov-17-0-1-0", "attempt": 1, "appliance_id": "box-01", "format": "ogg/opus",
                  "seconds": 21.5, "bytes": 43210, "created_at": "2026-01-15T10:04:52Z",
                  "expires_at": "2026-02-14T10:04:52Z"}
-    ok = lambda body: {"200": {"application/json": body}}  # noqa: E731
+    ok = lambda body: {"200": {"application/json": body}}
     transition = ok(CAMPAIGN)
     return {
         ("post", "/v1/enroll"): ok({"appliance_id": "box-01", "credential": "sra_Qm8c1fJx0Lr2Vt7Yw9Kp4Hs6"}),

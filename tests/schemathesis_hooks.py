@@ -44,7 +44,7 @@ def before_call(context, case, kwargs):
 def problem_details(ctx, response, case):
     """Every error answer is a problem (application/problem+json, schema Problem)."""
     if response.status_code < 400:
-        return None
+        return
     ctype = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
     ctype = (ctype[0] if isinstance(ctype, list) else ctype).split(";")[0].strip()
     if ctype != "application/problem+json":
@@ -58,4 +58,4 @@ def problem_details(ctx, response, case):
         raise AssertionError(f"{response.status_code} problem does not fit Problem: {errors[:3]}")
     if body["status"] != response.status_code:
         raise AssertionError(f"problem status {body['status']} on a {response.status_code} answer")
-    return None
+    return

@@ -217,7 +217,7 @@ async def test_replay_reads_its_ids_when_sent_with_an_idempotency_key(controller
     dead = c.store.dead_letters(0, 10)
     assert len(dead) == 2
     for keyed in (False, True):
-        def headers(n: int) -> dict[str, str]:
+        def headers(n: int, keyed: bool = keyed) -> dict[str, str]:
             return {**auth(key), **({"Idempotency-Key": f"replay-{n}"} if keyed else {})}
 
         async with http.post(f"{c.url}/v1/webhooks/dead-letters/replay", json={"ids": ["x"]}, headers=headers(1)) as r:
@@ -229,24 +229,42 @@ async def test_replay_reads_its_ids_when_sent_with_an_idempotency_key(controller
     assert len(c.store.dead_letters(0, 10)) == 2  # none was replayed
 
 
+async def test_nul_characters_and_malformed_cursors_are_named_not_crashed_on(controller, http):
+    """Found by schemathesis on PostgreSQL, whose text cannot hold a NUL: ids, keys and
+    cursors holding one were passed to the database (500)."""
+    c, key = controller
+    for url, status, field in [("/v1/results?campaign=c%001", 400, "campaign"), ("/v1/results?campaign=", 400, "campaign"),
+                               ("/v1/optouts?after=%2B48%00", 400, "after"), ("/v1/optouts?after=abc", 400, "after"),
+                               ("/v1/appliances/box%00", 404, None), ("/v1/webhooks/wh_%00", 404, None)]:
+        method = "DELETE" if url.startswith("/v1/webhooks/") else "GET"
+        async with http.request(method, c.url + url, headers=auth(key)) as r:
+            body = await r.json()
+            assert (r.status, r.content_type) == (status, "application/problem+json"), (url, body)
+            assert [e["field"] for e in body["errors"]] == ([field] if field else []), url
+    async with http.get(f"{c.url}/v1/contacts?external_id=a%00b", headers=auth(key)) as r:
+        assert r.status == 200 and await r.json() == {"items": [], "next": 0}  # no contact's key holds one
+    async with http.get(f"{c.url}/v1/optouts?after=%2B48600100200", headers=auth(key)) as r:
+        assert r.status == 200
+
+
 #: Statuses a schema-valid request may get, beyond schemathesis' positive_data_acceptance
 #: default (2xx, 3xx, 401, 403, 404, 409, 429), by operation: each a rule the server applies
 #: that no JSON Schema states (the server still names the field; every other check stays on).
 ACCEPTED_REFUSALS: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
-    ("POST", "/v1/campaigns"): (("400",), "rules across fields: rules.hours start before end; a play or leave_message "
+    ("POST", "/v1/campaigns"): (("400",), ("rules across fields: rules.hours start before end; a play or leave_message "
                                        "step needs its message, a template naming {creditor} or a voicebot step the "
-                                       "campaign's creditor; a spoken message at most 136 characters once rendered"),
-    ("POST", "/v1/campaigns/{id}/contacts"): (("400", "422"), "each number is checked against its country's numbering "
+                                       "campaign's creditor; a spoken message at most 136 characters once rendered")),
+    ("POST", "/v1/campaigns/{id}/contacts"): (("400", "422"), ("each number is checked against its country's numbering "
                                                               "plan (libphonenumber), each time_zone against the IANA "
                                                               "database; a CSV body is a string to JSON Schema, its "
-                                                              "header and rows read by the server (bad_csv names the line)"),
+                                                              "header and rows read by the server (bad_csv names the line)")),
     ("POST", "/v1/optouts"): (("400",), "the number is checked against its country's numbering plan (libphonenumber)"),
-    ("DELETE", "/v1/optouts/{number}"): (("400",), "the same check: a number no plan assigns is named as a bad number "
-                                                   "(tests/test_controller_input.py), not taken for one not listed"),
-    ("POST", "/v1/optouts/bulk"): (("400", "422"), "each number is checked against its country's numbering plan; a "
-                                                   "CSV body is a string to JSON Schema (its header is read by the server)"),
-    ("POST", "/v1/webhooks"): (("400",), "the URL's host must resolve, and only to public addresses: a generated host "
-                                      "does not (and the test has no DNS)"),
+    ("DELETE", "/v1/optouts/{number}"): (("400",), ("the same check: a number no plan assigns is named as a bad number "
+                                                   "(tests/test_controller_input.py), not taken for one not listed")),
+    ("POST", "/v1/optouts/bulk"): (("400", "422"), ("each number is checked against its country's numbering plan; a "
+                                                   "CSV body is a string to JSON Schema (its header is read by the server)")),
+    ("POST", "/v1/webhooks"): (("400",), ("the URL's host must resolve, and only to public addresses: a generated host "
+                                      "does not (and the test has no DNS)")),
 }
 POSITIVE_DEFAULT = ("2xx", "3xx", "401", "403", "404", "409", "429")
 #: schemathesis' time budget by store backend: its fuzzing and stateful phases repeat until

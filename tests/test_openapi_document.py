@@ -336,8 +336,9 @@ STORY = (
 async def test_request_examples_get_documented_answers_from_a_live_controller(controller, http, monkeypatch):
     """Each request example, sent as a client would, is accepted, and every answer fits the
     document; ids the server chooses (contacts, webhooks) are taken from earlier answers."""
-    from controller import api
     from controller_harness import create_enroll_token
+
+    from controller import api
 
     c, key = controller
 

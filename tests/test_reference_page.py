@@ -26,7 +26,7 @@ def redoc_bundle() -> Path:
     """The bundle scripts/test vendors; vendored here when a run started without it."""
     if not api.REDOC_BUNDLE.is_file():
         subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor-redoc")], check=True, timeout=300)
-    assert subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor-redoc"), "--check"]).returncode == 0
+    assert subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor-redoc"), "--check"], check=False).returncode == 0
     return api.REDOC_BUNDLE
 
 
@@ -45,7 +45,7 @@ async def test_redoc_renders_the_operations_from_the_controller_alone(controller
 
             async def route(r):
                 url = r.request.url
-                if url.startswith(("data:", "blob:")) or url.startswith(origin + "/"):
+                if url.startswith(("data:", "blob:", origin + "/")):
                     await r.continue_()
                 else:
                     elsewhere.append(url)
