@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -22,9 +23,17 @@ from controller.faults import ENV as FAULT_ENV
 from controller.server import create_enroll_token, create_key
 from controller.store import Store
 
+#: What a controller writes to stderr when it stops at its fault point (controller/faults.py).
+FAULT_LINE = "fault point "
 #: A controller process is up when its API answers; a cold start (imports, migrations
 #: checked) takes ~2 s on the 2-core CI machine, 30 s is a wedged start.
 START_SECONDS = 30.0
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the test process dies (prctl PR_SET_PDEATHSIG, Linux), so a
+    test run killed by a timeout leaves no controller — nor one stopped at a fault point."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 class ControllerProcess:
@@ -56,13 +65,16 @@ class ControllerProcess:
         self.lines = []
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from simrotor.cli import main; main()", "controller", "run", "--config", str(self.config),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+            preexec_fn=_die_with_parent)
         self._reader = asyncio.create_task(self._read(self.proc))
         t0 = time.monotonic()
         async with aiohttp.ClientSession() as s:
             while time.monotonic() - t0 < START_SECONDS:
                 if self.proc.returncode is not None:
                     raise AssertionError(f"controller {self.name} exited {self.proc.returncode}: {self.tail()}")
+                if self.frozen:
+                    return  # stopped at its fault point already (it was serving: it got there)
                 with contextlib.suppress(aiohttp.ClientError):
                     async with s.get(f"{self.url}/healthz") as r:
                         if r.status == 200:
@@ -72,13 +84,18 @@ class ControllerProcess:
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
-        with self.log.open("a") as f:
+        with self.log.open("a", buffering=1) as f:  # line by line: readable while it runs
             async for raw in proc.stderr:
                 line = raw.decode(errors="replace").rstrip("\n")
                 f.write(line + "\n")
                 async with self._line:
                     self.lines.append(line)
                     self._line.notify_all()
+
+    @property
+    def frozen(self) -> bool:
+        """Stopped at its fault point (SIGSTOP: only SIGKILL ends it now)."""
+        return any(FAULT_LINE in ln for ln in self.lines)
 
     def tail(self, n: int = 20) -> str:
         return "\n".join(self.lines[-n:])
@@ -103,11 +120,22 @@ class ControllerProcess:
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
+        await self._reader_done()
+
+    async def _reader_done(self) -> None:
+        """The stderr reader ends at EOF; a child still holding the pipe (a process-pool
+        worker) must not hang the test: 5 s, then it is cancelled."""
         if self._reader is not None:
-            await self._reader
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(5):
+                    await self._reader
+            self._reader.cancel()
 
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
+            return
+        if self.frozen:  # SIGTERM would wait for a SIGCONT
+            await self.kill9()
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -115,8 +143,7 @@ class ControllerProcess:
                 await self.proc.wait()
         except TimeoutError:
             await self.kill9()
-        if self._reader is not None:
-            await self._reader
+        await self._reader_done()
 
 
 def admin_secrets(store_url: str) -> tuple[str, str]:
