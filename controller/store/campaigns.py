@@ -3,18 +3,28 @@ campaigns, import contacts (one transaction per import: all or nothing), read th
 and move one contact's cursor inside a caller's transaction.
 
 ``upsert_contacts`` is a hot path (100,000 rows a request): raw SQL, one ``executemany``
-of a portable ``INSERT … ON CONFLICT … DO UPDATE``, the phone lists encoded with msgspec.
+of a portable ``INSERT … ON CONFLICT … DO UPDATE`` on SQLite, COPY into a temporary table
+then one ``INSERT … SELECT … ON CONFLICT`` on PostgreSQL; phone lists encoded with msgspec.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ..contacts import ContactRow
-from .backend import INTEGRITY_ERRORS, notify
+from .backend import INTEGRITY_ERRORS, POSTGRESQL, PgConnection, notify
 from .base import CHUNK, Conflict, StoreBase, encode
+
+
+_CONTACT_COLUMNS: Final = ("campaign_id, external_id, name, case_ref, amount, currency, due_date, time_zone, language, phones,"
+                           " state, next_at, created_at, updated_at")
+#: An imported contact known by its external_id keeps its progress: only its data changes.
+_CONTACT_UPSERT: Final = ("ON CONFLICT(campaign_id, external_id) DO UPDATE SET name = excluded.name, case_ref = excluded.case_ref,"
+                          " amount = excluded.amount, currency = excluded.currency, due_date = excluded.due_date,"
+                          " time_zone = excluded.time_zone, language = excluded.language, phones = excluded.phones,"
+                          " updated_at = excluded.updated_at")
 
 
 class Campaigns(StoreBase):
@@ -84,23 +94,19 @@ class Campaigns(StoreBase):
             state = c.execute(f"SELECT state FROM campaigns WHERE id = ?{self.dialect.for_update}", (campaign_id,)).fetchone()
             if state is None or state[0] in closed:
                 raise Conflict(f"campaign {campaign_id!r} is {state[0] if state else 'gone'}")
-            known = 0
-            ids = [r.external_id for r in rows]
-            for i in range(0, len(ids), CHUNK):
-                part = ids[i:i + CHUNK]
-                known += c.execute(f"SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND external_id IN ({','.join('?' * len(part))})",
-                                   (campaign_id, *part)).fetchone()[0]
-            c.executemany(
-                "INSERT INTO contacts(campaign_id, external_id, name, case_ref, amount, currency, due_date, time_zone,"
-                " language, phones, state, next_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?)"
-                " ON CONFLICT(campaign_id, external_id) DO UPDATE SET name = excluded.name, case_ref = excluded.case_ref,"
-                " amount = excluded.amount, currency = excluded.currency, due_date = excluded.due_date,"
-                " time_zone = excluded.time_zone, language = excluded.language, phones = excluded.phones,"
-                " updated_at = excluded.updated_at",
-                # msgspec encodes a phone list in ~0.3 µs, json.dumps in ~2.3: a fifth of a big import's commit
-                [(campaign_id, r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone,
-                  r.language, encode(r.phones).decode(), now, now, now) for r in rows])
+            # msgspec encodes a phone list in ~0.3 µs, json.dumps in ~2.3: a fifth of a big import's commit
+            values = [(r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone, r.language,
+                       encode(r.phones).decode()) for r in rows]
+            if self.dialect is POSTGRESQL:
+                known = self._copy_contacts(c, campaign_id, values, now)
+            else:
+                known = 0
+                for i in range(0, len(values), CHUNK):
+                    part = [v[0] for v in values[i:i + CHUNK]]
+                    known += c.execute(f"SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND external_id IN ({','.join('?' * len(part))})",
+                                       (campaign_id, *part)).fetchone()[0]
+                c.executemany(f"INSERT INTO contacts({_CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?)"
+                              f" {_CONTACT_UPSERT}", [(campaign_id, *v, now, now, now) for v in values])
             self._move(c, campaign_id, None, "waiting", len(rows) - known)
             to = (reopen or {}).get(state[0])
             if to is not None and len(rows) > known:
@@ -109,6 +115,25 @@ class Campaigns(StoreBase):
             if len(rows) > known:
                 notify(c, f"contacts:{campaign_id}")
         return len(rows) - known, known
+
+    @staticmethod
+    def _copy_contacts(c: PgConnection, campaign_id: str, values: list[tuple[Any, ...]], now: float) -> int:
+        """PostgreSQL's import: the rows by COPY into a temporary table (one stream, not a
+        statement per row), then one count of the known ones and one INSERT … SELECT … ON
+        CONFLICT, in file order. Returns how many were known. SQLite's way (counts by chunks
+        of 500 ids, then ``executemany``) took 6.3 s here for 100,000 new rows and 342 s for
+        50,000 known ones; this takes 2.8 s and 1.7 s (store alone, loaded 2-core machine)."""
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS contacts_import (ord INTEGER, external_id TEXT, name TEXT, case_ref TEXT,"
+                  " amount TEXT, currency TEXT, due_date TEXT, time_zone TEXT, language TEXT, phones TEXT)"
+                  " ON COMMIT DELETE ROWS")
+        c.copy_rows("COPY contacts_import FROM STDIN", ((i, *v) for i, v in enumerate(values)))
+        c.execute("ANALYZE contacts_import")  # a temporary table has no statistics until asked (no autovacuum)
+        known = int(c.execute("SELECT COUNT(*) FROM contacts_import s JOIN contacts ct"
+                              " ON ct.campaign_id = ? AND ct.external_id = s.external_id", (campaign_id,)).fetchone()[0])
+        c.execute(f"INSERT INTO contacts({_CONTACT_COLUMNS}) SELECT ?, external_id, name, case_ref, amount, currency,"
+                  f" due_date, time_zone, language, phones, 'waiting', ?, ?, ? FROM contacts_import ORDER BY ord"
+                  f" {_CONTACT_UPSERT}", (campaign_id, now, now, now))
+        return known
 
     def _contact(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
         if row is not None:
