@@ -81,6 +81,7 @@ class Link:
         self.appliance_id = appliance_id
         self.ws = ws
         self.hello: Hello | None = None
+        self.hello_at: float | None = None  # the controller's clock at the hello
         self.capacity = 0
         self.lock = asyncio.Lock()
         #: ids of jobs this link was told to cancel (the sweep tells each once)
@@ -184,7 +185,8 @@ class LinkHub:
             beat.cancel()
             if self.links.get(appliance_id) is link:
                 del self.links[appliance_id]
-                self.store.appliance_disconnected(appliance_id, self.clock())
+                # not if it said hello to another controller since (it moved on first)
+                self.store.appliance_disconnected(appliance_id, self.clock(), hello_at=link.hello_at)
             logger.info("link down: %s", appliance_id)
         return ws
 
@@ -210,7 +212,8 @@ class LinkHub:
     async def on_hello(self, link: Link, msg: Hello) -> None:
         if msg.appliance_id not in (None, link.appliance_id):
             raise LinkError(f"this credential belongs to {link.appliance_id!r}")
-        self.store.appliance_hello(link.appliance_id, msgspec.to_builtins(msg), self.clock())
+        link.hello_at = self.clock()
+        self.store.appliance_hello(link.appliance_id, msgspec.to_builtins(msg), link.hello_at)
         link.hello = msg
         link.capacity = msg.capacity
         # Pauses and cancels that happened while this appliance was away reach it now.

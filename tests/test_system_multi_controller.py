@@ -199,3 +199,25 @@ async def test_a_key_left_in_use_by_a_dead_controller_is_taken_over(pg_server) -
             assert status == 201 and camp["id"] == "idem", camp
             async with http.post(f"{c.url}/v1/campaigns", data=body, headers={**crm.headers, **post["headers"]}) as r:
                 assert r.status == 201 and r.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_a_link_going_down_late_leaves_the_appliance_on_its_new_controller_connected(pg_server) -> None:  # type: ignore[no-untyped-def]
+    """An appliance moves from A to B (a rolling restart: A closes its links, the appliance
+    says hello to B at once) and A's end of the old link is recorded after B's hello: the
+    appliance stays connected; a link that ends without a later hello marks it disconnected."""
+    with pg_server.database() as url:
+        a, b = Store(url), Store(url)
+        try:
+            t = time.time()
+            a.add_enroll_token("tok", t + 600, t)
+            assert a.enroll("tok", "box-01", "cred", t) == "ok"
+            hello = {"version": "1", "channels": 1, "idle": 1, "capacity": 1, "operators": {}, "sims": []}
+            a.appliance_hello("box-01", hello, t + 1)      # on A's link
+            b.appliance_hello("box-01", hello, t + 2)      # moved to B
+            a.appliance_disconnected("box-01", t + 3, hello_at=t + 1)  # A's finally, late
+            assert [x["connected"] for x in b.list_appliances()] == [True]
+            b.appliance_disconnected("box-01", t + 4, hello_at=t + 2)  # B's link ends: no later hello
+            assert [x["connected"] for x in a.list_appliances()] == [False]
+        finally:
+            a.close()
+            b.close()

@@ -74,9 +74,15 @@ class Fleet(StoreBase):
                       " queued = COALESCE(?, queued), last_seen = ?, connected = 1 WHERE id = ?",
                       (hb.get("idle"), hb.get("capacity"), hb.get("queued"), now, appliance_id))
 
-    def appliance_disconnected(self, appliance_id: str, now: float) -> None:
+    def appliance_disconnected(self, appliance_id: str, now: float, hello_at: float | None = None) -> None:
+        """The link of ``appliance_id`` is down. With ``hello_at`` (that link's hello) only
+        if no later hello came: the appliance may be on another controller's link by now."""
         with self.tx() as c:
-            c.execute("UPDATE appliances SET connected = 0, last_seen = ? WHERE id = ?", (now, appliance_id))
+            if hello_at is None:
+                c.execute("UPDATE appliances SET connected = 0, last_seen = ? WHERE id = ?", (now, appliance_id))
+            else:
+                c.execute("UPDATE appliances SET connected = 0, last_seen = ? WHERE id = ?"
+                          " AND (connected_at IS NULL OR connected_at <= ?)", (now, appliance_id, hello_at))
 
     def mark_all_disconnected(self, now: float, seen_before: float | None = None) -> None:
         """At start: links of a previous run of this process are gone. With ``seen_before``
