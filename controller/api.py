@@ -43,6 +43,7 @@ from .apikit import (
     page,
     path_campaign_id,
     path_contact_id,
+    plain_text,
     problem_reply,
     read_json,
     region_param,
@@ -262,8 +263,8 @@ class Api:
         if not isinstance(cid, str) or not re.fullmatch(ID_PATTERN, cid):
             problems.append({"field": "id", "reason": "1-64 letters, digits, _ or -"})
         name = body.get("name", cid)
-        if not isinstance(name, str) or not 0 < len(name) <= 200:
-            problems.append({"field": "name", "reason": "a string of 1-200 characters"})
+        if not plain_text(name, 1, 200):
+            problems.append({"field": "name", "reason": "1-200 characters, no control character"})
         start = body.get("start", False)
         if not isinstance(start, bool):
             problems.append({"field": "start", "reason": "true (dial at once) or false (a draft: POST …/start later)"})
@@ -435,8 +436,8 @@ class Api:
         except ApiError as exc:
             problems.append(exc.detail)
         reason = body.get("reason")
-        if reason is not None and (not isinstance(reason, str) or len(reason) > 200):
-            problems.append({"field": "reason", "reason": "a string of at most 200 characters"})
+        if reason is not None and not plain_text(reason, 0, 200):
+            problems.append({"field": "reason", "reason": "at most 200 characters, no control character"})
         if problems:
             raise ApiError(400, "invalid", errors=problems)
         created = self.store.add_optout(number, "api", reason, self.clock())
@@ -456,7 +457,7 @@ class Api:
         body = json_object(await read_json(request))
         problems: list[dict[str, Any]] = []  # every one of them named at once
         url = body.get("url")
-        if not isinstance(url, str):
+        if not plain_text(url, 1, 2048):  # a URL holds no control character (RFC 3986)
             problems.append({"field": "url", "reason": "an http(s) URL"})
         else:
             try:
@@ -468,8 +469,9 @@ class Api:
                 or not set(events) <= {"result", "inbound"}):
             problems.append({"field": "events", "reason": 'a non-empty list of "result" and/or "inbound"'})
         secret = body.get("secret") or auth.new_secret("whsec_")
-        if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
-            problems.append({"field": "secret", "reason": "16-200 characters (or omit it for a random one)"})
+        if not plain_text(secret, 16, 200):
+            problems.append({"field": "secret", "reason": "16-200 characters, no control character (or omit it for a "
+                                                          "random one)"})
         if problems:
             raise ApiError(400, "invalid", errors=problems)
         wid = auth.new_id("wh_")

@@ -26,6 +26,18 @@ DEFAULT_PAGE, MAX_PAGE = 100, 1000
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 #: Largest integer cursor accepted: below SQLite's INTEGER (2**63 - 1) with room to add.
 MAX_CURSOR: Final = 2**62
+#: Free text the API stores (a campaign's name, an opt-out's reason, a webhook's secret):
+#: no control character — a NUL cannot be stored in PostgreSQL text, and a line break or
+#: tab in a name breaks the CSVs and logs it lands in (the import's text fields: the same).
+TEXT_PATTERN: Final = "^[^\\u0000-\\u001f\\u007f]*$"
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def plain_text(value: Any, lo: int, hi: int) -> bool:
+    """Is ``value`` a string of ``lo``-``hi`` characters without a control character?"""
+    return isinstance(value, str) and lo <= len(value) <= hi and not _CONTROL.search(value)
+
+
 #: Where a problem ``type`` points: the reference page's list of problems (a URI reference,
 #: resolved against the controller's address; RFC 9457 §3.1.1 allows relative ones).
 TYPE_BASE: Final = "/docs#problem-"

@@ -19,7 +19,7 @@ from aiohttp import web
 from common import phone
 
 from . import contacts_csv
-from .apikit import ID_PATTERN, ApiError, page, path_campaign_id, region_param, reply
+from .apikit import ID_PATTERN, TEXT_PATTERN, ApiError, page, path_campaign_id, plain_text, region_param, reply
 from .contacts import DELIMITER_NAMES, MAX_LINE, MAX_TEXT, BodyError
 from .reporting import EXPORT_COLUMNS, campaign_report_async, export_chunks
 from .store import Store
@@ -111,8 +111,8 @@ class CrmRoutes:
         good: dict[str, str | None] = {}
         bad: list[dict[str, Any]] = []
         for line, number, reason in rows:
-            if reason is not None and (not isinstance(reason, str) or len(reason) > 200):
-                bad.append({"line": line, "field": "reason", "reason": "a string of at most 200 characters"})
+            if reason is not None and not plain_text(reason, 0, 200):
+                bad.append({"line": line, "field": "reason", "reason": "at most 200 characters, no control character"})
                 continue
             try:
                 e164 = phone.normalise(number, region.upper() if region else None)
@@ -213,10 +213,11 @@ def openapi_paths(op: Callable[..., dict[str, Any]], ref: Callable[[str], dict[s
         {"type": "array", "minItems": 1, "maxItems": MAX_BULK_OPTOUTS, "items": {"oneOf": [
             {"type": "string", "maxLength": 40},
             {"type": "object", "required": ["number"], "additionalProperties": False, "properties": {
-                "number": {"type": "string", "maxLength": 40}, "reason": {"type": ["string", "null"], "maxLength": 200}}}]}},
+                "number": {"type": "string", "maxLength": 40},
+                "reason": {"type": ["string", "null"], "maxLength": 200, "pattern": TEXT_PATTERN}}}]}},
         {"type": "object", "required": ["numbers"], "additionalProperties": False, "properties": {
             "numbers": {"type": "array", "minItems": 1, "maxItems": MAX_BULK_OPTOUTS, "items": {"type": "string", "maxLength": 40}},
-            "reason": {"type": ["string", "null"], "maxLength": 200}}}]}
+            "reason": {"type": ["string", "null"], "maxLength": 200, "pattern": TEXT_PATTERN}}}]}
     return {
         "/v1/contacts": {"get": op(
             "Contacts by the CRM's key, external_id (every campaign's, or one campaign's with campaign_id), by contact id",

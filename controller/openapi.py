@@ -16,7 +16,7 @@ import json
 from functools import lru_cache
 from typing import Any, Final
 
-from .apikit import ID_PATTERN, TITLES, problem_type
+from .apikit import ID_PATTERN, TEXT_PATTERN, TITLES, problem_type
 from .contacts import (
     MAX_LINE,
     MAX_PHONE_TEXT,
@@ -180,7 +180,7 @@ SCHEMAS: Final[dict[str, Any]] = {
                                      "description": "days a call recording is kept"}}},
     "CampaignCreate": {"type": "object", "required": ["id", "strategy"], "additionalProperties": False, "properties": {
         "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}$"},
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": TEXT_PATTERN},
         "strategy": {"type": "array", "items": _ref("Step"), "minItems": 1, "maxItems": 10},
         "rules": _ref("Rules"),
         "start": {"type": "boolean", "default": False,
@@ -376,7 +376,8 @@ def _paths() -> dict[str, Any]:
                         body={"required": True, "content": {"application/json": {"schema": {
                             "type": "object", "required": ["number"],
                             "properties": {"number": {"type": "string"},
-                                           "reason": {"type": ["string", "null"], "maxLength": 200}}}}}})},
+                                           "reason": {"type": ["string", "null"], "maxLength": 200,
+                                                      "pattern": TEXT_PATTERN}}}}}})},
         "/v1/optouts/{number}": {"delete": _op("Remove a number from the list", _json_body(
             {"type": "object", "required": ["number", "removed"], "properties": {"number": {"type": "string"},
                                                                                  "removed": {"type": "boolean"}}}),
@@ -395,9 +396,9 @@ def _paths() -> dict[str, Any]:
                         status="201", tag="webhooks",
                         body={"required": True, "content": {"application/json": {"schema": {
                             "type": "object", "required": ["url"], "properties": {
-                                "url": {"type": "string", "format": "uri"},
+                                "url": {"type": "string", "format": "uri", "maxLength": 2048},
                                 "events": {"type": "array", "items": {"enum": ["result", "inbound"]}, "minItems": 1},
-                                "secret": {"type": "string", "minLength": 16, "maxLength": 200}}}}}})},
+                                "secret": {"type": "string", "minLength": 16, "maxLength": 200, "pattern": TEXT_PATTERN}}}}}})},
         "/v1/webhooks/{id}": {"delete": _op("Delete a webhook", _json_body(
             {"type": "object", "required": ["id", "deleted"], "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"}}}),
             errors=(401, 404), tag="webhooks",

@@ -230,8 +230,8 @@ async def test_replay_reads_its_ids_when_sent_with_an_idempotency_key(controller
 
 
 async def test_nul_characters_and_malformed_cursors_are_named_not_crashed_on(controller, http):
-    """Found by schemathesis on PostgreSQL, whose text cannot hold a NUL: ids, keys and
-    cursors holding one were passed to the database (500)."""
+    """Found by schemathesis on PostgreSQL, whose text cannot hold a NUL: ids, keys, cursors
+    and stored text holding one were passed to the database (500)."""
     c, key = controller
     for url, status, field in [("/v1/results?campaign=c%001", 400, "campaign"), ("/v1/results?campaign=", 400, "campaign"),
                                ("/v1/optouts?after=%2B48%00", 400, "after"), ("/v1/optouts?after=abc", 400, "after"),
@@ -241,6 +241,13 @@ async def test_nul_characters_and_malformed_cursors_are_named_not_crashed_on(con
             body = await r.json()
             assert (r.status, r.content_type) == (status, "application/problem+json"), (url, body)
             assert [e["field"] for e in body["errors"]] == ([field] if field else []), url
+    for url, body, field in [("/v1/campaigns", {"id": "c9", "name": "a\x00b", "strategy": CALL}, "name"),
+                             ("/v1/optouts", {"number": "+48600100200", "reason": "a\x00"}, "reason"),
+                             ("/v1/webhooks", {"url": "https://a\x00.example.com/"}, "url"),
+                             ("/v1/webhooks", {"url": "https://crm.example.com/", "secret": "s" * 16 + "\x00"}, "secret")]:
+        async with http.post(c.url + url, json=body, headers=auth(key)) as r:
+            problem = await r.json()
+            assert r.status == 400 and field in [e["field"] for e in problem["errors"]], (url, problem)
     async with http.get(f"{c.url}/v1/contacts?external_id=a%00b", headers=auth(key)) as r:
         assert r.status == 200 and await r.json() == {"items": [], "next": 0}  # no contact's key holds one
     async with http.get(f"{c.url}/v1/optouts?after=%2B48600100200", headers=auth(key)) as r:
