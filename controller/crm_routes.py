@@ -19,7 +19,16 @@ from aiohttp import web
 from common import phone
 
 from . import contacts_csv
-from .apikit import ID_PATTERN, TEXT_PATTERN, ApiError, page, path_campaign_id, plain_text, region_param, reply
+from .apikit import (
+    ID_PATTERN,
+    TEXT_PATTERN,
+    ApiError,
+    page,
+    path_campaign_id,
+    plain_text,
+    region_param,
+    reply,
+)
 from .contacts import DELIMITER_NAMES, MAX_LINE, MAX_TEXT, BodyError
 from .reporting import EXPORT_COLUMNS, campaign_report_async, export_chunks
 from .store import Store
