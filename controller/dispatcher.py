@@ -15,11 +15,10 @@ One ``tick``:
    with its reason and re-plans the contact at the rule's ``retry_at``), and are
    claimed and leased atomically (``Store.claim_and_lease``), the rules checked inside
    the claim's transaction on the counts the database holds then, so they hold across
-   controllers sharing one database. A contact that cannot make
-   the job its step asks for (a voicebot step without the contact's amount, say:
-   ``campaigns.ContactDataError``) is refused for good with reason
-   ``unusable_contact_data`` naming the field, instead of sending a job the appliance
-   would reject;
+   controllers sharing one database. A contact that cannot make the job its step asks
+   for (a voicebot step without the contact's amount, say: ``campaigns.ContactDataError``)
+   is refused for good with reason ``unusable_contact_data`` naming the field, instead of
+   sending a job the appliance would reject;
 3. batches are sent to the appliances; the appliance acknowledges after persisting.
 
 Job ids are ``<campaign>.<contact>.<step>.<n>`` — stable across re-dispatch of the same
