@@ -155,11 +155,14 @@ def admin_secrets(store_url: str) -> tuple[str, str]:
         store.close()
 
 
-async def appliance_on(tmp: Path, state_file: Path, credential: str, controllers: list[ControllerProcess], *,
-                       seed: int) -> Appliance:
-    """The appliance, started, on the emulated bank's ``state_file``, with every controller
-    in its ``[link] url`` (in that order) and its fresh-install limits and lock rules."""
-    (tmp / "cred").write_text(credential)
+async def appliance_on(tmp: Path, state_file: Path, http: aiohttp.ClientSession, token: str,
+                       controllers: list[ControllerProcess], *, enroll_via: ControllerProcess, seed: int) -> Appliance:
+    """The appliance ``box-01``, enrolled through ``enroll_via`` with ``token`` and started
+    on the emulated bank's ``state_file``, with every controller in its ``[link] url`` (in
+    that order) and its fresh-install limits and lock rules."""
+    async with http.post(f"{enroll_via.url}/v1/enroll", json={"token": token, "appliance_id": "box-01"}) as r:
+        assert r.status == 200, await r.text()
+        (tmp / "cred").write_text((await r.json())["credential"])
     cfg = appliance_config(tmp, state_file, "", tmp / "cred")
     cfg["link"]["url"] = [c.link_url for c in controllers]
     for shipped_default in ("limits", "lock", "retry"):

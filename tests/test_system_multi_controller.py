@@ -75,10 +75,7 @@ async def test_crm_to_either_controller_appliance_on_one_results_and_webhooks(tm
             status, imported = await crm_b.call("POST", "/v1/campaigns/mc/contacts", json=contacts(daytime_zone()))
             assert status == 200 and imported["created"] == CONTACTS, imported
 
-            async with http.post(f"{a.url}/v1/enroll", json={"token": token, "appliance_id": "box-01"}) as r:
-                assert r.status == 200, await r.text()
-                credential = (await r.json())["credential"]
-            app = await appliance_on(tmp_path, bank.state, credential, [a, b], seed=7)
+            app = await appliance_on(tmp_path, bank.state, http, token, [a, b], enroll_via=a, seed=7)
             stack.push_async_callback(app.stop)
             link = app.link
             assert link is not None
