@@ -223,7 +223,7 @@ class Deliverer:
                     self.delivered += 1
                     return
                 error = f"HTTP {resp.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         attempts = int(d["attempts"]) + 1  # type: ignore[call-overload]
         next_at = None if attempts >= self.max_attempts else self.clock() + next_delay(attempts, self.backoff)
