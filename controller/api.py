@@ -402,9 +402,12 @@ class Api:
     # -- results, inbound ----------------------------------------------------------------
     async def results(self, request: web.Request) -> web.Response:
         after, limit = page(request)
-        campaign = request.query.get("campaign")
+        # campaign_id, as on every other route; campaign, its first name, is read when
+        # campaign_id is not given
+        field = "campaign_id" if "campaign_id" in request.query or "campaign" not in request.query else "campaign"
+        campaign = request.query.get(field)
         if campaign is not None and not re.fullmatch(ID_PATTERN, campaign):
-            raise ApiError(400, "bad_parameter", {"field": "campaign", "reason": "a campaign id: 1-64 letters, digits, _ or -"})
+            raise ApiError(400, "bad_parameter", {"field": field, "reason": "a campaign id: 1-64 letters, digits, _ or -"})
         items = self.store.results_after(after, limit, campaign)
         return reply({"items": items, "next": items[-1]["seq"] if items else after})
 

@@ -173,7 +173,7 @@ async def run_demo(state: dict[str, Any], workdir: Path, *, contacts: int, until
             results: list[dict[str, Any]] = []
             after = 0
             while True:
-                async with s.get(controller.url + f"/v1/results?after={after}&limit=1000&campaign=demo", headers=headers) as r:
+                async with s.get(controller.url + f"/v1/results?after={after}&limit=1000&campaign_id=demo", headers=headers) as r:
                     page = await r.json()
                 if not page["items"]:
                     break

@@ -580,7 +580,7 @@ async def crm_call(crm: Crm, method: str, path: str, **kw: Any) -> tuple[int, An
 async def all_results(crm: Crm, campaign: str) -> list[dict[str, Any]]:
     out, after = [], 0
     while True:
-        status, page = await crm_call(crm, "GET", f"/v1/results?after={after}&limit=1000&campaign={campaign}")
+        status, page = await crm_call(crm, "GET", f"/v1/results?after={after}&limit=1000&campaign_id={campaign}")
         assert status == 200, page
         if not page["items"]:
             return out

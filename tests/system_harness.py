@@ -126,7 +126,7 @@ class Crm:
     async def all_results(self, campaign: str | None = None) -> list[dict[str, Any]]:
         out, after = [], 0
         while True:
-            q = f"/v1/results?after={after}&limit=1000" + (f"&campaign={campaign}" if campaign else "")
+            q = f"/v1/results?after={after}&limit=1000" + (f"&campaign_id={campaign}" if campaign else "")
             status, page = await self.call("GET", q)
             assert status == 200, page
             out += page["items"]

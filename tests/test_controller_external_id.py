@@ -65,9 +65,16 @@ async def test_results_history_inbound_and_webhooks_carry_external_id(tmp_path, 
             await app.connect()
             await app.reach_then_text_back("+48690000003", "zapłacę jutro", "in-1")
 
-            async with s.get(f"{c.url}/v1/results?campaign=nov", headers=auth(key)) as r:
+            async with s.get(f"{c.url}/v1/results?campaign_id=nov", headers=auth(key)) as r:
                 results = (await r.json())["items"]
             assert [(x["contact_id"], x["external_id"]) for x in results] == [(1, "CRM-0042")]
+            # campaign, the parameter's first name, is still read; campaign_id wins over it
+            async with s.get(f"{c.url}/v1/results?campaign=nov", headers=auth(key)) as r:
+                assert (await r.json())["items"] == results
+            async with s.get(f"{c.url}/v1/results?campaign_id=other", headers=auth(key)) as r:
+                assert (await r.json())["items"] == []
+            async with s.get(f"{c.url}/v1/results?campaign_id=other&campaign=nov", headers=auth(key)) as r:
+                assert (await r.json())["items"] == []
             async with s.get(f"{c.url}/v1/contacts/1/history", headers=auth(key)) as r:
                 history = await r.json()
             assert [x["external_id"] for x in history["results"]] == ["CRM-0042"]

@@ -245,7 +245,7 @@ async def test_the_crm_sees_the_promise_and_no_call_is_placed_while_it_holds(tmp
         c.wake()
         async with asyncio.timeout(10):
             while True:
-                async with s.get(f"{c.url}/v1/results?campaign=mar", headers=auth(key)) as r:
+                async with s.get(f"{c.url}/v1/results?campaign_id=mar", headers=auth(key)) as r:
                     items = (await r.json())["items"]
                 if held := [i for i in items if i["reason"] == "promise_holds"]:
                     break
@@ -258,7 +258,7 @@ async def test_the_crm_sees_the_promise_and_no_call_is_placed_while_it_holds(tmp
         clock.advance(datetime(2026, 3, 16, 8, 0, tzinfo=WARSAW).timestamp() - clock())
         async with asyncio.timeout(10):
             while True:
-                async with s.get(f"{c.url}/v1/results?campaign=mar", headers=auth(key)) as r:
+                async with s.get(f"{c.url}/v1/results?campaign_id=mar", headers=auth(key)) as r:
                     items = (await r.json())["items"]
                 if items[-1]["reason"] == "quiet_after_conversation":
                     break

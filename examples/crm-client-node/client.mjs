@@ -308,7 +308,7 @@ async function run(o, summary) {
     const draft = (await api.call('GET', cpath)).body;
     expectEqual(`${id} after the import: state`, draft.state, 'draft');
     expectEqual(`${id} after the import: contacts.total`, draft.contacts.total, externalIds.length);
-    const early = await api.pages('/v1/results', { campaign: id }, o.pageSize);
+    const early = await api.pages('/v1/results', { campaign_id: id }, o.pageSize);
     expectEqual(`results of the draft ${id} (a draft dials nothing)`, early.items.length, 0);
 
     // 5. start, and again (asking for the state it is in is a 200); wait until done
@@ -328,11 +328,11 @@ async function run(o, summary) {
     expectEqual(`${id} when done: contacts.done`, campaign.contacts.done, externalIds.length);
 
     // 6. every result, by the cursor; a verified webhook for each
-    const { items: results, pages } = await api.pages('/v1/results', { campaign: id }, o.pageSize);
+    const { items: results, pages } = await api.pages('/v1/results', { campaign_id: id }, o.pageSize);
     const ours = new Set(externalIds);
     results.forEach((r, i) => {
       if (i > 0 && r.seq <= results[i - 1].seq) throw new Mismatch(`results not in seq order: ${results[i - 1].seq} then ${r.seq}`);
-      if (r.campaign_id !== id) throw new Mismatch(`GET /v1/results?campaign=${id}: result ${r.seq} is of ${r.campaign_id}`);
+      if (r.campaign_id !== id) throw new Mismatch(`GET /v1/results?campaign_id=${id}: result ${r.seq} is of ${r.campaign_id}`);
       if (!ours.has(r.external_id)) throw new Mismatch(`result ${r.seq}: external_id ${r.external_id} is not one we imported`);
     });
     const outcomes = {};
