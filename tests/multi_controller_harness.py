@@ -75,8 +75,10 @@ class ControllerProcess:
                     raise AssertionError(f"controller {self.name} exited {self.proc.returncode}: {self.tail()}")
                 if self.frozen:
                     return  # stopped at its fault point already (it was serving: it got there)
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with s.get(f"{self.url}/healthz") as r:
+                # a short timeout per try: a process stopping at its fault point may have
+                # accepted the connection and will never answer it
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with s.get(f"{self.url}/healthz", timeout=aiohttp.ClientTimeout(total=1)) as r:
                         if r.status == 200:
                             return
                 await asyncio.sleep(0.1)  # the port is not listening yet
@@ -125,10 +127,7 @@ class ControllerProcess:
     async def _reader_done(self) -> None:
         """The stderr reader ends at EOF; a child still holding the pipe (a process-pool
         worker) must not hang the test: 5 s, then it is cancelled."""
-        if self._reader is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                async with asyncio.timeout(5):
-                    await self._reader
+        if self._reader is not None and not (await asyncio.wait({self._reader}, timeout=5))[0]:
             self._reader.cancel()
 
     async def stop(self) -> None:

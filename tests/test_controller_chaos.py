@@ -60,6 +60,7 @@ async def test_kill_9_mid_dispatch_mid_ingest_mid_delivery_loses_and_doubles_not
             stack.callback(store.close)
             for c in (a, b):
                 stack.push_async_callback(c.stop)
+            where = "starting"
             try:
                 async with asyncio.timeout(SCENARIO_SECONDS):
                     await asyncio.gather(a.start(fault="dispatch.leased:1"), b.start(fault="ingest.stored:2"))
@@ -81,23 +82,33 @@ async def test_kill_9_mid_dispatch_mid_ingest_mid_delivery_loses_and_doubles_not
                     assert link is not None
 
                     # 1. mid-dispatch: A froze with jobs leased to the appliance and not sent
+                    where = "waiting for A at dispatch.leased"
                     await a.wait_line("fault point dispatch.leased reached", FAULT_WAIT)
                     leased_unsent = {r[0] for r in store.conn.execute("SELECT id FROM jobs WHERE state = 'leased'").fetchall()}
+                    where = "killing A (1)"
                     await a.kill9()
+                    where = "waiting for the appliance on B"
                     await wait_for("the appliance on B", lambda: link.connected.is_set() and link.url == b.link_url, 15)
 
                     # 2. mid-ingest: B froze with a results batch stored and not acknowledged
+                    where = "waiting for B at ingest.stored"
                     await b.wait_line("fault point ingest.stored reached", FAULT_WAIT)
                     stored_at_kill = len(store.results_after(0, 10_000, "chaos"))
                     # A back, to die at its second delivery: B's batch enqueued deliveries, so that may
                     # come before the appliance is on A (its link to a stopped A then waits for the kill)
+                    where = "restarting A"
                     await a.start(fault="webhook.posted:2")
+                    where = "killing B"
                     await b.kill9()
 
                     # 3. mid-delivery: A froze after a receiver's 2xx, before marking the delivery
+                    where = "waiting for A at webhook.posted"
                     await a.wait_line("fault point webhook.posted reached", FAULT_WAIT)
+                    where = "killing A (2)"
                     await a.kill9()
+                    where = "restarting B"
                     await b.start()  # B back without a fault; A stays dead
+                    where = "waiting for the campaign"
                     crm = Crm(http, b.url, key)
                     await wait_for("the appliance on B again", lambda: link.connected.is_set() and link.url == b.link_url, 15)
 
@@ -133,5 +144,5 @@ async def test_kill_9_mid_dispatch_mid_ingest_mid_delivery_loses_and_doubles_not
                     assert repeats, "the delivery A died holding was not posted again"
             except TimeoutError:
                 # before pytest's own timeout: say where it stood
-                raise AssertionError(f"the scenario took over {SCENARIO_SECONDS:g} s: {progress(store)}\n"
+                raise AssertionError(f"the scenario took over {SCENARIO_SECONDS:g} s, {where}: {progress(store)}\n"
                                      f"A:\n{a.tail(8)}\nB:\n{b.tail(8)}") from None
