@@ -95,18 +95,21 @@ class Campaigns(StoreBase):
             if state is None or state[0] in closed:
                 raise Conflict(f"campaign {campaign_id!r} is {state[0] if state else 'gone'}")
             # msgspec encodes a phone list in ~0.3 µs, json.dumps in ~2.3: a fifth of a big import's commit
-            values = [(r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone, r.language,
-                       encode(r.phones).decode()) for r in rows]
             if self.dialect is POSTGRESQL:
-                known = self._copy_contacts(c, campaign_id, values, now)
+                known = self._copy_contacts(c, campaign_id, [
+                    (r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone, r.language,
+                     encode(r.phones).decode()) for r in rows], now)
             else:
                 known = 0
-                for i in range(0, len(values), CHUNK):
-                    part = [v[0] for v in values[i:i + CHUNK]]
+                ids = [r.external_id for r in rows]
+                for i in range(0, len(ids), CHUNK):
+                    part = ids[i:i + CHUNK]
                     known += c.execute(f"SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND external_id IN ({','.join('?' * len(part))})",
                                        (campaign_id, *part)).fetchone()[0]
                 c.executemany(f"INSERT INTO contacts({_CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?)"
-                              f" {_CONTACT_UPSERT}", [(campaign_id, *v, now, now, now) for v in values])
+                              f" {_CONTACT_UPSERT}",
+                              [(campaign_id, r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone,
+                                r.language, encode(r.phones).decode(), now, now, now) for r in rows])
             self._move(c, campaign_id, None, "waiting", len(rows) - known)
             to = (reopen or {}).get(state[0])
             if to is not None and len(rows) > known:
