@@ -409,3 +409,26 @@ def test_a_postgresql_server_that_went_away_is_a_503_from_healthz_and_its_return
             assert s.is_opted_out("+48600100200")
         finally:
             s.close()
+
+
+def test_contact_history_counts_what_the_rules_read(open_store):
+    """The contact rules' reads (one statement for the three single values): attempts in
+    the window, the last conversation, today's attempts to the number, the opt-out."""
+    s = open_store()
+
+    def result(i: int, contact: int, callee: str, outcome: str, at: float, counts: int = 1) -> dict:
+        return {"dedupe": f"r{i}", "appliance_id": "box", "app_seq": i, "job_id": f"c1.{contact}.0.{i}", "campaign_id": "c1",
+                "contact_id": contact, "external_id": None, "kind": "call", "callee": callee, "outcome": outcome,
+                "reason": None, "final": 1, "number_shown": None, "counts_as_attempt": counts, "at": at, "body": "{}"}
+
+    with s.tx() as c:
+        for row in (result(1, 1, "+48600000001", "busy", 10.0), result(2, 1, "+48600000001", "answered_human", 50.0),
+                    result(3, 1, "+48600000001", "channel_error", 60.0, counts=0), result(4, 2, "+48600000001", "busy", 70.0),
+                    result(5, 1, "+48600000002", "no_answer", 80.0)):
+            assert s.insert_result(c, row) is not None
+    assert s.contact_history_counts(1, "+48600000001", window_start=20.0, day_start=40.0) == {
+        "attempts": [50.0, 80.0], "last_conversation": 50.0, "attempts_today": 2, "opted_out": False}
+    with s.tx() as c:
+        s.opt_out(c, "+48600000001", "sms", "STOP", 90.0)
+    assert s.contact_history_counts(3, "+48600000001", window_start=0.0, day_start=0.0) == {
+        "attempts": [], "last_conversation": None, "attempts_today": 3, "opted_out": True}

@@ -110,12 +110,13 @@ class Results(StoreBase):
         attempts = [r[0] for r in self.conn.execute(
             "SELECT at FROM results WHERE contact_id = ? AND kind = 'call' AND counts_as_attempt = 1 AND at > ? ORDER BY at",
             (contact_id, window_start)).fetchall()]
-        talk = self.conn.execute("SELECT MAX(at) FROM results WHERE contact_id = ? AND outcome = 'answered_human'",
-                                 (contact_id,)).fetchone()[0]
-        today = self.conn.execute("SELECT COUNT(*) FROM results WHERE callee = ? AND kind = 'call' AND counts_as_attempt = 1"
-                                  " AND at >= ?", (number, day_start)).fetchone()[0]
-        opted = self.conn.execute("SELECT 1 FROM optouts WHERE number = ?", (number,)).fetchone() is not None
-        return {"attempts": attempts, "last_conversation": talk, "attempts_today": today, "opted_out": opted}
+        # the three single values in one statement: each is a round trip on PostgreSQL, and
+        # every claim runs this (a claim was 9 statements, now 7)
+        talk, today, opted = self.conn.execute(
+            "SELECT (SELECT MAX(at) FROM results WHERE contact_id = ? AND outcome = 'answered_human'),"
+            " (SELECT COUNT(*) FROM results WHERE callee = ? AND kind = 'call' AND counts_as_attempt = 1 AND at >= ?),"
+            " EXISTS (SELECT 1 FROM optouts WHERE number = ?)", (contact_id, number, day_start, number)).fetchone()
+        return {"attempts": attempts, "last_conversation": talk, "attempts_today": today, "opted_out": bool(opted)}
 
     def contact_history(self, contact_id: int) -> dict[str, Any]:
         results = [self._result(r) for r in self._all("SELECT * FROM results WHERE contact_id = ? ORDER BY seq", (contact_id,))]
