@@ -164,7 +164,7 @@ async def test_sim(modem: Modem, result: SimResult, s: Settings) -> SimResult:
         return result
     info = await modem.sim_info()
     result.iccid, result.msisdn = info.iccid, info.msisdn
-    result.operator = info.operator_name or info.mcc_mnc
+    result.operator = info.operator_label
     registered, stat = await _registered(modem, s.register_wait)
     result.checks.append(Check("registration", registered,
                                stat.replace("_", " ") if registered else f"not registered ({stat}) after "

@@ -63,7 +63,7 @@ def status_document(status: Status, technician: str | None = None, traffic: Traf
         d["sim_id"] = mask(d["sim_id"]) if d.get("sim_id") else None
         d["imei"] = mask(d["imei"]) if d.get("imei") else None
         info = ch.active_sim.info if ch.active_sim else None
-        d["operator_name"] = info.operator_name if info else None  # the network's name; operator is MCC-MNC
+        d["operator_name"] = info.operator_label if info else None  # a name (SimInfo.operator_label); operator is MCC-MNC
         d["quality"] = hour["by_modem"].get(ch.id)
         channels.append(d)
     st = status.summary()

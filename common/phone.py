@@ -4,6 +4,8 @@
   with a region) and returns E.164, or raises ``NumberError`` with a sentence that says what
   is wrong. Letters are refused before phonenumbers sees them: it would read
   ``+48 60a bcd efg`` as keypad digits and dial ``+48602223334``.
+* ``carrier_of`` names the operator a number was allocated to (libphonenumber's carrier
+  table, which Google keeps up to date).
 * ``mask`` keeps the last 3 digits of every number in a text (docs/architecture.md,
   Conventions: logs, events and refusal details never show a whole number). Short codes
   such as ``*100#`` and index or length fields stay readable.
@@ -14,8 +16,9 @@ import re
 from typing import Any, Final
 
 import phonenumbers
+from phonenumbers import carrier
 
-__all__ = ["MAX_NUMBER_TEXT", "NumberError", "mask", "normalise", "shown"]
+__all__ = ["MAX_NUMBER_TEXT", "NumberError", "carrier_of", "mask", "normalise", "shown"]
 
 #: Longest written number accepted: E.164 has at most 15 digits; the rest is room for
 #: a leading +, spaces, dots, dashes and parentheses as spreadsheets write them.
@@ -70,3 +73,15 @@ def _star(match: re.Match[str]) -> str:
 def mask(text: object) -> str:
     """``str(text)`` with every run of 6+ digits masked but its last 3."""
     return _DIGIT_RUN.sub(_star, str(text))
+
+
+def carrier_of(number: str | None) -> str | None:
+    """The operator ``number`` (E.164) was allocated to, by name, or None when the table
+    has none. A ported number keeps its first operator's name: for a SIM, the network's
+    own name (+COPS) is the better answer when the modem has it."""
+    if not number:
+        return None
+    try:
+        return carrier.name_for_number(phonenumbers.parse(number), "en") or None
+    except phonenumbers.NumberParseException:
+        return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from common.phone import carrier_of
+
 from .sms import IncomingSms, StatusReport, UndecodableSms
 
 
@@ -117,6 +119,13 @@ class SimInfo:
     mcc_mnc: str | None = None
     operator_name: str | None = None
     msisdn: str | None = None
+
+    @property
+    def operator_label(self) -> str | None:
+        """What to call the SIM's operator: the network's own name (+COPS, read while the
+        SIM is the active one), else the operator its number was allocated to
+        (libphonenumber's table), else its MCC-MNC."""
+        return self.operator_name or carrier_of(self.msisdn) or self.mcc_mnc
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

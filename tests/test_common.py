@@ -98,3 +98,14 @@ def test_write_json_atomic_replaces_whole_and_keeps_the_old_file_on_failure(tmp_
         write_json_atomic(target, {"x": object()})  # not JSON: the old file stays, no temporary is left
     assert json.loads(target.read_text(encoding="utf-8")) == {"a": "ż", "b": 1}
     assert [p.name for p in target.parent.iterdir()] == ["state.json"]
+
+
+def test_operator_label_names_the_network_then_the_numbers_operator_then_the_code():
+    from common.phone import carrier_of
+    from modem_drivers.types import PinState, SimInfo
+
+    assert carrier_of("+48790123456") == "Play" and carrier_of("+48600123456") == "T-Mobile"  # libphonenumber's table
+    assert carrier_of(None) is None and carrier_of("not a number") is None and carrier_of("+447700900123") is None
+    assert SimInfo(PinState.READY, mcc_mnc="26006", operator_name="Plus", msisdn="+48790123456").operator_label == "Plus"
+    assert SimInfo(PinState.READY, mcc_mnc="26006", msisdn="+48790123456").operator_label == "Play"  # an inactive slot's SIM
+    assert SimInfo(PinState.READY, mcc_mnc="26006").operator_label == "26006"  # no number read: the code

@@ -184,7 +184,7 @@ class Traffic:
             s = 2 * (m // per_step)
             a[5][s] += answered
             a[5][s + 1] += 1
-        operator_of = {s.sim_id: (s.info.operator_name or s.info.mcc_mnc or "unknown") if s.info else "unknown"
+        operator_of = {s.sim_id: (s.info.operator_label or "unknown") if s.info else "unknown"
                        for _, s in self.bank.sims() if s.sim_id}
         rate: dict[str, list[list[int]]] = {}  # operator -> [answered, seizures] per step
         by_sim: dict[str, Quality] = {}
