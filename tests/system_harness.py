@@ -228,3 +228,25 @@ def daytime_zone() -> str:
     zone = min(ZONES, key=distance)
     assert 9 <= datetime.now(ZoneInfo(zone)).hour < 18, zone
     return zone
+
+
+async def wait_for(what: str, check: Any, timeout: float) -> None:
+    """Poll ``check`` (sync or async) until true; a timeout names what was awaited."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                got = check()
+                if asyncio.iscoroutine(got):
+                    got = await got
+                if got:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"waited {timeout:g} s for {what}") from None
+
+
+def spread_contacts(zone: str, n: int, prefix: str = "c") -> list[dict[str, Any]]:
+    """``n`` contacts in ``zone``, their numbers spread over four operators and three
+    behaviours of the emulator's plan (answered, busy, no answer)."""
+    return [{"external_id": f"{prefix}{i}", "phones": [f"+4860{i % 4}{(0, 2, 3)[i % 3]}{i:05d}"], "time_zone": zone}
+            for i in range(n)]

@@ -22,8 +22,8 @@ from collections import Counter
 import aiohttp
 import pytest
 from multi_controller_harness import ControllerProcess, admin_secrets, appliance_on
-from system_harness import Crm, daytime_zone, receiver
-from test_system_multi_controller import contacts, wait_for
+from system_harness import Crm, daytime_zone, receiver, wait_for
+from test_system_multi_controller import contacts
 
 from controller.store import Store
 from modem_drivers.emulator import Timing

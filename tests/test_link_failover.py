@@ -17,7 +17,7 @@ from collections import Counter
 import aiohttp
 import pytest
 from controller_harness import enroll, make_config, running
-from system_harness import Crm, appliance_config, controller_sections, daytime_zone, free_port
+from system_harness import Crm, appliance_config, controller_sections, daytime_zone, free_port, spread_contacts, wait_for
 
 from appliance.config import ConfigError, parse_config
 from appliance.runtime import Appliance
@@ -26,16 +26,6 @@ from modem_drivers.emulator import Timing
 pytestmark = pytest.mark.bank(modems=4, sims_per_modem=1, timing=Timing.FAST, seed=23)
 
 CONTACTS = 16
-
-
-async def wait_for(what: str, check, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    """Poll ``check`` until true; a timeout names what was awaited."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"waited {timeout:g} s for {what}") from None
 
 
 async def test_link_moves_to_the_next_controller_and_every_result_lands_once(tmp_path, bank) -> None:  # type: ignore[no-untyped-def]
@@ -71,9 +61,7 @@ async def test_link_moves_to_the_next_controller_and_every_result_lands_once(tmp
             "id": "fo", "name": "Failover", "start": True, "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}]})
         assert status == 201 and camp["rules"]["hours"] == ["08:00", "21:00"], camp  # shipped hours
         zone = daytime_zone()
-        contacts = [{"external_id": f"c{i}", "phones": [f"+4860{i % 4}{(0, 2, 3)[i % 3]}{i:05d}"], "time_zone": zone}
-                    for i in range(CONTACTS)]
-        status, imported = await crm.call("POST", "/v1/campaigns/fo/contacts", json=contacts)
+        status, imported = await crm.call("POST", "/v1/campaigns/fo/contacts", json=spread_contacts(zone, CONTACTS))
         assert status == 200 and imported["created"] == CONTACTS, imported
 
         # A goes away while the campaign runs: some results are in, calls are still going.

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from multi_controller_harness import ControllerProcess, admin_secrets, appliance_on
-from system_harness import Crm, daytime_zone, receiver
+from system_harness import Crm, daytime_zone, receiver, spread_contacts, wait_for
 
 from controller.store import Store
 from modem_drivers.emulator import Timing
@@ -26,24 +26,8 @@ from modem_drivers.emulator import Timing
 CONTACTS = 16
 
 
-async def wait_for(what: str, check: Any, timeout: float) -> None:
-    """Poll ``check`` (sync or async) until true; a timeout names what was awaited."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                got = check()
-                if asyncio.iscoroutine(got):
-                    got = await got
-                if got:
-                    return
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"waited {timeout:g} s for {what}") from None
-
-
 def contacts(zone: str, n: int = CONTACTS, prefix: str = "c") -> list[dict[str, Any]]:
-    return [{"external_id": f"{prefix}{i}", "phones": [f"+4860{i % 4}{(0, 2, 3)[i % 3]}{i:05d}"], "time_zone": zone}
-            for i in range(n)]
+    return spread_contacts(zone, n, prefix)
 
 
 @pytest.mark.slow
