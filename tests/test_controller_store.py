@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 import threading
+import time
 
 import pytest
 
@@ -432,3 +433,29 @@ def test_contact_history_counts_what_the_rules_read(open_store):
         s.opt_out(c, "+48600000001", "sms", "STOP", 90.0)
     assert s.contact_history_counts(3, "+48600000001", window_start=0.0, day_start=0.0) == {
         "attempts": [], "last_conversation": None, "attempts_today": 3, "opted_out": True}
+
+
+def test_two_enrolls_of_one_id_at_once_one_wins_and_the_losers_token_stays_unused(open_store):
+    """Two controllers enrolling one appliance id with two tokens at the same moment: one
+    is enrolled, the other answers "exists" (not a 500 from the unique index, as on
+    PostgreSQL, where the loser's look saw no committed row) and its token is not spent."""
+    a, b = open_store(), open_store()
+    now = time.time()
+    a.add_enroll_token("t1", now + 600, now)
+    answers: dict[str, object] = {}
+
+    def enroll_on_a() -> None:
+        try:
+            answers["a"] = a.enroll("t1", "box-01", "h-a", now)
+        except Exception as exc:  # what the API would have answered 500 for
+            answers["a"] = exc
+
+    with b.tx() as c:  # B's enroll, inserted and not yet committed
+        c.execute("INSERT INTO appliances(id, credential_hash, enrolled_at) VALUES (?, ?, ?)", ("box-01", "h-b", now))
+        racer = threading.Thread(target=enroll_on_a)
+        racer.start()
+        time.sleep(0.5)  # A looks now: PostgreSQL shows it no row; SQLite makes it wait for B
+    racer.join(10)
+    assert answers == {"a": "exists"}
+    assert a.appliance_for_credential("h-b") == "box-01" and a.appliance_for_credential("h-a") is None
+    assert a.enroll("t1", "box-02", "h-2", now) == "ok"  # t1 was not spent by the lost race

@@ -14,6 +14,10 @@ from .base import StoreBase, loads
 from .jobs import count_open_jobs
 
 
+class _EnrolledMeanwhile(Exception):
+    """The appliance id was taken by another enroll between our look and our insert."""
+
+
 class Fleet(StoreBase):
     # -- API keys ---------------------------------------------------------------------------
     def add_api_key(self, key_id: str, name: str, key_hash: str, now: float) -> None:
@@ -39,16 +43,22 @@ class Fleet(StoreBase):
     def enroll(self, token_hash: str, appliance_id: str, credential_hash: str, now: float) -> str:
         """Consume the token and register the appliance in one transaction. Returns
         ``"ok"``, ``"bad_token"`` (unknown, used or expired) or ``"exists"``."""
-        with self.tx() as c:
-            if c.execute("SELECT 1 FROM appliances WHERE id = ?", (appliance_id,)).fetchone():
-                return "exists"
-            took = c.execute("UPDATE enroll_tokens SET used_at = ?, appliance_id = ? WHERE hash = ? AND used_at IS NULL"
-                             " AND expires_at > ?", (now, appliance_id, token_hash, now)).rowcount
-            if took != 1:
-                return "bad_token"
-            c.execute("INSERT INTO appliances(id, credential_hash, enrolled_at) VALUES (?, ?, ?)",
-                      (appliance_id, credential_hash, now))
-            return "ok"
+        try:
+            with self.tx() as c:
+                if c.execute("SELECT 1 FROM appliances WHERE id = ?", (appliance_id,)).fetchone():
+                    return "exists"
+                took = c.execute("UPDATE enroll_tokens SET used_at = ?, appliance_id = ? WHERE hash = ? AND used_at IS NULL"
+                                 " AND expires_at > ?", (now, appliance_id, token_hash, now)).rowcount
+                if took != 1:
+                    return "bad_token"
+                if c.execute("INSERT INTO appliances(id, credential_hash, enrolled_at) VALUES (?, ?, ?)"
+                             " ON CONFLICT(id) DO NOTHING", (appliance_id, credential_hash, now)).rowcount != 1:
+                    # Another controller enrolled this id after our look (PostgreSQL reads
+                    # committed rows only): roll back, so our token stays unused.
+                    raise _EnrolledMeanwhile
+                return "ok"
+        except _EnrolledMeanwhile:
+            return "exists"
 
     def appliance_for_credential(self, credential_hash: str) -> str | None:
         row = self._one("SELECT id FROM appliances WHERE credential_hash = ?", (credential_hash,))
