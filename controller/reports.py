@@ -64,64 +64,87 @@ class Reports:
     # -- results ----------------------------------------------------------------------------
     def ingest_results(self, appliance_id: str, items: Sequence[dict[str, Any]], now: float) -> list[dict[str, Any]]:
         """Store a batch of the appliance's results, deduplicated, in one transaction; a new
-        final result moves its contact on. Returns the new rows."""
+        final result moves its contact on. Returns the new rows.
+
+        Set-based, a handful of statements a batch whatever its size (each is a round trip
+        on PostgreSQL): its jobs read at once, its rows inserted at once, then the jobs'
+        states, the promises, the contacts' moves and the webhook deliveries — the same
+        rows and moves as taking the results one by one in their order."""
         s = self.store
-        new: list[dict[str, Any]] = []
         hooks = s.webhooks_for("result")
         with s.tx() as c:
+            jobs = s.jobs_for_results(c, [str(body.get("job_id") or "") for body in items])
+            rows = []
             for body in items:
                 job_id = str(body.get("job_id") or "")
-                job = s.job_for_result(c, job_id)
+                job = jobs.get(job_id)
                 final = bool(body.get("final"))
                 outcome = str(body.get("outcome") or "unknown")
                 at = body.pop("_at", now)
                 kind = body.get("kind") or (job["kind"] if job else None)
-                row = {"dedupe": f"{job_id}|{body.get('attempt')}|{int(final)}", "appliance_id": appliance_id,
-                       "app_seq": body.get("seq"), "job_id": job_id or None,
-                       "campaign_id": job["campaign_id"] if job else None, "contact_id": job["contact_id"] if job else None,
-                       "external_id": job["external_id"] if job else None,
-                       "kind": kind, "callee": body.get("callee"), "outcome": outcome, "reason": body.get("reason"),
-                       "final": int(final), "number_shown": body.get("number_shown"),
-                       "counts_as_attempt": int(kind == "call" and outcome not in NOT_PLACED), "at": at,
-                       "body": json.dumps(body)}
-                seq = s.insert_result(c, row)
+                rows.append({"dedupe": f"{job_id}|{body.get('attempt')}|{int(final)}", "appliance_id": appliance_id,
+                             "app_seq": body.get("seq"), "job_id": job_id or None,
+                             "campaign_id": job["campaign_id"] if job else None, "contact_id": job["contact_id"] if job else None,
+                             "external_id": job["external_id"] if job else None,
+                             "kind": kind, "callee": body.get("callee"), "outcome": outcome, "reason": body.get("reason"),
+                             "final": int(final), "number_shown": body.get("number_shown"),
+                             "counts_as_attempt": int(kind == "call" and outcome not in NOT_PLACED), "at": at,
+                             "body": json.dumps(body)})
+            new: list[dict[str, Any]] = []
+            done: set[str] = set()
+            started: set[str] = set()
+            finals: list[tuple[Any, str, date | None]] = []
+            for body, row, seq in zip(items, rows, s.insert_results(c, rows), strict=True):
                 if seq is None:
                     continue
                 row["seq"] = seq
                 new.append(row)
-                if job is not None:
-                    s.job_reported(c, job_id, final, now)
-                    promise = None
-                    if isinstance(body.get("voicebot"), dict):  # the job's spec is read only then: a hot path
-                        promise = cp.valid_promise(body, json.loads(job["spec"]) if job["spec"] else None)
-                    if promise is not None:
-                        s.set_promise_date(c, job["contact_id"], promise.isoformat(), now)
-                    if final:
-                        self._advance(c, job, outcome, promise)
-                s.enqueue(c, hooks, "result", result_event(row), now)
+                job = jobs.get(row["job_id"] or "")
+                if job is None:
+                    continue
+                (done if row["final"] else started).add(job["id"])
+                promise = None
+                if isinstance(body.get("voicebot"), dict):  # the job's spec is read only then: a hot path
+                    promise = cp.valid_promise(body, json.loads(job["spec"]) if job["spec"] else None)
+                if promise is not None:
+                    s.set_promise_date(c, job["contact_id"], promise.isoformat(), now)
+                if row["final"]:
+                    finals.append((job, row["outcome"], promise))
+            s.jobs_reported(c, done, started - done, now)  # a final result ends its job whatever came before
+            self._advance(c, finals)
+            s.enqueue_all(c, hooks, "result", [result_event(row) for row in new], now)
         return new
 
-    def _advance(self, c: sqlite3.Connection, job: sqlite3.Row, outcome: str, promise: date | None = None) -> None:
-        """In the result's transaction: move the job's contact after its final result (a
-        promise to pay: per the step's ``after_promise``)."""
-        contact = self.store.contact_in_tx(c, job["contact_id"])
-        campaign = self.store.campaign_in_tx(c, job["campaign_id"])
-        if contact is None or campaign is None or contact["state"] != "in_flight":
+    def _advance(self, c: sqlite3.Connection, finals: Sequence[tuple[Any, str, date | None]]) -> None:
+        """In the results' transaction: move the contacts of the batch's new final results
+        (job, outcome, promise to pay) in their order (a promise: per the step's
+        ``after_promise``). A contact moves once: the first of its jobs' results that is its
+        current job's takes it out of flight, and the others find it moved on."""
+        if not finals:
             return
-        if job["id"] != cp.job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]):
-            return  # a late result of an older job: recorded, but the contact has moved on
-        now = self.clock()
-        over = None
-        if promise is not None:
-            spec = json.loads(job["spec"]) if job["spec"] else {}
-            at = datetime.fromtimestamp(now, UTC)
-            zone = rules.resolve_zones(rules.Request(rules.JobKind.CALL, str(spec.get("callee") or ""), at,
-                                                     contact.get("time_zone")))[0]
-            over = rules.promise_over_at(promise, zone, cp.parse_rules(campaign["rules"]).hours).timestamp()
-        m = cp.after_result(contact, self._steps(campaign), outcome,
-                            cancelled=campaign["state"] == cp.CampaignState.CANCELLED.value, now=now, promise_over=over)
-        self.store.advance_contact(c, contact["id"], campaign["id"], state=m.state, step=m.step, n=m.n, gen=m.gen,
-                                   next_at=m.next_at, outcome=m.outcome, now=now)
+        contacts = self.store.contacts_in_tx(c, [job["contact_id"] for job, _, _ in finals])
+        campaigns = self.store.campaigns_in_tx(c, [job["campaign_id"] for job, _, _ in finals])
+        moves = []
+        for job, outcome, promise in finals:
+            contact, campaign = contacts.get(job["contact_id"]), campaigns.get(job["campaign_id"])
+            if contact is None or campaign is None or contact["state"] != "in_flight":
+                continue
+            if job["id"] != cp.job_id(campaign["id"], contact["id"], contact["step"], contact["n"], contact["gen"]):
+                continue  # a late result of an older job: recorded, but the contact has moved on
+            now = self.clock()
+            over = None
+            if promise is not None:
+                spec = json.loads(job["spec"]) if job["spec"] else {}
+                at = datetime.fromtimestamp(now, UTC)
+                zone = rules.resolve_zones(rules.Request(rules.JobKind.CALL, str(spec.get("callee") or ""), at,
+                                                         contact.get("time_zone")))[0]
+                over = rules.promise_over_at(promise, zone, cp.parse_rules(campaign["rules"]).hours).timestamp()
+            m = cp.after_result(contact, self._steps(campaign), outcome,
+                                cancelled=campaign["state"] == cp.CampaignState.CANCELLED.value, now=now, promise_over=over)
+            contact["state"] = m.state  # out of flight: a later result of the batch finds it moved on
+            moves.append({"contact_id": contact["id"], "campaign_id": campaign["id"], "state": m.state, "step": m.step,
+                          "n": m.n, "gen": m.gen, "next_at": m.next_at, "outcome": m.outcome})
+        self.store.advance_contacts(c, moves, self.clock())
 
     def record_refusal(self, contact: dict[str, Any], job: dict[str, Any], reason: str, detail: str,
                        next_at: float | None, now: float) -> dict[str, Any]:

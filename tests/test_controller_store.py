@@ -90,6 +90,69 @@ def test_results_dedupe_by_appliance_seq_and_by_job_attempt_final(open_store):
     assert [r["contact_id"] for r in rows] == [None, None]  # results of unknown jobs are kept, but move no contact
 
 
+def _ingest_scene(s: Store) -> list[dict]:
+    """Six contacts leased their first call (a two-step campaign that retries busy once),
+    and a results batch of the appliance's: new finals of several kinds, a non-final then
+    its final, a repeat by seq, a second final of one attempt, results of unknown jobs (one
+    with no job id), a late result of an older attempt, a promise to pay."""
+    s.create_campaign("c1", "c1", [{"kind": "call", "attempts": 2, "retry_after_seconds": 60}, {"kind": "call"}], {}, 0.0)
+    s.upsert_contacts("c1", [ContactRow(f"x{i}", (f"+4860010020{i}",)) for i in range(1, 7)], 0.0)
+    for i in range(1, 7):
+        assert s.claim_and_lease(i, {**job(jid=f"c1.{i}.0.0"), "callee": f"+4860010020{i}"}, "box", "b1", deadline=100.0, now=1.0)
+    s.add_webhook("w1", "http://crm.example/hook", "secret", ["result"], 0.0)
+
+    def r(seq, contact, outcome, final=True, attempt=1, **kw):
+        return {"seq": seq, "job_id": f"c1.{contact}.0.0", "kind": "call", "callee": f"+4860010020{contact}", "attempt": attempt,
+                "outcome": outcome, "final": final, "_at": 2.0, **kw}
+
+    promise = {"identity": "confirmed", "promise_date": "2026-03-15", "callback_requested": False}
+    return [r(1, 1, "busy"),                                     # retried: waiting, n 1
+            r(2, 2, "ringing", final=False), r(3, 2, "answered_human"),  # started, then done
+            r(1, 1, "busy"),                                     # a repeat of seq 1
+            r(4, 3, "no_answer"), r(5, 3, "busy"),                # a second final of attempt 1: dropped
+            r(6, 4, "answered_human", voicebot=promise),         # a promise: done, its date kept
+            {"seq": 7, "job_id": "nope.9.0.0", "kind": "sms", "outcome": "delivered", "final": True},
+            {"seq": 8, "outcome": "unknown", "final": True},
+            r(9, 5, "network_error", final=False),               # open: started, still in flight
+            r(10, 1, "busy", attempt=0),                          # an older attempt's late final: kept, moves nothing
+            r(11, 6, "failed")]
+
+
+def _ingest_outcome(s: Store) -> dict:
+    def rows(sql):
+        return [{k: v for k, v in r.items() if k not in ("id", "updated_at")} for r in s._all(sql)]
+
+    return {"results": s.results_after(0, 100), "contacts": rows("SELECT * FROM contacts ORDER BY id"),
+            "jobs": rows("SELECT * FROM jobs ORDER BY id"), "counts": s.campaign_counts("c1"),
+            "deliveries": rows("SELECT webhook_id, event, payload, state, next_at FROM deliveries ORDER BY id")}
+
+
+def test_a_results_batch_gives_what_one_by_one_ingest_gives(open_store, store_backend, request, tmp_path):
+    """ingest_results takes a batch set-based (a statement per batch, not per result): the
+    rows, contacts, jobs, counts and webhook deliveries are those of the same results sent
+    one message each, in order."""
+    one = open_store()
+    with contextlib.ExitStack() as stack:
+        url = (str(tmp_path / "batch.db") if store_backend == "sqlite"
+               else stack.enter_context(request.getfixturevalue("pg_server").database()))
+        batch = Store(url)
+        stack.callback(batch.close)
+        new_one = []
+        for item in _ingest_scene(one):
+            new_one += Reports(one, lambda: 3.0).ingest_results("box", [item], 3.0)
+        new_batch = Reports(batch, lambda: 3.0).ingest_results("box", _ingest_scene(batch), 3.0)
+        assert new_batch == new_one
+        assert [r["app_seq"] for r in new_batch] == [1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+        got, want = _ingest_outcome(batch), _ingest_outcome(one)
+        assert got == want
+        assert [(c["state"], c["step"], c["n"], c["promise_date"]) for c in got["contacts"]] == [
+            ("waiting", 0, 1, None), ("done", 0, 0, None), ("waiting", 0, 1, None), ("done", 0, 0, "2026-03-15"),
+            ("in_flight", 0, 0, None), ("waiting", 0, 1, None)]
+        assert got["counts"] == {"waiting": 3, "in_flight": 1, "done": 2, "total": 6}
+        assert [j["state"] for j in got["jobs"]] == ["done", "done", "done", "done", "started", "done"]
+        assert len(got["deliveries"]) == 10
+
+
 def test_enroll_token_is_consumed_once_and_expires(open_store):
     s = open_store()
     s.add_enroll_token("h1", expires_at=100.0, now=0.0)

@@ -31,8 +31,15 @@ from .backend import POSTGRESQL, SQLITE, Dialect, PgConnection, is_postgresql, l
 from .schema import migrate, migrate_pg
 
 #: Chunk size of multi-row statements: SQLite's default SQLITE_MAX_VARIABLE_NUMBER is
-#: 32,766 since 3.32; 500 rows x 14 columns stays far below it.
+#: 32,766 since 3.32; 500 rows x 16 columns (a result's) stays far below it.
 CHUNK = 500
+
+
+def in_chunks(items: Sequence[Any]) -> Iterator[tuple[Sequence[Any], str]]:
+    """``items`` in parts of ``CHUNK``, each with its placeholders (``?,?,…``) for ``IN (…)``."""
+    for i in range(0, len(items), CHUNK):
+        part = items[i:i + CHUNK]
+        yield part, ",".join("?" * len(part))
 
 
 class StoreError(RuntimeError):
@@ -120,11 +127,15 @@ class StoreBase:
         """Keep ``campaign_counts`` in step with contacts moving between states."""
         if from_state == to_state or n == 0:
             return
-        for state, delta in ((from_state, -n), (to_state, n)):
-            if state is not None:
-                c.execute("INSERT INTO campaign_counts(campaign_id, state, n) VALUES (?, ?, ?)"
-                          " ON CONFLICT(campaign_id, state) DO UPDATE SET n = campaign_counts.n + excluded.n",
-                          (campaign_id, state, delta))
+        StoreBase._count(c, {(campaign_id, state): delta for state, delta in ((from_state, -n), (to_state, n)) if state is not None})
+
+    @staticmethod
+    def _count(c: sqlite3.Connection, deltas: dict[tuple[str, str], int]) -> None:
+        """Add ``deltas`` (by campaign and state) to ``campaign_counts``, in key order."""
+        rows = [(campaign_id, state, n) for (campaign_id, state), n in sorted(deltas.items()) if n]
+        if rows:
+            c.executemany("INSERT INTO campaign_counts(campaign_id, state, n) VALUES (?, ?, ?)"
+                          " ON CONFLICT(campaign_id, state) DO UPDATE SET n = campaign_counts.n + excluded.n", rows)
 
     def recount(self, campaign_id: str) -> None:
         """Rebuild a campaign's counts from the contacts (after bulk changes, or repair)."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from ..contacts import ContactRow
 from .backend import INTEGRITY_ERRORS, POSTGRESQL, PgConnection, notify
-from .base import CHUNK, Conflict, StoreBase, encode
+from .base import Conflict, StoreBase, encode, in_chunks
 
 
 _CONTACT_COLUMNS: Final = ("campaign_id, external_id, name, case_ref, amount, currency, due_date, time_zone, language, phones,"
@@ -102,9 +102,8 @@ class Campaigns(StoreBase):
             else:
                 known = 0
                 ids = [r.external_id for r in rows]
-                for i in range(0, len(ids), CHUNK):
-                    part = ids[i:i + CHUNK]
-                    known += c.execute(f"SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND external_id IN ({','.join('?' * len(part))})",
+                for part, marks in in_chunks(ids):
+                    known += c.execute(f"SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND external_id IN ({marks})",
                                        (campaign_id, *part)).fetchone()[0]
                 c.executemany(f"INSERT INTO contacts({_CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?)"
                               f" {_CONTACT_UPSERT}",
@@ -190,26 +189,54 @@ class Campaigns(StoreBase):
                      (state, step, n, gen, next_at, outcome, now, contact_id)).rowcount == 1:
             cls._move(c, campaign_id, "in_flight", state)
 
+    @classmethod
+    def advance_contacts(cls, c: sqlite3.Connection, moves: Sequence[Mapping[str, Any]], now: float) -> None:
+        """Move in-flight contacts' cursors after a results batch (in its transaction), each
+        ``moves`` item the ``advance_contact`` arguments by name (``contact_id``,
+        ``campaign_id``, ``state``, ``step``, ``n``, ``gen``, ``next_at``, ``outcome``), at
+        most one a contact: one ``executemany`` and one count update per campaign and
+        state. The contacts were read in this transaction by ``contacts_in_tx`` (locked,
+        in flight), so each update finds its row."""
+        if not moves:
+            return
+        c.executemany("UPDATE contacts SET state = ?, step = ?, n = ?, gen = ?, next_at = ?, outcome = COALESCE(?, outcome),"
+                      " updated_at = ? WHERE id = ? AND state = 'in_flight'",
+                      [(m["state"], m["step"], m["n"], m["gen"], m["next_at"], m["outcome"], now, m["contact_id"]) for m in moves])
+        deltas: dict[tuple[str, str], int] = {}
+        for m in moves:
+            if m["state"] != "in_flight":
+                for key, d in (((m["campaign_id"], "in_flight"), -1), ((m["campaign_id"], m["state"]), 1)):
+                    deltas[key] = deltas.get(key, 0) + d
+        cls._count(c, deltas)
+
     @staticmethod
     def set_promise_date(c: sqlite3.Connection, contact_id: int, promise_date: str, now: float) -> None:
         """The contact promised to pay by ``promise_date`` (ISO date; in the result's transaction)."""
         c.execute("UPDATE contacts SET promise_date = ?, updated_at = ? WHERE id = ?", (promise_date, now, contact_id))
 
-    @staticmethod
-    def contact_in_tx(c: sqlite3.Connection, contact_id: int) -> dict[str, Any] | None:
-        row = c.execute("SELECT * FROM contacts WHERE id = ?", (contact_id,)).fetchone()
-        if row is None:
-            return None
-        d = dict(row)
-        d["phones"] = json.loads(d["phones"])
-        return d
+    def contacts_in_tx(self, c: sqlite3.Connection, contact_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Contacts by id (in the caller's transaction, one query per ``CHUNK`` ids), their
+        rows locked until it ends (PostgreSQL's ``FOR UPDATE``, taken in id order; SQLite's
+        ``BEGIN IMMEDIATE`` holds the whole database): what is read here is what
+        ``advance_contacts`` updates."""
+        ids = sorted(set(contact_ids))
+        found: dict[int, dict[str, Any]] = {}
+        for part, marks in in_chunks(ids):
+            for row in c.execute(f"SELECT * FROM contacts WHERE id IN ({marks}) ORDER BY id"
+                                 + self.dialect.for_update, part):
+                d = dict(row)
+                d["phones"] = json.loads(d["phones"])
+                found[d["id"]] = d
+        return found
 
     @staticmethod
-    def campaign_in_tx(c: sqlite3.Connection, campaign_id: str) -> dict[str, Any] | None:
-        row = c.execute("SELECT * FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
-        if row is None:
-            return None
-        d = dict(row)
-        d["strategy"], d["rules"] = json.loads(d["strategy"]), json.loads(d["rules"])
-        return d
-
+    def campaigns_in_tx(c: sqlite3.Connection, campaign_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Campaigns by id (in the caller's transaction), strategy and rules parsed."""
+        ids = sorted(set(campaign_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for part, marks in in_chunks(ids):
+            for row in c.execute(f"SELECT * FROM campaigns WHERE id IN ({marks})", part):
+                d = dict(row)
+                d["strategy"], d["rules"] = json.loads(d["strategy"]), json.loads(d["rules"])
+                found[d["id"]] = d
+        return found

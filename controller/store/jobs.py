@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from .backend import POSTGRESQL
-from .base import StoreBase
+from .base import StoreBase, in_chunks
 
 
 def count_open_jobs(conn: sqlite3.Connection, appliance_id: str) -> int:
@@ -96,10 +96,14 @@ class Jobs(StoreBase):
                              (appliance_id, batch_id, deadline, json.dumps(spec), now, job_id, now)).rowcount == 1
 
     @staticmethod
-    def job_reported(c: sqlite3.Connection, job_id: str, final: bool, now: float) -> None:
-        """A result of the job came back (in the caller's transaction): done, or started."""
-        c.execute("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state IN ('leased', 'accepted', 'started')",
-                  ("done" if final else "started", now, job_id))
+    def jobs_reported(c: sqlite3.Connection, done: Collection[str], started: Collection[str], now: float) -> None:
+        """Results of these jobs came back (in the caller's transaction): a final one of each
+        of ``done``, others only of ``started``; an open job becomes done or started (one
+        statement per state and ``CHUNK`` ids)."""
+        for state, ids in (("done", sorted(done)), ("started", sorted(started))):
+            for part, marks in in_chunks(ids):
+                c.execute(f"UPDATE jobs SET state = ?, updated_at = ? WHERE id IN ({marks})"
+                          " AND state IN ('leased', 'accepted', 'started')", (state, now, *part))
 
     @staticmethod
     def accept_jobs(c: sqlite3.Connection, appliance_id: str, job_ids: Iterable[str], now: float) -> None:

@@ -2,7 +2,8 @@
 check first), read back by cursor, matched to the contact that was shown a number, and
 the history the contact rules read.
 
-Hot path (a results batch from an appliance, one transaction): raw SQL. The writes run in
+Hot path (a results batch from an appliance, one transaction): raw SQL, a statement per
+batch (not per result: each is a round trip on PostgreSQL). The writes run in
 the caller's transaction (``controller/reports.py`` opens it): which rows to write and what
 follows from them is decided there.
 """
@@ -10,10 +11,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 from ..campaigns import voicebot_outcome
-from .base import StoreBase
+from .base import StoreBase, in_chunks
+
+_RESULT_COLUMNS: Final = ("dedupe", "appliance_id", "app_seq", "job_id", "campaign_id", "contact_id", "external_id", "kind",
+                          "callee", "outcome", "reason", "final", "number_shown", "counts_as_attempt", "at", "body")
+_RESULT_MARKS: Final = f"({', '.join('?' * len(_RESULT_COLUMNS))})"
 
 
 class Results(StoreBase):
@@ -29,23 +35,47 @@ class Results(StoreBase):
         return r
 
     @staticmethod
-    def job_for_result(c: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
-        """The job a result names (in the caller's transaction) with its contact's
-        ``external_id`` (one primary-key join: the CRM's key travels with the result), or
-        None: a result of an unknown job is kept all the same."""
-        return c.execute("SELECT j.id, j.campaign_id, j.contact_id, j.kind, j.spec, j.state, ct.external_id FROM jobs j"
-                         " LEFT JOIN contacts ct ON ct.id = j.contact_id WHERE j.id = ?", (job_id,)).fetchone()
+    def jobs_for_results(c: sqlite3.Connection, job_ids: Iterable[str]) -> dict[str, sqlite3.Row]:
+        """The jobs a batch of results names (in the caller's transaction), each with its
+        contact's ``external_id`` (a primary-key join: the CRM's key travels with the
+        result), by id, in one query per ``CHUNK`` ids; an unknown id is left out (its
+        result is kept all the same)."""
+        ids = sorted({j for j in job_ids if j})
+        found: dict[str, sqlite3.Row] = {}
+        for part, marks in in_chunks(ids):
+            for r in c.execute("SELECT j.id, j.campaign_id, j.contact_id, j.kind, j.spec, j.state, ct.external_id FROM jobs j"
+                               f" LEFT JOIN contacts ct ON ct.id = j.contact_id WHERE j.id IN ({marks})", part):
+                found[r["id"]] = r
+        return found
 
     @staticmethod
     def insert_result(c: sqlite3.Connection, row: dict[str, Any]) -> int | None:
         """Store a result row (the ``results`` columns but ``seq``) in the caller's
         transaction; its ``seq``, or None when a unique key says it is stored already."""
-        cur = c.execute("INSERT INTO results(dedupe, appliance_id, app_seq, job_id, campaign_id, contact_id, external_id,"
-                        " kind, callee, outcome, reason, final, number_shown, counts_as_attempt, at, body)"
-                        " VALUES (:dedupe, :appliance_id, :app_seq, :job_id, :campaign_id, :contact_id, :external_id,"
-                        " :kind, :callee, :outcome, :reason, :final, :number_shown, :counts_as_attempt, :at, :body)"
-                        " ON CONFLICT DO NOTHING RETURNING seq", row).fetchone()
-        return int(cur[0]) if cur is not None else None
+        return Results.insert_results(c, [row])[0]
+
+    @staticmethod
+    def insert_results(c: sqlite3.Connection, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+        """Store result rows (the ``results`` columns but ``seq``) in the caller's
+        transaction, one multi-row ``INSERT … ON CONFLICT DO NOTHING`` per ``CHUNK`` rows;
+        each row's ``seq``, or None when a unique key says it is stored already. Rows are
+        inserted in order, so of two in one batch that share a key the first is stored, as
+        one statement per row would. A stored row is told by its ``dedupe`` (unique) and
+        ``app_seq`` (a row whose dedupe another row of the batch took, but which was itself
+        refused by its ``(appliance_id, app_seq)``, is not taken for it)."""
+        seqs: list[int | None] = []
+        for part, _ in in_chunks(rows):
+            stored = {r[1]: (int(r[0]), r[2]) for r in c.execute(
+                f"INSERT INTO results({', '.join(_RESULT_COLUMNS)}) VALUES {', '.join([_RESULT_MARKS] * len(part))}"
+                " ON CONFLICT DO NOTHING RETURNING seq, dedupe, app_seq", [r[k] for r in part for k in _RESULT_COLUMNS])}
+            for r in part:
+                hit = stored.get(r["dedupe"])
+                if hit is not None and str(hit[1]) == str(r["app_seq"]):  # str: SQLite may store "5" as 5
+                    del stored[r["dedupe"]]
+                    seqs.append(hit[0])
+                else:
+                    seqs.append(None)
+        return seqs
 
     def results_after(self, after: int, limit: int, campaign_id: str | None = None) -> list[dict[str, Any]]:
         if campaign_id is None:

@@ -47,10 +47,19 @@ class Webhooks(StoreBase):
     @staticmethod
     def enqueue(c: sqlite3.Connection, hooks: list[str], event: str, payload: dict[str, Any], now: float) -> None:
         """A delivery of ``payload`` to each of ``hooks``, due now (in the caller's transaction)."""
-        if hooks:
-            data = json.dumps(payload, ensure_ascii=False)
+        Webhooks.enqueue_all(c, hooks, event, [payload], now)
+
+    @staticmethod
+    def enqueue_all(c: sqlite3.Connection, hooks: list[str], event: str, payloads: Sequence[dict[str, Any]], now: float) -> None:
+        """A delivery of each of ``payloads``, in order, to each of ``hooks``, due now (in the
+        caller's transaction; one ``executemany``)."""
+        if hooks and payloads:
+            rows = []
+            for payload in payloads:
+                data = json.dumps(payload, ensure_ascii=False)
+                rows += [(h, event, data, now, now, now) for h in hooks]
             c.executemany("INSERT INTO deliveries(webhook_id, event, payload, state, next_at, created_at, updated_at)"
-                          " VALUES (?, ?, ?, 'pending', ?, ?, ?)", [(h, event, data, now, now, now) for h in hooks])
+                          " VALUES (?, ?, ?, 'pending', ?, ?, ?)", rows)
 
     def due_deliveries(self, now: float, limit: int) -> list[dict[str, Any]]:
         return self._all("SELECT d.*, w.url, w.secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id"
