@@ -55,7 +55,10 @@ async def test_vanish_armed_for_the_conversation_drops_the_answered_call(emu: Em
         status, _ = await _post(http, emu.control_url, {"modem": "emu001", "fault": "vanish", "seconds": 5,
                                                         "phase": "active"})
         assert status == 202
-        assert await host.command("ATD" + HUMAN + ";") == ["OK"]
+        try:
+            assert await host.command("ATD" + HUMAN + ";", timeout=2) == ["OK"]
+        except (TimeoutError, OSError):
+            pass  # FAST timing: the call may be up, and the port gone, before the host read its OK
         with pytest.raises((TimeoutError, OSError)):
             await host.command("AT", timeout=0.3)  # the port hung up under the host
     host.close()
