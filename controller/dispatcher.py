@@ -13,9 +13,10 @@ One ``tick``:
 2. due contacts of running campaigns get their next job built from the strategy, are
    checked against the contact rules (a refusal becomes a ``refused_by_policy`` result
    with its reason and re-plans the contact at the rule's ``retry_at``), and are
-   claimed and leased atomically (``Store.claim_and_lease``), the rules checked inside
-   the claim's transaction on the counts the database holds then, so they hold across
-   controllers sharing one database. A contact that cannot make the job its step asks
+   claimed and leased atomically in rounds of up to ``CLAIM_ROUND`` contacts
+   (``Store.claim_round``: one transaction, a handful of statements), the rules checked
+   inside the round's transaction on the counts the database holds then, so they hold
+   across controllers sharing one database. A contact that cannot make the job its step asks
    for (a voicebot step without the contact's amount, say: ``campaigns.ContactDataError``)
    is refused for good with reason ``unusable_contact_data`` naming the field, instead of
    sending a job the appliance would reject;
@@ -43,7 +44,8 @@ from . import planner, rules
 from .campaigns import job_id
 from .faults import fault
 from .reports import Reports
-from .store import Store
+from .store import CHUNK, Store
+from .store.jobs import Lease, RuleAsk, RuleCounts
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,9 @@ DEFAULT_LEASE_SECONDS: Final = 300.0
 DEFAULT_STRANDED_AFTER: Final = 900.0
 #: Contacts looked at per tick beyond the free slots (refusals do not use a slot).
 SCAN_FACTOR: Final = 4
+#: Contacts one claim round holds (``Store.claim_round``, one transaction): the store's
+#: ``CHUNK``, so each of its statements takes the round's ids in one ``IN (…)``.
+CLAIM_ROUND: Final = CHUNK
 #: A job its appliance holds and has not started (waiting for a SIM's cap or pause, say)
 #: gets its lease renewed, under the same id, when a third of the lease is left ...
 RENEW_WHEN_LEFT: Final = 1 / 3
@@ -117,14 +122,6 @@ def _promise_date(contact: dict[str, Any]) -> date | None:
         return None
 
 
-class _Refused(Exception):
-    """The contact rules refused a job inside its claim's transaction (rolled back)."""
-
-    def __init__(self, decision: rules.Decision) -> None:
-        super().__init__(decision.reason)
-        self.decision = decision
-
-
 class Dispatcher:
     """Plans and leases jobs; a refusal is written through ``reports`` (the result and the
     contact's new due time in one transaction)."""
@@ -143,24 +140,86 @@ class Dispatcher:
         self.dispatched = 0
 
     # -- planning ----------------------------------------------------------------------------
-    def _rule_history(self, contact: dict[str, Any], callee: str, settings: rules.Settings, now: float) -> rules.History:
-        day0 = rules.day_start_utc(_utc(now), contact.get("time_zone"), callee).timestamp()
-        h = self.store.contact_history_counts(contact["id"], callee, now - settings.attempt_window.total_seconds(), day0)
-        return rules.History(opted_out=h["opted_out"], recent_attempts=[_utc(t) for t in h["attempts"]],
-                             last_conversation=_utc(h["last_conversation"]) if h["last_conversation"] else None,
-                             attempts_today=h["attempts_today"], promise_date=_promise_date(contact))
+    def _rule_ask(self, contact: dict[str, Any], job: dict[str, Any], settings: rules.Settings, now: float) -> RuleAsk:
+        day0 = rules.day_start_utc(_utc(now), contact.get("time_zone"), job["callee"]).timestamp()
+        return RuleAsk(contact["id"], job["callee"], now - settings.attempt_window.total_seconds(), day0)
 
-    def _rules_check(self, contact: dict[str, Any], job: dict[str, Any], settings: rules.Settings,
-                     now: float) -> Callable[[], None]:
-        """The contact rules for ``job``, to run inside the claim's transaction: the counts
-        they read (attempts, today's calls to the number, opt-out) are the database's as
-        of the lease, whichever controller wrote them. A refusal raises ``_Refused``."""
-        def check() -> None:
-            decision = rules.check(rules.Request(rules.JobKind(job["kind"]), job["callee"], _utc(now), contact.get("time_zone")),
-                                   settings, self._rule_history(contact, job["callee"], settings, now))
-            if not decision.allowed:
-                raise _Refused(decision)
-        return check
+    @staticmethod
+    def _decide(contact: dict[str, Any], job: dict[str, Any], settings: rules.Settings, counts: RuleCounts,
+                now: float) -> rules.Decision:
+        history = rules.History(opted_out=counts.opted_out, recent_attempts=[_utc(t) for t in counts.attempts],
+                                last_conversation=_utc(counts.last_conversation) if counts.last_conversation else None,
+                                attempts_today=counts.attempts_today, promise_date=_promise_date(contact))
+        return rules.check(rules.Request(rules.JobKind(job["kind"]), job["callee"], _utc(now), contact.get("time_zone")),
+                           settings, history)
+
+    def _plan(self, now: float, slots: list[planner.Slot], batch_for: Callable[[str], str],
+              batches: dict[str, list[dict[str, Any]]]) -> tuple[int, int]:
+        """Due contacts into leased jobs, round by round (``Store.claim_round``: up to
+        ``CLAIM_ROUND`` contacts in one transaction), until the slots are full, the due
+        contacts run out or ``SCAN_FACTOR`` x the free slots were looked at. The contact
+        rules are checked inside each round on the counts the database holds then, so they
+        hold across controllers sharing one database. Refusals are written after their
+        round (``Reports.record_refusal``: the result and the contact's new due time).
+        Returns (leased, refused)."""
+        by_id = {s.appliance_id: s for s in slots}
+        free = planner.total_free(slots)
+        campaigns: dict[str, tuple[dict[str, Any], tuple[cp.Step, ...], rules.Settings] | None] = {}
+        planned = refused = looked = 0
+        while planned < free and looked < free * SCAN_FACTOR:
+            want = free - planned
+            refusals: list[tuple[dict[str, Any], dict[str, Any], str, str, float | None]] = []
+            full = False
+            with self.store.claim_round(now, min(CLAIM_ROUND, want * SCAN_FACTOR)) as rnd:
+                if not rnd.contacts:
+                    break
+                looked += len(rnd.contacts)
+                pending: list[tuple[dict[str, Any], dict[str, Any], rules.Settings, str]] = []
+                for contact in rnd.contacts:
+                    if len(pending) >= want:
+                        break
+                    cid = contact["campaign_id"]
+                    if cid not in campaigns:
+                        camp = self.store.get_campaign(cid)
+                        campaigns[cid] = None if camp is None else (camp, cp.parse_strategy(camp["strategy"]),
+                                                                    cp.parse_rules(camp["rules"]))
+                    if (known := campaigns[cid]) is None:
+                        continue
+                    camp, steps, settings = known
+                    deadline = now + self.lease_seconds
+                    try:
+                        job = build_job(contact, camp, steps, deadline, self.operator_prefixes, now=now)
+                    except cp.ContactDataError as exc:
+                        refusals.append((contact, job_head(contact, camp, steps), rules.Reason.UNUSABLE_CONTACT_DATA.value,
+                                         f"strategy[{contact['step']}] cannot run for this contact: {exc.field}: {exc.reason}",
+                                         None))
+                        continue
+                    target_id = planner.assign([(job.get("hints") or {}).get("operator")], slots)[0]
+                    if target_id is None:
+                        full = True
+                        break
+                    pending.append((contact, job, settings, target_id))
+                counts = rnd.rule_counts([self._rule_ask(contact, job, settings, now) for contact, job, settings, _ in pending])
+                leases = []
+                for (contact, job, settings, target_id), got in zip(pending, counts, strict=True):
+                    decision = self._decide(contact, job, settings, got, now)
+                    if not decision.allowed:
+                        by_id[target_id].open_jobs -= 1
+                        assert decision.reason is not None
+                        refusals.append((contact, job, decision.reason.value, decision.detail,
+                                         decision.retry_at.timestamp() if decision.retry_at else None))
+                        continue
+                    leases.append(Lease(contact["id"], contact["campaign_id"], job, target_id, batch_for(target_id), job["deadline"]))
+                rnd.lease(leases)
+            for lease in leases:
+                batches.setdefault(lease.appliance_id, []).append(lease.job)
+            planned += len(leases)
+            for contact, job, reason, detail, retry_at in refusals:
+                self.reports.record_refusal(contact, job, reason, detail, retry_at, now)
+            refused += len(refusals)
+            if full:
+                break
+        return planned, refused
 
     async def tick(self, slots: list[planner.Slot], send: SendFn) -> dict[str, int]:
         """One round of dispatch over the connected appliances' ``slots``."""
@@ -205,49 +264,7 @@ class Dispatcher:
                 batches.setdefault(target.appliance_id, []).append(spec)
                 released += 1
 
-        free = planner.total_free(slots)
-        refused = planned = 0
-        if free > 0:
-            campaigns: dict[str, tuple[dict[str, Any], tuple[cp.Step, ...], rules.Settings]] = {}
-            candidates = self.store.due_contacts(now, limit=free * SCAN_FACTOR)
-            for contact in candidates:
-                if planned >= free:
-                    break
-                cid = contact["campaign_id"]
-                if cid not in campaigns:
-                    camp = self.store.get_campaign(cid)
-                    if camp is None:
-                        continue
-                    campaigns[cid] = (camp, cp.parse_strategy(camp["strategy"]), cp.parse_rules(camp["rules"]))
-                camp, steps, settings = campaigns[cid]
-                deadline = now + self.lease_seconds
-                try:
-                    job = build_job(contact, camp, steps, deadline, self.operator_prefixes, now=now)
-                except cp.ContactDataError as exc:
-                    self.reports.record_refusal(
-                        contact, job_head(contact, camp, steps), rules.Reason.UNUSABLE_CONTACT_DATA.value,
-                        f"strategy[{contact['step']}] cannot run for this contact: {exc.field}: {exc.reason}", None, now)
-                    refused += 1
-                    continue
-                target_id = planner.assign([(job.get("hints") or {}).get("operator")], slots)[0]
-                if target_id is None:
-                    break
-                try:
-                    took = self.store.claim_and_lease(contact["id"], job, target_id, batch_for(target_id), deadline, now,
-                                                      check=self._rules_check(contact, job, settings, now))
-                except _Refused as refusal:
-                    by_id[target_id].open_jobs -= 1
-                    decision = refusal.decision
-                    assert decision.reason is not None
-                    self.reports.record_refusal(contact, job, decision.reason.value, decision.detail,
-                                                decision.retry_at.timestamp() if decision.retry_at else None, now)
-                    refused += 1
-                    continue
-                if took:
-                    batches.setdefault(target_id, []).append(job)
-                    planned += 1
-                else:
-                    by_id[target_id].open_jobs -= 1
+        planned, refused = self._plan(now, slots, batch_for, batches) if planner.total_free(slots) > 0 else (0, 0)
         if planned or released:
             fault("dispatch.leased")
         sent = 0

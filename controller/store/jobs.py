@@ -9,13 +9,16 @@ passed over at once instead of waited for (its transaction would take it anyway)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from .backend import POSTGRESQL
-from .base import StoreBase, in_chunks
+from .backend import POSTGRESQL, PgConnection
+from .base import StoreBase, encode, in_chunks
 
 
 def count_open_jobs(conn: sqlite3.Connection, appliance_id: str) -> int:
@@ -24,8 +27,173 @@ def count_open_jobs(conn: sqlite3.Connection, appliance_id: str) -> int:
                             (appliance_id,)).fetchone()[0])
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A job a claim round leases: the contact it is for, the job (the dict the link
+    carries), the appliance and batch it goes to, the lease's end."""
+
+    contact_id: int
+    campaign_id: str
+    job: dict[str, Any]
+    appliance_id: str
+    batch_id: str
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAsk:
+    """What the contact rules want counted for one planned job: the contact's attempts
+    since ``window_start`` and last conversation, the calls to ``number`` since
+    ``day_start`` (the callee's local midnight), and whether ``number`` opted out."""
+
+    contact_id: int
+    number: str
+    window_start: float
+    day_start: float
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCounts:
+    attempts: list[float]
+    last_conversation: float | None
+    attempts_today: int
+    opted_out: bool
+
+
+def _parts(c: Any, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+    """``column`` is one of ``values``, as SQL and its arguments: on PostgreSQL one
+    ``= ANY(?)`` with an array (one statement text whatever the count, so psycopg prepares
+    it once; a text of 500 placeholders is parsed again at every call), on SQLite ``IN
+    (?,…)`` in parts of ``CHUNK`` (its variable limit)."""
+    if isinstance(c, PgConnection):
+        yield f"{column} = ANY(?)", [list(values)]
+        return
+    for part, marks in in_chunks(values):
+        yield f"{column} IN ({marks})", list(part)
+
+
+class ClaimRound:
+    """One transaction of a dispatch round (``Jobs.claim_round``): the due contacts it
+    holds (``contacts``), the contact rules' counts read in it (``rule_counts``) and the
+    leases written in it (``lease``). A contact it holds and does not lease stays waiting,
+    as it was, when the round ends.
+
+    A round replaces a transaction per contact (7 statements each, a round trip apiece on
+    PostgreSQL: 334-341 jobs/s with two controllers) by a handful of statements per
+    ``CHUNK`` contacts."""
+
+    def __init__(self, c: Any, contacts: list[dict[str, Any]], now: float) -> None:
+        self._c = c
+        self.contacts = contacts
+        self.now = now
+        self.leased = 0
+
+    def rule_counts(self, asks: Sequence[RuleAsk]) -> list[RuleCounts]:
+        """The counts for each of ``asks``, as the database holds them in this transaction
+        (whichever controller wrote them): three statements for the round, not three a
+        contact. Only results count, as in ``Results.contact_history_counts``."""
+        if not asks:
+            return []
+        c = self._c
+        ids = sorted({a.contact_id for a in asks})
+        numbers = sorted({a.number for a in asks})
+        since = min(a.window_start for a in asks)
+        today = min(a.day_start for a in asks)
+        attempts: dict[int, list[float]] = defaultdict(list)
+        talks: dict[int, float] = {}
+        calls: dict[str, list[float]] = defaultdict(list)
+        opted: set[str] = set()
+        for where, args in _parts(c, "contact_id", ids):
+            for cid, at, outcome, is_attempt in c.execute(
+                    "SELECT contact_id, at, outcome, kind = 'call' AND counts_as_attempt = 1 FROM results"
+                    f" WHERE {where} AND ((kind = 'call' AND counts_as_attempt = 1 AND at > ?)"
+                    " OR outcome = 'answered_human') ORDER BY contact_id, at", (*args, since)).fetchall():
+                if is_attempt and at > since:
+                    attempts[cid].append(at)
+                if outcome == "answered_human":
+                    talks[cid] = at  # rows come oldest first: the last one is the latest
+        for where, args in _parts(c, "callee", numbers):
+            for number, at in c.execute(f"SELECT callee, at FROM results WHERE {where} AND kind = 'call'"
+                                        " AND counts_as_attempt = 1 AND at >= ?", (*args, today)).fetchall():
+                calls[number].append(at)
+        for where, args in _parts(c, "number", numbers):
+            opted.update(r[0] for r in c.execute(f"SELECT number FROM optouts WHERE {where}", args).fetchall())
+        return [RuleCounts(attempts=[t for t in attempts.get(a.contact_id, ()) if t > a.window_start],
+                           last_conversation=talks.get(a.contact_id),
+                           attempts_today=sum(1 for t in calls.get(a.number, ()) if t >= a.day_start),
+                           opted_out=a.number in opted) for a in asks]
+
+    def lease(self, leases: Sequence[Lease]) -> None:
+        """The contacts of ``leases`` in flight and their jobs leased, in this transaction:
+        one update a ``CHUNK``, the counts once, the jobs in one ``executemany``."""
+        if not leases:
+            return
+        c, now = self._c, self.now
+        moved: dict[tuple[str, str], int] = defaultdict(int)
+        for where, args in _parts(c, "id", [lease.contact_id for lease in leases]):
+            n = c.execute(f"UPDATE contacts SET state = 'in_flight', updated_at = ? WHERE {where}"
+                          " AND state = 'waiting'", (now, *args)).rowcount
+            if n != (len(args[0]) if isinstance(c, PgConnection) else len(args)):
+                # the round holds these rows: nobody else can have moved them
+                raise RuntimeError("a claim round lost contacts it held")
+        for lease in leases:
+            moved[(lease.campaign_id, "waiting")] -= 1
+            moved[(lease.campaign_id, "in_flight")] += 1
+        if isinstance(c, PgConnection):  # one statement, not a Bind/Execute a row
+            c.execute(_LEASE_JOBS_PG, (now, now, encode([
+                {"i": lease.job["id"], "cp": lease.campaign_id, "ct": lease.contact_id, "k": lease.job["kind"],
+                 "ce": lease.job["callee"], "sp": lease.job, "ap": lease.appliance_id, "b": lease.batch_id,
+                 "d": lease.deadline} for lease in leases]).decode()))
+        else:
+            c.executemany(_LEASE_JOB, [(lease.job["id"], lease.campaign_id, lease.contact_id, lease.job["kind"],
+                                        lease.job["callee"], encode(lease.job).decode(), lease.appliance_id,
+                                        lease.batch_id, lease.deadline, now, now) for lease in leases])
+        # last: the counts' rows are the one thing every round of a campaign writes, so
+        # their lock is held for the shortest time before the commit
+        StoreBase._count(c, moved)
+        self.leased += len(leases)
+
+
+#: A job leased: a new row, or the same id leased again (a contact planned again after its
+#: job was rejected or expired keeps the id until its generation changes).
+_LEASE_JOB = ("INSERT INTO jobs(id, campaign_id, contact_id, kind, callee, spec, state, appliance_id, batch_id,"
+              " lease_deadline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?, ?)"
+              " ON CONFLICT(id) DO UPDATE SET state = 'leased', appliance_id = excluded.appliance_id,"
+              " batch_id = excluded.batch_id, lease_deadline = excluded.lease_deadline, updated_at = excluded.updated_at")
+
+
+#: ``_LEASE_JOB`` for a round's jobs at once on PostgreSQL, its rows as one JSON document:
+#: one parameter the server reads in C, where arrays of text cost psycopg an escaping pass
+#: a value in Python (50-60 ms per 500 jobs against ~10 ms).
+_LEASE_JOBS_PG = _LEASE_JOB.replace(
+    " VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?, ?)",
+    " SELECT i, cp, ct, k, ce, sp::text, 'leased', ap, b, d, ?, ? FROM json_to_recordset(?::json)"
+    " AS t(i text, cp text, ct bigint, k text, ce text, sp json, ap text, b text, d float8)")
+assert _LEASE_JOBS_PG != _LEASE_JOB
+
+
 class Jobs(StoreBase):
     # -- dispatch: claims, jobs, leases ------------------------------------------------------
+    @contextlib.contextmanager
+    def claim_round(self, now: float, limit: int) -> Iterator[ClaimRound]:
+        """A transaction holding up to ``limit`` due contacts of running campaigns, oldest
+        due first, for the dispatcher to plan, check and lease (``ClaimRound``). On
+        PostgreSQL the rows are taken ``FOR UPDATE SKIP LOCKED``: two controllers' rounds
+        take different contacts at once, neither waits for the other; on SQLite the round
+        is the one writer (``BEGIN IMMEDIATE``)."""
+        lock = " FOR UPDATE OF ct SKIP LOCKED" if self.dialect is POSTGRESQL else ""
+        with self.tx() as c:
+            cur = c.execute(
+                "SELECT ct.* FROM contacts ct JOIN campaigns cp ON cp.id = ct.campaign_id"
+                " WHERE ct.state = 'waiting' AND ct.next_at <= ? AND cp.state = 'running'"
+                f" ORDER BY ct.next_at LIMIT ?{lock}", (now, limit))
+            found = cur.fetchall()
+            keys = found[0].keys() if found else []
+            rows = [dict(zip(keys, r, strict=True)) for r in found]  # by position: a name lookup per field costs
+            for r in rows:
+                r["phones"] = json.loads(r["phones"])
+            yield ClaimRound(c, rows, now)
+
     def claim_and_lease(self, contact_id: int, job: dict[str, Any], appliance_id: str, batch_id: str,
                         deadline: float, now: float, check: Callable[[], None] | None = None) -> bool:
         """Take a waiting contact and lease its job to an appliance, atomically; False if
@@ -42,11 +210,7 @@ class Jobs(StoreBase):
             if check is not None:
                 check()
             self._move(c, job["campaign"], "waiting", "in_flight")
-            c.execute("INSERT INTO jobs(id, campaign_id, contact_id, kind, callee, spec, state, appliance_id, batch_id,"
-                      " lease_deadline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?, ?)"
-                      " ON CONFLICT(id) DO UPDATE SET state = 'leased', appliance_id = excluded.appliance_id,"
-                      " batch_id = excluded.batch_id, lease_deadline = excluded.lease_deadline, updated_at = excluded.updated_at",
-                      (job["id"], job["campaign"], contact_id, job["kind"], job["callee"], json.dumps(job), appliance_id,
+            c.execute(_LEASE_JOB, (job["id"], job["campaign"], contact_id, job["kind"], job["callee"], json.dumps(job), appliance_id,
                        batch_id, deadline, now, now))
             return True
 

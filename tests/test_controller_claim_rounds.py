@@ -1,0 +1,124 @@
+"""Claim rounds (``Store.claim_round``): the dispatcher leases due contacts in rounds of up
+to ``CHUNK`` contacts in one transaction. What a round guarantees, on both backends: two
+controllers' rounds racing over one database lease every contact once; the contact rules'
+counts a round reads are the ones the one-contact read gives; a contact a round holds and
+does not lease stays waiting; on PostgreSQL a round passes over the contacts another
+round holds (SKIP LOCKED) instead of waiting for them.
+
+Tests that take ``open_store`` run on SQLite and on PostgreSQL (tests/conftest.py).
+"""
+from __future__ import annotations
+
+import threading
+
+from controller.contacts import ContactRow
+from controller.store import Store
+from controller.store.jobs import Lease, RuleAsk, RuleCounts
+
+
+def _campaign(s: Store, n: int, *, phones=lambda i: (f"+486001{i:05d}",)) -> None:
+    s.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
+    s.upsert_contacts("c1", [ContactRow(f"x{i}", phones(i)) for i in range(n)], 0.0)
+
+
+def _lease_all(rnd, box: str) -> list[int]:
+    rnd.lease([Lease(c["id"], c["campaign_id"], {"id": f"c1.{c['id']}.0.0", "kind": "call", "callee": c["phones"][0],
+                                                  "campaign": "c1"}, box, f"b-{box}", 100.0)
+               for c in rnd.contacts])
+    return [c["id"] for c in rnd.contacts]
+
+
+def test_two_stores_leasing_in_rounds_in_threads_lease_each_contact_once(open_store):
+    a, b = open_store(), open_store()
+    n = 600
+    _campaign(a, n)
+    won: dict[str, list[int]] = {"a": [], "b": []}
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def dispatch(name: str, store: Store) -> None:
+        try:
+            start.wait()
+            while True:
+                with store.claim_round(1.0, 25) as rnd:
+                    if not rnd.contacts:
+                        return
+                    won[name] += _lease_all(rnd, f"box-{name}")
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=dispatch, args=(name, s)) for name, s in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and errors == []
+    assert sorted(won["a"] + won["b"]) == list(range(1, n + 1))  # every contact once: none twice, none lost
+    assert a.campaign_counts("c1") == {"waiting": 0, "in_flight": n, "done": 0, "total": n}
+    assert a.open_jobs_by_appliance() == {f"box-{k}": len(v) for k, v in won.items() if v}
+    assert a.get_job("c1.1.0.0")["spec"]["callee"] == "+48600100000"
+
+
+def test_a_contact_a_round_holds_and_does_not_lease_stays_waiting(open_store):
+    s = open_store()
+    _campaign(s, 3)
+    with s.claim_round(1.0, 10) as rnd:
+        assert [c["id"] for c in rnd.contacts] == [1, 2, 3]
+        assert rnd.contacts[0]["phones"] == ["+48600100000"]
+        rnd.lease([Lease(2, "c1", {"id": "c1.2.0.0", "kind": "call", "callee": "+48600100001", "campaign": "c1"},
+                         "box", "b1", 100.0)])
+    assert s.campaign_counts("c1") == {"waiting": 2, "in_flight": 1, "done": 0, "total": 3}
+    assert [c["id"] for c in s.due_contacts(1.0, 10)] == [1, 3]
+    with s.claim_round(-1.0, 10) as rnd:  # none due before the import's time
+        assert rnd.contacts == []
+
+
+def test_a_rounds_rule_counts_are_what_the_one_contact_read_gives(open_store):
+    """Attempts in the window, the last conversation, today's calls to the number (results
+    of every contact), the opt-out: for several contacts and numbers at once."""
+    s = open_store()
+
+    def result(i: int, contact: int, callee: str, outcome: str, at: float, counts: int = 1) -> dict:
+        return {"dedupe": f"r{i}", "appliance_id": "box", "app_seq": i, "job_id": f"c1.{contact}.0.{i}", "campaign_id": "c1",
+                "contact_id": contact, "external_id": None, "kind": "call", "callee": callee, "outcome": outcome,
+                "reason": None, "final": 1, "number_shown": None, "counts_as_attempt": counts, "at": at, "body": "{}"}
+
+    with s.tx() as c:
+        for row in (result(1, 1, "+48600000001", "busy", 10.0), result(2, 1, "+48600000001", "answered_human", 50.0),
+                    result(3, 1, "+48600000001", "channel_error", 60.0, counts=0), result(4, 2, "+48600000001", "busy", 70.0),
+                    result(5, 1, "+48600000002", "no_answer", 80.0), result(6, 2, "+48600000002", "answered_human", 30.0),
+                    result(7, 2, "+48600000002", "answered_human", 20.0)):
+            assert s.insert_result(c, row) is not None
+        s.opt_out(c, "+48600000003", "sms", "STOP", 90.0)
+    asks = [RuleAsk(1, "+48600000001", 20.0, 40.0), RuleAsk(1, "+48600000002", 0.0, 75.0),
+            RuleAsk(2, "+48600000001", 5.0, 0.0), RuleAsk(3, "+48600000003", 0.0, 0.0)]
+    _campaign(s, 0)
+    with s.claim_round(1.0, 10) as rnd:
+        got = rnd.rule_counts(asks)
+    assert got == [RuleCounts(**s.contact_history_counts(a.contact_id, a.number, a.window_start, a.day_start)) for a in asks]
+    assert got[0] == RuleCounts(attempts=[50.0, 80.0], last_conversation=50.0, attempts_today=2, opted_out=False)
+    assert got[2].last_conversation == 30.0 and got[3].opted_out
+
+
+def test_on_postgresql_a_round_passes_over_the_contacts_another_round_holds(pg_server):
+    with pg_server.database() as url:
+        a, b = Store(url), Store(url)
+        try:
+            _campaign(a, 4)
+            seen: list[list[int]] = []
+            with a.claim_round(1.0, 2) as held:
+                assert [c["id"] for c in held.contacts] == [1, 2]
+                # B in another thread: were it to wait for A's locks, this thread (holding them) would never see it end
+                t = threading.Thread(target=lambda: seen.append(_in_a_round(b)))
+                t.start()
+                t.join(timeout=30)
+                assert not t.is_alive(), "B's round waited for A's instead of passing its contacts over"
+            assert seen == [[3, 4]]
+            assert a.campaign_counts("c1") == {"waiting": 2, "in_flight": 2, "done": 0, "total": 4}
+        finally:
+            a.close(), b.close()
+
+
+def _in_a_round(s: Store) -> list[int]:
+    with s.claim_round(1.0, 10) as rnd:
+        return _lease_all(rnd, "box-b")
