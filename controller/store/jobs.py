@@ -65,6 +65,8 @@ def _parts(c: Any, column: str, values: Sequence[Any]) -> Iterator[tuple[str, li
     ``= ANY(?)`` with an array (one statement text whatever the count, so psycopg prepares
     it once; a text of 500 placeholders is parsed again at every call), on SQLite ``IN
     (?,…)`` in parts of ``CHUNK`` (its variable limit)."""
+    if not values:
+        return
     if isinstance(c, PgConnection):
         yield f"{column} = ANY(?)", [list(values)]
         return
@@ -263,17 +265,18 @@ class Jobs(StoreBase):
     def jobs_reported(c: sqlite3.Connection, done: Collection[str], started: Collection[str], now: float) -> None:
         """Results of these jobs came back (in the caller's transaction): a final one of each
         of ``done``, others only of ``started``; an open job becomes done or started (one
-        statement per state and ``CHUNK`` ids)."""
+        statement per state and ``CHUNK`` ids; on PostgreSQL per state)."""
         for state, ids in (("done", sorted(done)), ("started", sorted(started))):
-            for part, marks in in_chunks(ids):
-                c.execute(f"UPDATE jobs SET state = ?, updated_at = ? WHERE id IN ({marks})"
-                          " AND state IN ('leased', 'accepted', 'started')", (state, now, *part))
+            for where, args in _parts(c, "id", ids):
+                c.execute(f"UPDATE jobs SET state = ?, updated_at = ? WHERE {where}"
+                          " AND state IN ('leased', 'accepted', 'started')", (state, now, *args))
 
     @staticmethod
     def accept_jobs(c: sqlite3.Connection, appliance_id: str, job_ids: Iterable[str], now: float) -> None:
         """The appliance stored these jobs of its batch (in the caller's transaction)."""
-        c.executemany("UPDATE jobs SET state = 'accepted', updated_at = ? WHERE id = ? AND appliance_id = ? AND state = 'leased'",
-                      [(now, j, appliance_id) for j in job_ids])
+        for where, args in _parts(c, "id", sorted(set(job_ids))):  # one statement a CHUNK (PostgreSQL: one), not one a job
+            c.execute(f"UPDATE jobs SET state = 'accepted', updated_at = ? WHERE {where} AND appliance_id = ? AND state = 'leased'",
+                      (now, *args, appliance_id))
 
     @staticmethod
     def reject_job(c: sqlite3.Connection, job_id: str, appliance_id: str, now: float) -> dict[str, Any] | None:
