@@ -48,6 +48,7 @@ from .apikit import (
     read_json,
     region_param,
     reply,
+    store_read,
 )
 from .crm_routes import CrmRoutes
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -96,6 +97,7 @@ class Api:
                  metrics: Metrics | None = None) -> None:
         self.store = store
         self.idempotency = Idempotency(store, clock)
+        self.keys = auth.KeyCache(store.api_key_for_hash)
         self.metrics = metrics or Metrics(store, appliances_connected=self.appliances_connected, deliveries=lambda: (0, 0))
         self.recordings = recordings
         self.hub = hub
@@ -170,7 +172,7 @@ class Api:
     def _api_key(self, request: web.Request) -> str:
         """The id of the request's API key; 401 without a valid one."""
         secret = auth.bearer(request.headers.get("Authorization"))
-        key_id = self.store.api_key_for_hash(auth.digest(secret)) if secret is not None else None
+        key_id = self.keys.key_id(secret) if secret is not None else None
         if key_id is None:
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key> (simrotor controller keys create)")
         return key_id
@@ -247,13 +249,15 @@ class Api:
         return reply({"appliance_id": appliance_id, "credential": credential})
 
     # -- campaigns -----------------------------------------------------------------------
-    def _campaign_out(self, camp: dict[str, Any]) -> dict[str, Any]:
+    def _campaign_out(self, camp: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any]:
         return {"id": camp["id"], "name": camp["name"], "state": camp["state"], "strategy": camp["strategy"],
                 "rules": camp["rules"], "created_at": camp["created_at"], "updated_at": camp["updated_at"],
-                "contacts": self.store.campaign_counts(camp["id"])}
+                "contacts": self.store.campaign_counts(camp["id"]) if counts is None else counts}
 
     async def list_campaigns(self, request: web.Request) -> web.Response:
-        return reply({"items": [self._campaign_out(c) for c in self.store.list_campaigns()]})
+        def read() -> list[dict[str, Any]]:
+            return [self._campaign_out(c) for c in self.store.list_campaigns()]
+        return reply({"items": await store_read(self.store, read)})
 
     async def create_campaign(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
@@ -288,10 +292,10 @@ class Api:
 
     async def get_campaign(self, request: web.Request) -> web.Response:
         cid = path_campaign_id(request)
-        camp = self.store.get_campaign(cid)
-        if camp is None:
+        found = await store_read(self.store, self.store.campaign_with_counts, cid)
+        if found is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
-        return reply(self._campaign_out(camp))
+        return reply(self._campaign_out(*found))
 
     def _transition(self, action: str) -> Any:
         async def handler(request: web.Request) -> web.Response:
@@ -377,7 +381,7 @@ class Api:
         if self.store.get_campaign(cid) is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
         after, limit = page(request)
-        items = [self._contact_out(c) for c in self.store.list_contacts(cid, after, limit)]
+        items = [self._contact_out(c) for c in await store_read(self.store, self.store.list_contacts, cid, after, limit)]
         nxt = items[-1]["id"] if items else after
         if "text/csv" in request.headers.get("Accept", ""):
             # for a spreadsheet: formula-like cells neutralised; the cursor in a Link header (RFC 8288)
@@ -386,17 +390,20 @@ class Api:
         return reply({"items": items, "next": nxt})
 
     async def get_contact(self, request: web.Request) -> web.Response:
-        ct = self.store.get_contact(path_contact_id(request))
+        ct = await store_read(self.store, self.store.get_contact, path_contact_id(request))
         if ct is None:
             raise ApiError(404, "not_found", "no such contact")
         return reply(self._contact_out(ct))
 
     async def contact_history(self, request: web.Request) -> web.Response:
         cid = path_contact_id(request)
-        ct = self.store.get_contact(cid)
+
+        def read() -> tuple[dict[str, Any] | None, dict[str, Any]]:
+            ct = self.store.get_contact(cid)
+            return ct, (self.store.contact_history(cid) if ct is not None else {})
+        ct, h = await store_read(self.store, read)
         if ct is None:
             raise ApiError(404, "not_found", "no such contact")
-        h = self.store.contact_history(cid)
         return reply({"contact": self._contact_out(ct), "results": h["results"], "inbound": h["inbound"]})
 
     # -- results, inbound ----------------------------------------------------------------
@@ -408,12 +415,12 @@ class Api:
         campaign = request.query.get(field)
         if campaign is not None and not re.fullmatch(ID_PATTERN, campaign):
             raise ApiError(400, "bad_parameter", {"field": field, "reason": "a campaign id: 1-64 letters, digits, _ or -"})
-        items = self.store.results_after(after, limit, campaign)
+        items = await store_read(self.store, self.store.results_after, after, limit, campaign)
         return reply({"items": items, "next": items[-1]["seq"] if items else after})
 
     async def inbound(self, request: web.Request) -> web.Response:
         after, limit = page(request)
-        items = self.store.inbound_after(after, limit)
+        items = await store_read(self.store, self.store.inbound_after, after, limit)
         return reply({"items": items, "next": items[-1]["seq"] if items else after})
 
     # -- opt-outs ------------------------------------------------------------------------
@@ -428,7 +435,7 @@ class Api:
         if not re.fullmatch(OPTOUT_CURSOR, after):
             raise ApiError(400, "bad_parameter", {"field": "after", "reason": "the next of the previous page: an E.164 number"})
         limit = int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-        items = self.store.list_optouts(after, limit)
+        items = await store_read(self.store, self.store.list_optouts, after, limit)
         return reply({"items": items, "next": items[-1]["number"] if items else after})
 
     async def add_optout(self, request: web.Request) -> web.Response:
@@ -454,7 +461,7 @@ class Api:
 
     # -- webhooks ------------------------------------------------------------------------
     async def list_webhooks(self, request: web.Request) -> web.Response:
-        return reply({"items": self.store.list_webhooks()})
+        return reply({"items": await store_read(self.store, self.store.list_webhooks)})
 
     async def add_webhook(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
@@ -488,7 +495,7 @@ class Api:
 
     async def dead_letters(self, request: web.Request) -> web.Response:
         after, limit = page(request)
-        items = self.store.dead_letters(after, limit)
+        items = await store_read(self.store, self.store.dead_letters, after, limit)
         return reply({"items": items, "next": items[-1]["id"] if items else after})
 
     async def replay(self, request: web.Request) -> web.Response:
@@ -508,10 +515,10 @@ class Api:
 
     # -- fleet ---------------------------------------------------------------------------
     async def list_appliances(self, request: web.Request) -> web.Response:
-        return reply({"items": self.store.list_appliances()})
+        return reply({"items": await store_read(self.store, self.store.list_appliances)})
 
     async def get_appliance(self, request: web.Request) -> web.Response:
-        app = self.store.get_appliance(request.match_info["id"])
+        app = await store_read(self.store, self.store.get_appliance, request.match_info["id"])
         if app is None:
             raise ApiError(404, "not_found", "no such appliance")
         return reply(app)

@@ -9,17 +9,20 @@ branch on the problem, and ``errors`` lets it show a user every mistake of a for
 """
 from __future__ import annotations
 
+import asyncio
 import http
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
 
 import msgspec
 from aiohttp import web
 
 from common.problems import instance_of, is_json_type, problem_body, problem_response
 from common.problems import words as _words
+
+T = TypeVar("T")
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 #: Ids chosen by the CRM: short, URL- and log-safe.
@@ -134,8 +137,29 @@ def http_problem(exc: web.HTTPException, max_body: int, max_rows: int) -> ApiErr
     return ApiError(exc.status, code, exc.reason)
 
 
+async def store_read(store: Any, read: Callable[..., T], *args: Any) -> T:
+    """``read(*args)``, the store's reads of a request, in a worker thread on PostgreSQL:
+    the store's calls block, and while one waits for the server the event loop would
+    serve nothing else (links, other requests); the pool gives each thread a connection
+    of its own, so the waits overlap. On SQLite in the loop's thread, as ever: its one
+    connection belongs to that thread, and a read of the local file does not wait."""
+    if store.dialect.name == "postgresql":
+        return await asyncio.to_thread(read, *args)
+    return read(*args)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
 def reply(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+    """``data`` as JSON (UTF-8, compact). msgspec, not json: ~10x faster on a page of 100
+    results, which was an eighth of a read's time on the event loop. What msgspec does not
+    take (a dict keyed by booleans) is written by json as before."""
+    try:
+        body = _encode(data)
+    except TypeError:
+        body = json.dumps(data, ensure_ascii=False).encode()
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
 
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:

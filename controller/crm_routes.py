@@ -28,6 +28,7 @@ from .apikit import (
     plain_text,
     region_param,
     reply,
+    store_read,
 )
 from .contacts import DELIMITER_NAMES, MAX_LINE, MAX_TEXT, BodyError
 from .reporting import EXPORT_COLUMNS, campaign_report_async, export_chunks
@@ -70,7 +71,8 @@ class CrmRoutes:
         after, limit = page(request)
         if "\x00" in ext:  # no key holds one (PostgreSQL text cannot): no contact has it
             return reply({"items": [], "next": after})
-        items = [self.contact_out(c) for c in self.store.contacts_by_external_id(ext.strip(), campaign, after, limit)]
+        found = await store_read(self.store, self.store.contacts_by_external_id, ext.strip(), campaign, after, limit)
+        items = [self.contact_out(c) for c in found]
         return reply({"items": items, "next": items[-1]["id"] if items else after})
 
     # -- report and export -----------------------------------------------------------------

@@ -175,29 +175,53 @@ class Row(tuple):  # type: ignore[type-arg]
 
 class Result:
     """A statement's outcome, read at once: its rows, ``rowcount`` and ``lastrowid`` (None:
-    PostgreSQL has no row id; the store asks for ``RETURNING`` instead)."""
+    PostgreSQL has no row id; the store asks for ``RETURNING`` instead).
 
-    __slots__ = ("_at", "rowcount", "rows")
+    The rows are kept as psycopg hands them (plain tuples) with their column names; a
+    ``Row`` is made only for the caller that fetches one, and ``dicts()`` zips names and
+    values in C: most reads end as dicts (``StoreBase._all``), and a ``Row`` per row then
+    ``dict(row)`` (a Python ``__getitem__`` per column) cost ~3x as much on a 100-row page."""
+
+    __slots__ = ("_at", "_names", "_raw", "rowcount")
     lastrowid = None
 
     def __init__(self, cur: psycopg.Cursor[Any]) -> None:
         self.rowcount = cur.rowcount
-        if cur.description is None:
-            self.rows: list[Row] = []
+        description = cur.description  # a new list of Column objects at every read of it
+        if description is None:
+            self._names: tuple[str, ...] = ()
+            self._raw: list[tuple[Any, ...]] = []
         else:
-            index = {c.name: i for i, c in enumerate(cur.description)}
-            self.rows = [Row(v, index) for v in cur.fetchall()]
+            self._names = tuple(c.name for c in description)
+            self._raw = cur.fetchall()
         self._at = 0
 
+    def _rows(self, raw: list[tuple[Any, ...]]) -> list[Row]:
+        index = {n: i for i, n in enumerate(self._names)}
+        return [Row(v, index) for v in raw]
+
     def fetchone(self) -> Row | None:
-        if self._at >= len(self.rows):
+        if self._at >= len(self._raw):
             return None
         self._at += 1
-        return self.rows[self._at - 1]
+        return self._rows(self._raw[self._at - 1:self._at])[0]
 
     def fetchall(self) -> list[Row]:
-        rows, self._at = self.rows[self._at:], len(self.rows)
-        return rows
+        raw, self._at = self._raw[self._at:], len(self._raw)
+        return self._rows(raw)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows not fetched yet, each as a dict by column name (``dict(row)`` of each)."""
+        raw, self._at = self._raw[self._at:], len(self._raw)
+        names = self._names
+        return [dict(zip(names, v)) for v in raw]
+
+    def dict_one(self) -> dict[str, Any] | None:
+        """The next row as a dict by column name (``dict(fetchone())``), None past the last."""
+        if self._at >= len(self._raw):
+            return None
+        self._at += 1
+        return dict(zip(self._names, self._raw[self._at - 1]))
 
     def __iter__(self) -> Iterator[Row]:
         return iter(self.fetchall())

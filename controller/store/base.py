@@ -116,10 +116,16 @@ class StoreBase:
         self.conn.execute("COMMIT")
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
+        cur = self.conn.execute(sql, args)
+        if self.dialect is POSTGRESQL:  # names zipped to values in C (backend.Result.dicts)
+            return cur.dicts()  # type: ignore[no-any-return]
+        return [dict(r) for r in cur.fetchall()]
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> dict[str, Any] | None:
-        row = self.conn.execute(sql, args).fetchone()
+        cur = self.conn.execute(sql, args)
+        if self.dialect is POSTGRESQL:
+            return cur.dict_one()  # type: ignore[no-any-return]
+        row = cur.fetchone()
         return dict(row) if row is not None else None
 
     @staticmethod
