@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import POSTGRESQL, PgConnection
-from .base import StoreBase, encode, in_chunks
+from .base import CHUNK, StoreBase, encode, in_chunks
 
 
 def count_open_jobs(conn: sqlite3.Connection, appliance_id: str) -> int:
@@ -183,12 +183,21 @@ class Jobs(StoreBase):
         PostgreSQL the rows are taken ``FOR UPDATE SKIP LOCKED``: two controllers' rounds
         take different contacts at once, neither waits for the other; on SQLite the round
         is the one writer (``BEGIN IMMEDIATE``)."""
-        lock = " FOR UPDATE OF ct SKIP LOCKED" if self.dialect is POSTGRESQL else ""
+        lock = " FOR UPDATE SKIP LOCKED" if self.dialect is POSTGRESQL else ""
         with self.tx() as c:
-            cur = c.execute(
-                "SELECT ct.* FROM contacts ct JOIN campaigns cp ON cp.id = ct.campaign_id"
-                " WHERE ct.state = 'waiting' AND ct.next_at <= ? AND cp.state = 'running'"
-                f" ORDER BY ct.next_at LIMIT ?{lock}", (now, limit))
+            running = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE state = 'running' ORDER BY id").fetchall()]
+            if not running:
+                yield ClaimRound(c, [], now)
+                return
+            # The running campaigns by id, not a join: PostgreSQL estimates a join with the
+            # small campaigns table at a few hundred rows, sorts every waiting contact for
+            # each round (100-200 ms at 100,000) instead of walking ``contacts_due`` in order.
+            if len(running) <= CHUNK:
+                where, args = next(_parts(c, "campaign_id", running))
+            else:  # more running campaigns than one IN (…) holds
+                where, args = "campaign_id IN (SELECT id FROM campaigns WHERE state = 'running')", []
+            cur = c.execute(f"SELECT * FROM contacts WHERE state = 'waiting' AND next_at <= ? AND {where}"
+                            f" ORDER BY next_at LIMIT ?{lock}", (now, *args, limit))
             found = cur.fetchall()
             keys = found[0].keys() if found else []
             rows = [dict(zip(keys, r, strict=True)) for r in found]  # by position: a name lookup per field costs
