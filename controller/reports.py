@@ -68,7 +68,7 @@ class Reports:
 
         Set-based, a handful of statements a batch whatever its size (each is a round trip
         on PostgreSQL): its jobs read at once, its rows inserted at once, then the jobs'
-        states, the promises, the contacts' moves and the webhook deliveries — the same
+        states, the promises, the webhook deliveries and the contacts' moves — the same
         rows and moves as taking the results one by one in their order."""
         s = self.store
         hooks = s.webhooks_for("result")
@@ -111,8 +111,11 @@ class Reports:
                 if row["final"]:
                     finals.append((job, row["outcome"], promise))
             s.jobs_reported(c, done, started - done, now)  # a final result ends its job whatever came before
+            if hooks:  # the payloads are built only for a webhook to take them (each parses its body again)
+                s.enqueue_all(c, hooks, "result", [result_event(row) for row in new], now)
+            # last: the campaign's counts are the rows every controller's batches and claims
+            # write, so their locks (taken by the moves) are held the shortest time before the commit
             self._advance(c, finals)
-            s.enqueue_all(c, hooks, "result", [result_event(row) for row in new], now)
         return new
 
     def _advance(self, c: sqlite3.Connection, finals: Sequence[tuple[Any, str, date | None]]) -> None:

@@ -42,6 +42,10 @@ def in_chunks(items: Sequence[Any]) -> Iterator[tuple[Sequence[Any], str]]:
         yield part, ",".join("?" * len(part))
 
 
+#: How ``campaign_counts`` takes a delta (``_count``): added to its campaign and state's row.
+COUNT_UPSERT = " ON CONFLICT(campaign_id, state) DO UPDATE SET n = campaign_counts.n + excluded.n"
+
+
 class StoreError(RuntimeError):
     pass
 
@@ -138,10 +142,15 @@ class StoreBase:
     @staticmethod
     def _count(c: sqlite3.Connection, deltas: dict[tuple[str, str], int]) -> None:
         """Add ``deltas`` (by campaign and state) to ``campaign_counts``, in key order."""
-        rows = [(campaign_id, state, n) for (campaign_id, state), n in sorted(deltas.items()) if n]
+        rows = StoreBase._count_rows(deltas)
         if rows:
-            c.executemany("INSERT INTO campaign_counts(campaign_id, state, n) VALUES (?, ?, ?)"
-                          " ON CONFLICT(campaign_id, state) DO UPDATE SET n = campaign_counts.n + excluded.n", rows)
+            c.executemany("INSERT INTO campaign_counts(campaign_id, state, n) VALUES (?, ?, ?)" + COUNT_UPSERT, rows)
+
+    @staticmethod
+    def _count_rows(deltas: dict[tuple[str, str], int]) -> list[tuple[str, str, int]]:
+        """``deltas`` as (campaign, state, delta) rows in key order (the order their rows
+        are locked in), the zeros left out; what ``_count`` writes."""
+        return [(campaign_id, state, n) for (campaign_id, state), n in sorted(deltas.items()) if n]
 
     def recount(self, campaign_id: str) -> None:
         """Rebuild a campaign's counts from the contacts (after bulk changes, or repair)."""

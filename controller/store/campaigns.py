@@ -15,11 +15,24 @@ from typing import Any, Final
 
 from ..contacts import ContactRow
 from .backend import INTEGRITY_ERRORS, POSTGRESQL, PgConnection, notify
-from .base import Conflict, StoreBase, encode, in_chunks
+from .base import COUNT_UPSERT, Conflict, StoreBase, encode, in_chunks
 
 
 _CONTACT_COLUMNS: Final = ("campaign_id, external_id, name, case_ref, amount, currency, due_date, time_zone, language, phones,"
                            " state, next_at, created_at, updated_at")
+#: A results batch's contact moves on PostgreSQL (``Campaigns.advance_contacts``): one
+#: statement whatever the batch's size, the moves and then the per-state counts' deltas
+#: each as one JSON document (an array a field would have psycopg quote every text
+#: element in Python); the counts' rows in key order, as ``_count`` takes them.
+_PG_ADVANCE: Final = ("WITH moved AS (UPDATE contacts ct SET state = m.state, step = m.step, n = m.n, gen = m.gen,"
+                      " next_at = m.next_at, outcome = COALESCE(m.outcome, ct.outcome), updated_at = ?"
+                      " FROM json_to_recordset(?::json) AS m(contact_id BIGINT, state TEXT, step INTEGER, n INTEGER, gen INTEGER,"
+                      " next_at DOUBLE PRECISION, outcome TEXT) WHERE ct.id = m.contact_id AND ct.state = 'in_flight')"
+                      " INSERT INTO campaign_counts(campaign_id, state, n) SELECT d.campaign_id, d.state, d.n"
+                      " FROM ROWS FROM (json_to_recordset(?::json) AS (campaign_id TEXT, state TEXT, n BIGINT)) WITH ORDINALITY"
+                      " AS d(campaign_id, state, n, ord)"
+                      " ORDER BY d.ord" + COUNT_UPSERT)
+_MOVE_FIELDS: Final = ("contact_id", "state", "step", "n", "gen", "next_at", "outcome")
 #: An imported contact known by its external_id keeps its progress: only its data changes.
 _CONTACT_UPSERT: Final = ("ON CONFLICT(campaign_id, external_id) DO UPDATE SET name = excluded.name, case_ref = excluded.case_ref,"
                           " amount = excluded.amount, currency = excluded.currency, due_date = excluded.due_date,"
@@ -204,19 +217,26 @@ class Campaigns(StoreBase):
         """Move in-flight contacts' cursors after a results batch (in its transaction), each
         ``moves`` item the ``advance_contact`` arguments by name (``contact_id``,
         ``campaign_id``, ``state``, ``step``, ``n``, ``gen``, ``next_at``, ``outcome``), at
-        most one a contact: one ``executemany`` and one count update per campaign and
-        state. The contacts were read in this transaction by ``contacts_in_tx`` (locked,
-        in flight), so each update finds its row."""
+        most one a contact: on PostgreSQL one statement (``_PG_ADVANCE``: the moves and the
+        counts), on SQLite an ``executemany`` and one count update per campaign and state.
+        The contacts were read in this transaction by ``contacts_in_tx`` (locked, in
+        flight), so each update finds its row."""
         if not moves:
             return
-        c.executemany("UPDATE contacts SET state = ?, step = ?, n = ?, gen = ?, next_at = ?, outcome = COALESCE(?, outcome),"
-                      " updated_at = ? WHERE id = ? AND state = 'in_flight'",
-                      [(m["state"], m["step"], m["n"], m["gen"], m["next_at"], m["outcome"], now, m["contact_id"]) for m in moves])
         deltas: dict[tuple[str, str], int] = {}
         for m in moves:
             if m["state"] != "in_flight":
                 for key, d in (((m["campaign_id"], "in_flight"), -1), ((m["campaign_id"], m["state"]), 1)):
                     deltas[key] = deltas.get(key, 0) + d
+        if isinstance(c, PgConnection):
+            # one statement, moves and counts (psycopg pipelines an executemany, but the
+            # server still runs a statement per contact, and the counts were a round trip more)
+            counts = [{"campaign_id": cid, "state": state, "n": n} for cid, state, n in cls._count_rows(deltas)]
+            c.execute(_PG_ADVANCE, (now, encode([{k: m[k] for k in _MOVE_FIELDS} for m in moves]).decode(), encode(counts).decode()))
+            return
+        c.executemany("UPDATE contacts SET state = ?, step = ?, n = ?, gen = ?, next_at = ?, outcome = COALESCE(?, outcome),"
+                      " updated_at = ? WHERE id = ? AND state = 'in_flight'",
+                      [(m["state"], m["step"], m["n"], m["gen"], m["next_at"], m["outcome"], now, m["contact_id"]) for m in moves])
         cls._count(c, deltas)
 
     @staticmethod
@@ -225,16 +245,21 @@ class Campaigns(StoreBase):
         c.execute("UPDATE contacts SET promise_date = ?, updated_at = ? WHERE id = ?", (promise_date, now, contact_id))
 
     def contacts_in_tx(self, c: sqlite3.Connection, contact_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Contacts by id (in the caller's transaction, one query per ``CHUNK`` ids), their
-        rows locked until it ends (PostgreSQL's ``FOR UPDATE``, taken in id order; SQLite's
-        ``BEGIN IMMEDIATE`` holds the whole database): what is read here is what
-        ``advance_contacts`` updates."""
+        """Contacts by id (in the caller's transaction, one query: per ``CHUNK`` ids on
+        SQLite, one array parameter on PostgreSQL), their rows locked until it ends
+        (PostgreSQL's ``FOR UPDATE``, taken in id order; SQLite's ``BEGIN IMMEDIATE`` holds
+        the whole database): what is read here is what ``advance_contacts`` updates."""
         ids = sorted(set(contact_ids))
+        if isinstance(c, PgConnection):
+            parts: list[tuple[str, list[Any]]] = [("id = ANY(?::bigint[])", [ids])] if ids else []
+        else:
+            parts = [(f"id IN ({marks})", list(part)) for part, marks in in_chunks(ids)]
         found: dict[int, dict[str, Any]] = {}
-        for part, marks in in_chunks(ids):
-            for row in c.execute(f"SELECT * FROM contacts WHERE id IN ({marks}) ORDER BY id"
-                                 + self.dialect.for_update, part):
-                d = dict(row)
+        for where, args in parts:
+            rows = c.execute(f"SELECT * FROM contacts WHERE {where} ORDER BY id" + self.dialect.for_update, args).fetchall()
+            keys = rows[0].keys() if rows else []
+            for row in rows:
+                d = dict(zip(keys, row, strict=True))  # by position: a row's by-name lookup is Python code on PostgreSQL
                 d["phones"] = json.loads(d["phones"])
                 found[d["id"]] = d
         return found
