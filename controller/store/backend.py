@@ -182,7 +182,7 @@ class Result:
     values in C: most reads end as dicts (``StoreBase._all``), and a ``Row`` per row then
     ``dict(row)`` (a Python ``__getitem__`` per column) cost ~3x as much on a 100-row page."""
 
-    __slots__ = ("_at", "_names", "_raw", "rowcount")
+    __slots__ = ("_at", "_index", "_names", "_raw", "rowcount")
     lastrowid = None
 
     def __init__(self, cur: psycopg.Cursor[Any]) -> None:
@@ -195,10 +195,12 @@ class Result:
             self._names = tuple(c.name for c in description)
             self._raw = cur.fetchall()
         self._at = 0
+        self._index: dict[str, int] | None = None  # a Row's by-name lookup, made at the first Row
 
     def _rows(self, raw: list[tuple[Any, ...]]) -> list[Row]:
-        index = {n: i for i, n in enumerate(self._names)}
-        return [Row(v, index) for v in raw]
+        if self._index is None:
+            self._index = {n: i for i, n in enumerate(self._names)}
+        return [Row(v, self._index) for v in raw]
 
     def fetchone(self) -> Row | None:
         if self._at >= len(self._raw):
