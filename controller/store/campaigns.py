@@ -256,10 +256,9 @@ class Campaigns(StoreBase):
             parts = [(f"id IN ({marks})", list(part)) for part, marks in in_chunks(ids)]
         found: dict[int, dict[str, Any]] = {}
         for where, args in parts:
-            rows = c.execute(f"SELECT * FROM contacts WHERE {where} ORDER BY id" + self.dialect.for_update, args).fetchall()
-            keys = rows[0].keys() if rows else []
-            for row in rows:
-                d = dict(zip(keys, row, strict=True))  # by position: a row's by-name lookup is Python code on PostgreSQL
+            cur = c.execute(f"SELECT * FROM contacts WHERE {where} ORDER BY id" + self.dialect.for_update, args)
+            # PostgreSQL: dicts zipped in C (backend.Result.dicts); a row's by-name lookup is Python code
+            for d in cur.dicts() if isinstance(c, PgConnection) else map(dict, cur):
                 d["phones"] = json.loads(d["phones"])
                 found[d["id"]] = d
         return found
