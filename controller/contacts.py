@@ -78,8 +78,12 @@ FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: An amount as a CRM usually writes it and as ``_amount`` returns it: no sign, no leading
+#: zero, at most MAX_AMOUNT_DIGITS before the point, exactly 2 after.
+_PLAIN_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,%d})\.[0-9]{2}" % (MAX_AMOUNT_DIGITS - 1))
 #: What a written phone number may hold (U+00A0 is the space spreadsheets write).
 _ZONES: Final = frozenset(available_timezones())
+_FIELD_SET: Final = frozenset(FIELDS)
 
 
 class RowError(ValueError):
@@ -101,9 +105,11 @@ class BodyError(ValueError):
         return {"line": self.line, "field": self.field, "reason": self.reason}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ContactRow:
-    """One valid contact, ready for the store."""
+class ContactRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One valid contact, ready for the store. A msgspec struct, not a dataclass: built
+    once per imported row and sent back from the worker processes, it costs ~0.2 µs to
+    make or decode where a frozen dataclass took ~3 µs (each field set through
+    ``object.__setattr__``); ``array_like`` sends it as a msgpack array, no field names."""
 
     external_id: str
     phones: tuple[str, ...]
@@ -167,6 +173,13 @@ class Checked:
 
 def _text(raw: dict[str, Any], key: str) -> str | None:
     v = raw.get(key)
+    if type(v) is str:  # the usual cell, read in the fewest steps (8 a row, 100,000 rows a request)
+        v = v.strip()
+        if len(v) > MAX_TEXT:
+            raise RowError(key, f"{len(v):,} characters; at most {MAX_TEXT}")
+        if _CONTROL.search(v):
+            raise RowError(key, "holds a control character (a line break, tab or NUL); send plain text")
+        return v or None
     if v is None or v == "":
         return None
     if not isinstance(v, (str, int)) or isinstance(v, bool):
@@ -194,6 +207,8 @@ def _amount(value: Any) -> str | None:
     text ("1234.50"). Refused rather than rounded: an amount is never changed silently."""
     if value is None or value == "":
         return None
+    if type(value) is str and _PLAIN_AMOUNT.fullmatch(value):
+        return value  # already what the steps below make of it ("1234.50"), without Decimal's cost
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise RowError("amount", "expected a decimal number, e.g. 1234.50")
     if isinstance(value, int) and not -10**MAX_AMOUNT_DIGITS < value < 10**MAX_AMOUNT_DIGITS:
@@ -221,8 +236,8 @@ def _amount(value: Any) -> str | None:
 def validate_row(raw: Any, default_region: str | None = None) -> ContactRow:
     if not isinstance(raw, dict):
         raise RowError("row", "expected an object")
-    unknown = sorted(str(k) for k in raw if k not in FIELDS)
-    if unknown:
+    if not _FIELD_SET.issuperset(raw):  # the usual row is named at once; the first unknown in name order
+        unknown = sorted(str(k) for k in raw if k not in FIELDS)
         raise RowError(unknown[0][:MAX_TEXT], "unknown field (a typo?)")
     ext = _text(raw, "external_id")
     if ext is None:
@@ -243,7 +258,9 @@ def validate_row(raw: Any, default_region: str | None = None) -> ContactRow:
         raise RowError("phones", "at least one phone number is required")
     if len(phones_raw) > MAX_PHONES:
         raise RowError("phones", f"at most {MAX_PHONES} numbers per contact")
-    phones = tuple(dict.fromkeys(_phone(p, region.upper() if region else None) for p in phones_raw))
+    region = region.upper() if region else None
+    phones = ((_phone(phones_raw[0], region),) if len(phones_raw) == 1
+              else tuple(dict.fromkeys(_phone(p, region) for p in phones_raw)))
     amount = _amount(raw.get("amount"))
     currency = _text(raw, "currency")
     if currency is not None and not _CURRENCY.fullmatch(currency):
@@ -292,6 +309,9 @@ def validate_rows(rows: Iterable[tuple[int, Any]], default_region: str | None = 
             bad.append(BadRow(line, exc.field, exc.reason, str(ext)[:MAX_TEXT] if ext is not None else None))
             continue
         good.append(row)
+        if not (row.external_id.startswith(FORMULA_START) or (row.name or "").startswith(FORMULA_START)
+                or (row.case_ref or "").startswith(FORMULA_START)):
+            continue  # TEXT_FIELDS, read at once: most rows have no formula-like cell
         for f in formula_fields(row):
             warnings.append(BadRow(line, f, f"starts with {getattr(row, f)[0]!r}: a spreadsheet may run it as a formula; "
                                             "stored as given, written with a leading ' in CSV exports", row.external_id))
