@@ -3,8 +3,9 @@ campaigns, import contacts (one transaction per import: all or nothing), read th
 and move one contact's cursor inside a caller's transaction.
 
 ``upsert_contacts`` is a hot path (100,000 rows a request): raw SQL, one ``executemany``
-of a portable ``INSERT … ON CONFLICT … DO UPDATE`` on SQLite, COPY into a temporary table
-then one ``INSERT … SELECT … ON CONFLICT`` on PostgreSQL; phone lists encoded with msgspec.
+of a portable ``INSERT … ON CONFLICT … DO UPDATE`` on SQLite, COPY straight into the table
+on PostgreSQL (or, when some rows are known, into a temporary table then one ``INSERT …
+SELECT … ON CONFLICT``); phone lists encoded with msgspec.
 """
 from __future__ import annotations
 
@@ -119,9 +120,7 @@ class Campaigns(StoreBase):
                 raise Conflict(f"campaign {campaign_id!r} is {state[0] if state else 'gone'}")
             # msgspec encodes a phone list in ~0.3 µs, json.dumps in ~2.3: a fifth of a big import's commit
             if self.dialect is POSTGRESQL:
-                known = self._copy_contacts(c, campaign_id, [
-                    (r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone, r.language,
-                     encode(r.phones).decode()) for r in rows], now)
+                known = self._copy_contacts(c, campaign_id, rows, now)
             else:
                 known = 0
                 ids = [r.external_id for r in rows]
@@ -142,16 +141,32 @@ class Campaigns(StoreBase):
         return len(rows) - known, known
 
     @staticmethod
-    def _copy_contacts(c: PgConnection, campaign_id: str, values: list[tuple[Any, ...]], now: float) -> int:
-        """PostgreSQL's import: the rows by COPY into a temporary table (one stream, not a
-        statement per row), then one count of the known ones and one INSERT … SELECT … ON
-        CONFLICT, in file order. Returns how many were known. SQLite's way (counts by chunks
-        of 500 ids, then ``executemany``) took 6.3 s here for 100,000 new rows and 342 s for
-        50,000 known ones; this takes 2.8 s and 1.7 s (store alone, loaded 2-core machine)."""
+    def _copy_contacts(c: PgConnection, campaign_id: str, rows: Sequence[ContactRow], now: float) -> int:
+        """PostgreSQL's import. First the rows by COPY straight into ``contacts``, inside a
+        savepoint: an import of new contacts (the usual one) is then done, one stream and
+        each index updated once per row. A row the campaign knows already breaks the COPY
+        on the unique key; back to the savepoint (nothing of it stays), the rows go by COPY
+        into a temporary table, then one count of the known ones and one INSERT … SELECT …
+        ON CONFLICT, in file order. Returns how many were known. Store alone, 100,000 rows,
+        2-core machine at load 2.5: new ones 1.0-1.1 s where the temporary table's way took
+        2.0-2.2 s; known ones 2.5 s (was 2.4: the COPY runs until its first known row)."""
+        phones = [encode(r.phones).decode() for r in rows]
+        c.execute("SAVEPOINT contacts_import")
+        try:
+            c.copy_rows(f"COPY contacts({_CONTACT_COLUMNS}) FROM STDIN",
+                        ((campaign_id, r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone,
+                          r.language, p, "waiting", now, now, now) for r, p in zip(rows, phones, strict=True)))
+        except INTEGRITY_ERRORS:
+            c.execute("ROLLBACK TO SAVEPOINT contacts_import")
+        else:
+            c.execute("RELEASE SAVEPOINT contacts_import")
+            return 0
         c.execute("CREATE TEMP TABLE IF NOT EXISTS contacts_import (ord INTEGER, external_id TEXT, name TEXT, case_ref TEXT,"
                   " amount TEXT, currency TEXT, due_date TEXT, time_zone TEXT, language TEXT, phones TEXT)"
                   " ON COMMIT DELETE ROWS")
-        c.copy_rows("COPY contacts_import FROM STDIN", ((i, *v) for i, v in enumerate(values)))
+        c.copy_rows("COPY contacts_import FROM STDIN",
+                    ((i, r.external_id, r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone, r.language, p)
+                     for i, (r, p) in enumerate(zip(rows, phones, strict=True))))
         c.execute("ANALYZE contacts_import")  # a temporary table has no statistics until asked (no autovacuum)
         known = int(c.execute("SELECT COUNT(*) FROM contacts_import s JOIN contacts ct"
                               " ON ct.campaign_id = ? AND ct.external_id = s.external_id", (campaign_id,)).fetchone()[0])
