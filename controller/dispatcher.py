@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -146,10 +147,13 @@ class Dispatcher:
 
     @staticmethod
     def _decide(contact: dict[str, Any], job: dict[str, Any], settings: rules.Settings, counts: RuleCounts,
-                now: float) -> rules.Decision:
+                leased_now: int, now: float) -> rules.Decision:
+        """The rules for ``job`` on ``counts``, with ``leased_now`` calls to its number
+        leased earlier in the same round (not in the database's counts yet)."""
         history = rules.History(opted_out=counts.opted_out, recent_attempts=[_utc(t) for t in counts.attempts],
                                 last_conversation=_utc(counts.last_conversation) if counts.last_conversation else None,
-                                attempts_today=counts.attempts_today, promise_date=_promise_date(contact))
+                                attempts_today=counts.attempts_today, calls_in_flight=counts.calls_in_flight + leased_now,
+                                promise_date=_promise_date(contact))
         return rules.check(rules.Request(rules.JobKind(job["kind"]), job["callee"], _utc(now), contact.get("time_zone")),
                            settings, history)
 
@@ -201,14 +205,17 @@ class Dispatcher:
                     pending.append((contact, job, settings, target_id))
                 counts = rnd.rule_counts([self._rule_ask(contact, job, settings, now) for contact, job, settings, _ in pending])
                 leases = []
+                calls: Counter[str] = Counter()  # this round's calls by number
                 for (contact, job, settings, target_id), got in zip(pending, counts, strict=True):
-                    decision = self._decide(contact, job, settings, got, now)
+                    decision = self._decide(contact, job, settings, got, calls[job["callee"]], now)
                     if not decision.allowed:
                         by_id[target_id].open_jobs -= 1
                         assert decision.reason is not None
                         refusals.append((contact, job, decision.reason.value, decision.detail,
                                          decision.retry_at.timestamp() if decision.retry_at else None))
                         continue
+                    if job["kind"] == JobKind.CALL.value:
+                        calls[job["callee"]] += 1
                     leases.append(Lease(contact["id"], contact["campaign_id"], job, target_id, batch_for(target_id), job["deadline"]))
                 rnd.lease(leases)
             for lease in leases:

@@ -48,6 +48,11 @@ DEFAULT_QUIET_AFTER_CONVERSATION: Final = timedelta(days=7)
 #: common setting of collection dialers (a stricter precedent: Massachusetts 940 CMR
 #: 7.04(1)(f), 2 calls per 7 days to a residence).
 DEFAULT_DAILY_CAP_PER_NUMBER: Final = 3
+#: A number whose daily cap is full only with calls still in flight is looked at again
+#: after this: a leased call is placed or given back within its lease (5 min by default)
+#: and its result reaches the controller soon after; if it was never placed, the cap has
+#: room again.
+IN_FLIGHT_RECHECK: Final = timedelta(minutes=10)
 #: Days a call recording is kept (issue 14, off unless a step records). 30 days is the
 #: usual short retention of call-centre QA recordings; 3650 (10 years) bounds a mistake.
 #: Not a contact rule: it rides in the campaign's rules because the campaign owns it.
@@ -96,6 +101,9 @@ class History:
     last_conversation: datetime | None = None
     #: call attempts to this number since the start of the callee's local day
     attempts_today: int = 0
+    #: calls to this number leased and not yet reported placed (another contact sharing
+    #: the number, on this controller or another): each is an attempt about to happen
+    calls_in_flight: int = 0
     #: the date the callee promised to pay by (the voicebot), if any
     promise_date: date | None = None
 
@@ -254,8 +262,12 @@ def _promise(req: Request, s: Settings, h: History, zones: tuple[ZoneInfo, ...])
 
 
 def _daily_cap(req: Request, s: Settings, h: History, zones: tuple[ZoneInfo, ...]) -> Decision | None:
-    if h.attempts_today < s.daily_cap_per_number:
+    if h.attempts_today + h.calls_in_flight < s.daily_cap_per_number:
         return None
+    if h.attempts_today < s.daily_cap_per_number:  # only the calls in flight fill the cap: look again once they ended
+        return Decision(False, Reason.DAILY_CAP_PER_NUMBER, req.now + IN_FLIGHT_RECHECK,
+                        f"{h.attempts_today} call attempts to this number today and {h.calls_in_flight} in flight "
+                        f"(cap {s.daily_cap_per_number})")
     return Decision(False, Reason.DAILY_CAP_PER_NUMBER, _local_midnight_after(req.now, zones[0]),
                     f"{h.attempts_today} call attempts to this number today (cap {s.daily_cap_per_number})")
 

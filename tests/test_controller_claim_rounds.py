@@ -100,6 +100,29 @@ def test_a_rounds_rule_counts_are_what_the_one_contact_read_gives(open_store):
     assert got[2].last_conversation == 30.0 and got[3].opted_out
 
 
+def test_a_rounds_counts_have_the_calls_in_flight_to_each_number(open_store):
+    """Open call jobs to a number count until their placed attempt is stored (then the
+    result counts); jobs done, SMS and other numbers do not."""
+    s = open_store()
+    _campaign(s, 5, phones=lambda i: ("+48600100200",) if i < 4 else ("+48600100299",))
+    with s.claim_round(1.0, 3) as rnd:  # contacts 1-3 share a number with 4
+        rnd.lease([Lease(c["id"], "c1", {"id": f"c1.{c['id']}.0.0", "kind": kind, "callee": c["phones"][0], "campaign": "c1"},
+                         "box", "b1", 100.0) for c, kind in zip(rnd.contacts, ("call", "call", "sms"), strict=True)])
+    with s.tx() as c:  # contact 1's call was placed (a non-final result that counts), then ends
+        s.insert_result(c, {"dedupe": "r1", "appliance_id": "box", "app_seq": 1, "job_id": "c1.1.0.0", "campaign_id": "c1",
+                            "contact_id": 1, "external_id": None, "kind": "call", "callee": "+48600100200",
+                            "outcome": "ringing", "reason": None, "final": 0, "number_shown": None, "counts_as_attempt": 1,
+                            "at": 2.0, "body": "{}"})
+    with s.claim_round(1.0, 10) as rnd:
+        assert [c["id"] for c in rnd.contacts] == [4, 5]
+        got = rnd.rule_counts([RuleAsk(4, "+48600100200", 0.0, 0.0), RuleAsk(5, "+48600100299", 0.0, 0.0)])
+    assert [(g.attempts_today, g.calls_in_flight) for g in got] == [(1, 1), (0, 0)]  # contact 2's call is still to come
+    with s.tx() as c:
+        s.jobs_reported(c, {"c1.2.0.0"}, (), 3.0)
+    with s.claim_round(1.0, 10) as rnd:
+        assert rnd.rule_counts([RuleAsk(4, "+48600100200", 0.0, 0.0)])[0].calls_in_flight == 0
+
+
 def test_on_postgresql_a_round_passes_over_the_contacts_another_round_holds(pg_server):
     with pg_server.database() as url:
         a, b = Store(url), Store(url)
@@ -122,3 +145,38 @@ def test_on_postgresql_a_round_passes_over_the_contacts_another_round_holds(pg_s
 def _in_a_round(s: Store) -> list[int]:
     with s.claim_round(1.0, 10) as rnd:
         return _lease_all(rnd, "box-b")
+
+
+async def test_contacts_sharing_a_number_do_not_pass_its_daily_cap_together(open_store):
+    """Two controllers dispatch five contacts sharing one number, on the shipped rules
+    (cap 3 a day, calling hours in the callee's zone: noon in Warsaw): three calls are
+    leased between them, in one round and across the two; the other two are refused for
+    the cap with the calls in flight named, and looked at again in 10 minutes."""
+    from datetime import UTC, datetime
+
+    from controller import planner
+    from controller.dispatcher import Dispatcher
+    from controller.reports import Reports
+    from controller.rules import IN_FLIGHT_RECHECK
+
+    a, b = open_store(), open_store()
+    now = datetime(2026, 1, 15, 11, tzinfo=UTC).timestamp()
+    a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
+    a.upsert_contacts("c1", [ContactRow(f"x{i}", ("+48600100200",)) for i in range(5)]
+                      + [ContactRow("other", ("+48600100299",))], 0.0)
+    sent: list[str] = []
+
+    async def send(appliance_id, msg) -> bool:
+        sent.extend(f"{appliance_id}:{j['callee']}" for j in msg.jobs)
+        return True
+
+    for store, box, capacity in ((a, "box-a", 2), (b, "box-b", 10)):
+        d = Dispatcher(store, Reports(store, lambda: now), lambda: now, queue_depth=0)
+        await d.tick([planner.Slot(box, capacity, 0, {}, 0)], send)
+    assert sorted(x.split(":")[1] for x in sent) == ["+48600100200"] * 3 + ["+48600100299"]
+    assert sorted(x.split(":")[0] for x in sent) == ["box-a", "box-a", "box-b", "box-b"]
+    refused = [r for r in a.results_after(0, 100) if r["outcome"] == "refused_by_policy"]
+    assert [r["reason"] for r in refused] == ["daily_cap_per_number"] * 2
+    assert all("0 call attempts to this number today and 3 in flight (cap 3)" in r["detail"]["detail"] for r in refused)
+    assert {r["detail"]["retry_at"] for r in refused} == {now + IN_FLIGHT_RECHECK.total_seconds()}
+    assert a.campaign_counts("c1") == {"waiting": 2, "in_flight": 4, "done": 0, "total": 6}

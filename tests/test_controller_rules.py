@@ -5,7 +5,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
-from controller.rules import (History, JobKind, Reason, Request, Settings, check, day_start_utc,
+from controller.rules import (IN_FLIGHT_RECHECK, History, JobKind, Reason, Request, Settings, check, day_start_utc,
                               next_window_start, zone_for_number)
 
 UTC = timezone.utc
@@ -126,6 +126,19 @@ def test_daily_cap_per_number_resets_at_local_midnight():
     assert d.retry_at == at(2026, 1, 16, 5)  # midnight EST
     assert day_start_utc(now, None, NYC) == at(2026, 1, 15, 5)
     assert check(req(NYC, now), Settings(daily_cap_per_number=2), History(attempts_today=1)).allowed
+
+
+def test_calls_in_flight_to_the_number_count_against_its_daily_cap():
+    """Another contact's call to the same number, leased and not yet placed, is an attempt
+    about to happen: the cap holds with it, and the refusal looks again once it has ended
+    (it may never be placed), not at midnight."""
+    now = at(2026, 1, 15, 15)
+    d = check(req(NYC, now), Settings(daily_cap_per_number=2), History(attempts_today=1, calls_in_flight=1))
+    assert d.reason is Reason.DAILY_CAP_PER_NUMBER and d.retry_at == now + IN_FLIGHT_RECHECK
+    assert "1 in flight" in d.detail
+    d = check(req(NYC, now), Settings(daily_cap_per_number=2), History(attempts_today=2, calls_in_flight=1))
+    assert d.retry_at == at(2026, 1, 16, 5)  # full with placed calls alone: midnight, as before
+    assert check(req(NYC, now), Settings(daily_cap_per_number=3), History(attempts_today=1, calls_in_flight=1)).allowed
 
 
 def test_blackout_dates_in_local_time_skip_consecutive_days():

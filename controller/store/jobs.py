@@ -58,6 +58,8 @@ class RuleCounts:
     last_conversation: float | None
     attempts_today: int
     opted_out: bool
+    #: open call jobs to the number with no placed attempt stored yet
+    calls_in_flight: int = 0
 
 
 def _parts(c: Any, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
@@ -92,8 +94,11 @@ class ClaimRound:
 
     def rule_counts(self, asks: Sequence[RuleAsk]) -> list[RuleCounts]:
         """The counts for each of ``asks``, as the database holds them in this transaction
-        (whichever controller wrote them): three statements for the round, not three a
-        contact. Only results count, as in ``Results.contact_history_counts``."""
+        (whichever controller wrote them): four statements for the round, not several a
+        contact. The results' counts are ``Results.contact_history_counts``'s; beside them
+        the calls to each number in flight (leased to any appliance by any controller,
+        no placed attempt stored yet), so two contacts sharing a number cannot pass its
+        daily cap together."""
         if not asks:
             return []
         c = self._c
@@ -120,10 +125,13 @@ class ClaimRound:
                 calls[number].append(at)
         for where, args in _parts(c, "number", numbers):
             opted.update(r[0] for r in c.execute(f"SELECT number FROM optouts WHERE {where}", args).fetchall())
+        flying: dict[str, int] = {}
+        for where, args in _parts(c, "j.callee", numbers):
+            flying.update((r[0], r[1]) for r in c.execute(_CALLS_IN_FLIGHT.format(where=where), args).fetchall())
         return [RuleCounts(attempts=[t for t in attempts.get(a.contact_id, ()) if t > a.window_start],
                            last_conversation=talks.get(a.contact_id),
                            attempts_today=sum(1 for t in calls.get(a.number, ()) if t >= a.day_start),
-                           opted_out=a.number in opted) for a in asks]
+                           opted_out=a.number in opted, calls_in_flight=flying.get(a.number, 0)) for a in asks]
 
     def lease(self, leases: Sequence[Lease]) -> None:
         """The contacts of ``leases`` in flight and their jobs leased, in this transaction:
@@ -155,6 +163,12 @@ class ClaimRound:
         StoreBase._count(c, moved)
         self.leased += len(leases)
 
+
+#: Open call jobs by number whose call has no placed attempt stored yet (a job reported
+#: started may have one: it is counted among the results already). ``jobs_open_callee``.
+_CALLS_IN_FLIGHT = ("SELECT j.callee, COUNT(*) FROM jobs j WHERE {where} AND j.kind = 'call'"
+                    " AND j.state IN ('leased', 'accepted', 'started') AND NOT EXISTS (SELECT 1 FROM results r"
+                    " WHERE r.contact_id = j.contact_id AND r.job_id = j.id AND r.counts_as_attempt = 1) GROUP BY j.callee")
 
 #: A job leased: a new row, or the same id leased again (a contact planned again after its
 #: job was rejected or expired keeps the id until its generation changes).

@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_open ON jobs(appliance_id, state) WHERE state IN ('leased', 'accepted', 'started');
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(lease_deadline) WHERE state IN ('leased', 'accepted');
+CREATE INDEX IF NOT EXISTS jobs_open_callee ON jobs(callee) WHERE state IN ('leased', 'accepted', 'started');
 """
 
 #: Results and inbound events (store/results.py).
