@@ -116,6 +116,8 @@ CREATE TABLE IF NOT EXISTS inbound (
     choice TEXT,                     -- an answered callback's menu choice, version 2
     external_id TEXT                 -- the matched contact's CRM key, version 3
 );
+-- a contact's history (GET /v1/contacts/{id}/history): without it every call reads the whole table
+CREATE INDEX IF NOT EXISTS inbound_contact ON inbound(contact_id, seq);
 """
 
 #: The do-not-call list (store/optouts.py).
