@@ -28,6 +28,40 @@ def test_zone_is_derived_from_the_number():
     assert zone_for_number(NYC).key == "America/New_York"
 
 
+def test_the_zones_from_the_country_code_are_the_parsed_numbers_for_every_example_number():
+    """The short way (a country whose numbers all share their zones, answered from its
+    code) gives what parsing and typing the number gives, for the example number of every
+    region and number type phonenumbers has; and where it answers, a number outside the
+    known ranges is in its country's zone, not UTC."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+    from phonenumbers import timezone as pn_timezone
+
+    from controller import rules
+
+    short = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.TOLL_FREE, PhoneNumberType.PREMIUM_RATE,
+                     PhoneNumberType.SHARED_COST, PhoneNumberType.VOIP, PhoneNumberType.PERSONAL_NUMBER, PhoneNumberType.PAGER,
+                     PhoneNumberType.UAN, PhoneNumberType.VOICEMAIL):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            parsed = rules._zone_infos(pn_timezone.time_zones_for_number(phonenumbers.parse(e164))) or (rules.ZoneInfo("UTC"),)
+            assert rules.zones_for_number.__wrapped__(e164) == parsed, (region, kind, e164)
+            short += rules._zones_of_code(str(example.country_code)) is not None
+    for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS):  # +800, +881, …
+        example = phonenumbers.example_number_for_non_geo_entity(code)
+        if example is not None:
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            parsed = rules._zone_infos(pn_timezone.time_zones_for_number(example)) or (rules.ZoneInfo("UTC"),)
+            assert rules.zones_for_number.__wrapped__(e164) == parsed, e164
+    assert short > 500  # most countries are answered the short way
+    assert rules._zones_of_code("1") is None and rules._zones_of_code("7") is None  # by area code
+    assert zone_for_number("+48100000000").key == "Europe/Warsaw"  # no such range in Poland (yet)
+
+
 @pytest.mark.parametrize("number,utc_hour,allowed", [
     (PL, 6, False),   # 07:00 CET in winter
     (PL, 7, True),    # 08:00 CET
