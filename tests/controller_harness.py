@@ -50,6 +50,16 @@ def make_config(store: Path | str, *, recordings: Path | None = None, **sections
     return parse_config(data, source="test")
 
 
+def stored_result(i: int, contact: int, callee: str, outcome: str, at: float, *, counts: int = 1, final: int = 1,
+                  job_id: str | None = None) -> dict[str, Any]:
+    """A row for ``Store.insert_result``: result ``i`` of a call to ``callee`` for contact
+    ``contact`` of campaign c1 (``counts``: a placed attempt)."""
+    return {"dedupe": f"r{i}", "appliance_id": "box", "app_seq": i, "job_id": job_id or f"c1.{contact}.0.{i}",
+            "campaign_id": "c1", "contact_id": contact, "external_id": None, "kind": "call", "callee": callee,
+            "outcome": outcome, "reason": None, "final": final, "number_shown": None, "counts_as_attempt": counts, "at": at,
+            "body": "{}"}
+
+
 class RawDb:
     """The database under a store, without the store (what an older controller left), on
     either backend: a DDL script in SQLite's spelling, a value, a table's columns."""

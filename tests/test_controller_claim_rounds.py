@@ -14,6 +14,7 @@ import threading
 from controller.contacts import ContactRow
 from controller.store import Store
 from controller.store.jobs import Lease, RuleAsk, RuleCounts
+from controller_harness import stored_result
 
 
 def _campaign(s: Store, n: int, *, phones=lambda i: (f"+486001{i:05d}",)) -> None:
@@ -77,12 +78,7 @@ def test_a_rounds_rule_counts_are_what_the_one_contact_read_gives(open_store):
     """Attempts in the window, the last conversation, today's calls to the number (results
     of every contact), the opt-out: for several contacts and numbers at once."""
     s = open_store()
-
-    def result(i: int, contact: int, callee: str, outcome: str, at: float, counts: int = 1) -> dict:
-        return {"dedupe": f"r{i}", "appliance_id": "box", "app_seq": i, "job_id": f"c1.{contact}.0.{i}", "campaign_id": "c1",
-                "contact_id": contact, "external_id": None, "kind": "call", "callee": callee, "outcome": outcome,
-                "reason": None, "final": 1, "number_shown": None, "counts_as_attempt": counts, "at": at, "body": "{}"}
-
+    result = stored_result
     with s.tx() as c:
         for row in (result(1, 1, "+48600000001", "busy", 10.0), result(2, 1, "+48600000001", "answered_human", 50.0),
                     result(3, 1, "+48600000001", "channel_error", 60.0, counts=0), result(4, 2, "+48600000001", "busy", 70.0),
@@ -109,10 +105,7 @@ def test_a_rounds_counts_have_the_calls_in_flight_to_each_number(open_store):
         rnd.lease([Lease(c["id"], "c1", {"id": f"c1.{c['id']}.0.0", "kind": kind, "callee": c["phones"][0], "campaign": "c1"},
                          "box", "b1", 100.0) for c, kind in zip(rnd.contacts, ("call", "call", "sms"), strict=True)])
     with s.tx() as c:  # contact 1's call was placed (a non-final result that counts), then ends
-        s.insert_result(c, {"dedupe": "r1", "appliance_id": "box", "app_seq": 1, "job_id": "c1.1.0.0", "campaign_id": "c1",
-                            "contact_id": 1, "external_id": None, "kind": "call", "callee": "+48600100200",
-                            "outcome": "ringing", "reason": None, "final": 0, "number_shown": None, "counts_as_attempt": 1,
-                            "at": 2.0, "body": "{}"})
+        s.insert_result(c, stored_result(1, 1, "+48600100200", "ringing", 2.0, final=0, job_id="c1.1.0.0"))
     with s.claim_round(1.0, 10) as rnd:
         assert [c["id"] for c in rnd.contacts] == [4, 5]
         got = rnd.rule_counts([RuleAsk(4, "+48600100200", 0.0, 0.0), RuleAsk(5, "+48600100299", 0.0, 0.0)])

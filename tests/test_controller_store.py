@@ -21,7 +21,7 @@ from controller.planner import Slot, assign, operator_of
 from controller.reports import Reports
 from controller.rules import JobKind
 from controller.store import Store, StoreError, schema
-from controller_harness import RawDb
+from controller_harness import RawDb, stored_result
 
 
 def job(cid="c1", contact=1, jid="c1.1.0.0"):
@@ -480,12 +480,7 @@ def test_contact_history_counts_what_the_rules_read(open_store):
     """The contact rules' reads (one statement for the three single values): attempts in
     the window, the last conversation, today's attempts to the number, the opt-out."""
     s = open_store()
-
-    def result(i: int, contact: int, callee: str, outcome: str, at: float, counts: int = 1) -> dict:
-        return {"dedupe": f"r{i}", "appliance_id": "box", "app_seq": i, "job_id": f"c1.{contact}.0.{i}", "campaign_id": "c1",
-                "contact_id": contact, "external_id": None, "kind": "call", "callee": callee, "outcome": outcome,
-                "reason": None, "final": 1, "number_shown": None, "counts_as_attempt": counts, "at": at, "body": "{}"}
-
+    result = stored_result
     with s.tx() as c:
         for row in (result(1, 1, "+48600000001", "busy", 10.0), result(2, 1, "+48600000001", "answered_human", 50.0),
                     result(3, 1, "+48600000001", "channel_error", 60.0, counts=0), result(4, 2, "+48600000001", "busy", 70.0),
