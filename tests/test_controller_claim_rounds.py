@@ -173,3 +173,26 @@ async def test_contacts_sharing_a_number_do_not_pass_its_daily_cap_together(open
     assert all("0 call attempts to this number today and 3 in flight (cap 3)" in r["detail"]["detail"] for r in refused)
     assert {r["detail"]["retry_at"] for r in refused} == {now + IN_FLIGHT_RECHECK.total_seconds()}
     assert a.campaign_counts("c1") == {"waiting": 2, "in_flight": 4, "done": 0, "total": 6}
+
+
+def test_on_postgresql_a_big_import_refreshes_the_planners_counts_at_once(pg_server):
+    """ANALYZE after an import that grew the contacts by a tenth or more, not a minute
+    later by autovacuum: before it the planner believed the table empty and sorted every
+    waiting contact for each claim round. A small import leaves the counts as they were."""
+    with pg_server.database() as url:
+        s = Store(url)
+        try:
+            def planner_count() -> float:
+                return s.conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'contacts'::regclass").fetchone()[0]
+
+            assert planner_count() < 0  # never analyzed
+            _campaign(s, 3000)
+            assert planner_count() == 3000
+            s.upsert_contacts("c1", [ContactRow(f"y{i}", (f"+486002{i:05d}",)) for i in range(200)], 1.0)
+            assert planner_count() == 3000  # 200 new rows: below both thresholds
+            plan = " ".join(r[0] for r in s.conn.execute(
+                "EXPLAIN SELECT * FROM contacts WHERE state = 'waiting' AND next_at <= 2.0 AND campaign_id = ANY(ARRAY['c1'])"
+                " ORDER BY next_at LIMIT 500 FOR UPDATE SKIP LOCKED").fetchall())
+            assert "contacts_due" in plan and "Sort" not in plan, plan
+        finally:
+            s.close()
