@@ -236,7 +236,9 @@ class Dispatcher:
         by_id = {s.appliance_id: s for s in slots}
 
         def batch_for(appliance_id: str) -> str:
-            return batch_ids.setdefault(appliance_id, f"b-{uuid.uuid4().hex[:16]}")
+            if appliance_id not in batch_ids:  # an id a batch, made once (not a uuid4 a job)
+                batch_ids[appliance_id] = f"b-{uuid.uuid4().hex[:16]}"
+            return batch_ids[appliance_id]
 
         renewed = 0
         for job in self.store.renewable_leases(now, self.lease_seconds * RENEW_WHEN_LEFT,
