@@ -19,7 +19,9 @@ document, ``backends.sqlite`` and ``backends.postgresql``):
 * ``api`` — latency of a mixed read load (results page, contact, history, campaign) on the
   first controller, offered open-loop at ``--rate`` requests/s for ``--seconds``: each
   request is sent at its scheduled instant whether or not the earlier ones have answered
-  (``max_send_lag_ms`` says how late the sender itself was); p50, p99, max.
+  (``max_send_lag_ms`` says how late the sender itself was); p50, p99, max, and the first
+  controller's CPU a request (``controller_cpu_ms_per_request``: on a machine shared with
+  the load and the database, the latency also shows what else runs).
 
 ``--store postgresql://…`` names a database the bench may use: it makes a schema of its own
 in it (``simrotor_bench_<pid>``, reached through the URL's ``search_path``), so the login
@@ -83,6 +85,12 @@ def _pct(values: list[float], p: float) -> float:
 
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux's /proc/<pid>/stat, fields 14-15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the PostgreSQL database's schema of its own -------------------------------------------
@@ -284,7 +292,12 @@ async def _bench(backend: str, store_url: str, bodies: list[bytes], results: int
             out["ingest_per_second"] = round(seq / (time.perf_counter() - t0))
             for ws in links:
                 await ws.close()
+            cpu0 = _cpu_seconds(ctls[0].proc.pid)
             out["api"] = await _api_load(s, a, h, rate, seconds, contacts=max(1, created), results=max(1, seq))
+            # what the first controller's process spent a request (its threads included): the
+            # part of the latency that is this code's, whatever else the machine runs
+            out["api"]["controller_cpu_ms_per_request"] = round(
+                (_cpu_seconds(ctls[0].proc.pid) - cpu0) * 1000 / max(1, out["api"]["requests"]), 3)
     finally:
         for c in ctls:
             c.proc.terminate()

@@ -21,6 +21,7 @@ def check_backend(data: dict, *, controllers: int) -> None:
     assert data["import_per_second"] > 0 and data["dispatch_per_second"] > 0 and data["ingest_per_second"] > 0
     assert data["api"]["requests"] == 50 and data["api"]["errors"] == 0
     assert 0 < data["api"]["p50_ms"] <= data["api"]["p99_ms"] <= data["api"]["max_ms"]
+    assert 0 < data["api"]["controller_cpu_ms_per_request"] < 1000  # a request costs some CPU, not seconds
     assert len(data["load_average_before"]) == 3 and len(data["load_average_after"]) == 3
 
 
