@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import queue
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -83,6 +84,14 @@ _OPEN: Final = frozenset({"/v1/enroll", "/v1/link"})
 _LINK_PREFIX: Final = "/v1/link/"
 #: Redoc's standalone bundle, placed by scripts/vendor-redoc (absent: /docs is the plain page).
 REDOC_BUNDLE = Path(__file__).resolve().parent / "static" / "redoc.standalone.js"
+#: What ``_check_and_store`` feeds its store thread besides a slice's rows: the last one
+#: was sent / a row was bad, roll back.
+_END_OF_ROWS: Final = object()
+_ABANDON: Final = object()
+
+
+class _Abandoned(Exception):
+    """Raised in the store's transaction of an import with a bad row: nothing is stored."""
 
 
 class Api:
@@ -344,30 +353,82 @@ class Api:
                 parsed = contacts_json.parse_json(body)
         except ct.BodyError as exc:
             raise ApiError(exc.status, exc.error, exc.detail()) from None
-        checked = ct.combine(parsed, await self._validate(parsed.items, region))
-        if checked.refused:
-            refused = checked.report(stored=False)
-            self.metrics.imported(refused=refused["rows"])
-            raise ApiError(422, "invalid_rows", refused)
+        dups = ct.duplicates(parsed.items)
+        stored: tuple[int, int] | None = None
         try:
-            created, updated = self.store.upsert_contacts(cid, checked.rows, self.clock(),
-                                                          closed=(cp.CampaignState.CANCELLED.value,), reopen=REOPEN)
+            if self.store.dialect.name == "postgresql" and not parsed.bad and not dups:
+                checked, stored = await self._check_and_store(cid, parsed, dups, region)
+            else:
+                checked = ct.combine(parsed, await self._validate(parsed.items, region), dups=dups)
+            if checked.refused:
+                refused = checked.report(stored=False)
+                self.metrics.imported(refused=refused["rows"])
+                raise ApiError(422, "invalid_rows", refused)
+            created, updated = stored or self.store.upsert_contacts(cid, checked.rows, self.clock(),
+                                                                    closed=(cp.CampaignState.CANCELLED.value,), reopen=REOPEN)
         except Conflict:
             raise ApiError(409, "bad_state", "the campaign was cancelled during the import; nothing was stored") from None
         self.metrics.imported(stored=created + updated)
         self.wake()
         return reply(checked.report(stored=True, created=created, updated=updated))
 
-    async def _validate(self, items: list[tuple[int, Any]], region: str | None) -> list[Any]:
-        """Check every row; validation is CPU-bound pure Python (phonenumbers), so an import
-        of more than one slice goes to worker processes on the other cores and the loop
-        stays free for links and API requests meanwhile."""
+    def _checks(self, items: list[tuple[int, Any]], region: str | None) -> list[asyncio.Future[Any]]:
+        """The checks of an import's rows, a future per ``IMPORT_SLICE`` rows in file order.
+        Validation is CPU-bound pure Python (phonenumbers), so an import of more than one
+        slice goes to worker processes on the other cores and the loop stays free for links
+        and API requests meanwhile; one slice is checked here at once."""
+        loop = asyncio.get_running_loop()
         slices = [items[i:i + IMPORT_SLICE] for i in range(0, len(items), IMPORT_SLICE)]
         if len(slices) <= 1:
-            return [ct.validate_rows(slices[0] if slices else [], region)]
-        loop = asyncio.get_running_loop()
+            done = loop.create_future()
+            done.set_result(ct.validate_rows(slices[0] if slices else [], region))
+            return [done]
         pool = self.validation_pool()
-        return list(await asyncio.gather(*(loop.run_in_executor(pool, ct.check_slice, ct.pack(sl), region) for sl in slices)))
+        return [loop.run_in_executor(pool, ct.check_slice, ct.pack(sl), region) for sl in slices]
+
+    async def _validate(self, items: list[tuple[int, Any]], region: str | None) -> list[Any]:
+        """Every row checked (``_checks``), the slices' results in file order."""
+        return list(await asyncio.gather(*self._checks(items, region)))
+
+    async def _check_and_store(self, cid: str, parsed: ct.Parsed, dups: list[ct.BadRow], region: str | None
+                               ) -> tuple[ct.Checked, tuple[int, int] | None]:
+        """PostgreSQL: check the rows and store them at once. The store's transaction runs in
+        a worker thread (the pool gives it a connection of its own; the loop keeps serving)
+        and takes each slice, in file order, as its check comes back: the server's COPY and
+        index work hides behind the checks of the next slices, where it used to follow them
+        all (100,000 rows: ~1.2 s of store after ~1 s of checks). A slice with a bad row
+        abandons the transaction (rolled back: nothing stored); the checks still all run,
+        for the report of every bad row. Returns the check and (created, updated), None
+        when refused. Raises ``Conflict`` as ``upsert_contacts`` does."""
+        feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        def slices() -> Iterator[list[ct.ContactRow]]:
+            while (item := feed.get()) is not _END_OF_ROWS:
+                if item is _ABANDON:
+                    raise _Abandoned
+                yield ct.slice_rows(item)
+
+        checks = self._checks(parsed.items, region)
+        store = asyncio.ensure_future(asyncio.to_thread(
+            self.store.upsert_contact_slices, cid, slices(), self.clock(),
+            closed=(cp.CampaignState.CANCELLED.value,), reopen=REOPEN))
+        results: list[Any] = []
+        try:
+            for check in checks:
+                results.append(await check)
+                feed.put(_ABANDON if results[-1][1] else results[-1][0])
+        except BaseException:  # a worker's failure or the request's end: the transaction must not wait for ever
+            feed.put(_ABANDON)
+            store.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise
+        feed.put(_END_OF_ROWS)
+        checked = ct.combine(parsed, results, dups=dups, rows=False)
+        try:
+            return checked, await store
+        except Exception:
+            if checked.refused:  # abandoned (or the campaign went meanwhile): the 422 is the answer
+                return checked, None
+            raise
 
     def _contact_out(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {k: row[k] for k in ("id", "campaign_id", "external_id", "name", "case_ref", "amount", "currency", "due_date",
