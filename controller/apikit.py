@@ -22,6 +22,8 @@ from aiohttp import web
 from common.problems import instance_of, is_json_type, problem_body, problem_response
 from common.problems import words as _words
 
+from .store.results import StoredJSON
+
 T = TypeVar("T")
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
@@ -148,7 +150,22 @@ async def store_read(store: Any, read: Callable[..., T], *args: Any) -> T:
     return read(*args)
 
 
-_encode = msgspec.json.Encoder().encode
+def _stored_json(obj: Any) -> Any:
+    """msgspec's hook for what it cannot write: a stored body (``StoredJSON``) goes in as
+    its text, not decoded and encoded again."""
+    if isinstance(obj, StoredJSON):
+        return obj.encoded()
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+def _json_default(obj: Any) -> Any:
+    """json's hook: a stored body as its decoded value."""
+    if isinstance(obj, StoredJSON):
+        return obj.value
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+_encode = msgspec.json.Encoder(enc_hook=_stored_json).encode
 
 
 def reply(data: Any, status: int = 200) -> web.Response:
@@ -158,7 +175,7 @@ def reply(data: Any, status: int = 200) -> web.Response:
     try:
         body = _encode(data)
     except TypeError:
-        body = json.dumps(data, ensure_ascii=False).encode()
+        body = json.dumps(data, ensure_ascii=False, default=_json_default).encode()
     return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
+
+import msgspec
 
 from ..campaigns import voicebot_outcome
 from .backend import PgConnection
@@ -32,16 +34,78 @@ _PG_INSERT: Final = (f"INSERT INTO results({', '.join(_RESULT_COLUMNS)}) SELECT 
                      " FROM json_populate_recordset(NULL::results, ?::json) WITH ORDINALITY AS u ORDER BY u.ordinality"
                      " ON CONFLICT DO NOTHING RETURNING seq, dedupe, app_seq")
 
+#: A contact's history on PostgreSQL in one statement (``Results.contact_history``): its
+#: results as rows, each beside its inbound events as one JSON array (``json_agg``, NULL
+#: when none); the LEFT JOIN gives one row of NULL results when it has no result, so the
+#: inbound comes back all the same. Both reads by their ``contact_id`` index.
+_PG_HISTORY: Final = ("SELECT r.*, h.inbound_json FROM (SELECT (SELECT json_agg(i ORDER BY i.seq) FROM inbound i"
+                      " WHERE i.contact_id = ?)::text AS inbound_json) h LEFT JOIN results r ON r.contact_id = ? ORDER BY r.seq")
+
+
+def _pg_inbound(row: dict[str, Any]) -> dict[str, Any]:
+    """An inbound row of ``_PG_HISTORY``'s JSON as the row a ``SELECT *`` gives: JSON
+    writes a whole ``at`` (double precision) as an integer."""
+    row["at"] = float(row["at"])
+    return row
+
+
+class StoredJSON(Mapping[str, Any]):
+    """A stored JSON object (a result's ``body``) as its text, read (decoded) only when a
+    caller looks inside it. The API's reply (``apikit.reply``) splices the text in as it is
+    (``msgspec.Raw``): decoding each body of a page and encoding it again was half the CPU
+    of a page of 100 results (2.1 ms on a loaded 2-core machine). Equal to the dict it holds
+    (a ``Mapping``), so store callers read it as before."""
+
+    __slots__ = ("_value", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._value: dict[str, Any] | None = None
+
+    @property
+    def value(self) -> Any:
+        """The decoded object (msgspec, ~2x as fast as json on a result's body)."""
+        if self._value is None:
+            try:
+                self._value = msgspec.json.decode(self.text)
+            except msgspec.MsgspecError:  # NaN, an integer past 64 bits: json reads them as it did before
+                self._value = json.loads(self.text)
+        return self._value
+
+    def encoded(self) -> Any:
+        """What an encoder writes for it: the text as it is, unless it holds a number JSON
+        has no spelling for (``json.dumps`` writes ``NaN``/``Infinity``): then the decoded
+        value, which msgspec writes as ``null`` as it did before."""
+        if "NaN" in self.text or "Infinity" in self.text:
+            return self.value
+        return msgspec.Raw(self.text)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.value[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.value)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
 
 class Results(StoreBase):
     # -- results ---------------------------------------------------------------------------
     def _result(self, r: dict[str, Any]) -> dict[str, Any]:
-        body = json.loads(r.pop("body"))
+        """A ``results`` row as the API shows it: the body as ``detail``, not decoded
+        (``StoredJSON``) unless it holds a voicebot's dialogue, whose outcome goes on top."""
+        text = r.pop("body")
         r["final"] = bool(r["final"])
         r.pop("dedupe", None)
         r.pop("counts_as_attempt", None)
-        r["detail"] = body
-        if (vb := voicebot_outcome(body)) is not None:
+        body = r["detail"] = StoredJSON(text)
+        # bodies are written by json.dumps, which spells the key so: without it there is
+        # no voicebot part to read, and the body stays undecoded
+        if '"voicebot"' in text and (vb := voicebot_outcome(body.value)) is not None:
             r["voicebot"] = vb  # the dialogue's outcome on top, as in the result webhook
         return r
 
@@ -183,7 +247,20 @@ class Results(StoreBase):
         return {"attempts": attempts, "last_conversation": talk, "attempts_today": today, "opted_out": bool(opted)}
 
     def contact_history(self, contact_id: int) -> dict[str, Any]:
+        """The contact's results and inbound events, each in ``seq`` order. PostgreSQL: one
+        statement (``_PG_HISTORY``), not two: each is a round trip, and the history is read
+        at every GET of it."""
+        if isinstance(self.conn, PgConnection):
+            rows = self._all(_PG_HISTORY, (contact_id, contact_id))  # one row at least: the inbound's
+            inbound_json = rows[0]["inbound_json"]
+            results = []
+            for r in rows:
+                del r["inbound_json"]
+                if r["seq"] is not None:  # None: the contact has no result (the join's empty side)
+                    results.append(self._result(r))
+            events = msgspec.json.decode(inbound_json) if inbound_json is not None else []
+            return {"results": results, "inbound": [self._inbound(_pg_inbound(r)) for r in events]}
         results = [self._result(r) for r in self._all("SELECT * FROM results WHERE contact_id = ? ORDER BY seq", (contact_id,))]
-        inbound = self._all("SELECT * FROM inbound WHERE contact_id = ? ORDER BY seq", (contact_id,))
-        return {"results": results, "inbound": [self._inbound(r) for r in inbound]}
+        inbound_rows = self._all("SELECT * FROM inbound WHERE contact_id = ? ORDER BY seq", (contact_id,))
+        return {"results": results, "inbound": [self._inbound(r) for r in inbound_rows]}
 
