@@ -48,9 +48,13 @@ def inbound_event(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class Reports:
-    def __init__(self, store: Store, clock: Callable[[], float], *, stop_words: Iterable[str] = DEFAULT_STOP_WORDS) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float], *, stop_words: Iterable[str] = DEFAULT_STOP_WORDS,
+                 on_queued: Callable[[], None] = lambda: None) -> None:
+        """``on_queued`` is called after a transaction that queued webhook deliveries
+        commits (the controller wakes its delivery worker: only then has it work)."""
         self.store = store
         self.clock = clock
+        self.on_queued = on_queued
         self.is_stop = stop_matcher(tuple(stop_words))
         self._strategies: dict[str, tuple[cp.Step, ...]] = {}
 
@@ -116,6 +120,8 @@ class Reports:
             # last: the campaign's counts are the rows every controller's batches and claims
             # write, so their locks (taken by the moves) are held the shortest time before the commit
             self._advance(c, finals)
+        if hooks and new:
+            self.on_queued()
         return new
 
     def _advance(self, c: sqlite3.Connection, finals: Sequence[tuple[Any, str, date | None]]) -> None:
@@ -170,6 +176,8 @@ class Reports:
             else:
                 s.defer_waiting(c, contact["id"], next_at, now)
             s.enqueue(c, hooks, "result", result_event(row), now)
+        if hooks:
+            self.on_queued()
         return row
 
     # -- acknowledgements -------------------------------------------------------------------
@@ -218,4 +226,6 @@ class Reports:
                     s.opt_out(c, e["from"], "callback", "keyed 9 (stop calling this number) on an answered callback", now)
                 new.append(out)
                 s.enqueue(c, hooks, "inbound", inbound_event(out), now)
+        if hooks and new:
+            self.on_queued()
         return new

@@ -99,12 +99,14 @@ class Controller:
         # appliances heard from lately are on another controller's link (one database, several controllers)
         self.store.mark_all_disconnected(clock(), seen_before=clock() - LINK_QUIET_SECONDS)
         d = cfg.dispatch
-        self.reports = Reports(self.store, clock, stop_words=cfg.inbound.stop_words)
-        self.dispatcher = Dispatcher(self.store, self.reports, clock, lease_seconds=d.lease_seconds, stranded_after=d.stranded_after_seconds,
-                                     queue_depth=d.queue_depth, operator_prefixes=cfg.operator_prefixes)
         w = cfg.webhooks
         self.deliverer = Deliverer(self.store, clock, backoff=w.backoff_seconds, max_attempts=w.max_attempts,
                                    timeout=w.timeout_seconds, allow_private=w.allow_private)
+        # the delivery worker is woken by what queued deliveries (with no webhooks, a wake
+        # per results message cost it a claim transaction each), the dispatcher by ``wake``
+        self.reports = Reports(self.store, clock, stop_words=cfg.inbound.stop_words, on_queued=self.deliverer.wake.set)
+        self.dispatcher = Dispatcher(self.store, self.reports, clock, lease_seconds=d.lease_seconds, stranded_after=d.stranded_after_seconds,
+                                     queue_depth=d.queue_depth, operator_prefixes=cfg.operator_prefixes)
         # recordings in [store] recordings, or a folder named after a SQLite store (controller.db -> controller.recordings/)
         self.recordings = RecordingsApi(self.store, recordings_dir(cfg), clock)
         self.hub = LinkHub(self.store, self.reports, clock, wake=self.wake, heartbeat_seconds=cfg.link.heartbeat_seconds)
@@ -128,8 +130,9 @@ class Controller:
         return self._pool
 
     def wake(self) -> None:
+        """Dispatch now: new work or room for it (an import, a start, a hello, final results,
+        another controller's notice). Deliveries are woken by ``Reports.on_queued``."""
         self._wake.set()
-        self.deliverer.wake.set()
 
     def slots(self) -> list[planner.Slot]:
         open_jobs = self.store.open_jobs_by_appliance()
