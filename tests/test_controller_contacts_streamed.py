@@ -15,7 +15,7 @@ from typing import Final
 import pytest
 
 from controller.contacts import ContactRow
-from controller.store import Conflict
+from controller.store import Conflict, Store
 
 #: Seconds a test waits for a thread before calling it stuck (each step takes milliseconds).
 STUCK: Final = 10.0
@@ -54,13 +54,19 @@ def test_a_slice_source_that_raises_stores_nothing(open_store):
     assert s.upsert_contact_slices("c1", [rows(0, 2)], 2.0) == (2, 0)  # nothing left locked
 
 
-def test_a_cancel_is_not_held_up_by_an_import_waiting_for_its_next_slice(open_store):
+def test_on_postgresql_a_cancel_is_not_held_up_by_an_import_waiting_for_its_next_slice(pg_server):
     """The cancel (on the API's loop thread) goes through at once; the import, given its
     last slice, finds the campaign cancelled: 409 in the API, nothing stored. PostgreSQL
     only: on SQLite the API hands the store every slice at once, in the loop's thread."""
-    s = open_store()
-    if s.dialect.name != "postgresql":
-        pytest.skip("SQLite's import takes its slices at once")
+    with pg_server.database() as url:
+        s = Store(url)
+        try:
+            _cancel_during_import(s)
+        finally:
+            s.close()
+
+
+def _cancel_during_import(s: Store) -> None:
     s.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
     sent, go = threading.Event(), threading.Event()
     out: dict[str, object] = {}
