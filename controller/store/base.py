@@ -42,6 +42,21 @@ def in_chunks(items: Sequence[Any]) -> Iterator[tuple[Sequence[Any], str]]:
         yield part, ",".join("?" * len(part))
 
 
+def one_of(c: Any, column: str, values: Sequence[Any], sql_type: str = "") -> Iterator[tuple[str, list[Any]]]:
+    """``column`` is one of ``values``, as SQL and its arguments, for the connection ``c``
+    (a transaction's): on PostgreSQL one ``= ANY(?)`` with an array, cast to ``sql_type[]``
+    when given (one statement text whatever the count, so psycopg prepares it once; a text
+    of 500 placeholders is parsed again at every call), on SQLite ``IN (?,…)`` in parts of
+    ``CHUNK`` (its variable limit). Nothing for no values."""
+    if not values:
+        return
+    if isinstance(c, PgConnection):
+        yield f"{column} = ANY(?{'::' + sql_type + '[]' if sql_type else ''})", [list(values)]
+        return
+    for part, marks in in_chunks(values):
+        yield f"{column} IN ({marks})", list(part)
+
+
 #: How ``campaign_counts`` takes a delta (``_count``): added to its campaign and state's row.
 COUNT_UPSERT = " ON CONFLICT(campaign_id, state) DO UPDATE SET n = campaign_counts.n + excluded.n"
 

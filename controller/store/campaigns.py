@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from ..contacts import ContactRow
 from .backend import INTEGRITY_ERRORS, POSTGRESQL, PgConnection, notify
-from .base import COUNT_UPSERT, Conflict, StoreBase, encode, in_chunks
+from .base import COUNT_UPSERT, Conflict, StoreBase, encode, in_chunks, one_of
 
 
 #: An import this big or more may refresh the contacts' statistics on PostgreSQL (one
@@ -318,12 +318,8 @@ class Campaigns(StoreBase):
         (PostgreSQL's ``FOR UPDATE``, taken in id order; SQLite's ``BEGIN IMMEDIATE`` holds
         the whole database): what is read here is what ``advance_contacts`` updates."""
         ids = sorted(set(contact_ids))
-        if isinstance(c, PgConnection):
-            parts: list[tuple[str, list[Any]]] = [("id = ANY(?::bigint[])", [ids])] if ids else []
-        else:
-            parts = [(f"id IN ({marks})", list(part)) for part, marks in in_chunks(ids)]
         found: dict[int, dict[str, Any]] = {}
-        for where, args in parts:
+        for where, args in one_of(c, "id", ids, "bigint"):
             cur = c.execute(f"SELECT * FROM contacts WHERE {where} ORDER BY id" + self.dialect.for_update, args)
             # PostgreSQL: dicts zipped in C (backend.Result.dicts); a row's by-name lookup is Python code
             for d in cur.dicts() if isinstance(c, PgConnection) else map(dict, cur):

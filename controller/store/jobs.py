@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import POSTGRESQL, PgConnection
-from .base import CHUNK, StoreBase, encode, in_chunks
+from .base import CHUNK, StoreBase, encode, one_of
 
 
 def count_open_jobs(conn: sqlite3.Connection, appliance_id: str) -> int:
@@ -62,20 +62,6 @@ class RuleCounts:
     calls_in_flight: int = 0
 
 
-def _parts(c: Any, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
-    """``column`` is one of ``values``, as SQL and its arguments: on PostgreSQL one
-    ``= ANY(?)`` with an array (one statement text whatever the count, so psycopg prepares
-    it once; a text of 500 placeholders is parsed again at every call), on SQLite ``IN
-    (?,…)`` in parts of ``CHUNK`` (its variable limit)."""
-    if not values:
-        return
-    if isinstance(c, PgConnection):
-        yield f"{column} = ANY(?)", [list(values)]
-        return
-    for part, marks in in_chunks(values):
-        yield f"{column} IN ({marks})", list(part)
-
-
 class ClaimRound:
     """One transaction of a dispatch round (``Jobs.claim_round``): the due contacts it
     holds (``contacts``), the contact rules' counts read in it (``rule_counts``) and the
@@ -110,7 +96,7 @@ class ClaimRound:
         talks: dict[int, float] = {}
         calls: dict[str, list[float]] = defaultdict(list)
         opted: set[str] = set()
-        for where, args in _parts(c, "contact_id", ids):
+        for where, args in one_of(c, "contact_id", ids):
             for cid, at, outcome, is_attempt in c.execute(
                     "SELECT contact_id, at, outcome, kind = 'call' AND counts_as_attempt = 1 FROM results"
                     f" WHERE {where} AND ((kind = 'call' AND counts_as_attempt = 1 AND at > ?)"
@@ -119,14 +105,14 @@ class ClaimRound:
                     attempts[cid].append(at)
                 if outcome == "answered_human":
                     talks[cid] = at  # rows come oldest first: the last one is the latest
-        for where, args in _parts(c, "callee", numbers):
+        for where, args in one_of(c, "callee", numbers):
             for number, at in c.execute(f"SELECT callee, at FROM results WHERE {where} AND kind = 'call'"
                                         " AND counts_as_attempt = 1 AND at >= ?", (*args, today)).fetchall():
                 calls[number].append(at)
-        for where, args in _parts(c, "number", numbers):
+        for where, args in one_of(c, "number", numbers):
             opted.update(r[0] for r in c.execute(f"SELECT number FROM optouts WHERE {where}", args).fetchall())
         flying: dict[str, int] = {}
-        for where, args in _parts(c, "j.callee", numbers):
+        for where, args in one_of(c, "j.callee", numbers):
             flying.update((r[0], r[1]) for r in c.execute(_CALLS_IN_FLIGHT.format(where=where), args).fetchall())
         return [RuleCounts(attempts=[t for t in attempts.get(a.contact_id, ()) if t > a.window_start],
                            last_conversation=talks.get(a.contact_id),
@@ -140,12 +126,10 @@ class ClaimRound:
             return
         c, now = self._c, self.now
         moved: dict[tuple[str, str], int] = defaultdict(int)
-        for where, args in _parts(c, "id", [lease.contact_id for lease in leases]):
-            n = c.execute(f"UPDATE contacts SET state = 'in_flight', updated_at = ? WHERE {where}"
-                          " AND state = 'waiting'", (now, *args)).rowcount
-            if n != (len(args[0]) if isinstance(c, PgConnection) else len(args)):
-                # the round holds these rows: nobody else can have moved them
-                raise RuntimeError("a claim round lost contacts it held")
+        n = sum(c.execute(f"UPDATE contacts SET state = 'in_flight', updated_at = ? WHERE {where} AND state = 'waiting'",
+                          (now, *args)).rowcount for where, args in one_of(c, "id", [lease.contact_id for lease in leases]))
+        if n != len(leases):  # the round holds these rows: nobody else can have moved them
+            raise RuntimeError(f"a claim round lost {len(leases) - n} of the contacts it held")
         for lease in leases:
             moved[(lease.campaign_id, "waiting")] -= 1
             moved[(lease.campaign_id, "in_flight")] += 1
@@ -207,7 +191,7 @@ class Jobs(StoreBase):
             # small campaigns table at a few hundred rows, sorts every waiting contact for
             # each round (100-200 ms at 100,000) instead of walking ``contacts_due`` in order.
             if len(running) <= CHUNK:
-                where, args = next(_parts(c, "campaign_id", running))
+                where, args = next(one_of(c, "campaign_id", running))
             else:  # more running campaigns than one IN (…) holds
                 where, args = "campaign_id IN (SELECT id FROM campaigns WHERE state = 'running')", []
             cur = c.execute(f"SELECT * FROM contacts WHERE state = 'waiting' AND next_at <= ? AND {where}"
@@ -290,14 +274,14 @@ class Jobs(StoreBase):
         of ``done``, others only of ``started``; an open job becomes done or started (one
         statement per state and ``CHUNK`` ids; on PostgreSQL per state)."""
         for state, ids in (("done", sorted(done)), ("started", sorted(started))):
-            for where, args in _parts(c, "id", ids):
+            for where, args in one_of(c, "id", ids):
                 c.execute(f"UPDATE jobs SET state = ?, updated_at = ? WHERE {where}"
                           " AND state IN ('leased', 'accepted', 'started')", (state, now, *args))
 
     @staticmethod
     def accept_jobs(c: sqlite3.Connection, appliance_id: str, job_ids: Iterable[str], now: float) -> None:
         """The appliance stored these jobs of its batch (in the caller's transaction)."""
-        for where, args in _parts(c, "id", sorted(set(job_ids))):  # one statement a CHUNK (PostgreSQL: one), not one a job
+        for where, args in one_of(c, "id", sorted(set(job_ids))):  # one statement a CHUNK (PostgreSQL: one), not one a job
             c.execute(f"UPDATE jobs SET state = 'accepted', updated_at = ? WHERE {where} AND appliance_id = ? AND state = 'leased'",
                       (now, *args, appliance_id))
 

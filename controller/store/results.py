@@ -18,7 +18,7 @@ import msgspec
 
 from ..campaigns import voicebot_outcome
 from .backend import PgConnection
-from .base import StoreBase, encode, in_chunks
+from .base import StoreBase, encode, in_chunks, one_of
 
 _RESULT_COLUMNS: Final = ("dedupe", "appliance_id", "app_seq", "job_id", "campaign_id", "contact_id", "external_id", "kind",
                           "callee", "outcome", "reason", "final", "number_shown", "counts_as_attempt", "at", "body")
@@ -116,12 +116,8 @@ class Results(StoreBase):
         result), by id, in one query (per ``CHUNK`` ids on SQLite); an unknown id is left out (its
         result is kept all the same)."""
         ids = sorted({j for j in job_ids if j})
-        if isinstance(c, PgConnection):  # one array parameter: a text psycopg parses once (see _PG_INSERT)
-            parts: list[tuple[str, list[Any]]] = [("j.id = ANY(?::text[])", [ids])] if ids else []
-        else:
-            parts = [(f"j.id IN ({marks})", list(part)) for part, marks in in_chunks(ids)]
         found: dict[str, dict[str, Any]] = {}
-        for where, args in parts:
+        for where, args in one_of(c, "j.id", ids, "text"):
             # the contact's key by a subquery, not a join: a lookup by primary key each, where
             # PostgreSQL planned the join as a hash of every contact (15 ms a batch at 10,000)
             cur = c.execute("SELECT j.id, j.campaign_id, j.contact_id, j.kind, j.spec, j.state,"
