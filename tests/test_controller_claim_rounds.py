@@ -196,3 +196,22 @@ def test_on_postgresql_a_big_import_refreshes_the_planners_counts_at_once(pg_ser
             assert "contacts_due" in plan and "Sort" not in plan, plan
         finally:
             s.close()
+
+
+def test_on_sqlite_a_round_walks_the_due_index_not_a_sort_of_the_campaign(tmp_path):
+    """The round's read, as SQLite runs it, takes the due contacts in ``contacts_due``'s
+    order: offered the campaign's unique index it used to sort the whole campaign each
+    round (1,011 jobs/s at 1,000,000 contacts)."""
+    s = Store(str(tmp_path / "c.db"))
+    try:
+        _campaign(s, 10)
+        seen: list[str] = []
+        s.conn.set_trace_callback(seen.append)  # the statements with their values, as run
+        with s.claim_round(1.0, 5) as rnd:
+            assert len(rnd.contacts) == 5
+        s.conn.set_trace_callback(None)
+        read = next(sql for sql in seen if sql.startswith("SELECT * FROM contacts"))
+        plan = " ".join(str(tuple(r)) for r in s.conn.execute(f"EXPLAIN QUERY PLAN {read}"))
+        assert "contacts_due" in plan and "TEMP B-TREE" not in plan, plan
+    finally:
+        s.close()

@@ -190,10 +190,14 @@ class Jobs(StoreBase):
             # The running campaigns by id, not a join: PostgreSQL estimates a join with the
             # small campaigns table at a few hundred rows, sorts every waiting contact for
             # each round (100-200 ms at 100,000) instead of walking ``contacts_due`` in order.
+            # SQLite's planner, offered the campaign's unique index for ``campaign_id IN (…)``,
+            # took it and sorted the whole campaign (100 ms a round at 200,000 contacts, 1,011
+            # jobs/s at 1,000,000): ``+campaign_id`` is SQLite's way to say "not by an index".
+            column = "campaign_id" if self.dialect is POSTGRESQL else "+campaign_id"
             if len(running) <= CHUNK:
-                where, args = next(one_of(c, "campaign_id", running))
+                where, args = next(one_of(c, column, running))
             else:  # more running campaigns than one IN (…) holds
-                where, args = "campaign_id IN (SELECT id FROM campaigns WHERE state = 'running')", []
+                where, args = f"{column} IN (SELECT id FROM campaigns WHERE state = 'running')", []
             cur = c.execute(f"SELECT * FROM contacts WHERE state = 'waiting' AND next_at <= ? AND {where}"
                             f" ORDER BY next_at LIMIT ?{lock}", (now, *args, limit))
             found = cur.fetchall()
