@@ -20,7 +20,7 @@ from .base import COUNT_UPSERT, Conflict, StoreBase, encode, in_chunks, one_of
 
 
 #: An import this big or more may refresh the contacts' statistics on PostgreSQL (one
-#: below it cannot mislead the planner much; ANALYZE samples 30,000 rows: ~0.1-0.3 s) ...
+#: below it cannot mislead the planner much; ANALYZE samples 30,000 rows: ~0.1 s) ...
 ANALYZE_AFTER_ROWS: Final = 1_000
 #: ... when it grew the table by this share of its rows (autovacuum's default scale factor).
 ANALYZE_SCALE: Final = 0.1
@@ -168,7 +168,7 @@ class Campaigns(StoreBase):
         return total - known, known
 
     def _refresh_contact_statistics(self, created: int) -> None:
-        """``ANALYZE contacts`` after an import that grew the table by a tenth or more
+        """``ANALYZE`` of the contacts after an import that grew the table by a tenth or more
         (autovacuum's own rule, ``autovacuum_analyze_scale_factor``, but at once: it
         looks only once a minute). Until then the planner believes the old counts: after
         a first import into a new table, or 1,000,000 new waiting contacts where few
@@ -179,7 +179,9 @@ class Campaigns(StoreBase):
             return
         known = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'contacts'::regclass").fetchone()[0]
         if known < 0 or created >= ANALYZE_SCALE * known:  # -1: never analyzed
-            self.conn.execute("ANALYZE contacts")
+            # the columns the claim round filters and orders by: ~110 ms at 1,000,000 rows, all
+            # sixteen ~280 ms (the row count is refreshed either way; autovacuum does the rest)
+            self.conn.execute("ANALYZE contacts (state, next_at, campaign_id)")
 
     @staticmethod
     def _copy_contacts(c: PgConnection, campaign_id: str, slices: Iterable[Sequence[ContactRow]],
