@@ -49,3 +49,16 @@ def test_amount_short_cut_agrees(text: str) -> None:
 @example(" " + "x" * 200 + " ")
 def test_text_short_cut_agrees(text: str) -> None:
     assert outcome(ct._text, {"name": text}, "name") == outcome(ct._text, {"name": Other(text)}, "name")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["a", "b", " a", "a ", "", " ", "c"]), st.integers(-3, 3), st.none(),
+                          st.booleans()), max_size=12))
+@example(["a", "b", "c"])
+@example(["a", " a"])
+@example(["a", ""])
+def test_duplicates_short_cut_agrees(ids: list[Any]) -> None:
+    """A request whose ids are all distinct non-empty texts is told in C; any other goes
+    one by one: both give the same report for every mix of texts, blanks, numbers, nulls."""
+    items = [(line, ct.ContactIn(external_id=v)) for line, v in enumerate(ids, 2)]
+    assert ct.duplicates(items) == ct._duplicates_one_by_one(items)
