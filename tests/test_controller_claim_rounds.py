@@ -1,7 +1,7 @@
 """Claim rounds (``Store.claim_round``): the dispatcher leases due contacts in rounds of up
 to ``CHUNK`` contacts in one transaction. What a round guarantees, on both backends: two
 controllers' rounds racing over one database lease every contact once; the contact rules'
-counts a round reads are the ones the one-contact read gives; a contact a round holds and
+counts a round reads, for several contacts and numbers at once; a contact a round holds and
 does not lease stays waiting; on PostgreSQL a round passes over the contacts another
 round holds (SKIP LOCKED) instead of waiting for them.
 
@@ -69,14 +69,15 @@ def test_a_contact_a_round_holds_and_does_not_lease_stays_waiting(open_store):
         rnd.lease([Lease(2, "c1", {"id": "c1.2.0.0", "kind": "call", "callee": "+48600100001", "campaign": "c1"},
                          "box", "b1", 100.0)])
     assert s.campaign_counts("c1") == {"waiting": 2, "in_flight": 1, "done": 0, "total": 3}
-    assert [c["id"] for c in s.due_contacts(1.0, 10)] == [1, 3]
+    assert [c["id"] for c in s.list_contacts("c1", 0, 10) if c["state"] == "waiting"] == [1, 3]
     with s.claim_round(-1.0, 10) as rnd:  # none due before the import's time
         assert rnd.contacts == []
 
 
-def test_a_rounds_rule_counts_are_what_the_one_contact_read_gives(open_store):
+def test_a_rounds_rule_counts_for_several_contacts_and_numbers_at_once(open_store):
     """Attempts in the window, the last conversation, today's calls to the number (results
-    of every contact), the opt-out: for several contacts and numbers at once."""
+    of every contact), the opt-out: for several contacts and numbers in one round, each
+    with its own window and day."""
     s = open_store()
     result = stored_result
     with s.tx() as c:
@@ -91,9 +92,10 @@ def test_a_rounds_rule_counts_are_what_the_one_contact_read_gives(open_store):
     _campaign(s, 0)
     with s.claim_round(1.0, 10) as rnd:
         got = rnd.rule_counts(asks)
-    assert got == [RuleCounts(**s.contact_history_counts(a.contact_id, a.number, a.window_start, a.day_start)) for a in asks]
-    assert got[0] == RuleCounts(attempts=[50.0, 80.0], last_conversation=50.0, attempts_today=2, opted_out=False)
-    assert got[2].last_conversation == 30.0 and got[3].opted_out
+    assert got == [RuleCounts(attempts=[50.0, 80.0], last_conversation=50.0, attempts_today=2, opted_out=False),
+                   RuleCounts(attempts=[10.0, 50.0, 80.0], last_conversation=50.0, attempts_today=1, opted_out=False),
+                   RuleCounts(attempts=[20.0, 30.0, 70.0], last_conversation=30.0, attempts_today=3, opted_out=False),
+                   RuleCounts(attempts=[], last_conversation=None, attempts_today=0, opted_out=True)]
 
 
 def test_a_rounds_counts_have_the_calls_in_flight_to_each_number(open_store):

@@ -21,6 +21,7 @@ from controller.planner import Slot, assign, operator_of
 from controller.reports import Reports
 from controller.rules import JobKind
 from controller.store import Store, StoreError, schema
+from controller.store.jobs import RuleAsk, RuleCounts
 from controller_harness import RawDb, stored_result
 
 
@@ -52,7 +53,7 @@ def test_two_stores_racing_in_threads_lease_each_contact_once(open_store):
     n = 200
     a.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
     a.upsert_contacts("c1", [ContactRow(f"x{i}", (f"+486001{i:05d}",)) for i in range(n)], 0.0)
-    due = [c["id"] for c in a.due_contacts(1.0, n)]
+    due = [c["id"] for c in a.list_contacts("c1", 0, n)]  # all waiting, due at the import
     assert len(due) == n
     won: dict[str, list[int]] = {"a": [], "b": []}
     start = threading.Barrier(2)
@@ -476,9 +477,9 @@ def test_a_postgresql_server_that_went_away_is_a_503_from_healthz_and_its_return
             s.close()
 
 
-def test_contact_history_counts_what_the_rules_read(open_store):
-    """The contact rules' reads (one statement for the three single values): attempts in
-    the window, the last conversation, today's attempts to the number, the opt-out."""
+def test_a_claim_rounds_counts_are_what_the_rules_read(open_store):
+    """The contact rules' reads: attempts in the window, the last conversation, today's
+    attempts to the number, the opt-out."""
     s = open_store()
     result = stored_result
     with s.tx() as c:
@@ -486,12 +487,17 @@ def test_contact_history_counts_what_the_rules_read(open_store):
                     result(3, 1, "+48600000001", "channel_error", 60.0, counts=0), result(4, 2, "+48600000001", "busy", 70.0),
                     result(5, 1, "+48600000002", "no_answer", 80.0)):
             assert s.insert_result(c, row) is not None
-    assert s.contact_history_counts(1, "+48600000001", window_start=20.0, day_start=40.0) == {
-        "attempts": [50.0, 80.0], "last_conversation": 50.0, "attempts_today": 2, "opted_out": False}
+
+    def counts(contact: int, number: str, window_start: float, day_start: float) -> RuleCounts:
+        with s.claim_round(0.0, 1) as rnd:
+            return rnd.rule_counts([RuleAsk(contact, number, window_start, day_start)])[0]
+
+    assert counts(1, "+48600000001", window_start=20.0, day_start=40.0) == RuleCounts(
+        attempts=[50.0, 80.0], last_conversation=50.0, attempts_today=2, opted_out=False)
     with s.tx() as c:
         s.opt_out(c, "+48600000001", "sms", "STOP", 90.0)
-    assert s.contact_history_counts(3, "+48600000001", window_start=0.0, day_start=0.0) == {
-        "attempts": [], "last_conversation": None, "attempts_today": 3, "opted_out": True}
+    assert counts(3, "+48600000001", window_start=0.0, day_start=0.0) == RuleCounts(
+        attempts=[], last_conversation=None, attempts_today=3, opted_out=True)
 
 
 def test_two_enrolls_of_one_id_at_once_one_wins_and_the_losers_token_stays_unused(open_store):

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from ..contacts import ContactRow
 from .backend import INTEGRITY_ERRORS, POSTGRESQL, PgConnection, notify
-from .base import COUNT_UPSERT, Conflict, StoreBase, encode, in_chunks, one_of
+from .base import COUNT_UPSERT, Conflict, StoreBase, dict_rows, encode, in_chunks, one_of
 
 
 #: An import this big or more may refresh the contacts' statistics on PostgreSQL (one
@@ -254,13 +254,6 @@ class Campaigns(StoreBase):
                              (external_id, campaign_id, after, limit))
         return [c for r in rows if (c := self._contact(r))]
 
-    def due_contacts(self, now: float, limit: int) -> list[dict[str, Any]]:
-        rows = self._all("SELECT ct.* FROM contacts ct JOIN campaigns cp ON cp.id = ct.campaign_id"
-                         " WHERE ct.state = 'waiting' AND ct.next_at <= ? AND cp.state = 'running'"
-                         " ORDER BY ct.next_at LIMIT ?", (now, limit))
-        return [c for r in rows if (c := self._contact(r))]
-
-
     @classmethod
     def finish_waiting(cls, c: sqlite3.Connection, contact_id: int, campaign_id: str, outcome: str, now: float) -> None:
         """A waiting contact ends with ``outcome`` (in the caller's transaction)."""
@@ -324,7 +317,7 @@ class Campaigns(StoreBase):
         for where, args in one_of(c, "id", ids, "bigint"):
             cur = c.execute(f"SELECT * FROM contacts WHERE {where} ORDER BY id" + self.dialect.for_update, args)
             # PostgreSQL: dicts zipped in C (backend.Result.dicts); a row's by-name lookup is Python code
-            for d in cur.dicts() if isinstance(c, PgConnection) else map(dict, cur):
+            for d in dict_rows(cur):
                 d["phones"] = json.loads(d["phones"])
                 found[d["id"]] = d
         return found

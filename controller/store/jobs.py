@@ -13,12 +13,12 @@ import contextlib
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .backend import POSTGRESQL, PgConnection
-from .base import CHUNK, StoreBase, encode, one_of
+from .base import CHUNK, StoreBase, dict_rows, encode, one_of
 
 
 def count_open_jobs(conn: sqlite3.Connection, appliance_id: str) -> int:
@@ -76,12 +76,12 @@ class ClaimRound:
         self._c = c
         self.contacts = contacts
         self.now = now
-        self.leased = 0
 
     def rule_counts(self, asks: Sequence[RuleAsk]) -> list[RuleCounts]:
         """The counts for each of ``asks``, as the database holds them in this transaction
         (whichever controller wrote them): four statements for the round, not several a
-        contact. The results' counts are ``Results.contact_history_counts``'s; beside them
+        contact: the contact's call attempts in the window and its last conversation, the
+        placed calls to each number since the callee's midnight, the opt-outs; beside them
         the calls to each number in flight (leased to any appliance by any controller,
         no placed attempt stored yet), so two contacts sharing a number cannot pass its
         daily cap together."""
@@ -145,7 +145,6 @@ class ClaimRound:
         # last: the counts' rows are the one thing every round of a campaign writes, so
         # their lock is held for the shortest time before the commit
         StoreBase._count(c, moved)
-        self.leased += len(leases)
 
 
 #: Open call jobs by number whose call has no placed attempt stored yet (a job reported
@@ -200,31 +199,21 @@ class Jobs(StoreBase):
                 where, args = f"{column} IN (SELECT id FROM campaigns WHERE state = 'running')", []
             cur = c.execute(f"SELECT * FROM contacts WHERE state = 'waiting' AND next_at <= ? AND {where}"
                             f" ORDER BY next_at LIMIT ?{lock}", (now, *args, limit))
-            found = cur.fetchall()
-            keys = found[0].keys() if found else []
-            rows = [dict(zip(keys, r, strict=True)) for r in found]  # by position: a name lookup per field costs
+            rows = dict_rows(cur)
             for r in rows:
                 r["phones"] = json.loads(r["phones"])
             yield ClaimRound(c, rows, now)
 
     def claim_and_lease(self, contact_id: int, job: dict[str, Any], appliance_id: str, batch_id: str,
-                        deadline: float, now: float, check: Callable[[], None] | None = None) -> bool:
-        """Take a waiting contact and lease its job to an appliance, atomically; False if
-        another dispatcher took the contact first. ``check`` runs inside the transaction
-        once the contact is taken (the store's reads in it see the transaction: the
-        contact rules' counts); an exception it raises rolls the claim back and propagates."""
+                        deadline: float, now: float) -> bool:
+        """One contact, named by id, taken and its job leased, atomically: a claim round of
+        one (the dispatcher claims in rounds, ``claim_round``). False when the contact is not
+        waiting, or another controller's transaction holds it (PostgreSQL's SKIP LOCKED)."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.dialect is POSTGRESQL else ""
         with self.tx() as c:
-            if self.dialect is POSTGRESQL and c.execute(
-                    "SELECT 1 FROM contacts WHERE id = ? AND state = 'waiting' FOR UPDATE SKIP LOCKED", (contact_id,)).fetchone() is None:
+            if c.execute(f"SELECT 1 FROM contacts WHERE id = ? AND state = 'waiting'{lock}", (contact_id,)).fetchone() is None:
                 return False
-            if c.execute("UPDATE contacts SET state = 'in_flight', updated_at = ? WHERE id = ? AND state = 'waiting'",
-                         (now, contact_id)).rowcount != 1:
-                return False
-            if check is not None:
-                check()
-            self._move(c, job["campaign"], "waiting", "in_flight")
-            c.execute(_LEASE_JOB, (job["id"], job["campaign"], contact_id, job["kind"], job["callee"], json.dumps(job), appliance_id,
-                       batch_id, deadline, now, now))
+            ClaimRound(c, [], now).lease([Lease(contact_id, job["campaign"], job, appliance_id, batch_id, deadline)])
             return True
 
     def expired_leases(self, now: float, limit: int) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import msgspec
 
 from ..campaigns import voicebot_outcome
 from .backend import PgConnection
-from .base import StoreBase, encode, in_chunks, one_of
+from .base import StoreBase, dict_rows, encode, in_chunks, one_of
 
 _RESULT_COLUMNS: Final = ("dedupe", "appliance_id", "app_seq", "job_id", "campaign_id", "contact_id", "external_id", "kind",
                           "callee", "outcome", "reason", "final", "number_shown", "counts_as_attempt", "at", "body")
@@ -125,7 +125,7 @@ class Results(StoreBase):
                             f" FROM jobs j WHERE {where}", args)
             # dicts: the batch reads each job's fields several times, and a PostgreSQL row's
             # by-name lookup is Python code (backend.Result.dicts zips them in C)
-            for job in cur.dicts() if isinstance(c, PgConnection) else map(dict, cur):
+            for job in dict_rows(cur):
                 found[job["id"]] = job
         return found
 
@@ -227,20 +227,6 @@ class Results(StoreBase):
 
     def inbound_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         return [self._inbound(r) for r in self._all("SELECT * FROM inbound WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]
-
-    def contact_history_counts(self, contact_id: int, number: str, window_start: float, day_start: float) -> dict[str, Any]:
-        """What the contact rules need: attempt times in the window, last conversation,
-        today's attempts to this number, opt-out."""
-        attempts = [r[0] for r in self.conn.execute(
-            "SELECT at FROM results WHERE contact_id = ? AND kind = 'call' AND counts_as_attempt = 1 AND at > ? ORDER BY at",
-            (contact_id, window_start)).fetchall()]
-        # the three single values in one statement: each is a round trip on PostgreSQL, and
-        # every claim runs this (a claim was 9 statements, now 7)
-        talk, today, opted = self.conn.execute(
-            "SELECT (SELECT MAX(at) FROM results WHERE contact_id = ? AND outcome = 'answered_human'),"
-            " (SELECT COUNT(*) FROM results WHERE callee = ? AND kind = 'call' AND counts_as_attempt = 1 AND at >= ?),"
-            " EXISTS (SELECT 1 FROM optouts WHERE number = ?)", (contact_id, number, day_start, number)).fetchone()
-        return {"attempts": attempts, "last_conversation": talk, "attempts_today": today, "opted_out": bool(opted)}
 
     def contact_history(self, contact_id: int) -> dict[str, Any]:
         """The contact's results and inbound events, each in ``seq`` order. PostgreSQL: one
