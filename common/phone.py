@@ -19,7 +19,7 @@ import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, carrier
 from phonenumbers import phonenumberutil as _pnu
 
-__all__ = ["MAX_NUMBER_TEXT", "NumberError", "carrier_of", "mask", "normalise", "shown"]
+__all__ = ["MAX_NUMBER_TEXT", "NumberError", "carrier_of", "country_code", "mask", "normalise", "shown"]
 
 #: Longest written number accepted: E.164 has at most 15 digits; the rest is room for
 #: a leading +, spaces, dots, dashes and parentheses as spreadsheets write them.
@@ -180,16 +180,30 @@ def _region_of(cc: int, nsn: str) -> str | None:
     return None
 
 
+def _split_code(digits: str) -> tuple[int, str] | None:
+    """(country code, the rest) of the digits after an E.164 "+": parse's
+    ``_extract_country_code``, the first 1-3 digits in its table (codes are prefix-free)."""
+    for n in range(1, 4):
+        cc = int(digits[:n])
+        if cc in COUNTRY_CODE_TO_REGION_CODE:
+            return cc, digits[n:]
+    return None
+
+
+def country_code(number: str) -> int | None:
+    """The country code of ``number`` when it is written "+" and digits (E.164), else None."""
+    if not _E164_TEXT.fullmatch(number):
+        return None
+    split = _split_code(number[1:])
+    return None if split is None else split[0]
+
+
 def _fast_e164(digits: str) -> str | None:
     """The E.164 of "+" ``digits`` when phonenumbers would parse it and call it valid; None
     when it would not, or might not (the slow path then decides and explains)."""
-    for n in range(1, 4):  # _extract_country_code: the first 1-3 digits in the table
-        cc = int(digits[:n])
-        if cc in COUNTRY_CODE_TO_REGION_CODE:
-            break
-    else:
+    if (split := _split_code(digits)) is None:
         return None
-    nsn = digits[n:]
+    cc, nsn = split
     code = _code(cc)
     if code is None or len(nsn) < _pnu._MIN_LENGTH_FOR_NSN:
         return None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -35,6 +34,7 @@ from phonenumbers.tzdata import TIMEZONE_DATA
 
 # the wire contract's (campaigns.py imports it from here too)
 from common.contract import JobKind
+from common.phone import country_code
 
 #: Default calling window, callee's local time: FDCPA §805(a)(1) (15 U.S.C. 1692c(a)(1))
 #: presumes 8 a.m.–9 p.m. convenient; Polish collection practice (Kodeks Dobrych Praktyk
@@ -151,20 +151,13 @@ def zones_for_number(number: str) -> tuple[ZoneInfo, ...]:
     parsing it and typing it (~45 µs, most of a dispatched job's planning), and so also
     when phonenumbers does not know its range yet: a number allocated after the library's
     data is still in its country, not in UTC."""
-    if _E164.fullmatch(number):
-        for n in (1, 2, 3):  # country codes are prefix-free: the first 1-3 digits in the table
-            if int(number[1:1 + n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-                if (zones := _zones_of_code(number[1:1 + n])) is not None:
-                    return zones
-                break
+    if (code := country_code(number)) is not None and (zones := _zones_of_code(str(code))) is not None:
+        return zones
     try:
         names = pn_timezone.time_zones_for_number(phonenumbers.parse(number, None))
     except phonenumbers.NumberParseException:
         names = ()
     return _zone_infos(names) or (ZoneInfo("UTC"),)
-
-
-_E164: Final = re.compile(r"\+[1-9][0-9]{6,17}")
 
 
 def _zone_infos(names: Sequence[str]) -> tuple[ZoneInfo, ...]:
