@@ -170,6 +170,7 @@ class Dispatcher:
         free = planner.total_free(slots)
         campaigns: dict[str, tuple[dict[str, Any], tuple[cp.Step, ...], rules.Settings] | None] = {}
         planned = refused = looked = 0
+        deadline = now + self.lease_seconds
         while planned < free and looked < free * SCAN_FACTOR:
             want = free - planned
             refusals: list[tuple[dict[str, Any], dict[str, Any], str, str, float | None]] = []
@@ -190,7 +191,6 @@ class Dispatcher:
                     if (known := campaigns[cid]) is None:
                         continue
                     camp, steps, settings = known
-                    deadline = now + self.lease_seconds
                     try:
                         job = build_job(contact, camp, steps, deadline, self.operator_prefixes, now=now)
                     except cp.ContactDataError as exc:
@@ -216,7 +216,7 @@ class Dispatcher:
                         continue
                     if job["kind"] == JobKind.CALL.value:
                         calls[job["callee"]] += 1
-                    leases.append(Lease(contact["id"], contact["campaign_id"], job, target_id, batch_for(target_id), job["deadline"]))
+                    leases.append(Lease(contact["id"], contact["campaign_id"], job, target_id, batch_for(target_id), deadline))
                 rnd.lease(leases)
             for lease in leases:
                 batches.setdefault(lease.appliance_id, []).append(lease.job)
