@@ -19,7 +19,7 @@ import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, carrier
 from phonenumbers import phonenumberutil as _pnu
 
-__all__ = ["MAX_NUMBER_TEXT", "NumberError", "carrier_of", "country_code", "mask", "normalise", "shown"]
+__all__ = ["MAX_NUMBER_TEXT", "NumberError", "carrier_of", "country_code", "e164_if_valid", "mask", "normalise", "shown"]
 
 #: Longest written number accepted: E.164 has at most 15 digits; the rest is room for
 #: a leading +, spaces, dots, dashes and parentheses as spreadsheets write them.
@@ -55,7 +55,7 @@ def normalise(value: Any, region: str | None = None, *, valid: bool = True) -> s
         raise NumberError("expected a phone number in E.164 form, e.g. +48600000123")
     text = value.strip()
     # "+digits" (shorter than MAX_NUMBER_TEXT, only allowed characters) that is valid: done
-    if valid and _E164_TEXT.fullmatch(text) and (fast := _fast_e164(text[1:])) is not None:
+    if valid and (fast := e164_if_valid(text)) is not None:
         return fast
     if len(text) > MAX_NUMBER_TEXT:
         raise NumberError(f"{shown(value)} is longer than {MAX_NUMBER_TEXT} characters; a number has at most 15 digits")
@@ -180,12 +180,16 @@ def _region_of(cc: int, nsn: str) -> str | None:
     return None
 
 
+#: The country codes as written (their digits, no leading zero): a prefix looked up as text,
+#: not parsed to an int first (~0.2 µs a number against ~0.8).
+_CODE_TEXT: Final = {str(cc): cc for cc in COUNTRY_CODE_TO_REGION_CODE}
+
+
 def _split_code(digits: str) -> tuple[int, str] | None:
     """(country code, the rest) of the digits after an E.164 "+": parse's
     ``_extract_country_code``, the first 1-3 digits in its table (codes are prefix-free)."""
-    for n in range(1, 4):
-        cc = int(digits[:n])
-        if cc in COUNTRY_CODE_TO_REGION_CODE:
+    for n in (1, 2, 3):
+        if (cc := _CODE_TEXT.get(digits[:n])) is not None:
             return cc, digits[n:]
     return None
 
@@ -196,6 +200,14 @@ def country_code(number: str) -> int | None:
         return None
     split = _split_code(number[1:])
     return None if split is None else split[0]
+
+
+def e164_if_valid(text: str) -> str | None:
+    """``normalise(text)`` when ``text`` is "+" and digits that phonenumbers calls valid
+    (~3 µs); None when it is not that, or not valid, or might not be: ``normalise`` then
+    gives the verdict and its words. For a caller that checks many numbers and wants the
+    slow path only for the odd one (the import's rows)."""
+    return _fast_e164(text[1:]) if _E164_TEXT.fullmatch(text) else None
 
 
 def _fast_e164(digits: str) -> str | None:

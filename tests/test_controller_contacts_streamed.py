@@ -95,3 +95,43 @@ def _cancel_during_import(s: Store) -> None:
         t.join(STUCK)
     assert isinstance(out.get("error"), Conflict)
     assert ids(s) == [] and s.campaign_counts("c1")["total"] == 0
+
+
+ODD_VALUES: Final = ("back\\slash", "\\N", "tab\there", "line\nbreak", "cr\rhere", "Łódź \u2028 ok", "")
+
+
+@pytest.mark.parametrize("sent_as", ["rows", "copy text"])
+def test_on_postgresql_copy_text_keeps_every_value_as_given(pg_server, sent_as):
+    """``contacts_copy_text`` (made in the import's worker processes) against what the
+    server stores: a backslash, a literal ``\\N`` (COPY's NULL), a tab, a line break, a CR
+    and an empty text come back as given; a missing value is NULL. Both the new rows' COPY
+    and the known rows' way (a re-import) read it."""
+    from controller.store import contacts_copy_text
+
+    odd = [ContactRow(f"k{i}{v}", (f"+486001{i:05d}",), v, v or None, None, None, None, None, None)
+           for i, v in enumerate(ODD_VALUES)]
+    plain = [ContactRow("k-plain", ("+48600100099", "+48600100098"), "Jan", None, "12.50", "PLN", "2026-03-01",
+                        "Europe/Warsaw", "pl")]
+    with pg_server.database() as url:
+        s = Store(url)
+        try:
+            s.create_campaign("c1", "c1", [{"kind": "call"}], {}, 0.0)
+
+            def send(part: list[ContactRow], now: float) -> list[ContactRow] | bytes:
+                return part if sent_as == "rows" else contacts_copy_text(part, "c1", now)
+
+            assert s.upsert_contact_slices("c1", [send(odd, 1.5), send(plain, 1.5)], 1.5) == (len(odd) + 1, 0)
+            stored = {c["external_id"]: c for c in s.list_contacts("c1", 0, 100)}
+            assert [c["external_id"] for c in s.list_contacts("c1", 0, 100)] == [r.external_id for r in odd + plain]
+            for r in odd + plain:
+                c = stored[r.external_id]
+                assert (c["name"], c["case_ref"], c["amount"], c["currency"], c["due_date"], c["time_zone"], c["language"],
+                        tuple(c["phones"])) == (r.name, r.case_ref, r.amount, r.currency, r.due_date, r.time_zone,
+                                                r.language, r.phones)
+                assert (c["state"], c["next_at"], c["created_at"]) == ("waiting", 1.5, 1.5)
+            # a re-import: every row known, its new data taken, its progress kept
+            again = [ContactRow(r.external_id, r.phones, "changed", None, None, None, None, None, None) for r in odd]
+            assert s.upsert_contact_slices("c1", [send(again, 2.5)], 2.5) == (0, len(odd))
+            assert {c["name"] for c in s.list_contacts("c1", 0, 100) if c["external_id"] != "k-plain"} == {"changed"}
+        finally:
+            s.close()

@@ -34,7 +34,7 @@ described rather than used: the schema script and its version at open (``schema`
 from __future__ import annotations
 
 from .base import CHUNK, Conflict, StoreError
-from .campaigns import Campaigns
+from .campaigns import Campaigns, contacts_copy_text
 from .fleet import Fleet
 from .gauges import Gauges
 from .idempotency import IdempotencyKeys
@@ -46,7 +46,7 @@ from .results import Results
 from .schema import SCHEMA_VERSION
 from .webhooks import Webhooks
 
-__all__ = ["CHUNK", "SCHEMA_VERSION", "Conflict", "Store", "StoreError"]
+__all__ = ["CHUNK", "SCHEMA_VERSION", "Conflict", "Store", "StoreError", "contacts_copy_text"]
 
 
 class Store(Fleet, Campaigns, Jobs, Results, OptOuts, Webhooks, RecordingRows, ReportRows, IdempotencyKeys,

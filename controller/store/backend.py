@@ -273,16 +273,16 @@ class PgConnection:
         with self.pool.connection() as conn:
             return run(conn)
 
-    def copy_rows(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """``COPY … FROM STDIN`` of ``rows`` (tuples in the statement's column order) on the
-        transaction's connection: one stream instead of a statement per row (psycopg docs,
-        "Using COPY TO and COPY FROM")."""
+    def copy_text(self, sql: str, chunks: Iterable[bytes]) -> None:
+        """``COPY … FROM STDIN`` of ``chunks`` already in COPY's text format (lines of
+        tab-separated values, escaped: ``campaigns.contacts_copy_text``), sent as they are:
+        no row is formatted here."""
         conn = self._current()
         if conn is None:
-            raise RuntimeError("copy_rows runs inside a store transaction")
+            raise RuntimeError("copy_text runs inside a store transaction")
         with conn.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[arg-type]
-            for r in rows:
-                copy.write_row(r)
+            for chunk in chunks:
+                copy.write(chunk)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgConnection]:
