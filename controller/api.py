@@ -349,18 +349,17 @@ class Api:
         body = await request.read()
         try:
             if request.content_type in CSV_TYPES:
-                parsed = contacts_csv.parse_csv(contacts_csv.decode_csv(body, request.charset))
+                parsed, check = contacts_csv.parse_csv(contacts_csv.decode_csv(body, request.charset)), ct.check_slice
             else:
-                parsed = contacts_json.parse_json(body)
+                parsed, check = contacts_json.parse_json(body), contacts_json.check_slice
         except ct.BodyError as exc:
             raise ApiError(exc.status, exc.error, exc.detail()) from None
-        dups = ct.duplicates(parsed.items)
         stored: tuple[int, int] | None = None
         try:
-            if self.store.dialect.name == "postgresql" and not parsed.bad and not dups:
-                checked, stored = await self._check_and_store(cid, parsed, dups, region)
+            if self.store.dialect.name == "postgresql":
+                checked, stored = await self._check_and_store(cid, parsed, check, region)
             else:
-                checked = ct.combine(parsed, await self._validate(parsed.items, region), dups=dups)
+                checked = ct.combine(parsed, await asyncio.gather(*self._checks(parsed, check, region)))
             if checked.refused:
                 refused = checked.report(stored=False)
                 self.metrics.imported(refused=refused["rows"])
@@ -373,37 +372,36 @@ class Api:
         self.wake()
         return reply(checked.report(stored=True, created=created, updated=updated))
 
-    def _checks(self, items: list[tuple[int, Any]], region: str | None,
-                encode_rows: Callable[[list[ct.ContactRow]], bytes] | None = None) -> list[asyncio.Future[Any]]:
-        """The checks of an import's rows, a future per ``IMPORT_SLICE`` rows in file order.
+    def _checks(self, parsed: ct.Parsed, check: Callable[..., ct.SliceCheck], region: str | None,
+                encode_rows: Callable[[list[ct.ContactRow]], bytes] = ct.pack_rows) -> list[asyncio.Future[ct.SliceCheck]]:
+        """The checks of an import's rows by ``check`` (``ct.check_slice`` or
+        ``contacts_json.check_slice``), a future per ``IMPORT_SLICE`` rows in file order.
         Validation is CPU-bound pure Python (phonenumbers), so an import of more than one
         slice goes to worker processes on the other cores and the loop stays free for links
         and API requests meanwhile; one slice is checked here at once. The good rows of a
-        slice come back as ``encode_rows`` writes them (``ct.check_slice``), or as a list
-        of rows from a slice checked here."""
+        slice come back as ``encode_rows`` writes them."""
         loop = asyncio.get_running_loop()
-        slices = [items[i:i + IMPORT_SLICE] for i in range(0, len(items), IMPORT_SLICE)]
+        items = parsed.items
+        slices = [ct.pack(items[i:i + IMPORT_SLICE]) for i in range(0, len(items), IMPORT_SLICE)]
         if len(slices) <= 1:
-            done = loop.create_future()
-            done.set_result(ct.validate_rows(slices[0] if slices else [], region))
+            if not slices:
+                return []
+            done: asyncio.Future[ct.SliceCheck] = loop.create_future()
+            done.set_result(check(slices[0], region, encode_rows))
             return [done]
         pool = self.validation_pool()
-        return [loop.run_in_executor(pool, ct.check_slice, ct.pack(sl), region, *([encode_rows] if encode_rows else []))
-                for sl in slices]
+        return [loop.run_in_executor(pool, check, sl, region, encode_rows) for sl in slices]
 
-    async def _validate(self, items: list[tuple[int, Any]], region: str | None) -> list[Any]:
-        """Every row checked (``_checks``), the slices' results in file order."""
-        return list(await asyncio.gather(*self._checks(items, region)))
-
-    async def _check_and_store(self, cid: str, parsed: ct.Parsed, dups: list[ct.BadRow], region: str | None
+    async def _check_and_store(self, cid: str, parsed: ct.Parsed, check: Callable[..., ct.SliceCheck], region: str | None
                                ) -> tuple[ct.Checked, tuple[int, int] | None]:
         """PostgreSQL: check the rows and store them at once. The store's transaction runs in
         a worker thread (the pool gives it a connection of its own; the loop keeps serving)
         and takes each slice, in file order, as its check comes back: the server's COPY and
         index work hides behind the checks of the next slices, where it used to follow them
-        all (100,000 rows: ~1.2 s of store after ~1 s of checks). A slice with a bad row
-        abandons the transaction (rolled back: nothing stored); the checks still all run,
-        for the report of every bad row. Returns the check and (created, updated), None
+        all (100,000 rows: ~1.2 s of store after ~1 s of checks). A row that could not be
+        read, a slice with a bad row, or rows repeating a key (known once every slice is
+        checked) abandon the transaction (rolled back: nothing stored); the checks still all
+        run, for the report of every bad row. Returns the check and (created, updated), None
         when refused. Raises ``Conflict`` as ``upsert_contacts`` does."""
         feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
@@ -416,21 +414,23 @@ class Api:
         now = self.clock()
         # the workers write each slice's good rows as COPY reads them: the store thread only
         # forwards the text (formatting them there held the loop's process ~0.4 s per 100,000)
-        checks = self._checks(parsed.items, region, functools.partial(contacts_copy_text, campaign_id=cid, now=now))
+        checks = self._checks(parsed, check, region, functools.partial(contacts_copy_text, campaign_id=cid, now=now))
         store = asyncio.ensure_future(asyncio.to_thread(
             self.store.upsert_contact_slices, cid, slices(), now,
             closed=(cp.CampaignState.CANCELLED.value,), reopen=REOPEN))
-        results: list[Any] = []
+        results: list[ct.SliceCheck] = []
+        if parsed.bad:
+            feed.put(_ABANDON)
         try:
-            for check in checks:
-                results.append(await check)
+            for future in checks:
+                results.append(await future)
                 feed.put(_ABANDON if results[-1][1] else results[-1][0])
         except BaseException:  # a worker's failure or the request's end: the transaction must not wait for ever
             feed.put(_ABANDON)
             store.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
-        feed.put(_END_OF_ROWS)
-        checked = ct.combine(parsed, results, dups=dups, rows=False)
+        checked = ct.combine(parsed, results, rows=False)
+        feed.put(_ABANDON if checked.refused else _END_OF_ROWS)
         try:
             return checked, await store
         except Exception:

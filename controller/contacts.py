@@ -141,8 +141,8 @@ class BadRow:
 
 @dataclasses.dataclass(slots=True)
 class Parsed:
-    """Rows read from a request body as (line, raw row: a dict from CSV, a ``ContactIn``
-    from JSON), and the lines that could not be read."""
+    """Rows read from a request body as (line, raw row: a dict from CSV, its undecoded
+    ``msgspec.Raw`` from JSON), and the lines that could not be read."""
 
     items: list[tuple[int, Any]]
     bad: list[BadRow]
@@ -327,27 +327,32 @@ def _flag_formulas(line: int, row: ContactRow, warnings: list[BadRow]) -> None:
                                         "stored as given, written with a leading ' in CSV exports", row.external_id))
 
 
-def duplicates(items: Sequence[tuple[int, Any]]) -> list[BadRow]:
-    """Rows whose external_id an earlier row of the same request already has: each later
-    row is reported with the line of the first (a file holds each contact once)."""
-    # the usual request: JSON rows, each id a text, none twice: told in C (~0.4 µs a row,
-    # the loop below ~3 µs on the main process's clock: 0.3 s of a 100,000-row import)
-    if all(type(raw) is ContactIn and type(raw.external_id) is str for _, raw in items):
-        ids = {raw.external_id.strip() for _, raw in items}
-        if len(ids) == len(items) and "" not in ids:
-            return []
-    return _duplicates_one_by_one(items)
+def external_key(value: Any) -> str | None:
+    """What a row's ``external_id`` is compared by to find a repeat: its text (or integer)
+    stripped; None when it has none (its row's check says what is wrong)."""
+    if type(value) is str:
+        return value.strip() or None
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 10**MAX_TEXT:
+        return None
+    return str(value)
 
 
-def _duplicates_one_by_one(items: Sequence[tuple[int, Any]]) -> list[BadRow]:
+def duplicates(keys: Sequence[tuple[int, str | None]]) -> list[BadRow]:
+    """Rows whose key (``external_key``, with its line, in file order) an earlier row of the
+    same request already has: each later row is reported with the line of the first (a
+    file holds each contact once)."""
+    # the usual request: every key there and none twice, told in C (~0.2 µs a row; the loop ~1)
+    distinct = {k for _, k in keys}
+    if len(distinct) == len(keys) and None not in distinct:
+        return []
+    return _duplicates_one_by_one(keys)
+
+
+def _duplicates_one_by_one(keys: Sequence[tuple[int, str | None]]) -> list[BadRow]:
     first: dict[str, int] = {}
     out: list[BadRow] = []
-    for line, raw in items:
-        v = raw.external_id if isinstance(raw, ContactIn) else raw.get("external_id") if isinstance(raw, dict) else None
-        if not isinstance(v, (str, int)) or isinstance(v, bool) or (isinstance(v, int) and abs(v) >= 10**MAX_TEXT):
-            continue
-        ext = str(v).strip()
-        if not ext:
+    for line, ext in keys:
+        if ext is None:
             continue
         seen = first.setdefault(ext, line)
         if seen != line:
@@ -356,18 +361,21 @@ def _duplicates_one_by_one(items: Sequence[tuple[int, Any]]) -> list[BadRow]:
     return out
 
 
-def combine(parsed: Parsed, slices: Sequence[tuple[list[ContactRow] | bytes, list[BadRow], list[BadRow]]], *,
-            dups: list[BadRow] | None = None, rows: bool = True) -> Checked:
-    """Merge the checked slices of one request (from ``validate_rows`` or ``check_slice``):
-    a duplicated row counts once, as a duplicate. ``dups``: ``duplicates(parsed.items)``
-    when the caller has it already; ``rows=False`` leaves ``Checked.rows`` empty, for an
-    import whose rows went to the store slice by slice (as COPY text, on PostgreSQL)."""
-    if dups is None:
-        dups = duplicates(parsed.items)
+#: One checked slice: its good rows (as ``encode_rows`` wrote them, or a list), its bad rows,
+#: its warnings and each row's (line, ``external_key``) for ``duplicates``.
+SliceCheck = tuple[Union[list[ContactRow], bytes], list[BadRow], list[BadRow], list[tuple[int, Union[str, None]]]]
+
+
+def combine(parsed: Parsed, slices: Sequence[SliceCheck], *, rows: bool = True) -> Checked:
+    """Merge the checked slices of one request (``check_slice``, ``contacts_json.check_slice``):
+    the repeats found across all of them, a repeated row counted once, as a duplicate.
+    ``rows=False`` leaves ``Checked.rows`` empty, for an import whose rows went to the store
+    slice by slice (as COPY text, on PostgreSQL)."""
+    dups = duplicates([k for *_, keys in slices for k in keys])
     dup_lines = {d.line for d in dups}
-    bad = list(parsed.bad) + [b for _, errs, _ in slices for b in errs if b.line not in dup_lines]
-    good = [r for ok, _, _ in slices for r in slice_rows(ok)] if rows else []
-    warnings = sorted((w for _, _, ws in slices for w in ws), key=lambda w: w.line)
+    bad = list(parsed.bad) + [b for _, errs, _, _ in slices for b in errs if b.line not in dup_lines]
+    good = [r for ok, *_ in slices for r in slice_rows(ok)] if rows else []
+    warnings = sorted((w for _, _, ws, _ in slices for w in ws), key=lambda w: w.line)
     return Checked(len(parsed.items) + len(parsed.bad), good, bad, dups, warnings, parsed.delimiter)
 
 
@@ -404,37 +412,38 @@ def check_count(n: int) -> None:
         raise BodyError(413, "too_large", "body", f"{n:,} rows in one request; at most {MAX_ROWS:,}: split it")
 
 
-_ROWS = msgspec.json.Decoder(list[ContactIn])
-_ENCODE = msgspec.json.Encoder().encode
-_PACK_ROWS = msgspec.msgpack.Encoder().encode
 _UNPACK_ROWS = msgspec.msgpack.Decoder(list[ContactRow]).decode
 
 
+_PACK_ROWS = msgspec.msgpack.Encoder().encode
+
+
+def pack_rows(rows: list[ContactRow]) -> bytes:
+    """Good rows as a worker sends them back by default (``slice_rows`` reads them); a
+    function of the module, so that it travels to a worker process by name."""
+    return _PACK_ROWS(rows)
+
+
 def pack(items: Sequence[tuple[int, Any]]) -> Any:
-    """A slice of rows for a worker process. JSON rows on consecutive lines travel as one
-    msgspec-encoded bytes (a fraction of pickling 5,000 structs, on the main process's
-    clock); other slices as they are. ``check_slice`` is the other end."""
-    if items and isinstance(items[0][1], ContactIn) and items[-1][0] - items[0][0] == len(items) - 1:
-        return (items[0][0], _ENCODE([r for _, r in items]))
+    """A slice of rows for a worker process. JSON rows (``msgspec.Raw``, on consecutive
+    lines: ``contacts_json.parse_json``) travel as their first line and one JSON list of
+    their own bytes, decoded only there; other slices as they are."""
+    if items and isinstance(items[0][1], msgspec.Raw):
+        return (items[0][0], b"[" + b",".join([r for _, r in items]) + b"]")
     return items
 
 
-def check_slice(payload: Any, default_region: str | None = None,
-                encode_rows: Callable[[list[ContactRow]], bytes] = _PACK_ROWS) -> tuple[bytes, list[BadRow], list[BadRow]]:
-    """``validate_rows`` of a slice made by ``pack``, in a worker process. The good rows go
-    back as ``encode_rows`` writes them: by default msgpack-encoded (``ContactRow`` structs
-    as arrays: the main process decodes them faster than it would unpickle them, and that
-    time is on its clock); the store may ask for its own form (PostgreSQL: COPY's text,
-    ``Campaigns.contacts_copy_text``), which the main process then only forwards."""
-    if isinstance(payload, tuple):
-        first, data = payload
-        plain = _check_plain(first, data, default_region)
-        if plain is not None:
-            good, bad, warnings = plain
-            return encode_rows(good), bad, warnings
-        payload = list(enumerate(_ROWS.decode(data), first))
+def check_slice(payload: Sequence[tuple[int, Any]], default_region: str | None = None,
+                encode_rows: Callable[[list[ContactRow]], bytes] = pack_rows) -> SliceCheck:
+    """``validate_rows`` of a slice of read rows (dicts: a CSV body's), in a worker process.
+    The good rows go back as ``encode_rows`` writes them: by default msgpack-encoded
+    (``ContactRow`` structs as arrays: the main process decodes them faster than it would
+    unpickle them, and that time is on its clock); the store may ask for its own form
+    (PostgreSQL: COPY's text, ``store.contacts_copy_text``), which the main process then
+    only forwards. With them each row's key for ``duplicates``."""
     good, bad, warnings = validate_rows(payload, default_region)
-    return encode_rows(good), bad, warnings
+    return encode_rows(good), bad, warnings, [(line, external_key(raw.get("external_id") if isinstance(raw, dict) else None))
+                                              for line, raw in payload]
 
 
 # -- plain rows: the checks said by the JSON decoder ---------------------------------------------
@@ -478,11 +487,11 @@ _PLAIN_FIELDS: Final = re.compile("\x1f".join((
     "(?:[0-9]{4}-[0-9]{2}-[0-9]{2})?", f"(?:{_LANGUAGE.pattern})?", "(?:[A-Za-z]{2})?")))
 
 
-def _check_plain(first: int, data: bytes, default_region: str | None
-                 ) -> tuple[list[ContactRow], list[BadRow], list[BadRow]] | None:
-    """``validate_rows`` of a JSON slice (rows numbered from ``first``) when every row is
-    plain; None when one is not (or the default region is not a region): the caller checks
-    the slice the ordinary way."""
+def check_plain(first: int, data: bytes, default_region: str | None
+                ) -> tuple[list[ContactRow], list[BadRow], list[BadRow], list[tuple[int, str | None]]] | None:
+    """``validate_rows`` of a JSON list of rows (numbered from ``first``) when every row is
+    plain, and each row's key for ``duplicates``; None when one is not (or the default
+    region is not a region): the caller checks the rows the ordinary way."""
     if default_region is not None and (len(default_region) != 2 or not default_region.isalpha()):
         return None
     try:
@@ -502,7 +511,7 @@ def _check_plain(first: int, data: bytes, default_region: str | None
             continue
         good.append(row)
         _flag_formulas(line, row, warnings)
-    return good, bad, warnings
+    return good, bad, warnings, [(line, p.external_id.strip() or None) for line, p in enumerate(rows, first)]
 
 
 def _plain_row(p: _PlainRow) -> ContactRow | None:

@@ -58,10 +58,12 @@ def test_text_short_cut_agrees(text: str) -> None:
 @example(["a", " a"])
 @example(["a", ""])
 def test_duplicates_short_cut_agrees(ids: list[Any]) -> None:
-    """A request whose ids are all distinct non-empty texts is told in C; any other goes
-    one by one: both give the same report for every mix of texts, blanks, numbers, nulls."""
-    items = [(line, ct.ContactIn(external_id=v)) for line, v in enumerate(ids, 2)]
-    assert ct.duplicates(items) == ct._duplicates_one_by_one(items)
+    """A request whose keys are all there and distinct is told in C; any other goes one by
+    one: both give the same report for every mix of texts, blanks, numbers, nulls."""
+    keys = [(line, ct.external_key(v)) for line, v in enumerate(ids, 2)]
+    assert ct.duplicates(keys) == ct._duplicates_one_by_one(keys)
+    # the key: text stripped, an integer as text; blanks, nulls and true/false have none
+    assert [ct.external_key(v) for v in (" a ", 7, "", " ", None, True)] == ["a", "7", None, None, None, None]
 
 
 # -- plain rows: the JSON decoder's checks (``_check_plain``) against the ordinary ones ---------
@@ -105,15 +107,18 @@ def json_rows(draw: Any) -> dict[str, Any]:
 
 
 def both_ways(rows: list[dict[str, Any]], region: str | None) -> tuple[Any, Any]:
-    """(the plain way's answer or None, the ordinary way's) for one JSON slice of ``rows``."""
+    """(the plain way's answer or None, the ordinary way's) for one JSON slice of ``rows``:
+    good rows, bad rows, warnings and keys."""
     import msgspec
 
     data = msgspec.json.encode(rows)
     try:
-        parsed = ct._ROWS.decode(data)
+        parsed = msgspec.json.decode(data, type=list[ct.ContactIn])
     except msgspec.ValidationError:
-        return None, None  # not a body parse_json passes on as rows
-    return ct._check_plain(7, data, region), ct.validate_rows(list(enumerate(parsed, 7)), region)
+        return None, None  # a row not of a contact's shape: contacts_json reports it, before any check
+    ordinary = ct.validate_rows(list(enumerate(parsed, 7)), region)
+    return ct.check_plain(7, data, region), (*ordinary, [(line, ct.external_key(r.external_id)) for line, r in
+                                                        enumerate(parsed, 7)])
 
 
 @settings(max_examples=3000, deadline=None)
