@@ -264,6 +264,27 @@ async def test_duplicate_external_ids_in_one_file_are_reported_per_line_with_bot
     assert stored(c) == 0
 
 
+async def test_a_key_repeated_in_another_worker_slice_refuses_the_import_and_stores_nothing(controller, http):
+    """The repeat is told once every slice is checked (the keys come back from the worker
+    processes): by then, on PostgreSQL, the first slices are in the import's COPY, which
+    the repeat breaks on the unique key. Nothing of it stays; the same file without the
+    repeat is stored whole, and a re-import of it counts every row as known."""
+    c, key = controller
+    s = http
+    await new_campaign(s, c, key)
+    rows = json.loads(rows_json(12_000))
+    rows[10_999]["external_id"] = " e3 "  # line 11,000 (a third slice) repeats line 3's key, padded
+    status, body = await post(s, c, key, json.dumps(rows).encode())
+    assert status == 422 and errors_of(body) == [(11_000, "external_id")]
+    assert "also on line 3" in body["report"]["errors"][0]["reason"]
+    assert (body["report"]["valid"], body["report"]["duplicates"]) == (11_999, 1)
+    assert stored(c) == 0 and c.store.campaign_counts("c1")["total"] == 0
+    status, rep = await post(s, c, key, rows_json(12_000))
+    assert status == 200 and (rep["created"], rep["updated"]) == (12_000, 0) and stored(c) == 12_000
+    status, rep = await post(s, c, key, rows_json(12_000))
+    assert status == 200 and (rep["created"], rep["updated"]) == (0, 12_000) and stored(c) == 12_000
+
+
 async def test_counts_add_up_when_stored(controller, http):
     c, key = controller
     s = http
