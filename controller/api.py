@@ -22,7 +22,7 @@ import logging
 import queue
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,6 +67,8 @@ from .openapi import (
 )
 from .recordings import RecordingsApi
 from .store import Conflict, Store, contacts_copy_text
+from .store.base import Read
+from .store.loop_reads import LoopReads
 from .webhooks import TargetRefused, check_target
 
 logger = logging.getLogger(__name__)
@@ -117,9 +119,17 @@ class Api:
         self.validation_pool = validation_pool
         self.region = region
         self.allow_private = allow_private
+        self.reads = LoopReads(store)  # the hot reads' pool on PostgreSQL: opened with the app
+
+    async def _reads(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: the reads' asyncio pool lives while the application does."""
+        await self.reads.open()
+        yield
+        await self.reads.close()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware], client_max_size=MAX_BODY)
+        app.cleanup_ctx.append(self._reads)
         r = app.router
         r.add_get("/openapi.json", self.openapi)
         r.add_get("/docs", self.docs)
@@ -302,7 +312,7 @@ class Api:
 
     async def get_campaign(self, request: web.Request) -> web.Response:
         cid = path_campaign_id(request)
-        found = await store_read(self.store, self.store.campaign_with_counts, cid)
+        found = await self.reads.run(self.store.campaign_with_counts_read(cid))
         if found is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
         return reply(self._campaign_out(*found))
@@ -459,7 +469,7 @@ class Api:
         return reply({"items": items, "next": nxt})
 
     async def get_contact(self, request: web.Request) -> web.Response:
-        ct = await store_read(self.store, self.store.get_contact, path_contact_id(request))
+        ct = await self.reads.run(self.store.get_contact_read(path_contact_id(request)))
         if ct is None:
             raise ApiError(404, "not_found", "no such contact")
         return reply(self._contact_out(ct))
@@ -467,10 +477,10 @@ class Api:
     async def contact_history(self, request: web.Request) -> web.Response:
         cid = path_contact_id(request)
 
-        def read() -> tuple[dict[str, Any] | None, dict[str, Any]]:
-            ct = self.store.get_contact(cid)
-            return ct, (self.store.contact_history(cid) if ct is not None else {})
-        ct, h = await store_read(self.store, read)
+        def read() -> Read[tuple[dict[str, Any] | None, dict[str, Any]]]:
+            ct = yield from self.store.get_contact_read(cid)
+            return ct, ((yield from self.store.contact_history_read(cid)) if ct is not None else {})
+        ct, h = await self.reads.run(read())
         if ct is None:
             raise ApiError(404, "not_found", "no such contact")
         return reply({"contact": self._contact_out(ct), "results": h["results"], "inbound": h["inbound"]})
@@ -484,7 +494,7 @@ class Api:
         campaign = request.query.get(field)
         if campaign is not None and not re.fullmatch(ID_PATTERN, campaign):
             raise ApiError(400, "bad_parameter", {"field": field, "reason": "a campaign id: 1-64 letters, digits, _ or -"})
-        items = await store_read(self.store, self.store.results_after, after, limit, campaign)
+        items = await self.reads.run(self.store.results_after_read(after, limit, campaign))
         return reply({"items": items, "next": items[-1]["seq"] if items else after})
 
     async def inbound(self, request: web.Request) -> web.Response:

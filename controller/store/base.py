@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import sqlite_utils
@@ -29,6 +29,15 @@ from common.files import open_sqlite
 
 from .backend import POSTGRESQL, SQLITE, Dialect, PgConnection, Result, is_postgresql, listen, masked, sqlite_path
 from .schema import migrate, migrate_pg
+
+T = TypeVar("T")
+#: A read written once for the store's two ways of running it, without I/O of its own (as
+#: h11 writes a protocol): a generator that yields each statement as (SQL, arguments), is
+#: sent that statement's rows (dicts by column name) and returns the answer.
+#: ``StoreBase.run`` runs it on the store's connection, blocking; ``loop_reads.LoopReads``
+#: on an asyncio connection, so that an API read on PostgreSQL waits for the server
+#: without holding the event loop or handing the work to a thread and back.
+Read = Generator[tuple[str, Sequence[Any]], list[dict[str, Any]], T]
 
 #: Chunk size of multi-row statements: SQLite's default SQLITE_MAX_VARIABLE_NUMBER is
 #: 32,766 since 3.32; 500 rows x 16 columns (a result's) stays far below it.
@@ -145,6 +154,16 @@ class StoreBase:
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return dict_rows(self.conn.execute(sql, args))
+
+    def run(self, read: Read[T]) -> T:
+        """A ``Read``'s answer, its statements run here, one after the other."""
+        rows: Any = None  # the first send starts the generator
+        try:
+            while True:
+                sql, args = read.send(rows)
+                rows = self._all(sql, args)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> dict[str, Any] | None:
         cur = self.conn.execute(sql, args)

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from ..contacts import ContactRow
 from .backend import INTEGRITY_ERRORS, POSTGRESQL, PgConnection, notify
-from .base import COUNT_UPSERT, Conflict, StoreBase, dict_rows, encode, in_chunks, one_of
+from .base import COUNT_UPSERT, Conflict, Read, StoreBase, dict_rows, encode, in_chunks, one_of
 
 
 #: An import this big or more may refresh the contacts' statistics on PostgreSQL (one
@@ -81,11 +81,14 @@ class Campaigns(StoreBase):
         return _counts((r["state"], r["n"]) for r in rows)
 
     def campaign_with_counts(self, campaign_id: str) -> tuple[dict[str, Any], dict[str, int]] | None:
+        return self.run(self.campaign_with_counts_read(campaign_id))
+
+    def campaign_with_counts_read(self, campaign_id: str) -> Read[tuple[dict[str, Any], dict[str, int]] | None]:
         """``get_campaign`` and ``campaign_counts`` in one statement (a row per state; a
         campaign without counts yet is one row of NULLs there): ``GET /v1/campaigns/{id}``
         pays one round trip on PostgreSQL, not two."""
-        rows = self._all("SELECT cp.*, cc.state AS count_state, cc.n AS count_n FROM campaigns cp"
-                         " LEFT JOIN campaign_counts cc ON cc.campaign_id = cp.id WHERE cp.id = ?", (campaign_id,))
+        rows = yield ("SELECT cp.*, cc.state AS count_state, cc.n AS count_n FROM campaigns cp"
+                      " LEFT JOIN campaign_counts cc ON cc.campaign_id = cp.id WHERE cp.id = ?", (campaign_id,))
         if not rows:
             return None
         counts = _counts((r["count_state"], r["count_n"]) for r in rows if r["count_state"] is not None)
@@ -237,7 +240,11 @@ class Campaigns(StoreBase):
         return row
 
     def get_contact(self, contact_id: int) -> dict[str, Any] | None:
-        return self._contact(self._one("SELECT * FROM contacts WHERE id = ?", (contact_id,)))
+        return self.run(self.get_contact_read(contact_id))
+
+    def get_contact_read(self, contact_id: int) -> Read[dict[str, Any] | None]:
+        rows = yield ("SELECT * FROM contacts WHERE id = ?", (contact_id,))
+        return self._contact(rows[0] if rows else None)
 
     def list_contacts(self, campaign_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         return [c for r in self._all("SELECT * FROM contacts WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",

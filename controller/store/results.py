@@ -17,8 +17,8 @@ from typing import Any, Final
 import msgspec
 
 from ..campaigns import voicebot_outcome
-from .backend import PgConnection
-from .base import StoreBase, dict_rows, encode, in_chunks, one_of
+from .backend import POSTGRESQL, PgConnection
+from .base import Read, StoreBase, dict_rows, encode, in_chunks, one_of
 
 _RESULT_COLUMNS: Final = ("dedupe", "appliance_id", "app_seq", "job_id", "campaign_id", "contact_id", "external_id", "kind",
                           "callee", "outcome", "reason", "final", "number_shown", "counts_as_attempt", "at", "body")
@@ -172,11 +172,14 @@ class Results(StoreBase):
         return {r[1]: (int(r[0]), r[2]) for r in cur}
 
     def results_after(self, after: int, limit: int, campaign_id: str | None = None) -> list[dict[str, Any]]:
+        return self.run(self.results_after_read(after, limit, campaign_id))
+
+    def results_after_read(self, after: int, limit: int, campaign_id: str | None = None) -> Read[list[dict[str, Any]]]:
         if campaign_id is None:
-            rows = self._all("SELECT * FROM results WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+            rows = yield ("SELECT * FROM results WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
         else:
-            rows = self._all("SELECT * FROM results WHERE seq > ? AND campaign_id = ? ORDER BY seq LIMIT ?",
-                             (after, campaign_id, limit))
+            rows = yield ("SELECT * FROM results WHERE seq > ? AND campaign_id = ? ORDER BY seq LIMIT ?",
+                          (after, campaign_id, limit))
         return [self._result(r) for r in rows]
 
     # -- inbound and opt-outs ----------------------------------------------------------------
@@ -229,11 +232,14 @@ class Results(StoreBase):
         return [self._inbound(r) for r in self._all("SELECT * FROM inbound WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]
 
     def contact_history(self, contact_id: int) -> dict[str, Any]:
+        return self.run(self.contact_history_read(contact_id))
+
+    def contact_history_read(self, contact_id: int) -> Read[dict[str, Any]]:
         """The contact's results and inbound events, each in ``seq`` order. PostgreSQL: one
         statement (``_PG_HISTORY``), not two: each is a round trip, and the history is read
         at every GET of it."""
-        if isinstance(self.conn, PgConnection):
-            rows = self._all(_PG_HISTORY, (contact_id, contact_id))  # one row at least: the inbound's
+        if self.dialect is POSTGRESQL:
+            rows = yield (_PG_HISTORY, (contact_id, contact_id))  # one row at least: the inbound's
             inbound_json = rows[0]["inbound_json"]
             results = []
             for r in rows:
@@ -242,7 +248,7 @@ class Results(StoreBase):
                     results.append(self._result(r))
             events = msgspec.json.decode(inbound_json) if inbound_json is not None else []
             return {"results": results, "inbound": [self._inbound(_pg_inbound(r)) for r in events]}
-        results = [self._result(r) for r in self._all("SELECT * FROM results WHERE contact_id = ? ORDER BY seq", (contact_id,))]
-        inbound_rows = self._all("SELECT * FROM inbound WHERE contact_id = ? ORDER BY seq", (contact_id,))
+        rows = yield ("SELECT * FROM results WHERE contact_id = ? ORDER BY seq", (contact_id,))
+        results = [self._result(r) for r in rows]
+        inbound_rows = yield ("SELECT * FROM inbound WHERE contact_id = ? ORDER BY seq", (contact_id,))
         return {"results": results, "inbound": [self._inbound(r) for r in inbound_rows]}
-
