@@ -50,7 +50,6 @@ from .apikit import (
     read_json,
     region_param,
     reply,
-    store_read,
 )
 from .crm_routes import CrmRoutes
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -164,7 +163,7 @@ class Api:
         if self.recordings is not None:
             self.recordings.add_routes(app)  # /v1/recordings…, and the appliances' /v1/link/recordings/{id}
         # /v1/contacts?external_id=, /v1/campaigns/{id}/report, /v1/results/export, /v1/optouts/bulk
-        CrmRoutes(self.store, self.clock, region=self.region, contact_out=self._contact_out).add_routes(app)
+        CrmRoutes(self.store, self.reads, self.clock, region=self.region, contact_out=self._contact_out).add_routes(app)
         return app
 
     @web.middleware
@@ -275,9 +274,8 @@ class Api:
                 "contacts": self.store.campaign_counts(camp["id"]) if counts is None else counts}
 
     async def list_campaigns(self, request: web.Request) -> web.Response:
-        def read() -> list[dict[str, Any]]:
-            return [self._campaign_out(c) for c in self.store.list_campaigns()]
-        return reply({"items": await store_read(self.store, read)})
+        found = await self.reads.run(self.store.campaigns_with_counts_read())
+        return reply({"items": [self._campaign_out(camp, counts) for camp, counts in found]})
 
     async def create_campaign(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
@@ -460,7 +458,7 @@ class Api:
         if self.store.get_campaign(cid) is None:
             raise ApiError(404, "not_found", f"no campaign {cid!r}")
         after, limit = page(request)
-        items = [self._contact_out(c) for c in await store_read(self.store, self.store.list_contacts, cid, after, limit)]
+        items = [self._contact_out(c) for c in await self.reads.run(self.store.list_contacts_read(cid, after, limit))]
         nxt = items[-1]["id"] if items else after
         if "text/csv" in request.headers.get("Accept", ""):
             # for a spreadsheet: formula-like cells neutralised; the cursor in a Link header (RFC 8288)
@@ -499,7 +497,7 @@ class Api:
 
     async def inbound(self, request: web.Request) -> web.Response:
         after, limit = page(request)
-        items = await store_read(self.store, self.store.inbound_after, after, limit)
+        items = await self.reads.run(self.store.inbound_after_read(after, limit))
         return reply({"items": items, "next": items[-1]["seq"] if items else after})
 
     # -- opt-outs ------------------------------------------------------------------------
@@ -514,7 +512,7 @@ class Api:
         if not re.fullmatch(OPTOUT_CURSOR, after):
             raise ApiError(400, "bad_parameter", {"field": "after", "reason": "the next of the previous page: an E.164 number"})
         limit = int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-        items = await store_read(self.store, self.store.list_optouts, after, limit)
+        items = await self.reads.run(self.store.list_optouts_read(after, limit))
         return reply({"items": items, "next": items[-1]["number"] if items else after})
 
     async def add_optout(self, request: web.Request) -> web.Response:
@@ -540,7 +538,7 @@ class Api:
 
     # -- webhooks ------------------------------------------------------------------------
     async def list_webhooks(self, request: web.Request) -> web.Response:
-        return reply({"items": await store_read(self.store, self.store.list_webhooks)})
+        return reply({"items": await self.reads.run(self.store.list_webhooks_read())})
 
     async def add_webhook(self, request: web.Request) -> web.Response:
         body = json_object(await read_json(request))
@@ -574,7 +572,7 @@ class Api:
 
     async def dead_letters(self, request: web.Request) -> web.Response:
         after, limit = page(request)
-        items = await store_read(self.store, self.store.dead_letters, after, limit)
+        items = await self.reads.run(self.store.dead_letters_read(after, limit))
         return reply({"items": items, "next": items[-1]["id"] if items else after})
 
     async def replay(self, request: web.Request) -> web.Response:
@@ -594,10 +592,10 @@ class Api:
 
     # -- fleet ---------------------------------------------------------------------------
     async def list_appliances(self, request: web.Request) -> web.Response:
-        return reply({"items": await store_read(self.store, self.store.list_appliances)})
+        return reply({"items": await self.reads.run(self.store.list_appliances_read())})
 
     async def get_appliance(self, request: web.Request) -> web.Response:
-        app = await store_read(self.store, self.store.get_appliance, request.match_info["id"])
+        app = await self.reads.run(self.store.get_appliance_read(request.match_info["id"]))
         if app is None:
             raise ApiError(404, "not_found", "no such appliance")
         return reply(app)

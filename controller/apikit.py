@@ -9,12 +9,11 @@ branch on the problem, and ``errors`` lets it show a user every mistake of a for
 """
 from __future__ import annotations
 
-import asyncio
 import http
 import json
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import Mapping
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
@@ -23,8 +22,6 @@ from common.problems import instance_of, is_json_type, problem_body, problem_res
 from common.problems import words as _words
 
 from .store.results import StoredJSON
-
-T = TypeVar("T")
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 #: Ids chosen by the CRM: short, URL- and log-safe.
@@ -137,17 +134,6 @@ def http_problem(exc: web.HTTPException, max_body: int, max_rows: int) -> ApiErr
                                            f"{max_rows:,} rows)"})
     code = {401: "unauthorized", 415: "unsupported_media_type"}.get(exc.status, "bad_request")
     return ApiError(exc.status, code, exc.reason)
-
-
-async def store_read(store: Any, read: Callable[..., T], *args: Any) -> T:
-    """``read(*args)``, the store's reads of a request, in a worker thread on PostgreSQL:
-    the store's calls block, and while one waits for the server the event loop would
-    serve nothing else (links, other requests); the pool gives each thread a connection
-    of its own, so the waits overlap. On SQLite in the loop's thread, as ever: its one
-    connection belongs to that thread, and a read of the local file does not wait."""
-    if store.dialect.name == "postgresql":
-        return await asyncio.to_thread(read, *args)
-    return read(*args)
 
 
 def _stored_json(obj: Any) -> Any:

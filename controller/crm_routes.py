@@ -28,11 +28,11 @@ from .apikit import (
     plain_text,
     region_param,
     reply,
-    store_read,
 )
 from .contacts import DELIMITER_NAMES, MAX_LINE, MAX_TEXT, BodyError
 from .reporting import EXPORT_COLUMNS, campaign_report_async, export_chunks
 from .store import Store
+from .store.loop_reads import LoopReads
 
 #: Numbers in one bulk opt-out request: a whole do-not-call register of a mid-size agency,
 #: checked and stored in one transaction (~1 s).
@@ -45,12 +45,13 @@ CSV_TYPES: Final = frozenset({"text/csv", "application/csv"})
 
 
 class CrmRoutes:
-    """Handed the store, the clock, the default region of national numbers and how api.py
-    shows a contact (one shape for every route that returns contacts)."""
+    """Handed the store, the API's reads (``LoopReads``), the clock, the default region of
+    national numbers and how api.py shows a contact (one shape for every route that returns
+    contacts)."""
 
-    def __init__(self, store: Store, clock: Callable[[], float], *, region: str | None,
+    def __init__(self, store: Store, reads: LoopReads, clock: Callable[[], float], *, region: str | None,
                  contact_out: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        self.store, self.clock, self.region, self.contact_out = store, clock, region, contact_out
+        self.store, self.reads, self.clock, self.region, self.contact_out = store, reads, clock, region, contact_out
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -71,7 +72,7 @@ class CrmRoutes:
         after, limit = page(request)
         if "\x00" in ext:  # no key holds one (PostgreSQL text cannot): no contact has it
             return reply({"items": [], "next": after})
-        found = await store_read(self.store, self.store.contacts_by_external_id, ext.strip(), campaign, after, limit)
+        found = await self.reads.run(self.store.contacts_by_external_id_read(ext.strip(), campaign, after, limit))
         items = [self.contact_out(c) for c in found]
         return reply({"items": items, "next": items[-1]["id"] if items else after})
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import StoreBase, loads
-from .jobs import count_open_jobs
+from .base import Read, StoreBase, loads
+from .jobs import OPEN_JOBS_OF
 
 
 class _EnrolledMeanwhile(Exception):
@@ -106,20 +106,29 @@ class Fleet(StoreBase):
                           (seen_before,))
 
     def list_appliances(self) -> list[dict[str, Any]]:
-        rows = self._all("SELECT id, version, channels, idle, capacity, queued, operators, connected, last_seen,"
-                         " connected_at, enrolled_at FROM appliances ORDER BY id")
+        return self.run(self.list_appliances_read())
+
+    def list_appliances_read(self, appliance_id: str | None = None) -> Read[list[dict[str, Any]]]:
+        """Every appliance by id (or the one ``appliance_id``)."""
+        rows = yield ("SELECT id, version, channels, idle, capacity, queued, operators, connected, last_seen,"
+                      " connected_at, enrolled_at FROM appliances" + (" WHERE id = ?" if appliance_id is not None else "")
+                      + " ORDER BY id", (appliance_id,) if appliance_id is not None else ())
         for r in rows:
             r["operators"] = loads(r["operators"]) or {}
             r["connected"] = bool(r["connected"])
         return rows
 
     def get_appliance(self, appliance_id: str) -> dict[str, Any] | None:
-        rows = [r for r in self.list_appliances() if r["id"] == appliance_id]
+        return self.run(self.get_appliance_read(appliance_id))
+
+    def get_appliance_read(self, appliance_id: str) -> Read[dict[str, Any] | None]:
+        """An appliance with its SIMs and the count of its open jobs."""
+        rows = yield from self.list_appliances_read(appliance_id)
         if not rows:
             return None
         app = rows[0]
-        app["sims"] = self._all("SELECT sim_id, msisdn, operator, channel_id, state FROM sims WHERE appliance_id = ?"
-                                " ORDER BY channel_id, sim_id", (appliance_id,))
-        app["open_jobs"] = count_open_jobs(self.conn, appliance_id)
+        app["sims"] = yield ("SELECT sim_id, msisdn, operator, channel_id, state FROM sims WHERE appliance_id = ?"
+                             " ORDER BY channel_id, sim_id", (appliance_id,))
+        app["open_jobs"] = int((yield (OPEN_JOBS_OF, (appliance_id,)))[0]["n"])
         return app
 

@@ -15,16 +15,19 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .backend import POSTGRESQL, PgConnection
 from .base import CHUNK, StoreBase, dict_rows, encode, one_of
 
 
+#: Jobs handed to an appliance and not yet done (its one argument: the appliance's id).
+OPEN_JOBS_OF: Final = "SELECT COUNT(*) AS n FROM jobs WHERE appliance_id = ? AND state IN ('leased', 'accepted', 'started')"
+
+
 def count_open_jobs(conn: sqlite3.Connection, appliance_id: str) -> int:
     """Jobs handed to ``appliance_id`` and not yet done."""
-    return int(conn.execute("SELECT COUNT(*) FROM jobs WHERE appliance_id = ? AND state IN ('leased', 'accepted', 'started')",
-                            (appliance_id,)).fetchone()[0])
+    return int(conn.execute(OPEN_JOBS_OF, (appliance_id,)).fetchone()[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 from .backend import notify
-from .base import StoreBase
+from .base import Read, StoreBase
 
 
 class OptOuts(StoreBase):
@@ -35,8 +35,11 @@ class OptOuts(StoreBase):
             return c.execute("DELETE FROM optouts WHERE number = ?", (number,)).rowcount == 1
 
     def list_optouts(self, after: str, limit: int) -> list[dict[str, Any]]:
-        return self._all("SELECT number, source, reason, created_at FROM optouts WHERE number > ? ORDER BY number LIMIT ?",
-                         (after, limit))
+        return self.run(self.list_optouts_read(after, limit))
+
+    def list_optouts_read(self, after: str, limit: int) -> Read[list[dict[str, Any]]]:
+        return (yield ("SELECT number, source, reason, created_at FROM optouts WHERE number > ? ORDER BY number LIMIT ?",
+                       (after, limit)))
 
     def is_opted_out(self, number: str) -> bool:
         return self.conn.execute("SELECT 1 FROM optouts WHERE number = ?", (number,)).fetchone() is not None

@@ -229,7 +229,11 @@ class Results(StoreBase):
         return self._inbound(dict(c.execute("SELECT * FROM inbound WHERE id = ?", (inbound_id,)).fetchone()))
 
     def inbound_after(self, after: int, limit: int) -> list[dict[str, Any]]:
-        return [self._inbound(r) for r in self._all("SELECT * FROM inbound WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]
+        return self.run(self.inbound_after_read(after, limit))
+
+    def inbound_after_read(self, after: int, limit: int) -> Read[list[dict[str, Any]]]:
+        rows = yield ("SELECT * FROM inbound WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+        return [self._inbound(r) for r in rows]
 
     def contact_history(self, contact_id: int) -> dict[str, Any]:
         return self.run(self.contact_history_read(contact_id))

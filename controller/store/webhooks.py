@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .backend import POSTGRESQL
-from .base import StoreBase
+from .base import Read, StoreBase
 
 
 class Webhooks(StoreBase):
@@ -25,7 +25,10 @@ class Webhooks(StoreBase):
                       (webhook_id, url, secret, json.dumps(events), now))
 
     def list_webhooks(self) -> list[dict[str, Any]]:
-        rows = self._all("SELECT id, url, events, created_at FROM webhooks ORDER BY created_at")
+        return self.run(self.list_webhooks_read())
+
+    def list_webhooks_read(self) -> Read[list[dict[str, Any]]]:
+        rows = yield ("SELECT id, url, events, created_at FROM webhooks ORDER BY created_at", ())
         for r in rows:
             r["events"] = json.loads(r["events"])
         return rows
@@ -110,8 +113,11 @@ class Webhooks(StoreBase):
                              " AND updated_at < ? ORDER BY updated_at LIMIT ?)", (before, limit)).rowcount
 
     def dead_letters(self, after: int, limit: int) -> list[dict[str, Any]]:
-        rows = self._all("SELECT id, webhook_id, event, payload, attempts, last_error, created_at, updated_at FROM deliveries"
-                         " WHERE state = 'dead' AND id > ? ORDER BY id LIMIT ?", (after, limit))
+        return self.run(self.dead_letters_read(after, limit))
+
+    def dead_letters_read(self, after: int, limit: int) -> Read[list[dict[str, Any]]]:
+        rows = yield ("SELECT id, webhook_id, event, payload, attempts, last_error, created_at, updated_at FROM deliveries"
+                      " WHERE state = 'dead' AND id > ? ORDER BY id LIMIT ?", (after, limit))
         for r in rows:
             r["payload"] = json.loads(r["payload"])
         return rows
