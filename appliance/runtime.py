@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import random
@@ -20,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.heap import freeze_startup_heap, tune_gc
 from common.sdnotify import Notifier, keep_alive
 
 from .api import ApiDeps, make_app
@@ -44,29 +44,6 @@ logger = logging.getLogger(__name__)
 #: A clean stop closes every port and task; past this, the process exits anyway
 #: (systemd's default TimeoutStopSec is 90 s; we stay well inside it).
 STOP_TIMEOUT = 20.0
-
-
-#: Garbage-collector thresholds for the appliance process. CPython's default (700, 10, 10)
-#: runs a young collection every 700 net allocations — every few AT transactions at 256
-#: modems — and a full one every 70,000, which walks the whole heap (ports, parsers,
-#: rotation state) and stalls the loop for tens of ms. Nearly all our garbage is freed by
-#: reference counting; the collector only has cycles to find. With (10,000, 50, 100),
-#: ``simrotor bench multiplex --modems 256`` spent 25-30 % less CPU per AT transaction
-#: and its dispatch p99 fell from 75-270 ms to 23-35 ms (five runs each, before/after).
-GC_THRESHOLDS = (10_000, 50, 100)
-
-
-def tune_gc() -> None:
-    """Collector settings for a long-running appliance process (see ``GC_THRESHOLDS``)."""
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-def freeze_startup_heap() -> None:
-    """Move everything alive after start-up (modules, ports, config, policy) out of the
-    collector's sight: it lives as long as the process, and full collections no longer
-    walk it (``gc.freeze``, Python 3.7+)."""
-    gc.collect()
-    gc.freeze()
 
 
 def plan_prefixes() -> dict[str, str]:

@@ -313,7 +313,7 @@ async def run_load(state: dict[str, Any], numbers: list[str], talk_s: float) -> 
     from appliance.jobs.amd import job_variables
     from appliance.jobs.base import Placement
     from appliance.jobs.call import run_call
-    from appliance.runtime import tune_gc
+    from common.heap import tune_gc
     from appliance.voicebot.load import shipped
     from appliance.voicebot.prepare import prepare_prompts
     from appliance.voicebot.tts import Synthesiser

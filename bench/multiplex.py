@@ -112,7 +112,8 @@ async def run_multiplex(modems: list[dict[str, Any]], *, calls_per_modem: int, s
                         numbers: list[str] | None, seed: int, csq_rounds: int, control: str | None = None,
                         at_rounds: int = 20) -> dict[str, Any]:
     from appliance.config import parse_config
-    from appliance.runtime import Appliance, freeze_startup_heap, tune_gc
+    from appliance.runtime import Appliance
+    from common.heap import freeze_startup_heap, tune_gc
 
     tmp = tempfile.mkdtemp(prefix="simrotor-bench-")
     cfg = parse_config({

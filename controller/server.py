@@ -10,7 +10,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import gc
 import logging
 import multiprocessing
 import os
@@ -20,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.heap import freeze_startup_heap, tune_gc
 from common.sdnotify import Notifier, keep_alive
 
 from . import auth, planner
@@ -221,12 +221,9 @@ class Controller:
         import signal
 
         notifier = Notifier() if notifier is None else notifier
+        tune_gc()
         await self.start()
-        # What start-up made (modules, the app, the store and its pool) lives as long as the
-        # process: frozen out of the collector's sight, a full collection walks only what
-        # came since. Each one had stalled the event loop 38-52 ms, every few seconds under
-        # 500 API requests/s (bench, PostgreSQL); 1-3 ms after, the first ~13 ms.
-        gc.freeze()
+        freeze_startup_heap()
         notifier.ready(self.status_line())
         alive = asyncio.create_task(keep_alive(notifier, self.status_line), name="sd_notify keep-alive")
         stop = asyncio.Event()
