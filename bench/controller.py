@@ -132,7 +132,7 @@ def pg_settings(url: str) -> dict[str, str]:
 
     with psycopg.connect(url, autocommit=True) as c:
         return {k: str(c.execute(f"SHOW {k}").fetchone()[0])  # type: ignore[arg-type,index]
-                for k in ("server_version", "fsync", "synchronous_commit", "shared_buffers")}
+                for k in ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_wal_size")}
 
 
 # -- controller processes --------------------------------------------------------------------
