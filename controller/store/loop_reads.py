@@ -19,7 +19,9 @@ from .backend import PG_CHECKOUT_TIMEOUT, PG_CONNECT_TIMEOUT, POSTGRESQL, _args,
 from .base import Read, StoreBase, T
 
 #: Connections of the reads' pool: a read holds one for a round trip or two (~0.2-1 ms), so
-#: a few serve hundreds of requests a second; more would only queue in the server.
+#: a few serve hundreds of requests a second; more would only queue in the server. All
+#: opened at start: a pool that grows under a burst makes the requests behind it wait for
+#: a new server process (tens of ms on a busy machine).
 POOL_SIZE: Final = 4
 
 
@@ -37,7 +39,7 @@ class LoopReads:
             return
         url = self.store.conn.url
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-            url, min_size=1, max_size=POOL_SIZE, open=False, timeout=PG_CHECKOUT_TIMEOUT,
+            url, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False, timeout=PG_CHECKOUT_TIMEOUT,
             kwargs={"autocommit": True}, name="simrotor-api-reads")
         try:
             await pool.open(wait=True, timeout=PG_CONNECT_TIMEOUT)
