@@ -157,7 +157,9 @@ def _arg(v: Any) -> Any:
     return int(v) if isinstance(v, bool) else v
 
 
-def _args(args: Sequence[Any] | Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+def pg_args(args: Sequence[Any] | Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+    """A statement's arguments as psycopg takes them (each value through ``_arg``); the
+    store's blocking connection and its reads on the event loop (``loop_reads``) alike."""
     if isinstance(args, Mapping):
         return {k: _arg(v) for k, v in args.items()}
     return [_arg(v) for v in args]
@@ -241,7 +243,7 @@ class Result:
 def _execute(conn: psycopg.Connection[Any], sql: str, args: Sequence[Any] | Mapping[str, Any]) -> Result:
     with conn.cursor() as cur:
         if args:
-            cur.execute(pg_sql(sql), _args(args))  # type: ignore[arg-type]
+            cur.execute(pg_sql(sql), pg_args(args))  # type: ignore[arg-type]
         else:  # no parameters: psycopg sends the text as it is (a literal % stays single)
             cur.execute(sql)  # type: ignore[arg-type]
         return Result(cur)
@@ -275,7 +277,7 @@ class PgConnection:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Result:
         def run(conn: psycopg.Connection[Any]) -> Result:
             with conn.cursor() as cur:
-                cur.executemany(pg_sql(sql), [_args(r) for r in rows])  # type: ignore[arg-type]
+                cur.executemany(pg_sql(sql), [pg_args(r) for r in rows])  # type: ignore[arg-type]
                 return Result(cur)
         if (conn := self._current()) is not None:
             return run(conn)

@@ -15,7 +15,7 @@ from typing import Any, Final
 import psycopg
 import psycopg_pool
 
-from .backend import PG_CHECKOUT_TIMEOUT, PG_CONNECT_TIMEOUT, POSTGRESQL, _args, masked, pg_sql
+from .backend import PG_CHECKOUT_TIMEOUT, PG_CONNECT_TIMEOUT, POSTGRESQL, masked, pg_args, pg_sql
 from .base import Read, StoreBase, T
 
 #: Connections of the reads' pool: a read holds one for a round trip or two (~0.2-1 ms), so
@@ -73,7 +73,7 @@ async def _all(conn: psycopg.AsyncConnection[Any], sql: str, args: Any) -> list[
     the same rows (dicts by column name)."""
     async with conn.cursor() as cur:
         if args:
-            await cur.execute(pg_sql(sql), _args(args))  # type: ignore[arg-type]
+            await cur.execute(pg_sql(sql), pg_args(args))  # type: ignore[arg-type]
         else:  # no parameters: psycopg sends the text as it is (a literal % stays single)
             await cur.execute(sql)  # type: ignore[arg-type]
         if cur.description is None:
