@@ -16,6 +16,9 @@ document, ``backends.sqlite`` and ``backends.postgresql``):
 * ``ingest_per_second`` — final results persisted (dedupe, next step of the contact,
   results_ack) over the links, in batches of ``--batch``, each appliance sending its own
   jobs' results to its controller at once;
+* ``api_during`` — while the dispatch and while the ingest run, one small read (the
+  campaign, ``GET /v1/campaigns/{id}``) every ``PROBE_INTERVAL`` on the first controller:
+  what a CRM polling then waits (``max_ms``, ``p50_ms``, ``n``), the event loop's stalls;
 * ``api`` — latency of a mixed read load (results page, contact, history, campaign) on the
   first controller, offered open-loop at ``--rate`` requests/s for ``--seconds``: each
   request is sent at its scheduled instant whether or not the earlier ones have answered
@@ -63,6 +66,8 @@ TARGETS: Final = {
 #: Controller processes per backend: several controllers share one PostgreSQL database
 #: (issue 18's dispatch target is "with two controllers"); SQLite is one process's file.
 CONTROLLERS: Final = {"sqlite": 1, "postgresql": 2}
+#: How often the probe reads during dispatch and ingest: light beside their load (20 a second).
+PROBE_INTERVAL: Final = 0.05
 #: Rows per import request: the issue's "100,000 rows in one request".
 IMPORT_CHUNK: Final = 100_000
 #: Seconds a phase may take before the bench gives up on it (a 1,000,000-contact import
@@ -174,6 +179,37 @@ async def _wait_ready(s: Any, c: Running) -> None:
     raise click.ClickException(f"the controller at {c.url} did not answer within 60 s")
 
 
+@contextlib.asynccontextmanager
+async def _probe(s: Any, url: str, headers: dict[str, str], into: dict[str, Any]) -> Any:
+    """While the block runs, GET ``url`` every ``PROBE_INTERVAL`` (at least once: the read
+    under way at the end is awaited, not cut); then its latencies into ``into`` (``n``,
+    ``p50_ms``, ``max_ms``)."""
+    took: list[float] = []
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while True:
+            t = time.perf_counter()
+            async with s.get(url, headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise click.ClickException(f"the probe's read answered {r.status}")
+            took.append((time.perf_counter() - t) * 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PROBE_INTERVAL)
+            if stop.is_set():
+                return
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        into.update({"n": len(took), "p50_ms": round(_pct(took, 50), 2) if took else None,
+                     "max_ms": round(max(took), 2) if took else None})
+
+
 def import_bodies(contacts: int) -> list[bytes]:
     """The import's JSON requests (built once, sent to every backend)."""
     rng = random.Random(1)
@@ -250,11 +286,14 @@ async def _bench(backend: str, store_url: str, bodies: list[bytes], results: int
                 await ws.send_str(json.dumps({"type": "heartbeat", "idle": 0, "capacity": 0, "queued": len(jobs)}))
                 return jobs
 
+            during: dict[str, dict[str, Any]] = {"dispatch": {}, "ingest": {}}
+            out["api_during"] = during
             t0 = time.perf_counter()
-            async with s.post(f"{a}/v1/campaigns/bench/start", headers=h) as r:  # a draft until now
-                assert r.status == 200, await r.text()
-            got = await asyncio.gather(*(take(ws, share) for ws, share in zip(links, shares, strict=True)))
-            took = time.perf_counter() - t0
+            async with _probe(s, f"{a}/v1/campaigns/bench", h, during["dispatch"]):
+                async with s.post(f"{a}/v1/campaigns/bench/start", headers=h) as r:  # a draft until now
+                    assert r.status == 200, await r.text()
+                got = await asyncio.gather(*(take(ws, share) for ws, share in zip(links, shares, strict=True)))
+                took = time.perf_counter() - t0
             ids = [j["id"] for jobs in got for j in jobs]
             if len(set(ids)) != len(ids):
                 raise click.ClickException(f"{backend}: a job was leased twice ({len(ids) - len(set(ids))} repeats)")
@@ -288,9 +327,11 @@ async def _bench(backend: str, store_url: str, bodies: list[bytes], results: int
                         acked = data["upto"]
 
             t0 = time.perf_counter()
-            await asyncio.gather(*(send(ws, frames, last) for ws, (frames, last) in zip(links, plan, strict=True)))
+            async with _probe(s, f"{a}/v1/campaigns/bench", h, during["ingest"]):
+                await asyncio.gather(*(send(ws, frames, last) for ws, (frames, last) in zip(links, plan, strict=True)))
+                took = time.perf_counter() - t0
             out["ingested"] = seq
-            out["ingest_per_second"] = round(seq / (time.perf_counter() - t0))
+            out["ingest_per_second"] = round(seq / took)
             for ws in links:
                 await ws.close()
             cpu0 = _cpu_seconds(ctls[0].proc.pid)

@@ -232,12 +232,29 @@ class Dispatcher:
         """One round of dispatch over the connected appliances' ``slots``. With none
         connected there is nothing to renew (only a connected appliance's jobs are), no one
         to release an expired lease to and no room to plan: the tick reads nothing (it ran
-        every 0.2 s: two reads of the jobs on the event loop for nothing)."""
+        every 0.2 s: two reads of the jobs on the event loop for nothing). The leases are
+        written off the event loop (``Store.off_loop``), the batches sent on it."""
         if not slots:
             return {"planned": 0, "released": 0, "renewed": 0, "refused": 0, "sent": 0}
         now = self.clock()
         batches: dict[str, list[dict[str, Any]]] = {}
         batch_ids: dict[str, str] = {}
+        renewed, released, planned, refused = await self.store.off_loop(self._lease, now, slots, batches, batch_ids)
+        if planned or released:
+            fault("dispatch.leased")
+        sent = 0
+        for appliance_id, jobs in batches.items():
+            if await send(appliance_id, contract.Jobs(batch_id=batch_ids[appliance_id], jobs=jobs)):
+                sent += len(jobs)
+        self.refusals += refused
+        self.dispatched += planned + released
+        return {"planned": planned, "released": released, "renewed": renewed, "refused": refused, "sent": sent}
+
+    def _lease(self, now: float, slots: list[planner.Slot], batches: dict[str, list[dict[str, Any]]],
+               batch_ids: dict[str, str]) -> tuple[int, int, int, int]:
+        """The tick's writes: leases renewed, expired ones released to a slot, due contacts
+        planned (``_plan``); each job into ``batches`` by appliance, each batch's id into
+        ``batch_ids``. Returns (renewed, released, planned, refused)."""
         by_id = {s.appliance_id: s for s in slots}
 
         def batch_for(appliance_id: str) -> str:
@@ -279,12 +296,4 @@ class Dispatcher:
                 released += 1
 
         planned, refused = self._plan(now, slots, batch_for, batches) if planner.total_free(slots) > 0 else (0, 0)
-        if planned or released:
-            fault("dispatch.leased")
-        sent = 0
-        for appliance_id, jobs in batches.items():
-            if await send(appliance_id, contract.Jobs(batch_id=batch_ids[appliance_id], jobs=jobs)):
-                sent += len(jobs)
-        self.refusals += refused
-        self.dispatched += planned + released
-        return {"planned": planned, "released": released, "renewed": renewed, "refused": refused, "sent": sent}
+        return renewed, released, planned, refused

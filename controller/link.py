@@ -243,7 +243,7 @@ class LinkHub:
 
     async def on_ack(self, link: Link, msg: Ack) -> None:
         rejected = [(str(r.id), r.reason or "rejected") for r in msg.rejected]
-        self.reports.ack_batch(link.appliance_id, msg.accepted, rejected, self.clock())
+        await self.store.off_loop(self.reports.ack_batch, link.appliance_id, msg.accepted, rejected, self.clock())
 
     async def on_results(self, link: Link, msg: Results) -> None:
         # Stored as the appliance sent them (the fields the contract declares), as dicts.
@@ -255,7 +255,7 @@ class LinkHub:
             seq = r.get("seq")
             if seq is not None:
                 upto = seq if upto is None else max(upto, seq)
-        new = self.reports.ingest_results(link.appliance_id, bodies, self.clock())
+        new = await self.store.off_loop(self.reports.ingest_results, link.appliance_id, bodies, self.clock())
         fault("ingest.stored")
         await link.send(ResultsAck(upto=upto, count=len(bodies)))
         # only a new final result ends its job (room on the appliance, its contact moved on):

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
+import msgspec
+
 from . import campaigns as cp
 from . import rules
 from .stopwords import DEFAULT_STOP_WORDS, stop_matcher
@@ -24,6 +26,13 @@ from .store import Store
 #: Outcomes of a call result that did not reach the callee's network: not an "attempt"
 #: in the sense of Reg F 1006.14(b) (no telephone call was placed to him).
 NOT_PLACED: Final = frozenset({"channel_error", "network_error", "expired", "refused_by_policy", "cancelled", "no_eligible_sim"})
+
+
+def _body_text(body: dict[str, Any]) -> str:
+    """A result's body as stored: compact JSON by msgspec (~1 µs a body against json.dumps'
+    ~8; a batch of 500 is on the controller's event loop). Its text is not ASCII-escaped:
+    the column is UTF-8 text on both databases."""
+    return msgspec.json.encode(body).decode()
 
 
 def result_event(row: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +102,7 @@ class Reports:
                              "kind": kind, "callee": body.get("callee"), "outcome": outcome, "reason": body.get("reason"),
                              "final": int(final), "number_shown": body.get("number_shown"),
                              "counts_as_attempt": int(kind == "call" and outcome not in NOT_PLACED), "at": at,
-                             "body": json.dumps(body)})
+                             "body": _body_text(body)})
             new: list[dict[str, Any]] = []
             done: set[str] = set()
             started: set[str] = set()
@@ -131,7 +140,7 @@ class Reports:
         current job's takes it out of flight, and the others find it moved on."""
         if not finals:
             return
-        contacts = self.store.contacts_in_tx(c, [job["contact_id"] for job, _, _ in finals])
+        contacts = self.store.contact_cursors_in_tx(c, [job["contact_id"] for job, _, _ in finals])
         campaigns = self.store.campaigns_in_tx(c, [job["campaign_id"] for job, _, _ in finals])
         moves = []
         for job, outcome, promise in finals:
@@ -166,7 +175,7 @@ class Reports:
             "campaign_id": contact["campaign_id"], "contact_id": contact["id"],
             "external_id": contact.get("external_id"), "kind": job["kind"],
             "callee": job["callee"], "outcome": "refused_by_policy", "reason": reason, "final": 1, "number_shown": None,
-            "counts_as_attempt": 0, "at": now, "body": json.dumps(body)}
+            "counts_as_attempt": 0, "at": now, "body": _body_text(body)}
         s = self.store
         hooks = s.webhooks_for("result")
         with s.tx() as c:

@@ -92,6 +92,14 @@ async def _shutdown(app: web.Application) -> None:
     await app[HUB].close_all()
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, None in a worker thread."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Controller:
     def __init__(self, cfg: ControllerConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
@@ -105,7 +113,7 @@ class Controller:
                                    timeout=w.timeout_seconds, allow_private=w.allow_private)
         # the delivery worker is woken by what queued deliveries (with no webhooks, a wake
         # per results message cost it a claim transaction each), the dispatcher by ``wake``
-        self.reports = Reports(self.store, clock, stop_words=cfg.inbound.stop_words, on_queued=self.deliverer.wake.set)
+        self.reports = Reports(self.store, clock, stop_words=cfg.inbound.stop_words, on_queued=self._deliveries_queued)
         self.dispatcher = Dispatcher(self.store, self.reports, clock, lease_seconds=d.lease_seconds, stranded_after=d.stranded_after_seconds,
                                      queue_depth=d.queue_depth, operator_prefixes=cfg.operator_prefixes)
         # recordings in [store] recordings, or a folder named after a SQLite store (controller.db -> controller.recordings/)
@@ -117,6 +125,7 @@ class Controller:
                        validation_pool=self.validation_pool, region=cfg.controller.region,
                        allow_private=w.allow_private, recordings=self.recordings, metrics=self.metrics)
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the delivery worker waits on (start)
         self._cancel_sweep_at = 0.0
         self._runner: web.AppRunner | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
@@ -134,6 +143,16 @@ class Controller:
         """Dispatch now: new work or room for it (an import, a start, a hello, final results,
         another controller's notice). Deliveries are woken by ``Reports.on_queued``."""
         self._wake.set()
+
+    def _deliveries_queued(self) -> None:
+        """Wake the delivery worker: ``Reports.on_queued``, called after a write that queued
+        deliveries, which on PostgreSQL runs in a worker thread (``Store.off_loop``), where
+        an asyncio event must not be set directly (it would not wake the loop's waiter)."""
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            self.deliverer.wake.set()
+        else:
+            loop.call_soon_threadsafe(self.deliverer.wake.set)
 
     def slots(self) -> list[planner.Slot]:
         open_jobs = self.store.open_jobs_by_appliance()
@@ -186,6 +205,7 @@ class Controller:
         return app
 
     async def start(self, *, dispatch: bool = True) -> None:
+        self._loop = asyncio.get_running_loop()
         host, port = self.cfg.controller.listen.rsplit(":", 1)
         self._runner = web.AppRunner(self.app(dispatch=dispatch), access_log=None)
         await self._runner.setup()

@@ -23,6 +23,9 @@ def check_backend(data: dict, *, controllers: int) -> None:
     assert 0 < data["api"]["p50_ms"] <= data["api"]["p99_ms"] <= data["api"]["max_ms"]
     assert 0 < data["api"]["controller_cpu_ms_per_request"] < 1000  # a request costs some CPU, not seconds
     assert len(data["load_average_before"]) == 3 and len(data["load_average_after"]) == 3
+    for phase in ("dispatch", "ingest"):  # the probe read during each: at least its first answer
+        probe = data["api_during"][phase]
+        assert probe["n"] >= 1 and 0 < probe["p50_ms"] <= probe["max_ms"], (phase, probe)
 
 
 def test_bench_controller_smoke():

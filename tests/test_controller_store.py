@@ -524,3 +524,47 @@ def test_two_enrolls_of_one_id_at_once_one_wins_and_the_losers_token_stays_unuse
     assert answers == {"a": "exists"}
     assert a.appliance_for_credential("h-b") == "box-01" and a.appliance_for_credential("h-a") is None
     assert a.enroll("t1", "box-02", "h-2", now) == "ok"  # t1 was not spent by the lost race
+
+
+#: Ids a CRM or an appliance may send: the characters an array literal quotes or escapes.
+_AWKWARD_IDS = ['plain', 'a"b', 'back\\slash', '\\"', 'comma,here', '{braces}', ' lead', 'trail ', 'NULL', 'null', '',
+                'tab\there', 'new\nline', 'zażółć', '日本']
+
+
+def test_one_of_finds_every_value_and_no_other_on_both_backends(open_store):
+    """``one_of`` sends PostgreSQL an array as its literal text (``backend.pg_array``):
+    quoted and escaped, each value must come back as itself, and an int array as ints."""
+    from controller.store.base import one_of
+
+    s = open_store()
+    with s.tx() as c:
+        c.execute("CREATE TEMPORARY TABLE one_of_probe (v TEXT, n INTEGER)")
+        for i, v in enumerate(_AWKWARD_IDS):
+            c.execute("INSERT INTO one_of_probe (v, n) VALUES (?, ?)", (v, i * 100_003))
+        c.execute("INSERT INTO one_of_probe (v, n) VALUES (?, ?)", ("not asked", -1))
+        for values in (_AWKWARD_IDS, _AWKWARD_IDS[1:4], ["absent", '"']):
+            found = [r[0] for where, args in one_of(c, "v", values) for r in c.execute(f"SELECT v FROM one_of_probe WHERE {where}", args)]
+            assert sorted(found) == sorted(v for v in values if v in _AWKWARD_IDS), values
+        numbers = [i * 100_003 for i in (0, 3, 14)] + [5]
+        found = [r[0] for where, args in one_of(c, "n", numbers) for r in c.execute(f"SELECT n FROM one_of_probe WHERE {where}", args)]
+        assert sorted(found) == [0, 300_009, 1_400_042]
+        c.execute("DROP TABLE one_of_probe")
+
+
+def test_pg_array_literal_reads_back_as_the_values(pg_server):
+    """Any text but NUL (which PostgreSQL text cannot hold) survives the array literal."""
+    import psycopg
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from controller.store.backend import pg_array
+
+    with pg_server.database() as url, psycopg.connect(url, autocommit=True) as conn:
+        @settings(max_examples=200, deadline=None)
+        @given(st.lists(st.text(st.characters(blacklist_characters="\x00", codec="utf-8")), min_size=1, max_size=8))
+        def round_trip(values: list[str]) -> None:
+            literal, kind = pg_array(values)  # type: ignore[misc]
+            assert kind == "text"
+            assert conn.execute("SELECT %s::text[]", (literal,)).fetchone()[0] == values
+
+        round_trip()

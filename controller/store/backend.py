@@ -152,6 +152,18 @@ def pg_sql(sql: str) -> str:
     return _TOKEN.sub(sub, sql)
 
 
+def pg_array(values: Sequence[Any]) -> tuple[str, str] | None:
+    """``values`` as an array literal and its element type (``{"a","b"}``, ``text``;
+    ``{1,2}``, ``bigint``) when all are text or all are whole numbers; None otherwise.
+    psycopg adapts a list element by element in Python (~0.8 ms for 500 ids against
+    ~0.2 ms for this text), and a batch of results or a claim round sends several."""
+    if all(type(v) is str for v in values):
+        return "{" + ",".join(['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]) + "}", "text"
+    if all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}", "bigint"
+    return None
+
+
 def _arg(v: Any) -> Any:
     # flags are INTEGER columns on both databases; psycopg would send a Python bool as boolean
     return int(v) if isinstance(v, bool) else v

