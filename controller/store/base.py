@@ -63,8 +63,9 @@ def dict_rows(cur: Any) -> list[dict[str, Any]]:
 
 def one_of(c: Any, column: str, values: Sequence[Any], sql_type: str = "") -> Iterator[tuple[str, list[Any]]]:
     """``column`` is one of ``values``, as SQL and its arguments, for the connection ``c``
-    (a transaction's): on PostgreSQL one ``= ANY(?)`` with an array, cast to ``sql_type[]``
-    when given (one statement text whatever the count, so psycopg prepares it once; a text
+    (a transaction's): on PostgreSQL one ``= ANY(?)`` with an array, sent as its literal text
+    when its values are all text or all whole numbers (``backend.pg_array``), cast to
+    ``sql_type[]`` or their type (one statement text whatever the count, so psycopg prepares it once; a text
     of 500 placeholders is parsed again at every call), on SQLite ``IN (?,…)`` in parts of
     ``CHUNK`` (its variable limit). Nothing for no values."""
     if not values:
