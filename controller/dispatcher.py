@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -158,14 +158,14 @@ class Dispatcher:
                            settings, history)
 
     def _plan(self, now: float, slots: list[planner.Slot], batch_for: Callable[[str], str],
-              batches: dict[str, list[dict[str, Any]]]) -> tuple[int, int]:
+              batches: dict[str, list[dict[str, Any]]]) -> Generator[None, None, tuple[int, int]]:
         """Due contacts into leased jobs, round by round (``Store.claim_round``: up to
         ``CLAIM_ROUND`` contacts in one transaction), until the slots are full, the due
         contacts run out or ``SCAN_FACTOR`` x the free slots were looked at. The contact
         rules are checked inside each round on the counts the database holds then, so they
         hold across controllers sharing one database. Refusals are written after their
         round (``Reports.record_refusal``: the result and the contact's new due time).
-        Returns (leased, refused)."""
+        A step a round (``Store.off_loop_steps``); returns (leased, refused)."""
         by_id = {s.appliance_id: s for s in slots}
         free = planner.total_free(slots)
         campaigns: dict[str, tuple[dict[str, Any], tuple[cp.Step, ...], rules.Settings] | None] = {}
@@ -226,6 +226,7 @@ class Dispatcher:
             refused += len(refusals)
             if full:
                 break
+            yield
         return planned, refused
 
     async def tick(self, slots: list[planner.Slot], send: SendFn) -> dict[str, int]:
@@ -239,7 +240,7 @@ class Dispatcher:
         now = self.clock()
         batches: dict[str, list[dict[str, Any]]] = {}
         batch_ids: dict[str, str] = {}
-        renewed, released, planned, refused = await self.store.off_loop(self._lease, now, slots, batches, batch_ids)
+        renewed, released, planned, refused = await self.store.off_loop_steps(self._lease(now, slots, batches, batch_ids))
         if planned or released:
             fault("dispatch.leased")
         sent = 0
@@ -251,10 +252,10 @@ class Dispatcher:
         return {"planned": planned, "released": released, "renewed": renewed, "refused": refused, "sent": sent}
 
     def _lease(self, now: float, slots: list[planner.Slot], batches: dict[str, list[dict[str, Any]]],
-               batch_ids: dict[str, str]) -> tuple[int, int, int, int]:
+               batch_ids: dict[str, str]) -> Generator[None, None, tuple[int, int, int, int]]:
         """The tick's writes: leases renewed, expired ones released to a slot, due contacts
-        planned (``_plan``); each job into ``batches`` by appliance, each batch's id into
-        ``batch_ids``. Returns (renewed, released, planned, refused)."""
+        planned (``_plan``, a step a claim round); each job into ``batches`` by appliance,
+        each batch's id into ``batch_ids``. Returns (renewed, released, planned, refused)."""
         by_id = {s.appliance_id: s for s in slots}
 
         def batch_for(appliance_id: str) -> str:
@@ -295,5 +296,5 @@ class Dispatcher:
                 batches.setdefault(target.appliance_id, []).append(spec)
                 released += 1
 
-        planned, refused = self._plan(now, slots, batch_for, batches) if planner.total_free(slots) > 0 else (0, 0)
+        planned, refused = (yield from self._plan(now, slots, batch_for, batches)) if planner.total_free(slots) > 0 else (0, 0)
         return renewed, released, planned, refused
