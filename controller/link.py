@@ -181,6 +181,9 @@ class LinkHub:
                         await link.send(Error(detail="binary frames are not part of the protocol"))
                     continue
                 await self._dispatch(link, msg.data)
+                # frames already buffered are read without a pause: a burst of results
+                # messages would hold the loop (API, other links) until the last was stored
+                await asyncio.sleep(0)
         finally:
             beat.cancel()
             if self.links.get(appliance_id) is link:
