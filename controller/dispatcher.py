@@ -234,7 +234,8 @@ class Dispatcher:
         connected there is nothing to renew (only a connected appliance's jobs are), no one
         to release an expired lease to and no room to plan: the tick reads nothing (it ran
         every 0.2 s: two reads of the jobs on the event loop for nothing). The leases are
-        written off the event loop (``Store.off_loop``), the batches sent on it."""
+        written by ``Store.off_loop_steps`` (PostgreSQL: in a worker thread; SQLite: a claim
+        round at a time on the loop), the batches sent on the loop."""
         if not slots:
             return {"planned": 0, "released": 0, "renewed": 0, "refused": 0, "sent": 0}
         now = self.clock()
