@@ -8,7 +8,7 @@ import json
 import re
 import socket
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -219,14 +219,19 @@ ZONES = ("Pacific/Auckland", "Australia/Sydney", "Asia/Tokyo", "Asia/Shanghai", 
          "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Pacific/Honolulu")
 
 
-def daytime_zone() -> str:
-    """A zone where the local time is now well inside the default calling hours."""
+def daytime_zone(at: float | None = None) -> str:
+    """A zone where the local time is well inside the default calling hours at ``at``
+    (epoch seconds; now by default). A test whose controller runs on a clock of its own
+    (``clock_between``: moved to tomorrow 10:00 in Warsaw late in the evening) passes that
+    clock's time: a zone chosen by the real time was then at night in the controller's eyes."""
+    when = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+
     def distance(zone: str) -> float:
-        local = datetime.now(ZoneInfo(zone))
+        local = when.astimezone(ZoneInfo(zone))
         return abs(local.hour + local.minute / 60 - 13)
 
     zone = min(ZONES, key=distance)
-    assert 9 <= datetime.now(ZoneInfo(zone)).hour < 18, zone
+    assert 9 <= when.astimezone(ZoneInfo(zone)).hour < 18, zone
     return zone
 
 

@@ -349,7 +349,7 @@ async def test_callbacks_to_shown_numbers_reach_the_crm(tmp_path: Path, bank, co
             status, _ = await crm.call("POST", "/v1/campaigns", json={
                 "id": "dec", "name": "December", "start": True, "strategy": [{"kind": "call", "attempts": 1, "ring_seconds": 15}]})
             assert status == 201
-            zone = daytime_zone()  # the shipped calling hours: the debtors live where it is daytime now
+            zone = daytime_zone(clock())  # the shipped calling hours: the debtors live where it is day on the controller's clock
             csv = ("external_id,phones,name,amount,currency,due_date,time_zone\n"
                    f"c1,+48600000101,Jan Kowalski,100.50,PLN,2026-12-31,{zone}\n"
                    f"c2,+48601000102,Anna Nowak,200.50,PLN,2026-12-31,{zone}\n")  # behaviour 0: they answer

@@ -379,7 +379,7 @@ async def test_a_recorded_call_is_fetched_through_the_api_and_gone_after_its_ret
             assert status == 201, body
             status, body = await crm.call("POST", f"/v1/campaigns/{cid}/contacts",  # shipped hours: where it is day
                                           json=[{"external_id": "p1", "phones": [phone], "name": "Jan",
-                                                 "time_zone": daytime_zone()}])
+                                                 "time_zone": daytime_zone(clock())}])
             assert status == 200, body
         async with asyncio.timeout(60):
             while not (page := (await crm.call("GET", "/v1/recordings?campaign_id=rec"))[1])["items"]:
