@@ -92,14 +92,6 @@ async def _shutdown(app: web.Application) -> None:
     await app[HUB].close_all()
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop running in this thread, None in a worker thread."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 class Controller:
     def __init__(self, cfg: ControllerConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
@@ -148,11 +140,10 @@ class Controller:
         """Wake the delivery worker: ``Reports.on_queued``, called after a write that queued
         deliveries, which on PostgreSQL runs in a worker thread (``Store.off_loop``), where
         an asyncio event must not be set directly (it would not wake the loop's waiter)."""
-        loop = self._loop
-        if loop is None or _running_loop() is loop:
+        if self._loop is None or self._loop.is_closed():  # not started, or over: no worker waits
             self.deliverer.wake.set()
-        else:
-            loop.call_soon_threadsafe(self.deliverer.wake.set)
+        else:  # from the loop's own thread too: the set then runs at its next turn
+            self._loop.call_soon_threadsafe(self.deliverer.wake.set)
 
     def slots(self) -> list[planner.Slot]:
         open_jobs = self.store.open_jobs_by_appliance()
